@@ -1,0 +1,61 @@
+# Builds build/Release/batchnorm.node. CMakeLists.txt builds the same addon from
+# the same sources, defines and flags (test/build-files.test.ts checks both).
+# The binding and the scalar kernels are compiled for the baseline ISA; only
+# the per-ISA kernel libraries get ISA flags, chosen by the TARGET architecture.
+# Option: -Dbatchnorm_sanitize=true builds with ASan + UBSan.
+{
+  "variables": { "batchnorm_sanitize%": "false" },
+  "target_defaults": {
+    "cflags!": ["-fno-exceptions"],
+    "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
+    "cflags": ["-fPIC", "-O3", "-ffp-contract=off"],
+    "cflags_cc": ["-std=c++17", "-fexceptions"],
+    "defines": ["NAPI_VERSION=9", "NAPI_CPP_EXCEPTIONS"],
+    "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+    "conditions": [
+      ["batchnorm_sanitize=='true'", {
+        "cflags": ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=undefined"],
+        "ldflags": ["-fsanitize=address,undefined"]
+      }]
+    ]
+  },
+  "conditions": [
+    ["target_arch=='x64'", {
+      "targets": [
+        {
+          "target_name": "batchnorm_avx2",
+          "type": "static_library",
+          "sources": ["native/kernels/avx2.cc"],
+          "cflags_cc": ["-mavx2", "-mfma"]
+        },
+        {
+          "target_name": "batchnorm_avx512",
+          "type": "static_library",
+          "sources": ["native/kernels/avx512.cc"],
+          "cflags_cc": ["-mavx2", "-mfma", "-mavx512f", "-mavx512dq", "-mavx512bw", "-mavx512vl", "-Wno-maybe-uninitialized"]
+        }
+      ]
+    }]
+  ],
+  "targets": [
+    {
+      "target_name": "batchnorm",
+      "sources": [
+        "native/addon.cc",
+        "native/dispatch.cc",
+        "native/threads.cc",
+        "native/kernels/scalar.cc"
+      ],
+      "conditions": [
+        ["target_arch=='x64'", {
+          "dependencies": ["batchnorm_avx2", "batchnorm_avx512"],
+          "defines": ["BATCHNORM_HAVE_AVX2", "BATCHNORM_HAVE_AVX512"]
+        }],
+        ["target_arch=='arm64'", {
+          "sources": ["native/kernels/neon.cc"],
+          "defines": ["BATCHNORM_HAVE_NEON"]
+        }]
+      ]
+    }
+  ]
+}

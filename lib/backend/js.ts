@@ -1,0 +1,230 @@
+/**
+ * The pure-JavaScript kernels: the fallback when the addon cannot load, and
+ * the baseline the benchmarks measure the native path against — so written as
+ * fast as plain JS allows: statistics in float64 (two passes, exact enough for
+ * any data), per-channel coefficients precomputed, one multiply-add per element
+ * in the elementwise passes, no allocation inside loops.
+ */
+import type { FloatArray, Kernels } from './kernels.js';
+import { ArgReader } from './validate.js';
+
+/** Per channel: mean and sum of squared deviations, two passes in float64. */
+function channelMoments(x: FloatArray, n: number, c: number, s: number, channelsLast: boolean, mean: Float64Array, m2: Float64Array): void {
+  const count = n * s;
+  if (!channelsLast) {
+    for (let ch = 0; ch < c; ch++) {
+      let sum = 0;
+      for (let k = 0; k < n; k++) {
+        for (let i = (k * c + ch) * s, e = i + s; i < e; i++) sum += x[i];
+      }
+      const m = sum / count;
+      let q = 0;
+      for (let k = 0; k < n; k++) {
+        for (let i = (k * c + ch) * s, e = i + s; i < e; i++) {
+          const d = x[i] - m;
+          q += d * d;
+        }
+      }
+      mean[ch] = m;
+      m2[ch] = q;
+    }
+    return;
+  }
+  const rows = n * s;
+  for (let r = 0, i = 0; r < rows; r++) {
+    for (let ch = 0; ch < c; ch++, i++) mean[ch] += x[i];
+  }
+  for (let ch = 0; ch < c; ch++) mean[ch] /= count;
+  for (let r = 0, i = 0; r < rows; r++) {
+    for (let ch = 0; ch < c; ch++, i++) {
+      const d = x[i] - mean[ch];
+      m2[ch] += d * d;
+    }
+  }
+}
+
+/** y = x·a[ch] + b[ch] (a, b in float64, so a large mean costs no precision). */
+function applyAffine(x: FloatArray, y: FloatArray, n: number, c: number, s: number, channelsLast: boolean, a: Float64Array, b: Float64Array): void {
+  if (!channelsLast) {
+    for (let k = 0; k < n; k++) {
+      for (let ch = 0; ch < c; ch++) {
+        const ak = a[ch], bk = b[ch];
+        for (let i = (k * c + ch) * s, e = i + s; i < e; i++) y[i] = x[i] * ak + bk;
+      }
+    }
+    return;
+  }
+  const rows = n * s;
+  for (let r = 0, i = 0; r < rows; r++) {
+    for (let ch = 0; ch < c; ch++, i++) y[i] = x[i] * a[ch] + b[ch];
+  }
+}
+
+function forwardTraining(
+  x: FloatArray, y: FloatArray, weight: FloatArray | null, bias: FloatArray | null,
+  runningMean: FloatArray | null, runningVar: FloatArray | null, saveMean: FloatArray, saveInvstd: FloatArray,
+  n: number, c: number, s: number, channelsLast: boolean, eps: number, momentum: number,
+): void {
+  const r = ArgReader.forX(x);
+  n = r.dim(n, 'n'); c = r.dim(c, 'c'); s = r.dim(s, 's');
+  channelsLast = r.boolean(channelsLast, 'channelsLast');
+  const numel = r.numel(n, c, s);
+  eps = r.number(eps, 'eps', 0, Infinity, true);
+  momentum = r.number(momentum, 'momentum', 0, 1, false);
+  r.array(x, 'x', numel, false, false);
+  r.array(y, 'y', numel, false, true);
+  r.array(weight, 'weight', c, true, false);
+  r.array(bias, 'bias', c, true, false);
+  r.array(runningMean, 'runningMean', c, true, true);
+  r.array(runningVar, 'runningVar', c, true, true);
+  if (!runningMean !== !runningVar)
+    throw new TypeError(`Expected runningMean and runningVar to be both arrays or both null but received ${runningMean ? 'an array and null' : 'null and an array'}`);
+  r.array(saveMean, 'saveMean', c, false, true);
+  r.array(saveInvstd, 'saveInvstd', c, false, true);
+  r.checkOverlaps([['y', 'x']]);
+
+  const count = n * s;
+  const mean = new Float64Array(c), m2 = new Float64Array(c), a = new Float64Array(c), b = new Float64Array(c);
+  channelMoments(x, n, c, s, channelsLast, mean, m2);
+  for (let ch = 0; ch < c; ch++) {
+    const v = m2[ch] / count, invstd = 1 / Math.sqrt(v + eps);
+    saveMean[ch] = mean[ch];
+    saveInvstd[ch] = invstd;
+    if (runningMean && runningVar) {
+      const unbiased = count > 1 ? (v * count) / (count - 1) : v;
+      runningMean[ch] = (1 - momentum) * runningMean[ch] + momentum * mean[ch];
+      runningVar[ch] = (1 - momentum) * runningVar[ch] + momentum * unbiased;
+    }
+    a[ch] = invstd * (weight ? weight[ch] : 1);
+    b[ch] = (bias ? bias[ch] : 0) - mean[ch] * a[ch];
+  }
+  applyAffine(x, y, n, c, s, channelsLast, a, b);
+}
+
+function forwardEval(
+  x: FloatArray, y: FloatArray, weight: FloatArray | null, bias: FloatArray | null,
+  mean: FloatArray, variance: FloatArray, n: number, c: number, s: number, channelsLast: boolean, eps: number,
+): void {
+  const r = ArgReader.forX(x);
+  n = r.dim(n, 'n'); c = r.dim(c, 'c'); s = r.dim(s, 's');
+  channelsLast = r.boolean(channelsLast, 'channelsLast');
+  const numel = r.numel(n, c, s);
+  eps = r.number(eps, 'eps', 0, Infinity, true);
+  r.array(x, 'x', numel, false, false);
+  r.array(y, 'y', numel, false, true);
+  r.array(weight, 'weight', c, true, false);
+  r.array(bias, 'bias', c, true, false);
+  r.array(mean, 'mean', c, false, false);
+  r.array(variance, 'var', c, false, false);
+  r.checkOverlaps([['y', 'x']]);
+
+  const a = new Float64Array(c), b = new Float64Array(c);
+  for (let ch = 0; ch < c; ch++) {
+    a[ch] = (weight ? weight[ch] : 1) / Math.sqrt(variance[ch] + eps);
+    b[ch] = (bias ? bias[ch] : 0) - mean[ch] * a[ch];
+  }
+  applyAffine(x, y, n, c, s, channelsLast, a, b);
+}
+
+function backward(
+  x: FloatArray, dy: FloatArray, dx: FloatArray | null, weight: FloatArray | null,
+  mean: FloatArray, invstd: FloatArray, gradWeight: FloatArray | null, gradBias: FloatArray | null,
+  n: number, c: number, s: number, channelsLast: boolean, useBatchStats: boolean,
+): void {
+  const r = ArgReader.forX(x);
+  n = r.dim(n, 'n'); c = r.dim(c, 'c'); s = r.dim(s, 's');
+  channelsLast = r.boolean(channelsLast, 'channelsLast');
+  const numel = r.numel(n, c, s);
+  useBatchStats = r.boolean(useBatchStats, 'useBatchStats');
+  r.array(x, 'x', numel, false, false);
+  r.array(dy, 'dy', numel, false, false);
+  r.array(dx, 'dx', numel, true, true);
+  r.array(weight, 'weight', c, true, false);
+  r.array(mean, 'mean', c, false, false);
+  r.array(invstd, 'invstd', c, false, false);
+  r.array(gradWeight, 'gradWeight', c, true, true);
+  r.array(gradBias, 'gradBias', c, true, true);
+  r.checkOverlaps([['dx', 'dy'], ['dx', 'x']]);
+
+  // Per channel: sdy = Σdy, sdyx = Σdy·(x − mean).
+  const sdy = new Float64Array(c), sdyx = new Float64Array(c);
+  if (!channelsLast) {
+    for (let ch = 0; ch < c; ch++) {
+      const m = mean[ch];
+      let g = 0, h = 0;
+      for (let k = 0; k < n; k++) {
+        for (let i = (k * c + ch) * s, e = i + s; i < e; i++) {
+          const d = dy[i];
+          g += d;
+          h += d * (x[i] - m);
+        }
+      }
+      sdy[ch] = g;
+      sdyx[ch] = h;
+    }
+  } else {
+    const rows = n * s;
+    for (let rr = 0, i = 0; rr < rows; rr++) {
+      for (let ch = 0; ch < c; ch++, i++) {
+        const d = dy[i];
+        sdy[ch] += d;
+        sdyx[ch] += d * (x[i] - mean[ch]);
+      }
+    }
+  }
+
+  // dx = dy·k1 + x·k2 + k3, with k2 = k3 = 0 for frozen statistics.
+  const count = n * s;
+  const k1 = new Float64Array(c), k2 = new Float64Array(c), k3 = new Float64Array(c);
+  for (let ch = 0; ch < c; ch++) {
+    const is = invstd[ch], gw = is * sdyx[ch];
+    if (gradWeight) gradWeight[ch] = gw;
+    if (gradBias) gradBias[ch] = sdy[ch];
+    k1[ch] = (weight ? weight[ch] : 1) * is;
+    if (useBatchStats) {
+      k2[ch] = (-k1[ch] * is * gw) / count;
+      k3[ch] = (-k1[ch] * sdy[ch]) / count - mean[ch] * k2[ch];
+    }
+  }
+  if (!dx) return;
+  if (!useBatchStats) {
+    applyAffine(dy, dx, n, c, s, channelsLast, k1, k3);
+    return;
+  }
+  if (!channelsLast) {
+    for (let k = 0; k < n; k++) {
+      for (let ch = 0; ch < c; ch++) {
+        const a = k1[ch], b = k2[ch], d = k3[ch];
+        for (let i = (k * c + ch) * s, e = i + s; i < e; i++) dx[i] = dy[i] * a + x[i] * b + d;
+      }
+    }
+    return;
+  }
+  const rows = n * s;
+  for (let rr = 0, i = 0; rr < rows; rr++) {
+    for (let ch = 0; ch < c; ch++, i++) dx[i] = dy[i] * k1[ch] + x[i] * k2[ch] + k3[ch];
+  }
+}
+
+/** Async forms on the JS path run on the calling thread, after the current turn of the event loop. */
+function deferred<A extends unknown[]>(f: (...args: A) => void): (...args: A) => Promise<void> {
+  return (...args: A) => new Promise<void>((resolve, reject) => {
+    setImmediate(() => {
+      try {
+        f(...args);
+        resolve();
+      } catch (e) {
+        reject(e);
+      }
+    });
+  });
+}
+
+export const jsKernels: Kernels = {
+  forwardTraining,
+  forwardEval,
+  backward,
+  forwardTrainingAsync: deferred(forwardTraining),
+  forwardEvalAsync: deferred(forwardEval),
+  backwardAsync: deferred(backward),
+};

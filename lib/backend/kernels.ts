@@ -1,0 +1,66 @@
+/**
+ * The kernel interface: one contract, implemented twice — by the native addon
+ * (`native.ts`) and by plain JavaScript (`js.ts`). Semantics (modes, running
+ * statistic policy, shapes) live above it, in `../batchnorm.ts` and
+ * `../functional.ts`; a kernel only does arithmetic on caller-allocated arrays.
+ *
+ * A tensor is seen as (n, c, s): n samples, c channels, s spatial positions
+ * (H·W, D·H·W, L, or 1). `channelsLast: false` is NCHW memory,
+ * `x[(i·c + ch)·s + j]`; `channelsLast: true` is NHWC, `x[(i·s + j)·c + ch]`.
+ * All arrays of one call share x's element type (Float32Array or Float64Array).
+ * Every argument is checked before anything is written: a call that throws
+ * leaves every array as it was.
+ */
+export type FloatArray = Float32Array | Float64Array;
+
+export interface Kernels {
+  /**
+   * Training forward with batch statistics (biased variance):
+   * `y = (x − mean)·invstd·weight + bias`, `invstd = 1/√(var + eps)`;
+   * writes saveMean and saveInvstd; if runningMean/runningVar are given, updates them:
+   * `running_mean ← (1−momentum)·running_mean + momentum·mean`,
+   * `running_var ← (1−momentum)·running_var + momentum·var·m/(m−1)` with m = n·s.
+   * weight/bias null mean 1 and 0. y may be x itself (in place).
+   */
+  forwardTraining(
+    x: FloatArray, y: FloatArray, weight: FloatArray | null, bias: FloatArray | null,
+    runningMean: FloatArray | null, runningVar: FloatArray | null,
+    saveMean: FloatArray, saveInvstd: FloatArray,
+    n: number, c: number, s: number, channelsLast: boolean, eps: number, momentum: number,
+  ): void;
+  /** Inference forward from given statistics, one pass: `y = (x − mean)·weight/√(var + eps) + bias`. */
+  forwardEval(
+    x: FloatArray, y: FloatArray, weight: FloatArray | null, bias: FloatArray | null,
+    mean: FloatArray, variance: FloatArray,
+    n: number, c: number, s: number, channelsLast: boolean, eps: number,
+  ): void;
+  /**
+   * Backward from the statistics the forward used, `x̂ = (x − mean)·invstd`:
+   * gradBias = Σdy, gradWeight = Σdy·x̂ (written, not accumulated; null to skip).
+   * useBatchStats: `dx = weight·invstd·(dy − gradBias/m − x̂·gradWeight/m)`;
+   * otherwise (frozen statistics, eval): `dx = dy·weight·invstd`. dx null to skip;
+   * dx may be dy or x itself.
+   */
+  backward(
+    x: FloatArray, dy: FloatArray, dx: FloatArray | null, weight: FloatArray | null,
+    mean: FloatArray, invstd: FloatArray, gradWeight: FloatArray | null, gradBias: FloatArray | null,
+    n: number, c: number, s: number, channelsLast: boolean, useBatchStats: boolean,
+  ): void;
+
+  /** The same three, off the event loop on the native path; rejects on bad input. */
+  forwardTrainingAsync(...args: Parameters<Kernels['forwardTraining']>): Promise<void>;
+  forwardEvalAsync(...args: Parameters<Kernels['forwardEval']>): Promise<void>;
+  backwardAsync(...args: Parameters<Kernels['backward']>): Promise<void>;
+}
+
+/** Which implementation runs, as `backendInfo()` reports it. */
+export interface BackendInfo {
+  /** `'native'` (the C++ addon) or `'js'` (the pure-JavaScript path). */
+  backend: 'native' | 'js';
+  /** The instruction set the kernels use: `'avx512' | 'avx2' | 'neon' | 'scalar'`, or `'js'`. */
+  isa: string;
+  /** Threads a call may use (always 1 on the JS path). */
+  threads: number;
+  /** This package's version. */
+  version: string;
+}

@@ -1,0 +1,87 @@
+/**
+ * Finds the compiled addon and chooses the backend, once per process.
+ *
+ * - `BATCHNORM_BACKEND=native` forces the addon (an error if it cannot load);
+ *   `BATCHNORM_BACKEND=js` forces the pure-JS path; unset: the addon if it
+ *   loads, else the JS path with one warning saying why and how to build.
+ * - `BATCHNORM_ADDON` names another addon file (tests, custom builds).
+ * - `BATCHNORM_ISA` (read by the addon) forces its instruction set.
+ */
+import { createRequire } from 'node:module';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { BackendInfo, Kernels } from './kernels.js';
+import { jsKernels } from './js.js';
+import { nativeKernels, type Addon } from './native.js';
+
+/** The package root: this file is lib/backend/loader.ts or dist/backend/loader.js. */
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const require = createRequire(import.meta.url);
+
+export const version: string = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
+
+function addonPaths(): string[] {
+  const custom = process.env.BATCHNORM_ADDON;
+  if (custom) return [custom];
+  return ['Release', 'Debug'].map((d) => join(root, 'build', d, 'batchnorm.node'));
+}
+
+function loadAddon(): { addon: Addon | null; why: string } {
+  const paths = addonPaths();
+  const found = paths.find((p) => existsSync(p));
+  if (!found) return { addon: null, why: `no compiled addon at ${paths.join(' or ')}` };
+  try {
+    return { addon: require(found) as Addon, why: '' };
+  } catch (e) {
+    return { addon: null, why: `${found} failed to load: ${(e as Error).message}` };
+  }
+}
+
+const HOW_TO_BUILD = 'build it with `npm rebuild batchnorm` (needs python3, make and a C++17 compiler), or set BATCHNORM_BACKEND=js to choose the pure-JS path';
+
+function choose(): { kernels: Kernels; addon: Addon | null } {
+  const wanted = process.env.BATCHNORM_BACKEND ?? '';
+  if (wanted !== '' && wanted !== 'native' && wanted !== 'js')
+    throw new Error(`Expected BATCHNORM_BACKEND to be "native" or "js" (or unset) but received "${wanted}"`);
+  if (wanted === 'js') return { kernels: jsKernels, addon: null };
+  const { addon, why } = loadAddon();
+  if (addon) return { kernels: nativeKernels(addon), addon };
+  if (wanted === 'native') throw new Error(`BATCHNORM_BACKEND=native, but the native addon is unavailable: ${why}. To fix, ${HOW_TO_BUILD}.`);
+  process.emitWarning(`batchnorm: using the pure-JS path, which is much slower, because ${why}. To use the native path, ${HOW_TO_BUILD}.`, {
+    code: 'BATCHNORM_FALLBACK',
+  });
+  return { kernels: jsKernels, addon: null };
+}
+
+const chosen = choose();
+
+/** The kernels every public function calls. */
+export const kernels: Kernels = chosen.kernels;
+
+/** Which implementation runs: `{ backend, isa, threads, version }`. */
+export function backendInfo(): BackendInfo {
+  if (!chosen.addon) return { backend: 'js', isa: 'js', threads: 1, version };
+  const info = chosen.addon.info();
+  return { backend: 'native', isa: info.isa, threads: info.threads, version };
+}
+
+/** The instruction sets this build and CPU can run, best last (`BATCHNORM_ISA` picks one); `['js']` on the JS path. */
+export function capabilities(): string[] {
+  return chosen.addon ? chosen.addon.info().capabilities : ['js'];
+}
+
+/**
+ * Threads a native call may use (default: the cores available). The setting is
+ * process-wide, like `torch.set_num_threads`. Results are bitwise the same for
+ * any thread count. The JS path always runs on one thread.
+ */
+export function setNumThreads(n: number): void {
+  if (chosen.addon) return chosen.addon.setNumThreads(n);
+  if (typeof n !== 'number') throw new TypeError(`Expected a positive integer for n but received ${typeof n}`);
+  if (!Number.isInteger(n) || n < 1 || n > 1024) throw new RangeError(`Expected a positive integer of at most 1024 for n but received the number ${n}`);
+}
+
+export function getNumThreads(): number {
+  return chosen.addon ? chosen.addon.getNumThreads() : 1;
+}

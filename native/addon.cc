@@ -1,0 +1,381 @@
+// The Node-API binding: unwrap and validate typed arrays, call the kernel
+// table, return. No policy here (that lives in lib/); only the checks that keep
+// the process safe and the promise that nothing is written when a call throws.
+//
+// Every op exists twice: `name(...)` runs on the calling thread, and
+// `nameAsync(...)` runs on the libuv pool and returns a Promise that rejects on
+// bad input. Both share one parser.
+#include <napi.h>
+
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "dispatch.h"
+#include "threads.h"
+
+namespace batchnorm {
+namespace {
+
+// ------------------------------------------------------------ describing values
+
+std::string describe(const Napi::Value& v) {
+  if (v.IsUndefined()) return "undefined";
+  if (v.IsNull()) return "null";
+  if (v.IsTypedArray()) {
+    auto a = v.As<Napi::TypedArray>();
+    static const char* names[] = {"Int8Array",    "Uint8Array",   "Uint8ClampedArray", "Int16Array",
+                                  "Uint16Array",  "Int32Array",   "Uint32Array",       "Float32Array",
+                                  "Float64Array", "BigInt64Array", "BigUint64Array"};
+    const int t = int(a.TypedArrayType());
+    const std::string name = t >= 0 && t < 11 ? names[t] : "TypedArray";
+    return "a" + std::string(name[0] == 'I' || name[0] == 'U' ? "n " : " ") + name + " of length " +
+           std::to_string(a.ElementLength());
+  }
+  if (v.IsArray()) return "an Array";
+  if (v.IsNumber()) {
+    const double d = v.As<Napi::Number>().DoubleValue();
+    std::string s = std::isnan(d) ? "NaN" : std::isinf(d) ? (d > 0 ? "Infinity" : "-Infinity") : Napi::Value(v).ToString().Utf8Value();
+    return "the number " + s;
+  }
+  if (v.IsBoolean()) return v.As<Napi::Boolean>().Value() ? "true" : "false";
+  if (v.IsString()) return "a string";
+  if (v.IsFunction()) return "a function";
+  if (v.IsArrayBuffer()) return "an ArrayBuffer";
+  if (v.IsObject()) return "an object";
+  return "a value of another type";
+}
+
+[[noreturn]] void type_error(Napi::Env env, const std::string& msg) { throw Napi::TypeError::New(env, msg); }
+[[noreturn]] void range_error(Napi::Env env, const std::string& msg) { throw Napi::RangeError::New(env, msg); }
+
+// ------------------------------------------------------------------- the parser
+
+template <class T>
+constexpr napi_typedarray_type dtype_of() {
+  return sizeof(T) == 4 ? napi_float32_array : napi_float64_array;
+}
+template <class T>
+constexpr const char* dtype_name() {
+  return sizeof(T) == 4 ? "Float32Array" : "Float64Array";
+}
+
+// One call's arguments, read in order; keeps a reference to every array so
+// that an async call holds its buffers until it is done.
+template <class T>
+class Reader {
+ public:
+  explicit Reader(const Napi::CallbackInfo& info) : info_(info), env_(info.Env()) {}
+
+  // A positive integer (a dimension).
+  int64_t dim(size_t i, const char* name) {
+    const Napi::Value v = info_[i];
+    const double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : NAN;
+    if (!v.IsNumber()) type_error(env_, std::string("Expected a positive integer for ") + name + " but received " + describe(v));
+    if (!(d >= 1) || d != std::floor(d) || d > 9007199254740991.0)
+      range_error(env_, std::string("Expected a positive integer for ") + name + " but received " + describe(v));
+    return int64_t(d);
+  }
+
+  double number(size_t i, const char* name, double lo, double hi, bool open_lo) {
+    const Napi::Value v = info_[i];
+    if (!v.IsNumber()) type_error(env_, std::string("Expected a number for ") + name + " but received " + describe(v));
+    const double d = v.As<Napi::Number>().DoubleValue();
+    if (!(open_lo ? d > lo : d >= lo) || !(d <= hi))
+      range_error(env_, std::string("Expected ") + name + " to be a number in " + (open_lo ? "(" : "[") + num(lo) + ", " +
+                            num(hi) + "] but received " + describe(v));
+    return d;
+  }
+
+  bool boolean(size_t i, const char* name) {
+    const Napi::Value v = info_[i];
+    if (!v.IsBoolean()) type_error(env_, std::string("Expected a boolean for ") + name + " but received " + describe(v));
+    return v.As<Napi::Boolean>().Value();
+  }
+
+  // A typed array of T with `len` elements; nullptr when nullable and null/undefined.
+  T* array(size_t i, const char* name, int64_t len, bool nullable, bool written) {
+    const Napi::Value v = info_[i];
+    if (nullable && (v.IsNull() || v.IsUndefined())) return nullptr;
+    const std::string want = std::string("a ") + dtype_name<T>() + " of length " + std::to_string(len);
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != dtype_of<T>())
+      type_error(env_, "Expected " + want + (nullable ? " or null" : "") + " for " + name + " but received " + describe(v));
+    // napi_get_typedarray_info also serves SharedArrayBuffer-backed views; data
+    // comes adjusted by the view's byte offset.
+    napi_typedarray_type type;
+    size_t length = 0;
+    void* data = nullptr;
+    napi_value buffer;
+    size_t offset = 0;
+    bool detached = false;
+    if (napi_get_typedarray_info(env_, v, &type, &length, &data, &buffer, &offset) != napi_ok ||
+        napi_is_detached_arraybuffer(env_, buffer, &detached) != napi_ok)
+      type_error(env_, "Expected " + want + " for " + name + " but could not read " + describe(v));
+    if (detached) type_error(env_, "Expected " + want + " for " + name + " but received one whose buffer is detached");
+    if (int64_t(length) != len) range_error(env_, "Expected " + want + " for " + name + " but received " + describe(v));
+    views_.push_back(View{name, reinterpret_cast<uintptr_t>(data), size_t(len) * sizeof(T), written});
+    refs_.push_back(Napi::Persistent(v.As<Napi::Object>()));
+    return static_cast<T*>(data);
+  }
+
+  // Outputs may not overlap anything, except an elementwise output that is
+  // exactly one of `in_place` (y === x; dx === dy or dx === x).
+  void check_overlaps(const std::vector<std::pair<std::string, std::string>>& in_place) {
+    for (size_t i = 0; i < views_.size(); ++i)
+      for (size_t j = 0; j < views_.size(); ++j) {
+        const View &a = views_[i], &b = views_[j];
+        if (i == j || !a.written || (b.written && j < i)) continue;
+        if (a.begin >= b.begin + b.bytes || b.begin >= a.begin + a.bytes) continue;
+        const bool same = a.begin == b.begin && a.bytes == b.bytes;
+        bool allowed = false;
+        for (const auto& p : in_place) allowed = allowed || (p.first == a.name && p.second == b.name);
+        if (!(same && allowed))
+          range_error(env_, std::string("Expected ") + a.name + " not to share memory with " + b.name +
+                                (allowed ? " unless it is the same array (in place)" : "") + ", but it overlaps it");
+      }
+  }
+
+  std::vector<Napi::ObjectReference> take_refs() { return std::move(refs_); }
+
+ private:
+  static std::string num(double d) {
+    if (std::isinf(d)) return d > 0 ? "Infinity" : "-Infinity";
+    char buf[32];
+    snprintf(buf, sizeof buf, "%g", d);
+    return buf;
+  }
+  struct View {
+    const char* name;
+    uintptr_t begin;
+    size_t bytes;
+    bool written;
+  };
+  const Napi::CallbackInfo& info_;
+  Napi::Env env_;
+  std::vector<View> views_;
+  std::vector<Napi::ObjectReference> refs_;
+};
+
+// A validated call, ready to run on any thread.
+struct Job {
+  std::function<void()> run;
+  std::vector<Napi::ObjectReference> refs;
+};
+
+const KernelTable& table(Napi::Env env) {
+  std::string error;
+  const KernelTable* t = kernels(&error);
+  if (!t) throw Napi::Error::New(env, error);
+  return *t;
+}
+
+// The element type is x's; every other array must match it.
+bool is_f64(const Napi::CallbackInfo& info) {
+  const Napi::Value x = info[0];
+  if (x.IsTypedArray()) {
+    const auto t = x.As<Napi::TypedArray>().TypedArrayType();
+    if (t == napi_float32_array) return false;
+    if (t == napi_float64_array) return true;
+  }
+  type_error(info.Env(), "Expected a Float32Array or Float64Array for x but received " + describe(x));
+}
+
+void expect_args(const Napi::CallbackInfo& info, size_t n, const char* op) {
+  if (info.Length() < n)
+    type_error(info.Env(), std::string("Expected ") + std::to_string(n) + " arguments for " + op + " but received " +
+                               std::to_string(info.Length()));
+}
+
+int64_t numel_checked(Napi::Env env, const Shape& sh) {
+  int64_t nc = 0, ncs = 0;
+  if (__builtin_mul_overflow(sh.n, sh.c, &nc) || __builtin_mul_overflow(nc, sh.s, &ncs) || ncs > (int64_t(1) << 53))
+    range_error(env, "Expected n * c * s to be at most 2^53 but received " + std::to_string(sh.n) + " * " +
+                         std::to_string(sh.c) + " * " + std::to_string(sh.s));
+  return ncs;
+}
+
+// forwardTraining(x, y, weight, bias, runningMean, runningVar, saveMean, saveInvstd,
+//                 n, c, s, channelsLast, eps, momentum)
+template <class T>
+Job parse_forward_training(const Napi::CallbackInfo& info, const KernelTable& kt) {
+  Napi::Env env = info.Env();
+  expect_args(info, 14, "forwardTraining");
+  Reader<T> r(info);
+  Shape sh;
+  sh.n = r.dim(8, "n"), sh.c = r.dim(9, "c"), sh.s = r.dim(10, "s");
+  sh.channels_last = r.boolean(11, "channelsLast");
+  const int64_t numel = numel_checked(env, sh), C = sh.c;
+  ForwardTrainingArgs<T> a;
+  a.shape = sh;
+  a.eps = r.number(12, "eps", 0, INFINITY, true);
+  a.momentum = r.number(13, "momentum", 0, 1, false);
+  a.x = r.array(0, "x", numel, false, false);
+  a.y = r.array(1, "y", numel, false, true);
+  a.weight = r.array(2, "weight", C, true, false);
+  a.bias = r.array(3, "bias", C, true, false);
+  a.running_mean = r.array(4, "runningMean", C, true, true);
+  a.running_var = r.array(5, "runningVar", C, true, true);
+  if (!a.running_mean != !a.running_var)
+    type_error(env, std::string("Expected runningMean and runningVar to be both arrays or both null but received ") +
+                        (a.running_mean ? "an array and null" : "null and an array"));
+  a.save_mean = r.array(6, "saveMean", C, false, true);
+  a.save_invstd = r.array(7, "saveInvstd", C, false, true);
+  r.check_overlaps({{"y", "x"}});
+  void (*fn)(const ForwardTrainingArgs<T>&);
+  if constexpr (std::is_same_v<T, float>) fn = kt.forward_training_f32; else fn = kt.forward_training_f64;
+  return Job{[fn, a] { fn(a); }, r.take_refs()};
+}
+
+// forwardEval(x, y, weight, bias, mean, var, n, c, s, channelsLast, eps)
+template <class T>
+Job parse_forward_eval(const Napi::CallbackInfo& info, const KernelTable& kt) {
+  Napi::Env env = info.Env();
+  expect_args(info, 11, "forwardEval");
+  Reader<T> r(info);
+  Shape sh;
+  sh.n = r.dim(6, "n"), sh.c = r.dim(7, "c"), sh.s = r.dim(8, "s");
+  sh.channels_last = r.boolean(9, "channelsLast");
+  const int64_t numel = numel_checked(env, sh), C = sh.c;
+  ForwardEvalArgs<T> a;
+  a.shape = sh;
+  a.eps = r.number(10, "eps", 0, INFINITY, true);
+  a.x = r.array(0, "x", numel, false, false);
+  a.y = r.array(1, "y", numel, false, true);
+  a.weight = r.array(2, "weight", C, true, false);
+  a.bias = r.array(3, "bias", C, true, false);
+  a.mean = r.array(4, "mean", C, false, false);
+  a.var = r.array(5, "var", C, false, false);
+  r.check_overlaps({{"y", "x"}});
+  void (*fn)(const ForwardEvalArgs<T>&);
+  if constexpr (std::is_same_v<T, float>) fn = kt.forward_eval_f32; else fn = kt.forward_eval_f64;
+  return Job{[fn, a] { fn(a); }, r.take_refs()};
+}
+
+// backward(x, dy, dx, weight, mean, invstd, gradWeight, gradBias, n, c, s,
+//          channelsLast, useBatchStats)
+template <class T>
+Job parse_backward(const Napi::CallbackInfo& info, const KernelTable& kt) {
+  Napi::Env env = info.Env();
+  expect_args(info, 13, "backward");
+  Reader<T> r(info);
+  Shape sh;
+  sh.n = r.dim(8, "n"), sh.c = r.dim(9, "c"), sh.s = r.dim(10, "s");
+  sh.channels_last = r.boolean(11, "channelsLast");
+  const int64_t numel = numel_checked(env, sh), C = sh.c;
+  BackwardArgs<T> a;
+  a.shape = sh;
+  a.use_batch_stats = r.boolean(12, "useBatchStats");
+  a.x = r.array(0, "x", numel, false, false);
+  a.dy = r.array(1, "dy", numel, false, false);
+  a.dx = r.array(2, "dx", numel, true, true);
+  a.weight = r.array(3, "weight", C, true, false);
+  a.mean = r.array(4, "mean", C, false, false);
+  a.invstd = r.array(5, "invstd", C, false, false);
+  a.grad_weight = r.array(6, "gradWeight", C, true, true);
+  a.grad_bias = r.array(7, "gradBias", C, true, true);
+  r.check_overlaps({{"dx", "dy"}, {"dx", "x"}});
+  void (*fn)(const BackwardArgs<T>&);
+  if constexpr (std::is_same_v<T, float>) fn = kt.backward_f32; else fn = kt.backward_f64;
+  return Job{[fn, a] { fn(a); }, r.take_refs()};
+}
+
+using Parser = Job (*)(const Napi::CallbackInfo&, const KernelTable&);
+
+template <Parser F32, Parser F64>
+Job parse(const Napi::CallbackInfo& info) {
+  const KernelTable& kt = table(info.Env());
+  return is_f64(info) ? F64(info, kt) : F32(info, kt);
+}
+
+// ---------------------------------------------------------- sync and async
+
+template <Job (*Parse)(const Napi::CallbackInfo&)>
+Napi::Value run_sync(const Napi::CallbackInfo& info) {
+  Job job = Parse(info);
+  job.run();
+  return info.Env().Undefined();
+}
+
+class Worker : public Napi::AsyncWorker {
+ public:
+  Worker(Napi::Env env, Job job)
+      : Napi::AsyncWorker(env, "batchnorm"), job_(std::move(job)), deferred_(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise promise() { return deferred_.Promise(); }
+  void Execute() override { job_.run(); }
+  void OnOK() override { deferred_.Resolve(Env().Undefined()); }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Job job_;  // its references keep every buffer alive until the worker is destroyed
+  Napi::Promise::Deferred deferred_;
+};
+
+template <Job (*Parse)(const Napi::CallbackInfo&)>
+Napi::Value run_async(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  try {
+    auto* w = new Worker(env, Parse(info));
+    Napi::Promise p = w->promise();
+    w->Queue();
+    return p;
+  } catch (const Napi::Error& e) {
+    auto d = Napi::Promise::Deferred::New(env);
+    d.Reject(e.Value());
+    return d.Promise();
+  }
+}
+
+// ------------------------------------------------------------------- module
+
+Napi::Value Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const KernelTable& kt = table(env);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("isa", kt.isa);
+  o.Set("threads", get_num_threads());
+  Napi::Array caps = Napi::Array::New(env);
+  uint32_t i = 0;
+  for (const std::string& c : capabilities()) caps.Set(i++, c);
+  o.Set("capabilities", caps);
+  return o;
+}
+
+Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
+  Reader<float> r(info);
+  const int64_t n = r.dim(0, "n");
+  if (n > 1024) range_error(info.Env(), "Expected a positive integer of at most 1024 for n but received " + describe(info[0]));
+  set_num_threads(int(n));
+  return info.Env().Undefined();
+}
+
+Napi::Value GetNumThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), get_num_threads()); }
+
+constexpr Job (*kForwardTraining)(const Napi::CallbackInfo&) =
+    parse<parse_forward_training<float>, parse_forward_training<double>>;
+constexpr Job (*kForwardEval)(const Napi::CallbackInfo&) = parse<parse_forward_eval<float>, parse_forward_eval<double>>;
+constexpr Job (*kBackward)(const Napi::CallbackInfo&) = parse<parse_backward<float>, parse_backward<double>>;
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  std::string error;
+  if (!kernels(&error)) throw Napi::Error::New(env, error);  // BATCHNORM_ISA names an ISA that cannot run
+  exports.Set("info", Napi::Function::New(env, Info, "info"));
+  exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
+  exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads, "getNumThreads"));
+  exports.Set("forwardTraining", Napi::Function::New(env, run_sync<kForwardTraining>, "forwardTraining"));
+  exports.Set("forwardEval", Napi::Function::New(env, run_sync<kForwardEval>, "forwardEval"));
+  exports.Set("backward", Napi::Function::New(env, run_sync<kBackward>, "backward"));
+  exports.Set("forwardTrainingAsync", Napi::Function::New(env, run_async<kForwardTraining>, "forwardTrainingAsync"));
+  exports.Set("forwardEvalAsync", Napi::Function::New(env, run_async<kForwardEval>, "forwardEvalAsync"));
+  exports.Set("backwardAsync", Napi::Function::New(env, run_async<kBackward>, "backwardAsync"));
+  return exports;
+}
+
+}  // namespace
+}  // namespace batchnorm
+
+static Napi::Object InitModule(Napi::Env env, Napi::Object exports) { return batchnorm::Init(env, exports); }
+NODE_API_MODULE(batchnorm, InitModule)

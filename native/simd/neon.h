@@ -1,0 +1,41 @@
+// NEON (arm64 Advanced SIMD) vectors: 4 floats, 2 doubles. Same interface as scalar.h.
+#pragma once
+#include <arm_neon.h>
+
+namespace batchnorm::simd {
+
+struct NeonF32 {
+  using type = float;
+  static constexpr int W = 4;
+  float32x4_t v;
+  static NeonF32 zero() { return {vdupq_n_f32(0.f)}; }
+  static NeonF32 set1(float a) { return {vdupq_n_f32(a)}; }
+  static NeonF32 load(const float* p) { return {vld1q_f32(p)}; }
+  static void store(float* p, NeonF32 a) { vst1q_f32(p, a.v); }
+  static NeonF32 add(NeonF32 a, NeonF32 b) { return {vaddq_f32(a.v, b.v)}; }
+  static NeonF32 sub(NeonF32 a, NeonF32 b) { return {vsubq_f32(a.v, b.v)}; }
+  static NeonF32 mul(NeonF32 a, NeonF32 b) { return {vmulq_f32(a.v, b.v)}; }
+  static NeonF32 fmadd(NeonF32 a, NeonF32 b, NeonF32 c) { return {vfmaq_f32(c.v, a.v, b.v)}; }
+  // Lanes widened to double: (l0+l2) + (l1+l3).
+  static double hsum(NeonF32 a) {
+    const float64x2_t s = vaddq_f64(vcvt_f64_f32(vget_low_f32(a.v)), vcvt_high_f64_f32(a.v));
+    return vgetq_lane_f64(s, 0) + vgetq_lane_f64(s, 1);
+  }
+};
+
+struct NeonF64 {
+  using type = double;
+  static constexpr int W = 2;
+  float64x2_t v;
+  static NeonF64 zero() { return {vdupq_n_f64(0.0)}; }
+  static NeonF64 set1(double a) { return {vdupq_n_f64(a)}; }
+  static NeonF64 load(const double* p) { return {vld1q_f64(p)}; }
+  static void store(double* p, NeonF64 a) { vst1q_f64(p, a.v); }
+  static NeonF64 add(NeonF64 a, NeonF64 b) { return {vaddq_f64(a.v, b.v)}; }
+  static NeonF64 sub(NeonF64 a, NeonF64 b) { return {vsubq_f64(a.v, b.v)}; }
+  static NeonF64 mul(NeonF64 a, NeonF64 b) { return {vmulq_f64(a.v, b.v)}; }
+  static NeonF64 fmadd(NeonF64 a, NeonF64 b, NeonF64 c) { return {vfmaq_f64(c.v, a.v, b.v)}; }
+  static double hsum(NeonF64 a) { return vgetq_lane_f64(a.v, 0) + vgetq_lane_f64(a.v, 1); }
+};
+
+}  // namespace batchnorm::simd

@@ -1,0 +1,28 @@
+// Scalar "vector" of one lane: the portable path, and the reference the SIMD
+// types must agree with. Every vector type in this folder has this interface:
+//   T, W                    element type and lane count
+//   zero, set1, load, store  (unaligned loads and stores)
+//   add, sub, mul, fmadd     fmadd(a, b, c) = a * b + c, fused where the ISA has it
+//   hsum                     sum of the lanes, in double, in a fixed order
+#pragma once
+#include <cmath>
+
+namespace batchnorm::simd {
+
+template <class T>
+struct ScalarVec {
+  using type = T;
+  static constexpr int W = 1;
+  T v;
+  static ScalarVec zero() { return {T(0)}; }
+  static ScalarVec set1(T a) { return {a}; }
+  static ScalarVec load(const T* p) { return {*p}; }
+  static void store(T* p, ScalarVec a) { *p = a.v; }
+  static ScalarVec add(ScalarVec a, ScalarVec b) { return {a.v + b.v}; }
+  static ScalarVec sub(ScalarVec a, ScalarVec b) { return {a.v - b.v}; }
+  static ScalarVec mul(ScalarVec a, ScalarVec b) { return {a.v * b.v}; }
+  static ScalarVec fmadd(ScalarVec a, ScalarVec b, ScalarVec c) { return {a.v * b.v + c.v}; }
+  static double hsum(ScalarVec a) { return double(a.v); }
+};
+
+}  // namespace batchnorm::simd
