@@ -2,5 +2,13 @@
  * batchnorm: Batch Normalization for Node.js with PyTorch's semantics, on
  * SIMD native kernels with a pure-JS fallback.
  */
+export { BatchNorm1d, BatchNorm2d, BatchNorm3d } from './batchnorm.js';
+export type { BatchNormBase, BatchNormModuleOptions, CallOptions, Parameter, StateDict } from './batchnorm.js';
+export { batchNorm, batchNormAsync, batchNormBackward, batchNormBackwardAsync } from './functional.js';
+export type { BatchNormBackwardOptions, BatchNormGradients, BatchNormOptions, BatchNormResult } from './functional.js';
+export { fromKeras } from './keras.js';
+export type { KerasBatchNormConfig } from './keras.js';
+export { readSafetensors, writeSafetensors } from './safetensors.js';
+export type { Layout, Tensor } from './tensor.js';
 export { backendInfo, capabilities, setNumThreads, getNumThreads } from './backend/loader.js';
 export type { BackendInfo, FloatArray, Kernels } from './backend/kernels.js';

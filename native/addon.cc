@@ -199,7 +199,7 @@ int64_t numel_checked(Napi::Env env, const Shape& sh) {
 }
 
 // forwardTraining(x, y, weight, bias, runningMean, runningVar, saveMean, saveInvstd,
-//                 n, c, s, channelsLast, eps, momentum)
+//                 n, c, s, channelsLast, eps, momentum[, unbiased = true])
 template <class T>
 Job parse_forward_training(const Napi::CallbackInfo& info, const KernelTable& kt) {
   Napi::Env env = info.Env();
@@ -213,6 +213,7 @@ Job parse_forward_training(const Napi::CallbackInfo& info, const KernelTable& kt
   a.shape = sh;
   a.eps = r.number(12, "eps", 0, INFINITY, true);
   a.momentum = r.number(13, "momentum", 0, 1, false);
+  a.unbiased = info[14].IsUndefined() ? true : r.boolean(14, "unbiased");
   a.x = r.array(0, "x", numel, false, false);
   a.y = r.array(1, "y", numel, false, true);
   a.weight = r.array(2, "weight", C, true, false);

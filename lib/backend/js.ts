@@ -63,7 +63,7 @@ function applyAffine(x: FloatArray, y: FloatArray, n: number, c: number, s: numb
 function forwardTraining(
   x: FloatArray, y: FloatArray, weight: FloatArray | null, bias: FloatArray | null,
   runningMean: FloatArray | null, runningVar: FloatArray | null, saveMean: FloatArray, saveInvstd: FloatArray,
-  n: number, c: number, s: number, channelsLast: boolean, eps: number, momentum: number,
+  n: number, c: number, s: number, channelsLast: boolean, eps: number, momentum: number, unbiased = true,
 ): void {
   const r = ArgReader.forX(x);
   n = r.dim(n, 'n'); c = r.dim(c, 'c'); s = r.dim(s, 's');
@@ -71,6 +71,7 @@ function forwardTraining(
   const numel = r.numel(n, c, s);
   eps = r.number(eps, 'eps', 0, Infinity, true);
   momentum = r.number(momentum, 'momentum', 0, 1, false);
+  unbiased = r.boolean(unbiased, 'unbiased');
   r.array(x, 'x', numel, false, false);
   r.array(y, 'y', numel, false, true);
   r.array(weight, 'weight', c, true, false);
@@ -91,9 +92,9 @@ function forwardTraining(
     saveMean[ch] = mean[ch];
     saveInvstd[ch] = invstd;
     if (runningMean && runningVar) {
-      const unbiased = count > 1 ? (v * count) / (count - 1) : v;
+      const runVar = unbiased && count > 1 ? (v * count) / (count - 1) : v;
       runningMean[ch] = (1 - momentum) * runningMean[ch] + momentum * mean[ch];
-      runningVar[ch] = (1 - momentum) * runningVar[ch] + momentum * unbiased;
+      runningVar[ch] = (1 - momentum) * runningVar[ch] + momentum * runVar;
     }
     a[ch] = invstd * (weight ? weight[ch] : 1);
     b[ch] = (bias ? bias[ch] : 0) - mean[ch] * a[ch];

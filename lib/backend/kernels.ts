@@ -20,13 +20,14 @@ export interface Kernels {
    * writes saveMean and saveInvstd; if runningMean/runningVar are given, updates them:
    * `running_mean ← (1−momentum)·running_mean + momentum·mean`,
    * `running_var ← (1−momentum)·running_var + momentum·var·m/(m−1)` with m = n·s.
+   * (`unbiased: false`: `momentum·var`, Keras' and TF.js' convention).
    * weight/bias null mean 1 and 0. y may be x itself (in place).
    */
   forwardTraining(
     x: FloatArray, y: FloatArray, weight: FloatArray | null, bias: FloatArray | null,
     runningMean: FloatArray | null, runningVar: FloatArray | null,
     saveMean: FloatArray, saveInvstd: FloatArray,
-    n: number, c: number, s: number, channelsLast: boolean, eps: number, momentum: number,
+    n: number, c: number, s: number, channelsLast: boolean, eps: number, momentum: number, unbiased?: boolean,
   ): void;
   /** Inference forward from given statistics, one pass: `y = (x − mean)·weight/√(var + eps) + bias`. */
   forwardEval(

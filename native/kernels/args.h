@@ -23,6 +23,7 @@ struct Shape {
 // save_mean / save_invstd written, running statistics (if given) updated:
 //   running_mean = (1 - momentum) * running_mean + momentum * mean
 //   running_var  = (1 - momentum) * running_var  + momentum * var * n / (n - 1)
+// (or momentum * var when `unbiased` is false: Keras' and TF.js' convention)
 template <class T>
 struct ForwardTrainingArgs {
   Shape shape;
@@ -36,6 +37,7 @@ struct ForwardTrainingArgs {
   T* save_invstd;
   double eps;
   double momentum;
+  bool unbiased = true;
 };
 
 // Inference forward from given statistics, one pass: y = (x - mean) * a + bias,

@@ -287,7 +287,7 @@ struct Kernels {
     a.save_mean[c] = T(m.mean);
     a.save_invstd[c] = T(invstd);
     if (a.running_mean) {
-      const double unbiased = n > 1 ? var * n / (n - 1) : var;
+      const double unbiased = a.unbiased && n > 1 ? var * n / (n - 1) : var;
       a.running_mean[c] = T((1 - a.momentum) * double(a.running_mean[c]) + a.momentum * m.mean);
       a.running_var[c] = T((1 - a.momentum) * double(a.running_var[c]) + a.momentum * unbiased);
     }

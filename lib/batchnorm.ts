@@ -1,0 +1,426 @@
+/**
+ * BatchNorm1d, BatchNorm2d and BatchNorm3d: PyTorch's modules — parameters,
+ * running statistics, train/eval modes, state dicts — over the kernels.
+ */
+import type { FloatArray, Kernels } from './backend/kernels.js';
+import { kernels } from './backend/loader.js';
+import { describe } from './backend/validate.js';
+import { checkValuesPerChannel } from './functional.js';
+import { allocLike, checkLayout, checkTensor, dimsOf, formatShape, isChannelsLast, sameShape, type Dims, type Layout, type Tensor } from './tensor.js';
+
+export interface BatchNormModuleOptions {
+  /** Added to the variance before the square root. Default 1e-5 (Keras and TF.js: 1e-3). */
+  eps?: number;
+  /**
+   * Weight of each new batch in the running statistics, PyTorch's convention:
+   * `running = (1 − momentum)·running + momentum·batch`. Default 0.1.
+   * `null` gives a cumulative moving average (factor 1/numBatchesTracked).
+   * Keras' and TF.js' momentum is the other weight: 0.99 there is 0.01 here.
+   */
+  momentum?: number | null;
+  /** Learnable weight (γ, initialised to 1) and bias (β, to 0). Default true. */
+  affine?: boolean;
+  /** Keep running statistics and use them in eval mode. Default true; false: batch statistics in eval too. */
+  trackRunningStats?: boolean;
+  /**
+   * Memory order of the input. Default channels-first (NCL, NCHW, NCDHW) as in
+   * PyTorch; channels-last (NLC, NHWC, NDHWC) as in TF.js and Keras.
+   */
+  layout?: Layout;
+  /** Element type of parameters and buffers. Default 'float32'; inputs of the other type work too. */
+  dtype?: 'float32' | 'float64';
+  /**
+   * Update running_var with the unbiased batch variance (PyTorch, default) or
+   * the biased one (Keras and TF.js).
+   */
+  unbiasedRunningVar?: boolean;
+}
+
+/** A learnable per-channel array and its accumulated gradient. */
+export interface Parameter<A extends FloatArray = FloatArray> {
+  data: A;
+  /** Null until the first backward; backward adds into it until zeroGrad(). */
+  grad: A | null;
+}
+
+/**
+ * PyTorch's state-dict keys: weight, bias, running_mean, running_var,
+ * num_batches_tracked. Values are typed arrays (or plain number arrays when
+ * loading, e.g. after a JSON round trip) and a number.
+ */
+export type StateDict = Record<string, ArrayLike<number> | number | bigint | ArrayLike<bigint>>;
+
+export interface CallOptions<A extends FloatArray = FloatArray> {
+  /** Write the result here instead of allocating (the input's type and length). */
+  out?: A;
+}
+
+/** What the last forward normalized with; the backward uses it. */
+interface Saved {
+  x: FloatArray;
+  shape: number[];
+  dims: Dims;
+  mean: FloatArray;
+  invstd: FloatArray;
+  batchStats: boolean;
+}
+
+type ForwardCall =
+  | { op: 'forwardTraining'; args: Parameters<Kernels['forwardTraining']> }
+  | { op: 'forwardEval'; args: Parameters<Kernels['forwardEval']> };
+
+function convert(a: FloatArray | null, to: Float32ArrayConstructor | Float64ArrayConstructor): FloatArray | null {
+  return a === null || a instanceof to ? a : to.from(a);
+}
+
+function isNumberArrayLike(v: unknown): v is ArrayLike<number> {
+  if (v instanceof Float32Array || v instanceof Float64Array) return true;
+  return Array.isArray(v) && v.every((e) => typeof e === 'number');
+}
+
+abstract class BatchNormBase {
+  readonly numFeatures: number;
+  readonly eps: number;
+  readonly momentum: number | null;
+  readonly affine: boolean;
+  readonly trackRunningStats: boolean;
+  readonly layout: Layout;
+  readonly unbiasedRunningVar: boolean;
+  /** γ; null when affine is false. */
+  readonly weight: Parameter | null;
+  /** β; null when affine is false. */
+  readonly bias: Parameter | null;
+  /** Null when trackRunningStats is false. */
+  runningMean: FloatArray | null;
+  runningVar: FloatArray | null;
+  /** Training forwards so far; null when trackRunningStats is false. */
+  numBatchesTracked: number | null;
+  /** Training mode (batch statistics) or eval mode (running statistics). */
+  training = true;
+
+  private saved: Saved | null = null;
+  private pending: string | null = null;
+  private readonly ctor: Float32ArrayConstructor | Float64ArrayConstructor;
+
+  protected abstract readonly ranks: readonly number[];
+  protected abstract readonly layouts: readonly Layout[];
+  /** Spatial dimension names for messages, per rank: e.g. ['H', 'W']. */
+  protected abstract spatial(rank: number): string[];
+
+  constructor(numFeatures: number, options: BatchNormModuleOptions = {}) {
+    const name = new.target.name;
+    if (typeof numFeatures !== 'number' || !Number.isInteger(numFeatures) || numFeatures < 1)
+      throw new (typeof numFeatures === 'number' ? RangeError : TypeError)(`Expected a positive integer for numFeatures of ${name} but received ${describe(numFeatures)}`);
+    if (typeof options !== 'object' || options === null) throw new TypeError(`Expected an options object for ${name} but received ${describe(options)}`);
+    const { eps = 1e-5, momentum = 0.1, affine = true, trackRunningStats = true, dtype = 'float32', unbiasedRunningVar = true } = options;
+    if (typeof eps !== 'number' || !(eps > 0) || !Number.isFinite(eps))
+      throw new RangeError(`Expected eps to be a positive finite number but received ${describe(eps)}`);
+    if (momentum !== null && (typeof momentum !== 'number' || !(momentum >= 0 && momentum <= 1)))
+      throw new RangeError(`Expected momentum to be a number in [0, 1] or null but received ${describe(momentum)}`);
+    for (const [k, v] of [['affine', affine], ['trackRunningStats', trackRunningStats], ['unbiasedRunningVar', unbiasedRunningVar]] as const)
+      if (typeof v !== 'boolean') throw new TypeError(`Expected a boolean for ${k} but received ${describe(v)}`);
+    if (dtype !== 'float32' && dtype !== 'float64') throw new RangeError(`Expected dtype to be 'float32' or 'float64' but received ${describe(dtype)}`);
+    this.numFeatures = numFeatures;
+    this.eps = eps;
+    this.momentum = momentum;
+    this.affine = affine;
+    this.trackRunningStats = trackRunningStats;
+    this.unbiasedRunningVar = unbiasedRunningVar;
+    this.ctor = dtype === 'float64' ? Float64Array : Float32Array;
+    this.layout = options.layout ?? this.defaultLayout();
+    this.checkOwnLayout(this.layout);
+    this.weight = affine ? { data: new this.ctor(numFeatures).fill(1), grad: null } : null;
+    this.bias = affine ? { data: new this.ctor(numFeatures), grad: null } : null;
+    this.runningMean = trackRunningStats ? new this.ctor(numFeatures) : null;
+    this.runningVar = trackRunningStats ? new this.ctor(numFeatures).fill(1) : null;
+    this.numBatchesTracked = trackRunningStats ? 0 : null;
+  }
+
+  protected abstract defaultLayout(): Layout;
+
+  private checkOwnLayout(layout: unknown): void {
+    checkLayout(layout);
+    if (!this.layouts.includes(layout as Layout))
+      throw new RangeError(`Expected layout of ${this.constructor.name} to be one of ${this.layouts.join(', ')} but received ${JSON.stringify(layout)}`);
+  }
+
+  /** Training mode (true, the default) or eval mode. Returns this. */
+  train(mode = true): this {
+    if (typeof mode !== 'boolean') throw new TypeError(`Expected a boolean for mode but received ${describe(mode)}`);
+    this.training = mode;
+    return this;
+  }
+
+  /** Eval mode: running statistics. Returns this. */
+  eval(): this {
+    return this.train(false);
+  }
+
+  /** [weight, bias] when affine, else []. */
+  parameters(): Parameter[] {
+    return this.weight && this.bias ? [this.weight, this.bias] : [];
+  }
+
+  /** Zeroes the gradients (keeping their arrays, so a training loop does not allocate). */
+  zeroGrad(): void {
+    for (const p of this.parameters()) p.grad?.fill(0);
+  }
+
+  private expectedShape(rank: number): string {
+    const sp = this.spatial(rank);
+    const dims = isChannelsLast(this.layout) ? ['N', ...sp, String(this.numFeatures)] : ['N', String(this.numFeatures), ...sp];
+    return `[${dims.join(', ')}]`;
+  }
+
+  private checkShape(shape: readonly number[]): Dims {
+    const name = this.constructor.name;
+    const expected = this.ranks.map((r) => this.expectedShape(r)).join(' or ');
+    if (!this.ranks.includes(shape.length))
+      throw new RangeError(
+        `${name} expected ${this.ranks.map((r) => `${r}D`).join(' or ')} input (got ${shape.length}D input): expected shape ${expected} (layout ${this.layout}) but received ${formatShape(shape)}`,
+      );
+    const dims = dimsOf(shape, isChannelsLast(this.layout));
+    if (dims.c !== this.numFeatures)
+      throw new RangeError(`${name} expected input with ${this.numFeatures} channels: expected shape ${expected} (layout ${this.layout}) but received ${formatShape(shape)}`);
+    return dims;
+  }
+
+  private checkIdle(method: string): void {
+    if (this.pending) throw new Error(`${this.constructor.name}.${method}() called while ${this.pending}() is still running; await it first`);
+  }
+
+  private checkOut(out: unknown, like: FloatArray): FloatArray {
+    if (out === undefined) return allocLike(like, like.length);
+    if (!(out instanceof like.constructor) || (out as FloatArray).length !== like.length)
+      throw new (out instanceof Float32Array || out instanceof Float64Array ? RangeError : TypeError)(
+        `Expected a ${like.constructor.name} of length ${like.length} for out but received ${describe(out)}`,
+      );
+    return out as FloatArray;
+  }
+
+  /** Every check and allocation of a forward; nothing of the module changes here. */
+  private prepareForward(input: Tensor, options: CallOptions) {
+    const x = checkTensor(input, 'input');
+    const dims = this.checkShape(x.shape);
+    const y = this.checkOut(options?.out, x.data);
+    const T = x.data instanceof Float64Array ? Float64Array : Float32Array;
+    const batchStats = this.training || !this.trackRunningStats;
+    const updateRunning = this.training && this.trackRunningStats;
+    if (batchStats) checkValuesPerChannel(x.shape, dims);
+    const weight = convert(this.weight?.data ?? null, T), bias = convert(this.bias?.data ?? null, T);
+    const rm = convert(this.runningMean, T), rv = convert(this.runningVar, T);
+    const saveMean = allocLike(x.data, dims.c), saveInvstd = allocLike(x.data, dims.c);
+    const { n, c, s, channelsLast } = dims;
+    let call: ForwardCall;
+    if (batchStats) {
+      const momentum = this.momentum ?? 1 / ((this.numBatchesTracked ?? 0) + 1);
+      call = {
+        op: 'forwardTraining',
+        args: [x.data, y, weight, bias, updateRunning ? rm : null, updateRunning ? rv : null, saveMean, saveInvstd, n, c, s, channelsLast, this.eps, momentum, this.unbiasedRunningVar],
+      };
+    } else {
+      call = { op: 'forwardEval', args: [x.data, y, weight, bias, rm!, rv!, n, c, s, channelsLast, this.eps] };
+    }
+    // Runs only after the kernel succeeded.
+    const commit = (): Tensor => {
+      if (updateRunning) {
+        if (rm !== this.runningMean) this.runningMean!.set(rm!);
+        if (rv !== this.runningVar) this.runningVar!.set(rv!);
+        this.numBatchesTracked = (this.numBatchesTracked ?? 0) + 1;
+      }
+      if (!batchStats) {
+        saveMean.set(rm!);
+        for (let i = 0; i < c; i++) saveInvstd[i] = 1 / Math.sqrt(rv![i] + this.eps);
+      }
+      this.saved = { x: x.data, shape: [...x.shape], dims, mean: saveMean, invstd: saveInvstd, batchStats };
+      return { data: y, shape: [...x.shape] };
+    };
+    return { call, commit, T };
+  }
+
+  /**
+   * Normalizes `input`: with the batch statistics in training mode (updating
+   * the running ones), with the running statistics in eval mode.
+   * Returns `{ data, shape }` of the input's type.
+   */
+  forward<A extends FloatArray>(input: Tensor<A>, options: CallOptions<A> = {}): Tensor<A> {
+    this.checkIdle('forward');
+    const p = this.prepareForward(input, options);
+    if (p.call.op === 'forwardTraining') kernels.forwardTraining(...p.call.args);
+    else kernels.forwardEval(...p.call.args);
+    return p.commit() as Tensor<A>;
+  }
+
+  /** `forward` off the event loop (native path); rejects on bad input. */
+  async forwardAsync<A extends FloatArray>(input: Tensor<A>, options: CallOptions<A> = {}): Promise<Tensor<A>> {
+    this.checkIdle('forwardAsync');
+    const p = this.prepareForward(input, options);
+    this.pending = 'forwardAsync';
+    try {
+      if (p.call.op === 'forwardTraining') await kernels.forwardTrainingAsync(...p.call.args);
+      else await kernels.forwardEvalAsync(...p.call.args);
+    } finally {
+      this.pending = null;
+    }
+    return p.commit() as Tensor<A>;
+  }
+
+  private prepareBackward(gradOutput: Tensor, options: CallOptions) {
+    const name = this.constructor.name;
+    const saved = this.saved;
+    if (!saved) throw new Error(`${name}.backward() needs a forward() first: there are no saved statistics`);
+    const dy = checkTensor(gradOutput, 'gradOutput');
+    if (!sameShape(dy.shape, saved.shape))
+      throw new RangeError(`Expected gradOutput of the last forward's shape ${formatShape(saved.shape)} but received shape ${formatShape(dy.shape)}`);
+    if (dy.data.constructor !== saved.x.constructor)
+      throw new TypeError(`Expected a ${saved.x.constructor.name} for gradOutput.data (the last forward's type) but received ${describe(dy.data)}`);
+    const dx = this.checkOut(options?.out, saved.x);
+    const T = saved.x instanceof Float64Array ? Float64Array : Float32Array;
+    const weight = convert(this.weight?.data ?? null, T);
+    const gw = this.affine ? allocLike(saved.x, this.numFeatures) : null, gb = this.affine ? allocLike(saved.x, this.numFeatures) : null;
+    const { n, c, s, channelsLast } = saved.dims;
+    const args: Parameters<Kernels['backward']> = [saved.x, dy.data, dx, weight, saved.mean, saved.invstd, gw, gb, n, c, s, channelsLast, saved.batchStats];
+    const commit = (): Tensor => {
+      if (this.weight && this.bias && gw && gb) {
+        this.weight.grad ??= new this.ctor(this.numFeatures);
+        this.bias.grad ??= new this.ctor(this.numFeatures);
+        for (let i = 0; i < this.numFeatures; i++) {
+          this.weight.grad[i] += gw[i];
+          this.bias.grad[i] += gb[i];
+        }
+      }
+      return { data: dx, shape: [...saved.shape] };
+    };
+    return { args, commit };
+  }
+
+  /**
+   * Gradient of the last forward: returns dx (`{ data, shape }`) and adds the
+   * weight and bias gradients into `.grad`. After a training forward the batch
+   * statistics are differentiated through; after an eval forward they are
+   * constants (frozen BatchNorm, as in fine-tuning).
+   */
+  backward<A extends FloatArray>(gradOutput: Tensor<A>, options: CallOptions<A> = {}): Tensor<A> {
+    this.checkIdle('backward');
+    const p = this.prepareBackward(gradOutput, options);
+    kernels.backward(...p.args);
+    return p.commit() as Tensor<A>;
+  }
+
+  /** `backward` off the event loop (native path); rejects on bad input. */
+  async backwardAsync<A extends FloatArray>(gradOutput: Tensor<A>, options: CallOptions<A> = {}): Promise<Tensor<A>> {
+    this.checkIdle('backwardAsync');
+    const p = this.prepareBackward(gradOutput, options);
+    this.pending = 'backwardAsync';
+    try {
+      await kernels.backwardAsync(...p.args);
+    } finally {
+      this.pending = null;
+    }
+    return p.commit() as Tensor<A>;
+  }
+
+  private stateKeys(): string[] {
+    return [...(this.affine ? ['weight', 'bias'] : []), ...(this.trackRunningStats ? ['running_mean', 'running_var', 'num_batches_tracked'] : [])];
+  }
+
+  /**
+   * Copies of the parameters and buffers under PyTorch's keys. `JSON.stringify`
+   * writes the arrays as plain number arrays, which loadStateDict takes back.
+   */
+  stateDict(): StateDict {
+    const sd: StateDict = {};
+    if (this.weight && this.bias) {
+      sd.weight = this.weight.data.slice();
+      sd.bias = this.bias.data.slice();
+    }
+    if (this.runningMean && this.runningVar) {
+      sd.running_mean = this.runningMean.slice();
+      sd.running_var = this.runningVar.slice();
+      sd.num_batches_tracked = this.numBatchesTracked ?? 0;
+    }
+    Object.defineProperty(sd, 'toJSON', {
+      enumerable: false,
+      value: () => Object.fromEntries(Object.entries(sd).map(([k, v]) => [k, typeof v === 'number' ? v : Array.from(v as ArrayLike<number>)])),
+    });
+    return sd;
+  }
+
+  /**
+   * Loads a state dict (PyTorch's keys; typed or plain arrays). `strict`
+   * (default true): the keys must be exactly this module's. Sizes are always
+   * checked. Nothing changes when it throws.
+   */
+  loadStateDict(stateDict: StateDict, options: { strict?: boolean } = {}): { missingKeys: string[]; unexpectedKeys: string[] } {
+    const name = this.constructor.name;
+    const { strict = true } = options;
+    if (typeof stateDict !== 'object' || stateDict === null) throw new TypeError(`Expected a state dict object but received ${describe(stateDict)}`);
+    const keys = this.stateKeys();
+    const missingKeys = keys.filter((k) => !(k in stateDict));
+    const unexpectedKeys = Object.keys(stateDict).filter((k) => !keys.includes(k));
+    if (strict && (missingKeys.length || unexpectedKeys.length)) {
+      const parts = [];
+      if (missingKeys.length) parts.push(`Missing key(s) in state_dict: ${missingKeys.map((k) => `"${k}"`).join(', ')}.`);
+      if (unexpectedKeys.length) parts.push(`Unexpected key(s) in state_dict: ${unexpectedKeys.map((k) => `"${k}"`).join(', ')}.`);
+      throw new TypeError(`Error(s) in loading state_dict for ${name}: ${parts.join(' ')}`);
+    }
+    const updates: Array<() => void> = [];
+    for (const k of keys) {
+      if (!(k in stateDict)) continue;
+      const v = stateDict[k];
+      if (k === 'num_batches_tracked') {
+        const raw = typeof v === 'number' || typeof v === 'bigint' ? v : (v as ArrayLike<number | bigint>)?.length === 1 ? (v as ArrayLike<number | bigint>)[0] : undefined;
+        const count = typeof raw === 'bigint' ? Number(raw) : raw;
+        if (typeof count !== 'number' || !Number.isInteger(count) || count < 0)
+          throw new TypeError(`Expected a non-negative integer for num_batches_tracked but received ${describe(v)}`);
+        updates.push(() => (this.numBatchesTracked = count));
+        continue;
+      }
+      if (!isNumberArrayLike(v)) throw new TypeError(`Expected a Float32Array, Float64Array or array of numbers for ${k} but received ${describe(v)}`);
+      if (v.length !== this.numFeatures)
+        throw new RangeError(`size mismatch for ${k}: copying a param with shape [${v.length}] from checkpoint, the shape in current model is [${this.numFeatures}].`);
+      const target = { weight: this.weight?.data, bias: this.bias?.data, running_mean: this.runningMean, running_var: this.runningVar }[k]!;
+      updates.push(() => target.set(v));
+    }
+    for (const u of updates) u();
+    return { missingKeys, unexpectedKeys };
+  }
+}
+
+/** Batch normalization over (N, C) or (N, C, L) input (NLC with layout 'NLC'). */
+export class BatchNorm1d extends BatchNormBase {
+  protected readonly ranks = [2, 3] as const;
+  protected readonly layouts: readonly Layout[] = ['NCL', 'NLC', 'NC', 'channelsFirst', 'channelsLast'];
+  protected defaultLayout(): Layout {
+    return 'NCL';
+  }
+  protected spatial(rank: number): string[] {
+    return rank === 3 ? ['L'] : [];
+  }
+}
+
+/** Batch normalization over (N, C, H, W) input (NHWC with layout 'NHWC'). */
+export class BatchNorm2d extends BatchNormBase {
+  protected readonly ranks = [4] as const;
+  protected readonly layouts: readonly Layout[] = ['NCHW', 'NHWC', 'channelsFirst', 'channelsLast'];
+  protected defaultLayout(): Layout {
+    return 'NCHW';
+  }
+  protected spatial(): string[] {
+    return ['H', 'W'];
+  }
+}
+
+/** Batch normalization over (N, C, D, H, W) input (NDHWC with layout 'NDHWC'). */
+export class BatchNorm3d extends BatchNormBase {
+  protected readonly ranks = [5] as const;
+  protected readonly layouts: readonly Layout[] = ['NCDHW', 'NDHWC', 'channelsFirst', 'channelsLast'];
+  protected defaultLayout(): Layout {
+    return 'NCDHW';
+  }
+  protected spatial(): string[] {
+    return ['D', 'H', 'W'];
+  }
+}
+
+export type { BatchNormBase };

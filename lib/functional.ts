@@ -1,0 +1,171 @@
+/**
+ * The functional API, like `torch.nn.functional.batch_norm`, with its backward
+ * spelled out for users who keep their own tensors and autograd.
+ */
+import type { FloatArray, Kernels } from './backend/kernels.js';
+import { kernels } from './backend/loader.js';
+import { allocLike, checkLayout, checkTensor, dimsOf, formatShape, isChannelsLast, sameShape, type Dims, type Layout, type Tensor } from './tensor.js';
+
+export interface BatchNormOptions<A extends FloatArray = FloatArray> {
+  /** γ, one per channel; default none (1). */
+  weight?: A | null;
+  /** β, one per channel; default none (0). */
+  bias?: A | null;
+  /** Batch statistics (true) or the running ones (false, the default, as in PyTorch). */
+  training?: boolean;
+  /**
+   * Weight of the new batch in the running statistics, PyTorch's convention:
+   * `running = (1 − momentum)·running + momentum·batch`. Default 0.1.
+   * (Keras' momentum is 1 − this.)
+   */
+  momentum?: number;
+  /** Added to the variance before the square root. Default 1e-5. */
+  eps?: number;
+  /** Memory order of the input; default channels-first (NCHW). */
+  layout?: Layout;
+  /** Write y here instead of allocating (same type and length as the input). */
+  out?: A;
+  /** Running variance update with the unbiased batch variance (PyTorch, default) or the biased one (Keras, TF.js). */
+  unbiasedRunningVar?: boolean;
+}
+
+/** y, and the statistics it was normalized with (batch or running), for the backward. */
+export interface BatchNormResult<A extends FloatArray = FloatArray> extends Tensor<A> {
+  /** Mean used per channel. */
+  saveMean: A;
+  /** 1/√(var + eps) used per channel. */
+  saveInvstd: A;
+}
+
+export interface BatchNormBackwardOptions<A extends FloatArray = FloatArray> {
+  /** γ of the forward; default none (1). */
+  weight?: A | null;
+  /** `saveMean` of the forward's result. */
+  saveMean: A;
+  /** `saveInvstd` of the forward's result. */
+  saveInvstd: A;
+  /** Whether the forward used batch statistics (default false, as the forward). */
+  training?: boolean;
+  layout?: Layout;
+  /** Write the input gradient here instead of allocating. */
+  out?: A;
+  /** Write the weight and bias gradients here instead of allocating (they are overwritten, not accumulated). */
+  gradWeightOut?: A;
+  gradBiasOut?: A;
+}
+
+export interface BatchNormGradients<A extends FloatArray = FloatArray> {
+  gradInput: Tensor<A>;
+  gradWeight: A;
+  gradBias: A;
+}
+
+/** PyTorch's check: batch statistics need two or more values per channel. */
+export function checkValuesPerChannel(shape: readonly number[], d: Dims): void {
+  if (d.n * d.s <= 1) throw new RangeError(`Expected more than 1 value per channel when training, got input size ${formatShape(shape)}`);
+}
+
+function checkInput(input: unknown, name: string, layout: Layout): { x: Tensor; dims: Dims } {
+  const x = checkTensor(input, name);
+  if (x.shape.length < 2) throw new RangeError(`Expected ${name} of at least 2 dimensions (N, C, …) but received shape ${formatShape(x.shape)}`);
+  return { x, dims: dimsOf(x.shape, isChannelsLast(layout)) };
+}
+
+function invstdOf(variance: FloatArray, eps: number): FloatArray {
+  const r = variance instanceof Float64Array ? new Float64Array(variance.length) : new Float32Array(variance.length);
+  for (let c = 0; c < r.length; c++) r[c] = 1 / Math.sqrt(variance[c] + eps);
+  return r;
+}
+
+/** Shared by the sync and async forms: checks, allocates and returns the kernel call. */
+function prepareForward(
+  input: Tensor, runningMean: FloatArray | null, runningVar: FloatArray | null, options: BatchNormOptions,
+): { args: Parameters<Kernels['forwardTraining']> | Parameters<Kernels['forwardEval']>; training: boolean; result: BatchNormResult } {
+  const { weight = null, bias = null, training = false, momentum = 0.1, eps = 1e-5, out, unbiasedRunningVar = true } = options;
+  const layout = checkLayout(options.layout ?? 'channelsFirst');
+  const { x, dims } = checkInput(input, 'input', layout);
+  const { n, c, s, channelsLast } = dims;
+  const y = out ?? allocLike(x.data, x.data.length);
+  const saveMean = allocLike(x.data, c), saveInvstd = allocLike(x.data, c);
+  const result: BatchNormResult = { data: y, shape: [...x.shape], saveMean, saveInvstd };
+  if (training) {
+    checkValuesPerChannel(x.shape, dims);
+    return {
+      training,
+      result,
+      args: [x.data, y, weight, bias, runningMean, runningVar, saveMean, saveInvstd, n, c, s, channelsLast, eps, momentum, unbiasedRunningVar],
+    };
+  }
+  if (!runningMean || !runningVar) throw new TypeError('Expected runningMean and runningVar when training is false (evaluation uses the running statistics) but received null');
+  return { training, result, args: [x.data, y, weight, bias, runningMean, runningVar, n, c, s, channelsLast, eps] };
+}
+
+/** After the kernel ran: in eval the saved statistics are the running ones. */
+function finishForward(result: BatchNormResult, training: boolean, runningMean: FloatArray | null, runningVar: FloatArray | null, eps: number): BatchNormResult {
+  if (!training && runningMean && runningVar) {
+    result.saveMean.set(runningMean);
+    result.saveInvstd.set(invstdOf(runningVar, eps));
+  }
+  return result;
+}
+
+/**
+ * Batch normalization of `input` (N, C, …), like `torch.nn.functional.batch_norm`.
+ * Training: normalizes with the batch statistics and, if runningMean and
+ * runningVar are given, updates them in place. Eval: uses them.
+ */
+export function batchNorm<A extends FloatArray>(
+  input: Tensor<A>, runningMean: A | null, runningVar: A | null, options: BatchNormOptions<A> = {}
+): BatchNormResult<A> {
+  const p = prepareForward(input, runningMean, runningVar, options);
+  if (p.training) kernels.forwardTraining(...(p.args as Parameters<Kernels['forwardTraining']>));
+  else kernels.forwardEval(...(p.args as Parameters<Kernels['forwardEval']>));
+  return finishForward(p.result, p.training, runningMean, runningVar, options.eps ?? 1e-5) as BatchNormResult<A>;
+}
+
+/** `batchNorm` off the event loop (native path); rejects on bad input. */
+export async function batchNormAsync<A extends FloatArray>(
+  input: Tensor<A>, runningMean: A | null, runningVar: A | null, options: BatchNormOptions<A> = {}
+): Promise<BatchNormResult<A>> {
+  const p = prepareForward(input, runningMean, runningVar, options);
+  if (p.training) await kernels.forwardTrainingAsync(...(p.args as Parameters<Kernels['forwardTraining']>));
+  else await kernels.forwardEvalAsync(...(p.args as Parameters<Kernels['forwardEval']>));
+  return finishForward(p.result, p.training, runningMean, runningVar, options.eps ?? 1e-5) as BatchNormResult<A>;
+}
+
+function prepareBackward(gradOutput: Tensor, input: Tensor, options: BatchNormBackwardOptions): { args: Parameters<Kernels['backward']>; result: BatchNormGradients } {
+  if (typeof options !== 'object' || options === null) throw new TypeError('Expected options with saveMean and saveInvstd for batchNormBackward');
+  const { weight = null, saveMean, saveInvstd, training = false, out, gradWeightOut, gradBiasOut } = options;
+  const layout = checkLayout(options.layout ?? 'channelsFirst');
+  const { x, dims } = checkInput(input, 'input', layout);
+  const dy = checkTensor(gradOutput, 'gradOutput');
+  if (!sameShape(dy.shape, x.shape))
+    throw new RangeError(`Expected gradOutput of the input's shape ${formatShape(x.shape)} but received shape ${formatShape(dy.shape)}`);
+  const { n, c, s, channelsLast } = dims;
+  const dx = out ?? allocLike(x.data, x.data.length);
+  const gradWeight = gradWeightOut ?? allocLike(x.data, c), gradBias = gradBiasOut ?? allocLike(x.data, c);
+  const args: Parameters<Kernels['backward']> = [x.data, dy.data, dx, weight, saveMean, saveInvstd, gradWeight, gradBias, n, c, s, channelsLast, training];
+  return { args, result: { gradInput: { data: dx, shape: [...x.shape] }, gradWeight, gradBias } };
+}
+
+/**
+ * Gradients of `batchNorm` given dy: input, weight and bias gradients, from the
+ * statistics the forward returned (`saveMean`, `saveInvstd`). With
+ * `training: false` the statistics are treated as constants (frozen BN).
+ */
+export function batchNormBackward<A extends FloatArray>(
+  gradOutput: Tensor<A>, input: Tensor<A>, options: BatchNormBackwardOptions<A>
+): BatchNormGradients<A> {
+  const p = prepareBackward(gradOutput, input, options);
+  kernels.backward(...p.args);
+  return p.result as BatchNormGradients<A>;
+}
+
+/** `batchNormBackward` off the event loop (native path); rejects on bad input. */
+export async function batchNormBackwardAsync<A extends FloatArray>(
+  gradOutput: Tensor<A>, input: Tensor<A>, options: BatchNormBackwardOptions<A>
+): Promise<BatchNormGradients<A>> {
+  const p = prepareBackward(gradOutput, input, options);
+  await kernels.backwardAsync(...p.args);
+  return p.result as BatchNormGradients<A>;
+}

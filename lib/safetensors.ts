@@ -1,0 +1,112 @@
+/**
+ * The safetensors format (what PyTorch's `safetensors.torch.save_file`
+ * writes): an 8-byte little-endian header length, a JSON header
+ * `{ name: { dtype, shape, data_offsets: [begin, end] }, __metadata__? }`,
+ * then the raw little-endian tensor bytes. Parsed here directly, so that a
+ * model trained in PyTorch drops in: `bn.loadStateDict(readSafetensors(bytes, { prefix: 'bn1.' }))`.
+ */
+import { describe } from './backend/validate.js';
+import type { StateDict } from './batchnorm.js';
+
+interface Entry {
+  dtype: string;
+  shape: number[];
+  data_offsets: [number, number];
+}
+
+const SIZES: Record<string, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
+
+function halfToFloat(h: number): number {
+  const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, f = h & 0x3ff;
+  if (e === 0) return s * f * 2 ** -24;
+  if (e === 31) return f ? NaN : s * Infinity;
+  return s * (1 + f / 1024) * 2 ** (e - 15);
+}
+
+/**
+ * Reads the tensors of a safetensors file. Floating tensors come back as
+ * Float32Array (F32, F16, BF16) or Float64Array (F64); integer scalars
+ * (like num_batches_tracked) as numbers; other integer tensors as Float64Array.
+ * `prefix` keeps only the keys that start with it, and strips it.
+ */
+export function readSafetensors(bytes: Uint8Array, options: { prefix?: string } = {}): StateDict {
+  if (!(bytes instanceof Uint8Array)) throw new TypeError(`Expected a Uint8Array (or Buffer) of a safetensors file but received ${describe(bytes)}`);
+  const { prefix = '' } = options;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (bytes.length < 8) throw new RangeError(`Expected a safetensors file of at least 8 bytes but received ${bytes.length} bytes`);
+  const headerLength = Number(view.getBigUint64(0, true));
+  if (headerLength > bytes.length - 8) throw new RangeError(`Expected a header of at most ${bytes.length - 8} bytes but the file declares ${headerLength}`);
+  let header: Record<string, Entry | Record<string, string>>;
+  try {
+    header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength)));
+  } catch (e) {
+    throw new RangeError(`Expected a JSON header in the safetensors file: ${(e as Error).message}`);
+  }
+  const base = 8 + headerLength;
+  const out: StateDict = {};
+  for (const [name, raw] of Object.entries(header)) {
+    if (name === '__metadata__' || !name.startsWith(prefix)) continue;
+    const entry = raw as Entry;
+    const size = SIZES[entry.dtype];
+    if (!size) throw new RangeError(`Expected a dtype of ${Object.keys(SIZES).join(', ')} for ${name} but the file has ${entry.dtype}`);
+    const numel = entry.shape.reduce((a, b) => a * b, 1);
+    const [begin, end] = entry.data_offsets;
+    if (!(end - begin === numel * size && begin >= 0 && base + end <= bytes.length))
+      throw new RangeError(`Expected ${numel * size} bytes inside the file for ${name} but its offsets are [${begin}, ${end}]`);
+    const at = (i: number) => base + begin + i * size;
+    let value: StateDict[string];
+    switch (entry.dtype) {
+      case 'F32': value = Float32Array.from({ length: numel }, (_, i) => view.getFloat32(at(i), true)); break;
+      case 'F64': value = Float64Array.from({ length: numel }, (_, i) => view.getFloat64(at(i), true)); break;
+      case 'F16': value = Float32Array.from({ length: numel }, (_, i) => halfToFloat(view.getUint16(at(i), true))); break;
+      case 'BF16': value = Float32Array.from({ length: numel }, (_, i) => new Float32Array(new Uint32Array([view.getUint16(at(i), true) << 16]).buffer)[0]); break;
+      case 'I64': value = Float64Array.from({ length: numel }, (_, i) => Number(view.getBigInt64(at(i), true))); break;
+      case 'I32': value = Float64Array.from({ length: numel }, (_, i) => view.getInt32(at(i), true)); break;
+      case 'I16': value = Float64Array.from({ length: numel }, (_, i) => view.getInt16(at(i), true)); break;
+      default: value = Float64Array.from({ length: numel }, (_, i) => view.getUint8(at(i)));
+    }
+    out[name.slice(prefix.length)] = entry.shape.length === 0 && !entry.dtype.startsWith('F') && !entry.dtype.startsWith('BF') ? (value as Float64Array)[0] : value;
+  }
+  return out;
+}
+
+/** Writes a state dict as a safetensors file (F32/F64 arrays, I64 scalars), readable by PyTorch's `safetensors.torch.load_file`. */
+export function writeSafetensors(stateDict: StateDict): Uint8Array {
+  const names = Object.keys(stateDict).sort();
+  const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
+  const chunks: Uint8Array[] = [];
+  let offset = 0;
+  for (const name of names) {
+    const v = stateDict[name];
+    let bytes: Uint8Array, dtype: string, shape: number[];
+    if (typeof v === 'number' || typeof v === 'bigint') {
+      bytes = new Uint8Array(new BigInt64Array([BigInt(v)]).buffer);
+      dtype = 'I64';
+      shape = [];
+    } else if (v instanceof Float64Array) {
+      bytes = new Uint8Array(v.slice().buffer);
+      dtype = 'F64';
+      shape = [v.length];
+    } else {
+      const f = Float32Array.from(v as ArrayLike<number>);
+      bytes = new Uint8Array(f.buffer);
+      dtype = 'F32';
+      shape = [f.length];
+    }
+    header[name] = { dtype, shape, data_offsets: [offset, offset + bytes.length] };
+    chunks.push(bytes);
+    offset += bytes.length;
+  }
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - ((8 + json.length) % 8)) % 8);
+  const head = new TextEncoder().encode(json);
+  const file = new Uint8Array(8 + head.length + offset);
+  new DataView(file.buffer).setBigUint64(0, BigInt(head.length), true);
+  file.set(head, 8);
+  let at = 8 + head.length;
+  for (const c of chunks) {
+    file.set(c, at);
+    at += c.length;
+  }
+  return file;
+}

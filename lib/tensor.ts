@@ -1,0 +1,96 @@
+/**
+ * Tensors as this package takes them — `{ data, shape }` with row-major data —
+ * and the small pure functions that map a shape and layout onto the kernels'
+ * (n, c, s) view.
+ */
+import type { FloatArray } from './backend/kernels.js';
+import { describe, isDetached } from './backend/validate.js';
+
+/** A dense row-major tensor: `data.length` equals the product of `shape`. */
+export interface Tensor<A extends FloatArray = FloatArray> {
+  data: A;
+  shape: readonly number[];
+}
+
+/**
+ * Memory order of the input. Channels-first is PyTorch's (NC, NCL, NCHW,
+ * NCDHW); channels-last is TensorFlow.js' and Keras' default (NLC, NHWC,
+ * NDHWC). `'channelsFirst'`/`'channelsLast'` (TF.js' names) fit any rank.
+ */
+export type Layout = 'NC' | 'NCL' | 'NLC' | 'NCHW' | 'NHWC' | 'NCDHW' | 'NDHWC' | 'channelsFirst' | 'channelsLast';
+
+const CHANNELS_LAST = new Set<string>(['NLC', 'NHWC', 'NDHWC', 'channelsLast']);
+const LAYOUTS = new Set<string>(['NC', 'NCL', 'NLC', 'NCHW', 'NHWC', 'NCDHW', 'NDHWC', 'channelsFirst', 'channelsLast']);
+
+export function isChannelsLast(layout: Layout): boolean {
+  return CHANNELS_LAST.has(layout);
+}
+
+export function checkLayout(layout: unknown, name = 'layout'): Layout {
+  if (typeof layout !== 'string' || !LAYOUTS.has(layout))
+    throw new RangeError(`Expected ${name} to be one of ${[...LAYOUTS].join(', ')} but received ${typeof layout === 'string' ? JSON.stringify(layout) : describe(layout)}`);
+  return layout as Layout;
+}
+
+/** The kernels' view of a tensor. */
+export interface Dims {
+  n: number;
+  c: number;
+  s: number;
+  channelsLast: boolean;
+}
+
+/** Checks a tensor argument: a Float32Array/Float64Array, a shape of positive integers whose product is its length. */
+export function checkTensor(t: unknown, name: string): Tensor {
+  if (typeof t !== 'object' || t === null || !('data' in t) || !('shape' in t))
+    throw new TypeError(`Expected a tensor { data, shape } for ${name} but received ${describe(t)}`);
+  const { data, shape } = t as Tensor;
+  if (!(data instanceof Float32Array) && !(data instanceof Float64Array))
+    throw new TypeError(`Expected a Float32Array or Float64Array for ${name}.data but received ${describe(data)}`);
+  if (isDetached(data)) throw new TypeError(`Expected ${name}.data to be readable but its buffer is detached`);
+  if (!Array.isArray(shape) || !shape.every((d) => typeof d === 'number' && Number.isInteger(d) && d >= 1))
+    throw new RangeError(`Expected ${name}.shape to be an array of positive integers but received ${formatShapeValue(shape)}`);
+  const numel = shape.reduce((a, b) => a * b, 1);
+  if (numel !== data.length)
+    throw new RangeError(`Expected ${name}.data to have ${numel} elements for shape ${formatShape(shape)} but received ${describe(data)}`);
+  return { data, shape };
+}
+
+/** (n, c, s) of a checked tensor; c is the last dimension when channels-last. */
+export function dimsOf(shape: readonly number[], channelsLast: boolean): Dims {
+  const n = shape[0];
+  const c = channelsLast ? shape[shape.length - 1] : shape[1];
+  let s = 1;
+  for (let i = channelsLast ? 1 : 2; i < shape.length - (channelsLast ? 1 : 0); i++) s *= shape[i];
+  return { n, c, s, channelsLast };
+}
+
+export function formatShape(shape: readonly number[]): string {
+  return `[${shape.join(', ')}]`;
+}
+
+function formatShapeValue(shape: unknown): string {
+  return Array.isArray(shape) ? `[${shape.map((d) => (typeof d === 'number' ? String(d) : describe(d))).join(', ')}]` : describe(shape);
+}
+
+export function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/**
+ * An output array of `length` elements of x's type, without V8's zero fill:
+ * the kernels write every element, so the fill would be a wasted pass.
+ */
+export function allocLike(x: FloatArray, length: number): FloatArray {
+  if (x instanceof Float64Array) {
+    const b = Buffer.allocUnsafeSlow(length * 8);
+    return new Float64Array(b.buffer, b.byteOffset, length);
+  }
+  const b = Buffer.allocUnsafeSlow(length * 4);
+  return new Float32Array(b.buffer, b.byteOffset, length);
+}
+
+/** A small zeroed array of x's type. */
+export function zerosLike(x: FloatArray, length: number): FloatArray {
+  return x instanceof Float64Array ? new Float64Array(length) : new Float32Array(length);
+}

@@ -1,0 +1,145 @@
+/**
+ * The two kernel implementations (native addon, pure JS) against a float64
+ * reference, over random shapes including odd ones, both memory orders, both
+ * element types and subarray views.
+ */
+import { describe, expect, it } from 'vitest';
+import { jsKernels } from '../lib/backend/js.js';
+import type { FloatArray, Kernels } from '../lib/backend/kernels.js';
+import { backendInfo, kernels as nativeKernels } from '../lib/backend/loader.js';
+import { expectClose, randn, refBackward, refMoments, refNormalize, relError, rng, type Dims } from './helpers.js';
+
+const paths: Array<[string, Kernels]> = [['native', nativeKernels], ['js', jsKernels]];
+
+it('runs the native path in this project', () => {
+  expect(backendInfo().backend).toBe('native');
+});
+
+/** Shapes (n, c, s): odd sizes, C = 1, N = 1 with s > 1, s = 1 ((N, C) input), and sizes above the parallel threshold. */
+function shapes(): Array<[number, number, number]> {
+  const fixed: Array<[number, number, number]> = [
+    [1, 1, 2], [2, 1, 1], [1, 3, 35], [3, 1, 17], [5, 7, 1], [4, 3, 15], [2, 5, 33], [7, 16, 9], [1, 17, 513],
+    [16, 32, 64], [8, 3, 1025], [64, 33, 1], [1, 2, 40_000], [3, 1, 20_000], [2, 100, 300],
+  ];
+  const r = rng(7);
+  for (let k = 0; k < 12; k++) fixed.push([1 + Math.floor(r() * 9), 1 + Math.floor(r() * 40), 1 + Math.floor(r() * 300)]);
+  return fixed;
+}
+
+/** A view into a larger buffer at an odd offset, so the kernels see byteOffset ≠ 0 and unaligned data. */
+function view(T: Float32ArrayConstructor | Float64ArrayConstructor, src: ArrayLike<number>, offset: number): FloatArray {
+  const big = new T(src.length + offset + 3);
+  const v = big.subarray(offset, offset + src.length);
+  v.set(src);
+  return v;
+}
+
+describe.each(paths)('%s kernels', (_name, k) => {
+  for (const T of [Float32Array, Float64Array]) {
+    const f32 = T === Float32Array;
+    const rtol = f32 ? 2e-5 : 1e-11, atol = f32 ? 2e-5 : 1e-11;
+    for (const channelsLast of [false, true]) {
+      it(`forward-training, forward-eval and backward match float64 (${T.name}, ${channelsLast ? 'channels-last' : 'NCHW'})`, () => {
+        let seed = 1;
+        for (const [n, c, s] of shapes()) {
+          const d: Dims = { n, c, s, channelsLast };
+          const tag = `${T.name} n=${n} c=${c} s=${s} ${channelsLast ? 'NHWC' : 'NCHW'}`;
+          const numel = n * c * s;
+          const x = view(T, randn(numel, seed++, 3, 2, T), 3);
+          const w = randn(c, seed++, 1, 0.5, T), b = randn(c, seed++, 0, 1, T);
+          const rm0 = randn(c, seed++, 0, 1, T), rv0 = T.from(randn(c, seed++, 0, 1, T), (v) => 0.5 + Math.abs(v));
+          const y = view(T, new T(numel), 1), rm = rm0.slice(), rv = rv0.slice(), sm = new T(c), si = new T(c);
+          k.forwardTraining(x, y, w, b, rm, rv, sm, si, n, c, s, channelsLast, 1e-5, 0.1);
+          const { mean, variance } = refMoments(x, d);
+          const m = n * s;
+          expectClose(sm, mean, rtol, atol, `${tag} saveMean`);
+          expectClose(si, Array.from(variance, (v) => 1 / Math.sqrt(v + 1e-5)), rtol, atol, `${tag} saveInvstd`);
+          expectClose(y, refNormalize(x, d, mean, variance, 1e-5, w, b), rtol, atol, `${tag} y`);
+          expectClose(rm, Array.from(rm0, (v, i) => 0.9 * v + 0.1 * mean[i]), rtol, atol, `${tag} running_mean`);
+          expectClose(rv, Array.from(rv0, (v, i) => 0.9 * v + 0.1 * variance[i] * (m > 1 ? m / (m - 1) : 1)), rtol, atol, `${tag} running_var`);
+
+          const ye = new T(numel);
+          k.forwardEval(x, ye, w, b, rm0, rv0, n, c, s, channelsLast, 1e-3);
+          expectClose(ye, refNormalize(x, d, rm0, rv0, 1e-3, w, b), rtol, atol, `${tag} eval y`);
+
+          const dy = view(T, randn(numel, seed++, 0, 1, T), 2);
+          for (const batchStats of [true, false]) {
+            const dx = new T(numel), gw = new T(c), gb = new T(c);
+            k.backward(x, dy, dx, w, sm, si, gw, gb, n, c, s, channelsLast, batchStats);
+            const ref = refBackward(x, dy, d, sm, si, w, batchStats);
+            // dx of batch statistics subtracts nearly equal terms (all of them
+            // cancel when m = 2): the error is measured against the terms' scale.
+            let scale = 0;
+            for (let i = 0; i < numel; i++) scale = Math.max(scale, Math.abs(dy[i]));
+            scale *= Math.max(...Array.from(w, (v, i) => Math.abs(v * si[i])));
+            let err = 0;
+            for (let i = 0; i < numel; i++) err = Math.max(err, Math.abs(dx[i] - ref.dx[i]));
+            expect(err / scale, `${tag} dx (batchStats ${batchStats})`).toBeLessThan(f32 ? 2e-5 : 1e-10);
+            expect(relError(gw, ref.gw), `${tag} gradWeight`).toBeLessThan(f32 ? 2e-5 : 1e-10);
+            expect(relError(gb, ref.gb), `${tag} gradBias`).toBeLessThan(f32 ? 2e-5 : 1e-10);
+          }
+        }
+      });
+    }
+  }
+
+  it('treats no affine, no running statistics and no dx as options of the same kernels', () => {
+    const n = 4, c = 3, s = 10, x = randn(n * c * s, 11), y = new Float32Array(n * c * s), sm = new Float32Array(c), si = new Float32Array(c);
+    k.forwardTraining(x, y, null, null, null, null, sm, si, n, c, s, false, 1e-5, 0.1);
+    const d = { n, c, s, channelsLast: false };
+    const { mean, variance } = refMoments(x, d);
+    expectClose(y, refNormalize(x, d, mean, variance, 1e-5, null, null), 2e-5, 2e-5, 'y without affine');
+    const gw = new Float32Array(c), gb = new Float32Array(c);
+    k.backward(x, randn(n * c * s, 12), null, null, sm, si, gw, gb, n, c, s, false, true);
+    expect(Array.from(gb).every(Number.isFinite)).toBe(true);
+    k.backward(x, randn(n * c * s, 12), new Float32Array(n * c * s), null, sm, si, null, null, n, c, s, false, true);
+  });
+
+  it('runs in place (y === x, dx === dy)', () => {
+    const n = 3, c = 4, s = 50, x = randn(n * c * s, 13) as Float32Array, copy = x.slice();
+    const sm = new Float32Array(c), si = new Float32Array(c), y = new Float32Array(n * c * s);
+    k.forwardTraining(copy, y, null, null, null, null, sm, si, n, c, s, false, 1e-5, 0.1);
+    k.forwardTraining(x, x, null, null, null, null, sm, si, n, c, s, false, 1e-5, 0.1);
+    expect(x).toEqual(y);
+    const dy = randn(n * c * s, 14) as Float32Array, dx = new Float32Array(n * c * s);
+    k.backward(copy, dy, dx, null, sm, si, null, null, n, c, s, false, true);
+    k.backward(copy, dy, dy, null, sm, si, null, null, n, c, s, false, true);
+    expect(dy).toEqual(dx);
+  });
+
+  it('keeps the unbiased running variance optional (Keras keeps the biased one)', () => {
+    const n = 2, c = 2, s = 3, x = randn(n * c * s, 15), y = new Float32Array(n * c * s), sm = new Float32Array(c), si = new Float32Array(c);
+    const rm = new Float32Array(c), rv = new Float32Array(c);
+    k.forwardTraining(x, y, null, null, rm, rv, sm, si, n, c, s, false, 1e-5, 1, false);
+    const { variance } = refMoments(x, { n, c, s, channelsLast: false });
+    expectClose(rv, variance, 1e-5, 1e-6, 'biased running_var');
+  });
+
+  describe('float64-quality statistics: 2^22 values, mean 100, std 0.01', () => {
+    const m = 1 << 22;
+    const x = randn(m, 99, 100, 0.01) as Float32Array;
+    for (const [label, n, s, channelsLast] of [['one NCHW channel', 1, m, false], ['(N, C) input', m, 1, false], ['channels-last', m, 1, true]] as const) {
+      it(label, () => {
+        const d = { n, c: 1, s, channelsLast };
+        const y = new Float32Array(m), sm = new Float32Array(1), si = new Float32Array(1);
+        k.forwardTraining(x, y, null, null, null, null, sm, si, n, 1, s, channelsLast, 1e-8, 0.1);
+        const { mean, variance } = refMoments(x, d);
+        expect(Math.abs(sm[0] - mean[0]) / mean[0]).toBeLessThan(1e-6);
+        const v = 1 / si[0] ** 2 - 1e-8;
+        expect(Math.abs(v - variance[0]) / variance[0]).toBeLessThan(1e-6);
+        // y is O(1): compare normwise against the float64 result.
+        expect(relError(y, refNormalize(x, d, mean, variance, 1e-8, null, null))).toBeLessThan(1e-6);
+      });
+    }
+  });
+});
+
+it('native and JS paths agree with each other on a large NCHW tensor', () => {
+  const n = 8, c = 16, s = 4096, x = randn(n * c * s, 21, -2, 3);
+  const out = paths.map(([, k]) => {
+    const y = new Float32Array(n * c * s), sm = new Float32Array(c), si = new Float32Array(c);
+    k.forwardTraining(x, y, null, null, null, null, sm, si, n, c, s, false, 1e-5, 0.1);
+    return y;
+  });
+  expect(relError(out[0], out[1])).toBeLessThan(1e-6);
+});
