@@ -102,8 +102,9 @@ abstract class BatchNormBase {
   private pending: string | null = null;
   private readonly ctor: Float32ArrayConstructor | Float64ArrayConstructor;
 
-  protected abstract readonly ranks: readonly number[];
-  protected abstract readonly layouts: readonly Layout[];
+  // Accessors, not fields: the base constructor reads them before subclass fields exist.
+  protected abstract get ranks(): readonly number[];
+  protected abstract get layouts(): readonly Layout[];
   /** Spatial dimension names for messages, per rank: e.g. ['H', 'W']. */
   protected abstract spatial(rank: number): string[];
 
@@ -389,8 +390,12 @@ abstract class BatchNormBase {
 
 /** Batch normalization over (N, C) or (N, C, L) input (NLC with layout 'NLC'). */
 export class BatchNorm1d extends BatchNormBase {
-  protected readonly ranks = [2, 3] as const;
-  protected readonly layouts: readonly Layout[] = ['NCL', 'NLC', 'NC', 'channelsFirst', 'channelsLast'];
+  protected get ranks() {
+    return [2, 3];
+  }
+  protected get layouts(): readonly Layout[] {
+    return ['NCL', 'NLC', 'NC', 'channelsFirst', 'channelsLast'];
+  }
   protected defaultLayout(): Layout {
     return 'NCL';
   }
@@ -401,8 +406,12 @@ export class BatchNorm1d extends BatchNormBase {
 
 /** Batch normalization over (N, C, H, W) input (NHWC with layout 'NHWC'). */
 export class BatchNorm2d extends BatchNormBase {
-  protected readonly ranks = [4] as const;
-  protected readonly layouts: readonly Layout[] = ['NCHW', 'NHWC', 'channelsFirst', 'channelsLast'];
+  protected get ranks() {
+    return [4];
+  }
+  protected get layouts(): readonly Layout[] {
+    return ['NCHW', 'NHWC', 'channelsFirst', 'channelsLast'];
+  }
   protected defaultLayout(): Layout {
     return 'NCHW';
   }
@@ -413,8 +422,12 @@ export class BatchNorm2d extends BatchNormBase {
 
 /** Batch normalization over (N, C, D, H, W) input (NDHWC with layout 'NDHWC'). */
 export class BatchNorm3d extends BatchNormBase {
-  protected readonly ranks = [5] as const;
-  protected readonly layouts: readonly Layout[] = ['NCDHW', 'NDHWC', 'channelsFirst', 'channelsLast'];
+  protected get ranks() {
+    return [5];
+  }
+  protected get layouts(): readonly Layout[] {
+    return ['NCDHW', 'NDHWC', 'channelsFirst', 'channelsLast'];
+  }
   protected defaultLayout(): Layout {
     return 'NCDHW';
   }
