@@ -1,0 +1,175 @@
+/**
+ * Every error path of the kernels and of the public API: the right class, a
+ * message naming the argument, what was expected and what came — and nothing
+ * written, updated or counted by a call that threw.
+ */
+import { describe, expect, it } from 'vitest';
+import { kernels } from '../../lib/backend/loader.js';
+import { BatchNorm1d, BatchNorm2d, batchNorm, batchNormBackward, fromKeras } from '../../lib/index.js';
+import { randn } from '../helpers.js';
+
+const N = 2, C = 3, S = 5, NUMEL = N * C * S;
+
+/** Fresh arguments of a valid forwardTraining call. */
+function ftArgs(): any[] {
+  return [randn(NUMEL, 1), new Float32Array(NUMEL).fill(7), new Float32Array(C).fill(1), new Float32Array(C), new Float32Array(C).fill(0.5), new Float32Array(C).fill(2), new Float32Array(C).fill(9), new Float32Array(C).fill(9), N, C, S, false, 1e-5, 0.1];
+}
+function feArgs(): any[] {
+  return [randn(NUMEL, 2), new Float32Array(NUMEL).fill(7), null, null, new Float32Array(C), new Float32Array(C).fill(1), N, C, S, true, 1e-5];
+}
+function bwArgs(): any[] {
+  return [randn(NUMEL, 3), randn(NUMEL, 4), new Float32Array(NUMEL).fill(7), new Float32Array(C).fill(1), new Float32Array(C), new Float32Array(C).fill(1), new Float32Array(C).fill(9), new Float32Array(C).fill(9), N, C, S, false, true];
+}
+
+/** Deep copies of every typed array argument, to prove nothing changed. */
+function snapshot(args: any[]): unknown[] {
+  return args.map((a) => (!ArrayBuffer.isView(a) ? a : a.byteLength > 0 ? Array.from(a as Float32Array) : 'empty or detached'));
+}
+
+function detached(n: number): Float32Array {
+  const a = new Float32Array(n);
+  structuredClone(a.buffer, { transfer: [a.buffer] });
+  return a;
+}
+
+type Case = [string, number, unknown, ErrorConstructor, RegExp];
+const forwardTrainingCases: Case[] = [
+  ['x not a typed array', 0, [1, 2, 3], TypeError, /Float32Array or Float64Array for x but received an Array/],
+  ['x Int32Array', 0, new Int32Array(NUMEL), TypeError, /for x but received an Int32Array of length 30/],
+  ['y too short', 1, new Float32Array(NUMEL - 1), RangeError, /Float32Array of length 30 for y but received a Float32Array of length 29/],
+  ['y of the other dtype', 1, new Float64Array(NUMEL), TypeError, /Float32Array of length 30 for y but received a Float64Array/],
+  ['y detached', 1, detached(NUMEL), TypeError, /for y but received one whose buffer is detached/],
+  ['weight wrong length', 2, new Float32Array(C + 1), RangeError, /length 3 for weight but received a Float32Array of length 4/],
+  ['bias a number', 3, 5, TypeError, /Float32Array of length 3 or null for bias but received the number 5/],
+  ['runningMean wrong length', 4, new Float32Array(1), RangeError, /for runningMean but received a Float32Array of length 1/],
+  ['runningVar null alone', 5, null, TypeError, /runningMean and runningVar to be both arrays or both null/],
+  ['saveMean missing', 6, undefined, TypeError, /for saveMean but received undefined/],
+  ['n zero', 8, 0, RangeError, /positive integer for n but received the number 0/],
+  ['c fractional', 9, 1.5, RangeError, /positive integer for c but received the number 1.5/],
+  ['s NaN', 10, NaN, RangeError, /positive integer for s but received the number NaN/],
+  ['s a string', 10, '5', TypeError, /positive integer for s but received a string/],
+  ['channelsLast not boolean', 11, 1, TypeError, /boolean for channelsLast but received the number 1/],
+  ['eps zero', 12, 0, RangeError, /eps to be a number in \(0, Infinity\] but received the number 0/],
+  ['momentum above 1', 13, 1.5, RangeError, /momentum to be a number in \[0, 1\] but received the number 1.5/],
+  ['n·c·s overflowing', 8, 2 ** 52, RangeError, /n \* c \* s to be at most 2\^53 but received 4503599627370496 \* 3 \* 5/],
+];
+
+describe('kernel argument checks', () => {
+  it.each(forwardTrainingCases)('forwardTraining: %s', (_label, i, value, Err, message) => {
+    const args = ftArgs();
+    args[i] = value;
+    const before = snapshot(args);
+    expect(() => (kernels.forwardTraining as any)(...args)).toThrow(Err);
+    expect(() => (kernels.forwardTraining as any)(...args)).toThrow(message);
+    expect(snapshot(args)).toEqual(before);
+  });
+
+  it('rejects outputs that overlap inputs, except exact in-place', () => {
+    const args = ftArgs();
+    const buf = new Float32Array(NUMEL + 1);
+    buf.set(args[0]);
+    args[0] = buf.subarray(0, NUMEL);
+    args[1] = buf.subarray(1, NUMEL + 1);
+    const before = snapshot(args);
+    expect(() => (kernels.forwardTraining as any)(...args)).toThrow(/y not to share memory with x unless it is the same array/);
+    expect(snapshot(args)).toEqual(before);
+    const b = ftArgs();
+    b[5] = b[4];
+    expect(() => (kernels.forwardTraining as any)(...b)).toThrow(/runningMean not to share memory with runningVar, but it overlaps it/);
+  });
+
+  it('forwardEval and backward check theirs the same way', () => {
+    for (const [label, make, i, value, Err, message] of [
+      ['eval var', feArgs, 5, new Float32Array(2), RangeError, /for var but received a Float32Array of length 2/],
+      ['eval mean null', feArgs, 4, null, TypeError, /for mean but received null/],
+      ['backward dy', bwArgs, 1, new Float64Array(NUMEL), TypeError, /for dy but received a Float64Array/],
+      ['backward invstd', bwArgs, 5, null, TypeError, /for invstd but received null/],
+      ['backward gradWeight overlapping gradBias', bwArgs, 6, 'alias', RangeError, /gradBias not to share memory with gradWeight|gradWeight not to share memory with gradBias/],
+      ['backward useBatchStats', bwArgs, 12, 'yes', TypeError, /boolean for useBatchStats but received a string/],
+    ] as const) {
+      const args = (make as () => any[])();
+      args[i as number] = value === 'alias' ? args[7] : value;
+      const before = snapshot(args);
+      const f = make === feArgs ? kernels.forwardEval : kernels.backward;
+      expect(() => (f as any)(...args), label).toThrow(Err as ErrorConstructor);
+      expect(() => (f as any)(...args), label).toThrow(message as RegExp);
+      expect(snapshot(args), label).toEqual(before);
+    }
+  });
+
+  it('accepts SharedArrayBuffer-backed and offset views', () => {
+    const sab = new Float32Array(new SharedArrayBuffer((NUMEL + 8) * 4)).subarray(4, 4 + NUMEL);
+    const args = ftArgs();
+    sab.set(args[0]);
+    args[0] = sab;
+    (kernels.forwardTraining as any)(...args);
+    expect(Array.from(args[6] as Float32Array).every(Number.isFinite)).toBe(true);
+  });
+});
+
+describe('module and functional checks change nothing', () => {
+  function trained(): BatchNorm2d {
+    const bn = new BatchNorm2d(C);
+    const x = { data: randn(NUMEL, 5) as Float32Array, shape: [N, C, 1, S] };
+    bn.forward(x);
+    bn.backward({ data: randn(NUMEL, 6) as Float32Array, shape: x.shape });
+    return bn;
+  }
+  function state(bn: BatchNorm2d): string {
+    return JSON.stringify({ sd: bn.stateDict(), gw: Array.from(bn.weight!.grad!), gb: Array.from(bn.bias!.grad!) });
+  }
+
+  it.each([
+    ['a wrong rank', { data: new Float32Array(NUMEL), shape: [N, C, S] }, RangeError, /BatchNorm2d expected 4D input \(got 3D input\): expected shape \[N, 3, H, W\] \(layout NCHW\)/],
+    ['a wrong channel count', { data: new Float32Array(NUMEL), shape: [N, 5, 3, 1] }, RangeError, /expected input with 3 channels/],
+    ['data shorter than the shape', { data: new Float32Array(NUMEL - 1), shape: [N, C, 1, S] }, RangeError, /input.data to have 30 elements for shape \[2, 3, 1, 5\]/],
+    ['a shape with a zero', { data: new Float32Array(0), shape: [0, C, 1, 1] }, RangeError, /input.shape to be an array of positive integers but received \[0, 3, 1, 1\]/],
+    ['a shape with NaN', { data: new Float32Array(NUMEL), shape: [NaN, C, 1, S] }, RangeError, /positive integers but received \[NaN, 3, 1, 5\]/],
+    ['an Array as data', { data: [1, 2], shape: [2, 1, 1, 1] }, TypeError, /Float32Array or Float64Array for input.data but received an Array/],
+    ['no tensor', null, TypeError, /tensor \{ data, shape \} for input but received null/],
+    ['one value per channel', { data: new Float32Array(C), shape: [1, C, 1, 1] }, RangeError, /Expected more than 1 value per channel when training, got input size \[1, 3, 1, 1\]/],
+  ] as const)('forward with %s', (_label, input, Err, message) => {
+    const bn = trained();
+    const before = state(bn);
+    expect(() => bn.forward(input as any)).toThrow(Err);
+    expect(() => bn.forward(input as any)).toThrow(message);
+    expect(state(bn)).toBe(before);
+  });
+
+  it('a kernel-level failure (out of the wrong length) leaves running statistics and the counter alone', () => {
+    const bn = trained();
+    const before = state(bn);
+    expect(() => bn.forward({ data: randn(NUMEL, 7) as Float32Array, shape: [N, C, 1, S] }, { out: new Float32Array(3) })).toThrow(/length 30 for out but received a Float32Array of length 3/);
+    expect(state(bn)).toBe(before);
+  });
+
+  it('backward before forward, with another shape or dtype, throws and changes nothing', () => {
+    expect(() => new BatchNorm1d(3).backward({ data: new Float32Array(6), shape: [2, 3] })).toThrow(/needs a forward\(\) first/);
+    const bn = trained();
+    const before = state(bn);
+    expect(() => bn.backward({ data: new Float32Array(NUMEL), shape: [N, C, S, 1] })).toThrow(RangeError);
+    expect(() => bn.backward({ data: new Float64Array(NUMEL), shape: [N, C, 1, S] })).toThrow(TypeError);
+    expect(state(bn)).toBe(before);
+  });
+
+  it('validates constructor options', () => {
+    expect(() => new BatchNorm2d(0)).toThrow(/positive integer for numFeatures of BatchNorm2d but received the number 0/);
+    expect(() => new BatchNorm2d(2.5)).toThrow(RangeError);
+    expect(() => new BatchNorm2d('3' as any)).toThrow(TypeError);
+    expect(() => new BatchNorm2d(3, { eps: 0 })).toThrow(/eps to be a positive finite number/);
+    expect(() => new BatchNorm2d(3, { momentum: -0.1 })).toThrow(/momentum to be a number in \[0, 1\] or null/);
+    expect(() => new BatchNorm2d(3, { affine: 1 as any })).toThrow(/boolean for affine/);
+    expect(() => new BatchNorm2d(3, { layout: 'NLC' })).toThrow(/layout of BatchNorm2d to be one of NCHW, NHWC/);
+    expect(() => fromKeras({ center: false })).toThrow(/center and scale to be equal/);
+  });
+
+  it('functional: eval without running statistics and training with one value per channel throw', () => {
+    const x = { data: new Float32Array(6), shape: [2, 3] };
+    expect(() => batchNorm(x, null, null)).toThrow(/runningMean and runningVar when training is false/);
+    const rm = new Float32Array(3), rv = new Float32Array(3).fill(1);
+    expect(() => batchNorm({ data: new Float32Array(3), shape: [1, 3] }, rm, rv, { training: true })).toThrow(/more than 1 value per channel/);
+    expect(Array.from(rm)).toEqual([0, 0, 0]);
+    const y = batchNorm(x, rm, rv, { training: true });
+    expect(() => batchNormBackward({ data: new Float32Array(3), shape: [1, 3] }, x, { saveMean: y.saveMean, saveInvstd: y.saveInvstd })).toThrow(/gradOutput of the input's shape \[2, 3\]/);
+  });
+});
