@@ -1,0 +1,79 @@
+/**
+ * The loader, in child processes (it chooses once per process): the addon
+ * missing or broken → the JS path with one warning saying why and how to
+ * build; BATCHNORM_BACKEND forcing either path; bad settings → clear errors.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect, it } from 'vitest';
+
+const root = new URL('..', import.meta.url);
+const script = `
+  const bn = await import('./dist/index.js');
+  await import('./dist/index.js');
+  const m = new bn.BatchNorm1d(2);
+  const y = m.forward({ data: new Float32Array([1, 2, 3, 5]), shape: [2, 2] });
+  console.log(JSON.stringify({ info: bn.backendInfo(), caps: bn.capabilities(), y: Array.from(y.data) }));
+`;
+
+function run(env: Record<string, string>) {
+  const clean = { ...process.env };
+  delete clean.BATCHNORM_BACKEND;
+  delete clean.BATCHNORM_ISA;
+  return spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: root, env: { ...clean, ...env }, encoding: 'utf8' });
+}
+
+const missing = join(tmpdir(), 'no-such-dir', 'batchnorm.node');
+
+it('falls back to the JS path with one warning when the addon is missing', () => {
+  const r = run({ BATCHNORM_ADDON: missing });
+  expect(r.status, r.stderr).toBe(0);
+  const out = JSON.parse(r.stdout);
+  expect(out.info).toMatchObject({ backend: 'js', isa: 'js', threads: 1 });
+  expect(out.caps).toEqual(['js']);
+  expect(out.y[0]).toBeCloseTo(-1, 4);
+  expect(r.stderr.match(/BATCHNORM_FALLBACK/g)).toHaveLength(1);
+  expect(r.stderr).toContain(`no compiled addon at ${missing}`);
+  expect(r.stderr).toContain('npm rebuild batchnorm');
+});
+
+it('falls back with the load error when the addon file is broken', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bn-'));
+  const broken = join(dir, 'batchnorm.node');
+  writeFileSync(broken, 'not a shared object');
+  const r = run({ BATCHNORM_ADDON: broken });
+  expect(r.status, r.stderr).toBe(0);
+  expect(JSON.parse(r.stdout).info.backend).toBe('js');
+  expect(r.stderr).toContain(`${broken} failed to load`);
+});
+
+it('falls back when BATCHNORM_ISA names an ISA that cannot run, saying so', () => {
+  const r = run({ BATCHNORM_ISA: process.arch === 'x64' ? 'neon' : 'avx512' });
+  expect(r.status, r.stderr).toBe(0);
+  expect(JSON.parse(r.stdout).info.backend).toBe('js');
+  expect(r.stderr).toMatch(/BATCHNORM_ISA=\w+ (is not an ISA of this build|cannot run on this CPU)/);
+});
+
+it('BATCHNORM_BACKEND=native without the addon is a clear error', () => {
+  const r = run({ BATCHNORM_ADDON: missing, BATCHNORM_BACKEND: 'native' });
+  expect(r.status).not.toBe(0);
+  expect(r.stderr).toContain('BATCHNORM_BACKEND=native, but the native addon is unavailable');
+});
+
+it('BATCHNORM_BACKEND=js forces the JS path without a warning; native is the default', () => {
+  const js = run({ BATCHNORM_BACKEND: 'js' });
+  expect(JSON.parse(js.stdout).info.backend).toBe('js');
+  expect(js.stderr).not.toContain('BATCHNORM_FALLBACK');
+  const native = run({});
+  expect(native.status, native.stderr).toBe(0);
+  expect(JSON.parse(native.stdout).info.backend).toBe('native');
+  expect(native.stderr).toBe('');
+});
+
+it('an unknown BATCHNORM_BACKEND is an error', () => {
+  const r = run({ BATCHNORM_BACKEND: 'gpu' });
+  expect(r.status).not.toBe(0);
+  expect(r.stderr).toContain('Expected BATCHNORM_BACKEND to be "native" or "js" (or unset) but received "gpu"');
+});
