@@ -27,10 +27,14 @@ constexpr int64_t kBlock = 512;
 // are fixed by the shape alone (never by the thread count) and merged in
 // order, which makes every result bitwise independent of the thread count.
 constexpr int64_t kUnit = 16 * 1024;
-constexpr int64_t kRowBlock = 128;
-constexpr int64_t kRowUnit = 1024;
-// Below this many elements a call runs on the calling thread.
-constexpr int64_t kSerialBelow = 1 << 15;
+constexpr int64_t kRowBlockValues = 16 * 1024;
+constexpr int64_t kRowBlockMax = 256;
+constexpr int64_t kRowUnit = 2048;
+// Below this many elements a call runs on the calling thread: waking a
+// worker costs more than it saves.
+constexpr int64_t kSerialBelow = 1 << 18;
+// Outputs of at least this many bytes are written with non-temporal stores.
+constexpr int64_t kStreamBytes = int64_t(16) << 20;
 
 // Count, mean and sum of squared deviations of a stretch of values.
 struct Moments {
@@ -77,18 +81,20 @@ void parallel(int64_t n, int64_t grain, F&& f) {
 }
 
 // Per-channel coefficients of one elementwise pass, in T:
-//   y = ((x - mean_hi) - mean_lo) * scale + shift
-// mean_hi + mean_lo carries the double mean, so that a large mean with a
-// small spread (mean 100, std 0.01) loses nothing to float32 cancellation.
+//   y = (x - mean_hi) * scale + shift',  shift' = shift - mean_lo * scale
+// mean_hi is the double mean rounded to T and mean_lo what that rounding lost:
+// x - mean_hi is exact for x near the mean, and the correction rides in the
+// shift, so a large mean with a small spread (mean 100, std 0.01) loses
+// nothing to float32 cancellation.
 template <class T>
 struct Coeffs {
-  T mean_hi, mean_lo, scale, shift;
+  T mean, scale, shift;
 };
 
 template <class T>
 Coeffs<T> make_coeffs(double mean, double scale, double shift) {
   const T hi = T(mean);
-  return Coeffs<T>{hi, T(mean - double(hi)), T(scale), T(shift)};
+  return Coeffs<T>{hi, T(scale), T(shift - (mean - double(hi)) * scale)};
 }
 
 template <class V>
@@ -97,124 +103,189 @@ struct Kernels {
   using S = simd::ScalarVec<T>;  // the lanes left over in NHWC rows
   static constexpr int W = V::W;
 
+  // ------------------------------------------------------------ the units
+  //
+  // NCHW: a channel's values are N runs of HW, `C * HW` apart. A unit is a
+  // stretch of one channel: up to kUnit values of one run (HW > kUnit), or
+  // whole runs adding up to at most kUnit values. A block, the stretch one
+  // set of float32 partial sums covers, is up to kBlock values of one run, or
+  // whole short runs adding up to at most kBlock. Both depend on the shape only.
+
+  struct Units {
+    int64_t per_channel, runs_per_unit, pieces_per_run;
+  };
+
+  static Units units_of(const Shape& sh) {
+    if (sh.s > kUnit) {
+      const int64_t pieces = (sh.s + kUnit - 1) / kUnit;
+      return Units{sh.n * pieces, 1, pieces};
+    }
+    const int64_t runs = kUnit / sh.s;
+    return Units{(sh.n + runs - 1) / runs, runs, 1};
+  }
+
+  // Calls f(offset, runs, len) for each block of unit u of channel c, in order:
+  // `runs` runs of `len` values starting at x + offset, C * HW apart.
+  template <class F>
+  static void unit_blocks(const Shape& sh, const Units& us, int64_t c, int64_t u, F&& f) {
+    const int64_t C = sh.c, HW = sh.s;
+    if (us.pieces_per_run > 1) {
+      const int64_t n = u / us.pieces_per_run, s0 = (u % us.pieces_per_run) * kUnit, s1 = s0 + kUnit < HW ? s0 + kUnit : HW;
+      for (int64_t b = s0; b < s1; b += kBlock) f((n * C + c) * HW + b, int64_t(1), s1 - b < kBlock ? s1 - b : kBlock);
+      return;
+    }
+    const int64_t n0 = u * us.runs_per_unit, n1 = n0 + us.runs_per_unit < sh.n ? n0 + us.runs_per_unit : sh.n;
+    if (HW >= kBlock) {
+      for (int64_t n = n0; n < n1; ++n)
+        for (int64_t b = 0; b < HW; b += kBlock) f((n * C + c) * HW + b, int64_t(1), HW - b < kBlock ? HW - b : kBlock);
+      return;
+    }
+    const int64_t group = kBlock / HW;
+    for (int64_t n = n0; n < n1; n += group) f((n * C + c) * HW, n1 - n < group ? n1 - n : group, HW);
+  }
+
   // ---------------------------------------------------------------- moments
 
-  // One block of contiguous values (len <= kBlock), two passes from L1.
-  static Moments block_moments(const T* x, int64_t len) {
+  // One block: `runs` runs of `len` values, `stride` apart; two passes from L1.
+  static Moments block_moments(const T* x, int64_t stride, int64_t runs, int64_t len) {
     // Scalar math: s = sum(x)
     V a0 = V::zero(), a1 = V::zero();
-    int64_t i = 0;
-    for (; i + 2 * W <= len; i += 2 * W) {
-      a0 = V::add(a0, V::load(x + i));
-      a1 = V::add(a1, V::load(x + i + W));
+    double s = 0;
+    for (int64_t r = 0; r < runs; ++r) {
+      const T* p = x + r * stride;
+      int64_t i = 0;
+      for (; i + 2 * W <= len; i += 2 * W) {
+        a0 = V::add(a0, V::load(p + i));
+        a1 = V::add(a1, V::load(p + i + W));
+      }
+      for (; i + W <= len; i += W) a0 = V::add(a0, V::load(p + i));
+      for (; i < len; ++i) s += double(p[i]);
     }
-    for (; i + W <= len; i += W) a0 = V::add(a0, V::load(x + i));
-    double s = V::hsum(V::add(a0, a1));
-    for (; i < len; ++i) s += double(x[i]);
-    const T shift = T(s / double(len));
+    s += V::hsum(V::add(a0, a1));
+    const double count = double(runs * len);
+    const T shift = T(s / count);
 
     // Scalar math: d = x - shift; sd += d; sd2 += d * d
     const V vs = V::set1(shift);
     V d0 = V::zero(), d1 = V::zero(), q0 = V::zero(), q1 = V::zero();
-    i = 0;
-    for (; i + 2 * W <= len; i += 2 * W) {
-      const V e0 = V::sub(V::load(x + i), vs), e1 = V::sub(V::load(x + i + W), vs);
-      d0 = V::add(d0, e0);
-      d1 = V::add(d1, e1);
-      q0 = V::fmadd(e0, e0, q0);
-      q1 = V::fmadd(e1, e1, q1);
+    double sd = 0, sd2 = 0;
+    for (int64_t r = 0; r < runs; ++r) {
+      const T* p = x + r * stride;
+      int64_t i = 0;
+      for (; i + 2 * W <= len; i += 2 * W) {
+        const V e0 = V::sub(V::load(p + i), vs), e1 = V::sub(V::load(p + i + W), vs);
+        d0 = V::add(d0, e0);
+        d1 = V::add(d1, e1);
+        q0 = V::fmadd(e0, e0, q0);
+        q1 = V::fmadd(e1, e1, q1);
+      }
+      for (; i + W <= len; i += W) {
+        const V e0 = V::sub(V::load(p + i), vs);
+        d0 = V::add(d0, e0);
+        q0 = V::fmadd(e0, e0, q0);
+      }
+      for (; i < len; ++i) {
+        const double e = double(T(p[i] - shift));
+        sd += e;
+        sd2 += e * e;
+      }
     }
-    for (; i + W <= len; i += W) {
-      const V e0 = V::sub(V::load(x + i), vs);
-      d0 = V::add(d0, e0);
-      q0 = V::fmadd(e0, e0, q0);
-    }
-    double sd = V::hsum(V::add(d0, d1)), sd2 = V::hsum(V::add(q0, q1));
-    for (; i < len; ++i) {
-      const double e = double(T(x[i] - shift));
-      sd += e;
-      sd2 += e * e;
-    }
-    return moments_from_shifted(double(len), double(shift), sd, sd2);
+    sd += V::hsum(V::add(d0, d1));
+    sd2 += V::hsum(V::add(q0, q1));
+    return moments_from_shifted(count, double(shift), sd, sd2);
   }
 
-  // One unit of contiguous values: blocks merged in order.
-  static Moments run_moments(const T* x, int64_t len) {
+  static Moments unit_moments(const Shape& sh, const Units& us, const T* x, int64_t c, int64_t u) {
     Moments m;
-    for (int64_t b = 0; b < len; b += kBlock) merge(m, block_moments(x + b, len - b < kBlock ? len - b : kBlock));
+    unit_blocks(sh, us, c, u, [&](int64_t off, int64_t runs, int64_t len) { merge(m, block_moments(x + off, sh.c * sh.s, runs, len)); });
     return m;
   }
 
-  // NHWC: moments of `rows` rows (<= kRowBlock) for the lanes c0..c0+VV::W of
-  // each row; out[l] for channel c0 + l.
-  template <class VV>
+  // NHWC: rows of C values. A block is `rows_per_block(C)` rows (a few tens
+  // of KB, so the second pass reads from cache); a sweep covers up to four
+  // vectors of channels across the block's rows in registers. Calls
+  // f(integral_constant<G>, c0) with G vectors of VV from channel c0, for
+  // every channel of a row, in order: sweeps of 4 x W, then 1..3 x W, then
+  // the scalar lanes left over (VV = S).
+  static int64_t rows_per_block(int64_t C) {
+    const int64_t r = kRowBlockValues / C;
+    return r < 16 ? 16 : r > kRowBlockMax ? kRowBlockMax : r;
+  }
+
+  template <class VV, int G>
+  struct Sweep {
+    using vec = VV;
+    static constexpr int groups = G;
+  };
+
+  template <class F>
+  static void for_each_sweep(int64_t C, F&& f) {
+    int64_t c = 0;
+    for (; c + 4 * W <= C; c += 4 * W) f(Sweep<V, 4>{}, c);
+    switch ((C - c) / W) {
+      case 3: f(Sweep<V, 3>{}, c); break;
+      case 2: f(Sweep<V, 2>{}, c); break;
+      case 1: f(Sweep<V, 1>{}, c); break;
+      default: break;
+    }
+    for (c += (C - c) / W * W; c < C; ++c) f(Sweep<S, 1>{}, c);
+  }
+
+  // Moments of channels c0 .. c0 + G * VV::W over `rows` rows; out[l] for channel c0 + l.
+  template <class VV, int G>
   static void rows_moments(const T* x, int64_t C, int64_t c0, int64_t rows, Moments* out) {
     constexpr int L = VV::W;
     // Scalar math: s[c] = sum over rows of x[r][c]
-    VV s = VV::zero();
-    for (int64_t r = 0; r < rows; ++r) s = VV::add(s, VV::load(x + r * C + c0));
-    T lane[L];
-    VV::store(lane, s);
-    for (int l = 0; l < L; ++l) lane[l] = T(double(lane[l]) / double(rows));
-    const VV shift = VV::load(lane);
+    VV s[G];
+    for (int g = 0; g < G; ++g) s[g] = VV::zero();
+    for (int64_t r = 0; r < rows; ++r)
+      for (int g = 0; g < G; ++g) s[g] = VV::add(s[g], VV::load(x + r * C + c0 + g * L));
+    T lane[G * L];
+    VV shift[G];
+    for (int g = 0; g < G; ++g) VV::store(lane + g * L, s[g]);
+    for (int l = 0; l < G * L; ++l) lane[l] = T(double(lane[l]) / double(rows));
+    for (int g = 0; g < G; ++g) shift[g] = VV::load(lane + g * L);
 
     // Scalar math: d = x[r][c] - shift[c]; sd[c] += d; sd2[c] += d * d
-    VV sd = VV::zero(), sd2 = VV::zero();
-    for (int64_t r = 0; r < rows; ++r) {
-      const VV d = VV::sub(VV::load(x + r * C + c0), shift);
-      sd = VV::add(sd, d);
-      sd2 = VV::fmadd(d, d, sd2);
-    }
-    T lsd[L], lsd2[L];
-    VV::store(lsd, sd);
-    VV::store(lsd2, sd2);
-    for (int l = 0; l < L; ++l) out[l] = moments_from_shifted(double(rows), double(lane[l]), double(lsd[l]), double(lsd2[l]));
+    VV sd[G], sd2[G];
+    for (int g = 0; g < G; ++g) sd[g] = VV::zero(), sd2[g] = VV::zero();
+    for (int64_t r = 0; r < rows; ++r)
+      for (int g = 0; g < G; ++g) {
+        const VV d = VV::sub(VV::load(x + r * C + c0 + g * L), shift[g]);
+        sd[g] = VV::add(sd[g], d);
+        sd2[g] = VV::fmadd(d, d, sd2[g]);
+      }
+    T lsd[G * L], lsd2[G * L];
+    for (int g = 0; g < G; ++g) VV::store(lsd + g * L, sd[g]), VV::store(lsd2 + g * L, sd2[g]);
+    for (int l = 0; l < G * L; ++l) out[l] = moments_from_shifted(double(rows), double(lane[l]), double(lsd[l]), double(lsd2[l]));
   }
 
   // NHWC: moments of every channel over rows [r0, r1), row blocks merged in order.
   static void rows_unit_moments(const T* x, int64_t C, int64_t r0, int64_t r1, Moments* out) {
-    Moments tmp[W];
-    for (int64_t r = r0; r < r1; r += kRowBlock) {
-      const int64_t rows = r1 - r < kRowBlock ? r1 - r : kRowBlock;
+    const int64_t R = rows_per_block(C);
+    for (int64_t r = r0; r < r1; r += R) {
+      const int64_t rows = r1 - r < R ? r1 - r : R;
       const T* xr = x + r * C;
-      int64_t c = 0;
-      for (; c + W <= C; c += W) {
-        rows_moments<V>(xr, C, c, rows, tmp);
-        for (int l = 0; l < W; ++l) merge(out[c + l], tmp[l]);
-      }
-      for (; c < C; ++c) {
-        rows_moments<S>(xr, C, c, rows, tmp);
-        merge(out[c], tmp[0]);
-      }
+      for_each_sweep(C, [&](auto sweep, int64_t c0) {
+        using VV = typename decltype(sweep)::vec;
+        constexpr int G = decltype(sweep)::groups;
+        Moments tmp[G * VV::W];
+        rows_moments<VV, G>(xr, C, c0, rows, tmp);
+        for (int l = 0; l < G * VV::W; ++l) merge(out[c0 + l], tmp[l]);
+      });
     }
   }
 
   // Moments of every channel, into `out` (C entries).
   static void channel_moments(const Shape& sh, const T* x, Moments* out) {
-    const int64_t N = sh.n, C = sh.c, HW = sh.s;
+    const int64_t C = sh.c;
+    const bool serial = sh.numel() < kSerialBelow;
     if (!sh.channels_last) {
-      const int64_t per_run = (HW + kUnit - 1) / kUnit, units = N * per_run;
-      // Enough channels to share: each thread takes whole channels.
-      if (C >= get_num_threads() || sh.numel() < kSerialBelow) {
-        parallel(C, sh.numel() < kSerialBelow ? C : 1, [&](int64_t c0, int64_t c1) {
-          for (int64_t c = c0; c < c1; ++c) {
-            Moments m;
-            for (int64_t u = 0; u < units; ++u) {
-              const int64_t n = u / per_run, s0 = (u % per_run) * kUnit;
-              merge(m, run_moments(x + (n * C + c) * HW + s0, HW - s0 < kUnit ? HW - s0 : kUnit));
-            }
-            out[c] = m;
-          }
-        });
-        return;
-      }
-      // Few channels: units in parallel, then merged in the same order.
+      const Units us = units_of(sh);
+      const int64_t units = us.per_channel;
       Scratch<Moments> part(C * units);
-      parallel(C * units, 1, [&](int64_t b, int64_t e) {
-        for (int64_t k = b; k < e; ++k) {
-          const int64_t c = k / units, u = k % units, n = u / per_run, s0 = (u % per_run) * kUnit;
-          part[k] = run_moments(x + (n * C + c) * HW + s0, HW - s0 < kUnit ? HW - s0 : kUnit);
-        }
+      parallel(C * units, serial ? C * units : 1, [&](int64_t b, int64_t e) {
+        for (int64_t k = b; k < e; ++k) part[k] = unit_moments(sh, us, x, k / units, k % units);
       });
       for (int64_t c = 0; c < C; ++c) {
         Moments m;
@@ -224,9 +295,9 @@ struct Kernels {
       return;
     }
     // NHWC / (N, C): units of rows in parallel, each over all channels.
-    const int64_t rows = N * HW, units = (rows + kRowUnit - 1) / kRowUnit;
+    const int64_t rows = sh.n * sh.s, units = (rows + kRowUnit - 1) / kRowUnit;
     Scratch<Moments> part(units * C);
-    parallel(units, sh.numel() < kSerialBelow ? units : 1, [&](int64_t b, int64_t e) {
+    parallel(units, serial ? units : 1, [&](int64_t b, int64_t e) {
       for (int64_t u = b; u < e; ++u) {
         const int64_t r0 = u * kRowUnit, r1 = r0 + kRowUnit < rows ? r0 + kRowUnit : rows;
         rows_unit_moments(x, C, r0, r1, &part[u * C]);
@@ -240,40 +311,76 @@ struct Kernels {
   }
 
   // ------------------------------------------------------- elementwise passes
+  // NT: stores bypass the caches (outputs larger than about half the L3 would
+  // only evict the input); the first values go through plain stores until the
+  // output is aligned for streaming.
 
-  // Scalar math: y = ((x - mean_hi) - mean_lo) * scale + shift
+  template <bool NT>
+  static void put(T* p, V v) {
+    if (NT) V::stream(p, v);
+    else V::store(p, v);
+  }
+  template <bool NT>
+  static int64_t peel(const T* y, int64_t len) {
+    if (!NT) return 0;
+    const int64_t mis = int64_t(reinterpret_cast<uintptr_t>(y) % (W * sizeof(T))) / int64_t(sizeof(T));
+    const int64_t p = mis ? W - mis : 0;
+    return p < len ? p : len;
+  }
+
+  // Scalar math: y = (x - mean) * scale + shift
+  template <bool NT>
   static void affine_run(const T* x, T* y, int64_t len, const Coeffs<T>& k) {
-    const V hi = V::set1(k.mean_hi), lo = V::set1(k.mean_lo), a = V::set1(k.scale), b = V::set1(k.shift);
+    const V m = V::set1(k.mean), a = V::set1(k.scale), b = V::set1(k.shift);
     int64_t i = 0;
-    for (; i + W <= len; i += W) V::store(y + i, V::fmadd(V::sub(V::sub(V::load(x + i), hi), lo), a, b));
-    for (; i < len; ++i) y[i] = ((x[i] - k.mean_hi) - k.mean_lo) * k.scale + k.shift;
+    for (const int64_t p = peel<NT>(y, len); i < p; ++i) y[i] = (x[i] - k.mean) * k.scale + k.shift;
+    for (; i + W <= len; i += W) put<NT>(y + i, V::fmadd(V::sub(V::load(x + i), m), a, b));
+    for (; i < len; ++i) y[i] = (x[i] - k.mean) * k.scale + k.shift;
   }
 
   // NHWC row, coefficients per channel (arrays of C).
-  // Scalar math: y[c] = ((x[c] - mean_hi[c]) - mean_lo[c]) * scale[c] + shift[c]
-  static void affine_row(const T* x, T* y, int64_t C, const T* hi, const T* lo, const T* a, const T* b) {
+  // Scalar math: y[c] = (x[c] - mean[c]) * scale[c] + shift[c]
+  template <bool NT>
+  static void affine_row(const T* x, T* y, int64_t C, const T* m, const T* a, const T* b) {
     int64_t c = 0;
-    for (; c + W <= C; c += W) {
-      const V d = V::sub(V::sub(V::load(x + c), V::load(hi + c)), V::load(lo + c));
-      V::store(y + c, V::fmadd(d, V::load(a + c), V::load(b + c)));
+    for (const int64_t p = peel<NT>(y, C); c < p; ++c) y[c] = (x[c] - m[c]) * a[c] + b[c];
+    for (; c + W <= C; c += W) put<NT>(y + c, V::fmadd(V::sub(V::load(x + c), V::load(m + c)), V::load(a + c), V::load(b + c)));
+    for (; c < C; ++c) y[c] = (x[c] - m[c]) * a[c] + b[c];
+  }
+
+  static bool streaming(const Shape& sh) { return sh.numel() * int64_t(sizeof(T)) >= kStreamBytes; }
+
+  // The runs of channel c: y from its coefficients.
+  template <bool NT>
+  static void affine_channel(const Shape& sh, const T* x, T* y, int64_t c, const Coeffs<T>& k) {
+    for (int64_t n = 0; n < sh.n; ++n) {
+      const int64_t off = (n * sh.c + c) * sh.s;
+      affine_run<NT>(x + off, y + off, sh.s, k);
     }
-    for (; c < C; ++c) y[c] = ((x[c] - hi[c]) - lo[c]) * a[c] + b[c];
   }
 
   // y from per-channel coefficients, over the whole tensor.
   static void apply_affine(const Shape& sh, const T* x, T* y, const Coeffs<T>* k) {
-    const int64_t C = sh.c, HW = sh.s, grain = sh.numel() < kSerialBelow ? INT64_MAX : 1;
+    if (streaming(sh)) return apply_affine_impl<true>(sh, x, y, k);
+    apply_affine_impl<false>(sh, x, y, k);
+  }
+  template <bool NT>
+  static void apply_affine_impl(const Shape& sh, const T* x, T* y, const Coeffs<T>* k) {
+    const int64_t C = sh.c, HW = sh.s;
+    const bool serial = sh.numel() < kSerialBelow;
     if (!sh.channels_last) {
-      parallel(sh.n * C, grain == 1 ? (kUnit + HW - 1) / HW : sh.n * C, [&](int64_t b, int64_t e) {
-        for (int64_t nc = b; nc < e; ++nc) affine_run(x + nc * HW, y + nc * HW, HW, k[nc % C]);
+      parallel(sh.n * C, serial ? sh.n * C : (kUnit + HW - 1) / HW, [&](int64_t b, int64_t e) {
+        for (int64_t nc = b; nc < e; ++nc) affine_run<NT>(x + nc * HW, y + nc * HW, HW, k[nc % C]);
+        if (NT) V::fence();
       });
       return;
     }
-    Scratch<T> hi(C), lo(C), a(C), bb(C);
-    for (int64_t c = 0; c < C; ++c) hi[c] = k[c].mean_hi, lo[c] = k[c].mean_lo, a[c] = k[c].scale, bb[c] = k[c].shift;
+    Scratch<T> m(C), a(C), bb(C);
+    for (int64_t c = 0; c < C; ++c) m[c] = k[c].mean, a[c] = k[c].scale, bb[c] = k[c].shift;
     const int64_t rows = sh.n * HW;
-    parallel(rows, grain == 1 ? (kUnit + C - 1) / C : rows, [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) affine_row(x + r * C, y + r * C, C, hi.p, lo.p, a.p, bb.p);
+    parallel(rows, serial ? rows : (kUnit + C - 1) / C, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) affine_row<NT>(x + r * C, y + r * C, C, m.p, a.p, bb.p);
+      if (NT) V::fence();
     });
   }
 
@@ -282,7 +389,7 @@ struct Kernels {
   static double weight_at(const T* w, int64_t c) { return w ? double(w[c]) : 1.0; }
   static double bias_at(const T* b, int64_t c) { return b ? double(b[c]) : 0.0; }
 
-  static void finish_channel(const ForwardTrainingArgs<T>& a, int64_t c, const Moments& m, Coeffs<T>* k) {
+  static Coeffs<T> finish_channel(const ForwardTrainingArgs<T>& a, int64_t c, const Moments& m) {
     const double n = m.count, var = m.m2 / n, invstd = 1.0 / std::sqrt(var + a.eps);
     a.save_mean[c] = T(m.mean);
     a.save_invstd[c] = T(invstd);
@@ -291,33 +398,40 @@ struct Kernels {
       a.running_mean[c] = T((1 - a.momentum) * double(a.running_mean[c]) + a.momentum * m.mean);
       a.running_var[c] = T((1 - a.momentum) * double(a.running_var[c]) + a.momentum * unbiased);
     }
-    k[c] = make_coeffs<T>(m.mean, invstd * weight_at(a.weight, c), bias_at(a.bias, c));
+    return make_coeffs<T>(m.mean, invstd * weight_at(a.weight, c), bias_at(a.bias, c));
+  }
+
+  // NCHW with channels to share among the threads: each thread takes whole
+  // channels and writes y while the channel is still in its cache, so memory
+  // sees about one read and one write of the tensor.
+  static bool fuse_by_channel(const Shape& sh) {
+    return !sh.channels_last && sh.numel() >= kSerialBelow && sh.c >= get_num_threads();
+  }
+
+  template <bool NT>
+  static void forward_training_by_channel(const ForwardTrainingArgs<T>& a) {
+    const Shape& sh = a.shape;
+    const Units us = units_of(sh);
+    parallel(sh.c, 1, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c) {
+        Moments m;
+        for (int64_t u = 0; u < us.per_channel; ++u) merge(m, unit_moments(sh, us, a.x, c, u));
+        affine_channel<NT>(sh, a.x, a.y, c, finish_channel(a, c, m));
+      }
+      if (NT) V::fence();
+    });
   }
 
   static void forward_training(const ForwardTrainingArgs<T>& a) {
     const Shape& sh = a.shape;
-    const int64_t C = sh.c, HW = sh.s;
-    Scratch<Coeffs<T>> k(C);
-    // NCHW with enough channels: statistics and y of one channel while its
-    // values are still in cache, so memory sees about one read and one write.
-    if (!sh.channels_last && sh.numel() >= kSerialBelow && C >= get_num_threads()) {
-      const int64_t per_run = (HW + kUnit - 1) / kUnit, units = sh.n * per_run;
-      parallel(C, 1, [&](int64_t c0, int64_t c1) {
-        for (int64_t c = c0; c < c1; ++c) {
-          Moments m;
-          for (int64_t u = 0; u < units; ++u) {
-            const int64_t n = u / per_run, s0 = (u % per_run) * kUnit;
-            merge(m, run_moments(a.x + (n * C + c) * HW + s0, HW - s0 < kUnit ? HW - s0 : kUnit));
-          }
-          finish_channel(a, c, m, k.p);
-          for (int64_t n = 0; n < sh.n; ++n) affine_run(a.x + (n * C + c) * HW, a.y + (n * C + c) * HW, HW, k[c]);
-        }
-      });
-      return;
+    if (fuse_by_channel(sh)) {
+      if (streaming(sh)) return forward_training_by_channel<true>(a);
+      return forward_training_by_channel<false>(a);
     }
-    Scratch<Moments> m(C);
+    Scratch<Moments> m(sh.c);
+    Scratch<Coeffs<T>> k(sh.c);
     channel_moments(sh, a.x, m.p);
-    for (int64_t c = 0; c < C; ++c) finish_channel(a, c, m[c], k.p);
+    for (int64_t c = 0; c < sh.c; ++c) k[c] = finish_channel(a, c, m[c]);
     apply_affine(sh, a.x, a.y, k.p);
   }
 
@@ -332,71 +446,72 @@ struct Kernels {
 
   // ------------------------------------------------------------- backward
 
-  // Sums of one contiguous block around the channel's mean.
+  // Sums of one block around the channel's mean, added into sdy, sdyx.
   // Scalar math: sdy += dy; sdyx += dy * (x - mean)
-  static void block_grad_sums(const T* x, const T* dy, int64_t len, T mean, double& sdy, double& sdyx) {
+  static void block_grad_sums(const T* x, const T* dy, int64_t stride, int64_t runs, int64_t len, T mean, double& sdy, double& sdyx) {
     const V vm = V::set1(mean);
     V g0 = V::zero(), g1 = V::zero(), h0 = V::zero(), h1 = V::zero();
-    int64_t i = 0;
-    for (; i + 2 * W <= len; i += 2 * W) {
-      const V e0 = V::load(dy + i), e1 = V::load(dy + i + W);
-      g0 = V::add(g0, e0);
-      g1 = V::add(g1, e1);
-      h0 = V::fmadd(e0, V::sub(V::load(x + i), vm), h0);
-      h1 = V::fmadd(e1, V::sub(V::load(x + i + W), vm), h1);
+    double s = 0, t = 0;
+    for (int64_t r = 0; r < runs; ++r) {
+      const T *px = x + r * stride, *pd = dy + r * stride;
+      int64_t i = 0;
+      for (; i + 2 * W <= len; i += 2 * W) {
+        const V e0 = V::load(pd + i), e1 = V::load(pd + i + W);
+        g0 = V::add(g0, e0);
+        g1 = V::add(g1, e1);
+        h0 = V::fmadd(e0, V::sub(V::load(px + i), vm), h0);
+        h1 = V::fmadd(e1, V::sub(V::load(px + i + W), vm), h1);
+      }
+      for (; i + W <= len; i += W) {
+        const V e0 = V::load(pd + i);
+        g0 = V::add(g0, e0);
+        h0 = V::fmadd(e0, V::sub(V::load(px + i), vm), h0);
+      }
+      for (; i < len; ++i) {
+        s += double(pd[i]);
+        t += double(pd[i]) * double(T(px[i] - mean));
+      }
     }
-    for (; i + W <= len; i += W) {
-      const V e0 = V::load(dy + i);
-      g0 = V::add(g0, e0);
-      h0 = V::fmadd(e0, V::sub(V::load(x + i), vm), h0);
-    }
-    double s = V::hsum(V::add(g0, g1)), t = V::hsum(V::add(h0, h1));
-    for (; i < len; ++i) {
-      s += double(dy[i]);
-      t += double(dy[i]) * double(T(x[i] - mean));
-    }
-    sdy += s;
-    sdyx += t;
+    sdy += s + V::hsum(V::add(g0, g1));
+    sdyx += t + V::hsum(V::add(h0, h1));
   }
 
-  static void run_grad_sums(const T* x, const T* dy, int64_t len, T mean, double& sdy, double& sdyx) {
-    for (int64_t b = 0; b < len; b += kBlock) block_grad_sums(x + b, dy + b, len - b < kBlock ? len - b : kBlock, mean, sdy, sdyx);
+  static void unit_grad_sums(const Shape& sh, const Units& us, const BackwardArgs<T>& a, int64_t c, int64_t u, double& g, double& h) {
+    g = 0, h = 0;
+    unit_blocks(sh, us, c, u, [&](int64_t off, int64_t runs, int64_t len) {
+      block_grad_sums(a.x + off, a.dy + off, sh.c * sh.s, runs, len, a.mean[c], g, h);
+    });
   }
 
-  // NHWC: sums for the lanes c0..c0+VV::W over `rows` rows, added into out.
+  // NHWC: sums for channels c0 .. c0 + G * VV::W over `rows` rows, added into sdy, sdyx.
   // Scalar math: sdy[c] += dy[r][c]; sdyx[c] += dy[r][c] * (x[r][c] - mean[c])
-  template <class VV>
+  template <class VV, int G>
   static void rows_grad_sums(const T* x, const T* dy, int64_t C, int64_t c0, int64_t rows, const T* mean, double* sdy, double* sdyx) {
     constexpr int L = VV::W;
-    const VV vm = VV::load(mean + c0);
-    VV g = VV::zero(), h = VV::zero();
-    for (int64_t r = 0; r < rows; ++r) {
-      const VV e = VV::load(dy + r * C + c0);
-      g = VV::add(g, e);
-      h = VV::fmadd(e, VV::sub(VV::load(x + r * C + c0), vm), h);
-    }
-    T lg[L], lh[L];
-    VV::store(lg, g);
-    VV::store(lh, h);
-    for (int l = 0; l < L; ++l) sdy[c0 + l] += double(lg[l]), sdyx[c0 + l] += double(lh[l]);
+    VV m[G], g[G], h[G];
+    for (int k = 0; k < G; ++k) m[k] = VV::load(mean + c0 + k * L), g[k] = VV::zero(), h[k] = VV::zero();
+    for (int64_t r = 0; r < rows; ++r)
+      for (int k = 0; k < G; ++k) {
+        const VV e = VV::load(dy + r * C + c0 + k * L);
+        g[k] = VV::add(g[k], e);
+        h[k] = VV::fmadd(e, VV::sub(VV::load(x + r * C + c0 + k * L), m[k]), h[k]);
+      }
+    T lg[G * L], lh[G * L];
+    for (int k = 0; k < G; ++k) VV::store(lg + k * L, g[k]), VV::store(lh + k * L, h[k]);
+    for (int l = 0; l < G * L; ++l) sdy[c0 + l] += double(lg[l]), sdyx[c0 + l] += double(lh[l]);
   }
 
   // Per channel: sdy = sum(dy), sdyx = sum(dy * (x - mean)).
   static void grad_sums(const BackwardArgs<T>& a, double* sdy, double* sdyx) {
     const Shape& sh = a.shape;
-    const int64_t N = sh.n, C = sh.c, HW = sh.s;
-    const int64_t serial = sh.numel() < kSerialBelow;
+    const int64_t C = sh.c;
+    const bool serial = sh.numel() < kSerialBelow;
     if (!sh.channels_last) {
-      const int64_t per_run = (HW + kUnit - 1) / kUnit, units = N * per_run;
+      const Units us = units_of(sh);
+      const int64_t units = us.per_channel;
       Scratch<double> pg(C * units), ph(C * units);
       parallel(C * units, serial ? C * units : 1, [&](int64_t b, int64_t e) {
-        for (int64_t k = b; k < e; ++k) {
-          const int64_t c = k / units, u = k % units, n = u / per_run, s0 = (u % per_run) * kUnit;
-          const int64_t off = (n * C + c) * HW + s0;
-          double g = 0, h = 0;
-          run_grad_sums(a.x + off, a.dy + off, HW - s0 < kUnit ? HW - s0 : kUnit, a.mean[c], g, h);
-          pg[k] = g, ph[k] = h;
-        }
+        for (int64_t k = b; k < e; ++k) unit_grad_sums(sh, us, a, k / units, k % units, pg[k], ph[k]);
       });
       for (int64_t c = 0; c < C; ++c) {
         double g = 0, h = 0;
@@ -405,16 +520,17 @@ struct Kernels {
       }
       return;
     }
-    const int64_t rows = N * HW, units = (rows + kRowUnit - 1) / kRowUnit;
+    const int64_t rows = sh.n * sh.s, units = (rows + kRowUnit - 1) / kRowUnit, R = rows_per_block(C);
     Scratch<double> pg(units * C), ph(units * C);
     parallel(units, serial ? units : 1, [&](int64_t b, int64_t e) {
       for (int64_t u = b; u < e; ++u) {
         const int64_t r1 = (u + 1) * kRowUnit < rows ? (u + 1) * kRowUnit : rows;
-        for (int64_t r = u * kRowUnit; r < r1; r += kRowBlock) {
-          const int64_t nr = r1 - r < kRowBlock ? r1 - r : kRowBlock;
-          int64_t c = 0;
-          for (; c + W <= C; c += W) rows_grad_sums<V>(a.x + r * C, a.dy + r * C, C, c, nr, a.mean, &pg[u * C], &ph[u * C]);
-          for (; c < C; ++c) rows_grad_sums<S>(a.x + r * C, a.dy + r * C, C, c, nr, a.mean, &pg[u * C], &ph[u * C]);
+        for (int64_t r = u * kRowUnit; r < r1; r += R) {
+          const int64_t nr = r1 - r < R ? r1 - r : R;
+          for_each_sweep(C, [&](auto sweep, int64_t c0) {
+            using VV = typename decltype(sweep)::vec;
+            rows_grad_sums<VV, decltype(sweep)::groups>(a.x + r * C, a.dy + r * C, C, c0, nr, a.mean, &pg[u * C], &ph[u * C]);
+          });
         }
       }
     });
@@ -430,60 +546,107 @@ struct Kernels {
     T mean, k1, k2, k3;
   };
 
+  // Writes the weight and bias gradients of channel c; returns its dx coefficients.
+  static GradCoeffs finish_grad(const BackwardArgs<T>& a, int64_t c, double sdy, double sdyx) {
+    const double n = double(a.shape.count_per_channel()), invstd = double(a.invstd[c]), gw = invstd * sdyx;
+    if (a.grad_weight) a.grad_weight[c] = T(gw);
+    if (a.grad_bias) a.grad_bias[c] = T(sdy);
+    // dx = w*invstd*(dy - sdy/n - xhat*gw/n), xhat = (x - mean)*invstd
+    const double k1 = weight_at(a.weight, c) * invstd;
+    return GradCoeffs{a.mean[c], T(k1), T(-k1 * invstd * gw / n), T(-k1 * sdy / n)};
+  }
+
   // Scalar math: dx = dy * k1 + (x - mean) * k2 + k3
+  template <bool NT>
   static void grad_input_run(const T* x, const T* dy, T* dx, int64_t len, const GradCoeffs& k) {
     const V m = V::set1(k.mean), k1 = V::set1(k.k1), k2 = V::set1(k.k2), k3 = V::set1(k.k3);
     int64_t i = 0;
+    for (const int64_t p = peel<NT>(dx, len); i < p; ++i) dx[i] = dy[i] * k.k1 + ((x[i] - k.mean) * k.k2 + k.k3);
     for (; i + W <= len; i += W) {
       const V t = V::fmadd(V::sub(V::load(x + i), m), k2, k3);
-      V::store(dx + i, V::fmadd(V::load(dy + i), k1, t));
+      put<NT>(dx + i, V::fmadd(V::load(dy + i), k1, t));
     }
     for (; i < len; ++i) dx[i] = dy[i] * k.k1 + ((x[i] - k.mean) * k.k2 + k.k3);
   }
 
   // NHWC row. Scalar math: dx[c] = dy[c] * k1[c] + (x[c] - mean[c]) * k2[c] + k3[c]
+  template <bool NT>
   static void grad_input_row(const T* x, const T* dy, T* dx, int64_t C, const T* m, const T* k1, const T* k2, const T* k3) {
     int64_t c = 0;
+    for (const int64_t p = peel<NT>(dx, C); c < p; ++c) dx[c] = dy[c] * k1[c] + ((x[c] - m[c]) * k2[c] + k3[c]);
     for (; c + W <= C; c += W) {
       const V t = V::fmadd(V::sub(V::load(x + c), V::load(m + c)), V::load(k2 + c), V::load(k3 + c));
-      V::store(dx + c, V::fmadd(V::load(dy + c), V::load(k1 + c), t));
+      put<NT>(dx + c, V::fmadd(V::load(dy + c), V::load(k1 + c), t));
     }
     for (; c < C; ++c) dx[c] = dy[c] * k1[c] + ((x[c] - m[c]) * k2[c] + k3[c]);
   }
 
-  static void backward(const BackwardArgs<T>& a) {
+  template <bool NT>
+  static void grad_input(const BackwardArgs<T>& a, const GradCoeffs* k) {
     const Shape& sh = a.shape;
     const int64_t C = sh.c, HW = sh.s;
-    const double n = double(sh.count_per_channel());
-    Scratch<double> sdy(C), sdyx(C);
-    grad_sums(a, sdy.p, sdyx.p);
-    Scratch<GradCoeffs> k(C);
-    Scratch<Coeffs<T>> frozen(C);
-    for (int64_t c = 0; c < C; ++c) {
-      const double invstd = double(a.invstd[c]), gw = invstd * sdyx[c];
-      if (a.grad_weight) a.grad_weight[c] = T(gw);
-      if (a.grad_bias) a.grad_bias[c] = T(sdy[c]);
-      // dx = w*invstd*(dy - sdy/n - xhat*gw/n), xhat = (x - mean)*invstd
-      const double k1 = weight_at(a.weight, c) * invstd;
-      k[c] = GradCoeffs{a.mean[c], T(k1), T(-k1 * invstd * gw / n), T(-k1 * sdy[c] / n)};
-      frozen[c] = Coeffs<T>{T(0), T(0), T(k1), T(0)};
-    }
-    if (!a.dx) return;
-    // Frozen statistics: dx = dy * weight * invstd, an elementwise pass on dy.
-    if (!a.use_batch_stats) return apply_affine(sh, a.dy, a.dx, frozen.p);
-    const int64_t grain = sh.numel() < kSerialBelow ? INT64_MAX : 1;
+    const bool serial = sh.numel() < kSerialBelow;
     if (!sh.channels_last) {
-      parallel(sh.n * C, grain == 1 ? (kUnit + HW - 1) / HW : sh.n * C, [&](int64_t b, int64_t e) {
-        for (int64_t nc = b; nc < e; ++nc) grad_input_run(a.x + nc * HW, a.dy + nc * HW, a.dx + nc * HW, HW, k[nc % C]);
+      parallel(sh.n * C, serial ? sh.n * C : (kUnit + HW - 1) / HW, [&](int64_t b, int64_t e) {
+        for (int64_t nc = b; nc < e; ++nc) grad_input_run<NT>(a.x + nc * HW, a.dy + nc * HW, a.dx + nc * HW, HW, k[nc % C]);
+        if (NT) V::fence();
       });
       return;
     }
     Scratch<T> m(C), k1(C), k2(C), k3(C);
     for (int64_t c = 0; c < C; ++c) m[c] = k[c].mean, k1[c] = k[c].k1, k2[c] = k[c].k2, k3[c] = k[c].k3;
     const int64_t rows = sh.n * HW;
-    parallel(rows, grain == 1 ? (kUnit + C - 1) / C : rows, [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) grad_input_row(a.x + r * C, a.dy + r * C, a.dx + r * C, C, m.p, k1.p, k2.p, k3.p);
+    parallel(rows, serial ? rows : (kUnit + C - 1) / C, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) grad_input_row<NT>(a.x + r * C, a.dy + r * C, a.dx + r * C, C, m.p, k1.p, k2.p, k3.p);
+      if (NT) V::fence();
     });
+  }
+
+  // NCHW, batch statistics, channels to share: sums and dx of one channel
+  // while x and dy of that channel are still in cache.
+  template <bool NT>
+  static void backward_by_channel(const BackwardArgs<T>& a) {
+    const Shape& sh = a.shape;
+    const Units us = units_of(sh);
+    parallel(sh.c, 1, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c) {
+        double sdy = 0, sdyx = 0;
+        for (int64_t u = 0; u < us.per_channel; ++u) {
+          double g, h;
+          unit_grad_sums(sh, us, a, c, u, g, h);
+          sdy += g, sdyx += h;
+        }
+        const GradCoeffs k = finish_grad(a, c, sdy, sdyx);
+        if (!a.dx) continue;
+        for (int64_t n = 0; n < sh.n; ++n) {
+          const int64_t off = (n * sh.c + c) * sh.s;
+          grad_input_run<NT>(a.x + off, a.dy + off, a.dx + off, sh.s, k);
+        }
+      }
+      if (NT) V::fence();
+    });
+  }
+
+  static void backward(const BackwardArgs<T>& a) {
+    const Shape& sh = a.shape;
+    const int64_t C = sh.c;
+    if (a.use_batch_stats && fuse_by_channel(sh)) {
+      if (streaming(sh)) return backward_by_channel<true>(a);
+      return backward_by_channel<false>(a);
+    }
+    Scratch<double> sdy(C), sdyx(C);
+    grad_sums(a, sdy.p, sdyx.p);
+    Scratch<GradCoeffs> k(C);
+    Scratch<Coeffs<T>> frozen(C);
+    for (int64_t c = 0; c < C; ++c) {
+      k[c] = finish_grad(a, c, sdy[c], sdyx[c]);
+      frozen[c] = Coeffs<T>{T(0), k[c].k1, T(0)};
+    }
+    if (!a.dx) return;
+    // Frozen statistics: dx = dy * weight * invstd, an elementwise pass on dy.
+    if (!a.use_batch_stats) return apply_affine(sh, a.dy, a.dx, frozen.p);
+    if (streaming(sh)) return grad_input<true>(a, k.p);
+    grad_input<false>(a, k.p);
   }
 };
 

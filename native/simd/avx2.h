@@ -12,6 +12,8 @@ struct Avx2F32 {
   static Avx2F32 set1(float a) { return {_mm256_set1_ps(a)}; }
   static Avx2F32 load(const float* p) { return {_mm256_loadu_ps(p)}; }
   static void store(float* p, Avx2F32 a) { _mm256_storeu_ps(p, a.v); }
+  static void stream(float* p, Avx2F32 a) { _mm256_stream_ps(p, a.v); }
+  static void fence() { _mm_sfence(); }
   static Avx2F32 add(Avx2F32 a, Avx2F32 b) { return {_mm256_add_ps(a.v, b.v)}; }
   static Avx2F32 sub(Avx2F32 a, Avx2F32 b) { return {_mm256_sub_ps(a.v, b.v)}; }
   static Avx2F32 mul(Avx2F32 a, Avx2F32 b) { return {_mm256_mul_ps(a.v, b.v)}; }
@@ -34,6 +36,8 @@ struct Avx2F64 {
   static Avx2F64 set1(double a) { return {_mm256_set1_pd(a)}; }
   static Avx2F64 load(const double* p) { return {_mm256_loadu_pd(p)}; }
   static void store(double* p, Avx2F64 a) { _mm256_storeu_pd(p, a.v); }
+  static void stream(double* p, Avx2F64 a) { _mm256_stream_pd(p, a.v); }
+  static void fence() { _mm_sfence(); }
   static Avx2F64 add(Avx2F64 a, Avx2F64 b) { return {_mm256_add_pd(a.v, b.v)}; }
   static Avx2F64 sub(Avx2F64 a, Avx2F64 b) { return {_mm256_sub_pd(a.v, b.v)}; }
   static Avx2F64 mul(Avx2F64 a, Avx2F64 b) { return {_mm256_mul_pd(a.v, b.v)}; }

@@ -12,6 +12,8 @@ struct Avx512F32 {
   static Avx512F32 set1(float a) { return {_mm512_set1_ps(a)}; }
   static Avx512F32 load(const float* p) { return {_mm512_loadu_ps(p)}; }
   static void store(float* p, Avx512F32 a) { _mm512_storeu_ps(p, a.v); }
+  static void stream(float* p, Avx512F32 a) { _mm512_stream_ps(p, a.v); }
+  static void fence() { _mm_sfence(); }
   static Avx512F32 add(Avx512F32 a, Avx512F32 b) { return {_mm512_add_ps(a.v, b.v)}; }
   static Avx512F32 sub(Avx512F32 a, Avx512F32 b) { return {_mm512_sub_ps(a.v, b.v)}; }
   static Avx512F32 mul(Avx512F32 a, Avx512F32 b) { return {_mm512_mul_ps(a.v, b.v)}; }
@@ -32,6 +34,8 @@ struct Avx512F64 {
   static Avx512F64 set1(double a) { return {_mm512_set1_pd(a)}; }
   static Avx512F64 load(const double* p) { return {_mm512_loadu_pd(p)}; }
   static void store(double* p, Avx512F64 a) { _mm512_storeu_pd(p, a.v); }
+  static void stream(double* p, Avx512F64 a) { _mm512_stream_pd(p, a.v); }
+  static void fence() { _mm_sfence(); }
   static Avx512F64 add(Avx512F64 a, Avx512F64 b) { return {_mm512_add_pd(a.v, b.v)}; }
   static Avx512F64 sub(Avx512F64 a, Avx512F64 b) { return {_mm512_sub_pd(a.v, b.v)}; }
   static Avx512F64 mul(Avx512F64 a, Avx512F64 b) { return {_mm512_mul_pd(a.v, b.v)}; }

@@ -12,6 +12,8 @@ struct NeonF32 {
   static NeonF32 set1(float a) { return {vdupq_n_f32(a)}; }
   static NeonF32 load(const float* p) { return {vld1q_f32(p)}; }
   static void store(float* p, NeonF32 a) { vst1q_f32(p, a.v); }
+  static void stream(float* p, NeonF32 a) { vst1q_f32(p, a.v); }
+  static void fence() {}
   static NeonF32 add(NeonF32 a, NeonF32 b) { return {vaddq_f32(a.v, b.v)}; }
   static NeonF32 sub(NeonF32 a, NeonF32 b) { return {vsubq_f32(a.v, b.v)}; }
   static NeonF32 mul(NeonF32 a, NeonF32 b) { return {vmulq_f32(a.v, b.v)}; }
@@ -31,6 +33,8 @@ struct NeonF64 {
   static NeonF64 set1(double a) { return {vdupq_n_f64(a)}; }
   static NeonF64 load(const double* p) { return {vld1q_f64(p)}; }
   static void store(double* p, NeonF64 a) { vst1q_f64(p, a.v); }
+  static void stream(double* p, NeonF64 a) { vst1q_f64(p, a.v); }
+  static void fence() {}
   static NeonF64 add(NeonF64 a, NeonF64 b) { return {vaddq_f64(a.v, b.v)}; }
   static NeonF64 sub(NeonF64 a, NeonF64 b) { return {vsubq_f64(a.v, b.v)}; }
   static NeonF64 mul(NeonF64 a, NeonF64 b) { return {vmulq_f64(a.v, b.v)}; }

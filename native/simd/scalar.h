@@ -2,6 +2,8 @@
 // types must agree with. Every vector type in this folder has this interface:
 //   T, W                    element type and lane count
 //   zero, set1, load, store  (unaligned loads and stores)
+//   stream, fence            store bypassing the caches (p aligned to W * sizeof(T)), and the
+//                            fence that orders such stores before the call returns
 //   add, sub, mul, fmadd     fmadd(a, b, c) = a * b + c, fused where the ISA has it
 //   hsum                     sum of the lanes, in double, in a fixed order
 #pragma once
@@ -18,6 +20,8 @@ struct ScalarVec {
   static ScalarVec set1(T a) { return {a}; }
   static ScalarVec load(const T* p) { return {*p}; }
   static void store(T* p, ScalarVec a) { *p = a.v; }
+  static void stream(T* p, ScalarVec a) { *p = a.v; }  // no cache-bypassing store here
+  static void fence() {}
   static ScalarVec add(ScalarVec a, ScalarVec b) { return {a.v + b.v}; }
   static ScalarVec sub(ScalarVec a, ScalarVec b) { return {a.v - b.v}; }
   static ScalarVec mul(ScalarVec a, ScalarVec b) { return {a.v * b.v}; }
