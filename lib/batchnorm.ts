@@ -6,7 +6,7 @@ import type { FloatArray, Kernels } from './backend/kernels.js';
 import { kernels } from './backend/loader.js';
 import { describe } from './backend/validate.js';
 import { checkValuesPerChannel } from './functional.js';
-import { allocLike, checkLayout, checkTensor, dimsOf, formatShape, isChannelsLast, sameShape, type Dims, type Layout, type Tensor } from './tensor.js';
+import { allocLike, checkFinite, checkLayout, checkTensor, dimsOf, formatShape, isChannelsLast, sameShape, type Dims, type Layout, type Tensor } from './tensor.js';
 
 export interface BatchNormModuleOptions {
   /** Added to the variance before the square root. Default 1e-5 (Keras and TF.js: 1e-3). */
@@ -34,6 +34,13 @@ export interface BatchNormModuleOptions {
    * the biased one (Keras and TF.js).
    */
   unbiasedRunningVar?: boolean;
+  /**
+   * Check inputs (and gradients in backward) for NaN and infinities first, and
+   * throw naming the first bad channel. Default false: non-finite values
+   * propagate as in PyTorch (a NaN in a channel makes that channel's output
+   * and statistics NaN).
+   */
+  checkFinite?: boolean;
 }
 
 /** A learnable per-channel array and its accumulated gradient. */
@@ -86,6 +93,7 @@ abstract class BatchNormBase {
   readonly trackRunningStats: boolean;
   readonly layout: Layout;
   readonly unbiasedRunningVar: boolean;
+  readonly checkFinite: boolean;
   /** γ; null when affine is false. */
   readonly weight: Parameter | null;
   /** β; null when affine is false. */
@@ -113,12 +121,12 @@ abstract class BatchNormBase {
     if (typeof numFeatures !== 'number' || !Number.isInteger(numFeatures) || numFeatures < 1)
       throw new (typeof numFeatures === 'number' ? RangeError : TypeError)(`Expected a positive integer for numFeatures of ${name} but received ${describe(numFeatures)}`);
     if (typeof options !== 'object' || options === null) throw new TypeError(`Expected an options object for ${name} but received ${describe(options)}`);
-    const { eps = 1e-5, momentum = 0.1, affine = true, trackRunningStats = true, dtype = 'float32', unbiasedRunningVar = true } = options;
+    const { eps = 1e-5, momentum = 0.1, affine = true, trackRunningStats = true, dtype = 'float32', unbiasedRunningVar = true, checkFinite = false } = options;
     if (typeof eps !== 'number' || !(eps > 0) || !Number.isFinite(eps))
       throw new RangeError(`Expected eps to be a positive finite number but received ${describe(eps)}`);
     if (momentum !== null && (typeof momentum !== 'number' || !(momentum >= 0 && momentum <= 1)))
       throw new RangeError(`Expected momentum to be a number in [0, 1] or null but received ${describe(momentum)}`);
-    for (const [k, v] of [['affine', affine], ['trackRunningStats', trackRunningStats], ['unbiasedRunningVar', unbiasedRunningVar]] as const)
+    for (const [k, v] of [['affine', affine], ['trackRunningStats', trackRunningStats], ['unbiasedRunningVar', unbiasedRunningVar], ['checkFinite', checkFinite]] as const)
       if (typeof v !== 'boolean') throw new TypeError(`Expected a boolean for ${k} but received ${describe(v)}`);
     if (dtype !== 'float32' && dtype !== 'float64') throw new RangeError(`Expected dtype to be 'float32' or 'float64' but received ${describe(dtype)}`);
     this.numFeatures = numFeatures;
@@ -127,6 +135,7 @@ abstract class BatchNormBase {
     this.affine = affine;
     this.trackRunningStats = trackRunningStats;
     this.unbiasedRunningVar = unbiasedRunningVar;
+    this.checkFinite = checkFinite;
     this.ctor = dtype === 'float64' ? Float64Array : Float32Array;
     this.layout = options.layout ?? this.defaultLayout();
     this.checkOwnLayout(this.layout);
@@ -203,6 +212,7 @@ abstract class BatchNormBase {
   private prepareForward(input: Tensor, options: CallOptions) {
     const x = checkTensor(input, 'input');
     const dims = this.checkShape(x.shape);
+    if (this.checkFinite) checkFinite(x.data, x.shape, dims, 'input');
     const y = this.checkOut(options?.out, x.data);
     const T = x.data instanceof Float64Array ? Float64Array : Float32Array;
     const batchStats = this.training || !this.trackRunningStats;
@@ -275,6 +285,7 @@ abstract class BatchNormBase {
       throw new RangeError(`Expected gradOutput of the last forward's shape ${formatShape(saved.shape)} but received shape ${formatShape(dy.shape)}`);
     if (dy.data.constructor !== saved.x.constructor)
       throw new TypeError(`Expected a ${saved.x.constructor.name} for gradOutput.data (the last forward's type) but received ${describe(dy.data)}`);
+    if (this.checkFinite) checkFinite(dy.data, dy.shape, saved.dims, 'gradOutput');
     const dx = this.checkOut(options?.out, saved.x);
     const T = saved.x instanceof Float64Array ? Float64Array : Float32Array;
     const weight = convert(this.weight?.data ?? null, T);

@@ -4,7 +4,7 @@
  */
 import type { FloatArray, Kernels } from './backend/kernels.js';
 import { kernels } from './backend/loader.js';
-import { allocLike, checkLayout, checkTensor, dimsOf, formatShape, isChannelsLast, sameShape, type Dims, type Layout, type Tensor } from './tensor.js';
+import { allocLike, checkFinite, checkLayout, checkTensor, dimsOf, formatShape, isChannelsLast, sameShape, type Dims, type Layout, type Tensor } from './tensor.js';
 
 export interface BatchNormOptions<A extends FloatArray = FloatArray> {
   /** γ, one per channel; default none (1). */
@@ -27,6 +27,8 @@ export interface BatchNormOptions<A extends FloatArray = FloatArray> {
   out?: A;
   /** Running variance update with the unbiased batch variance (PyTorch, default) or the biased one (Keras, TF.js). */
   unbiasedRunningVar?: boolean;
+  /** Throw on NaN or infinities in the input, naming the first bad channel (default false: they propagate, as in PyTorch). */
+  checkFinite?: boolean;
 }
 
 /** y, and the statistics it was normalized with (batch or running), for the backward. */
@@ -84,6 +86,7 @@ function prepareForward(
   const { weight = null, bias = null, training = false, momentum = 0.1, eps = 1e-5, out, unbiasedRunningVar = true } = options;
   const layout = checkLayout(options.layout ?? 'channelsFirst');
   const { x, dims } = checkInput(input, 'input', layout);
+  if (options.checkFinite) checkFinite(x.data, x.shape, dims, 'input');
   const { n, c, s, channelsLast } = dims;
   const y = out ?? allocLike(x.data, x.data.length);
   const saveMean = allocLike(x.data, c), saveInvstd = allocLike(x.data, c);

@@ -94,3 +94,29 @@ export function allocLike(x: FloatArray, length: number): FloatArray {
 export function zerosLike(x: FloatArray, length: number): FloatArray {
   return x instanceof Float64Array ? new Float64Array(length) : new Float32Array(length);
 }
+
+/**
+ * For the `checkFinite` option: throws a RangeError naming the first channel
+ * (lowest index) holding a NaN or an infinity, and where.
+ */
+export function checkFinite(data: FloatArray, shape: readonly number[], d: Dims, name: string): void {
+  let bad = -1;
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i];
+    if (v - v !== 0) {
+      if (bad < 0 || channelOf(i, d) < channelOf(bad, d)) bad = i;
+    }
+  }
+  if (bad < 0) return;
+  const ch = channelOf(bad, d);
+  const at: number[] = [];
+  for (let k = shape.length - 1, r = bad; k >= 0; k--) {
+    at.unshift(r % shape[k]);
+    r = Math.floor(r / shape[k]);
+  }
+  throw new RangeError(`Expected finite values in ${name} (checkFinite) but channel ${ch} holds ${data[bad]} at index [${at.join(', ')}]`);
+}
+
+function channelOf(i: number, d: Dims): number {
+  return d.channelsLast ? i % d.c : Math.floor(i / d.s) % d.c;
+}

@@ -173,3 +173,29 @@ describe('module and functional checks change nothing', () => {
     expect(() => batchNormBackward({ data: new Float32Array(3), shape: [1, 3] }, x, { saveMean: y.saveMean, saveInvstd: y.saveInvstd })).toThrow(/gradOutput of the input's shape \[2, 3\]/);
   });
 });
+
+describe('checkFinite', () => {
+  it('throws naming the first bad channel, and changes nothing; off by default', () => {
+    const x = { data: randn(2 * 4 * 3, 8) as Float32Array, shape: [2, 4, 3, 1] };
+    x.data[1 * 12 + 3 * 3 + 2] = Infinity;  // n=1, channel 3
+    x.data[1 * 12 + 2 * 3 + 0] = NaN;       // n=1, channel 2: the first bad channel
+    const bn = new BatchNorm2d(4, { checkFinite: true });
+    const before = JSON.stringify(bn.stateDict());
+    expect(() => bn.forward(x)).toThrow('Expected finite values in input (checkFinite) but channel 2 holds NaN at index [1, 2, 0, 0]');
+    expect(JSON.stringify(bn.stateDict())).toBe(before);
+    const nhwc = new BatchNorm2d(4, { checkFinite: true, layout: 'NHWC' });
+    expect(() => nhwc.forward({ data: x.data, shape: [2, 3, 1, 4] })).toThrow(/channel 2 holds NaN at index \[1, 1, 0, 2\]/);
+    const plain = new BatchNorm2d(4);
+    expect(() => plain.forward(x)).not.toThrow();
+    expect(Number.isNaN(plain.runningMean![2])).toBe(true);
+    expect(Number.isFinite(plain.runningMean![0])).toBe(true);
+    const ok = { data: randn(24, 9) as Float32Array, shape: [2, 4, 3, 1] };
+    bn.forward(ok);
+    const dy = { data: new Float32Array(24).fill(1), shape: ok.shape };
+    dy.data[5] = -Infinity;
+    expect(() => bn.backward(dy)).toThrow('Expected finite values in gradOutput (checkFinite) but channel 1 holds -Infinity at index [0, 1, 2, 0]');
+    expect(bn.weight!.grad).toBeNull();
+    expect(() => batchNorm({ data: Float32Array.of(1, NaN), shape: [2, 1] }, null, null, { training: true, checkFinite: true })).toThrow(/channel 0 holds NaN/);
+  });
+});
+
