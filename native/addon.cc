@@ -91,6 +91,18 @@ class Reader {
     return d;
   }
 
+  // n, c, s and channelsLast at positions i .. i + 3, with n * c * s checked.
+  Shape shape(size_t i) {
+    Shape sh;
+    sh.n = dim(i, "n"), sh.c = dim(i + 1, "c"), sh.s = dim(i + 2, "s");
+    sh.channels_last = boolean(i + 3, "channelsLast");
+    int64_t nc = 0, ncs = 0;
+    if (__builtin_mul_overflow(sh.n, sh.c, &nc) || __builtin_mul_overflow(nc, sh.s, &ncs) || ncs > (int64_t(1) << 53))
+      range_error(env_, "Expected n * c * s to be at most 2^53 but received " + std::to_string(sh.n) + " * " +
+                            std::to_string(sh.c) + " * " + std::to_string(sh.s));
+    return sh;
+  }
+
   bool boolean(size_t i, const char* name) {
     const Napi::Value v = info_[i];
     if (!v.IsBoolean()) type_error(env_, std::string("Expected a boolean for ") + name + " but received " + describe(v));
@@ -190,14 +202,6 @@ void expect_args(const Napi::CallbackInfo& info, size_t n, const char* op) {
                                std::to_string(info.Length()));
 }
 
-int64_t numel_checked(Napi::Env env, const Shape& sh) {
-  int64_t nc = 0, ncs = 0;
-  if (__builtin_mul_overflow(sh.n, sh.c, &nc) || __builtin_mul_overflow(nc, sh.s, &ncs) || ncs > (int64_t(1) << 53))
-    range_error(env, "Expected n * c * s to be at most 2^53 but received " + std::to_string(sh.n) + " * " +
-                         std::to_string(sh.c) + " * " + std::to_string(sh.s));
-  return ncs;
-}
-
 // forwardTraining(x, y, weight, bias, runningMean, runningVar, saveMean, saveInvstd,
 //                 n, c, s, channelsLast, eps, momentum[, unbiased = true])
 template <class T>
@@ -205,10 +209,8 @@ Job parse_forward_training(const Napi::CallbackInfo& info, const KernelTable& kt
   Napi::Env env = info.Env();
   expect_args(info, 14, "forwardTraining");
   Reader<T> r(info);
-  Shape sh;
-  sh.n = r.dim(8, "n"), sh.c = r.dim(9, "c"), sh.s = r.dim(10, "s");
-  sh.channels_last = r.boolean(11, "channelsLast");
-  const int64_t numel = numel_checked(env, sh), C = sh.c;
+  const Shape sh = r.shape(8);
+  const int64_t numel = sh.numel(), C = sh.c;
   ForwardTrainingArgs<T> a;
   a.shape = sh;
   a.eps = r.number(12, "eps", 0, INFINITY, true);
@@ -237,10 +239,8 @@ Job parse_forward_eval(const Napi::CallbackInfo& info, const KernelTable& kt) {
   Napi::Env env = info.Env();
   expect_args(info, 11, "forwardEval");
   Reader<T> r(info);
-  Shape sh;
-  sh.n = r.dim(6, "n"), sh.c = r.dim(7, "c"), sh.s = r.dim(8, "s");
-  sh.channels_last = r.boolean(9, "channelsLast");
-  const int64_t numel = numel_checked(env, sh), C = sh.c;
+  const Shape sh = r.shape(6);
+  const int64_t numel = sh.numel(), C = sh.c;
   ForwardEvalArgs<T> a;
   a.shape = sh;
   a.eps = r.number(10, "eps", 0, INFINITY, true);
@@ -263,10 +263,8 @@ Job parse_backward(const Napi::CallbackInfo& info, const KernelTable& kt) {
   Napi::Env env = info.Env();
   expect_args(info, 13, "backward");
   Reader<T> r(info);
-  Shape sh;
-  sh.n = r.dim(8, "n"), sh.c = r.dim(9, "c"), sh.s = r.dim(10, "s");
-  sh.channels_last = r.boolean(11, "channelsLast");
-  const int64_t numel = numel_checked(env, sh), C = sh.c;
+  const Shape sh = r.shape(8);
+  const int64_t numel = sh.numel(), C = sh.c;
   BackwardArgs<T> a;
   a.shape = sh;
   a.use_batch_stats = r.boolean(12, "useBatchStats");

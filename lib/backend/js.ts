@@ -66,9 +66,7 @@ function forwardTraining(
   n: number, c: number, s: number, channelsLast: boolean, eps: number, momentum: number, unbiased = true,
 ): void {
   const r = ArgReader.forX(x);
-  n = r.dim(n, 'n'); c = r.dim(c, 'c'); s = r.dim(s, 's');
-  channelsLast = r.boolean(channelsLast, 'channelsLast');
-  const numel = r.numel(n, c, s);
+  const { numel } = r.shape(n, c, s, channelsLast);
   eps = r.number(eps, 'eps', 0, Infinity, true);
   momentum = r.number(momentum, 'momentum', 0, 1, false);
   unbiased = r.boolean(unbiased, 'unbiased');
@@ -107,9 +105,7 @@ function forwardEval(
   mean: FloatArray, variance: FloatArray, n: number, c: number, s: number, channelsLast: boolean, eps: number,
 ): void {
   const r = ArgReader.forX(x);
-  n = r.dim(n, 'n'); c = r.dim(c, 'c'); s = r.dim(s, 's');
-  channelsLast = r.boolean(channelsLast, 'channelsLast');
-  const numel = r.numel(n, c, s);
+  const { numel } = r.shape(n, c, s, channelsLast);
   eps = r.number(eps, 'eps', 0, Infinity, true);
   r.array(x, 'x', numel, false, false);
   r.array(y, 'y', numel, false, true);
@@ -133,9 +129,7 @@ function backward(
   n: number, c: number, s: number, channelsLast: boolean, useBatchStats: boolean,
 ): void {
   const r = ArgReader.forX(x);
-  n = r.dim(n, 'n'); c = r.dim(c, 'c'); s = r.dim(s, 's');
-  channelsLast = r.boolean(channelsLast, 'channelsLast');
-  const numel = r.numel(n, c, s);
+  const { numel } = r.shape(n, c, s, channelsLast);
   useBatchStats = r.boolean(useBatchStats, 'useBatchStats');
   r.array(x, 'x', numel, false, false);
   r.array(dy, 'dy', numel, false, false);

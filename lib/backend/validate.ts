@@ -69,10 +69,12 @@ export class ArgReader {
     return v;
   }
 
-  numel(n: number, c: number, s: number): number {
-    const numel = n * c * s;
-    if (numel > 2 ** 53) throw new RangeError(`Expected n * c * s to be at most 2^53 but received ${n} * ${c} * ${s}`);
-    return numel;
+  /** n, c, s and channelsLast, with n · c · s checked. */
+  shape(n: unknown, c: unknown, s: unknown, channelsLast: unknown): { n: number; c: number; s: number; channelsLast: boolean; numel: number } {
+    const d = { n: this.dim(n, 'n'), c: this.dim(c, 'c'), s: this.dim(s, 's'), channelsLast: this.boolean(channelsLast, 'channelsLast') };
+    const numel = d.n * d.c * d.s;
+    if (numel > 2 ** 53) throw new RangeError(`Expected n * c * s to be at most 2^53 but received ${d.n} * ${d.c} * ${d.s}`);
+    return { ...d, numel };
   }
 
   array(v: unknown, name: string, length: number, nullable: false, written: boolean): FloatArray;
