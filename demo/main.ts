@@ -1,0 +1,343 @@
+/**
+ * `npm run demo`: trains an MLP on MNIST with and without BatchNorm and shows
+ * what BatchNorm does, in five experiments, on the terminal and in
+ * demo-report/index.html. `node demo/dist/main.js --help` lists the options.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import cliProgress from 'cli-progress';
+import { backendInfo } from 'batchnorm';
+import { loadData } from './data.js';
+import { pitfall, train, type OptimizerName, type ProgressSink, type RunResult } from './experiments.js';
+import { renderHtml, summarizeRun, terminalSummary, pct, type Summary } from './report.js';
+import { timeBackend, type TimingOptions } from './timing.js';
+
+export type { Summary } from './report.js';
+
+export interface DemoOptions {
+  /** Smaller data and fewer epochs: under a minute. */
+  quick?: boolean;
+  seed?: number;
+  epochs?: number;
+  /** Learning rate of experiment 1 (and of the pitfall and running-statistics experiments). */
+  lr?: number;
+  optimizer?: OptimizerName;
+  /** Learning rates of experiment 2. */
+  sweep?: number[];
+  batchSize?: number;
+  /** Training images (0: all). */
+  trainSize?: number;
+  /** Test images (0: all). */
+  testSize?: number;
+  /** A directory of IDX files instead of the `mnist` package's digits. */
+  dataDir?: string;
+  /** Where the report goes (default demo-report). */
+  outDir?: string;
+  /** Time the native and JS paths in child processes (default true). */
+  timing?: boolean;
+  /** Experiment 6: the small CNN with and without BatchNorm2d (default true). */
+  cnn?: boolean;
+  /** Test batch sizes for the train-mode pitfall. */
+  pitfallBatchSizes?: number[];
+  /** Progress bars on a terminal (default: when stdout is a TTY). */
+  progress?: boolean;
+  /** Where progress lines and the summary go; null: nowhere (default console.log). */
+  log?: ((line: string) => void) | null;
+  /** Shown in the report's footer. */
+  commandLine?: string;
+}
+
+const DEFAULTS = {
+  full: { trainSize: 8000, testSize: 2000, epochs: 6 },
+  quick: { trainSize: 3000, testSize: 1000, epochs: 3 },
+  sgd: { lr: 0.1, sweep: [0.01, 0.1, 0.5, 1.0] },
+  adam: { lr: 0.001, sweep: [0.0003, 0.001, 0.01, 0.1] },
+};
+
+const HELP = `Usage: npm run demo -- [options]    (or: node demo/dist/main.js [options])
+
+Trains an MLP 784-256-128-10 (Linear → BatchNorm1d → ReLU blocks) on MNIST with
+and without BatchNorm, and writes a report with one chart per experiment:
+  1. with vs without BatchNorm at the same learning rate
+  2. a learning-rate sweep: where each model diverges
+  3. the pitfall: testing in train mode with small batches vs in eval mode
+  4. the running mean and variance of a few channels during training
+  5. time per epoch on the native path vs the pure-JS path
+  6. the same with a small CNN (Conv → BatchNorm2d → ReLU) at a gentle and a high rate
+
+Options:
+  --quick             ${DEFAULTS.quick.trainSize} training / ${DEFAULTS.quick.testSize} test images, ${DEFAULTS.quick.epochs} epochs: under a minute
+  --seed N            seed of weights, data split and batch order (default 42)
+  --epochs N          epochs per run (default ${DEFAULTS.full.epochs}; --quick: ${DEFAULTS.quick.epochs})
+  --lr X              learning rate of experiment 1 (default ${DEFAULTS.sgd.lr}; Adam ${DEFAULTS.adam.lr})
+  --optimizer NAME    sgd (with momentum 0.9, the default) or adam
+  --sweep X,Y,...     learning rates of experiment 2 (default ${DEFAULTS.sgd.sweep.join(',')};
+                      Adam ${DEFAULTS.adam.sweep.join(',')})
+  --batch-size N      mini-batch size (default 64)
+  --train N           training images (default ${DEFAULTS.full.trainSize}; 0: all)
+  --test N            test images (default ${DEFAULTS.full.testSize}; 0: all)
+  --data DIR          read IDX files from DIR (train-images-idx3-ubyte[.gz], train-labels-…,
+                      t10k-images-…, t10k-labels-…) instead of the MNIST digits of the npm
+                      package "mnist"; e.g. Fashion-MNIST from Debian's dataset-fashion-mnist:
+                      --data /usr/share/datasets/fashion-mnist
+  --out DIR           report directory (default demo-report)
+  --no-timing         skip experiment 5 (the child processes that time each backend)
+  --no-cnn            skip experiment 6 (the CNN)
+  --no-progress       no progress bars
+  -h, --help          this text
+
+Environment: BATCHNORM_BACKEND=native|js chooses the backend of experiments 1–4.`;
+
+/** cli-progress bars on a terminal, one line per finished run elsewhere. */
+function makeProgress(enabled: boolean, log: ((line: string) => void) | null): { sink: ProgressSink; stop(): void } {
+  if (enabled) {
+    const multi = new cliProgress.MultiBar(
+      {
+        format: ' {label} |{bar}| {percentage}% | epoch {epoch} | loss {loss} | {status}',
+        barsize: 28,
+        hideCursor: true,
+        clearOnComplete: false,
+        stopOnComplete: false,
+        autopadding: true,
+        fps: 8,
+        stream: process.stdout,
+      },
+      cliProgress.Presets.shades_classic,
+    );
+    // Training is synchronous, so cli-progress's redraw timer never fires during a run: redraw from here.
+    let lastDraw = 0;
+    const draw = (force: boolean): void => {
+      const now = performance.now();
+      if (force || now - lastDraw > 100) {
+        lastDraw = now;
+        multi.update();
+      }
+    };
+    return {
+      sink: {
+        start(label, total) {
+          const bar = multi.create(total, 0, { label: label.padEnd(30), epoch: 1, loss: '  …  ', status: '' });
+          const start = performance.now();
+          return {
+            update(step, info) {
+              const eta = ((performance.now() - start) / step) * (total - step);
+              bar.update(step, { epoch: info.epoch, loss: info.loss.toFixed(3).padStart(5), status: `ETA ${(eta / 1000).toFixed(1)} s` });
+              draw(false);
+            },
+            done(info) {
+              bar.update(info.diverged ? Math.round(bar.getProgress() * total) : total, {
+                status: `test ${pct(info.accuracy)}${info.diverged ? ' (diverged)' : ''} in ${(info.ms / 1000).toFixed(1)} s`,
+              });
+              draw(true);
+            },
+          };
+        },
+      },
+      stop: () => multi.stop(),
+    };
+  }
+  return {
+    sink: {
+      start(label) {
+        return {
+          update() {},
+          done(info) {
+            log?.(`  ${label.padEnd(30)} test ${pct(info.accuracy)}${info.diverged ? ' (diverged)' : ''} in ${(info.ms / 1000).toFixed(1)} s`);
+          },
+        };
+      },
+    },
+    stop() {},
+  };
+}
+
+function checkPositiveInt(name: string, v: number, allowZero = false): void {
+  if (!Number.isInteger(v) || v < (allowZero ? 0 : 1)) throw new RangeError(`${name} must be a ${allowZero ? 'non-negative' : 'positive'} integer, got ${v}`);
+}
+
+/** Runs the five experiments and writes the report; resolves to the numbers it shows. */
+export async function runDemo(options: DemoOptions = {}): Promise<Summary> {
+  const t0 = performance.now();
+  const quick = options.quick ?? false;
+  const size = quick ? DEFAULTS.quick : DEFAULTS.full;
+  const optimizer = options.optimizer ?? 'sgd';
+  if (optimizer !== 'sgd' && optimizer !== 'adam') throw new RangeError(`optimizer must be sgd or adam, got ${String(optimizer)}`);
+  const seed = options.seed ?? 42;
+  const epochs = options.epochs ?? size.epochs;
+  const lr = options.lr ?? DEFAULTS[optimizer].lr;
+  const batchSize = options.batchSize ?? 64;
+  const trainSize = options.trainSize ?? size.trainSize;
+  const testSize = options.testSize ?? size.testSize;
+  const sweep = [...new Set([...(options.sweep ?? DEFAULTS[optimizer].sweep), lr])].sort((a, b) => a - b);
+  const pitfallSizes = options.pitfallBatchSizes ?? [2, 4, 8, 16, 32, 64, 256];
+  const log = options.log === undefined ? (line: string) => console.log(line) : options.log;
+  const outDir = resolve(options.outDir ?? 'demo-report');
+  checkPositiveInt('seed', seed, true);
+  checkPositiveInt('epochs', epochs);
+  checkPositiveInt('batch size', batchSize);
+  if (batchSize < 2) throw new RangeError('batch size must be at least 2: BatchNorm needs more than one value per channel in training mode');
+  checkPositiveInt('train', trainSize, true);
+  checkPositiveInt('test', testSize, true);
+  for (const r of sweep) if (!(r > 0) || !Number.isFinite(r)) throw new RangeError(`learning rates must be positive, got ${r}`);
+
+  const info = backendInfo();
+  const data = loadData({ dir: options.dataDir, trainSize, testSize, seed });
+  log?.(
+    `batchnorm ${info.version} (${info.backend}${info.backend === 'native' ? `, ${info.isa}, ${info.threads} threads` : ''}) · ${data.name}: ${data.train.n} training / ${data.test.n} test images · ${optimizer === 'adam' ? 'Adam' : 'SGD momentum 0.9'} · batch ${batchSize} · ${epochs} epochs · seed ${seed}`,
+  );
+  const progress = makeProgress(options.progress ?? (process.stdout.isTTY === true && log !== null), log);
+
+  // Experiments 1, 2 and 4: every learning rate, with and without BatchNorm; the run at `lr` also records running statistics.
+  const runs: Array<{ lr: number; batchNorm: RunResult; plain: RunResult }> = [];
+  const fmt = (x: number): string => String(x);
+  try {
+    for (const r of sweep) {
+      const common = { data, lr: r, optimizer, epochs, batchSize, seed };
+      const bn = train({ ...common, label: `lr ${fmt(r)} with BatchNorm`, batchNorm: true, watchChannels: r === lr ? [0, 1, 2, 3] : undefined, progress: progress.sink });
+      const plain = train({ ...common, label: `lr ${fmt(r)} without`, batchNorm: false, progress: progress.sink });
+      runs.push({ lr: r, batchNorm: bn, plain });
+    }
+  } finally {
+    progress.stop();
+  }
+  const main = runs.find((r) => r.lr === lr)!;
+
+  // Experiment 6: the small CNN, with and without BatchNorm, at `lr` and at the sweep's highest rate.
+  let cnnRuns: Array<{ lr: number; batchNorm: RunResult; plain: RunResult }> | null = null;
+  if (options.cnn ?? true) {
+    const cnnProgress = makeProgress(options.progress ?? (process.stdout.isTTY === true && log !== null), log);
+    cnnRuns = [];
+    try {
+      for (const r of [...new Set([lr, sweep[sweep.length - 1]])]) {
+        const common = { data, arch: 'cnn' as const, lr: r, optimizer, epochs, batchSize, seed };
+        const bn = train({ ...common, label: `CNN lr ${fmt(r)} with BatchNorm`, batchNorm: true, progress: cnnProgress.sink });
+        const plain = train({ ...common, label: `CNN lr ${fmt(r)} without`, batchNorm: false, progress: cnnProgress.sink });
+        cnnRuns.push({ lr: r, batchNorm: bn, plain });
+      }
+    } finally {
+      cnnProgress.stop();
+    }
+  }
+
+  // Experiment 3: the model of experiment 1 tested in train mode with small batches vs in eval mode.
+  const pit = pitfall(main.batchNorm.model, data.test, pitfallSizes.filter((b) => b >= 2 && b <= data.test.n));
+
+  // Experiment 5: one epoch per backend, each in a child process.
+  let timing: Summary['timing'] = null;
+  if (options.timing ?? true) {
+    log?.('Timing one epoch on the native path and on the pure-JS path (child processes)…');
+    const topts: TimingOptions = { dataDir: options.dataDir, trainSize, testSize: Math.min(testSize || 1000, 1000), seed, batchSize, lr, optimizer, warmupSteps: 20 };
+    timing = { native: timeBackend('native', topts), js: timeBackend('js', topts) };
+  }
+
+  const watch = main.batchNorm.watch!;
+  const summary: Summary = {
+    data: { name: data.name, source: data.source, trainSize: data.train.n, testSize: data.test.n, features: data.train.features, classes: data.classes },
+    config: { seed, epochs, batchSize, optimizer, lr, sweep, quick },
+    backend: info,
+    comparison: { lr, batchNorm: summarizeRun(main.batchNorm), plain: summarizeRun(main.plain) },
+    sweep: runs.map((r) => ({ lr: r.lr, batchNorm: summarizeRun(r.batchNorm), plain: summarizeRun(r.plain) })),
+    pitfall: pit,
+    runningStats: {
+      channels: watch.channels,
+      steps: watch.steps.length,
+      finalMean: watch.runningMean.map((s) => s[s.length - 1] ?? 0),
+      finalVar: watch.runningVar.map((s) => s[s.length - 1] ?? 1),
+    },
+    timing,
+    cnn: cnnRuns && {
+      description: cnnRuns[0].batchNorm.model.description,
+      runs: cnnRuns.map((r) => ({ lr: r.lr, batchNorm: summarizeRun(r.batchNorm), plain: summarizeRun(r.plain) })),
+    },
+    reportPath: join(outDir, 'index.html'),
+    seconds: 0,
+  };
+  summary.seconds = (performance.now() - t0) / 1000;
+  mkdirSync(outDir, { recursive: true });
+  const commandLine = options.commandLine ?? `runDemo(${JSON.stringify({ ...options, log: undefined })})`;
+  writeFileSync(summary.reportPath, renderHtml({ summary, comparison: { batchNorm: main.batchNorm, plain: main.plain }, watch, commandLine }));
+  writeFileSync(join(outDir, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
+  log?.('');
+  log?.(terminalSummary(summary));
+  log?.('');
+  log?.(`Report: ${summary.reportPath}  (${summary.seconds.toFixed(1)} s)`);
+  return summary;
+}
+
+function parseList(name: string, s: string): number[] {
+  const v = s.split(',').map((x) => Number(x.trim()));
+  if (v.some((x) => !Number.isFinite(x))) throw new RangeError(`--${name} expects numbers separated by commas, got "${s}"`);
+  return v;
+}
+
+function parseNumber(name: string, s: string | undefined): number | undefined {
+  if (s === undefined) return undefined;
+  const v = Number(s);
+  if (s.trim() === '' || !Number.isFinite(v)) throw new RangeError(`--${name} expects a number, got "${s}"`);
+  return v;
+}
+
+/** The command line: parses the options and runs the demo. */
+export async function cli(argv: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        quick: { type: 'boolean' },
+        seed: { type: 'string' },
+        epochs: { type: 'string' },
+        lr: { type: 'string' },
+        optimizer: { type: 'string' },
+        sweep: { type: 'string' },
+        'batch-size': { type: 'string' },
+        train: { type: 'string' },
+        test: { type: 'string' },
+        data: { type: 'string' },
+        out: { type: 'string' },
+        'no-timing': { type: 'boolean' },
+        'no-cnn': { type: 'boolean' },
+        'no-progress': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (e) {
+    console.error(`${(e as Error).message}\n\n${HELP}`);
+    return 2;
+  }
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  try {
+    await runDemo({
+      quick: values.quick,
+      seed: parseNumber('seed', values.seed),
+      epochs: parseNumber('epochs', values.epochs),
+      lr: parseNumber('lr', values.lr),
+      optimizer: values.optimizer as OptimizerName | undefined,
+      sweep: values.sweep === undefined ? undefined : parseList('sweep', values.sweep),
+      batchSize: parseNumber('batch-size', values['batch-size']),
+      trainSize: parseNumber('train', values.train),
+      testSize: parseNumber('test', values.test),
+      dataDir: values.data,
+      outDir: values.out,
+      timing: !values['no-timing'],
+      cnn: !values['no-cnn'],
+      progress: values['no-progress'] ? false : undefined,
+      commandLine: ['npm run demo', ...(argv.length ? ['--', ...argv] : [])].join(' '),
+    });
+    return 0;
+  } catch (e) {
+    console.error(`demo: ${(e as Error).message}`);
+    return 1;
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  process.exitCode = await cli(process.argv.slice(2));
+}

@@ -1,0 +1,131 @@
+/**
+ * The demo (`npm run demo`) on a small subset: 2,000 training and 500 test
+ * images, 2 epochs. It checks what the report claims.
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runDemo, type Summary } from '../demo/main.js';
+import { loadData } from '../demo/data.js';
+import { train } from '../demo/experiments.js';
+import { timingScript } from '../demo/timing.js';
+import { Conv2d, Linear, type Layer } from '../demo/nn.js';
+import { Rng } from '../demo/rng.js';
+
+describe('npm run demo (quick, on a small subset)', () => {
+  const outDir = mkdtempSync(join(tmpdir(), 'batchnorm-demo-'));
+  let summary: Summary;
+
+  beforeAll(async () => {
+    // The sweep keeps the two rates asserted below (the demo's default adds 0.01 and 0.5).
+    summary = await runDemo({ quick: true, trainSize: 2000, testSize: 500, epochs: 2, seed: 7, sweep: [0.1, 1], outDir, log: null, progress: false });
+  }, 60_000);
+
+  afterAll(() => rmSync(outDir, { recursive: true, force: true }));
+
+  it('at a high learning rate, BatchNorm trains and the plain MLP does not', () => {
+    const high = summary.sweep.find((r) => r.lr === 1)!;
+    expect(high).toBeDefined();
+    expect(high.batchNorm.diverged).toBe(false);
+    expect(high.plain.diverged).toBe(true);
+    expect(high.batchNorm.finalAccuracy).toBeGreaterThan(0.7);
+    expect(high.batchNorm.finalAccuracy - high.plain.finalAccuracy).toBeGreaterThanOrEqual(0.15);
+    // At a gentle learning rate both train.
+    const low = summary.sweep.find((r) => r.lr === 0.1)!;
+    expect(low.batchNorm.finalAccuracy).toBeGreaterThan(0.8);
+    expect(low.plain.finalAccuracy).toBeGreaterThan(0.8);
+  });
+
+  it('eval mode beats train mode on small test batches', () => {
+    // In train mode BatchNorm normalizes each test batch with that batch's own
+    // mean and variance. With 2 images every feature becomes exactly ±1 (before
+    // γ and β) whatever the images are, and with 4 the statistics are still
+    // very noisy: the next layer gets inputs unlike those it was trained on
+    // (batches of 64). Eval mode uses the running statistics instead.
+    const { evalAccuracy, trainMode } = summary.pitfall;
+    const at = (b: number): number => trainMode.find((t) => t.batchSize === b)!.accuracy;
+    expect(evalAccuracy).toBeGreaterThan(0.8);
+    expect(evalAccuracy - at(2)).toBeGreaterThan(0.2);
+    expect(evalAccuracy).toBeGreaterThan(at(4));
+    // Larger test batches hurt less.
+    expect(at(64)).toBeGreaterThan(at(2));
+  });
+
+  it('shows the same with a small CNN (Conv → BatchNorm2d → ReLU)', () => {
+    const high = summary.cnn!.runs.find((r) => r.lr === 1)!;
+    expect(high.batchNorm.finalAccuracy - high.plain.finalAccuracy).toBeGreaterThanOrEqual(0.15);
+    const gentle = summary.cnn!.runs.find((r) => r.lr === 0.1)!;
+    expect(gentle.plain.finalAccuracy).toBeGreaterThan(0.7);
+  });
+
+  it('tracks running statistics and writes a self-contained report with one chart per experiment', () => {
+    expect(summary.runningStats.steps).toBe(2 * Math.ceil(2000 / 64));
+    expect(summary.runningStats.finalVar.every((v) => v > 0 && Number.isFinite(v))).toBe(true);
+    expect(existsSync(summary.reportPath)).toBe(true);
+    const html = readFileSync(summary.reportPath, 'utf8');
+    const svgs = html.match(/<svg\b[^>]*>/g) ?? [];
+    expect(svgs).toHaveLength(6);
+    for (let e = 1; e <= 6; e++) expect(svgs.filter((s) => s.includes(`data-experiment="${e}"`))).toHaveLength(1);
+    // Nothing fetched from the network: no scripts, no external sources, stylesheets or fonts.
+    expect(html).not.toMatch(/<script|<link|<img|@import|url\(|src=/i);
+    expect(html.replace(/xmlns="http:\/\/www\.w3\.org\/2000\/svg"/g, '')).not.toMatch(/https?:/);
+    expect(JSON.parse(readFileSync(join(outDir, 'summary.json'), 'utf8')).config.seed).toBe(7);
+  });
+
+  it('times both backends when the demo is built, and says why not otherwise', () => {
+    const t = summary.timing!;
+    expect(t).not.toBeNull();
+    for (const r of [t.native, t.js]) {
+      if (r.ok) {
+        expect(r.result.epochMs).toBeGreaterThan(0);
+        expect(r.result.bnMs).toBeGreaterThan(0);
+        expect(r.result.bnCalls).toBe(4 * r.result.steps);
+      } else expect(r.reason).toMatch(/\w/);
+    }
+    if (timingScript()) expect(t.js.ok).toBe(true);
+  });
+});
+
+describe('demo training', () => {
+  it('is deterministic for a seed', () => {
+    const data = loadData({ trainSize: 300, testSize: 100, seed: 3 });
+    const run = () => train({ label: 'x', data, batchNorm: true, lr: 0.1, optimizer: 'sgd', epochs: 1, batchSize: 32, seed: 3 });
+    const a = run(), b = run();
+    expect(a.stepLoss).toEqual(b.stepLoss);
+    expect(a.finalAccuracy).toBe(b.finalAccuracy);
+    const other = train({ label: 'x', data, batchNorm: true, lr: 0.1, optimizer: 'sgd', epochs: 1, batchSize: 32, seed: 4 });
+    expect(other.stepLoss).not.toEqual(a.stepLoss);
+  });
+});
+
+describe("the demo's own layers", () => {
+  /** Central differences of L = Σ y·r against the analytic gradients of x and of every parameter. */
+  function gradCheck(layer: Layer, n: number, rng: Rng): number {
+    const x = new Float32Array(n * layer.inFeatures).map(() => rng.normal());
+    const r = new Float32Array(n * layer.outFeatures).map(() => rng.normal());
+    const loss = (): number => layer.forward(x, n).reduce((t, v, i) => t + v * r[i], 0);
+    loss();
+    for (const p of layer.parameters()) p.grad?.fill(0);
+    const dx = Float32Array.from(layer.backward(r, n, true)!);
+    let worst = 0;
+    for (const [a, g] of [[x, dx], ...layer.parameters().map((p) => [p.data, p.grad!])] as Array<[Float32Array, Float32Array]>)
+      for (let i = 0; i < a.length; i++) {
+        const o = a[i];
+        a[i] = o + 1e-2;
+        const up = loss();
+        a[i] = o - 1e-2;
+        const down = loss();
+        a[i] = o;
+        worst = Math.max(worst, Math.abs((up - down) / 2e-2 - g[i]));
+      }
+    return worst;
+  }
+
+  it('Linear and Conv2d (stride, padding) have correct gradients', () => {
+    const rng = new Rng(11);
+    expect(gradCheck(new Linear(7, 5, rng), 3, rng)).toBeLessThan(1e-3);
+    for (const [stride, padding] of [[1, 0], [2, 1], [1, 1]])
+      expect(gradCheck(new Conv2d(2, 3, 5, 6, 3, rng, { stride, padding }), 2, rng)).toBeLessThan(1e-3);
+  });
+});
