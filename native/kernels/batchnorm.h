@@ -58,7 +58,7 @@ inline void merge(Moments& a, const Moments& b) {
 // mean = shift + sum(d) / n,  m2 = sum(d^2) - sum(d)^2 / n,  d = x - shift.
 inline Moments moments_from_shifted(double n, double shift, double sd, double sd2) {
   const double m2 = sd2 - sd * sd / n;
-  return Moments{n, shift + sd / n, m2 > 0 ? m2 : 0};
+  return Moments{n, shift + sd / n, m2 < 0 ? 0 : m2};
 }
 
 // Heap scratch without library templates (see the note at the top).
@@ -94,7 +94,7 @@ struct Coeffs {
 template <class T>
 Coeffs<T> make_coeffs(double mean, double scale, double shift) {
   const T hi = T(mean);
-  return Coeffs<T>{hi, T(scale), T(shift - (mean - double(hi)) * scale)};
+  return Coeffs<T>{hi, T(scale), T(double(hi) == mean ? shift : shift - (mean - double(hi)) * scale)};
 }
 
 template <class V>
@@ -333,9 +333,9 @@ struct Kernels {
   static void affine_run(const T* x, T* y, int64_t len, const Coeffs<T>& k) {
     const V m = V::set1(k.mean), a = V::set1(k.scale), b = V::set1(k.shift);
     int64_t i = 0;
-    for (const int64_t p = peel<NT>(y, len); i < p; ++i) y[i] = (x[i] - k.mean) * k.scale + k.shift;
+    for (const int64_t p = peel<NT>(y, len); i < p; ++i) y[i] = std::fma(x[i] - k.mean, k.scale, k.shift);
     for (; i + W <= len; i += W) put<NT>(y + i, V::fmadd(V::sub(V::load(x + i), m), a, b));
-    for (; i < len; ++i) y[i] = (x[i] - k.mean) * k.scale + k.shift;
+    for (; i < len; ++i) y[i] = std::fma(x[i] - k.mean, k.scale, k.shift);
   }
 
   // NHWC row, coefficients per channel (arrays of C).
@@ -343,9 +343,9 @@ struct Kernels {
   template <bool NT>
   static void affine_row(const T* x, T* y, int64_t C, const T* m, const T* a, const T* b) {
     int64_t c = 0;
-    for (const int64_t p = peel<NT>(y, C); c < p; ++c) y[c] = (x[c] - m[c]) * a[c] + b[c];
+    for (const int64_t p = peel<NT>(y, C); c < p; ++c) y[c] = std::fma(x[c] - m[c], a[c], b[c]);
     for (; c + W <= C; c += W) put<NT>(y + c, V::fmadd(V::sub(V::load(x + c), V::load(m + c)), V::load(a + c), V::load(b + c)));
-    for (; c < C; ++c) y[c] = (x[c] - m[c]) * a[c] + b[c];
+    for (; c < C; ++c) y[c] = std::fma(x[c] - m[c], a[c], b[c]);
   }
 
   static bool streaming(const Shape& sh) { return sh.numel() * int64_t(sizeof(T)) >= kStreamBytes; }
@@ -561,24 +561,24 @@ struct Kernels {
   static void grad_input_run(const T* x, const T* dy, T* dx, int64_t len, const GradCoeffs& k) {
     const V m = V::set1(k.mean), k1 = V::set1(k.k1), k2 = V::set1(k.k2), k3 = V::set1(k.k3);
     int64_t i = 0;
-    for (const int64_t p = peel<NT>(dx, len); i < p; ++i) dx[i] = dy[i] * k.k1 + ((x[i] - k.mean) * k.k2 + k.k3);
+    for (const int64_t p = peel<NT>(dx, len); i < p; ++i) dx[i] = std::fma(dy[i], k.k1, std::fma(x[i] - k.mean, k.k2, k.k3));
     for (; i + W <= len; i += W) {
       const V t = V::fmadd(V::sub(V::load(x + i), m), k2, k3);
       put<NT>(dx + i, V::fmadd(V::load(dy + i), k1, t));
     }
-    for (; i < len; ++i) dx[i] = dy[i] * k.k1 + ((x[i] - k.mean) * k.k2 + k.k3);
+    for (; i < len; ++i) dx[i] = std::fma(dy[i], k.k1, std::fma(x[i] - k.mean, k.k2, k.k3));
   }
 
   // NHWC row. Scalar math: dx[c] = dy[c] * k1[c] + (x[c] - mean[c]) * k2[c] + k3[c]
   template <bool NT>
   static void grad_input_row(const T* x, const T* dy, T* dx, int64_t C, const T* m, const T* k1, const T* k2, const T* k3) {
     int64_t c = 0;
-    for (const int64_t p = peel<NT>(dx, C); c < p; ++c) dx[c] = dy[c] * k1[c] + ((x[c] - m[c]) * k2[c] + k3[c]);
+    for (const int64_t p = peel<NT>(dx, C); c < p; ++c) dx[c] = std::fma(dy[c], k1[c], std::fma(x[c] - m[c], k2[c], k3[c]));
     for (; c + W <= C; c += W) {
       const V t = V::fmadd(V::sub(V::load(x + c), V::load(m + c)), V::load(k2 + c), V::load(k3 + c));
       put<NT>(dx + c, V::fmadd(V::load(dy + c), V::load(k1 + c), t));
     }
-    for (; c < C; ++c) dx[c] = dy[c] * k1[c] + ((x[c] - m[c]) * k2[c] + k3[c]);
+    for (; c < C; ++c) dx[c] = std::fma(dy[c], k1[c], std::fma(x[c] - m[c], k2[c], k3[c]));
   }
 
   template <bool NT>

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Builds and runs the standalone kernel test natively on x86-64 (scalar, avx2
+# and avx512 tables; those this CPU cannot run are skipped), once plain and
+# once with ASan+UBSan. Run from the package root. Output: build-test/.
+# The build itself is build_kernel_test in .ci/arm64.sh (shared with the arm64 run).
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT"
+# shellcheck source=../../.ci/arm64.sh
+source .ci/arm64.sh
+OUT=${OUT:-$ROOT/build-test}
+mkdir -p "$OUT"
+now() { date +%s.%N; }
+step() {  # step <command...>: runs it, prints its time, returns its status
+  local s rc=0; s=$(now); "$@" || rc=$?
+  awk -v a="$s" -v b="$(now)" -v n="$*" -v r="$rc" 'BEGIN{printf "[native] %6.1f s  %s%s\n", b-a, n, r ? "  FAILED" : ""}' >&2
+  return $rc
+}
+
+build() {
+  build_kernel_test x86 "$OUT/kernels_test" &
+  local a=$!
+  build_kernel_test x86 "$OUT/kernels_test.asan" "${KT_SANITIZE[@]}"
+  wait "$a"
+}
+run() {
+  "$OUT/kernels_test" "$@"
+}
+run_asan() {  # --quick: ASan+UBSan run ~5x slower; huge inputs add time, not findings
+  "$OUT/kernels_test.asan" --quick "$@" > "$OUT/kernels_test.asan.txt" 2>&1 || { grep -v '^ok ' "$OUT/kernels_test.asan.txt"; return 1; }
+  echo "ASan+UBSan: $(tail -1 "$OUT/kernels_test.asan.txt")"
+}
+step build
+rc=0
+step run "$@" || rc=1
+step run_asan "$@" || rc=1   # runs even when the plain run failed: its findings are different
+exit $rc
