@@ -2,7 +2,7 @@
 # the same sources, defines and flags (test/build-files.test.ts checks both).
 # The binding and the scalar kernels are compiled for the baseline ISA; only
 # the per-ISA kernel libraries get ISA flags, chosen by the TARGET architecture.
-# Option: -Dbatchnorm_sanitize=true builds with ASan + UBSan.
+# Option: node-gyp rebuild --batchnorm_sanitize=true builds with ASan + UBSan (not -D...: node-gyp would not pass that on).
 {
   "variables": { "batchnorm_sanitize%": "false" },
   "target_defaults": {
@@ -10,7 +10,9 @@
     "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
     "cflags": ["-fPIC", "-O3", "-ffp-contract=off"],
     "cflags_cc": ["-std=c++17", "-fexceptions"],
-    "defines": ["NAPI_VERSION=9", "NAPI_CPP_EXCEPTIONS"],
+    # NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS: a Promise settled while a worker_thread is torn down with a
+    # call in flight must not throw out of the completion callback (std::terminate; test/async-gc.test.ts).
+    "defines": ["NAPI_VERSION=9", "NAPI_CPP_EXCEPTIONS", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"],
     "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
     "conditions": [
       ["batchnorm_sanitize=='true'", {

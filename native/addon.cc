@@ -69,7 +69,9 @@ constexpr const char* dtype_name() {
 template <class T>
 class Reader {
  public:
-  explicit Reader(const Napi::CallbackInfo& info) : info_(info), env_(info.Env()) {}
+  // `async`: the call outlives this JS turn, so it refuses buffers that JS
+  // could shrink meanwhile (resizable ArrayBuffers).
+  Reader(const Napi::CallbackInfo& info, bool async) : info_(info), env_(info.Env()), async_(async) {}
 
   // A positive integer (a dimension).
   int64_t dim(size_t i, const char* name) {
@@ -129,6 +131,9 @@ class Reader {
       type_error(env_, "Expected " + want + " for " + name + " but could not read " + describe(v));
     if (detached) type_error(env_, "Expected " + want + " for " + name + " but received one whose buffer is detached");
     if (int64_t(length) != len) range_error(env_, "Expected " + want + " for " + name + " but received " + describe(v));
+    if (async_ && Napi::Value(env_, buffer).As<Napi::Object>().Get("resizable").StrictEquals(Napi::Boolean::New(env_, true)))
+      type_error(env_, "Expected " + want + " for " + name +
+                           " but received one backed by a resizable ArrayBuffer, which an async call cannot hold (use the sync form)");
     views_.push_back(View{name, reinterpret_cast<uintptr_t>(data), size_t(len) * sizeof(T), written});
     refs_.push_back(Napi::Persistent(v.As<Napi::Object>()));
     return static_cast<T*>(data);
@@ -168,6 +173,7 @@ class Reader {
   };
   const Napi::CallbackInfo& info_;
   Napi::Env env_;
+  bool async_;
   std::vector<View> views_;
   std::vector<Napi::ObjectReference> refs_;
 };
@@ -205,10 +211,10 @@ void expect_args(const Napi::CallbackInfo& info, size_t n, const char* op) {
 // forwardTraining(x, y, weight, bias, runningMean, runningVar, saveMean, saveInvstd,
 //                 n, c, s, channelsLast, eps, momentum[, unbiased = true])
 template <class T>
-Job parse_forward_training(const Napi::CallbackInfo& info, const KernelTable& kt) {
+Job parse_forward_training(const Napi::CallbackInfo& info, const KernelTable& kt, bool async) {
   Napi::Env env = info.Env();
   expect_args(info, 14, "forwardTraining");
-  Reader<T> r(info);
+  Reader<T> r(info, async);
   const Shape sh = r.shape(8);
   const int64_t numel = sh.numel(), C = sh.c;
   ForwardTrainingArgs<T> a;
@@ -235,10 +241,10 @@ Job parse_forward_training(const Napi::CallbackInfo& info, const KernelTable& kt
 
 // forwardEval(x, y, weight, bias, mean, var, n, c, s, channelsLast, eps)
 template <class T>
-Job parse_forward_eval(const Napi::CallbackInfo& info, const KernelTable& kt) {
+Job parse_forward_eval(const Napi::CallbackInfo& info, const KernelTable& kt, bool async) {
   Napi::Env env = info.Env();
   expect_args(info, 11, "forwardEval");
-  Reader<T> r(info);
+  Reader<T> r(info, async);
   const Shape sh = r.shape(6);
   const int64_t numel = sh.numel(), C = sh.c;
   ForwardEvalArgs<T> a;
@@ -259,10 +265,10 @@ Job parse_forward_eval(const Napi::CallbackInfo& info, const KernelTable& kt) {
 // backward(x, dy, dx, weight, mean, invstd, gradWeight, gradBias, n, c, s,
 //          channelsLast, useBatchStats)
 template <class T>
-Job parse_backward(const Napi::CallbackInfo& info, const KernelTable& kt) {
+Job parse_backward(const Napi::CallbackInfo& info, const KernelTable& kt, bool async) {
   Napi::Env env = info.Env();
   expect_args(info, 13, "backward");
-  Reader<T> r(info);
+  Reader<T> r(info, async);
   const Shape sh = r.shape(8);
   const int64_t numel = sh.numel(), C = sh.c;
   BackwardArgs<T> a;
@@ -282,19 +288,19 @@ Job parse_backward(const Napi::CallbackInfo& info, const KernelTable& kt) {
   return Job{[fn, a] { fn(a); }, r.take_refs()};
 }
 
-using Parser = Job (*)(const Napi::CallbackInfo&, const KernelTable&);
+using Parser = Job (*)(const Napi::CallbackInfo&, const KernelTable&, bool);
 
 template <Parser F32, Parser F64>
-Job parse(const Napi::CallbackInfo& info) {
+Job parse(const Napi::CallbackInfo& info, bool async) {
   const KernelTable& kt = table(info.Env());
-  return is_f64(info) ? F64(info, kt) : F32(info, kt);
+  return is_f64(info) ? F64(info, kt, async) : F32(info, kt, async);
 }
 
 // ---------------------------------------------------------- sync and async
 
-template <Job (*Parse)(const Napi::CallbackInfo&)>
+template <Job (*Parse)(const Napi::CallbackInfo&, bool)>
 Napi::Value run_sync(const Napi::CallbackInfo& info) {
-  Job job = Parse(info);
+  Job job = Parse(info, false);
   job.run();
   return info.Env().Undefined();
 }
@@ -313,11 +319,11 @@ class Worker : public Napi::AsyncWorker {
   Napi::Promise::Deferred deferred_;
 };
 
-template <Job (*Parse)(const Napi::CallbackInfo&)>
+template <Job (*Parse)(const Napi::CallbackInfo&, bool)>
 Napi::Value run_async(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   try {
-    auto* w = new Worker(env, Parse(info));
+    auto* w = new Worker(env, Parse(info, true));
     Napi::Promise p = w->promise();
     w->Queue();
     return p;
@@ -344,7 +350,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
-  Reader<float> r(info);
+  Reader<float> r(info, false);
   const int64_t n = r.dim(0, "n");
   if (n > 1024) range_error(info.Env(), "Expected a positive integer of at most 1024 for n but received " + describe(info[0]));
   set_num_threads(int(n));
@@ -353,10 +359,10 @@ Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
 
 Napi::Value GetNumThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), get_num_threads()); }
 
-constexpr Job (*kForwardTraining)(const Napi::CallbackInfo&) =
+constexpr Job (*kForwardTraining)(const Napi::CallbackInfo&, bool) =
     parse<parse_forward_training<float>, parse_forward_training<double>>;
-constexpr Job (*kForwardEval)(const Napi::CallbackInfo&) = parse<parse_forward_eval<float>, parse_forward_eval<double>>;
-constexpr Job (*kBackward)(const Napi::CallbackInfo&) = parse<parse_backward<float>, parse_backward<double>>;
+constexpr Job (*kForwardEval)(const Napi::CallbackInfo&, bool) = parse<parse_forward_eval<float>, parse_forward_eval<double>>;
+constexpr Job (*kBackward)(const Napi::CallbackInfo&, bool) = parse<parse_backward<float>, parse_backward<double>>;
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   std::string error;

@@ -38,6 +38,22 @@ export function isDetached(a: ArrayBufferView): boolean {
 
 interface View { name: string; array: FloatArray; written: boolean }
 
+/**
+ * True while an async form runs its checks: such a call outlives the JS turn
+ * on the native path, so both paths refuse buffers JS could shrink meanwhile.
+ */
+let checkingAsync = false;
+
+/** Runs `f` with the async checks on. */
+export function asAsyncCall<R>(f: () => R): R {
+  checkingAsync = true;
+  try {
+    return f();
+  } finally {
+    checkingAsync = false;
+  }
+}
+
 /** One call's arguments, checked in the native binding's order. */
 export class ArgReader {
   private readonly views: View[] = [];
@@ -87,6 +103,8 @@ export class ArgReader {
     const a = v as FloatArray;
     if (isDetached(a)) throw new TypeError(`Expected ${want} for ${name} but received one whose buffer is detached`);
     if (a.length !== length) throw new RangeError(`Expected ${want} for ${name} but received ${describe(v)}`);
+    if (checkingAsync && (a.buffer as ArrayBuffer & { resizable?: boolean }).resizable === true)
+      throw new TypeError(`Expected ${want} for ${name} but received one backed by a resizable ArrayBuffer, which an async call cannot hold (use the sync form)`);
     this.views.push({ name, array: a, written });
     return a;
   }
