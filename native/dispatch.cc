@@ -2,6 +2,7 @@
 // OS must enable the wider register state; a VM can hide it), build the list
 // of ISAs this build and CPU can run, and pick one table for the process.
 #include "dispatch.h"
+#include "kernels/tables.h"
 
 #include <cstdint>
 #include <cstdlib>
@@ -11,19 +12,6 @@
 #endif
 
 namespace batchnorm {
-
-// One table per ISA translation unit; which ones exist is decided by the build.
-const KernelTable* scalar_kernels();
-#if defined(BATCHNORM_HAVE_AVX2)
-const KernelTable* avx2_kernels();
-#endif
-#if defined(BATCHNORM_HAVE_AVX512)
-const KernelTable* avx512_kernels();
-#endif
-#if defined(BATCHNORM_HAVE_NEON)
-const KernelTable* neon_kernels();
-#endif
-
 namespace {
 
 struct Cpu {

@@ -40,6 +40,7 @@
 
 #include "dispatch.h"
 #include "kernels/args.h"
+#include "kernels/tables.h"
 #include "threads.h"
 // Only for the constants that decide the code paths (kSerialBelow, kUnit, ...):
 // nothing of it is instantiated here.
@@ -47,19 +48,6 @@
 #include "kernels/batchnorm.h"
 #undef BATCHNORM_ISA_NS
 
-namespace batchnorm {
-// Defined in native/kernels/<isa>.cc; which exist is decided by the build.
-const KernelTable* scalar_kernels();
-#if defined(BATCHNORM_HAVE_AVX2)
-const KernelTable* avx2_kernels();
-#endif
-#if defined(BATCHNORM_HAVE_AVX512)
-const KernelTable* avx512_kernels();
-#endif
-#if defined(BATCHNORM_HAVE_NEON)
-const KernelTable* neon_kernels();
-#endif
-}  // namespace batchnorm
 
 namespace {
 
