@@ -27,7 +27,7 @@ constexpr int64_t kBlock = 512;
 // are fixed by the shape alone (never by the thread count) and merged in
 // order, which makes every result bitwise independent of the thread count.
 constexpr int64_t kUnit = 16 * 1024;
-constexpr int64_t kRowBlockValues = 16 * 1024;
+constexpr int64_t kRowBlockValues = 64 * 1024;
 constexpr int64_t kRowBlockMax = 256;
 constexpr int64_t kRowUnit = 2048;
 // Below this many elements a call runs on the calling thread: waking a
@@ -48,17 +48,17 @@ inline void merge(Moments& a, const Moments& b) {
     a = b;
     return;
   }
-  const double n = a.count + b.count, delta = b.mean - a.mean;
-  a.mean += delta * (b.count / n);
-  a.m2 += b.m2 + delta * delta * (a.count / n) * b.count;
+  const double n = a.count + b.count, delta = b.mean - a.mean, wb = b.count / n;
+  a.mean += delta * wb;
+  a.m2 += b.m2 + delta * delta * a.count * wb;
   a.count = n;
 }
 
 // Moments from a block's float sums taken around `shift` (corrected two-pass):
 // mean = shift + sum(d) / n,  m2 = sum(d^2) - sum(d)^2 / n,  d = x - shift.
 inline Moments moments_from_shifted(double n, double shift, double sd, double sd2) {
-  const double m2 = sd2 - sd * sd / n;
-  return Moments{n, shift + sd / n, m2 < 0 ? 0 : m2};
+  const double mean_d = sd / n, m2 = sd2 - sd * mean_d;
+  return Moments{n, shift + mean_d, m2 < 0 ? 0 : m2};
 }
 
 // Heap scratch without library templates (see the note at the top).
