@@ -135,7 +135,7 @@ class Reader {
       type_error(env_, "Expected " + want + " for " + name +
                            " but received one backed by a resizable ArrayBuffer, which an async call cannot hold (use the sync form)");
     views_.push_back(View{name, reinterpret_cast<uintptr_t>(data), size_t(len) * sizeof(T), written});
-    refs_.push_back(Napi::Persistent(v.As<Napi::Object>()));
+    if (async_) refs_.push_back(Napi::Persistent(v.As<Napi::Object>()));  // a sync call's arguments live through it
     return static_cast<T*>(data);
   }
 
