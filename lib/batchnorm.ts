@@ -5,7 +5,7 @@
 import type { FloatArray, Kernels } from './backend/kernels.js';
 import { kernels } from './backend/loader.js';
 import { describe } from './backend/validate.js';
-import { checkValuesPerChannel } from './functional.js';
+import { checkValuesPerChannel, saveRunningStats } from './functional.js';
 import { allocLike, checkFinite, checkLayout, checkTensor, dimsOf, formatShape, isChannelsLast, sameShape, type Dims, type Layout, type Tensor } from './tensor.js';
 
 export interface BatchNormModuleOptions {
@@ -239,10 +239,7 @@ abstract class BatchNormBase {
         if (rv !== this.runningVar) this.runningVar!.set(rv!);
         this.numBatchesTracked = (this.numBatchesTracked ?? 0) + 1;
       }
-      if (!batchStats) {
-        saveMean.set(rm!);
-        for (let i = 0; i < c; i++) saveInvstd[i] = 1 / Math.sqrt(rv![i] + this.eps);
-      }
+      if (!batchStats) saveRunningStats(rm!, rv!, this.eps, saveMean, saveInvstd);
       this.saved = { x: x.data, shape: [...x.shape], dims, mean: saveMean, invstd: saveInvstd, batchStats };
       return { data: y, shape: [...x.shape] };
     };

@@ -73,10 +73,10 @@ function checkInput(input: unknown, name: string, layout: Layout): { x: Tensor; 
   return { x, dims: dimsOf(x.shape, isChannelsLast(layout)) };
 }
 
-function invstdOf(variance: FloatArray, eps: number): FloatArray {
-  const r = variance instanceof Float64Array ? new Float64Array(variance.length) : new Float32Array(variance.length);
-  for (let c = 0; c < r.length; c++) r[c] = 1 / Math.sqrt(variance[c] + eps);
-  return r;
+/** In eval the statistics a backward needs are the running ones: writes them as saveMean and saveInvstd. */
+export function saveRunningStats(runningMean: FloatArray, runningVar: FloatArray, eps: number, saveMean: FloatArray, saveInvstd: FloatArray): void {
+  saveMean.set(runningMean);
+  for (let c = 0; c < saveInvstd.length; c++) saveInvstd[c] = 1 / Math.sqrt(runningVar[c] + eps);
 }
 
 /** Shared by the sync and async forms: checks, allocates and returns the kernel call. */
@@ -105,10 +105,7 @@ function prepareForward(
 
 /** After the kernel ran: in eval the saved statistics are the running ones. */
 function finishForward(result: BatchNormResult, training: boolean, runningMean: FloatArray | null, runningVar: FloatArray | null, eps: number): BatchNormResult {
-  if (!training && runningMean && runningVar) {
-    result.saveMean.set(runningMean);
-    result.saveInvstd.set(invstdOf(runningVar, eps));
-  }
+  if (!training && runningMean && runningVar) saveRunningStats(runningMean, runningVar, eps, result.saveMean, result.saveInvstd);
   return result;
 }
 

@@ -242,7 +242,6 @@ Job parse_forward_training(const Napi::CallbackInfo& info, const KernelTable& kt
 // forwardEval(x, y, weight, bias, mean, var, n, c, s, channelsLast, eps)
 template <class T>
 Job parse_forward_eval(const Napi::CallbackInfo& info, const KernelTable& kt, bool async) {
-  Napi::Env env = info.Env();
   expect_args(info, 11, "forwardEval");
   Reader<T> r(info, async);
   const Shape sh = r.shape(6);
@@ -266,7 +265,6 @@ Job parse_forward_eval(const Napi::CallbackInfo& info, const KernelTable& kt, bo
 //          channelsLast, useBatchStats)
 template <class T>
 Job parse_backward(const Napi::CallbackInfo& info, const KernelTable& kt, bool async) {
-  Napi::Env env = info.Env();
   expect_args(info, 13, "backward");
   Reader<T> r(info, async);
   const Shape sh = r.shape(8);
