@@ -1,5 +1,6 @@
-// A small persistent pool. Idle workers sleep on a condition variable (no
-// spinning inside a server process). One parallel region runs at a time; a
+// A small persistent pool. Idle workers sleep on a condition variable; a
+// thread that just finished a region polls for at most BATCHNORM_SPIN_US
+// (50 us) first, never longer (see spin_ns). One parallel region runs at a time; a
 // region started while the pool is busy (another JS thread, an async call, a
 // nested region) runs on its calling thread, which is correct because results
 // never depend on the split.
@@ -7,6 +8,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <cstdlib>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -30,6 +33,42 @@ int available_cores() {
   return n > 0 ? int(n) : 1;
 }
 
+// How long a thread that just finished its part of a region keeps polling
+// before it blocks: waking a sleeping thread costs 30-50 us on this kind of
+// VM (an idle vCPU is halted), more than the 20-200 us regions it would
+// join. Polling bridges the regions of one call (statistics, then
+// normalize) and back-to-back calls; a pool with nothing to do sleeps.
+// BATCHNORM_SPIN_US overrides it (0: block at once).
+int64_t spin_ns() {
+  const char* env = std::getenv("BATCHNORM_SPIN_US");
+  if (env && *env) {
+    char* end = nullptr;
+    const long v = std::strtol(env, &end, 10);
+    if (end && *end == '\0' && v >= 0 && v <= 100000) return int64_t(v) * 1000;
+  }
+  return 50 * 1000;
+}
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+// Polls done() for up to `ns` nanoseconds; true if it became true.
+template <class F>
+bool poll_for(int64_t ns, F&& done) {
+  if (ns <= 0) return done();
+  const auto until = std::chrono::steady_clock::now() + std::chrono::nanoseconds(ns);
+  for (unsigned i = 1;; ++i) {
+    if (done()) return true;
+    cpu_relax();
+    if (i % 64 == 0 && std::chrono::steady_clock::now() >= until) return done();
+  }
+}
+
 class Pool {
  public:
   int num_threads() const { return num_threads_.load(std::memory_order_relaxed); }
@@ -43,56 +82,67 @@ class Pool {
       fn(ctx, 0, n);
       return;
     }
-    std::unique_lock<std::mutex> lock(mutex_);
-    while (int64_t(workers_) < parts - 1) {  // worker ids 1..parts-1; the caller is part 0
-      std::thread(&Pool::worker_loop, this, ++workers_).detach();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      while (int64_t(workers_) < parts - 1) {  // worker ids 1..parts-1; the caller is part 0
+        std::thread(&Pool::worker_loop, this, ++workers_).detach();
+      }
+      fn_ = fn;
+      ctx_ = ctx;
+      n_ = n;
+      parts_ = int(parts);
+      pending_.store(int(parts) - 1, std::memory_order_relaxed);
+      generation_.fetch_add(1, std::memory_order_release);
     }
-    fn_ = fn;
-    ctx_ = ctx;
-    n_ = n;
-    parts_ = int(parts);
-    pending_ = int(parts) - 1;
-    ++generation_;
     wake_.notify_all();
-    lock.unlock();
 
     fn(ctx, 0, n / parts);
 
-    lock.lock();
-    done_.wait(lock, [this] { return pending_ == 0; });
-    lock.unlock();
+    auto finished = [this] { return pending_.load(std::memory_order_acquire) == 0; };
+    if (!poll_for(spin_ns_, finished)) {
+      std::unique_lock<std::mutex> lock(mutex_);
+      done_.wait(lock, finished);
+    }
     busy_.store(false, std::memory_order_release);
   }
 
  private:
   void worker_loop(int id) {
     uint64_t seen = 0;
-    std::unique_lock<std::mutex> lock(mutex_);
     for (;;) {
-      wake_.wait(lock, [&] { return generation_ != seen; });
-      seen = generation_;
+      auto posted = [&] { return generation_.load(std::memory_order_acquire) != seen; };
+      std::unique_lock<std::mutex> lock(mutex_, std::defer_lock);
+      if (poll_for(spin_ns_, posted)) lock.lock();  // the job's fields are read under the lock
+      else {
+        lock.lock();
+        wake_.wait(lock, posted);
+      }
+      seen = generation_.load(std::memory_order_relaxed);
       if (id >= parts_) continue;
       auto fn = fn_;
       void* ctx = ctx_;
       const int64_t begin = n_ * id / parts_, end = n_ * (id + 1) / parts_;
       lock.unlock();
       fn(ctx, begin, end);
-      lock.lock();
-      if (--pending_ == 0) done_.notify_one();
+      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        std::lock_guard<std::mutex> done_lock(mutex_);  // the caller checks pending_ under it before waiting
+        done_.notify_one();
+      }
     }
   }
 
+  const int64_t spin_ns_ = spin_ns();
   std::atomic<int> num_threads_{available_cores()};
   std::atomic<bool> busy_{false};
   std::mutex mutex_;
   std::condition_variable wake_, done_;
   int workers_ = 0;
-  uint64_t generation_ = 0;
+  std::atomic<uint64_t> generation_{0};
   void (*fn_)(void*, int64_t, int64_t) = nullptr;
   void* ctx_ = nullptr;
   int64_t n_ = 0;
   int parts_ = 0;
-  int pending_ = 0;
+  std::atomic<int> pending_{0};
 };
 
 // Process-wide and never destroyed: detached workers outlive static

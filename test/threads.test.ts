@@ -1,4 +1,9 @@
-/** Native results are bitwise the same for any thread count (fixed units, fixed merge order). */
+/**
+ * Native results are bitwise the same for any thread count (fixed units,
+ * fixed merge order), and an idle pool sleeps.
+ */
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { afterAll, expect, it } from 'vitest';
 import { kernels } from '../lib/backend/loader.js';
 import { getNumThreads, setNumThreads } from '../lib/index.js';
@@ -31,4 +36,39 @@ it.each([
     return Buffer.concat([y, rm, rv, sm, si, dx, gw, gb].map((a) => Buffer.from(a.buffer)));
   });
   for (const r of results.slice(1)) expect(r.equals(results[0])).toBe(true);
+});
+
+// Workers poll for at most BATCHNORM_SPIN_US (50 us) after a region, then
+// block: a process that has made parallel calls and then waits uses no CPU.
+// In a child process, so that other test files' work does not count.
+it.each([
+  ['the default poll window', {}],
+  ['BATCHNORM_SPIN_US=0', { BATCHNORM_SPIN_US: '0' }],
+])('an idle pool sleeps (%s)', (_l, env) => {
+  const script = `
+    import { createRequire } from 'node:module';
+    import { resolve } from 'node:path';
+    const addon = createRequire(resolve('package.json'))(resolve(process.env.BATCHNORM_ADDON || 'build/Release/batchnorm.node'));
+    addon.setNumThreads(4);
+    const n = 8, c = 16, s = 4096, x = new Float32Array(n * c * s).map((_, i) => Math.sin(i)), y = new Float32Array(x.length);
+    const st = () => new Float32Array(c);
+    const call = () => addon.forwardTraining(x, y, null, null, st(), st().fill(1), st(), st(), n, c, s, false, 1e-5, 0.1, true);
+    const busy = process.cpuUsage();
+    const t0 = performance.now();
+    for (let i = 0; i < 200; i++) call();
+    const wall = performance.now() - t0, used = process.cpuUsage(busy);
+    await new Promise((r) => setTimeout(r, 50));
+    const idle = process.cpuUsage();
+    await new Promise((r) => setTimeout(r, 400));
+    const d = process.cpuUsage(idle);
+    console.log(JSON.stringify({ idleMs: (d.user + d.system) / 1e3, busyMs: (used.user + used.system) / 1e3, wall }));
+  `;
+  const root = fileURLToPath(new URL('..', import.meta.url));
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: root, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 50_000 });
+  expect(r.stderr).toBe('');
+  const m = JSON.parse(r.stdout);
+  // 400 ms of waiting: a polling worker would burn about 400 ms of CPU.
+  expect(m.idleMs).toBeLessThan(40);
+  // The calls themselves did run (so the pool was used).
+  expect(m.busyMs).toBeGreaterThan(0);
 });
