@@ -23,18 +23,18 @@ namespace BATCHNORM_ISA_NS {
 // Values per float32 partial sum before it is handed to double: bounded, so
 // the float32 rounding stays at the level of a few ulps of one block.
 constexpr int64_t kBlock = 512;
-// Contiguous values per unit of work in NCHW, and rows per unit in NHWC. Units
-// are fixed by the shape alone (never by the thread count) and merged in
-// order, which makes every result bitwise independent of the thread count.
+// Contiguous values per unit of work in NCHW; in NHWC a unit is a block of
+// rows (about kRowBlockValues values, at most kRowBlockMax rows). Units are
+// fixed by the shape alone (never by the thread count) and merged in order,
+// which makes every result bitwise independent of the thread count.
 constexpr int64_t kUnit = 16 * 1024;
 constexpr int64_t kRowBlockValues = 64 * 1024;
 constexpr int64_t kRowBlockMax = 256;
-constexpr int64_t kRowUnit = 2048;
 // Values per tile of rows in the NHWC elementwise passes (16 KB of float).
 constexpr int64_t kTileValues = 4096;
 // Below this many elements a call runs on the calling thread: waking a
 // worker costs more than it saves.
-constexpr int64_t kSerialBelow = 1 << 18;
+constexpr int64_t kSerialBelow = 1 << 17;
 // Outputs of at least this many bytes are written with non-temporal stores.
 constexpr int64_t kStreamBytes = int64_t(16) << 20;
 
@@ -262,22 +262,6 @@ struct Kernels {
     for (int l = 0; l < G * L; ++l) out[l] = moments_from_shifted(double(rows), double(lane[l]), double(lsd[l]), double(lsd2[l]));
   }
 
-  // NHWC: moments of every channel over rows [r0, r1), row blocks merged in order.
-  static void rows_unit_moments(const T* x, int64_t C, int64_t r0, int64_t r1, Moments* out) {
-    const int64_t R = rows_per_block(C);
-    for (int64_t r = r0; r < r1; r += R) {
-      const int64_t rows = r1 - r < R ? r1 - r : R;
-      const T* xr = x + r * C;
-      for_each_sweep(C, [&](auto sweep, int64_t c0) {
-        using VV = typename decltype(sweep)::vec;
-        constexpr int G = decltype(sweep)::groups;
-        Moments tmp[G * VV::W];
-        rows_moments<VV, G>(xr, C, c0, rows, tmp);
-        for (int l = 0; l < G * VV::W; ++l) merge(out[c0 + l], tmp[l]);
-      });
-    }
-  }
-
   // Moments of every channel, into `out` (C entries).
   static void channel_moments(const Shape& sh, const T* x, Moments* out) {
     const int64_t C = sh.c;
@@ -296,20 +280,27 @@ struct Kernels {
       }
       return;
     }
-    // NHWC / (N, C): units of rows in parallel, each over all channels.
-    const int64_t rows = sh.n * sh.s, units = (rows + kRowUnit - 1) / kRowUnit;
+    // NHWC / (N, C): row blocks in parallel, each over all channels; then
+    // each channel's blocks merged in order, channels in parallel. Many small
+    // units keep the threads evenly loaded.
+    const int64_t rows = sh.n * sh.s, R = rows_per_block(C), units = (rows + R - 1) / R;
     Scratch<Moments> part(units * C);
     parallel(units, serial ? units : 1, [&](int64_t b, int64_t e) {
       for (int64_t u = b; u < e; ++u) {
-        const int64_t r0 = u * kRowUnit, r1 = r0 + kRowUnit < rows ? r0 + kRowUnit : rows;
-        rows_unit_moments(x, C, r0, r1, &part[u * C]);
+        const int64_t r0 = u * R, nr = rows - r0 < R ? rows - r0 : R;
+        for_each_sweep(C, [&](auto sweep, int64_t c0) {
+          using VV = typename decltype(sweep)::vec;
+          rows_moments<VV, decltype(sweep)::groups>(x + r0 * C, C, c0, nr, &part[u * C + c0]);
+        });
       }
     });
-    for (int64_t c = 0; c < C; ++c) {
-      Moments m;
-      for (int64_t u = 0; u < units; ++u) merge(m, part[u * C + c]);
-      out[c] = m;
-    }
+    parallel(C, serial ? C : 16, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c) {
+        Moments m;
+        for (int64_t u = 0; u < units; ++u) merge(m, part[u * C + c]);
+        out[c] = m;
+      }
+    });
   }
 
   // ------------------------------------------------------- elementwise passes
@@ -553,25 +544,24 @@ struct Kernels {
       }
       return;
     }
-    const int64_t rows = sh.n * sh.s, units = (rows + kRowUnit - 1) / kRowUnit, R = rows_per_block(C);
+    const int64_t rows = sh.n * sh.s, R = rows_per_block(C), units = (rows + R - 1) / R;
     Scratch<double> pg(units * C), ph(units * C);
     parallel(units, serial ? units : 1, [&](int64_t b, int64_t e) {
       for (int64_t u = b; u < e; ++u) {
-        const int64_t r1 = (u + 1) * kRowUnit < rows ? (u + 1) * kRowUnit : rows;
-        for (int64_t r = u * kRowUnit; r < r1; r += R) {
-          const int64_t nr = r1 - r < R ? r1 - r : R;
-          for_each_sweep(C, [&](auto sweep, int64_t c0) {
-            using VV = typename decltype(sweep)::vec;
-            rows_grad_sums<VV, decltype(sweep)::groups>(a.x + r * C, a.dy + r * C, C, c0, nr, a.mean, &pg[u * C], &ph[u * C]);
-          });
-        }
+        const int64_t r0 = u * R, nr = rows - r0 < R ? rows - r0 : R;
+        for_each_sweep(C, [&](auto sweep, int64_t c0) {
+          using VV = typename decltype(sweep)::vec;
+          rows_grad_sums<VV, decltype(sweep)::groups>(a.x + r0 * C, a.dy + r0 * C, C, c0, nr, a.mean, &pg[u * C], &ph[u * C]);
+        });
       }
     });
-    for (int64_t c = 0; c < C; ++c) {
-      double g = 0, h = 0;
-      for (int64_t u = 0; u < units; ++u) g += pg[u * C + c], h += ph[u * C + c];
-      sdy[c] = g, sdyx[c] = h;
-    }
+    parallel(C, serial ? C : 16, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c) {
+        double g = 0, h = 0;
+        for (int64_t u = 0; u < units; ++u) g += pg[u * C + c], h += ph[u * C + c];
+        sdy[c] = g, sdyx[c] = h;
+      }
+    });
   }
 
   // Per-channel coefficients of dx = dy * k1 + (x - mean) * k2 + k3.

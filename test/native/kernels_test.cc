@@ -697,8 +697,9 @@ int main(int argc, char** argv) {
 
   // ---- shapes, from the kernels' constants: P = kSerialBelow (at and above
   // it calls go parallel), U = kUnit (values per unit of work), B = kBlock
-  // (values per float32 partial sum), RU = kRowUnit (NHWC rows per unit).
-  const int64_t P = K::kSerialBelow, U = K::kUnit, B = K::kBlock, RU = K::kRowUnit;
+  // (values per float32 partial sum), RB = kRowBlockMax (most NHWC rows per
+  // row block, the NHWC unit of work).
+  const int64_t P = K::kSerialBelow, U = K::kUnit, B = K::kBlock, RB = K::kRowBlockMax;
   // Below P: one thread whatever the setting.
   const Case serial_cases[] = {
       {1, 5, 1, 1, 1},           // one value per channel: var 0
@@ -713,7 +714,7 @@ int main(int argc, char** argv) {
       {2, 3, B + 5, 1, 1},       // runs longer than a block
       {1, 1, U + 100, 5, 2},     // one run split into units
       {3, 1, U + 1, 1, 1},       // runs split into units, several samples
-      {RU + 5, 33, 1, 2, 1},     // (N, C): two NHWC row units
+      {RB + 5, 33, 1, 2, 1},     // (N, C): two NHWC row blocks
       {5, 19, 1030, 1, 1},       // several NHWC row units and row blocks
   };
   // At or above P: the parallel paths (channels shared among threads, or
@@ -731,16 +732,20 @@ int main(int argc, char** argv) {
   };
   // Outputs of kStreamBytes or more take the non-temporal stores (float: its
   // 4 bytes per value; double gets there with half of it).
-  // C = 19: NHWC rows take the peel, the vector loop and the tail.
-  const Case stream_case = {2, 19, K::kStreamBytes / 4 / 38 + 1, 2, 1};
+  // C = 19: NCHW runs take the peel, the vector loop and the tail; NHWC rows
+  // stream only when C is a multiple of the lanes and y is aligned: C = 32,
+  // with the outputs placed both ways.
+  const Case stream_cases[] = {{2, 19, K::kStreamBytes / 4 / 38 + 1, 2, 1}, {2, 32, K::kStreamBytes / 4 / 64 + 1, 2, 1}};
 
   {
     Group g;
     g.name = "shapes: kSerialBelow " + std::to_string(P) + ", kUnit " + std::to_string(U) + ", kBlock " +
-             std::to_string(B) + ", kRowUnit " + std::to_string(RU) + ", kStreamBytes " + std::to_string(K::kStreamBytes);
+             std::to_string(B) + ", kRowBlockMax " + std::to_string(RB) + ", kStreamBytes " + std::to_string(K::kStreamBytes);
     for (const Case& k : parallel_cases) g.require(k.n * k.c * k.s >= P, "a parallel-size shape is below kSerialBelow");
-    g.require(stream_case.n * stream_case.c * stream_case.s * 4 >= K::kStreamBytes, "the streaming shape is too small");
-    g.require(stream_case.n * stream_case.c * stream_case.s <= 5000000, "the streaming shape is needlessly large");
+    for (const Case& k : stream_cases) {
+      g.require(k.n * k.c * k.s * 4 >= K::kStreamBytes, "a streaming shape is too small");
+      g.require(k.n * k.c * k.s <= 5000000, "a streaming shape is needlessly large");
+    }
     g.done();
   }
 
@@ -761,9 +766,10 @@ int main(int argc, char** argv) {
   for (size_t i = 0; i < sizeof parallel_cases / sizeof *parallel_cases; ++i)
     if (!small || i < kSmallParallel) both(small ? best : isas, parallel_cases[i], threads, small);
   if (quick) {
-    for (bool cl : {false, true}) run_case<float>(best, stream_case, cl, seed++, {threads.front()});
+    for (const Case& k : stream_cases)
+      for (bool cl : {false, true}) run_case<float>(best, k, cl, seed++, {threads.front()});
   } else if (!small) {
-    both(isas, stream_case, {threads.front(), threads.back()}, false);
+    for (const Case& k : stream_cases) both(isas, k, {threads.front(), threads.back()}, false);
   }
 
   // ---- the 2^22-values channel (2^18 with --small or --quick)
