@@ -32,9 +32,14 @@ constexpr int64_t kRowBlockValues = 64 * 1024;
 constexpr int64_t kRowBlockMax = 256;
 // Values per tile of rows in the NHWC elementwise passes (16 KB of float).
 constexpr int64_t kTileValues = 4096;
-// Below this many elements a call runs on the calling thread: waking a
-// worker costs more than it saves.
-constexpr int64_t kSerialBelow = 1 << 17;
+// Below this many elements a call runs on the calling thread: handing work
+// to a worker costs more than it saves.
+constexpr int64_t kSerialBelow = 1 << 16;
+// NCHW forward-training and backward work channel by channel (statistics,
+// then the elementwise pass while the channel is in cache) from this many
+// elements: below it the tensor stays in L2 anyway, and the strided runs of
+// one channel of a small tensor measured slower than plain passes.
+constexpr int64_t kFuseFrom = 1 << 18;
 // Outputs of at least this many bytes are written with non-temporal stores.
 constexpr int64_t kStreamBytes = int64_t(16) << 20;
 
@@ -429,7 +434,7 @@ struct Kernels {
   // channels and writes y while the channel is still in its cache, so memory
   // sees about one read and one write of the tensor.
   static bool fuse_by_channel(const Shape& sh) {
-    return !sh.channels_last && sh.numel() >= kSerialBelow && sh.c >= get_num_threads();
+    return !sh.channels_last && sh.numel() >= kFuseFrom && sh.c >= get_num_threads();
   }
 
   template <bool NT>

@@ -728,6 +728,7 @@ int main(int argc, char** argv) {
       {1, 1, P + 7, 3, 1},               // one channel, one run: the unit split
       {9, 19, P / 171 + 7, 1, 1},        // medium runs; NHWC: many row units
       {2, 8, U + 3, 2, 1},               // C = 8 >= threads; runs just over a unit
+      {2, 8, K::kFuseFrom / 16 + 3, 1, 1},  // at kFuseFrom: NCHW channel by channel (C = 8 >= threads)
       {P / 33 + 1, 33, 1, 1, 1},         // (N, C) in parallel
   };
   // Outputs of kStreamBytes or more take the non-temporal stores (float: its
@@ -742,6 +743,7 @@ int main(int argc, char** argv) {
     g.name = "shapes: kSerialBelow " + std::to_string(P) + ", kUnit " + std::to_string(U) + ", kBlock " +
              std::to_string(B) + ", kRowBlockMax " + std::to_string(RB) + ", kStreamBytes " + std::to_string(K::kStreamBytes);
     for (const Case& k : parallel_cases) g.require(k.n * k.c * k.s >= P, "a parallel-size shape is below kSerialBelow");
+    g.require(K::kFuseFrom >= P, "kFuseFrom is below kSerialBelow");
     for (const Case& k : stream_cases) {
       g.require(k.n * k.c * k.s * 4 >= K::kStreamBytes, "a streaming shape is too small");
       g.require(k.n * k.c * k.s <= 5000000, "a streaming shape is needlessly large");
