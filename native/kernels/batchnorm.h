@@ -382,9 +382,20 @@ struct Kernels {
     }
   }
 
-  // NHWC outputs stream when every vector store of a row lands aligned.
-  static bool rows_stream(const Shape& sh, const T* y) {
-    return streaming(sh) && sh.c % W == 0 && reinterpret_cast<uintptr_t>(y) % (W * sizeof(T)) == 0;
+  // NHWC outputs stream when C is a multiple of the vector width: the rows are
+  // then taken from y's first aligned value on (see for_skew_edges), so that
+  // every vector store lands aligned.
+  static bool rows_stream(const Shape& sh) { return streaming(sh) && sh.c % W == 0; }
+
+  // NHWC with y p = peel<NT>(y, C) values short of alignment: the passes run
+  // over "rows" that start at channel p (x + p, y + p, one row fewer, with
+  // the coefficients rotated by p). Calls f(i, c) for the values left out,
+  // index i of channel c: the p before them and the C - p after them.
+  template <class F>
+  static void for_skew_edges(int64_t rows, int64_t C, int64_t p, F&& f) {
+    if (!p) return;
+    for (int64_t c = 0; c < p; ++c) f(c, c);                    // row 0, channels before p
+    for (int64_t c = p; c < C; ++c) f((rows - 1) * C + c, c);  // last row, channels from p
   }
 
   // The runs of channel c: y from its coefficients. With `prefetch_next`,
@@ -408,7 +419,7 @@ struct Kernels {
       if (streaming(sh)) return affine_planes<true>(sh, x, y, k);
       return affine_planes<false>(sh, x, y, k);
     }
-    if (rows_stream(sh, y)) return affine_rows_all<true>(sh, x, y, k);
+    if (rows_stream(sh)) return affine_rows_all<true>(sh, x, y, k);
     affine_rows_all<false>(sh, x, y, k);
   }
   // Streamed, each plane prefetches the next: runs of a few KB are too short
@@ -425,17 +436,24 @@ struct Kernels {
   }
   template <bool NT>
   static void affine_rows_all(const Shape& sh, const T* x, T* y, const Coeffs<T>* k) {
-    const int64_t C = sh.c, rows = sh.n * sh.s;
+    const int64_t C = sh.c, p = peel<NT>(y, C), rows = sh.n * sh.s - (p ? 1 : 0);
     Scratch<T> m(C), a(C), b(C);
-    for (int64_t c = 0; c < C; ++c) m[c] = k[c].mean, a[c] = k[c].scale, b[c] = k[c].shift;
+    for (int64_t c = 0; c < C; ++c) {
+      const Coeffs<T>& kc = k[(c + p) % C];
+      m[c] = kc.mean, a[c] = kc.scale, b[c] = kc.shift;
+    }
+    for_skew_edges(rows + 1, C, p, [&](int64_t i, int64_t c) { y[i] = std::fma(x[i] - k[c].mean, k[c].scale, k[c].shift); });
+    const T* xs = x + p;
+    T* ys = y + p;
     parallel(rows, sh.numel() < kSerialBelow ? rows : (kUnit + C - 1) / C, [&](int64_t r0, int64_t r1) {
       for_each_tile_sweep(C, r0, r1, [&](auto sweep, int64_t c0, int64_t r, int64_t nr) {
         using VV = typename decltype(sweep)::vec;
-        affine_rows<VV, decltype(sweep)::groups, NT>(x + r * C, y + r * C, C, c0, nr, m.p, a.p, b.p);
+        affine_rows<VV, decltype(sweep)::groups, NT>(xs + r * C, ys + r * C, C, c0, nr, m.p, a.p, b.p);
       });
       if (NT) V::fence();
     });
   }
+
 
   // -------------------------------------------------------------- the ops
 
@@ -665,10 +683,18 @@ struct Kernels {
       });
       return;
     }
+    const int64_t p = peel<NT>(a.dx, C), rows = sh.n * sh.s - (p ? 1 : 0);
     Scratch<T> m(C), k1(C), k2(C), k3(C);
-    for (int64_t c = 0; c < C; ++c) m[c] = k[c].mean, k1[c] = k[c].k1, k2[c] = k[c].k2, k3[c] = k[c].k3;
+    for (int64_t c = 0; c < C; ++c) {
+      const GradCoeffs& kc = k[(c + p) % C];
+      m[c] = kc.mean, k1[c] = kc.k1, k2[c] = kc.k2, k3[c] = kc.k3;
+    }
+    for_skew_edges(rows + 1, C, p, [&](int64_t i, int64_t c) {
+      a.dx[i] = std::fma(a.dy[i], k[c].k1, std::fma(a.x[i] - k[c].mean, k[c].k2, k[c].k3));
+    });
     const T* const ks[4] = {m.p, k1.p, k2.p, k3.p};
-    const int64_t rows = sh.n * sh.s;
+    const T *xs = a.x + p, *dys = a.dy + p;
+    T* dxs = a.dx + p;
     // Rows of one sweep go tile by tile with the coefficients in registers;
     // wider rows in memory order, which measured faster once x, dy and dx
     // outgrow L2 (bench: (256,512) 38 vs 44 us).
@@ -677,14 +703,15 @@ struct Kernels {
       if (tiles) {
         for_each_tile_sweep(C, r0, r1, [&](auto sweep, int64_t c0, int64_t r, int64_t nr) {
           using VV = typename decltype(sweep)::vec;
-          grad_input_rows<VV, decltype(sweep)::groups, NT>(a.x + r * C, a.dy + r * C, a.dx + r * C, C, c0, nr, ks);
+          grad_input_rows<VV, decltype(sweep)::groups, NT>(xs + r * C, dys + r * C, dxs + r * C, C, c0, nr, ks);
         });
       } else {
-        for (int64_t r = r0; r < r1; ++r) grad_input_row<NT>(a.x + r * C, a.dy + r * C, a.dx + r * C, C, m.p, k1.p, k2.p, k3.p);
+        for (int64_t r = r0; r < r1; ++r) grad_input_row<NT>(xs + r * C, dys + r * C, dxs + r * C, C, m.p, k1.p, k2.p, k3.p);
       }
       if (NT) V::fence();
     });
   }
+
 
   // NCHW, batch statistics, channels to share: sums and dx of one channel
   // while x and dy of that channel are still in cache.
@@ -729,7 +756,7 @@ struct Kernels {
     if (!a.dx) return;
     // Frozen statistics: dx = dy * weight * invstd, an elementwise pass on dy.
     if (!a.use_batch_stats) return apply_affine(sh, a.dy, a.dx, frozen.p);
-    if (sh.channels_last ? rows_stream(sh, a.dx) : streaming(sh)) return grad_input<true>(a, k.p);
+    if (sh.channels_last ? rows_stream(sh) : streaming(sh)) return grad_input<true>(a, k.p);
     grad_input<false>(a, k.p);
   }
 };
