@@ -519,7 +519,10 @@ struct Kernels {
 
   // Sums of one block around the channel's mean, added into sdy, sdyx.
   // Scalar math: sdy += dy; sdyx += dy * (x - mean)
-  static void block_grad_sums(const T* x, const T* dy, int64_t stride, int64_t runs, int64_t len, T mean, double& sdy, double& sdyx) {
+  // `ahead` (0: none): also prefetches the values that far ahead (the same
+  // stretch of the next sample), so that memory never waits for a new run.
+  static void block_grad_sums(const T* x, const T* dy, int64_t stride, int64_t runs, int64_t len, T mean, double& sdy, double& sdyx, int64_t ahead = 0) {
+    constexpr int64_t kLine = 64 / sizeof(T);
     const V vm = V::set1(mean);
     V g0 = V::zero(), g1 = V::zero(), h0 = V::zero(), h1 = V::zero();
     double s = 0, t = 0;
@@ -527,6 +530,8 @@ struct Kernels {
       const T *px = x + r * stride, *pd = dy + r * stride;
       int64_t i = 0;
       for (; i + 2 * W <= len; i += 2 * W) {
+        if (ahead && i % kLine < 2 * W)
+          for (int64_t j = 0; j < 2 * W; j += kLine) prefetch(px + ahead + i + j), prefetch(pd + ahead + i + j);
         const V e0 = V::load(pd + i), e1 = V::load(pd + i + W);
         g0 = V::add(g0, e0);
         g1 = V::add(g1, e1);
@@ -547,10 +552,14 @@ struct Kernels {
     sdyx += t + V::hsum(V::add(h0, h1));
   }
 
-  static void unit_grad_sums(const Shape& sh, const Units& us, const BackwardArgs<T>& a, int64_t c, int64_t u, double& g, double& h) {
+  // `prefetch_next`: for a tensor larger than the caches, each run's block
+  // prefetches the same block of the next sample (NCHW backward 0.89x at 2
+  // threads, 0.82x at 1 on (32,64,56,56); on a cached tensor it only costs).
+  static void unit_grad_sums(const Shape& sh, const Units& us, const BackwardArgs<T>& a, int64_t c, int64_t u, double& g, double& h, bool prefetch_next) {
     g = 0, h = 0;
     unit_blocks(sh, us, c, u, [&](int64_t off, int64_t runs, int64_t len) {
-      block_grad_sums(a.x + off, a.dy + off, sh.c * sh.s, runs, len, a.mean[c], g, h);
+      const int64_t next = sh.c * sh.s;  // the same place in the next sample
+      block_grad_sums(a.x + off, a.dy + off, next, runs, len, a.mean[c], g, h, prefetch_next && runs == 1 && off + next < sh.numel() ? next : 0);
     });
   }
 
@@ -582,7 +591,7 @@ struct Kernels {
       const int64_t units = us.per_channel;
       Scratch<double> pg(C * units), ph(C * units);
       parallel(C * units, serial ? C * units : 1, [&](int64_t b, int64_t e) {
-        for (int64_t k = b; k < e; ++k) unit_grad_sums(sh, us, a, k / units, k % units, pg[k], ph[k]);
+        for (int64_t k = b; k < e; ++k) unit_grad_sums(sh, us, a, k / units, k % units, pg[k], ph[k], false);
       });
       for (int64_t c = 0; c < C; ++c) {
         double g = 0, h = 0;
@@ -724,7 +733,7 @@ struct Kernels {
         double sdy = 0, sdyx = 0;
         for (int64_t u = 0; u < us.per_channel; ++u) {
           double g, h;
-          unit_grad_sums(sh, us, a, c, u, g, h);
+          unit_grad_sums(sh, us, a, c, u, g, h, NT);
           sdy += g, sdyx += h;
         }
         const GradCoeffs k = finish_grad(a, c, sdy, sdyx);
