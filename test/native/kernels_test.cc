@@ -728,14 +728,15 @@ int main(int argc, char** argv) {
       {1, 1, P + 7, 3, 1},               // one channel, one run: the unit split
       {9, 19, P / 171 + 7, 1, 1},        // medium runs; NHWC: many row units
       {2, 8, U + 3, 2, 1},               // C = 8 >= threads; runs just over a unit
-      {2, 8, K::kFuseFrom / 16 + 3, 1, 1},  // at kFuseFrom: NCHW channel by channel (C = 8 >= threads)
+      {2, 8, K::kFuseFrom / 16 + 3, 1, 1},  // at kFuseFrom: NCHW forward channel by channel (C = 8 >= threads)
       {P / 33 + 1, 33, 1, 1, 1},         // (N, C) in parallel
   };
   // Passes whose arrays add up to kStreamBytes or more take the non-temporal
   // stores: forward streams x and y, so a float tensor of kStreamBytes / 8
   // bytes (backward streams three arrays; double gets there with half).
-  // C = 19: NCHW runs take the peel, the vector loop and the tail; NHWC rows
-  // stream when C is a multiple of the lanes: C = 32, with y placed at each
+  // C = 19: NCHW runs take the peel, the vector loop and the tail, and the
+  // backward goes channel by channel (only when streaming); NHWC rows stream
+  // when C is a multiple of the lanes: C = 32, with y placed at each
   // alignment (rows then start at y's first aligned value).
   const Case stream_cases[] = {{2, 19, K::kStreamBytes / 8 / 38 + 1, 2, 1}, {2, 32, K::kStreamBytes / 8 / 64 + 1, 2, 1}};
 
