@@ -715,7 +715,7 @@ int main(int argc, char** argv) {
       {1, 1, U + 100, 5, 2},     // one run split into units
       {3, 1, U + 1, 1, 1},       // runs split into units, several samples
       {RB + 5, 33, 1, 2, 1},     // (N, C): two NHWC row blocks
-      {5, 19, 1030, 1, 1},       // several NHWC row units and row blocks
+      {5, 19, 1030, 1, 1},       // several NHWC row blocks
   };
   // At or above P: the parallel paths (channels shared among threads, or
   // units of one channel when C < threads).
@@ -726,7 +726,7 @@ int main(int argc, char** argv) {
       {4, 3, P / 12 + 5, 1, 1},          // C = 3 < 4 threads; runs split into units
       {P / 480 + 50, 8, 60, 1, 2},       // short runs: blocks of runs, several units per channel
       {1, 1, P + 7, 3, 1},               // one channel, one run: the unit split
-      {9, 19, P / 171 + 7, 1, 1},        // medium runs; NHWC: many row units
+      {9, 19, P / 171 + 7, 1, 1},        // medium runs; NHWC: many row blocks
       {2, 8, U + 3, 2, 1},               // C = 8 >= threads; runs just over a unit
       {2, 8, K::kFuseFrom / 16 + 3, 1, 1},  // at kFuseFrom: NCHW forward channel by channel (C = 8 >= threads)
       {P / 33 + 1, 33, 1, 1, 1},         // (N, C) in parallel
