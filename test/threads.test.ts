@@ -72,3 +72,42 @@ it.each([
   // The calls themselves did run (so the pool was used).
   expect(m.busyMs).toBeGreaterThan(0);
 });
+
+// A worker that has not woken when the caller finishes its own part leaves
+// that part to the caller. With BATCHNORM_SPIN_US=0 every worker sleeps
+// between regions, so the caller and a waking worker race for parts on
+// every call: each part must run exactly once (a channel's running
+// statistics updated twice would show), and a worker that loses must not
+// run an ended region.
+it('a sleeping worker whose part the caller took: every part runs once, same bits', () => {
+  const script = `
+    import { createRequire } from 'node:module';
+    import { resolve } from 'node:path';
+    const addon = createRequire(resolve('package.json'))(resolve(process.env.BATCHNORM_ADDON || 'build/Release/batchnorm.node'));
+    const n = 8, c = 64, s = 1024, x = new Float32Array(n * c * s).map((_, i) => Math.sin(i) * 3 + (i % 7)), dy = x.map((v, i) => Math.cos(i + v));
+    const run = () => {
+      const y = new Float32Array(x.length), rm = new Float32Array(c).fill(0.5), rv = new Float32Array(c).fill(2), sm = new Float32Array(c), si = new Float32Array(c);
+      addon.forwardTraining(x, y, null, null, rm, rv, sm, si, n, c, s, false, 1e-5, 0.1, true);
+      const dx = new Float32Array(x.length), gw = new Float32Array(c), gb = new Float32Array(c);
+      addon.backward(x, dy, dx, null, sm, si, gw, gb, n, c, s, false, true);
+      return Buffer.concat([y, rm, rv, sm, si, dx, gw, gb].map((a) => Buffer.from(a.buffer)));
+    };
+    addon.setNumThreads(1);
+    const expected = run();
+    addon.setNumThreads(2);
+    const pause = new Int32Array(new SharedArrayBuffer(4));
+    let same = 0;
+    for (let i = 0; i < 120; i++) {
+      if (i % 3 === 0) Atomics.wait(pause, 0, 0, 1); // let the worker fall asleep
+      if (run().equals(expected)) same++;
+    }
+    console.log(JSON.stringify({ same }));
+  `;
+  const root = fileURLToPath(new URL('..', import.meta.url));
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+    cwd: root, env: { ...process.env, BATCHNORM_SPIN_US: '0' }, encoding: 'utf8', timeout: 60_000,
+  });
+  expect(r.stderr).toBe('');
+  expect(r.status).toBe(0);
+  expect(JSON.parse(r.stdout).same).toBe(120);
+});
