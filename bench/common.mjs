@@ -1,5 +1,6 @@
 // Shared by the benchmark driver (run.mjs), its children (worker.mjs, node-peers.mjs)
 // and the report (report.mjs): the shapes, the row keys, and small helpers.
+import { Worker } from 'node:worker_threads';
 
 /** The shapes of the issue. `dims` is the logical (N, C, H, W) or (N, C) shape. */
 export const SHAPES = [
@@ -64,13 +65,45 @@ export function median(xs) {
  * Cache eviction for `--cold`: read and write one float per cache line of a
  * 128 MiB buffer (4× the 32 MB L3). Regular stores, unlike a large memset
  * (non-temporal stores evict nothing). Not timed.
+ *
+ * `evict(threads)` splits the buffer among that many threads (this one and
+ * threads - 1 helper worker_threads), as the PyTorch and oneDNN harnesses
+ * evict on all their OpenMP threads: every core's caches then hold the same
+ * kind of dirty lines whichever harness runs.
  */
 export function makeEvictor(bytes = 128 << 20) {
-  const buf = new Float32Array(bytes / 4);
+  const buf = new Float32Array(new SharedArrayBuffer(bytes));
+  // ctl: [round, threads of this round, helpers done]
+  const ctl = new Int32Array(new SharedArrayBuffer(12));
+  const helpers = [];
+  const lines = buf.length / 16;
   let k = 0;
-  return () => {
+  return (threads = 1) => {
+    while (helpers.length < threads - 1) {
+      const id = helpers.length + 1;
+      const src = `
+        const { workerData: { buf, ctl, id } } = require('node:worker_threads');
+        const lines = buf.length / 16;
+        for (let seen = 0;;) {
+          Atomics.wait(ctl, 0, seen);
+          seen = Atomics.load(ctl, 0);
+          const parts = Atomics.load(ctl, 1);
+          if (id >= parts) continue;
+          for (let i = Math.floor((lines * id) / parts) * 16, end = Math.floor((lines * (id + 1)) / parts) * 16; i < end; i += 16) buf[i] += seen;
+          Atomics.add(ctl, 2, 1);
+          Atomics.notify(ctl, 2);
+        }`;
+      const w = new Worker(src, { eval: true, workerData: { buf, ctl, id } });
+      w.unref();
+      helpers.push(w);
+    }
     k++;
-    for (let i = 0; i < buf.length; i += 16) buf[i] += k;
+    Atomics.store(ctl, 1, threads);
+    Atomics.store(ctl, 2, 0);
+    Atomics.store(ctl, 0, k);
+    Atomics.notify(ctl, 0);
+    for (let i = 0, end = Math.floor(lines / threads) * 16; i < end; i += 16) buf[i] += k;
+    for (let done; (done = Atomics.load(ctl, 2)) < threads - 1; ) Atomics.wait(ctl, 2, done, 100);
     return buf[k & 1023];
   };
 }

@@ -141,7 +141,7 @@ async function tfjs(backend) {
     if (r.op !== 'forward-training') o['forward-training'](cur.x); // running stats
     const fn = () => o[r.op](cur.x, cur.dy);
     const slow = backend === 'cpu';
-    const ms = timeCallsSync(fn, { iters: slow ? cfg.slowIters ?? 3 : cfg.iters, warmup: slow ? 1 : cfg.warmup, cold: cfg.cold, evict });
+    const ms = timeCallsSync(fn, { iters: slow ? cfg.slowIters ?? 3 : cfg.iters, warmup: slow ? 1 : cfg.warmup, cold: cfg.cold, evict: () => evict(r.threads) });
     tf.dispose([o.g, o.b, o.state.rm, o.state.rv, ...o.state.out]);
     const notes = [
       r.layout === 'nchw' ? 'broadcasting ops, [1,C,1,1] parameters' : 'tf.moments + tf.batchNorm (fused kernel)',
@@ -195,7 +195,7 @@ async function onnxruntime() {
     const s = await session(r.dims, r.layout, d, rm, rv, r.threads);
     const X = new ort.Tensor('float32', d.x, r.dims);
     const Y = new ort.Tensor('float32', new Float32Array(d.x.length), r.dims);
-    const ms = await timeCalls(() => s.run({ X }, { Y }), { iters: cfg.iters, warmup: cfg.warmup, cold: cfg.cold, evict });
+    const ms = await timeCalls(() => s.run({ X }, { Y }), { iters: cfg.iters, warmup: cfg.warmup, cold: cfg.cold, evict: () => evict(r.threads) });
     await s.release();
     out.push(row(r, ms, {
       version, isaDetail: 'MLAS (CPU EP)',

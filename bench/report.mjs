@@ -214,7 +214,7 @@ function section(run, isMain) {
   s.push(`## ${run.meta.cold ? 'Cold caches' : 'Hot caches'}${isMain ? '' : ` (${basename(run.file)})`}`);
   s.push('');
   s.push(`Command: \`${run.meta.command}\` — ${run.meta.date}, ${run.rows.length} rows in ${Math.round(run.meta.seconds)} s. ` +
-    (run.meta.cold ? 'Before each timed call 128 MiB of other memory was read and written (not timed), so the tensors come from DRAM.' : 'The same buffers every call: tensors up to ~L3 size (32 MB) partly stay in cache, so small shapes exceed the DRAM copy bandwidth.'));
+    (run.meta.cold ? 'Before each timed call 128 MiB of other memory was read and written (not timed), split across as many threads as the row uses (the peers\' harnesses: their OpenMP threads), so the tensors come from DRAM.' : 'The same buffers every call: tensors up to ~L3 size (32 MB) partly stay in cache, so small shapes exceed the DRAM copy bandwidth.'));
   s.push('');
   s.push(`Copy bandwidth in this run: ${copyLine(run)}.`);
   s.push('');

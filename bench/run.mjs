@@ -25,7 +25,7 @@ const ONEDNN = join(HERE, 'peers', 'build', 'onednn_bench');
 
 const HELP = `usage: node bench/run.mjs [options]
   --quick            < 1 min: few samples, the best ISA and the JS path only, no peers unless --peers
-  --cold             evict caches (write 128 MiB) before each timed call (manual timing loop); default hot
+  --cold             evict caches (write 128 MiB, on the row's thread count) before each timed call (manual timing loop); default hot
   --json FILE        write the rows and the run's metadata as JSON
   --filter REGEX     only rows whose key matches, e.g. 'avx512/t2/.*/32x64x56x56/nchw'
                      key: impl/isa/tT/api/op/shape/layout  (impl: native js pytorch onednn tfjs-wasm tfjs-cpu onnxruntime)

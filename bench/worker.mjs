@@ -93,7 +93,7 @@ function makeFn(r, d) {
 
 function measure(r, fn) {
   if (cfg.cold) {
-    const ms = timeCallsSync(fn, { iters: cfg.coldIters ?? 15, warmup: 2, cold: true, evict });
+    const ms = timeCallsSync(fn, { iters: cfg.coldIters ?? 15, warmup: 2, cold: true, evict: () => evict(r.threads) });
     return { medianMs: median(ms), minMs: Math.min(...ms), samples: ms.length, callsPerSample: 1, method: 'manual loop, caches evicted before each call' };
   }
   const b = new Benchmark(rowKey(r), fn, { ...opts, initCount: 1, delay: 0 });
