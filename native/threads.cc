@@ -1,11 +1,10 @@
 // A small persistent pool. Idle workers sleep on a condition variable; a
 // thread that just finished a region polls for at most BATCHNORM_SPIN_US
-// (50 us) first, never longer (see spin_ns). The caller takes over the parts
-// of a region whose threads have not started when it finishes its own (see
-// Claim). One parallel region runs at a time; a
-// region started while the pool is busy (another JS thread, an async call, a
-// nested region) runs on its calling thread, which is correct because results
-// never depend on the split.
+// (50 us) first, never longer (see spin_ns). The caller, once its own part
+// is done, runs the parts whose threads have not started (see Claim). One
+// parallel region runs at a time; a region started while the pool is busy
+// (another JS thread, an async call, a nested region) runs on its calling
+// thread, which is correct because results never depend on the split.
 #include "threads.h"
 
 #include <algorithm>
@@ -37,7 +36,7 @@ int available_cores() {
 }
 
 // How long a thread that just finished its part of a region keeps polling
-// before it blocks: waking a sleeping thread costs 30-50 us on this kind of
+// before it blocks: waking a sleeping thread costs 30-150 us on this kind of
 // VM (an idle vCPU is halted), more than the 20-200 us regions it would
 // join. Polling bridges the regions of one call (statistics, then
 // normalize) and back-to-back calls; a pool with nothing to do sleeps.
