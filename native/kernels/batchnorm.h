@@ -167,29 +167,12 @@ struct Kernels {
 
   // ---------------------------------------------------------------- moments
 
-  // One block: `runs` runs of `len` values, `stride` apart; two passes from L1.
-  static Moments block_moments(const T* x, int64_t stride, int64_t runs, int64_t len) {
-    // Scalar math: s = sum(x)
-    V a0 = V::zero(), a1 = V::zero();
-    double s = 0;
-    for (int64_t r = 0; r < runs; ++r) {
-      const T* p = x + r * stride;
-      int64_t i = 0;
-      for (; i + 2 * W <= len; i += 2 * W) {
-        a0 = V::add(a0, V::load(p + i));
-        a1 = V::add(a1, V::load(p + i + W));
-      }
-      for (; i + W <= len; i += W) a0 = V::add(a0, V::load(p + i));
-      for (; i < len; ++i) s += double(p[i]);
-    }
-    s += V::hsum(V::add(a0, a1));
-    const double count = double(runs * len);
-    const T shift = T(s / count);
-
-    // Scalar math: d = x - shift; sd += d; sd2 += d * d
+  // Sums of d = x - shift over one block: `runs` runs of `len` values, `stride` apart.
+  // Scalar math: d = x - shift; sd += d; sd2 += d * d
+  static void shifted_sums(const T* x, int64_t stride, int64_t runs, int64_t len, T shift, double& sd, double& sd2) {
     const V vs = V::set1(shift);
     V d0 = V::zero(), d1 = V::zero(), q0 = V::zero(), q1 = V::zero();
-    double sd = 0, sd2 = 0;
+    double s = 0, s2 = 0;
     for (int64_t r = 0; r < runs; ++r) {
       const T* p = x + r * stride;
       int64_t i = 0;
@@ -207,18 +190,59 @@ struct Kernels {
       }
       for (; i < len; ++i) {
         const double e = double(T(p[i] - shift));
-        sd += e;
-        sd2 += e * e;
+        s += e;
+        s2 += e * e;
       }
     }
-    sd += V::hsum(V::add(d0, d1));
-    sd2 += V::hsum(V::add(q0, q1));
+    sd = s + V::hsum(V::add(d0, d1));
+    sd2 = s2 + V::hsum(V::add(q0, q1));
+  }
+
+  // One block in two passes from L1: its rough mean, then the sums around it.
+  static Moments block_moments(const T* x, int64_t stride, int64_t runs, int64_t len) {
+    // Scalar math: s = sum(x)
+    V a0 = V::zero(), a1 = V::zero();
+    double s = 0;
+    for (int64_t r = 0; r < runs; ++r) {
+      const T* p = x + r * stride;
+      int64_t i = 0;
+      for (; i + 2 * W <= len; i += 2 * W) {
+        a0 = V::add(a0, V::load(p + i));
+        a1 = V::add(a1, V::load(p + i + W));
+      }
+      for (; i + W <= len; i += W) a0 = V::add(a0, V::load(p + i));
+      for (; i < len; ++i) s += double(p[i]);
+    }
+    s += V::hsum(V::add(a0, a1));
+    const double count = double(runs * len);
+    const T shift = T(s / count);
+    double sd, sd2;
+    shifted_sums(x, stride, runs, len, shift, sd, sd2);
     return moments_from_shifted(count, double(shift), sd, sd2);
   }
 
+  // A unit's first block takes two passes; the blocks after it one pass,
+  // around the first block's mean. A block whose mean lies further than its
+  // own standard deviation from that shift (sum(d)^2 / n > m2, the
+  // cancellation in m2 = sum(d^2) - sum(d)^2 / n at most doubling the
+  // rounding error) is summed again around its own mean, so a channel that
+  // drifts along the batch costs time, never accuracy.
   static Moments unit_moments(const Shape& sh, const Units& us, const T* x, int64_t c, int64_t u) {
     Moments m;
-    unit_blocks(sh, us, c, u, [&](int64_t off, int64_t runs, int64_t len) { merge(m, block_moments(x + off, sh.c * sh.s, runs, len)); });
+    T shift = 0;
+    unit_blocks(sh, us, c, u, [&](int64_t off, int64_t runs, int64_t len) {
+      const int64_t stride = sh.c * sh.s;
+      if (m.count == 0) {
+        merge(m, block_moments(x + off, stride, runs, len));
+        shift = T(m.mean);
+        return;
+      }
+      const double count = double(runs * len);
+      double sd, sd2;
+      shifted_sums(x + off, stride, runs, len, shift, sd, sd2);
+      if (2 * sd * sd > count * sd2) return merge(m, block_moments(x + off, stride, runs, len));
+      merge(m, moments_from_shifted(count, double(shift), sd, sd2));
+    });
     return m;
   }
 

@@ -11,7 +11,8 @@
 //     block, streaming size), so they keep reaching every code path when the
 //     constants are tuned; arrays at misaligned offsets;
 //   - a float channel of 2^22 values with mean 100 and std 0.01 (NCHW and
-//     (N, C)): mean, var, invstd and y within 1e-6 of the float64 reference.
+//     (N, C)), and NCHW channels whose samples' means move away from the
+//     first one's: mean, var, invstd and y within 1e-6 of the float64 reference.
 //
 // Usage: kernels_test [--small | --quick] [--threads 1,2,3,4]
 //   (default)  everything, every runnable ISA
@@ -577,27 +578,18 @@ void run_case(const std::vector<Isa>& isas, const Case& k, bool channels_last, u
   }
 }
 
-// A channel with a large mean and a small spread (float32 cancellation):
-// mean, var, invstd and y within 1e-6 (relative) of the float64 reference.
+// One channel (`x`, shape `sh`): mean, var, invstd and y within 1e-6
+// (relative) of the float64 reference, and threads 4 bitwise equal to 1.
 template <class T>
-void run_large_mean(const std::vector<Isa>& isas, int64_t count, bool channels_last) {
-  Shape sh;
-  sh.channels_last = channels_last;
-  if (channels_last) sh.n = count, sh.c = 1, sh.s = 1;  // (N, C) = (count, 1)
-  else sh.n = 1, sh.c = 1, sh.s = count;
-  Rng r(4242);
-  std::vector<T> x(static_cast<size_t>(count));
-  for (auto& v : x) v = T(100 + 0.01 * r.normal());
+void check_channel(const std::vector<Isa>& isas, const Shape& sh, const std::vector<T>& x, const std::string& what) {
+  const int64_t count = sh.numel();
   ForwardTrainingArgs<T> a{sh, x.data(), nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 1e-10, 1.0, false};
   T w = T(1.5), b = T(-0.25), zero = T(0);
   a.weight = &w, a.bias = &b;
   const RefTraining ref = ref_forward_training(a, &zero, &zero);
   for (const Isa& isa : isas) {
     Group g;
-    char nm[96];
-    snprintf(nm, sizeof nm, "%s %s mean 100 std 0.01, %" PRId64 " values %s, threads 1 4", isa.name.c_str(),
-             type_name<T>(), count, channels_last ? "(N,C)" : "NCHW");
-    g.name = nm;
+    g.name = isa.name + " " + type_name<T>() + " " + what + ", threads 1 4";
     const Fns<T> f = fns_of(isa.table, T());
     std::vector<uint64_t> out[2];
     for (int t : {1, 4}) {  // 4: the units of the one channel in parallel
@@ -620,6 +612,53 @@ void run_large_mean(const std::vector<Isa>& isas, int64_t count, bool channels_l
     }
     g.require(out[0] == out[1], "threads=4 not bitwise equal to threads=1");
     g.done();
+  }
+}
+
+// A channel with a large mean and a small spread (float32 cancellation).
+template <class T>
+void run_large_mean(const std::vector<Isa>& isas, int64_t count, bool channels_last) {
+  Shape sh;
+  sh.channels_last = channels_last;
+  if (channels_last) sh.n = count, sh.c = 1, sh.s = 1;  // (N, C) = (count, 1)
+  else sh.n = 1, sh.c = 1, sh.s = count;
+  Rng r(4242);
+  std::vector<T> x(static_cast<size_t>(count));
+  for (auto& v : x) v = T(100 + 0.01 * r.normal());
+  char nm[64];
+  snprintf(nm, sizeof nm, "mean 100 std 0.01, %" PRId64 " values %s", count, channels_last ? "(N,C)" : "NCHW");
+  check_channel(isas, sh, x, nm);
+}
+
+// NCHW, one block per sample, 2 units. The kernels take a unit's later
+// blocks in one pass around its first block's mean, and sum a block again
+// around its own mean when its mean lies further than its own std from that
+// shift. Each case puts blocks on both sides of that bound:
+//   drift    sample n: mean 100 + 0.5 * n / N, std 0.01 (up to 50 std away);
+//   edge     every other sample 0.95 std away (some blocks just inside the
+//            bound, some just outside);
+//   outlier  sample 0: 1 +- 0.5; every other sample the constant -3 * 2^-22,
+//            so that d = -(1 + 3 * 2^-22) and the float32 partial sums of d
+//            and d^2 round the same way again and again: summed in one pass
+//            around sample 0's mean, mean and variance came out 4e-6 to 2e-5
+//            (relative) off, 4 to 20 times the tolerance.
+template <class T>
+void run_shift_cases(const std::vector<Isa>& isas) {
+  Shape sh;
+  sh.channels_last = false, sh.n = 2 * K::kUnit / K::kBlock, sh.c = 1, sh.s = K::kBlock;
+  for (const char* kind : {"drift", "edge", "outlier"}) {
+    Rng r(77);
+    std::vector<T> x(static_cast<size_t>(sh.numel()));
+    for (int64_t n = 0; n < sh.n; ++n)
+      for (int64_t i = 0; i < sh.s; ++i) {
+        T& v = x[size_t(n * sh.s + i)];
+        if (kind[0] == 'd') v = T(100 + 0.5 * double(n) / double(sh.n) + 0.01 * r.normal());
+        else if (kind[0] == 'e') v = T(100 + (n % 2 ? 0.0095 : 0.0) + 0.01 * r.normal());
+        else v = n == 0 ? T(i % 2 ? 1.5 : 0.5) : T(-3.0 / (1 << 22));
+      }
+    char nm[64];
+    snprintf(nm, sizeof nm, "shift, %s across samples %s", kind, shape_name(sh).c_str());
+    check_channel(isas, sh, x, nm);
   }
 }
 
@@ -782,6 +821,8 @@ int main(int argc, char** argv) {
     run_large_mean<float>(isas, big, cl);
     run_large_mean<double>(isas, big, cl);
   }
+  run_shift_cases<float>(isas);
+  run_shift_cases<double>(isas);
 
   printf("%d passed, %d failed\n", g_passed, g_failed);
   return g_failed ? 1 : 0;
