@@ -17,9 +17,9 @@
 // Usage: kernels_test [--small | --quick] [--threads 1,2,3,4]
 //   (default)  everything, every runnable ISA
 //   --quick    for the sanitizer builds: threads 1 and 4, the 2^22 case at
-//              2^18 values, the streaming-size case on the best ISA in float only
+//              2^18 values, the prefetch- and streaming-size cases on the best ISA in float only
 //   --small    for qemu (emulated floating point is slow): no input above 1e6
-//              elements (the 2^22 case at 2^18, no streaming-size case), below
+//              elements (the 2^22 case at 2^18, no prefetch- or streaming-size case), below
 //              kSerialBelow one thread count, at and above it the best ISA only,
 //              two shapes, and only the thread-dependent calls repeated
 //   --threads  the thread counts compared bitwise (default 1,2,3,4; --quick
@@ -777,14 +777,22 @@ int main(int argc, char** argv) {
   // backward goes channel by channel (only when streaming); NHWC rows stream
   // when C is a multiple of the lanes: C = 32, with y placed at each
   // alignment (rows then start at y's first aligned value).
+  // From kPrefetchBytes (x and y; x and dy) to kStreamBytes: the NCHW forward
+  // prefetches the next channel and the backward goes channel by channel,
+  // both with plain stores (float; double gets to kStreamBytes here).
+  const Case prefetch_case = {2, 19, K::kPrefetchBytes / 8 / 38 + 1, 2, 1};
   const Case stream_cases[] = {{2, 19, K::kStreamBytes / 8 / 38 + 1, 2, 1}, {2, 32, K::kStreamBytes / 8 / 64 + 1, 2, 1}};
+  const Case big_cases[] = {prefetch_case, stream_cases[0], stream_cases[1]};
 
   {
     Group g;
     g.name = "shapes: kSerialBelow " + std::to_string(P) + ", kUnit " + std::to_string(U) + ", kBlock " +
-             std::to_string(B) + ", kRowBlockMax " + std::to_string(RB) + ", kStreamBytes " + std::to_string(K::kStreamBytes);
+             std::to_string(B) + ", kRowBlockMax " + std::to_string(RB) + ", kPrefetchBytes " +
+             std::to_string(K::kPrefetchBytes) + ", kStreamBytes " + std::to_string(K::kStreamBytes);
     for (const Case& k : parallel_cases) g.require(k.n * k.c * k.s >= P, "a parallel-size shape is below kSerialBelow");
     g.require(K::kFuseFrom >= P, "kFuseFrom is below kSerialBelow");
+    const int64_t pn = prefetch_case.n * prefetch_case.c * prefetch_case.s;
+    g.require(2 * pn * 4 >= K::kPrefetchBytes && 3 * pn * 4 < K::kStreamBytes, "the prefetch shape is not between kPrefetchBytes and kStreamBytes");
     for (const Case& k : stream_cases) {
       g.require(2 * k.n * k.c * k.s * 4 >= K::kStreamBytes, "a streaming shape is too small");
       g.require(k.n * k.c * k.s <= 7000000, "a streaming shape is needlessly large");
@@ -809,10 +817,10 @@ int main(int argc, char** argv) {
   for (size_t i = 0; i < sizeof parallel_cases / sizeof *parallel_cases; ++i)
     if (!small || i < kSmallParallel) both(small ? best : isas, parallel_cases[i], threads, small);
   if (quick) {
-    for (const Case& k : stream_cases)
+    for (const Case& k : big_cases)
       for (bool cl : {false, true}) run_case<float>(best, k, cl, seed++, {threads.front()});
   } else if (!small) {
-    for (const Case& k : stream_cases) both(isas, k, {threads.front(), threads.back()}, false);
+    for (const Case& k : big_cases) both(isas, k, {threads.front(), threads.back()}, false);
   }
 
   // ---- the 2^22-values channel (2^18 with --small or --quick)
