@@ -47,11 +47,12 @@ constexpr int64_t kFuseFrom = 1 << 18;
 // next, and measured faster ((8,32,128,128) eval 0.73x); above it, streaming
 // stores keep the input from being evicted ((32,64,56,56) forward 0.69x).
 constexpr int64_t kStreamBytes = int64_t(48) << 20;
-// The NCHW elementwise passes prefetch what comes next (the next channel or
-// plane) when the arrays they go through add up to this many bytes: runs of
-// a few KB are too short for the hardware prefetcher, and from about half
-// the L3 on, the tensor is not all in it. Below, prefetching only costs
-// ((32,256,14,14), 12.8 MB: 1.05-1.10x; (24,128,28,28), 19 MB: 0.80-0.87x).
+// NCHW forward-training prefetches the next channel, and backward goes
+// channel by channel (its sums prefetching the next sample's run), when x
+// and y (x and dy) add up to this many bytes: runs of a few KB are too short
+// for the hardware prefetcher, and from about half the L3 on, the tensor is
+// not all in it. Below, prefetching only costs (forward (32,256,14,14),
+// 12.8 MB: 1.05-1.10x; (24,128,28,28), 19 MB: 0.67-0.87x).
 constexpr int64_t kPrefetchBytes = int64_t(16) << 20;
 
 // Count, mean and sum of squared deviations of a stretch of values.
@@ -440,8 +441,8 @@ struct Kernels {
   // the way, so that its statistics pass reads from L2: with a tensor the L3
   // does not hold (kPrefetchBytes), memory then reads and writes at once
   // instead of taking turns ((32,64,56,56) forward-training 23% faster at 2
-  // threads, 30% at 1; (32,128,28,28) 0.77-0.83x). Backward (x and dy of two channels overflow L2)
-  // measured no gain, so it does not.
+  // threads, 30% at 1; (32,128,28,28) 0.74-0.83x). The backward's dx pass
+  // (x and dy of two channels overflow L2) measured no gain, so it does not.
   template <bool NT>
   static void affine_channel(const Shape& sh, const T* x, T* y, int64_t c, const Coeffs<T>& k, bool prefetch_next) {
     for (int64_t n = 0; n < sh.n; ++n) {
