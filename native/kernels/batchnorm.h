@@ -235,10 +235,10 @@ struct Kernels {
   // rounding error) is summed again around its own mean, so a channel that
   // drifts along the batch costs time, never accuracy.
   static Moments unit_moments(const Shape& sh, const Units& us, const T* x, int64_t c, int64_t u) {
+    const int64_t stride = sh.c * sh.s;
     Moments m;
     T shift = 0;
     unit_blocks(sh, us, c, u, [&](int64_t off, int64_t runs, int64_t len) {
-      const int64_t stride = sh.c * sh.s;
       if (m.count == 0) {
         merge(m, block_moments(x + off, stride, runs, len));
         shift = T(m.mean);

@@ -774,7 +774,7 @@ int main(int argc, char** argv) {
   // stores: forward streams x and y, so a float tensor of kStreamBytes / 8
   // bytes (backward streams three arrays; double gets there with half).
   // C = 19: NCHW runs take the peel, the vector loop and the tail, and the
-  // backward goes channel by channel (only when streaming); NHWC rows stream
+  // backward goes channel by channel with streaming stores; NHWC rows stream
   // when C is a multiple of the lanes: C = 32, with y placed at each
   // alignment (rows then start at y's first aligned value).
   // From kPrefetchBytes (x and y; x and dy) to kStreamBytes: the NCHW forward
