@@ -35,24 +35,34 @@ constexpr int64_t kTileValues = 4096;
 // Below this many elements a call runs on the calling thread: handing work
 // to a worker costs more than it saves.
 constexpr int64_t kSerialBelow = 1 << 16;
-// NCHW forward-training (and backward, when its arrays stream) work channel
+// NCHW forward-training (and backward, from kPrefetchBytes) work channel
 // by channel (statistics, then the elementwise pass while the channel is in
 // cache) from this many elements: below it the tensor stays in L2 anyway,
 // and the strided runs of one channel of a small tensor measured slower than
 // plain passes.
 constexpr int64_t kFuseFrom = 1 << 18;
-// Outputs are written with non-temporal stores when the arrays an op streams
-// through (x and y; x, dy and dx) add up to at least this many bytes, 1.5x
-// a 32 MB L3: below it, plain stores leave y in cache for whoever reads it
-// next, and measured faster ((8,32,128,128) eval 0.73x); above it, streaming
-// stores keep the input from being evicted ((32,64,56,56) forward 0.69x).
-constexpr int64_t kStreamBytes = int64_t(48) << 20;
+// The elementwise passes over whole planes or rows (eval, NHWC, the plain
+// backward) write with non-temporal stores when the arrays they stream
+// through (x and y; x, dy and dx) add up to at least this many bytes, about
+// the share of the 32 MB L3 this shared host gives one process: below it,
+// plain stores leave y in cache for whoever reads it next ((24,128,28,28)
+// eval, 19 MB: streaming measured 1.46x at 2 threads); above it, streaming
+// stores keep the input from being evicted. 24 MB against the former 48 MB,
+// `bench/ab.mjs`, 2 and 1 threads: (32,128,28,28) eval 0.96 and 0.65,
+// backward 0.68 and 0.70; (8,32,128,128) eval 0.93 and 0.70; (32,128,28,28)
+// NHWC forward-training 0.74, eval 0.64, backward 0.81 (2 threads).
+constexpr int64_t kStreamBytes = int64_t(24) << 20;
 // NCHW forward-training prefetches the next channel, and backward goes
 // channel by channel (its sums prefetching the next sample's run), when x
 // and y (x and dy) add up to this many bytes: runs of a few KB are too short
 // for the hardware prefetcher, and from about half the L3 on, the tensor is
 // not all in it. Below, prefetching only costs (forward (32,256,14,14),
-// 12.8 MB: 1.05-1.10x; (24,128,28,28), 19 MB: 0.67-0.87x).
+// 12.8 MB: 1.05-1.10x; (24,128,28,28), 19 MB: 0.67-0.87x). From here the
+// channel-by-channel paths also write with streaming stores: the input,
+// which a loop of calls reads again, then keeps its place in the L3
+// (forward-training against plain stores, 2 and 1 threads: (24,128,28,28)
+// 0.77-0.83 and 0.52-0.54; (32,128,28,28) 0.63 and 0.55; at 16 MB,
+// (20,128,28,28), 1.09 and 1.00).
 constexpr int64_t kPrefetchBytes = int64_t(16) << 20;
 
 // Count, mean and sum of squared deviations of a stretch of values.
@@ -517,16 +527,17 @@ struct Kernels {
     return !sh.channels_last && sh.numel() >= kFuseFrom && sh.c >= get_num_threads();
   }
 
-  template <bool NT>
+  // Large: from kPrefetchBytes, prefetch the next channel and stream y.
+  template <bool Large>
   static void forward_training_by_channel(const ForwardTrainingArgs<T>& a) {
+    constexpr bool NT = Large;
     const Shape& sh = a.shape;
     const Units us = units_of(sh);
-    const bool ahead = bytes_at_least(sh, 2, kPrefetchBytes);
     parallel(sh.c, 1, [&](int64_t c0, int64_t c1) {
       for (int64_t c = c0; c < c1; ++c) {
         Moments m;
         for (int64_t u = 0; u < us.per_channel; ++u) merge(m, unit_moments(sh, us, a.x, c, u));
-        affine_channel<NT>(sh, a.x, a.y, c, finish_channel(a, c, m), ahead && c + 1 < c1);
+        affine_channel<NT>(sh, a.x, a.y, c, finish_channel(a, c, m), Large && c + 1 < c1);
       }
       if (NT) V::fence();
     });
@@ -535,7 +546,7 @@ struct Kernels {
   static void forward_training(const ForwardTrainingArgs<T>& a) {
     const Shape& sh = a.shape;
     if (fuse_by_channel(sh)) {
-      if (streaming(sh, 2)) return forward_training_by_channel<true>(a);
+      if (bytes_at_least(sh, 2, kPrefetchBytes)) return forward_training_by_channel<true>(a);
       return forward_training_by_channel<false>(a);
     }
     Scratch<Moments> m(sh.c);
@@ -764,13 +775,13 @@ struct Kernels {
   // NCHW, batch statistics, channels to share, x and dy not all in the L3
   // (kPrefetchBytes): sums and dx of one channel while x and dy of that
   // channel are still in cache, the sums prefetching the next sample's run;
-  // dx with streaming stores once the three arrays reach kStreamBytes.
+  // dx with streaming stores (see kPrefetchBytes).
   // ((24,128,28,28), x and dy 19 MB: 0.75-0.82x. A tensor the caches hold
   // goes through the plain passes, whose dx pass walks memory in order:
   // (32,256,14,14), 12.8 MB, measured 1.21x at 1 thread and 1.33x at 2
   // channel by channel.)
-  template <bool NT>
   static void backward_by_channel(const BackwardArgs<T>& a) {
+    constexpr bool NT = true;
     const Shape& sh = a.shape;
     const Units us = units_of(sh);
     parallel(sh.c, 1, [&](int64_t c0, int64_t c1) {
@@ -795,10 +806,7 @@ struct Kernels {
   static void backward(const BackwardArgs<T>& a) {
     const Shape& sh = a.shape;
     const int64_t C = sh.c;
-    if (a.use_batch_stats && fuse_by_channel(sh) && bytes_at_least(sh, 2, kPrefetchBytes)) {
-      if (streaming(sh, 3)) return backward_by_channel<true>(a);
-      return backward_by_channel<false>(a);
-    }
+    if (a.use_batch_stats && fuse_by_channel(sh) && bytes_at_least(sh, 2, kPrefetchBytes)) return backward_by_channel(a);
     Scratch<double> sdy(C), sdyx(C);
     grad_sums(a, sdy.p, sdyx.p);
     Scratch<GradCoeffs> k(C);
