@@ -9,7 +9,9 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <functional>
+#include <initializer_list>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -112,44 +114,49 @@ class Reader {
   }
 
   // A typed array of T with `len` elements; nullptr when nullable and null/undefined.
+  // A good array costs one Node-API call: napi_get_typedarray_info fails on
+  // anything but a typed array and gives the type and length (data comes
+  // adjusted by the view's byte offset, SharedArrayBuffer-backed views
+  // included). A detached buffer's views have length 0. The messages are
+  // built only on the way to an error.
   T* array(size_t i, const char* name, int64_t len, bool nullable, bool written) {
     const Napi::Value v = info_[i];
-    if (nullable && (v.IsNull() || v.IsUndefined())) return nullptr;
-    const std::string want = std::string("a ") + dtype_name<T>() + " of length " + std::to_string(len);
-    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != dtype_of<T>())
-      type_error(env_, "Expected " + want + (nullable ? " or null" : "") + " for " + name + " but received " + describe(v));
-    // napi_get_typedarray_info also serves SharedArrayBuffer-backed views; data
-    // comes adjusted by the view's byte offset.
+    auto want = [&] { return std::string("a ") + dtype_name<T>() + " of length " + std::to_string(len); };
     napi_typedarray_type type;
     size_t length = 0;
     void* data = nullptr;
     napi_value buffer;
     size_t offset = 0;
-    bool detached = false;
-    if (napi_get_typedarray_info(env_, v, &type, &length, &data, &buffer, &offset) != napi_ok ||
-        napi_is_detached_arraybuffer(env_, buffer, &detached) != napi_ok)
-      type_error(env_, "Expected " + want + " for " + name + " but could not read " + describe(v));
-    if (detached) type_error(env_, "Expected " + want + " for " + name + " but received one whose buffer is detached");
-    if (int64_t(length) != len) range_error(env_, "Expected " + want + " for " + name + " but received " + describe(v));
+    if (napi_get_typedarray_info(env_, v, &type, &length, &data, &buffer, &offset) != napi_ok || type != dtype_of<T>()) {
+      if (nullable && (v.IsNull() || v.IsUndefined())) return nullptr;
+      type_error(env_, "Expected " + want() + (nullable ? " or null" : "") + " for " + name + " but received " + describe(v));
+    }
+    if (int64_t(length) != len) {
+      bool detached = false;
+      if (napi_is_detached_arraybuffer(env_, buffer, &detached) == napi_ok && detached)
+        type_error(env_, "Expected " + want() + " for " + name + " but received one whose buffer is detached");
+      range_error(env_, "Expected " + want() + " for " + name + " but received " + describe(v));
+    }
     if (async_ && Napi::Value(env_, buffer).As<Napi::Object>().Get("resizable").StrictEquals(Napi::Boolean::New(env_, true)))
-      type_error(env_, "Expected " + want + " for " + name +
+      type_error(env_, "Expected " + want() + " for " + name +
                            " but received one backed by a resizable ArrayBuffer, which an async call cannot hold (use the sync form)");
-    views_.push_back(View{name, reinterpret_cast<uintptr_t>(data), size_t(len) * sizeof(T), written});
+    if (views_n_ == kMaxViews) throw Napi::Error::New(env_, "batchnorm: more arrays than Reader::kMaxViews");
+    views_[views_n_++] = View{name, reinterpret_cast<uintptr_t>(data), size_t(len) * sizeof(T), written};
     if (async_) refs_.push_back(Napi::Persistent(v.As<Napi::Object>()));  // a sync call's arguments live through it
     return static_cast<T*>(data);
   }
 
   // Outputs may not overlap anything, except an elementwise output that is
   // exactly one of `in_place` (y === x; dx === dy or dx === x).
-  void check_overlaps(const std::vector<std::pair<std::string, std::string>>& in_place) {
-    for (size_t i = 0; i < views_.size(); ++i)
-      for (size_t j = 0; j < views_.size(); ++j) {
+  void check_overlaps(std::initializer_list<std::pair<const char*, const char*>> in_place) {
+    for (int i = 0; i < views_n_; ++i)
+      for (int j = 0; j < views_n_; ++j) {
         const View &a = views_[i], &b = views_[j];
         if (i == j || !a.written || (b.written && j < i)) continue;
         if (a.begin >= b.begin + b.bytes || b.begin >= a.begin + a.bytes) continue;
         const bool same = a.begin == b.begin && a.bytes == b.bytes;
         bool allowed = false;
-        for (const auto& p : in_place) allowed = allowed || (p.first == a.name && p.second == b.name);
+        for (const auto& p : in_place) allowed = allowed || (std::strcmp(p.first, a.name) == 0 && std::strcmp(p.second, b.name) == 0);
         if (!(same && allowed))
           range_error(env_, std::string("Expected ") + a.name + " not to share memory with " + b.name +
                                 (allowed ? " unless it is the same array (in place)" : "") + ", but it overlaps it");
@@ -174,7 +181,9 @@ class Reader {
   const Napi::CallbackInfo& info_;
   Napi::Env env_;
   bool async_;
-  std::vector<View> views_;
+  static constexpr int kMaxViews = 8;  // the most arrays an op takes
+  View views_[kMaxViews];
+  int views_n_ = 0;
   std::vector<Napi::ObjectReference> refs_;
 };
 

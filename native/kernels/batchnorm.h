@@ -99,14 +99,23 @@ inline void prefetch(const void* p) {
 #endif
 }
 
-// Heap scratch without library templates (see the note at the top).
+// Zeroed scratch without library templates (see the note at the top): up to
+// 512 bytes on the stack, more from the heap, so that a small tensor's call
+// (a few channels) does not pay for malloc and free.
 template <class U>
 struct Scratch {
-  explicit Scratch(int64_t n) : p(n > 0 ? new U[size_t(n)]() : nullptr) {}
-  ~Scratch() { delete[] p; }
+  static constexpr int64_t kLocal = 512 / int64_t(sizeof(U)) > 0 ? 512 / int64_t(sizeof(U)) : 1;
+  explicit Scratch(int64_t n) : p(n > kLocal ? new U[size_t(n)]() : local) {
+    if (p == local)
+      for (int64_t i = 0; i < n; ++i) local[i] = U();
+  }
+  ~Scratch() {
+    if (p != local) delete[] p;
+  }
   Scratch(const Scratch&) = delete;
   Scratch& operator=(const Scratch&) = delete;
   U& operator[](int64_t i) { return p[i]; }
+  U local[kLocal];
   U* p;
 };
 
