@@ -6,7 +6,7 @@ import type { FloatArray, Kernels } from './backend/kernels.js';
 import { kernels } from './backend/loader.js';
 import { describe } from './backend/validate.js';
 import { checkValuesPerChannel, saveRunningStats } from './functional.js';
-import { allocLike, checkFinite, checkLayout, checkTensor, dimsOf, formatShape, isChannelsLast, sameShape, type Dims, type Layout, type Tensor } from './tensor.js';
+import { allocLike, zerosLike, checkFinite, checkLayout, checkTensor, dimsOf, formatShape, isChannelsLast, sameShape, type Dims, type Layout, type Tensor } from './tensor.js';
 
 export interface BatchNormModuleOptions {
   /** Added to the variance before the square root. Default 1e-5 (Keras and TF.js: 1e-3). */
@@ -220,7 +220,7 @@ abstract class BatchNormBase {
     if (batchStats) checkValuesPerChannel(x.shape, dims);
     const weight = convert(this.weight?.data ?? null, T), bias = convert(this.bias?.data ?? null, T);
     const rm = convert(this.runningMean, T), rv = convert(this.runningVar, T);
-    const saveMean = allocLike(x.data, dims.c), saveInvstd = allocLike(x.data, dims.c);
+    const saveMean = zerosLike(x.data, dims.c), saveInvstd = zerosLike(x.data, dims.c);
     const { n, c, s, channelsLast } = dims;
     let call: ForwardCall;
     if (batchStats) {
@@ -286,7 +286,7 @@ abstract class BatchNormBase {
     const dx = this.checkOut(options?.out, saved.x);
     const T = saved.x instanceof Float64Array ? Float64Array : Float32Array;
     const weight = convert(this.weight?.data ?? null, T);
-    const gw = this.affine ? allocLike(saved.x, this.numFeatures) : null, gb = this.affine ? allocLike(saved.x, this.numFeatures) : null;
+    const gw = this.affine ? zerosLike(saved.x, this.numFeatures) : null, gb = this.affine ? zerosLike(saved.x, this.numFeatures) : null;
     const { n, c, s, channelsLast } = saved.dims;
     const args: Parameters<Kernels['backward']> = [saved.x, dy.data, dx, weight, saved.mean, saved.invstd, gw, gb, n, c, s, channelsLast, saved.batchStats];
     const commit = (): Tensor => {

@@ -4,7 +4,7 @@
  */
 import type { FloatArray, Kernels } from './backend/kernels.js';
 import { kernels } from './backend/loader.js';
-import { allocLike, checkFinite, checkLayout, checkTensor, dimsOf, formatShape, isChannelsLast, sameShape, type Dims, type Layout, type Tensor } from './tensor.js';
+import { allocLike, zerosLike, checkFinite, checkLayout, checkTensor, dimsOf, formatShape, isChannelsLast, sameShape, type Dims, type Layout, type Tensor } from './tensor.js';
 
 export interface BatchNormOptions<A extends FloatArray = FloatArray> {
   /** γ, one per channel; default none (1). */
@@ -89,7 +89,7 @@ function prepareForward(
   if (options.checkFinite) checkFinite(x.data, x.shape, dims, 'input');
   const { n, c, s, channelsLast } = dims;
   const y = out ?? allocLike(x.data, x.data.length);
-  const saveMean = allocLike(x.data, c), saveInvstd = allocLike(x.data, c);
+  const saveMean = zerosLike(x.data, c), saveInvstd = zerosLike(x.data, c);
   const result: BatchNormResult = { data: y, shape: [...x.shape], saveMean, saveInvstd };
   if (training) {
     checkValuesPerChannel(x.shape, dims);
@@ -143,7 +143,7 @@ function prepareBackward(gradOutput: Tensor, input: Tensor, options: BatchNormBa
     throw new RangeError(`Expected gradOutput of the input's shape ${formatShape(x.shape)} but received shape ${formatShape(dy.shape)}`);
   const { n, c, s, channelsLast } = dims;
   const dx = out ?? allocLike(x.data, x.data.length);
-  const gradWeight = gradWeightOut ?? allocLike(x.data, c), gradBias = gradBiasOut ?? allocLike(x.data, c);
+  const gradWeight = gradWeightOut ?? zerosLike(x.data, c), gradBias = gradBiasOut ?? zerosLike(x.data, c);
   const args: Parameters<Kernels['backward']> = [x.data, dy.data, dx, weight, saveMean, saveInvstd, gradWeight, gradBias, n, c, s, channelsLast, training];
   return { args, result: { gradInput: { data: dx, shape: [...x.shape] }, gradWeight, gradBias } };
 }

@@ -47,12 +47,15 @@ export function checkTensor(t: unknown, name: string): Tensor {
   const { data, shape } = t as Tensor;
   if (!(data instanceof Float32Array) && !(data instanceof Float64Array))
     throw new TypeError(`Expected a Float32Array or Float64Array for ${name}.data but received ${describe(data)}`);
-  if (isDetached(data)) throw new TypeError(`Expected ${name}.data to be readable but its buffer is detached`);
   if (!Array.isArray(shape) || !shape.every((d) => typeof d === 'number' && Number.isInteger(d) && d >= 1))
     throw new RangeError(`Expected ${name}.shape to be an array of positive integers but received ${formatShapeValue(shape)}`);
   const numel = shape.reduce((a, b) => a * b, 1);
-  if (numel !== data.length)
+  // A detached buffer's views have length 0, never a shape's numel (≥ 1): the
+  // probe (an allocation) runs only on the way to an error.
+  if (numel !== data.length) {
+    if (isDetached(data)) throw new TypeError(`Expected ${name}.data to be readable but its buffer is detached`);
     throw new RangeError(`Expected ${name}.data to have ${numel} elements for shape ${formatShape(shape)} but received ${describe(data)}`);
+  }
   return { data, shape };
 }
 
@@ -90,7 +93,10 @@ export function allocLike(x: FloatArray, length: number): FloatArray {
   return new Float32Array(b.buffer, b.byteOffset, length);
 }
 
-/** A small zeroed array of x's type. */
+/**
+ * A small zeroed array of x's type (per-channel values): for a few thousand
+ * values the fill costs less than allocLike's extra Buffer object.
+ */
 export function zerosLike(x: FloatArray, length: number): FloatArray {
   return x instanceof Float64Array ? new Float64Array(length) : new Float32Array(length);
 }
