@@ -10,10 +10,11 @@
 //   node bench/ab.mjs /tmp/a.node build/Release/batchnorm.node --shape 32,256,14,14 --op forward-training
 //
 // --idle-ms T times single calls T ms apart instead (the pool's threads have
-// gone to sleep by then): what a call after a pause costs.
+// gone to sleep by then): what a call after a pause costs. --cold times single
+// calls with the caches evicted before each (128 MiB written, as run.mjs --cold).
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
-import { median, parseArgs } from './common.mjs';
+import { makeEvictor, median, parseArgs } from './common.mjs';
 
 const HELP = `usage: node bench/ab.mjs A.node B.node [options]
   --shape N,C[,H,W]   default 32,64,56,56
@@ -21,7 +22,8 @@ const HELP = `usage: node bench/ab.mjs A.node B.node [options]
   --layout L          nchw (default) or nhwc (channels-last)
   --threads T         default 2
   --bursts K          default 41 (each burst: enough calls for ~20 M values)
-  --idle-ms T         time single calls T ms apart (default: bursts of back-to-back calls)`;
+  --idle-ms T         time single calls T ms apart (default: bursts of back-to-back calls)
+  --cold              time single calls, caches evicted before each`;
 
 const argv = process.argv.slice(2);
 const files = argv.filter((a) => a.endsWith('.node'));
@@ -30,7 +32,7 @@ try {
   args = parseArgs(argv.filter((a) => !a.endsWith('.node')), {
     defaults: { shape: '32,64,56,56', op: 'forward-training', layout: 'nchw', threads: '2', bursts: '41' },
     options: ['shape', 'op', 'layout', 'threads', 'bursts', 'idle-ms'],
-    flags: ['help'],
+    flags: ['help', 'cold'],
   });
 } catch (e) {
   console.error(`${e.message}\n${HELP}`);
@@ -63,7 +65,16 @@ const calls = addons.map((a) => ({
 
 const us = (t0) => Number(process.hrtime.bigint() - t0) / 1e3;
 const times = [[], []];
-if (args['idle-ms'] !== undefined) {
+const single = args['idle-ms'] !== undefined || args.cold;
+if (args.cold) {
+  const evict = makeEvictor();
+  for (let k = 0; k < 2 * Number(args.bursts); k++) {
+    evict(Number(args.threads));
+    const t0 = process.hrtime.bigint();
+    calls[(k >> 1) % 2 ? 1 - (k % 2) : k % 2]();  // A B, B A, ...
+    times[(k >> 1) % 2 ? 1 - (k % 2) : k % 2].push(us(t0));
+  }
+} else if (args['idle-ms'] !== undefined) {
   const pause = new Int32Array(new SharedArrayBuffer(4));
   for (let k = 0; k < 2 * Number(args.bursts); k++) {
     Atomics.wait(pause, 0, 0, Number(args['idle-ms']));
@@ -82,6 +93,6 @@ if (args['idle-ms'] !== undefined) {
     }
   }
 }
-const mode = args['idle-ms'] !== undefined ? `single calls ${args['idle-ms']} ms apart` : 'bursts';
-const ratio = args['idle-ms'] !== undefined ? median(times[1]) / median(times[0]) : median(times[0].map((t, i) => times[1][i] / t));
+const mode = args.cold ? 'single calls, caches evicted' : args['idle-ms'] !== undefined ? `single calls ${args['idle-ms']} ms apart` : 'bursts';
+const ratio = single ? median(times[1]) / median(times[0]) : median(times[0].map((t, i) => times[1][i] / t));
 console.log(`${args.op} ${args.shape} ${dims.length === 2 ? 'nc' : args.layout} threads ${args.threads}, ${mode}: A ${median(times[0]).toFixed(1)} us, B ${median(times[1]).toFixed(1)} us, B/A ${ratio.toFixed(3)}`);
