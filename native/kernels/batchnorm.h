@@ -253,10 +253,17 @@ struct Kernels {
   // cancellation in m2 = sum(d^2) - sum(d)^2 / n at most doubling the
   // rounding error) is summed again around its own mean, so a channel that
   // drifts along the batch costs time, never accuracy.
+  // The blocks summed around the shift add their sums up in double and make
+  // one Moments at the end, not one merge (a division) each: over all of
+  // them, sum(d)^2 / n <= the sum of each block's sum(d)^2 / n_b <= m2 / 2
+  // (Cauchy-Schwarz, then each block's bound), so the cancellation bound
+  // holds for the total too. (Forward-training, 2 and 1 threads: (64,16,8,8),
+  // 8 blocks a channel, 0.93x both; (32,256,14,14) 0.93x and 0.90x.)
   static Moments unit_moments(const Shape& sh, const Units& us, const T* x, int64_t c, int64_t u) {
     const int64_t stride = sh.c * sh.s;
     Moments m;
     T shift = 0;
+    double n_all = 0, sd_all = 0, sd2_all = 0;
     unit_blocks(sh, us, c, u, [&](int64_t off, int64_t runs, int64_t len) {
       if (m.count == 0) {
         merge(m, block_moments(x + off, stride, runs, len));
@@ -267,8 +274,9 @@ struct Kernels {
       double sd, sd2;
       shifted_sums(x + off, stride, runs, len, shift, sd, sd2);
       if (2 * sd * sd > count * sd2) return merge(m, block_moments(x + off, stride, runs, len));
-      merge(m, moments_from_shifted(count, double(shift), sd, sd2));
+      n_all += count, sd_all += sd, sd2_all += sd2;
     });
+    if (n_all > 0) merge(m, moments_from_shifted(n_all, double(shift), sd_all, sd2_all));
     return m;
   }
 
