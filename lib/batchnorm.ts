@@ -183,15 +183,16 @@ abstract class BatchNormBase {
   }
 
   private checkShape(shape: readonly number[]): Dims {
+    // The messages are built only on the way to an error: a call on a small tensor takes microseconds.
     const name = this.constructor.name;
-    const expected = this.ranks.map((r) => this.expectedShape(r)).join(' or ');
+    const expected = () => this.ranks.map((r) => this.expectedShape(r)).join(' or ');
     if (!this.ranks.includes(shape.length))
       throw new RangeError(
-        `${name} expected ${this.ranks.map((r) => `${r}D`).join(' or ')} input (got ${shape.length}D input): expected shape ${expected} (layout ${this.layout}) but received ${formatShape(shape)}`,
+        `${name} expected ${this.ranks.map((r) => `${r}D`).join(' or ')} input (got ${shape.length}D input): expected shape ${expected()} (layout ${this.layout}) but received ${formatShape(shape)}`,
       );
     const dims = dimsOf(shape, isChannelsLast(this.layout));
     if (dims.c !== this.numFeatures)
-      throw new RangeError(`${name} expected input with ${this.numFeatures} channels: expected shape ${expected} (layout ${this.layout}) but received ${formatShape(shape)}`);
+      throw new RangeError(`${name} expected input with ${this.numFeatures} channels: expected shape ${expected()} (layout ${this.layout}) but received ${formatShape(shape)}`);
     return dims;
   }
 
