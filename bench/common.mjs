@@ -1,5 +1,6 @@
 // Shared by the benchmark driver (run.mjs), its children (worker.mjs, node-peers.mjs)
 // and the report (report.mjs): the shapes, the row keys, and small helpers.
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 
 /** The shapes of the issue. `dims` is the logical (N, C, H, W) or (N, C) shape. */
@@ -223,6 +224,19 @@ export function peerRows(impl, isa, threadCounts) {
       if (impl === 'onednn' && c.layout === 'nchw' && c.dims.length === 4) rows.push({ ...base, layout: 'nchw16c' });
     }
   return rows;
+}
+
+/** The harnesses of bench/peers/ and the Python that runs the PyTorch one. */
+export const PYTHON = '/usr/bin/python3';
+export const TORCH_HARNESS = fileURLToPath(new URL('./peers/torch_bench.py', import.meta.url));
+export const ONEDNN_HARNESS = fileURLToPath(new URL('./peers/build/onednn_bench', import.meta.url));
+
+/** [command, argv] that time one harness row (pytorch or onednn) `iters` times after `warmup` calls. */
+export function harnessCommand(r, { iters, warmup, cold }) {
+  const layout = r.layout === 'nc' ? 'nchw' : r.layout === 'nchw16c' ? 'blocked' : r.layout;
+  const argv = ['--shape', r.dims.join(','), '--op', r.op, '--threads', String(r.threads), '--layout', layout, '--iters', String(iters), '--warmup', String(warmup)];
+  if (cold) argv.push('--cold');
+  return r.impl === 'pytorch' ? [PYTHON, [TORCH_HARNESS, ...argv]] : [ONEDNN_HARNESS, argv];
 }
 
 /** The last non-empty line of a child's stdout, parsed (libraries may print banners before it). */

@@ -15,13 +15,10 @@ import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { copyBandwidth } from './copybw.mjs';
-import { PEERS, lastJsonLine, numel, packageRows, parseArgs, peerRows, rowKey, BYTES_PER_ELEMENT } from './common.mjs';
+import { ONEDNN_HARNESS as ONEDNN, PEERS, PYTHON as PY, TORCH_HARNESS as TORCH, harnessCommand, lastJsonLine, numel, packageRows, parseArgs, peerRows, rowKey, BYTES_PER_ELEMENT } from './common.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '..');
-const PY = '/usr/bin/python3';
-const TORCH = join(HERE, 'peers', 'torch_bench.py');
-const ONEDNN = join(HERE, 'peers', 'build', 'onednn_bench');
 
 const HELP = `usage: node bench/run.mjs [options]
   --quick            < 1 min: few samples, the best ISA and the JS path only, no peers unless --peers
@@ -163,11 +160,8 @@ function runHarness(impl, isa, env) {
   note(`${impl}/${isa}: ${rows.length} rows`);
   const out = [];
   for (const r of rows) {
-    const layout = r.layout === 'nc' ? 'nchw' : r.layout === 'nchw16c' ? 'blocked' : r.layout;
-    const argv = ['--shape', r.dims.join(','), '--op', r.op, '--threads', String(r.threads), '--layout', layout, '--iters', String(SETTINGS.peerIters), '--warmup', String(SETTINGS.peerWarmup)];
-    if (cold) argv.push('--cold');
     waitIdle(300, 300);
-    const res = impl === 'pytorch' ? run(PY, [TORCH, ...argv], { env }) : run(ONEDNN, argv, { env });
+    const res = run(...harnessCommand(r, { iters: SETTINGS.peerIters, warmup: SETTINGS.peerWarmup, cold }), { env });
     if (res.status !== 0) {
       note(`  [${impl}] ${rowKey(r)}: exit ${res.status} (skipped)`);
       skipped.push({ impl, key: rowKey(r), reason: `harness exit ${res.status}` });
