@@ -310,33 +310,73 @@ struct Kernels {
     for (c += (C - c) / W * W; c < C; ++c) f(Sweep<S, 1>{}, c);
   }
 
-  // Moments of channels c0 .. c0 + G * VV::W over `rows` rows; out[l] for channel c0 + l.
+  // Means of channels c0 .. c0 + G * VV::W over `rows` rows, into mean[0 .. G * VV::W).
+  // Scalar math: mean[c] = sum over rows of x[r][c] / rows
   template <class VV, int G>
-  static void rows_moments(const T* x, int64_t C, int64_t c0, int64_t rows, Moments* out) {
+  static void rows_mean(const T* x, int64_t C, int64_t c0, int64_t rows, T* mean) {
     constexpr int L = VV::W;
-    // Scalar math: s[c] = sum over rows of x[r][c]
     VV s[G];
     for (int g = 0; g < G; ++g) s[g] = VV::zero();
     for (int64_t r = 0; r < rows; ++r)
       for (int g = 0; g < G; ++g) s[g] = VV::add(s[g], VV::load(x + r * C + c0 + g * L));
-    T lane[G * L];
-    VV shift[G];
-    for (int g = 0; g < G; ++g) VV::store(lane + g * L, s[g]);
-    for (int l = 0; l < G * L; ++l) lane[l] = T(double(lane[l]) / double(rows));
-    for (int g = 0; g < G; ++g) shift[g] = VV::load(lane + g * L);
+    for (int g = 0; g < G; ++g) VV::store(mean + g * L, s[g]);
+    for (int l = 0; l < G * L; ++l) mean[l] = T(double(mean[l]) / double(rows));
+  }
 
-    // Scalar math: d = x[r][c] - shift[c]; sd[c] += d; sd2[c] += d * d
-    VV sd[G], sd2[G];
-    for (int g = 0; g < G; ++g) sd[g] = VV::zero(), sd2[g] = VV::zero();
+  // Float sums around shift[0 .. G * VV::W) of channels c0 .. over `rows` rows.
+  // Scalar math: d = x[r][c] - shift[c]; sd[c] += d; sd2[c] += d * d
+  template <class VV, int G>
+  static void rows_sums(const T* x, int64_t C, int64_t c0, int64_t rows, const T* shift, T* sd, T* sd2) {
+    constexpr int L = VV::W;
+    VV vs[G], a[G], b[G];
+    for (int g = 0; g < G; ++g) vs[g] = VV::load(shift + g * L), a[g] = VV::zero(), b[g] = VV::zero();
     for (int64_t r = 0; r < rows; ++r)
       for (int g = 0; g < G; ++g) {
-        const VV d = VV::sub(VV::load(x + r * C + c0 + g * L), shift[g]);
-        sd[g] = VV::add(sd[g], d);
-        sd2[g] = VV::fmadd(d, d, sd2[g]);
+        const VV d = VV::sub(VV::load(x + r * C + c0 + g * L), vs[g]);
+        a[g] = VV::add(a[g], d);
+        b[g] = VV::fmadd(d, d, b[g]);
       }
-    T lsd[G * L], lsd2[G * L];
-    for (int g = 0; g < G; ++g) VV::store(lsd + g * L, sd[g]), VV::store(lsd2 + g * L, sd2[g]);
-    for (int l = 0; l < G * L; ++l) out[l] = moments_from_shifted(double(rows), double(lane[l]), double(lsd[l]), double(lsd2[l]));
+    for (int g = 0; g < G; ++g) VV::store(sd + g * L, a[g]), VV::store(sd2 + g * L, b[g]);
+  }
+
+  // Moments of channels c0 .. c0 + G * VV::W over `rows` rows, in two passes
+  // (the block's own means, then the sums around them); out[l] for channel c0 + l.
+  template <class VV, int G>
+  static void rows_moments(const T* x, int64_t C, int64_t c0, int64_t rows, Moments* out) {
+    constexpr int L = VV::W;
+    T mean[G * L], sd[G * L], sd2[G * L];
+    rows_mean<VV, G>(x, C, c0, rows, mean);
+    rows_sums<VV, G>(x, C, c0, rows, mean, sd, sd2);
+    for (int l = 0; l < G * L; ++l) out[l] = moments_from_shifted(double(rows), double(mean[l]), double(sd[l]), double(sd2[l]));
+  }
+
+  // One row block of one channel: its sums around the channel's shift
+  // (shifted: a = sum(d), b = sum(d^2)) or, where the fallback took it, its
+  // Moments (a = mean, b = m2).
+  struct RowPart {
+    double count, a, b;
+    bool shifted;
+  };
+
+  // Channels c0 .. c0 + G * VV::W over `rows` rows in one pass around
+  // shift[c0 ..]; a sweep with a channel whose block mean lies further than
+  // the block's std from its shift (the bound of unit_moments) takes
+  // rows_moments' two passes.
+  template <class VV, int G>
+  static void rows_shifted(const T* x, int64_t C, int64_t c0, int64_t rows, const T* shift, RowPart* out) {
+    constexpr int L = VV::W;
+    T sd[G * L], sd2[G * L];
+    rows_sums<VV, G>(x, C, c0, rows, shift + c0, sd, sd2);
+    const double n = double(rows);
+    bool far = false;
+    for (int l = 0; l < G * L; ++l) far = far || 2 * double(sd[l]) * double(sd[l]) > n * double(sd2[l]);
+    if (!far) {
+      for (int l = 0; l < G * L; ++l) out[l] = RowPart{n, double(sd[l]), double(sd2[l]), true};
+      return;
+    }
+    Moments m[G * L];
+    rows_moments<VV, G>(x, C, c0, rows, m);
+    for (int l = 0; l < G * L; ++l) out[l] = RowPart{m[l].count, m[l].mean, m[l].m2, false};
   }
 
   // Moments of every channel, into `out` (C entries).
@@ -357,25 +397,42 @@ struct Kernels {
       }
       return;
     }
-    // NHWC / (N, C): row blocks in parallel, each over all channels; then
-    // each channel's blocks merged in order, channels in parallel. Many small
-    // units keep the threads evenly loaded.
-    const int64_t rows = sh.n * sh.s, R = rows_per_block(C), units = (rows + R - 1) / R;
-    Scratch<Moments> part(units * C);
+    // NHWC / (N, C): the first rows (an eighth of a row block, at least 16)
+    // in two passes, which gives each channel its shift (as unit_moments: the
+    // first stretch exact, the rest around its means, with the same
+    // fallback); then the row blocks after them in parallel, each over all
+    // channels in one pass; then each channel's blocks added up in order,
+    // channels in parallel. Many small units keep the threads evenly loaded;
+    // the first rows are few because they run on one thread ((256,512), two
+    // row blocks, measured 1.23x at 2 threads with a whole block there).
+    const int64_t rows = sh.n * sh.s, R = rows_per_block(C), first = R / 8 > 16 ? R / 8 : 16;
+    const int64_t r_first = rows < first ? rows : first, units = (rows - r_first + R - 1) / R;
+    for_each_sweep(C, [&](auto sweep, int64_t c0) {
+      using VV = typename decltype(sweep)::vec;
+      rows_moments<VV, decltype(sweep)::groups>(x, C, c0, r_first, &out[c0]);
+    });
+    if (units == 0) return;
+    Scratch<T> shift(C);
+    for (int64_t c = 0; c < C; ++c) shift[c] = T(out[c].mean);
+    Scratch<RowPart> part(units * C);
     parallel(units, serial ? units : 1, [&](int64_t b, int64_t e) {
       for (int64_t u = b; u < e; ++u) {
-        const int64_t r0 = u * R, nr = rows - r0 < R ? rows - r0 : R;
+        const int64_t r0 = r_first + u * R, nr = rows - r0 < R ? rows - r0 : R;
         for_each_sweep(C, [&](auto sweep, int64_t c0) {
           using VV = typename decltype(sweep)::vec;
-          rows_moments<VV, decltype(sweep)::groups>(x + r0 * C, C, c0, nr, &part[u * C + c0]);
+          rows_shifted<VV, decltype(sweep)::groups>(x + r0 * C, C, c0, nr, shift.p, &part[u * C + c0]);
         });
       }
     });
     parallel(C, serial ? C : 16, [&](int64_t c0, int64_t c1) {
       for (int64_t c = c0; c < c1; ++c) {
-        Moments m;
-        for (int64_t u = 0; u < units; ++u) merge(m, part[u * C + c]);
-        out[c] = m;
+        double n = 0, sd = 0, sd2 = 0;
+        for (int64_t u = 0; u < units; ++u) {
+          const RowPart& q = part[u * C + c];
+          if (q.shifted) n += q.count, sd += q.a, sd2 += q.b;
+          else merge(out[c], Moments{q.count, q.a, q.b});
+        }
+        if (n > 0) merge(out[c], moments_from_shifted(n, double(shift[c]), sd, sd2));
       }
     });
   }

@@ -578,37 +578,41 @@ void run_case(const std::vector<Isa>& isas, const Case& k, bool channels_last, u
   }
 }
 
-// One channel (`x`, shape `sh`): mean, var, invstd and y within 1e-6
-// (relative) of the float64 reference, and threads 4 bitwise equal to 1.
+// Channels of `x` (shape `sh`, weight 1.5 and bias -0.25 each): mean, var,
+// invstd and y within 1e-6 (relative) of the float64 reference, and threads 4
+// bitwise equal to 1.
 template <class T>
 void check_channel(const std::vector<Isa>& isas, const Shape& sh, const std::vector<T>& x, const std::string& what) {
-  const int64_t count = sh.numel();
+  const size_t C = size_t(sh.c);
   ForwardTrainingArgs<T> a{sh, x.data(), nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 1e-10, 1.0, false};
-  T w = T(1.5), b = T(-0.25), zero = T(0);
-  a.weight = &w, a.bias = &b;
-  const RefTraining ref = ref_forward_training(a, &zero, &zero);
+  const std::vector<T> w(C, T(1.5)), b(C, T(-0.25)), zero(C, T(0));
+  a.weight = w.data(), a.bias = b.data();
+  const RefTraining ref = ref_forward_training(a, zero.data(), zero.data());
   for (const Isa& isa : isas) {
     Group g;
     g.name = isa.name + " " + type_name<T>() + " " + what + ", threads 1 4";
     const Fns<T> f = fns_of(isa.table, T());
     std::vector<uint64_t> out[2];
-    for (int t : {1, 4}) {  // 4: the units of the one channel in parallel
+    for (int t : {1, 4}) {  // 4: the units in parallel
       batchnorm::set_num_threads(t);
-      Arr<T> y(size_t(count), 0, T(kSentinel));  // the same alignment for both
-      T sm = T(kSentinel), si = T(kSentinel), rm = T(0), rv = T(0);
+      Arr<T> y(size_t(sh.numel()), 0, T(kSentinel));  // the same alignment for both
+      std::vector<T> sm(C, T(kSentinel)), si(C, T(kSentinel)), rm(C, T(0)), rv(C, T(0));
       ForwardTrainingArgs<T> c = a;
-      c.y = y.p(), c.save_mean = &sm, c.save_invstd = &si, c.running_mean = &rm, c.running_var = &rv;
+      c.y = y.p(), c.save_mean = sm.data(), c.save_invstd = si.data(), c.running_mean = rm.data(), c.running_var = rv.data();
       f.train(c);
       if (t == 1) {
         // momentum 1, biased: running_mean = mean and running_var = var, as T.
-        g.close("mean", &rm, ref.rmean, 1e-6);
-        g.close("save_mean", &sm, ref.mean, 1e-6);
-        g.close("var", &rv, ref.rvar, 1e-6);
-        g.close("save_invstd", &si, ref.invstd, 1e-6);
+        g.close("mean", rm.data(), ref.rmean, 1e-6);
+        g.close("save_mean", sm.data(), ref.mean, 1e-6);
+        g.close("var", rv.data(), ref.rvar, 1e-6);
+        g.close("save_invstd", si.data(), ref.invstd, 1e-6);
         g.close("y", y.p(), ref.y, 1e-6);
       }
-      const T stats[4] = {sm, si, rm, rv};
-      out[t == 1 ? 0 : 1] = {fingerprint(y.p(), y.size()), fingerprint(stats, 4)};
+      std::vector<T> stats(sm);
+      stats.insert(stats.end(), si.begin(), si.end());
+      stats.insert(stats.end(), rm.begin(), rm.end());
+      stats.insert(stats.end(), rv.begin(), rv.end());
+      out[t == 1 ? 0 : 1] = {fingerprint(y.p(), y.size()), fingerprint(stats.data(), stats.size())};
     }
     g.require(out[0] == out[1], "threads=4 not bitwise equal to threads=1");
     g.done();
@@ -642,24 +646,32 @@ void run_large_mean(const std::vector<Isa>& isas, int64_t count, bool channels_l
 //            and d^2 round the same way again and again: summed in one pass
 //            around sample 0's mean, mean and variance came out 4e-6 to 2e-5
 //            (relative) off, 4 to 20 times the tolerance.
+// Channels-last (N, C) with C = 35 (vector lanes and scalar ones), 8 row
+// blocks and a few rows: the same three along the rows, row blocks in place
+// of samples (the first row block gives the shifts). Without the fallback,
+// the outlier case fails there too, on every ISA.
 template <class T>
 void run_shift_cases(const std::vector<Isa>& isas) {
-  Shape sh;
-  sh.channels_last = false, sh.n = 2 * K::kUnit / K::kBlock, sh.c = 1, sh.s = K::kBlock;
-  for (const char* kind : {"drift", "edge", "outlier"}) {
-    Rng r(77);
-    std::vector<T> x(static_cast<size_t>(sh.numel()));
-    for (int64_t n = 0; n < sh.n; ++n)
-      for (int64_t i = 0; i < sh.s; ++i) {
-        T& v = x[size_t(n * sh.s + i)];
-        if (kind[0] == 'd') v = T(100 + 0.5 * double(n) / double(sh.n) + 0.01 * r.normal());
-        else if (kind[0] == 'e') v = T(100 + (n % 2 ? 0.0095 : 0.0) + 0.01 * r.normal());
-        else v = n == 0 ? T(i % 2 ? 1.5 : 0.5) : T(-3.0 / (1 << 22));
-      }
-    char nm[64];
-    snprintf(nm, sizeof nm, "shift, %s across samples %s", kind, shape_name(sh).c_str());
-    check_channel(isas, sh, x, nm);
-  }
+  Shape nchw, nc;
+  nchw.channels_last = false, nchw.n = 2 * K::kUnit / K::kBlock, nchw.c = 1, nchw.s = K::kBlock;
+  nc.channels_last = true, nc.n = 8 * K::kRowBlockMax + 17, nc.c = 35, nc.s = 1;
+  for (const Shape& sh : {nchw, nc})
+    for (const char* kind : {"drift", "edge", "outlier"}) {
+      Rng r(77);
+      // n: the sample (NCHW) or the row (N, C); `block` of them share a block of the sums.
+      const int64_t block = sh.channels_last ? K::Kernels<batchnorm::simd::ScalarVec<T>>::rows_per_block(sh.c) : 1;
+      std::vector<T> x(static_cast<size_t>(sh.numel()));
+      for (int64_t n = 0; n < sh.n; ++n)
+        for (int64_t i = 0; i < sh.c * sh.s; ++i) {
+          T& v = x[size_t(n * sh.c * sh.s + i)];
+          if (kind[0] == 'd') v = T(100 + 0.5 * double(n) / double(sh.n) + 0.01 * r.normal());
+          else if (kind[0] == 'e') v = T(100 + ((n / block) % 2 ? 0.0095 : 0.0) + 0.01 * r.normal());
+          else v = n == 0 ? T(i % 2 ? 1.5 : 0.5) : T(-3.0 / (1 << 22));
+        }
+      char nm[64];
+      snprintf(nm, sizeof nm, "shift, %s across %s %s", kind, sh.channels_last ? "rows" : "samples", shape_name(sh).c_str());
+      check_channel(isas, sh, x, nm);
+    }
 }
 
 }  // namespace
