@@ -69,10 +69,11 @@ const single = args['idle-ms'] !== undefined || args.cold;
 if (args.cold) {
   const evict = makeEvictor();
   for (let k = 0; k < 2 * Number(args.bursts); k++) {
+    const j = (k >> 1) % 2 ? 1 - (k % 2) : k % 2;  // A B, B A, A B, ...
     evict(Number(args.threads));
     const t0 = process.hrtime.bigint();
-    calls[(k >> 1) % 2 ? 1 - (k % 2) : k % 2]();  // A B, B A, ...
-    times[(k >> 1) % 2 ? 1 - (k % 2) : k % 2].push(us(t0));
+    calls[j]();
+    times[j].push(us(t0));
   }
 } else if (args['idle-ms'] !== undefined) {
   const pause = new Int32Array(new SharedArrayBuffer(4));

@@ -255,9 +255,10 @@ struct Kernels {
   // drifts along the batch costs time, never accuracy.
   // The blocks summed around the shift add their sums up in double and make
   // one Moments at the end, not one merge (a division) each: over all of
-  // them, sum(d)^2 / n <= the sum of each block's sum(d)^2 / n_b <= m2 / 2
-  // (Cauchy-Schwarz, then each block's bound), so the cancellation bound
-  // holds for the total too. (Forward-training, 2 and 1 threads: (64,16,8,8),
+  // them, sum(d)^2 / n <= the sum of each block's sum(d)^2 / n_b (Cauchy-
+  // Schwarz) <= half the sum of their sum(d^2) (each block's bound), which
+  // is the same bound for the total: the cancellation still at most doubles
+  // the rounding error. (Forward-training, 2 and 1 threads: (64,16,8,8),
   // 8 blocks a channel, 0.93x both; (32,256,14,14) 0.93x and 0.90x.)
   static Moments unit_moments(const Shape& sh, const Units& us, const T* x, int64_t c, int64_t u) {
     const int64_t stride = sh.c * sh.s;
