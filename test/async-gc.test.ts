@@ -4,7 +4,7 @@
  * - an in-flight async call keeps its buffers alive: inputs the caller
  *   dropped survive forced full GCs (with freed memory reused for NaN-filled
  *   garbage) until the call settles, the results are bitwise the sync ones
- *   (25 MB float64 arrays too, whose outputs take the streaming stores),
+ *   (arrays of 12.6 and 25 MB, whose outputs take the streaming stores),
  *   and afterwards the addon lets them go (no leaked references);
  * - async calls with bad input reject (never throw), in the middle of it all;
  * - terminating a worker with calls in flight, a worker exiting itself, and
@@ -39,7 +39,7 @@ function same(a, b) { return Buffer.from(a.buffer, a.byteOffset, a.byteLength).e
 
 it('in-flight async calls keep dropped buffers alive under GC pressure, give the sync results, then release them', () => {
   const script = `${PRELUDE}
-const n = 4, c = 8, s = 3 << 15, numel = n * c * s;            // 3M values per array: the float64 ones stream
+const n = 4, c = 8, s = 3 << 15, numel = n * c * s;            // 3M values per array: x and y reach kStreamBytes (24 MB) in float32 too
 const CALLS = 12;
 const calls = [];
 let rejected = 0;
