@@ -133,6 +133,26 @@ export function parseArgs(argv, spec) {
   return out;
 }
 
+/**
+ * The script's own command line, parsed with `spec` (which lists the flag
+ * `help`): on a bad argument prints the error and `help` and exits with 2;
+ * with --help prints `help` and exits with 0.
+ */
+export function parseCommandLine(spec, help) {
+  let args;
+  try {
+    args = parseArgs(process.argv.slice(2), spec);
+  } catch (e) {
+    console.error(`${e.message}\n\n${help}`);
+    process.exit(2);
+  }
+  if (args.help) {
+    console.log(help);
+    process.exit(0);
+  }
+  return args;
+}
+
 /** Times `fn` call by call (monotonic clock), evicting caches before each call when cold. Async-aware. */
 export async function timeCalls(fn, { iters, warmup, cold, evict }) {
   for (let i = 0; i < warmup; i++) await fn();

@@ -17,7 +17,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ONEDNN_HARNESS, PYTHON, SHAPES, harnessCommand, lastJsonLine, median, parseArgs, rowKey } from './common.mjs';
+import { ONEDNN_HARNESS, PYTHON, SHAPES, harnessCommand, lastJsonLine, median, parseCommandLine, rowKey } from './common.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '..');
@@ -40,21 +40,11 @@ const HELP = `usage: node bench/h2h.mjs [options]
   --cold           caches evicted before each timed call (as run.mjs --cold)
   --json FILE      write every round's times`;
 
-let args;
-try {
-  args = parseArgs(process.argv.slice(2), {
-    defaults: { rounds: '7', cold: false, help: false },
-    flags: ['cold', 'help'],
-    options: ['rounds', 'threads', 'isa', 'filter', 'json'],
-  });
-} catch (e) {
-  console.error(`${e.message}\n\n${HELP}`);
-  process.exit(2);
-}
-if (args.help) {
-  console.log(HELP);
-  process.exit(0);
-}
+const args = parseCommandLine({
+  defaults: { rounds: '7', cold: false, help: false },
+  flags: ['cold', 'help'],
+  options: ['rounds', 'threads', 'isa', 'filter', 'json'],
+}, HELP);
 const rounds = Number(args.rounds);
 const threads = Number(args.threads ?? os.availableParallelism());
 if (!(Number.isInteger(rounds) && rounds >= 1 && Number.isInteger(threads) && threads >= 1)) {

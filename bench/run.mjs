@@ -15,7 +15,7 @@ import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { copyBandwidth } from './copybw.mjs';
-import { ONEDNN_HARNESS as ONEDNN, PEERS, PYTHON as PY, TORCH_HARNESS as TORCH, harnessCommand, lastJsonLine, numel, packageRows, parseArgs, peerRows, rowKey, BYTES_PER_ELEMENT } from './common.mjs';
+import { ONEDNN_HARNESS as ONEDNN, PEERS, PYTHON as PY, TORCH_HARNESS as TORCH, harnessCommand, lastJsonLine, numel, packageRows, parseCommandLine, peerRows, rowKey, BYTES_PER_ELEMENT } from './common.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '..');
@@ -33,22 +33,12 @@ const HELP = `usage: node bench/run.mjs [options]
   --wait-idle [S]    first wait (up to S seconds, default 900) until other processes use < 0.2 CPUs
   --help`;
 
-let args;
-try {
-  args = parseArgs(process.argv.slice(2), {
-    defaults: { quick: false, cold: false, peers: undefined, help: false },
-    flags: ['quick', 'cold', 'peers', 'help'],
-    options: ['json', 'filter', 'isa', 'threads', 'repeat'],
-    optionalValue: ['wait-idle'],
-  });
-} catch (e) {
-  console.error(`${e.message}\n\n${HELP}`);
-  process.exit(2);
-}
-if (args.help) {
-  console.log(HELP);
-  process.exit(0);
-}
+const args = parseCommandLine({
+  defaults: { quick: false, cold: false, peers: undefined, help: false },
+  flags: ['quick', 'cold', 'peers', 'help'],
+  options: ['json', 'filter', 'isa', 'threads', 'repeat'],
+  optionalValue: ['wait-idle'],
+}, HELP);
 const quick = args.quick;
 const cold = args.cold;
 const peersOn = args.peers ?? !quick;
