@@ -90,6 +90,25 @@ inline Moments moments_from_shifted(double n, double shift, double sd, double sd
   return Moments{n, shift + mean_d, m2 < 0 ? 0 : m2};
 }
 
+// One pass around a shared shift serves a block only while the block's mean
+// lies within its own standard deviation of the shift (sum(d)^2 / n <= m2,
+// that is 2 sum(d)^2 <= n sum(d^2)): the cancellation in m2 = sum(d^2) -
+// sum(d)^2 / n then at most doubles the rounding error. A block past it is
+// summed again around its own mean.
+inline bool far_from_shift(double n, double sd, double sd2) { return 2 * sd * sd > n * sd2; }
+
+// The blocks summed around one shift: their sums added up in double, and one
+// Moments at the end rather than one merge (a division) per block. The bound
+// holds for the total: sum(d)^2 / n <= the sum of the blocks' sum(d)^2 / n_b
+// (Cauchy-Schwarz) <= half the sum of their sum(d^2) (each block's bound).
+struct ShiftedSums {
+  double n = 0, sd = 0, sd2 = 0;
+  void add(double count, double s, double s2) { n += count, sd += s, sd2 += s2; }
+  void merge_into(Moments& m, double shift) const {
+    if (n > 0) merge(m, moments_from_shifted(n, shift, sd, sd2));
+  }
+};
+
 // A hint to bring the line at p into the caches (no fault, whatever p is).
 inline void prefetch(const void* p) {
 #if defined(__GNUC__) || defined(__clang__)
@@ -248,23 +267,16 @@ struct Kernels {
   }
 
   // A unit's first block takes two passes; the blocks after it one pass,
-  // around the first block's mean. A block whose mean lies further than its
-  // own standard deviation from that shift (sum(d)^2 / n > m2, the
-  // cancellation in m2 = sum(d^2) - sum(d)^2 / n at most doubling the
-  // rounding error) is summed again around its own mean, so a channel that
-  // drifts along the batch costs time, never accuracy.
-  // The blocks summed around the shift add their sums up in double and make
-  // one Moments at the end, not one merge (a division) each: over all of
-  // them, sum(d)^2 / n <= the sum of each block's sum(d)^2 / n_b (Cauchy-
-  // Schwarz) <= half the sum of their sum(d^2) (each block's bound), which
-  // is the same bound for the total: the cancellation still at most doubles
-  // the rounding error. (Forward-training, 2 and 1 threads: (64,16,8,8),
-  // 8 blocks a channel, 0.93x both; (32,256,14,14) 0.93x and 0.90x.)
+  // around the first block's mean, unless far_from_shift (then their own),
+  // so a channel that drifts along the batch costs time, never accuracy.
+  // The one-pass blocks add up in ShiftedSums (one merge a unit, not one a
+  // block: forward-training, 2 and 1 threads, (64,16,8,8), 8 blocks a
+  // channel, 0.93x both; (32,256,14,14) 0.93x and 0.90x).
   static Moments unit_moments(const Shape& sh, const Units& us, const T* x, int64_t c, int64_t u) {
     const int64_t stride = sh.c * sh.s;
     Moments m;
     T shift = 0;
-    double n_all = 0, sd_all = 0, sd2_all = 0;
+    ShiftedSums rest;
     unit_blocks(sh, us, c, u, [&](int64_t off, int64_t runs, int64_t len) {
       if (m.count == 0) {
         merge(m, block_moments(x + off, stride, runs, len));
@@ -274,10 +286,10 @@ struct Kernels {
       const double count = double(runs * len);
       double sd, sd2;
       shifted_sums(x + off, stride, runs, len, shift, sd, sd2);
-      if (2 * sd * sd > count * sd2) return merge(m, block_moments(x + off, stride, runs, len));
-      n_all += count, sd_all += sd, sd2_all += sd2;
+      if (far_from_shift(count, sd, sd2)) return merge(m, block_moments(x + off, stride, runs, len));
+      rest.add(count, sd, sd2);
     });
-    if (n_all > 0) merge(m, moments_from_shifted(n_all, double(shift), sd_all, sd2_all));
+    rest.merge_into(m, double(shift));
     return m;
   }
 
@@ -360,9 +372,8 @@ struct Kernels {
   };
 
   // Channels c0 .. c0 + G * VV::W over `rows` rows in one pass around
-  // shift[c0 ..]; a sweep with a channel whose block mean lies further than
-  // the block's std from its shift (the bound of unit_moments) takes
-  // rows_moments' two passes.
+  // shift[c0 ..]; a sweep with a channel far_from_shift takes rows_moments'
+  // two passes.
   template <class VV, int G>
   static void rows_shifted(const T* x, int64_t C, int64_t c0, int64_t rows, const T* shift, RowPart* out) {
     constexpr int L = VV::W;
@@ -370,7 +381,7 @@ struct Kernels {
     rows_sums<VV, G>(x, C, c0, rows, shift + c0, sd, sd2);
     const double n = double(rows);
     bool far = false;
-    for (int l = 0; l < G * L; ++l) far = far || 2 * double(sd[l]) * double(sd[l]) > n * double(sd2[l]);
+    for (int l = 0; l < G * L; ++l) far = far || far_from_shift(n, double(sd[l]), double(sd2[l]));
     if (!far) {
       for (int l = 0; l < G * L; ++l) out[l] = RowPart{n, double(sd[l]), double(sd2[l]), true};
       return;
@@ -427,13 +438,13 @@ struct Kernels {
     });
     parallel(C, serial ? C : 16, [&](int64_t c0, int64_t c1) {
       for (int64_t c = c0; c < c1; ++c) {
-        double n = 0, sd = 0, sd2 = 0;
+        ShiftedSums rest;
         for (int64_t u = 0; u < units; ++u) {
           const RowPart& q = part[u * C + c];
-          if (q.shifted) n += q.count, sd += q.a, sd2 += q.b;
+          if (q.shifted) rest.add(q.count, q.a, q.b);
           else merge(out[c], Moments{q.count, q.a, q.b});
         }
-        if (n > 0) merge(out[c], moments_from_shifted(n, double(shift[c]), sd, sd2));
+        rest.merge_into(out[c], double(shift[c]));
       }
     });
   }
