@@ -4,9 +4,9 @@
  */
 import type { FloatArray, Kernels } from './backend/kernels.js';
 import { kernels } from './backend/loader.js';
-import { describe } from './backend/validate.js';
+import { describe, isDetached } from './backend/validate.js';
 import { checkValuesPerChannel, saveRunningStats } from './functional.js';
-import { allocLike, zerosLike, checkFinite, checkLayout, checkTensor, dimsOf, formatShape, isChannelsLast, sameShape, type Dims, type Layout, type Tensor } from './tensor.js';
+import { allocLike, zerosLike, checkFinite, checkLayout, checkTensor, dimsOf, formatShape, isChannelsLast, sameShape, sharesMemory, type Dims, type Layout, type Tensor } from './tensor.js';
 
 export interface BatchNormModuleOptions {
   /** Added to the variance before the square root. Default 1e-5 (Keras and TF.js: 1e-3). */
@@ -70,6 +70,8 @@ interface Saved {
   mean: FloatArray;
   invstd: FloatArray;
   batchStats: boolean;
+  /** The forward wrote its output over x (out: input.data): x is gone. */
+  overwritten: boolean;
 }
 
 type ForwardCall =
@@ -123,12 +125,13 @@ abstract class BatchNormBase {
     if (typeof options !== 'object' || options === null) throw new TypeError(`Expected an options object for ${name} but received ${describe(options)}`);
     const { eps = 1e-5, momentum = 0.1, affine = true, trackRunningStats = true, dtype = 'float32', unbiasedRunningVar = true, checkFinite = false } = options;
     if (typeof eps !== 'number' || !(eps > 0) || !Number.isFinite(eps))
-      throw new RangeError(`Expected eps to be a positive finite number but received ${describe(eps)}`);
+      throw new (typeof eps === 'number' ? RangeError : TypeError)(`Expected eps to be a positive finite number but received ${describe(eps)}`);
     if (momentum !== null && (typeof momentum !== 'number' || !(momentum >= 0 && momentum <= 1)))
-      throw new RangeError(`Expected momentum to be a number in [0, 1] or null but received ${describe(momentum)}`);
+      throw new (typeof momentum === 'number' ? RangeError : TypeError)(`Expected momentum to be a number in [0, 1] or null but received ${describe(momentum)}`);
     for (const [k, v] of [['affine', affine], ['trackRunningStats', trackRunningStats], ['unbiasedRunningVar', unbiasedRunningVar], ['checkFinite', checkFinite]] as const)
       if (typeof v !== 'boolean') throw new TypeError(`Expected a boolean for ${k} but received ${describe(v)}`);
-    if (dtype !== 'float32' && dtype !== 'float64') throw new RangeError(`Expected dtype to be 'float32' or 'float64' but received ${describe(dtype)}`);
+    if (dtype !== 'float32' && dtype !== 'float64')
+      throw new (typeof dtype === 'string' ? RangeError : TypeError)(`Expected dtype to be 'float32' or 'float64' but received ${describe(dtype)}`);
     this.numFeatures = numFeatures;
     this.eps = eps;
     this.momentum = momentum;
@@ -139,10 +142,17 @@ abstract class BatchNormBase {
     this.ctor = dtype === 'float64' ? Float64Array : Float32Array;
     this.layout = options.layout ?? this.defaultLayout();
     this.checkOwnLayout(this.layout);
-    this.weight = affine ? { data: new this.ctor(numFeatures).fill(1), grad: null } : null;
-    this.bias = affine ? { data: new this.ctor(numFeatures), grad: null } : null;
-    this.runningMean = trackRunningStats ? new this.ctor(numFeatures) : null;
-    this.runningVar = trackRunningStats ? new this.ctor(numFeatures).fill(1) : null;
+    const alloc = (fill: number) => {
+      try {
+        return new this.ctor(numFeatures).fill(fill);
+      } catch {
+        throw new RangeError(`Expected numFeatures of ${name} small enough for ${dtype} arrays of that length but received ${numFeatures}`);
+      }
+    };
+    this.weight = affine ? { data: alloc(1), grad: null } : null;
+    this.bias = affine ? { data: alloc(0), grad: null } : null;
+    this.runningMean = trackRunningStats ? alloc(0) : null;
+    this.runningVar = trackRunningStats ? alloc(1) : null;
     this.numBatchesTracked = trackRunningStats ? 0 : null;
   }
 
@@ -200,13 +210,33 @@ abstract class BatchNormBase {
     if (this.pending) throw new Error(`${this.constructor.name}.${method}() called while ${this.pending}() is still running; await it first`);
   }
 
+  /**
+   * `out` must not share memory with the module's parameters, gradients or
+   * running statistics: the kernels never see most of them (gradients are
+   * added after the call, and a buffer of the other float type goes in as a
+   * copy), so they could not catch it.
+   */
   private checkOut(out: unknown, like: FloatArray): FloatArray {
     if (out === undefined) return allocLike(like, like.length);
-    if (!(out instanceof like.constructor) || (out as FloatArray).length !== like.length)
-      throw new (out instanceof Float32Array || out instanceof Float64Array ? RangeError : TypeError)(
-        `Expected a ${like.constructor.name} of length ${like.length} for out but received ${describe(out)}`,
+    const want = `a ${like.constructor.name} of length ${like.length} for out`;
+    if (!(out instanceof Float32Array || out instanceof Float64Array)) throw new TypeError(`Expected ${want} but received ${describe(out)}`);
+    if (isDetached(out)) throw new TypeError(`Expected ${want} but received one whose buffer is detached`);
+    if (!(out instanceof like.constructor) || out.length !== like.length) throw new RangeError(`Expected ${want} but received ${describe(out)}`);
+    const own: Array<[string, FloatArray | null | undefined]> = [
+      ['weight', this.weight?.data], ['bias', this.bias?.data], ['weight.grad', this.weight?.grad], ['bias.grad', this.bias?.grad],
+      ['runningMean', this.runningMean], ['runningVar', this.runningVar],
+    ];
+    for (const [name, a] of own)
+      if (a && sharesMemory(out, a)) throw new RangeError(`Expected out not to share memory with the module's ${name}, but it overlaps it`);
+    return out;
+  }
+
+  /** Both running statistics or neither (PyTorch's `running_mean = None` trick: batch statistics in eval too). */
+  private checkRunningStats(): void {
+    if (!this.runningMean !== !this.runningVar)
+      throw new TypeError(
+        `Expected runningMean and runningVar of ${this.constructor.name} to be both arrays or both null but received ${this.runningMean ? 'an array and null' : 'null and an array'}`,
       );
-    return out as FloatArray;
   }
 
   /** Every check and allocation of a forward; nothing of the module changes here. */
@@ -215,9 +245,15 @@ abstract class BatchNormBase {
     const dims = this.checkShape(x.shape);
     if (this.checkFinite) checkFinite(x.data, x.shape, dims, 'input');
     const y = this.checkOut(options?.out, x.data);
+    this.checkRunningStats();
     const T = x.data instanceof Float64Array ? Float64Array : Float32Array;
-    const batchStats = this.training || !this.trackRunningStats;
-    const updateRunning = this.training && this.trackRunningStats;
+    // PyTorch's _BatchNorm.forward: batch statistics in training mode, and in
+    // eval mode when there are no running ones (trackRunningStats false, or
+    // both set to null); the running statistics are updated only in training
+    // mode with trackRunningStats.
+    const batchStats = this.training || (this.runningMean === null && this.runningVar === null);
+    const counting = this.training && this.trackRunningStats && this.numBatchesTracked !== null;
+    const updateRunning = this.training && this.trackRunningStats && this.runningMean !== null;
     if (batchStats) checkValuesPerChannel(x.shape, dims);
     const weight = convert(this.weight?.data ?? null, T), bias = convert(this.bias?.data ?? null, T);
     const rm = convert(this.runningMean, T), rv = convert(this.runningVar, T);
@@ -238,10 +274,10 @@ abstract class BatchNormBase {
       if (updateRunning) {
         if (rm !== this.runningMean) this.runningMean!.set(rm!);
         if (rv !== this.runningVar) this.runningVar!.set(rv!);
-        this.numBatchesTracked = (this.numBatchesTracked ?? 0) + 1;
       }
+      if (counting) this.numBatchesTracked! += 1;
       if (!batchStats) saveRunningStats(rm!, rv!, this.eps, saveMean, saveInvstd);
-      this.saved = { x: x.data, shape: [...x.shape], dims, mean: saveMean, invstd: saveInvstd, batchStats };
+      this.saved = { x: x.data, shape: [...x.shape], dims, mean: saveMean, invstd: saveInvstd, batchStats, overwritten: sharesMemory(y, x.data) };
       return { data: y, shape: [...x.shape] };
     };
     return { call, commit, T };
@@ -278,6 +314,13 @@ abstract class BatchNormBase {
     const name = this.constructor.name;
     const saved = this.saved;
     if (!saved) throw new Error(`${name}.backward() needs a forward() first: there are no saved statistics`);
+    // PyTorch's autograd refuses the same ("a variable needed for gradient
+    // computation has been modified by an inplace operation"). Only a frozen
+    // (eval) backward without affine parameters does without x.
+    if (saved.overwritten && (saved.batchStats || this.affine))
+      throw new Error(
+        `${name}.backward() needs the input of the last forward, which that forward overwrote (out was input.data): give forward a separate out, or none, when a backward follows`,
+      );
     const dy = checkTensor(gradOutput, 'gradOutput');
     if (!sameShape(dy.shape, saved.shape))
       throw new RangeError(`Expected gradOutput of the last forward's shape ${formatShape(saved.shape)} but received shape ${formatShape(dy.shape)}`);
@@ -330,8 +373,12 @@ abstract class BatchNormBase {
     return p.commit() as Tensor<A>;
   }
 
+  /** PyTorch's: the parameters, then the buffers that are not null. */
   private stateKeys(): string[] {
-    return [...(this.affine ? ['weight', 'bias'] : []), ...(this.trackRunningStats ? ['running_mean', 'running_var', 'num_batches_tracked'] : [])];
+    const present: Array<[string, unknown]> = [
+      ['weight', this.weight], ['bias', this.bias], ['running_mean', this.runningMean], ['running_var', this.runningVar], ['num_batches_tracked', this.numBatchesTracked],
+    ];
+    return present.filter(([, v]) => v !== null).map(([k]) => k);
   }
 
   /**
@@ -339,16 +386,15 @@ abstract class BatchNormBase {
    * writes the arrays as plain number arrays, which loadStateDict takes back.
    */
   stateDict(): StateDict {
+    this.checkIdle('stateDict');
     const sd: StateDict = {};
     if (this.weight && this.bias) {
       sd.weight = this.weight.data.slice();
       sd.bias = this.bias.data.slice();
     }
-    if (this.runningMean && this.runningVar) {
-      sd.running_mean = this.runningMean.slice();
-      sd.running_var = this.runningVar.slice();
-      sd.num_batches_tracked = this.numBatchesTracked ?? 0;
-    }
+    if (this.runningMean) sd.running_mean = this.runningMean.slice();
+    if (this.runningVar) sd.running_var = this.runningVar.slice();
+    if (this.numBatchesTracked !== null) sd.num_batches_tracked = this.numBatchesTracked;
     Object.defineProperty(sd, 'toJSON', {
       enumerable: false,
       value: () => Object.fromEntries(Object.entries(sd).map(([k, v]) => [k, typeof v === 'number' ? v : Array.from(v as ArrayLike<number>)])),
@@ -359,13 +405,18 @@ abstract class BatchNormBase {
   /**
    * Loads a state dict (PyTorch's keys; typed or plain arrays). `strict`
    * (default true): the keys must be exactly this module's. Sizes are always
-   * checked. Nothing changes when it throws.
+   * checked. Nothing changes when it throws. A dict without
+   * num_batches_tracked (PyTorch before 0.4.1) sets it to 0, as PyTorch does.
    */
   loadStateDict(stateDict: StateDict, options: { strict?: boolean } = {}): { missingKeys: string[]; unexpectedKeys: string[] } {
     const name = this.constructor.name;
+    this.checkIdle('loadStateDict');
+    if (typeof options !== 'object' || options === null) throw new TypeError(`Expected an options object for loadStateDict but received ${describe(options)}`);
     const { strict = true } = options;
+    if (typeof strict !== 'boolean') throw new TypeError(`Expected a boolean for strict but received ${describe(strict)}`);
     if (typeof stateDict !== 'object' || stateDict === null) throw new TypeError(`Expected a state dict object but received ${describe(stateDict)}`);
     const keys = this.stateKeys();
+    if (this.trackRunningStats && !('num_batches_tracked' in stateDict)) stateDict = { ...stateDict, num_batches_tracked: 0 };
     const missingKeys = keys.filter((k) => !(k in stateDict));
     const unexpectedKeys = Object.keys(stateDict).filter((k) => !keys.includes(k));
     if (strict && (missingKeys.length || unexpectedKeys.length)) {
@@ -374,23 +425,29 @@ abstract class BatchNormBase {
       if (unexpectedKeys.length) parts.push(`Unexpected key(s) in state_dict: ${unexpectedKeys.map((k) => `"${k}"`).join(', ')}.`);
       throw new TypeError(`Error(s) in loading state_dict for ${name}: ${parts.join(' ')}`);
     }
+    // Each value is read once, into a copy, before anything changes: a
+    // getter or Proxy cannot make a later read differ from the checked one.
     const updates: Array<() => void> = [];
     for (const k of keys) {
       if (!(k in stateDict)) continue;
       const v = stateDict[k];
       if (k === 'num_batches_tracked') {
         const raw = typeof v === 'number' || typeof v === 'bigint' ? v : (v as ArrayLike<number | bigint>)?.length === 1 ? (v as ArrayLike<number | bigint>)[0] : undefined;
-        const count = typeof raw === 'bigint' ? Number(raw) : raw;
-        if (typeof count !== 'number' || !Number.isInteger(count) || count < 0)
-          throw new TypeError(`Expected a non-negative integer for num_batches_tracked but received ${describe(v)}`);
+        if (typeof raw !== 'number' && typeof raw !== 'bigint')
+          throw new TypeError(`Expected a number, a bigint or an array of one for num_batches_tracked but received ${describe(v)}`);
+        const count = Number(raw);
+        if (!Number.isSafeInteger(count) || count < 0)
+          throw new RangeError(`Expected a non-negative integer of at most 2^53 - 1 for num_batches_tracked but received ${String(raw)}`);
         updates.push(() => (this.numBatchesTracked = count));
         continue;
       }
-      if (!isNumberArrayLike(v)) throw new TypeError(`Expected a Float32Array, Float64Array or array of numbers for ${k} but received ${describe(v)}`);
-      if (v.length !== this.numFeatures)
-        throw new RangeError(`size mismatch for ${k}: copying a param with shape [${v.length}] from checkpoint, the shape in current model is [${this.numFeatures}].`);
+      const values = v instanceof Float32Array || v instanceof Float64Array ? v : Array.isArray(v) ? Array.from(v) : null;
+      if (!values || !isNumberArrayLike(values)) throw new TypeError(`Expected a Float32Array, Float64Array or array of numbers for ${k} but received ${describe(v)}`);
+      const copy = this.ctor.from(values);
+      if (copy.length !== this.numFeatures)
+        throw new RangeError(`size mismatch for ${k}: copying a param with shape [${copy.length}] from checkpoint, the shape in current model is [${this.numFeatures}].`);
       const target = { weight: this.weight?.data, bias: this.bias?.data, running_mean: this.runningMean, running_var: this.runningVar }[k]!;
-      updates.push(() => target.set(v));
+      updates.push(() => target.set(copy));
     }
     for (const u of updates) u();
     return { missingKeys, unexpectedKeys };

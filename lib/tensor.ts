@@ -126,3 +126,8 @@ export function checkFinite(data: FloatArray, shape: readonly number[], d: Dims,
 function channelOf(i: number, d: Dims): number {
   return d.channelsLast ? i % d.c : Math.floor(i / d.s) % d.c;
 }
+
+/** Whether two arrays share any memory (views of one buffer whose byte ranges meet). */
+export function sharesMemory(a: ArrayBufferView, b: ArrayBufferView): boolean {
+  return a.buffer === b.buffer && a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength;
+}

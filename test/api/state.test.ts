@@ -29,9 +29,11 @@ describe('stateDict / loadStateDict', () => {
     delete sd.running_var;
     expect(() => bn.loadStateDict(sd as any)).toThrow('Error(s) in loading state_dict for BatchNorm2d: Missing key(s) in state_dict: "running_var". Unexpected key(s) in state_dict: "extra".');
     expect(JSON.stringify(bn.stateDict())).toBe(before);
+    // A dict without num_batches_tracked sets it to 0, as PyTorch does for a plain dict (no version metadata).
     const r = bn.loadStateDict({ weight: [5, 5, 5, 5] }, { strict: false });
-    expect(r.missingKeys).toEqual(['bias', 'running_mean', 'running_var', 'num_batches_tracked']);
+    expect(r.missingKeys).toEqual(['bias', 'running_mean', 'running_var']);
     expect(Array.from(bn.weight!.data)).toEqual([5, 5, 5, 5]);
+    expect(bn.numBatchesTracked).toBe(0);
   });
 
   it('checks sizes even when not strict, before changing anything', () => {
@@ -39,7 +41,9 @@ describe('stateDict / loadStateDict', () => {
     expect(() => bn.loadStateDict({ weight: [1, 2, 3, 4], running_mean: [1, 2, 3] }, { strict: false })).toThrow(
       'size mismatch for running_mean: copying a param with shape [3] from checkpoint, the shape in current model is [4].',
     );
-    expect(() => bn.loadStateDict({ ...bn.stateDict(), num_batches_tracked: -1 })).toThrow(/non-negative integer for num_batches_tracked/);
+    for (const bad of [-1, 1.5, 2 ** 60, 2n ** 70n]) expect(() => bn.loadStateDict({ ...bn.stateDict(), num_batches_tracked: bad })).toThrow(RangeError);
+    expect(() => bn.loadStateDict({ ...bn.stateDict(), num_batches_tracked: -1 })).toThrow(/non-negative integer .*for num_batches_tracked but received -1/);
+    expect(() => bn.loadStateDict({ ...bn.stateDict(), num_batches_tracked: 'x' as any })).toThrow(TypeError);
     expect(() => bn.loadStateDict({ ...bn.stateDict(), bias: 'x' as any })).toThrow(TypeError);
     expect(JSON.stringify(bn.stateDict())).toBe(before);
   });
@@ -135,5 +139,117 @@ describe('modes and options', () => {
     const r = batchNorm({ data: Float32Array.from([1, 10, 3, 30]), shape: [2, 2] }, rm, rv, { training: true, momentum: 0.5 });
     expectClose(rm, [1, 10], 1e-6, 1e-6, 'running mean');
     expectClose(r.saveMean, [2, 20], 1e-6, 1e-6, 'saved mean');
+  });
+});
+
+describe('module state: in place, aliasing, null buffers, async', () => {
+  const x4 = () => ({ data: randn(4 * 3 * 2, 11, 0.5, 2) as Float32Array, shape: [4, 3, 2, 1] });
+  const dy4 = () => ({ data: randn(4 * 3 * 2, 12) as Float32Array, shape: [4, 3, 2, 1] });
+  const snapshot = (bn: BatchNorm2d) => JSON.stringify({ sd: bn.stateDict(), gw: bn.weight!.grad && Array.from(bn.weight!.grad), gb: bn.bias!.grad && Array.from(bn.bias!.grad) });
+
+  it('a forward in place (out: input.data) makes a backward that needs x throw, changing nothing', () => {
+    const bn = new BatchNorm2d(3), x = x4();
+    bn.forward(x, { out: x.data });
+    const before = snapshot(bn);
+    expect(() => bn.backward(dy4())).toThrow(/needs the input of the last forward, which that forward overwrote/);
+    expect(snapshot(bn)).toBe(before);
+    // Eval: the weight gradient still needs x ...
+    const e = new BatchNorm2d(3).eval(), xe = x4();
+    e.forward(xe, { out: xe.data });
+    expect(() => e.backward(dy4())).toThrow(/overwrote/);
+    // ... but without affine parameters the frozen backward reads only dy, so in place gives the same dx.
+    const a = new BatchNorm2d(3, { affine: false }).eval(), b = new BatchNorm2d(3, { affine: false }).eval(), xa = x4(), xb = x4();
+    a.forward(xa, { out: xa.data });
+    b.forward(xb);
+    expect(Array.from(a.backward(dy4()).data)).toEqual(Array.from(b.backward(dy4()).data));
+  });
+
+  it('out may not share memory with the module\'s parameters, gradients or running statistics', () => {
+    const bn = new BatchNorm1d(3);
+    const x = { data: randn(3, 13) as Float32Array, shape: [1, 3] }, xs = { data: randn(6, 14) as Float32Array, shape: [2, 3] };
+    bn.forward(xs);
+    bn.backward(xs);
+    const before = JSON.stringify({ sd: bn.stateDict(), g: Array.from(bn.weight!.grad!) });
+    expect(() => bn.backward(xs, { out: new Float32Array(bn.weight!.grad!.buffer, 0, 6) })).toThrow(RangeError);
+    for (const name of ['weight', 'bias', 'runningMean', 'runningVar'] as const) {
+      const own = name === 'weight' || name === 'bias' ? bn[name]!.data : bn[name]!;
+      bn.eval();
+      expect(() => bn.forward(x, { out: own as Float32Array })).toThrow(`Expected out not to share memory with the module's ${name}, but it overlaps it`);
+      bn.train();
+    }
+    expect(JSON.stringify({ sd: bn.stateDict(), g: Array.from(bn.weight!.grad!) })).toBe(before);
+    // A float64 module's buffers reach the kernel as float32 copies: the module itself must catch this.
+    const m = new BatchNorm1d(4, { dtype: 'float64' }).eval();
+    const view = new Float32Array(m.runningMean!.buffer, 0, 4);
+    expect(() => m.forward({ data: randn(4, 15) as Float32Array, shape: [1, 4] }, { out: view })).toThrow(/share memory with the module's runningMean/);
+    expect(Array.from(m.runningMean!)).toEqual([0, 0, 0, 0]);
+  });
+
+  it('a detached out is named as such', () => {
+    const bn = new BatchNorm1d(2), out = new Float32Array(4);
+    structuredClone(out.buffer, { transfer: [out.buffer] });
+    expect(() => bn.forward({ data: Float32Array.from([1, 2, 3, 4]), shape: [2, 2] }, { out })).toThrow(/for out but received one whose buffer is detached/);
+  });
+
+  it('running statistics set to null: batch statistics in eval too, as PyTorch\'s running_mean = None', () => {
+    const bn = new BatchNorm2d(3), ref = new BatchNorm2d(3, { trackRunningStats: false }).eval(), x = x4();
+    bn.runningMean = null;
+    bn.runningVar = null;
+    bn.eval();
+    expect(Array.from(bn.forward(x).data)).toEqual(Array.from(ref.forward(x).data));
+    expect(bn.numBatchesTracked).toBe(0);
+    // The backward goes through the batch statistics, as after a training forward.
+    expect(Array.from(bn.backward(dy4()).data)).toEqual(Array.from(ref.backward(dy4()).data));
+    // PyTorch's training forward still counts the batch with its running buffers None.
+    bn.train().forward(x);
+    expect(bn.numBatchesTracked).toBe(1);
+    expect(Object.keys(bn.stateDict())).toEqual(['weight', 'bias', 'num_batches_tracked']);
+    bn.runningVar = new Float32Array(3).fill(1);
+    expect(() => bn.forward(x)).toThrow('Expected runningMean and runningVar of BatchNorm2d to be both arrays or both null but received null and an array');
+    expect(bn.numBatchesTracked).toBe(1);
+  });
+
+  it('loadStateDict reads each value once: a getter or Proxy cannot change it between the check and the copy', () => {
+    const bn = trainedBn(), before = JSON.stringify(bn.stateDict());
+    let reads = 0;
+    const once = new Proxy([1, 2, 3, 4], {
+      get(t, p, r) {
+        if (p === '0' && ++reads > 1) throw new Error('read twice');
+        return Reflect.get(t, p, r);
+      },
+    });
+    bn.loadStateDict({ ...bn.stateDict(), running_var: once });
+    expect(Array.from(bn.runningVar!)).toEqual([1, 2, 3, 4]);
+    // A value that throws when read leaves every key as it was.
+    const bad = { ...JSON.parse(before), weight: [9, 9, 9, 9] };
+    Object.defineProperty(bad, 'running_mean', { enumerable: true, get: () => { throw new Error('unreadable'); } });
+    bn.loadStateDict(JSON.parse(before));
+    expect(() => bn.loadStateDict(bad)).toThrow('unreadable');
+    expect(JSON.stringify(bn.stateDict())).toBe(before);
+  });
+
+  it('loadStateDict options are checked', () => {
+    const bn = trainedBn();
+    expect(() => bn.loadStateDict(bn.stateDict(), null as any)).toThrow(TypeError);
+    expect(() => bn.loadStateDict(bn.stateDict(), { strict: 'no' as any })).toThrow('Expected a boolean for strict but received');
+  });
+
+  it('stateDict and loadStateDict refuse while an async forward is running, so the state stays consistent', async () => {
+    const bn = trainedBn(), sd = bn.stateDict();
+    const pending = bn.forwardAsync({ data: randn(2 * 4 * 9, 16, 3) as Float32Array, shape: [2, 4, 3, 3] });
+    expect(() => bn.loadStateDict(sd)).toThrow('BatchNorm2d.loadStateDict() called while forwardAsync() is still running; await it first');
+    expect(() => bn.stateDict()).toThrow(/stateDict\(\) called while forwardAsync\(\)/);
+    await pending;
+    expect(bn.numBatchesTracked).toBe(4);
+    bn.loadStateDict(sd);
+    expect(bn.numBatchesTracked).toBe(3);
+  });
+
+  it('constructor options of the wrong type are TypeErrors; a numFeatures too large to allocate is a RangeError', () => {
+    expect(() => new BatchNorm1d(2, { eps: '1' as any })).toThrow(TypeError);
+    expect(() => new BatchNorm1d(2, { momentum: '0.1' as any })).toThrow(TypeError);
+    expect(() => new BatchNorm1d(2, { dtype: 'float16' as any })).toThrow(RangeError);
+    expect(() => new BatchNorm1d(2, { dtype: 16 as any })).toThrow(TypeError);
+    expect(() => new BatchNorm1d(2 ** 40)).toThrow(/Expected numFeatures of BatchNorm1d small enough .* but received 1099511627776/);
   });
 });
