@@ -4,6 +4,7 @@
  */
 import type { FloatArray, Kernels } from './backend/kernels.js';
 import { kernels } from './backend/loader.js';
+import { describe } from './backend/validate.js';
 import { allocLike, zerosLike, checkFinite, checkLayout, checkTensor, dimsOf, formatShape, isChannelsLast, sameShape, type Dims, type Layout, type Tensor } from './tensor.js';
 
 export interface BatchNormOptions<A extends FloatArray = FloatArray> {
@@ -73,6 +74,22 @@ function checkInput(input: unknown, name: string, layout: Layout): { x: Tensor; 
   return { x, dims: dimsOf(x.shape, isChannelsLast(layout)) };
 }
 
+/** Options come as an object; anything else (null, a string) is a TypeError, not a property read of null. */
+function checkOptions(options: unknown, fn: string): void {
+  if (typeof options !== 'object' || options === null) throw new TypeError(`Expected an options object for ${fn} but received ${describe(options)}`);
+}
+
+/** Boolean options are booleans: the string 'false' is truthy and would switch the mode. */
+function checkBooleans(options: Record<string, unknown>): void {
+  for (const [name, v] of Object.entries(options))
+    if (typeof v !== 'boolean') throw new TypeError(`Expected a boolean for ${name} but received ${describe(v)}`);
+}
+
+/** A number option: a TypeError if it is not a number, a RangeError if `ok` refuses it. */
+function checkNumber(v: unknown, name: string, what: string, ok: (v: number) => boolean): void {
+  if (typeof v !== 'number' || !ok(v)) throw new (typeof v === 'number' ? RangeError : TypeError)(`Expected ${name} to be ${what} but received ${describe(v)}`);
+}
+
 /** In eval the statistics a backward needs are the running ones: writes them as saveMean and saveInvstd. */
 export function saveRunningStats(runningMean: FloatArray, runningVar: FloatArray, eps: number, saveMean: FloatArray, saveInvstd: FloatArray): void {
   saveMean.set(runningMean);
@@ -82,11 +99,16 @@ export function saveRunningStats(runningMean: FloatArray, runningVar: FloatArray
 /** Shared by the sync and async forms: checks, allocates and returns the kernel call. */
 function prepareForward(
   input: Tensor, runningMean: FloatArray | null, runningVar: FloatArray | null, options: BatchNormOptions,
+  fn: string,
 ): { args: Parameters<Kernels['forwardTraining']> | Parameters<Kernels['forwardEval']>; training: boolean; result: BatchNormResult } {
-  const { weight = null, bias = null, training = false, momentum = 0.1, eps = 1e-5, out, unbiasedRunningVar = true } = options;
+  checkOptions(options, fn);
+  const { weight = null, bias = null, training = false, momentum = 0.1, eps = 1e-5, out, unbiasedRunningVar = true, checkFinite: finite = false } = options;
+  checkBooleans({ training, unbiasedRunningVar, checkFinite: finite });
+  checkNumber(eps, 'eps', 'a positive finite number', (v) => v > 0 && v < Infinity);
+  checkNumber(momentum, 'momentum', 'a number in [0, 1]', (v) => v >= 0 && v <= 1);
   const layout = checkLayout(options.layout ?? 'channelsFirst');
   const { x, dims } = checkInput(input, 'input', layout);
-  if (options.checkFinite) checkFinite(x.data, x.shape, dims, 'input');
+  if (finite) checkFinite(x.data, x.shape, dims, 'input');
   const { n, c, s, channelsLast } = dims;
   const y = out ?? allocLike(x.data, x.data.length);
   const saveMean = zerosLike(x.data, c), saveInvstd = zerosLike(x.data, c);
@@ -117,7 +139,7 @@ function finishForward(result: BatchNormResult, training: boolean, runningMean: 
 export function batchNorm<A extends FloatArray>(
   input: Tensor<A>, runningMean: A | null, runningVar: A | null, options: BatchNormOptions<A> = {}
 ): BatchNormResult<A> {
-  const p = prepareForward(input, runningMean, runningVar, options);
+  const p = prepareForward(input, runningMean, runningVar, options, 'batchNorm');
   if (p.training) kernels.forwardTraining(...(p.args as Parameters<Kernels['forwardTraining']>));
   else kernels.forwardEval(...(p.args as Parameters<Kernels['forwardEval']>));
   return finishForward(p.result, p.training, runningMean, runningVar, options.eps ?? 1e-5) as BatchNormResult<A>;
@@ -127,15 +149,16 @@ export function batchNorm<A extends FloatArray>(
 export async function batchNormAsync<A extends FloatArray>(
   input: Tensor<A>, runningMean: A | null, runningVar: A | null, options: BatchNormOptions<A> = {}
 ): Promise<BatchNormResult<A>> {
-  const p = prepareForward(input, runningMean, runningVar, options);
+  const p = prepareForward(input, runningMean, runningVar, options, 'batchNormAsync');
   if (p.training) await kernels.forwardTrainingAsync(...(p.args as Parameters<Kernels['forwardTraining']>));
   else await kernels.forwardEvalAsync(...(p.args as Parameters<Kernels['forwardEval']>));
   return finishForward(p.result, p.training, runningMean, runningVar, options.eps ?? 1e-5) as BatchNormResult<A>;
 }
 
-function prepareBackward(gradOutput: Tensor, input: Tensor, options: BatchNormBackwardOptions): { args: Parameters<Kernels['backward']>; result: BatchNormGradients } {
-  if (typeof options !== 'object' || options === null) throw new TypeError('Expected options with saveMean and saveInvstd for batchNormBackward');
+function prepareBackward(gradOutput: Tensor, input: Tensor, options: BatchNormBackwardOptions, fn: string): { args: Parameters<Kernels['backward']>; result: BatchNormGradients } {
+  checkOptions(options, fn);
   const { weight = null, saveMean, saveInvstd, training = false, out, gradWeightOut, gradBiasOut } = options;
+  checkBooleans({ training });
   const layout = checkLayout(options.layout ?? 'channelsFirst');
   const { x, dims } = checkInput(input, 'input', layout);
   const dy = checkTensor(gradOutput, 'gradOutput');
@@ -156,7 +179,7 @@ function prepareBackward(gradOutput: Tensor, input: Tensor, options: BatchNormBa
 export function batchNormBackward<A extends FloatArray>(
   gradOutput: Tensor<A>, input: Tensor<A>, options: BatchNormBackwardOptions<A>
 ): BatchNormGradients<A> {
-  const p = prepareBackward(gradOutput, input, options);
+  const p = prepareBackward(gradOutput, input, options, 'batchNormBackward');
   kernels.backward(...p.args);
   return p.result as BatchNormGradients<A>;
 }
@@ -165,7 +188,7 @@ export function batchNormBackward<A extends FloatArray>(
 export async function batchNormBackwardAsync<A extends FloatArray>(
   gradOutput: Tensor<A>, input: Tensor<A>, options: BatchNormBackwardOptions<A>
 ): Promise<BatchNormGradients<A>> {
-  const p = prepareBackward(gradOutput, input, options);
+  const p = prepareBackward(gradOutput, input, options, 'batchNormBackwardAsync');
   await kernels.backwardAsync(...p.args);
   return p.result as BatchNormGradients<A>;
 }

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { kernels } from '../../lib/backend/loader.js';
-import { BatchNorm1d, BatchNorm2d, batchNorm, batchNormBackward, fromKeras } from '../../lib/index.js';
+import { BatchNorm1d, BatchNorm2d, batchNorm, batchNormAsync, batchNormBackward, batchNormBackwardAsync, fromKeras } from '../../lib/index.js';
 import { randn } from '../helpers.js';
 
 const N = 2, C = 3, S = 5, NUMEL = N * C * S;
@@ -199,3 +199,43 @@ describe('checkFinite', () => {
   });
 });
 
+
+describe('functional option checks', () => {
+  const input = () => ({ data: randn(NUMEL, 10) as Float32Array, shape: [N, C, S] });
+
+  it.each([
+    ['training the string "false"', { training: 'false' }, TypeError, /Expected a boolean for training but received a string/],
+    ['training 1', { training: 1 }, TypeError, /Expected a boolean for training but received the number 1/],
+    ['checkFinite a string', { training: true, checkFinite: 'yes' }, TypeError, /Expected a boolean for checkFinite but received a string/],
+    ['unbiasedRunningVar 0', { training: true, unbiasedRunningVar: 0 }, TypeError, /Expected a boolean for unbiasedRunningVar but received the number 0/],
+    ['eps 0 in eval', { eps: 0 }, RangeError, /Expected eps to be a positive finite number but received the number 0/],
+    ['eps Infinity', { training: true, eps: Infinity }, RangeError, /Expected eps to be a positive finite number but received the number Infinity/],
+    ['eps a string', { eps: '1e-5' }, TypeError, /Expected eps to be a positive finite number but received a string/],
+    ['momentum NaN', { training: true, momentum: NaN }, RangeError, /Expected momentum to be a number in \[0, 1\] but received the number NaN/],
+    ['momentum a string', { training: true, momentum: '0.1' }, TypeError, /Expected momentum to be a number in \[0, 1\] but received a string/],
+  ] as const)('batchNorm with %s throws and changes nothing; batchNormAsync rejects', async (_label, options, Err, message) => {
+    const rm = new Float32Array(C).fill(0.5), rv = new Float32Array(C).fill(2), out = new Float32Array(NUMEL).fill(7);
+    const state = () => JSON.stringify([rm, rv, out].map((a) => Array.from(a)));
+    const before = state();
+    expect(() => batchNorm(input(), rm, rv, { ...options, out } as any)).toThrow(Err);
+    expect(() => batchNorm(input(), rm, rv, { ...options, out } as any)).toThrow(message);
+    await expect(batchNormAsync(input(), rm, rv, { ...options, out } as any)).rejects.toThrow(message);
+    expect(state()).toBe(before);
+  });
+
+  it('options must be an object, forward and backward alike', async () => {
+    const rm = new Float32Array(C), rv = new Float32Array(C).fill(1);
+    expect(() => batchNorm(input(), rm, rv, null as any)).toThrow(TypeError);
+    expect(() => batchNorm(input(), rm, rv, null as any)).toThrow(/Expected an options object for batchNorm but received null/);
+    await expect(batchNormAsync(input(), rm, rv, 'training' as any)).rejects.toThrow(/Expected an options object for batchNormAsync but received a string/);
+    expect(() => batchNormBackward(input(), input(), null as any)).toThrow(/Expected an options object for batchNormBackward but received null/);
+  });
+
+  it('batchNormBackward checks training under its own name', async () => {
+    const x = input(), y = batchNorm(x, null, null, { training: true });
+    const options = { saveMean: y.saveMean, saveInvstd: y.saveInvstd, training: 'yes' } as any;
+    expect(() => batchNormBackward(input(), x, options)).toThrow(TypeError);
+    expect(() => batchNormBackward(input(), x, options)).toThrow(/Expected a boolean for training but received a string/);
+    await expect(batchNormBackwardAsync(input(), x, options)).rejects.toThrow(/Expected a boolean for training but received a string/);
+  });
+});
