@@ -4,7 +4,7 @@
  */
 import type { FloatArray, Kernels } from './backend/kernels.js';
 import { kernels } from './backend/loader.js';
-import { describe } from './backend/validate.js';
+import { describe, isDetached } from './backend/validate.js';
 import { allocLike, zerosLike, checkFinite, checkLayout, checkTensor, dimsOf, formatShape, isChannelsLast, sameShape, type Dims, type Layout, type Tensor } from './tensor.js';
 
 export interface BatchNormOptions<A extends FloatArray = FloatArray> {
@@ -90,6 +90,23 @@ function checkNumber(v: unknown, name: string, what: string, ok: (v: number) => 
   if (typeof v !== 'number' || !ok(v)) throw new (typeof v === 'number' ? RangeError : TypeError)(`Expected ${name} to be ${what} but received ${describe(v)}`);
 }
 
+/**
+ * An array argument of x's type and `length` elements, checked under the name
+ * the user gave it (out, runningMean, saveMean, …): the kernels check again
+ * under their own names (y, mean, invstd, …), which would not say which
+ * argument was wrong. The kernels still check overlaps.
+ */
+function checkArray(v: unknown, name: string, x: FloatArray, length: number, nullable = false): void {
+  if (nullable && v == null) return;
+  const ctor = x instanceof Float64Array ? Float64Array : Float32Array;
+  const want = `a ${ctor.name} of length ${length}`;
+  if (!(v instanceof ctor)) throw new TypeError(`Expected ${want}${nullable ? ' or null' : ''} for ${name} but received ${describe(v)}`);
+  if (v.length !== length) {
+    if (isDetached(v)) throw new TypeError(`Expected ${want} for ${name} but received one whose buffer is detached`);
+    throw new RangeError(`Expected ${want} for ${name} but received ${describe(v)}`);
+  }
+}
+
 /** In eval the statistics a backward needs are the running ones: writes them as saveMean and saveInvstd. */
 export function saveRunningStats(runningMean: FloatArray, runningVar: FloatArray, eps: number, saveMean: FloatArray, saveInvstd: FloatArray): void {
   saveMean.set(runningMean);
@@ -108,21 +125,27 @@ function prepareForward(
   checkNumber(momentum, 'momentum', 'a number in [0, 1]', (v) => v >= 0 && v <= 1);
   const layout = checkLayout(options.layout ?? 'channelsFirst');
   const { x, dims } = checkInput(input, 'input', layout);
-  if (finite) checkFinite(x.data, x.shape, dims, 'input');
   const { n, c, s, channelsLast } = dims;
+  if (!training && (!runningMean || !runningVar))
+    throw new TypeError('Expected runningMean and runningVar when training is false (evaluation uses the running statistics) but received null');
+  checkArray(weight, 'weight', x.data, c, true);
+  checkArray(bias, 'bias', x.data, c, true);
+  checkArray(runningMean, 'runningMean', x.data, c, training);
+  checkArray(runningVar, 'runningVar', x.data, c, training);
+  checkArray(out, 'out', x.data, x.data.length, true);
+  if (training) checkValuesPerChannel(x.shape, dims);
+  if (finite) checkFinite(x.data, x.shape, dims, 'input');
   const y = out ?? allocLike(x.data, x.data.length);
   const saveMean = zerosLike(x.data, c), saveInvstd = zerosLike(x.data, c);
   const result: BatchNormResult = { data: y, shape: [...x.shape], saveMean, saveInvstd };
   if (training) {
-    checkValuesPerChannel(x.shape, dims);
     return {
       training,
       result,
       args: [x.data, y, weight, bias, runningMean, runningVar, saveMean, saveInvstd, n, c, s, channelsLast, eps, momentum, unbiasedRunningVar],
     };
   }
-  if (!runningMean || !runningVar) throw new TypeError('Expected runningMean and runningVar when training is false (evaluation uses the running statistics) but received null');
-  return { training, result, args: [x.data, y, weight, bias, runningMean, runningVar, n, c, s, channelsLast, eps] };
+  return { training, result, args: [x.data, y, weight, bias, runningMean!, runningVar!, n, c, s, channelsLast, eps] };
 }
 
 /** After the kernel ran: in eval the saved statistics are the running ones. */
@@ -165,6 +188,13 @@ function prepareBackward(gradOutput: Tensor, input: Tensor, options: BatchNormBa
   if (!sameShape(dy.shape, x.shape))
     throw new RangeError(`Expected gradOutput of the input's shape ${formatShape(x.shape)} but received shape ${formatShape(dy.shape)}`);
   const { n, c, s, channelsLast } = dims;
+  checkArray(dy.data, 'gradOutput.data', x.data, x.data.length);
+  checkArray(weight, 'weight', x.data, c, true);
+  checkArray(saveMean, 'saveMean', x.data, c);
+  checkArray(saveInvstd, 'saveInvstd', x.data, c);
+  checkArray(out, 'out', x.data, x.data.length, true);
+  checkArray(gradWeightOut, 'gradWeightOut', x.data, c, true);
+  checkArray(gradBiasOut, 'gradBiasOut', x.data, c, true);
   const dx = out ?? allocLike(x.data, x.data.length);
   const gradWeight = gradWeightOut ?? zerosLike(x.data, c), gradBias = gradBiasOut ?? zerosLike(x.data, c);
   const args: Parameters<Kernels['backward']> = [x.data, dy.data, dx, weight, saveMean, saveInvstd, gradWeight, gradBias, n, c, s, channelsLast, training];

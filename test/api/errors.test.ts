@@ -239,3 +239,47 @@ describe('functional option checks', () => {
     await expect(batchNormBackwardAsync(input(), x, options)).rejects.toThrow(/Expected a boolean for training but received a string/);
   });
 });
+
+describe('functional array checks name the arguments the user passed', () => {
+  const input = () => ({ data: randn(NUMEL, 11) as Float32Array, shape: [N, C, S] });
+
+  it.each([
+    ['eval: runningMean an Array', false, { runningMean: [0, 0, 0] }, TypeError, /Expected a Float32Array of length 3 for runningMean but received an Array/],
+    ['eval: runningVar too short', false, { runningVar: new Float32Array(2) }, RangeError, /Expected a Float32Array of length 3 for runningVar but received a Float32Array of length 2/],
+    ['training: runningVar of the other dtype', true, { runningVar: new Float64Array(C) }, TypeError, /Float32Array of length 3 or null for runningVar but received a Float64Array of length 3/],
+    ['out of the other dtype', true, { out: new Float64Array(NUMEL) }, TypeError, /Float32Array of length 30 or null for out but received a Float64Array of length 30/],
+    ['out too short', false, { out: new Float32Array(NUMEL - 1) }, RangeError, /Float32Array of length 30 for out but received a Float32Array of length 29/],
+    ['weight too long', false, { weight: new Float32Array(C + 1) }, RangeError, /Float32Array of length 3 for weight but received a Float32Array of length 4/],
+  ] as const)('batchNorm, %s', async (_label, training, args, Err, message) => {
+    const rm = new Float32Array(C).fill(0.5), rv = new Float32Array(C).fill(2), out = new Float32Array(NUMEL).fill(7);
+    const a: any = { runningMean: rm, runningVar: rv, out, ...args };
+    const state = () => JSON.stringify([rm, rv, out].map((v) => Array.from(v)));
+    const before = state();
+    const call = () => batchNorm(input(), a.runningMean, a.runningVar, { training, out: a.out, weight: a.weight });
+    expect(call).toThrow(Err);
+    expect(call).toThrow(message);
+    await expect(batchNormAsync(input(), a.runningMean, a.runningVar, { training, out: a.out, weight: a.weight })).rejects.toThrow(message);
+    expect(state()).toBe(before);
+  });
+
+  it.each([
+    ['gradOutput of the other dtype', { gradOutput: { data: new Float64Array(NUMEL), shape: [N, C, S] } }, TypeError, /Float32Array of length 30 for gradOutput.data but received a Float64Array of length 30/],
+    ['saveMean an Array', { saveMean: [0, 0, 0] }, TypeError, /Float32Array of length 3 for saveMean but received an Array/],
+    ['saveInvstd missing', { saveInvstd: undefined }, TypeError, /Float32Array of length 3 for saveInvstd but received undefined/],
+    ['out too short', { out: new Float32Array(NUMEL - 1) }, RangeError, /Float32Array of length 30 for out but received a Float32Array of length 29/],
+    ['gradWeightOut too short', { gradWeightOut: new Float32Array(C - 1) }, RangeError, /Float32Array of length 3 for gradWeightOut but received a Float32Array of length 2/],
+    ['gradBiasOut of the other dtype', { gradBiasOut: new Float64Array(C) }, TypeError, /Float32Array of length 3 or null for gradBiasOut but received a Float64Array of length 3/],
+  ] as const)('batchNormBackward, %s', async (_label, args, Err, message) => {
+    const x = input(), y = batchNorm(x, null, null, { training: true });
+    const out = new Float32Array(NUMEL).fill(7), gradWeightOut = new Float32Array(C).fill(8), gradBiasOut = new Float32Array(C).fill(9);
+    const a: any = { gradOutput: { data: randn(NUMEL, 12) as Float32Array, shape: [N, C, S] }, saveMean: y.saveMean, saveInvstd: y.saveInvstd, out, gradWeightOut, gradBiasOut, ...args };
+    const state = () => JSON.stringify([out, gradWeightOut, gradBiasOut].map((v) => Array.from(v)));
+    const before = state();
+    const options = { training: true, saveMean: a.saveMean, saveInvstd: a.saveInvstd, out: a.out, gradWeightOut: a.gradWeightOut, gradBiasOut: a.gradBiasOut };
+    expect(() => batchNormBackward(a.gradOutput, x, options)).toThrow(Err);
+    expect(() => batchNormBackward(a.gradOutput, x, options)).toThrow(message);
+    await expect(batchNormBackwardAsync(a.gradOutput, x, options)).rejects.toThrow(message);
+    expect(state()).toBe(before);
+  });
+});
+
