@@ -14,7 +14,10 @@ interface Entry {
   data_offsets: [number, number];
 }
 
-const SIZES: Record<string, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
+/** Bytes per element by dtype; a Map, so that a dtype such as "toString" is not found on Object.prototype. */
+const SIZES = new Map<unknown, number>([['F64', 8], ['F32', 4], ['F16', 2], ['BF16', 2], ['I64', 8], ['I32', 4], ['I16', 2], ['I8', 1], ['U8', 1], ['BOOL', 1]]);
+
+const isNonNegativeInteger = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 
 function halfToFloat(h: number): number {
   const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, f = h & 0x3ff;
@@ -31,27 +34,37 @@ function halfToFloat(h: number): number {
  */
 export function readSafetensors(bytes: Uint8Array, options: { prefix?: string } = {}): StateDict {
   if (!(bytes instanceof Uint8Array)) throw new TypeError(`Expected a Uint8Array (or Buffer) of a safetensors file but received ${describe(bytes)}`);
+  if (typeof options !== 'object' || options === null) throw new TypeError(`Expected an options object for readSafetensors but received ${describe(options)}`);
   const { prefix = '' } = options;
+  if (typeof prefix !== 'string') throw new TypeError(`Expected a string for prefix but received ${describe(prefix)}`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (bytes.length < 8) throw new RangeError(`Expected a safetensors file of at least 8 bytes but received ${bytes.length} bytes`);
   const headerLength = Number(view.getBigUint64(0, true));
   if (headerLength > bytes.length - 8) throw new RangeError(`Expected a header of at most ${bytes.length - 8} bytes but the file declares ${headerLength}`);
-  let header: Record<string, Entry | Record<string, string>>;
+  let header: unknown;
   try {
     header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength)));
   } catch (e) {
     throw new RangeError(`Expected a JSON header in the safetensors file: ${(e as Error).message}`);
   }
+  if (typeof header !== 'object' || header === null || Array.isArray(header))
+    throw new RangeError(`Expected a JSON object for the safetensors header but received ${describe(header)}`);
   const base = 8 + headerLength;
   const out: StateDict = {};
   for (const [name, raw] of Object.entries(header)) {
     if (name === '__metadata__' || !name.startsWith(prefix)) continue;
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+      throw new RangeError(`Expected an object { dtype, shape, data_offsets } for ${name} but the file has ${JSON.stringify(raw)}`);
     const entry = raw as Entry;
-    const size = SIZES[entry.dtype];
-    if (!size) throw new RangeError(`Expected a dtype of ${Object.keys(SIZES).join(', ')} for ${name} but the file has ${entry.dtype}`);
+    const size = SIZES.get(entry.dtype);
+    if (size === undefined) throw new RangeError(`Expected a dtype of ${[...SIZES.keys()].join(', ')} for ${name} but the file has ${JSON.stringify(entry.dtype)}`);
+    if (!Array.isArray(entry.shape) || !entry.shape.every(isNonNegativeInteger))
+      throw new RangeError(`Expected a shape of non-negative integers for ${name} but the file has ${JSON.stringify(entry.shape)}`);
+    if (!Array.isArray(entry.data_offsets) || entry.data_offsets.length !== 2 || !entry.data_offsets.every(isNonNegativeInteger))
+      throw new RangeError(`Expected data_offsets of two non-negative integers [begin, end] for ${name} but the file has ${JSON.stringify(entry.data_offsets)}`);
     const numel = entry.shape.reduce((a, b) => a * b, 1);
     const [begin, end] = entry.data_offsets;
-    if (!(end - begin === numel * size && begin >= 0 && base + end <= bytes.length))
+    if (!(end - begin === numel * size && base + end <= bytes.length))
       throw new RangeError(`Expected ${numel * size} bytes inside the file for ${name} but its offsets are [${begin}, ${end}]`);
     const at = (i: number) => base + begin + i * size;
     let value: StateDict[string];

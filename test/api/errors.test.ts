@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { kernels } from '../../lib/backend/loader.js';
-import { BatchNorm1d, BatchNorm2d, batchNorm, batchNormAsync, batchNormBackward, batchNormBackwardAsync, fromKeras } from '../../lib/index.js';
+import { BatchNorm1d, BatchNorm2d, batchNorm, batchNormAsync, batchNormBackward, batchNormBackwardAsync, fromKeras, readSafetensors } from '../../lib/index.js';
 import { randn } from '../helpers.js';
 
 const N = 2, C = 3, S = 5, NUMEL = N * C * S;
@@ -283,3 +283,41 @@ describe('functional array checks name the arguments the user passed', () => {
   });
 });
 
+describe('readSafetensors checks the header', () => {
+  /** A file with this header text and 16 data bytes. */
+  function file(header: string): Uint8Array {
+    const json = new TextEncoder().encode(header);
+    const f = new Uint8Array(8 + json.length + 16);
+    new DataView(f.buffer).setBigUint64(0, BigInt(json.length), true);
+    f.set(json, 8);
+    return f;
+  }
+  const entry = (fields: object) => JSON.stringify({ w: { dtype: 'F32', shape: [4], data_offsets: [0, 16], ...fields } });
+
+  it.each([
+    ['a string header', '"x"', /Expected a JSON object for the safetensors header but received a string/],
+    ['an array header', '[1, 2]', /Expected a JSON object for the safetensors header but received an Array/],
+    ['a null entry', '{"w": null}', /Expected an object \{ dtype, shape, data_offsets \} for w but the file has null/],
+    ['an entry without shape', entry({ shape: undefined }), /Expected a shape of non-negative integers for w but the file has undefined/],
+    ['a shape that is a number', entry({ shape: 4 }), /Expected a shape of non-negative integers for w but the file has 4/],
+    ['negative dims', entry({ shape: [-2, -2] }), /Expected a shape of non-negative integers for w but the file has \[-2,-2\]/],
+    ['a fractional dim', entry({ shape: [0.5, 8] }), /Expected a shape of non-negative integers for w but the file has \[0.5,8\]/],
+    ['dims as strings', entry({ shape: ['2', '2'] }), /Expected a shape of non-negative integers for w but the file has \["2","2"\]/],
+    ['no data_offsets', entry({ data_offsets: undefined }), /Expected data_offsets of two non-negative integers \[begin, end\] for w but the file has undefined/],
+    ['data_offsets a number', entry({ data_offsets: 5 }), /Expected data_offsets of two non-negative integers \[begin, end\] for w but the file has 5/],
+    ['fractional data_offsets', entry({ data_offsets: [0.5, 16.5] }), /Expected data_offsets of two non-negative integers \[begin, end\] for w but the file has \[0.5,16.5\]/],
+    ['the dtype "toString"', entry({ dtype: 'toString' }), /Expected a dtype of F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL for w but the file has "toString"/],
+    ['the dtype "constructor"', entry({ dtype: 'constructor' }), /for w but the file has "constructor"/],
+  ])('%s: a RangeError saying what the file has', (_label, header, message) => {
+    expect(() => readSafetensors(file(header))).toThrow(RangeError);
+    expect(() => readSafetensors(file(header))).toThrow(message);
+  });
+
+  it('options must be an object and prefix a string', () => {
+    expect(readSafetensors(file(entry({})))).toEqual({ w: new Float32Array(4) });
+    expect(() => readSafetensors(file(entry({})), null as any)).toThrow(TypeError);
+    expect(() => readSafetensors(file(entry({})), null as any)).toThrow(/Expected an options object for readSafetensors but received null/);
+    expect(() => readSafetensors(file(entry({})), { prefix: 5 as any })).toThrow(TypeError);
+    expect(() => readSafetensors(file(entry({})), { prefix: 5 as any })).toThrow(/Expected a string for prefix but received the number 5/);
+  });
+});
