@@ -78,21 +78,30 @@ export function readSafetensors(bytes: Uint8Array, options: { prefix?: string } 
       case 'I16': value = Float64Array.from({ length: numel }, (_, i) => view.getInt16(at(i), true)); break;
       default: value = Float64Array.from({ length: numel }, (_, i) => view.getUint8(at(i)));
     }
-    out[name.slice(prefix.length)] = entry.shape.length === 0 && !entry.dtype.startsWith('F') && !entry.dtype.startsWith('BF') ? (value as Float64Array)[0] : value;
+    // defineProperty: a tensor named "__proto__" is a key like any other, not the result's prototype.
+    Object.defineProperty(out, name.slice(prefix.length), {
+      value: entry.shape.length === 0 && !entry.dtype.startsWith('F') && !entry.dtype.startsWith('BF') ? (value as Float64Array)[0] : value,
+      enumerable: true, writable: true, configurable: true,
+    });
   }
   return out;
 }
 
 /** Writes a state dict as a safetensors file (F32/F64 arrays, I64 scalars), readable by PyTorch's `safetensors.torch.load_file`. */
 export function writeSafetensors(stateDict: StateDict): Uint8Array {
+  if (typeof stateDict !== 'object' || stateDict === null) throw new TypeError(`Expected a state dict object but received ${describe(stateDict)}`);
   const names = Object.keys(stateDict).sort();
-  const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
+  // No prototype: a key "__proto__" is then an own property like any other.
+  const header: Record<string, unknown> = Object.assign(Object.create(null), { __metadata__: { format: 'pt' } });
   const chunks: Uint8Array[] = [];
   let offset = 0;
   for (const name of names) {
     const v = stateDict[name];
     let bytes: Uint8Array, dtype: string, shape: number[];
     if (typeof v === 'number' || typeof v === 'bigint') {
+      // An integer scalar (num_batches_tracked): int64, as PyTorch saves it.
+      if (typeof v === 'number' ? !Number.isSafeInteger(v) : BigInt.asIntN(64, v) !== v)
+        throw new RangeError(`Expected an integer in int64's range for ${name} but received ${String(v)}`);
       bytes = new Uint8Array(new BigInt64Array([BigInt(v)]).buffer);
       dtype = 'I64';
       shape = [];
@@ -101,6 +110,8 @@ export function writeSafetensors(stateDict: StateDict): Uint8Array {
       dtype = 'F64';
       shape = [v.length];
     } else {
+      if (!(v instanceof Float32Array) && !(Array.isArray(v) && v.every((e) => typeof e === 'number')))
+        throw new TypeError(`Expected a Float32Array, Float64Array, array of numbers or integer for ${name} but received ${describe(v)}`);
       const f = Float32Array.from(v as ArrayLike<number>);
       bytes = new Uint8Array(f.buffer);
       dtype = 'F32';
@@ -110,9 +121,9 @@ export function writeSafetensors(stateDict: StateDict): Uint8Array {
     chunks.push(bytes);
     offset += bytes.length;
   }
-  let json = JSON.stringify(header);
-  json += ' '.repeat((8 - ((8 + json.length) % 8)) % 8);
-  const head = new TextEncoder().encode(json);
+  // The header is padded with spaces so that the data starts 8-byte aligned (counted in bytes: names may be UTF-8).
+  const json = JSON.stringify(header), bytesOfJson = new TextEncoder().encode(json).length;
+  const head = new TextEncoder().encode(json + ' '.repeat((8 - ((8 + bytesOfJson) % 8)) % 8));
   const file = new Uint8Array(8 + head.length + offset);
   new DataView(file.buffer).setBigUint64(0, BigInt(head.length), true);
   file.set(head, 8);

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { kernels } from '../../lib/backend/loader.js';
-import { BatchNorm1d, BatchNorm2d, batchNorm, batchNormAsync, batchNormBackward, batchNormBackwardAsync, fromKeras, readSafetensors } from '../../lib/index.js';
+import { BatchNorm1d, BatchNorm2d, batchNorm, batchNormAsync, batchNormBackward, batchNormBackwardAsync, fromKeras, readSafetensors, writeSafetensors } from '../../lib/index.js';
 import { randn } from '../helpers.js';
 
 const N = 2, C = 3, S = 5, NUMEL = N * C * S;
@@ -319,5 +319,26 @@ describe('readSafetensors checks the header', () => {
     expect(() => readSafetensors(file(entry({})), null as any)).toThrow(/Expected an options object for readSafetensors but received null/);
     expect(() => readSafetensors(file(entry({})), { prefix: 5 as any })).toThrow(TypeError);
     expect(() => readSafetensors(file(entry({})), { prefix: 5 as any })).toThrow(/Expected a string for prefix but received the number 5/);
+  });
+});
+
+describe('writeSafetensors checks what it writes', () => {
+  it('refuses values it would write wrongly, naming the key', () => {
+    expect(() => writeSafetensors(null as any)).toThrow('Expected a state dict object but received null');
+    expect(() => writeSafetensors({ w: 'abc' as any })).toThrow(TypeError);
+    expect(() => writeSafetensors({ w: 'abc' as any })).toThrow(/for w but received a string/);
+    expect(() => writeSafetensors({ w: [1, '2'] as any })).toThrow(TypeError);
+    expect(() => writeSafetensors({ n: 1.5 })).toThrow('Expected an integer in int64\'s range for n but received 1.5');
+    expect(() => writeSafetensors({ n: 2n ** 63n })).toThrow(RangeError);
+  });
+
+  it('a tensor named __proto__ and non-ASCII names round-trip; the data starts 8-byte aligned', () => {
+    const sd = JSON.parse('{"__proto__": [1, 2], "größe": [3]}');
+    const bytes = writeSafetensors(sd);
+    expect(Number(new DataView(bytes.buffer).getBigUint64(0, true)) % 8).toBe(0);
+    const back = readSafetensors(bytes);
+    expect(Object.keys(back).sort()).toEqual(['__proto__', 'größe']);
+    expect(Object.getPrototypeOf(back)).toBe(Object.prototype);
+    expect(Array.from(back['größe'] as Float32Array)).toEqual([3]);
   });
 });
