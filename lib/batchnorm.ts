@@ -280,7 +280,8 @@ abstract class BatchNormBase {
       this.saved = { x: x.data, shape: [...x.shape], dims, mean: saveMean, invstd: saveInvstd, batchStats, overwritten: sharesMemory(y, x.data) };
       return { data: y, shape: [...x.shape] };
     };
-    return { call, commit, T };
+    // An empty batch (a dimension 0) runs no kernel; a training forward still counts it, as in PyTorch.
+    return { call, commit, T, empty: x.data.length === 0 };
   }
 
   /**
@@ -291,8 +292,10 @@ abstract class BatchNormBase {
   forward<A extends FloatArray>(input: Tensor<A>, options: CallOptions<A> = {}): Tensor<A> {
     this.checkIdle('forward');
     const p = this.prepareForward(input, options);
-    if (p.call.op === 'forwardTraining') kernels.forwardTraining(...p.call.args);
-    else kernels.forwardEval(...p.call.args);
+    if (!p.empty) {
+      if (p.call.op === 'forwardTraining') kernels.forwardTraining(...p.call.args);
+      else kernels.forwardEval(...p.call.args);
+    }
     return p.commit() as Tensor<A>;
   }
 
@@ -302,8 +305,10 @@ abstract class BatchNormBase {
     const p = this.prepareForward(input, options);
     this.pending = 'forwardAsync';
     try {
-      if (p.call.op === 'forwardTraining') await kernels.forwardTrainingAsync(...p.call.args);
-      else await kernels.forwardEvalAsync(...p.call.args);
+      if (!p.empty) {
+        if (p.call.op === 'forwardTraining') await kernels.forwardTrainingAsync(...p.call.args);
+        else await kernels.forwardEvalAsync(...p.call.args);
+      }
     } finally {
       this.pending = null;
     }
@@ -344,7 +349,7 @@ abstract class BatchNormBase {
       }
       return { data: dx, shape: [...saved.shape] };
     };
-    return { args, commit };
+    return { args, commit, empty: saved.x.length === 0 };
   }
 
   /**
@@ -356,7 +361,7 @@ abstract class BatchNormBase {
   backward<A extends FloatArray>(gradOutput: Tensor<A>, options: CallOptions<A> = {}): Tensor<A> {
     this.checkIdle('backward');
     const p = this.prepareBackward(gradOutput, options);
-    kernels.backward(...p.args);
+    if (!p.empty) kernels.backward(...p.args);
     return p.commit() as Tensor<A>;
   }
 
@@ -366,7 +371,7 @@ abstract class BatchNormBase {
     const p = this.prepareBackward(gradOutput, options);
     this.pending = 'backwardAsync';
     try {
-      await kernels.backwardAsync(...p.args);
+      if (!p.empty) await kernels.backwardAsync(...p.args);
     } finally {
       this.pending = null;
     }

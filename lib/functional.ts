@@ -63,9 +63,9 @@ export interface BatchNormGradients<A extends FloatArray = FloatArray> {
   gradBias: A;
 }
 
-/** PyTorch's check: batch statistics need two or more values per channel. */
+/** PyTorch's check: batch statistics need two or more values per channel (none, an empty batch, is fine). */
 export function checkValuesPerChannel(shape: readonly number[], d: Dims): void {
-  if (d.n * d.s <= 1) throw new RangeError(`Expected more than 1 value per channel when training, got input size ${formatShape(shape)}`);
+  if (d.n * d.s === 1) throw new RangeError(`Expected more than 1 value per channel when training, got input size ${formatShape(shape)}`);
 }
 
 function checkInput(input: unknown, name: string, layout: Layout): { x: Tensor; dims: Dims } {
@@ -117,7 +117,7 @@ export function saveRunningStats(runningMean: FloatArray, runningVar: FloatArray
 function prepareForward(
   input: Tensor, runningMean: FloatArray | null, runningVar: FloatArray | null, options: BatchNormOptions,
   fn: string,
-): { args: Parameters<Kernels['forwardTraining']> | Parameters<Kernels['forwardEval']>; training: boolean; result: BatchNormResult } {
+): { args: Parameters<Kernels['forwardTraining']> | Parameters<Kernels['forwardEval']>; training: boolean; empty: boolean; result: BatchNormResult } {
   checkOptions(options, fn);
   const { weight = null, bias = null, training = false, momentum = 0.1, eps = 1e-5, out, unbiasedRunningVar = true, checkFinite: finite = false } = options;
   checkBooleans({ training, unbiasedRunningVar, checkFinite: finite });
@@ -138,14 +138,17 @@ function prepareForward(
   const y = out ?? allocLike(x.data, x.data.length);
   const saveMean = zerosLike(x.data, c), saveInvstd = zerosLike(x.data, c);
   const result: BatchNormResult = { data: y, shape: [...x.shape], saveMean, saveInvstd };
+  // An empty batch (a dimension 0) runs no kernel and leaves the running statistics as they are, as in PyTorch.
+  const empty = x.data.length === 0;
   if (training) {
     return {
       training,
+      empty,
       result,
       args: [x.data, y, weight, bias, runningMean, runningVar, saveMean, saveInvstd, n, c, s, channelsLast, eps, momentum, unbiasedRunningVar],
     };
   }
-  return { training, result, args: [x.data, y, weight, bias, runningMean!, runningVar!, n, c, s, channelsLast, eps] };
+  return { training, empty, result, args: [x.data, y, weight, bias, runningMean!, runningVar!, n, c, s, channelsLast, eps] };
 }
 
 /** After the kernel ran: in eval the saved statistics are the running ones. */
@@ -163,8 +166,10 @@ export function batchNorm<A extends FloatArray>(
   input: Tensor<A>, runningMean: A | null, runningVar: A | null, options: BatchNormOptions<A> = {}
 ): BatchNormResult<A> {
   const p = prepareForward(input, runningMean, runningVar, options, 'batchNorm');
-  if (p.training) kernels.forwardTraining(...(p.args as Parameters<Kernels['forwardTraining']>));
-  else kernels.forwardEval(...(p.args as Parameters<Kernels['forwardEval']>));
+  if (!p.empty) {
+    if (p.training) kernels.forwardTraining(...(p.args as Parameters<Kernels['forwardTraining']>));
+    else kernels.forwardEval(...(p.args as Parameters<Kernels['forwardEval']>));
+  }
   return finishForward(p.result, p.training, runningMean, runningVar, options.eps ?? 1e-5) as BatchNormResult<A>;
 }
 
@@ -173,12 +178,16 @@ export async function batchNormAsync<A extends FloatArray>(
   input: Tensor<A>, runningMean: A | null, runningVar: A | null, options: BatchNormOptions<A> = {}
 ): Promise<BatchNormResult<A>> {
   const p = prepareForward(input, runningMean, runningVar, options, 'batchNormAsync');
-  if (p.training) await kernels.forwardTrainingAsync(...(p.args as Parameters<Kernels['forwardTraining']>));
-  else await kernels.forwardEvalAsync(...(p.args as Parameters<Kernels['forwardEval']>));
+  if (!p.empty) {
+    if (p.training) await kernels.forwardTrainingAsync(...(p.args as Parameters<Kernels['forwardTraining']>));
+    else await kernels.forwardEvalAsync(...(p.args as Parameters<Kernels['forwardEval']>));
+  }
   return finishForward(p.result, p.training, runningMean, runningVar, options.eps ?? 1e-5) as BatchNormResult<A>;
 }
 
-function prepareBackward(gradOutput: Tensor, input: Tensor, options: BatchNormBackwardOptions, fn: string): { args: Parameters<Kernels['backward']>; result: BatchNormGradients } {
+function prepareBackward(
+  gradOutput: Tensor, input: Tensor, options: BatchNormBackwardOptions, fn: string,
+): { args: Parameters<Kernels['backward']>; empty: boolean; result: BatchNormGradients } {
   checkOptions(options, fn);
   const { weight = null, saveMean, saveInvstd, training = false, out, gradWeightOut, gradBiasOut } = options;
   checkBooleans({ training });
@@ -198,7 +207,10 @@ function prepareBackward(gradOutput: Tensor, input: Tensor, options: BatchNormBa
   const dx = out ?? allocLike(x.data, x.data.length);
   const gradWeight = gradWeightOut ?? zerosLike(x.data, c), gradBias = gradBiasOut ?? zerosLike(x.data, c);
   const args: Parameters<Kernels['backward']> = [x.data, dy.data, dx, weight, saveMean, saveInvstd, gradWeight, gradBias, n, c, s, channelsLast, training];
-  return { args, result: { gradInput: { data: dx, shape: [...x.shape] }, gradWeight, gradBias } };
+  // An empty batch: no kernel; the weight and bias gradients are sums over nothing.
+  const empty = x.data.length === 0;
+  if (empty) gradWeight.fill(0), gradBias.fill(0);
+  return { args, empty, result: { gradInput: { data: dx, shape: [...x.shape] }, gradWeight, gradBias } };
 }
 
 /**
@@ -210,7 +222,7 @@ export function batchNormBackward<A extends FloatArray>(
   gradOutput: Tensor<A>, input: Tensor<A>, options: BatchNormBackwardOptions<A>
 ): BatchNormGradients<A> {
   const p = prepareBackward(gradOutput, input, options, 'batchNormBackward');
-  kernels.backward(...p.args);
+  if (!p.empty) kernels.backward(...p.args);
   return p.result as BatchNormGradients<A>;
 }
 
@@ -219,6 +231,6 @@ export async function batchNormBackwardAsync<A extends FloatArray>(
   gradOutput: Tensor<A>, input: Tensor<A>, options: BatchNormBackwardOptions<A>
 ): Promise<BatchNormGradients<A>> {
   const p = prepareBackward(gradOutput, input, options, 'batchNormBackwardAsync');
-  await kernels.backwardAsync(...p.args);
+  if (!p.empty) await kernels.backwardAsync(...p.args);
   return p.result as BatchNormGradients<A>;
 }

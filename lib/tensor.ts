@@ -40,18 +40,23 @@ export interface Dims {
   channelsLast: boolean;
 }
 
-/** Checks a tensor argument: a Float32Array/Float64Array, a shape of positive integers whose product is its length. */
+/**
+ * Checks a tensor argument: a Float32Array/Float64Array, a shape of
+ * non-negative integers whose product is its length. A dimension may be 0 (an
+ * empty batch), as in PyTorch: the ops then run no kernel.
+ */
 export function checkTensor(t: unknown, name: string): Tensor {
   if (typeof t !== 'object' || t === null || !('data' in t) || !('shape' in t))
     throw new TypeError(`Expected a tensor { data, shape } for ${name} but received ${describe(t)}`);
   const { data, shape } = t as Tensor;
   if (!(data instanceof Float32Array) && !(data instanceof Float64Array))
     throw new TypeError(`Expected a Float32Array or Float64Array for ${name}.data but received ${describe(data)}`);
-  if (!Array.isArray(shape) || !shape.every((d) => typeof d === 'number' && Number.isInteger(d) && d >= 1))
-    throw new RangeError(`Expected ${name}.shape to be an array of positive integers but received ${formatShapeValue(shape)}`);
+  if (!Array.isArray(shape) || !shape.every((d) => typeof d === 'number' && Number.isInteger(d) && d >= 0))
+    throw new RangeError(`Expected ${name}.shape to be an array of non-negative integers but received ${formatShapeValue(shape)}`);
   const numel = shape.reduce((a, b) => a * b, 1);
-  // A detached buffer's views have length 0, never a shape's numel (≥ 1): the
-  // probe (an allocation) runs only on the way to an error.
+  // A detached buffer's views have length 0: the probe (an allocation) runs
+  // only on the way to an error. (An empty shape with a detached buffer
+  // passes: nothing of it is read or written.)
   if (numel !== data.length) {
     if (isDetached(data)) throw new TypeError(`Expected ${name}.data to be readable but its buffer is detached`);
     throw new RangeError(`Expected ${name}.data to have ${numel} elements for shape ${formatShape(shape)} but received ${describe(data)}`);

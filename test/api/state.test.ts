@@ -1,6 +1,6 @@
 /** State dicts (PyTorch keys, strict/non-strict, JSON round trip, safetensors), modes, options, Keras settings. */
 import { describe, expect, it } from 'vitest';
-import { BatchNorm1d, BatchNorm2d, BatchNorm3d, batchNorm, fromKeras, readSafetensors, writeSafetensors } from '../../lib/index.js';
+import { BatchNorm1d, BatchNorm2d, BatchNorm3d, batchNorm, batchNormAsync, batchNormBackward, batchNormBackwardAsync, fromKeras, readSafetensors, writeSafetensors } from '../../lib/index.js';
 import { expectClose, randn, refMoments } from '../helpers.js';
 
 function trainedBn(): BatchNorm2d {
@@ -251,5 +251,51 @@ describe('module state: in place, aliasing, null buffers, async', () => {
     expect(() => new BatchNorm1d(2, { dtype: 'float16' as any })).toThrow(RangeError);
     expect(() => new BatchNorm1d(2, { dtype: 16 as any })).toThrow(TypeError);
     expect(() => new BatchNorm1d(2 ** 40)).toThrow(/Expected numFeatures of BatchNorm1d small enough .* but received 1099511627776/);
+  });
+});
+
+describe('empty batches (a dimension 0), as in PyTorch', () => {
+  it('a module forward and backward on (0, C, H, W): empty results, running statistics kept, the batch counted', async () => {
+    const bn = new BatchNorm2d(3);
+    bn.forward({ data: randn(2 * 3 * 4, 21, 1, 2) as Float32Array, shape: [2, 3, 2, 2] });
+    bn.backward({ data: randn(2 * 3 * 4, 22) as Float32Array, shape: [2, 3, 2, 2] });
+    const rm = Array.from(bn.runningMean!), rv = Array.from(bn.runningVar!), gw = Array.from(bn.weight!.grad!);
+    const empty = { data: new Float32Array(0), shape: [0, 3, 2, 2] };
+    const y = bn.forward(empty);
+    expect(y.data.length).toBe(0);
+    expect(y.shape).toEqual([0, 3, 2, 2]);
+    expect(bn.numBatchesTracked).toBe(2);
+    expect(Array.from(bn.runningMean!)).toEqual(rm);
+    expect(Array.from(bn.runningVar!)).toEqual(rv);
+    const dx = bn.backward({ data: new Float32Array(0), shape: [0, 3, 2, 2] });
+    expect(dx.data.length).toBe(0);
+    expect(Array.from(bn.weight!.grad!)).toEqual(gw);
+    expect((await bn.forwardAsync(empty)).data.length).toBe(0);
+    expect(bn.numBatchesTracked).toBe(3);
+    bn.eval();
+    expect(bn.forward({ data: new Float32Array(0), shape: [4, 3, 0, 2] }).shape).toEqual([4, 3, 0, 2]);
+    // A fresh module's first gradients are zeros, as PyTorch's after an empty batch.
+    const fresh = new BatchNorm1d(2);
+    fresh.forward({ data: new Float64Array(0), shape: [2, 2, 0] });
+    fresh.backward({ data: new Float64Array(0), shape: [2, 2, 0] });
+    expect(Array.from(fresh.weight!.grad!)).toEqual([0, 0]);
+    // One value per channel is still PyTorch's error; none is not.
+    expect(() => fresh.train().forward({ data: new Float32Array(2), shape: [1, 2] })).toThrow(/more than 1 value per channel/);
+  });
+
+  it('functional forms: running statistics untouched, gradients zero (written into gradWeightOut too)', async () => {
+    const rm = Float32Array.from([1, 2]), rv = Float32Array.from([3, 4]);
+    const x = { data: new Float32Array(0), shape: [0, 2] };
+    const r = batchNorm(x, rm, rv, { training: true, momentum: 0.5 });
+    expect(r.data.length).toBe(0);
+    expect(Array.from(rm)).toEqual([1, 2]);
+    expect(Array.from(rv)).toEqual([3, 4]);
+    expect((await batchNormAsync(x, rm, rv, { training: false })).data.length).toBe(0);
+    const gradWeightOut = Float32Array.from([7, 7]), gradBiasOut = Float32Array.from([7, 7]);
+    const g = batchNormBackward(x, x, { saveMean: r.saveMean, saveInvstd: r.saveInvstd, training: true, gradWeightOut, gradBiasOut });
+    expect(g.gradInput.data.length).toBe(0);
+    expect(Array.from(gradWeightOut)).toEqual([0, 0]);
+    expect(Array.from(gradBiasOut)).toEqual([0, 0]);
+    expect(Array.from((await batchNormBackwardAsync(x, x, { saveMean: r.saveMean, saveInvstd: r.saveInvstd })).gradBias)).toEqual([0, 0]);
   });
 });
