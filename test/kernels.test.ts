@@ -107,6 +107,25 @@ describe.each(paths)('%s kernels', (_name, k) => {
     expect(dy).toEqual(dx);
   });
 
+  it('takes the mean off x before scaling: a large mean beside a small spread keeps the bias (forward) and dx (backward)', () => {
+    for (const [v, layout] of [[1e8, false], [1e15, true]] as const) {
+      const n = 4, c = 2, s = 3, x = new Float32Array(n * c * s).fill(v), y = new Float32Array(n * c * s);
+      const sm = new Float32Array(c), si = new Float32Array(c), bias = Float32Array.from([0.3, -2]);
+      k.forwardTraining(x, y, null, bias, null, null, sm, si, n, c, s, layout, 1e-5, 0.1);
+      expect(Array.from(new Set(Array.from(y, (e, i) => `${e}@${layout ? i % c : Math.floor(i / s) % c}`))).sort()).toEqual([`${Math.fround(-2)}@1`, `${Math.fround(0.3)}@0`]);
+      k.forwardEval(x, y, null, bias, Float32Array.from([v, v]), Float32Array.from([1, 1]), n, c, s, layout, 1e-5);
+      expect(new Set(y)).toEqual(new Set([Math.fround(0.3), Math.fround(-2)]));
+    }
+    // float64, mean 1e6, spread 1e-2: dx as accurate as the float64 reference, not 1e-10 off.
+    const n = 8, c = 1, s = 64, x = randn(n * s, 31, 1e6, 1e-2, Float64Array) as Float64Array, dy = randn(n * s, 32, 0, 1, Float64Array) as Float64Array;
+    const { mean, variance } = refMoments(x, { n, c, s, channelsLast: false });
+    const invstd = Float64Array.from(variance, (q) => 1 / Math.sqrt(q + 1e-5));
+    const dx = new Float64Array(n * s);
+    k.backward(x, dy, dx, null, Float64Array.from(mean), invstd, null, null, n, c, s, false, true);
+    const ref = refBackward(x, dy, { n, c, s, channelsLast: false }, mean, invstd, null, true);
+    expect(relError(dx, ref.dx)).toBeLessThan(1e-13);
+  });
+
   it('keeps the unbiased running variance optional (Keras keeps the biased one)', () => {
     const n = 2, c = 2, s = 3, x = randn(n * c * s, 15), y = new Float32Array(n * c * s), sm = new Float32Array(c), si = new Float32Array(c);
     const rm = new Float32Array(c), rv = new Float32Array(c);

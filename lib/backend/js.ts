@@ -43,20 +43,25 @@ function channelMoments(x: FloatArray, n: number, c: number, s: number, channels
   }
 }
 
-/** y = x·a[ch] + b[ch] (a, b in float64, so a large mean costs no precision). */
-function applyAffine(x: FloatArray, y: FloatArray, n: number, c: number, s: number, channelsLast: boolean, a: Float64Array, b: Float64Array): void {
+/**
+ * y = (x − m[ch])·a[ch] + b[ch]. The mean is taken off x first, as PyTorch
+ * does: folding it into b (x·a + (b − m·a)) would cancel catastrophically when
+ * the mean is large beside the spread (a constant channel of 1e8 with bias 0.3
+ * came out 0.2999992, one of 1e15 gave 0).
+ */
+function applyAffine(x: FloatArray, y: FloatArray, n: number, c: number, s: number, channelsLast: boolean, m: ArrayLike<number>, a: Float64Array, b: Float64Array): void {
   if (!channelsLast) {
     for (let k = 0; k < n; k++) {
       for (let ch = 0; ch < c; ch++) {
-        const ak = a[ch], bk = b[ch];
-        for (let i = (k * c + ch) * s, e = i + s; i < e; i++) y[i] = x[i] * ak + bk;
+        const mk = m[ch], ak = a[ch], bk = b[ch];
+        for (let i = (k * c + ch) * s, e = i + s; i < e; i++) y[i] = (x[i] - mk) * ak + bk;
       }
     }
     return;
   }
   const rows = n * s;
   for (let r = 0, i = 0; r < rows; r++) {
-    for (let ch = 0; ch < c; ch++, i++) y[i] = x[i] * a[ch] + b[ch];
+    for (let ch = 0; ch < c; ch++, i++) y[i] = (x[i] - m[ch]) * a[ch] + b[ch];
   }
 }
 
@@ -95,9 +100,9 @@ function forwardTraining(
       runningVar[ch] = (1 - momentum) * runningVar[ch] + momentum * runVar;
     }
     a[ch] = invstd * (weight ? weight[ch] : 1);
-    b[ch] = (bias ? bias[ch] : 0) - mean[ch] * a[ch];
+    b[ch] = bias ? bias[ch] : 0;
   }
-  applyAffine(x, y, n, c, s, channelsLast, a, b);
+  applyAffine(x, y, n, c, s, channelsLast, mean, a, b);
 }
 
 function forwardEval(
@@ -118,9 +123,9 @@ function forwardEval(
   const a = new Float64Array(c), b = new Float64Array(c);
   for (let ch = 0; ch < c; ch++) {
     a[ch] = (weight ? weight[ch] : 1) / Math.sqrt(variance[ch] + eps);
-    b[ch] = (bias ? bias[ch] : 0) - mean[ch] * a[ch];
+    b[ch] = bias ? bias[ch] : 0;
   }
-  applyAffine(x, y, n, c, s, channelsLast, a, b);
+  applyAffine(x, y, n, c, s, channelsLast, mean, a, b);
 }
 
 function backward(
@@ -168,7 +173,8 @@ function backward(
     }
   }
 
-  // dx = dy·k1 + x·k2 + k3, with k2 = k3 = 0 for frozen statistics.
+  // dx = dy·k1 + (x − mean)·k2 + k3, with k2 = k3 = 0 for frozen statistics
+  // (the mean taken off x first, as in applyAffine).
   const count = n * s;
   const k1 = new Float64Array(c), k2 = new Float64Array(c), k3 = new Float64Array(c);
   for (let ch = 0; ch < c; ch++) {
@@ -178,26 +184,26 @@ function backward(
     k1[ch] = (weight ? weight[ch] : 1) * is;
     if (useBatchStats) {
       k2[ch] = (-k1[ch] * is * gw) / count;
-      k3[ch] = (-k1[ch] * sdy[ch]) / count - mean[ch] * k2[ch];
+      k3[ch] = (-k1[ch] * sdy[ch]) / count;
     }
   }
   if (!dx) return;
   if (!useBatchStats) {
-    applyAffine(dy, dx, n, c, s, channelsLast, k1, k3);
+    applyAffine(dy, dx, n, c, s, channelsLast, k2, k1, k3);  // k2 is all zeros here: dx = dy·k1
     return;
   }
   if (!channelsLast) {
     for (let k = 0; k < n; k++) {
       for (let ch = 0; ch < c; ch++) {
-        const a = k1[ch], b = k2[ch], d = k3[ch];
-        for (let i = (k * c + ch) * s, e = i + s; i < e; i++) dx[i] = dy[i] * a + x[i] * b + d;
+        const a = k1[ch], b = k2[ch], d = k3[ch], m = mean[ch];
+        for (let i = (k * c + ch) * s, e = i + s; i < e; i++) dx[i] = dy[i] * a + (x[i] - m) * b + d;
       }
     }
     return;
   }
   const rows = n * s;
   for (let rr = 0, i = 0; rr < rows; rr++) {
-    for (let ch = 0; ch < c; ch++, i++) dx[i] = dy[i] * k1[ch] + x[i] * k2[ch] + k3[ch];
+    for (let ch = 0; ch < c; ch++, i++) dx[i] = dy[i] * k1[ch] + (x[i] - mean[ch]) * k2[ch] + k3[ch];
   }
 }
 
