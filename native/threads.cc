@@ -4,7 +4,8 @@
 // is done, runs the parts whose threads have not started (see Claim). One
 // parallel region runs at a time; a region started while the pool is busy
 // (another JS thread, an async call, a nested region) runs on its calling
-// thread, which is correct because results never depend on the split.
+// thread, which is correct because results never depend on the split; so
+// does a region whose threads could not all be created (see grow).
 #include "threads.h"
 
 #include <algorithm>
@@ -79,24 +80,31 @@ class Pool {
   void run(int64_t n, int64_t grain, void (*fn)(void*, int64_t, int64_t), void* ctx) {
     if (n <= 0) return;
     grain = std::max<int64_t>(grain, 1);
-    const int64_t parts = std::min<int64_t>(num_threads(), (n + grain - 1) / grain);
+    const int threads = num_threads();
+    int64_t parts = std::min<int64_t>(threads, (n + grain - 1) / grain);
     if (parts <= 1 || busy_.exchange(true, std::memory_order_acquire)) {
       fn(ctx, 0, n);
       return;
     }
-    uint64_t region;
+    uint64_t region = 0;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      while (int64_t(claims_.size()) < parts - 1) {  // worker ids 1..parts-1; the caller is part 0
-        claims_.push_back(std::make_unique<Claim>());
-        std::thread(&Pool::worker_loop, this, int(claims_.size()), claims_.back().get()).detach();
+      // Worker ids 1..parts-1; the caller is part 0. With fewer workers than
+      // asked for (a thread could not be created), fewer, larger parts.
+      parts = std::min<int64_t>(parts, grow(int(parts) - 1, threads) + 1);
+      if (parts > 1) {
+        fn_ = fn;
+        ctx_ = ctx;
+        n_ = n;
+        parts_ = int(parts);
+        pending_.store(int(parts) - 1, std::memory_order_relaxed);
+        region = generation_.fetch_add(1, std::memory_order_release) + 1;
       }
-      fn_ = fn;
-      ctx_ = ctx;
-      n_ = n;
-      parts_ = int(parts);
-      pending_.store(int(parts) - 1, std::memory_order_relaxed);
-      region = generation_.fetch_add(1, std::memory_order_release) + 1;
+    }
+    if (parts <= 1) {  // not one worker could be started
+      fn(ctx, 0, n);
+      busy_.store(false, std::memory_order_release);
+      return;
     }
     wake_.notify_all();
 
@@ -131,6 +139,34 @@ class Pool {
       return true;
     }
   };
+
+  // Starts workers until there are `want`; returns how many there are. A
+  // thread that cannot be created (RLIMIT_NPROC, or no address space left for
+  // its stack: std::system_error; std::bad_alloc) ends the growth there: the
+  // regions run on the workers there are, and the thread count is lowered to
+  // match (`threads`: the count this region read; a setNumThreads since then
+  // is kept), so that get_num_threads() reports what a region really uses
+  // and later regions do not try again on every call. A later
+  // set_num_threads() asks for more, and the next region tries once more.
+  // Nothing escapes: a sync call or an async job must never see an exception
+  // from the pool. Called under mutex_.
+  int grow(int want, int threads) {
+    try {
+      while (int(claims_.size()) < want) {
+        claims_.push_back(std::make_unique<Claim>());
+        try {
+          std::thread(&Pool::worker_loop, this, int(claims_.size()), claims_.back().get()).detach();
+        } catch (...) {
+          claims_.pop_back();  // no thread holds it
+          throw;
+        }
+      }
+    } catch (...) {
+      int expected = threads;
+      num_threads_.compare_exchange_strong(expected, std::max(1, int(claims_.size()) + 1), std::memory_order_relaxed);
+    }
+    return std::min(want, int(claims_.size()));
+  }
 
   void worker_loop(int id, Claim* claim) {
     uint64_t seen = 0;

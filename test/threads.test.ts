@@ -111,3 +111,44 @@ it('a sleeping worker whose part the caller took: every part runs once, same bit
   expect(r.status).toBe(0);
   expect(JSON.parse(r.stdout).same).toBe(120);
 });
+
+// A worker thread that cannot be created (here: no address space left for
+// its stack) must not take the process down: the region runs on the threads
+// the pool has, with the same bits, and getNumThreads() then reports those.
+// In a child under `ulimit -v` (4 GB, as root's RLIMIT_NPROC does not bind):
+// 1023 workers at 8 MB of stack each need 8 GB, so creation fails every time.
+it('a thread that cannot be created: same bits on the threads there are, no crash', () => {
+  const script = `
+    import { createRequire } from 'node:module';
+    import { resolve } from 'node:path';
+    const addon = createRequire(resolve('package.json'))(resolve(process.env.BATCHNORM_ADDON || 'build/Release/batchnorm.node'));
+    const n = 2, c = 2048, s = 128, x = new Float32Array(n * c * s).map((_, i) => Math.sin(i) * 3 + (i % 7));
+    const run = async (async) => {
+      const y = new Float32Array(x.length), rm = new Float32Array(c), rv = new Float32Array(c).fill(1), sm = new Float32Array(c), si = new Float32Array(c);
+      const args = [x, y, null, null, rm, rv, sm, si, n, c, s, false, 1e-5, 0.1, true];
+      if (async) await addon.forwardTrainingAsync(...args);
+      else addon.forwardTraining(...args);
+      return Buffer.concat([y, rm, rv, sm, si].map((a) => Buffer.from(a.buffer)));
+    };
+    addon.setNumThreads(1);
+    const expected = await run(true);  // also starts libuv's threads while there is room
+    addon.setNumThreads(1024);
+    const sync = (await run(false)).equals(expected), after = addon.getNumThreads();
+    addon.setNumThreads(1024);
+    const asked = addon.getNumThreads(), async = (await run(true)).equals(expected);
+    console.log(JSON.stringify({ sync, async, after, asked, again: addon.getNumThreads() }));
+  `;
+  const root = fileURLToPath(new URL('..', import.meta.url));
+  const r = spawnSync('sh', ['-c', 'ulimit -s 8192 && ulimit -v 4000000 && exec "$0" --input-type=module -e "$1"', process.execPath, script], {
+    cwd: root, env: process.env, encoding: 'utf8', timeout: 50_000,
+  });
+  expect(r.stderr).toBe('');
+  expect(r.status).toBe(0);
+  const m = JSON.parse(r.stdout);
+  expect(m.sync).toBe(true);
+  expect(m.async).toBe(true);
+  expect(m.after).toBeGreaterThan(1);
+  expect(m.after).toBeLessThan(1024);
+  expect(m.asked).toBe(1024);  // setNumThreads is taken as asked; the next region tries again
+  expect(m.again).toBe(m.after);
+});
