@@ -598,7 +598,31 @@ struct Kernels {
   static double weight_at(const T* w, int64_t c) { return w ? double(w[c]) : 1.0; }
   static double bias_at(const T* b, int64_t c) { return b ? double(b[c]) : 0.0; }
 
-  static Coeffs<T> finish_channel(const ForwardTrainingArgs<T>& a, int64_t c, const Moments& m) {
+  // PyTorch's statistics of channel c, two plain passes in double:
+  //   mean = sum(x) / n,  m2 = sum((x - mean)^2)
+  // For a channel with an infinite or NaN value, whose shifted sums and
+  // merges give inf - inf = NaN for the mean: PyTorch's mean is +inf when the
+  // channel holds +inf (and no -inf or NaN), -inf likewise, else NaN; m2 is
+  // then NaN. Rare, so plain loops, in a fixed order (any thread count).
+  static Moments plain_moments(const Shape& sh, const T* x, int64_t c) {
+    auto at = [&](int64_t n, int64_t j) { return double(x[sh.channels_last ? (n * sh.s + j) * sh.c + c : (n * sh.c + c) * sh.s + j]); };
+    const double count = double(sh.count_per_channel());
+    double s = 0, m2 = 0;
+    for (int64_t n = 0; n < sh.n; ++n)
+      for (int64_t j = 0; j < sh.s; ++j) s += at(n, j);
+    const double mean = s / count;
+    for (int64_t n = 0; n < sh.n; ++n)
+      for (int64_t j = 0; j < sh.s; ++j) m2 += (at(n, j) - mean) * (at(n, j) - mean);
+    return Moments{count, mean, m2};
+  }
+
+  // Writes channel c's statistics; returns its coefficients of y. Moments
+  // that are not finite come from a channel with an infinite or NaN value
+  // (or, in double, with values whose squares overflow): that channel's are
+  // taken again by plain_moments, PyTorch's formula, so they are PyTorch's.
+  // A finite channel pays one test.
+  static Coeffs<T> finish_channel(const ForwardTrainingArgs<T>& a, int64_t c, const Moments& moments) {
+    const Moments m = std::isfinite(moments.mean) && std::isfinite(moments.m2) ? moments : plain_moments(a.shape, a.x, c);
     const double n = m.count, var = m.m2 / n, invstd = 1.0 / std::sqrt(var + a.eps);
     a.save_mean[c] = T(m.mean);
     a.save_invstd[c] = T(invstd);

@@ -12,7 +12,9 @@
 //     constants are tuned; arrays at misaligned offsets;
 //   - a float channel of 2^22 values with mean 100 and std 0.01 (NCHW and
 //     (N, C)), and NCHW channels whose samples' means move away from the
-//     first one's: mean, var, invstd and y within 1e-6 of the float64 reference.
+//     first one's: mean, var, invstd and y within 1e-6 of the float64 reference;
+//   - channels with +inf, -inf, both or NaN values, on every statistics path:
+//     PyTorch's mean (+inf, -inf or NaN) and a NaN variance, invstd and y.
 //
 // Usage: kernels_test [--small | --quick] [--threads 1,2,3,4]
 //   (default)  everything, every runnable ISA
@@ -32,6 +34,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -674,6 +677,121 @@ void run_shift_cases(const std::vector<Isa>& isas) {
     }
 }
 
+// Channels with infinite or NaN values, as PyTorch (1.13, CPU) computes
+// their statistics: mean = sum(x) / n in double, var = sum((x - mean)^2) / n.
+// So +inf values (besides finite ones) give mean +inf, -inf values -inf, both
+// or any NaN a NaN mean; the variance, invstd and y are NaN, running_mean
+// takes the mean's value, running_var NaN. Channels 1, 3, 5, ... of each
+// shape hold the kind's values: channel 1 one value, its first (the start of
+// the first block, or the first rows that give the shifts), channel 3 two,
+// its last and its middle one, the others four at random places; the even
+// channels stay finite and within 1e-6 of the float64 reference (a
+// non-finite neighbour costs them nothing). Threads 1 to 4 bitwise the same.
+template <class T>
+void run_nonfinite_cases(const std::vector<Isa>& isas, bool small) {
+  const T inf = std::numeric_limits<T>::infinity(), nan = std::numeric_limits<T>::quiet_NaN();
+  const double dnan = std::numeric_limits<double>::quiet_NaN();
+  struct Layout {
+    int64_t n, c, s;
+    bool channels_last;
+    const char* path;
+  };
+  const int64_t P = K::kSerialBelow;
+  const Layout layouts[] = {
+      {3, 5, 35, false, "serial"},
+      {7, 5, 1, false, "serial (N,C)"},
+      {3, 6, 35, true, "serial"},
+      {4, 3, P / 12 + 5, false, "units"},                  // C < threads: a channel's units in parallel
+      {2, 8, K::kFuseFrom / 16 + 3, false, "by channel"},  // from kFuseFrom with C >= threads
+      {P / 33 + 1, 33, 1, true, "rows"},                   // (N, C): the row blocks in parallel
+      {9, 19, P / 171 + 7, true, "rows"},
+  };
+  const struct {
+    const char* name;
+    T a, b;  // placed in turn: a, b, a, b
+  } kinds[] = {{"+inf", inf, inf}, {"-inf", -inf, -inf}, {"+inf and -inf", inf, -inf}, {"NaN", nan, nan}};
+  for (const Layout& l : layouts) {
+    Shape sh;
+    sh.n = l.n, sh.c = l.c, sh.s = l.s, sh.channels_last = l.channels_last;
+    if (small && sh.numel() >= P) continue;  // qemu: the serial paths only
+    const int64_t m = sh.count_per_channel();
+    const size_t C = size_t(sh.c);
+    for (const auto& kind : kinds) {
+      Rng r(99);
+      std::vector<T> x(size_t(sh.numel()));
+      std::vector<double> mean(C);  // PyTorch's mean of the odd channels
+      for (int64_t c = 0; c < sh.c; ++c) {
+        const double mu = 3 * r.sym(), sd = 0.5 + r.uniform();
+        for (int64_t n = 0; n < sh.n; ++n)
+          for (int64_t j = 0; j < sh.s; ++j) x[size_t(index_of(sh, n, c, j))] = T(mu + sd * r.normal());
+        if (c % 2 == 0) continue;
+        const int64_t places = c == 1 ? 1 : c == 3 ? 2 : 4;
+        for (int64_t k = 0; k < places; ++k) {
+          const int64_t at = c == 1 ? 0 : c == 3 ? (k ? m / 2 : m - 1) : int64_t(r.uniform() * double(m));
+          x[size_t(index_of(sh, at / sh.s, c, at % sh.s))] = k % 2 ? kind.b : kind.a;
+        }
+        bool pos = false, neg = false, any_nan = false;
+        for (int64_t i = 0; i < m; ++i) {
+          const T v = x[size_t(index_of(sh, i / sh.s, c, i % sh.s))];
+          pos = pos || v == inf, neg = neg || v == -inf, any_nan = any_nan || v != v;
+        }
+        mean[size_t(c)] = any_nan || (pos && neg) ? dnan : pos ? double(inf) : -double(inf);
+      }
+      const std::vector<T> w(C, T(1.5)), b(C, T(-0.25)), rm0(C, T(0.5)), rv0(C, T(2));
+      ForwardTrainingArgs<T> a{sh, x.data(), nullptr, w.data(), b.data(), nullptr, nullptr, nullptr, nullptr, 1e-5, 0.1, true};
+      const RefTraining ref = ref_forward_training(a, rm0.data(), rv0.data());  // for the even channels
+      std::vector<double> want_y(ref.y);
+      for (int64_t n = 0; n < sh.n; ++n)
+        for (int64_t c = 1; c < sh.c; c += 2)
+          for (int64_t j = 0; j < sh.s; ++j) want_y[size_t(index_of(sh, n, c, j))] = dnan;
+      for (const Isa& isa : isas) {
+        Group g;
+        g.name = isa.name + " " + type_name<T>() + " " + kind.name + ", " + l.path + " " + shape_name(sh) + ", threads 1-4";
+        const Fns<T> f = fns_of(isa.table, T());
+        std::vector<uint64_t> first;
+        for (int t = 1; t <= 4; ++t) {
+          batchnorm::set_num_threads(t);
+          Arr<T> y(size_t(sh.numel()), 0, T(kSentinel));
+          std::vector<T> sm(C, T(kSentinel)), si(C, T(kSentinel)), rm(rm0), rv(rv0);
+          ForwardTrainingArgs<T> c = a;
+          c.y = y.p(), c.save_mean = sm.data(), c.save_invstd = si.data(), c.running_mean = rm.data(), c.running_var = rv.data();
+          f.train(c);
+          std::vector<T> stats(sm);
+          for (const std::vector<T>* v : {&si, &rm, &rv}) stats.insert(stats.end(), v->begin(), v->end());
+          const std::vector<uint64_t> out = {fingerprint(y.p(), y.size()), fingerprint(stats.data(), stats.size())};
+          if (t > 1) {
+            if (out != first) g.fail("threads=" + std::to_string(t) + " not bitwise equal to threads=1");
+            continue;
+          }
+          first = out;
+          // want(i): a finite value (within 1e-6, relative to the largest
+          // finite one) or exactly +inf, -inf or NaN.
+          auto check = [&](const char* what, const T* got, size_t count, auto&& want) {
+            double scale = 1;
+            for (size_t i = 0; i < count; ++i)
+              if (std::isfinite(want(i))) scale = std::fmax(scale, std::fabs(want(i)));
+            for (size_t i = 0; i < count; ++i) {
+              const double gv = double(got[i]), wv = want(i);
+              if (std::isfinite(wv)) g.worst = std::fmax(g.worst, std::fabs(gv - wv) / (1e-6 * scale));
+              if (std::isnan(wv) ? std::isnan(gv) : std::isinf(wv) ? gv == wv : std::fabs(gv - wv) <= 1e-6 * scale) continue;
+              char buf[160];
+              snprintf(buf, sizeof buf, "%s[%zu]: got %.9g, want %.9g", what, i, gv, wv);
+              return g.fail(buf);
+            }
+          };
+          auto odd = [](size_t c) { return c % 2 == 1; };
+          check("save_mean", sm.data(), C, [&](size_t c) { return odd(c) ? mean[c] : ref.mean[c]; });
+          check("running_mean", rm.data(), C, [&](size_t c) { return odd(c) ? 0.9 * 0.5 + 0.1 * mean[c] : ref.rmean[c]; });
+          check("save_invstd", si.data(), C, [&](size_t c) { return odd(c) ? dnan : ref.invstd[c]; });
+          check("running_var", rv.data(), C, [&](size_t c) { return odd(c) ? dnan : ref.rvar[c]; });
+          check("y", y.p(), want_y.size(), [&](size_t i) { return want_y[i]; });
+        }
+        g.done();
+      }
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -844,6 +962,8 @@ int main(int argc, char** argv) {
   }
   run_shift_cases<float>(isas);
   run_shift_cases<double>(isas);
+  run_nonfinite_cases<float>(isas, small);
+  run_nonfinite_cases<double>(isas, small);
 
   printf("%d passed, %d failed\n", g_passed, g_failed);
   return g_failed ? 1 : 0;
