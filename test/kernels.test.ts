@@ -126,6 +126,22 @@ describe.each(paths)('%s kernels', (_name, k) => {
     expect(relError(dx, ref.dx)).toBeLessThan(1e-13);
   });
 
+  it('finite values whose float32 sums or squares overflow get exact statistics (the plain double passes)', () => {
+    for (const layout of [false, true]) {
+      // ±2e19: each squared deviation overflows float32; a constant 1e36: a block's rough sum does.
+      const n = 4, c = 2, s = 16, x = new Float32Array(n * c * s), y = new Float32Array(n * c * s);
+      for (let i = 0; i < x.length; i++) {
+        const ch = layout ? i % c : Math.floor(i / s) % c, at = layout ? Math.floor(i / c) : i % s;  // at: a position within the channel
+        x[i] = ch === 0 ? (at % 2 ? 2e19 : -2e19) : 1e36;
+      }
+      const sm = new Float32Array(c), si = new Float32Array(c), bias = Float32Array.from([0, 0.3]);
+      k.forwardTraining(x, y, null, bias, null, null, sm, si, n, c, s, layout, 1e-5, 0.1);
+      expect(si[0]).toBe(Math.fround(1 / Math.sqrt(Math.fround(2e19) ** 2 + 1e-5)));
+      expect(si[1]).toBe(Math.fround(1 / Math.sqrt(1e-5)));
+      expect(new Set(y)).toEqual(new Set([-1, 1, Math.fround(0.3)]));
+    }
+  });
+
   it('keeps the unbiased running variance optional (Keras keeps the biased one)', () => {
     const n = 2, c = 2, s = 3, x = randn(n * c * s, 15), y = new Float32Array(n * c * s), sm = new Float32Array(c), si = new Float32Array(c);
     const rm = new Float32Array(c), rv = new Float32Array(c);

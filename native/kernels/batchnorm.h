@@ -617,10 +617,12 @@ struct Kernels {
   }
 
   // Writes channel c's statistics; returns its coefficients of y. Moments
-  // that are not finite come from a channel with an infinite or NaN value
-  // (or, in double, with values whose squares overflow): that channel's are
-  // taken again by plain_moments, PyTorch's formula, so they are PyTorch's.
-  // A finite channel pays one test.
+  // that are not finite come from a channel with an infinite or NaN value,
+  // or with finite values whose float sums or squares overflow (|x - shift|
+  // above about 1.8e19, or a block's sum of values near 1e36; in double,
+  // squares past 1e154): that channel's are taken again by plain_moments,
+  // PyTorch's formula in double, so they are PyTorch's (and exact where float
+  // overflowed). A finite channel pays one test.
   static Coeffs<T> finish_channel(const ForwardTrainingArgs<T>& a, int64_t c, const Moments& moments) {
     const Moments m = std::isfinite(moments.mean) && std::isfinite(moments.m2) ? moments : plain_moments(a.shape, a.x, c);
     const double n = m.count, var = m.m2 / n, invstd = 1.0 / std::sqrt(var + a.eps);
