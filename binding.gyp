@@ -12,7 +12,7 @@
     "cflags_cc": ["-std=c++17", "-fexceptions"],
     # NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS: a Promise settled while a worker_thread is torn down with a
     # call in flight must not throw out of the completion callback (std::terminate; test/async-gc.test.ts).
-    "defines": ["NAPI_VERSION=9", "NAPI_CPP_EXCEPTIONS", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"],
+    "defines": ["NAPI_VERSION=9", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_CPP_EXCEPTIONS_ALL", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"],
     "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
     "conditions": [
       ["batchnorm_sanitize=='true'", {

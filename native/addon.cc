@@ -12,6 +12,7 @@
 #include <cstring>
 #include <functional>
 #include <initializer_list>
+#include <new>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -305,10 +306,18 @@ Job parse(const Napi::CallbackInfo& info, bool async) {
 
 // ---------------------------------------------------------- sync and async
 
+// A kernel's scratch that cannot be allocated (std::bad_alloc) is a JS
+// RangeError, as a typed array too large to allocate is, not an abort. Any
+// other C++ exception becomes a JS Error too (NODE_ADDON_API_CPP_EXCEPTIONS_ALL
+// in both build files); the async form rejects with it (AsyncWorker).
 template <Job (*Parse)(const Napi::CallbackInfo&, bool)>
 Napi::Value run_sync(const Napi::CallbackInfo& info) {
   Job job = Parse(info, false);
-  job.run();
+  try {
+    job.run();
+  } catch (const std::bad_alloc&) {
+    range_error(info.Env(), "batchnorm: out of memory: the kernel could not allocate its scratch space");
+  }
   return info.Env().Undefined();
 }
 
