@@ -216,7 +216,7 @@ abstract class BatchNormBase {
    * added after the call, and a buffer of the other float type goes in as a
    * copy), so they could not catch it.
    */
-  private checkOut(out: unknown, like: FloatArray): FloatArray {
+  private checkOut(out: unknown, like: FloatArray, inputs: ReadonlyArray<readonly [string, FloatArray]>): FloatArray {
     if (out === undefined) return allocLike(like, like.length);
     const want = `a ${like.constructor.name} of length ${like.length} for out`;
     if (!(out instanceof Float32Array || out instanceof Float64Array)) throw new TypeError(`Expected ${want} but received ${describe(out)}`);
@@ -228,6 +228,10 @@ abstract class BatchNormBase {
     ];
     for (const [name, a] of own)
       if (a && sharesMemory(out, a)) throw new RangeError(`Expected out not to share memory with the module's ${name}, but it overlaps it`);
+    // The kernels would refuse this too, but under their own names (y, x).
+    for (const [name, a] of inputs)
+      if (sharesMemory(out, a) && !(out.byteOffset === a.byteOffset && out.length === a.length))
+        throw new RangeError(`Expected out not to share memory with ${name} unless it is the same array (in place), but it overlaps it`);
     return out;
   }
 
@@ -244,7 +248,7 @@ abstract class BatchNormBase {
     const x = checkTensor(input, 'input');
     const dims = this.checkShape(x.shape);
     if (this.checkFinite) checkFinite(x.data, x.shape, dims, 'input');
-    const y = this.checkOut(options?.out, x.data);
+    const y = this.checkOut(options?.out, x.data, [['input.data', x.data]]);
     this.checkRunningStats();
     const T = x.data instanceof Float64Array ? Float64Array : Float32Array;
     // PyTorch's _BatchNorm.forward: batch statistics in training mode, and in
@@ -332,7 +336,7 @@ abstract class BatchNormBase {
     if (dy.data.constructor !== saved.x.constructor)
       throw new TypeError(`Expected a ${saved.x.constructor.name} for gradOutput.data (the last forward's type) but received ${describe(dy.data)}`);
     if (this.checkFinite) checkFinite(dy.data, dy.shape, saved.dims, 'gradOutput');
-    const dx = this.checkOut(options?.out, saved.x);
+    const dx = this.checkOut(options?.out, saved.x, [['gradOutput.data', dy.data], ["the last forward's input", saved.x]]);
     const T = saved.x instanceof Float64Array ? Float64Array : Float32Array;
     const weight = convert(this.weight?.data ?? null, T);
     const gw = this.affine ? zerosLike(saved.x, this.numFeatures) : null, gb = this.affine ? zerosLike(saved.x, this.numFeatures) : null;

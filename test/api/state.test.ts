@@ -185,6 +185,17 @@ describe('module state: in place, aliasing, null buffers, async', () => {
     expect(Array.from(m.runningMean!)).toEqual([0, 0, 0, 0]);
   });
 
+  it('out overlapping the input (not in place) is refused under the user\'s names', () => {
+    const bn = new BatchNorm1d(2), buf = new Float32Array(8).fill(1);
+    const x = { data: buf.subarray(0, 6), shape: [3, 2] };
+    expect(() => bn.forward(x, { out: buf.subarray(2, 8) })).toThrow('Expected out not to share memory with input.data unless it is the same array (in place), but it overlaps it');
+    bn.forward(x, { out: new Float32Array(6) });
+    const g = new Float32Array(8).fill(1), dy = { data: g.subarray(0, 6), shape: [3, 2] };
+    expect(() => bn.backward(dy, { out: g.subarray(2, 8) })).toThrow(/Expected out not to share memory with gradOutput.data unless/);
+    expect(() => bn.backward(dy, { out: buf.subarray(1, 7) })).toThrow(/with the last forward's input unless/);
+    expect(bn.backward(dy, { out: dy.data }).data).toBe(dy.data);
+  });
+
   it('a detached out is named as such', () => {
     const bn = new BatchNorm1d(2), out = new Float32Array(4);
     structuredClone(out.buffer, { transfer: [out.buffer] });
