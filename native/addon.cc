@@ -36,7 +36,7 @@ std::string describe(const Napi::Value& v) {
                                   "Float64Array", "BigInt64Array", "BigUint64Array"};
     const int t = int(a.TypedArrayType());
     const std::string name = t >= 0 && t < 11 ? names[t] : "TypedArray";
-    return "a" + std::string(name[0] == 'I' || name[0] == 'U' ? "n " : " ") + name + " of length " +
+    return "a" + std::string(name[0] == 'I' ? "n " : " ") + name + " of length " +  // "a Uint8Array": a "you" sound
            std::to_string(a.ElementLength());
   }
   if (v.IsArray()) return "an Array";

@@ -18,6 +18,10 @@ it('defaults to the available cores and validates setNumThreads', async () => {
   expect(() => setNumThreads(0)).toThrow(RangeError);
   expect(() => setNumThreads(1.5)).toThrow(RangeError);
   expect(() => setNumThreads('2' as any)).toThrow(TypeError);
+  // The same words on both paths.
+  expect(() => setNumThreads(null as any)).toThrow('Expected a positive integer for n but received null');
+  expect(() => setNumThreads(0)).toThrow('Expected a positive integer for n but received the number 0');
+  expect(() => setNumThreads(2000)).toThrow('Expected a positive integer of at most 1024 for n but received the number 2000');
 });
 
 it.each([

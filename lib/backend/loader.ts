@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import type { BackendInfo, Kernels } from './kernels.js';
 import { jsKernels } from './js.js';
 import { nativeKernels, type Addon } from './native.js';
+import { describe } from './validate.js';
 
 /** The package root: this file is lib/backend/loader.ts or dist/backend/loader.js. */
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -78,8 +79,10 @@ export function capabilities(): string[] {
  */
 export function setNumThreads(n: number): void {
   if (chosen.addon) return chosen.addon.setNumThreads(n);
-  if (typeof n !== 'number') throw new TypeError(`Expected a positive integer for n but received ${typeof n}`);
-  if (!Number.isInteger(n) || n < 1 || n > 1024) throw new RangeError(`Expected a positive integer of at most 1024 for n but received the number ${n}`);
+  // The same words as the native binding's.
+  if (typeof n !== 'number') throw new TypeError(`Expected a positive integer for n but received ${describe(n)}`);
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`Expected a positive integer for n but received ${describe(n)}`);
+  if (n > 1024) throw new RangeError(`Expected a positive integer of at most 1024 for n but received ${describe(n)}`);
 }
 
 export function getNumThreads(): number {

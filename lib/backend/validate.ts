@@ -11,7 +11,7 @@ export function describe(v: unknown): string {
   if (v === null) return 'null';
   if (ArrayBuffer.isView(v) && !(v instanceof DataView)) {
     const name = v.constructor.name;
-    const article = /^[AEIOU]/.test(name) ? 'an' : 'a';
+    const article = /^(Int|[AEIO])/.test(name) ? 'an' : 'a';  // "a Uint8Array": a "you" sound
     return `${article} ${name} of length ${(v as unknown as { length: number }).length}`;
   }
   if (Array.isArray(v)) return 'an Array';

@@ -36,6 +36,7 @@ type Case = [string, number, unknown, ErrorConstructor, RegExp];
 const forwardTrainingCases: Case[] = [
   ['x not a typed array', 0, [1, 2, 3], TypeError, /Float32Array or Float64Array for x but received an Array/],
   ['x Int32Array', 0, new Int32Array(NUMEL), TypeError, /for x but received an Int32Array of length 30/],
+  ['x Uint8Array', 0, new Uint8Array(NUMEL), TypeError, /for x but received a Uint8Array of length 30/],
   ['y too short', 1, new Float32Array(NUMEL - 1), RangeError, /Float32Array of length 30 for y but received a Float32Array of length 29/],
   ['y of the other dtype', 1, new Float64Array(NUMEL), TypeError, /Float32Array of length 30 for y but received a Float64Array/],
   ['y detached', 1, detached(NUMEL), TypeError, /for y but received one whose buffer is detached/],
