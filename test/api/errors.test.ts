@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { kernels } from '../../lib/backend/loader.js';
-import { BatchNorm1d, BatchNorm2d, batchNorm, batchNormAsync, batchNormBackward, batchNormBackwardAsync, fromKeras, readSafetensors, writeSafetensors } from '../../lib/index.js';
+import { BatchNorm1d, BatchNorm2d, batchNorm, batchNormAsync, batchNormBackward, batchNormBackwardAsync, fromKeras, readSafetensors, writeSafetensors, getNumThreads, setNumThreads } from '../../lib/index.js';
 import { randn } from '../helpers.js';
 
 const N = 2, C = 3, S = 5, NUMEL = N * C * S;
@@ -341,5 +341,16 @@ describe('writeSafetensors checks what it writes', () => {
     expect(Object.keys(back).sort()).toEqual(['__proto__', 'größe']);
     expect(Object.getPrototypeOf(back)).toBe(Object.prototype);
     expect(Array.from(back['größe'] as Float32Array)).toEqual([3]);
+  });
+});
+
+describe('setNumThreads', () => {
+  it('says the same on the native and the JS path', () => {
+    const before = getNumThreads();
+    expect(() => setNumThreads(null as any)).toThrow(new TypeError('Expected a positive integer for n but received null'));
+    expect(() => setNumThreads('2' as any)).toThrow(new TypeError('Expected a positive integer for n but received a string'));
+    expect(() => setNumThreads(0)).toThrow(new RangeError('Expected a positive integer for n but received the number 0'));
+    expect(() => setNumThreads(2000)).toThrow(new RangeError('Expected a positive integer of at most 1024 for n but received the number 2000'));
+    expect(getNumThreads()).toBe(before);
   });
 });
