@@ -255,9 +255,13 @@ abstract class BatchNormBase {
     // eval mode when there are no running ones (trackRunningStats false, or
     // both set to null); the running statistics are updated only in training
     // mode with trackRunningStats.
+    // An empty batch (a dimension 0) runs no kernel and leaves the running
+    // statistics exactly as they are; a training forward still counts it, as
+    // in PyTorch.
+    const empty = x.data.length === 0;
     const batchStats = this.training || (this.runningMean === null && this.runningVar === null);
     const counting = this.training && this.trackRunningStats && this.numBatchesTracked !== null;
-    const updateRunning = this.training && this.trackRunningStats && this.runningMean !== null;
+    const updateRunning = this.training && this.trackRunningStats && this.runningMean !== null && !empty;
     if (batchStats) checkValuesPerChannel(x.shape, dims);
     const weight = convert(this.weight?.data ?? null, T), bias = convert(this.bias?.data ?? null, T);
     const rm = convert(this.runningMean, T), rv = convert(this.runningVar, T);
@@ -284,8 +288,7 @@ abstract class BatchNormBase {
       this.saved = { x: x.data, shape: [...x.shape], dims, mean: saveMean, invstd: saveInvstd, batchStats, overwritten: sharesMemory(y, x.data) };
       return { data: y, shape: [...x.shape] };
     };
-    // An empty batch (a dimension 0) runs no kernel; a training forward still counts it, as in PyTorch.
-    return { call, commit, T, empty: x.data.length === 0 };
+    return { call, commit, T, empty };
   }
 
   /**

@@ -285,6 +285,11 @@ describe('empty batches (a dimension 0), as in PyTorch', () => {
     expect(bn.numBatchesTracked).toBe(3);
     bn.eval();
     expect(bn.forward({ data: new Float32Array(0), shape: [4, 3, 0, 2] }).shape).toEqual([4, 3, 0, 2]);
+    // A float64 module's running statistics stay exact (no round trip through a float32 input's type).
+    const f64 = new BatchNorm1d(2, { dtype: 'float64' });
+    f64.runningMean!.set([0.1, 0.2]);
+    f64.forward({ data: new Float32Array(0), shape: [0, 2] });
+    expect(Array.from(f64.runningMean!)).toEqual([0.1, 0.2]);
     // A fresh module's first gradients are zeros, as PyTorch's after an empty batch.
     const fresh = new BatchNorm1d(2);
     fresh.forward({ data: new Float64Array(0), shape: [2, 2, 0] });
