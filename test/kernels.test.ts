@@ -142,6 +142,18 @@ describe.each(paths)('%s kernels', (_name, k) => {
     }
   });
 
+  it('channels-last sums stay within a few ulps where every float32 addition rounds (rows of ±d, dy = d)', () => {
+    const d = Math.fround(1.43132483959198), n = 65536, c = 3;
+    const x = new Float32Array(n * c).map((_, i) => (Math.floor(i / c) & 1 ? d : -d));
+    const y = new Float32Array(n * c), sm = new Float32Array(c), si = new Float32Array(c);
+    k.forwardTraining(x, y, null, null, null, null, sm, si, n, c, 1, true, 1e-5, 0.1);
+    const invstd = 1 / Math.sqrt(d * d + 1e-5);
+    expect(Math.abs(si[0] - invstd) / invstd).toBeLessThan(1e-7);
+    const dy = new Float32Array(n * c).fill(d), gw = new Float32Array(c), gb = new Float32Array(c);
+    k.backward(x, dy, new Float32Array(n * c), null, sm, si, gw, gb, n, c, 1, true, true);
+    expect(Math.abs(gb[0] - n * d) / (n * d)).toBeLessThan(5e-7);
+  });
+
   it('keeps the unbiased running variance optional (Keras keeps the biased one)', () => {
     const n = 2, c = 2, s = 3, x = randn(n * c * s, 15), y = new Float32Array(n * c * s), sm = new Float32Array(c), si = new Float32Array(c);
     const rm = new Float32Array(c), rv = new Float32Array(c);

@@ -30,6 +30,8 @@ constexpr int64_t kBlock = 512;
 constexpr int64_t kUnit = 16 * 1024;
 constexpr int64_t kRowBlockValues = 64 * 1024;
 constexpr int64_t kRowBlockMax = 256;
+// Rows a lane's float32 sums take before they add into the block's (rows_sums).
+constexpr int64_t kRowStretch = 16;
 // Values per tile of rows in the NHWC elementwise passes (16 KB of float).
 constexpr int64_t kTileValues = 4096;
 // Below this many elements a call runs on the calling thread: handing work
@@ -338,18 +340,29 @@ struct Kernels {
 
   // Float sums around shift[0 .. G * VV::W) of channels c0 .. over `rows` rows.
   // Scalar math: d = x[r][c] - shift[c]; sd[c] += d; sd2[c] += d * d
+  // Each lane sums its rows in stretches of kRowStretch, which then add up:
+  // a lane's float rounding then spans at most kRowStretch + rows /
+  // kRowStretch terms, not the block's up to kRowBlockMax (256) rows: about
+  // as few as a lane of an NCHW block sums with AVX2 or AVX-512 (alternating
+  // +-d rows: invstd 1.9e-6 off before, 1.7e-8 now; no cost measurable in
+  // bench/ab.mjs on (256,512), (32,256,14,14) and (32,64,56,56) NHWC).
   template <class VV, int G>
   static void rows_sums(const T* x, int64_t C, int64_t c0, int64_t rows, const T* shift, T* sd, T* sd2) {
     constexpr int L = VV::W;
-    VV vs[G], a[G], b[G];
-    for (int g = 0; g < G; ++g) vs[g] = VV::load(shift + g * L), a[g] = VV::zero(), b[g] = VV::zero();
-    for (int64_t r = 0; r < rows; ++r)
-      for (int g = 0; g < G; ++g) {
-        const VV d = VV::sub(VV::load(x + r * C + c0 + g * L), vs[g]);
-        a[g] = VV::add(a[g], d);
-        b[g] = VV::fmadd(d, d, b[g]);
-      }
-    for (int g = 0; g < G; ++g) VV::store(sd + g * L, a[g]), VV::store(sd2 + g * L, b[g]);
+    VV vs[G], a[G], b[G], ta[G], tb[G];
+    for (int g = 0; g < G; ++g) vs[g] = VV::load(shift + g * L), ta[g] = VV::zero(), tb[g] = VV::zero();
+    for (int64_t r0 = 0; r0 < rows; r0 += kRowStretch) {
+      const int64_t r1 = r0 + kRowStretch < rows ? r0 + kRowStretch : rows;
+      for (int g = 0; g < G; ++g) a[g] = VV::zero(), b[g] = VV::zero();
+      for (int64_t r = r0; r < r1; ++r)
+        for (int g = 0; g < G; ++g) {
+          const VV d = VV::sub(VV::load(x + r * C + c0 + g * L), vs[g]);
+          a[g] = VV::add(a[g], d);
+          b[g] = VV::fmadd(d, d, b[g]);
+        }
+      for (int g = 0; g < G; ++g) ta[g] = VV::add(ta[g], a[g]), tb[g] = VV::add(tb[g], b[g]);
+    }
+    for (int g = 0; g < G; ++g) VV::store(sd + g * L, ta[g]), VV::store(sd2 + g * L, tb[g]);
   }
 
   // Moments of channels c0 .. c0 + G * VV::W over `rows` rows, in two passes
@@ -731,19 +744,25 @@ struct Kernels {
 
   // NHWC: sums for channels c0 .. c0 + G * VV::W over `rows` rows, added into sdy, sdyx.
   // Scalar math: sdy[c] += dy[r][c]; sdyx[c] += dy[r][c] * (x[r][c] - mean[c])
+  // The rows in stretches of kRowStretch, as rows_sums.
   template <class VV, int G>
   static void rows_grad_sums(const T* x, const T* dy, int64_t C, int64_t c0, int64_t rows, const T* mean, double* sdy, double* sdyx) {
     constexpr int L = VV::W;
-    VV m[G], g[G], h[G];
-    for (int k = 0; k < G; ++k) m[k] = VV::load(mean + c0 + k * L), g[k] = VV::zero(), h[k] = VV::zero();
-    for (int64_t r = 0; r < rows; ++r)
-      for (int k = 0; k < G; ++k) {
-        const VV e = VV::load(dy + r * C + c0 + k * L);
-        g[k] = VV::add(g[k], e);
-        h[k] = VV::fmadd(e, VV::sub(VV::load(x + r * C + c0 + k * L), m[k]), h[k]);
-      }
+    VV m[G], g[G], h[G], tg[G], th[G];
+    for (int k = 0; k < G; ++k) m[k] = VV::load(mean + c0 + k * L), tg[k] = VV::zero(), th[k] = VV::zero();
+    for (int64_t r0 = 0; r0 < rows; r0 += kRowStretch) {
+      const int64_t r1 = r0 + kRowStretch < rows ? r0 + kRowStretch : rows;
+      for (int k = 0; k < G; ++k) g[k] = VV::zero(), h[k] = VV::zero();
+      for (int64_t r = r0; r < r1; ++r)
+        for (int k = 0; k < G; ++k) {
+          const VV e = VV::load(dy + r * C + c0 + k * L);
+          g[k] = VV::add(g[k], e);
+          h[k] = VV::fmadd(e, VV::sub(VV::load(x + r * C + c0 + k * L), m[k]), h[k]);
+        }
+      for (int k = 0; k < G; ++k) tg[k] = VV::add(tg[k], g[k]), th[k] = VV::add(th[k], h[k]);
+    }
     T lg[G * L], lh[G * L];
-    for (int k = 0; k < G; ++k) VV::store(lg + k * L, g[k]), VV::store(lh + k * L, h[k]);
+    for (int k = 0; k < G; ++k) VV::store(lg + k * L, tg[k]), VV::store(lh + k * L, th[k]);
     for (int l = 0; l < G * L; ++l) sdy[c0 + l] += double(lg[l]), sdyx[c0 + l] += double(lh[l]);
   }
 
