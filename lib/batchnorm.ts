@@ -4,9 +4,9 @@
  */
 import type { FloatArray, Kernels } from './backend/kernels.js';
 import { kernels } from './backend/loader.js';
-import { describe, isDetached } from './backend/validate.js';
+import { describe } from './backend/validate.js';
 import { checkValuesPerChannel, saveRunningStats } from './functional.js';
-import { allocLike, zerosLike, checkFinite, checkLayout, checkTensor, dimsOf, formatShape, isChannelsLast, sameShape, sharesMemory, type Dims, type Layout, type Tensor } from './tensor.js';
+import { allocLike, zerosLike, checkArray, checkFinite, checkLayout, checkTensor, dimsOf, formatShape, isChannelsLast, sameShape, sharesMemory, type Dims, type Layout, type Tensor } from './tensor.js';
 
 export interface BatchNormModuleOptions {
   /** Added to the variance before the square root. Default 1e-5 (Keras and TF.js: 1e-3). */
@@ -216,12 +216,10 @@ abstract class BatchNormBase {
    * added after the call, and a buffer of the other float type goes in as a
    * copy), so they could not catch it.
    */
-  private checkOut(out: unknown, like: FloatArray, inputs: ReadonlyArray<readonly [string, FloatArray]>): FloatArray {
-    if (out === undefined) return allocLike(like, like.length);
-    const want = `a ${like.constructor.name} of length ${like.length} for out`;
-    if (!(out instanceof Float32Array || out instanceof Float64Array)) throw new TypeError(`Expected ${want} but received ${describe(out)}`);
-    if (isDetached(out)) throw new TypeError(`Expected ${want} but received one whose buffer is detached`);
-    if (!(out instanceof like.constructor) || out.length !== like.length) throw new RangeError(`Expected ${want} but received ${describe(out)}`);
+  private checkOut(arg: unknown, like: FloatArray, inputs: ReadonlyArray<readonly [string, FloatArray]>): FloatArray {
+    if (arg === undefined) return allocLike(like, like.length);
+    checkArray(arg, 'out', like, like.length);
+    const out = arg as FloatArray;
     const own: Array<[string, FloatArray | null | undefined]> = [
       ['weight', this.weight?.data], ['bias', this.bias?.data], ['weight.grad', this.weight?.grad], ['bias.grad', this.bias?.grad],
       ['runningMean', this.runningMean], ['runningVar', this.runningVar],

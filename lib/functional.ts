@@ -4,8 +4,8 @@
  */
 import type { FloatArray, Kernels } from './backend/kernels.js';
 import { kernels } from './backend/loader.js';
-import { describe, isDetached } from './backend/validate.js';
-import { allocLike, zerosLike, checkFinite, checkLayout, checkTensor, dimsOf, formatShape, isChannelsLast, sameShape, type Dims, type Layout, type Tensor } from './tensor.js';
+import { describe } from './backend/validate.js';
+import { allocLike, zerosLike, checkArray, checkFinite, checkLayout, checkTensor, dimsOf, formatShape, isChannelsLast, sameShape, type Dims, type Layout, type Tensor } from './tensor.js';
 
 export interface BatchNormOptions<A extends FloatArray = FloatArray> {
   /** γ, one per channel; default none (1). */
@@ -88,23 +88,6 @@ function checkBooleans(options: Record<string, unknown>): void {
 /** A number option: a TypeError if it is not a number, a RangeError if `ok` refuses it. */
 function checkNumber(v: unknown, name: string, what: string, ok: (v: number) => boolean): void {
   if (typeof v !== 'number' || !ok(v)) throw new (typeof v === 'number' ? RangeError : TypeError)(`Expected ${name} to be ${what} but received ${describe(v)}`);
-}
-
-/**
- * An array argument of x's type and `length` elements, checked under the name
- * the user gave it (out, runningMean, saveMean, …): the kernels check again
- * under their own names (y, mean, invstd, …), which would not say which
- * argument was wrong. The kernels still check overlaps.
- */
-function checkArray(v: unknown, name: string, x: FloatArray, length: number, nullable = false): void {
-  if (nullable && v == null) return;
-  const ctor = x instanceof Float64Array ? Float64Array : Float32Array;
-  const want = `a ${ctor.name} of length ${length}`;
-  if (!(v instanceof ctor)) throw new TypeError(`Expected ${want}${nullable ? ' or null' : ''} for ${name} but received ${describe(v)}`);
-  if (v.length !== length) {
-    if (isDetached(v)) throw new TypeError(`Expected ${want} for ${name} but received one whose buffer is detached`);
-    throw new RangeError(`Expected ${want} for ${name} but received ${describe(v)}`);
-  }
 }
 
 /** In eval the statistics a backward needs are the running ones: writes them as saveMean and saveInvstd. */

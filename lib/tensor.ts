@@ -136,3 +136,21 @@ function channelOf(i: number, d: Dims): number {
 export function sharesMemory(a: ArrayBufferView, b: ArrayBufferView): boolean {
   return a.buffer === b.buffer && a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength;
 }
+
+/**
+ * An array argument of x's type and `length` elements, checked under the name
+ * the user gave it (out, runningMean, saveMean, …): the kernels check again
+ * under their own names (y, mean, invstd, …), which would not say which
+ * argument was wrong. The kernels still check overlaps. A typed array of the
+ * other float type is a TypeError, a wrong length a RangeError.
+ */
+export function checkArray(v: unknown, name: string, x: FloatArray, length: number, nullable = false): void {
+  if (nullable && v == null) return;
+  const ctor = x instanceof Float64Array ? Float64Array : Float32Array;
+  const want = `a ${ctor.name} of length ${length}`;
+  if (!(v instanceof ctor)) throw new TypeError(`Expected ${want}${nullable ? ' or null' : ''} for ${name} but received ${describe(v)}`);
+  if (v.length !== length) {
+    if (isDetached(v)) throw new TypeError(`Expected ${want} for ${name} but received one whose buffer is detached`);
+    throw new RangeError(`Expected ${want} for ${name} but received ${describe(v)}`);
+  }
+}

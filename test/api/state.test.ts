@@ -196,10 +196,14 @@ describe('module state: in place, aliasing, null buffers, async', () => {
     expect(bn.backward(dy, { out: dy.data }).data).toBe(dy.data);
   });
 
-  it('a detached out is named as such', () => {
+  it('a detached out, or one of the other float type, is named as such', () => {
     const bn = new BatchNorm1d(2), out = new Float32Array(4);
     structuredClone(out.buffer, { transfer: [out.buffer] });
     expect(() => bn.forward({ data: Float32Array.from([1, 2, 3, 4]), shape: [2, 2] }, { out })).toThrow(/for out but received one whose buffer is detached/);
+    // The other float type is a TypeError, as in the functional forms.
+    expect(() => bn.forward({ data: Float32Array.from([1, 2, 3, 4]), shape: [2, 2] }, { out: new Float64Array(4) as any })).toThrow(
+      new TypeError('Expected a Float32Array of length 4 for out but received a Float64Array of length 4'),
+    );
   });
 
   it('running statistics set to null: batch statistics in eval too, as PyTorch\'s running_mean = None', () => {
