@@ -14,7 +14,7 @@
 // calls with the caches evicted before each (128 MiB written, as run.mjs --cold).
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
-import { makeEvictor, median, parseArgs } from './common.mjs';
+import { makeEvictor, median, parseCommandLine } from './common.mjs';
 
 const HELP = `usage: node bench/ab.mjs A.node B.node [options]
   --shape N,C[,H,W]   default 32,64,56,56
@@ -27,20 +27,15 @@ const HELP = `usage: node bench/ab.mjs A.node B.node [options]
 
 const argv = process.argv.slice(2);
 const files = argv.filter((a) => a.endsWith('.node'));
-let args;
-try {
-  args = parseArgs(argv.filter((a) => !a.endsWith('.node')), {
-    defaults: { shape: '32,64,56,56', op: 'forward-training', layout: 'nchw', threads: '2', bursts: '41' },
-    options: ['shape', 'op', 'layout', 'threads', 'bursts', 'idle-ms'],
-    flags: ['help', 'cold'],
-  });
-} catch (e) {
-  console.error(`${e.message}\n${HELP}`);
-  process.exit(2);
-}
-if (args.help || files.length !== 2 || !['forward-training', 'forward-eval', 'backward'].includes(args.op)) {
+const spec = {
+  defaults: { shape: '32,64,56,56', op: 'forward-training', layout: 'nchw', threads: '2', bursts: '41' },
+  options: ['shape', 'op', 'layout', 'threads', 'bursts', 'idle-ms'],
+  flags: ['help', 'cold'],
+};
+const args = parseCommandLine(spec, HELP, argv.filter((a) => !a.endsWith('.node')));
+if (files.length !== 2 || !['forward-training', 'forward-eval', 'backward'].includes(args.op)) {
   console.error(HELP);
-  process.exit(args.help ? 0 : 2);
+  process.exit(2);
 }
 
 const require = createRequire(import.meta.url);

@@ -134,14 +134,14 @@ export function parseArgs(argv, spec) {
 }
 
 /**
- * The script's own command line, parsed with `spec` (which lists the flag
- * `help`): on a bad argument prints the error and `help` and exits with 2;
- * with --help prints `help` and exits with 0.
+ * The script's own command line (or `argv`), parsed with `spec` (which lists
+ * the flag `help`): on a bad argument prints the error and `help` and exits
+ * with 2; with --help prints `help` and exits with 0.
  */
-export function parseCommandLine(spec, help) {
+export function parseCommandLine(spec, help, argv = process.argv.slice(2)) {
   let args;
   try {
-    args = parseArgs(process.argv.slice(2), spec);
+    args = parseArgs(argv, spec);
   } catch (e) {
     console.error(`${e.message}\n\n${help}`);
     process.exit(2);
