@@ -82,6 +82,17 @@ function convert(a: FloatArray | null, to: Float32ArrayConstructor | Float64Arra
   return a === null || a instanceof to ? a : to.from(a);
 }
 
+/** `out` (whose buffer is `buffer`: a typed array's `.buffer` getter costs tens of ns) and one of the module's arrays (named `name`) share no memory. */
+function checkApart(out: FloatArray, buffer: ArrayBufferLike, a: FloatArray | null | undefined, name: string): void {
+  if (a && a.buffer === buffer && sharesMemory(out, a)) throw new RangeError(`Expected out not to share memory with the module's ${name}, but it overlaps it`);
+}
+
+/** `out` is the input `a` itself (in place) or shares no memory with it; the kernels would refuse this too, but under their own names (y, x). */
+function checkInPlaceOrApart(out: FloatArray, a: FloatArray, name: string): void {
+  if (sharesMemory(out, a) && !(out.byteOffset === a.byteOffset && out.length === a.length))
+    throw new RangeError(`Expected out not to share memory with ${name} unless it is the same array (in place), but it overlaps it`);
+}
+
 function isNumberArrayLike(v: unknown): v is ArrayLike<number> {
   if (v instanceof Float32Array || v instanceof Float64Array) return true;
   return Array.isArray(v) && v.every((e) => typeof e === 'number');
@@ -194,15 +205,14 @@ abstract class BatchNormBase {
 
   private checkShape(shape: readonly number[]): Dims {
     // The messages are built only on the way to an error: a call on a small tensor takes microseconds.
-    const name = this.constructor.name;
     const expected = () => this.ranks.map((r) => this.expectedShape(r)).join(' or ');
     if (!this.ranks.includes(shape.length))
       throw new RangeError(
-        `${name} expected ${this.ranks.map((r) => `${r}D`).join(' or ')} input (got ${shape.length}D input): expected shape ${expected()} (layout ${this.layout}) but received ${formatShape(shape)}`,
+        `${this.constructor.name} expected ${this.ranks.map((r) => `${r}D`).join(' or ')} input (got ${shape.length}D input): expected shape ${expected()} (layout ${this.layout}) but received ${formatShape(shape)}`,
       );
     const dims = dimsOf(shape, isChannelsLast(this.layout));
     if (dims.c !== this.numFeatures)
-      throw new RangeError(`${name} expected input with ${this.numFeatures} channels: expected shape ${expected()} (layout ${this.layout}) but received ${formatShape(shape)}`);
+      throw new RangeError(`${this.constructor.name} expected input with ${this.numFeatures} channels: expected shape ${expected()} (layout ${this.layout}) but received ${formatShape(shape)}`);
     return dims;
   }
 
@@ -214,22 +224,19 @@ abstract class BatchNormBase {
    * `out` must not share memory with the module's parameters, gradients or
    * running statistics: the kernels never see most of them (gradients are
    * added after the call, and a buffer of the other float type goes in as a
-   * copy), so they could not catch it.
+   * copy), so they could not catch it. (Checked one by one: a call on a small
+   * tensor takes microseconds, and arrays of names would be allocations.)
    */
-  private checkOut(arg: unknown, like: FloatArray, inputs: ReadonlyArray<readonly [string, FloatArray]>): FloatArray {
+  private checkOut(arg: unknown, like: FloatArray): FloatArray {
     if (arg === undefined) return allocLike(like, like.length);
     checkArray(arg, 'out', like, like.length);
-    const out = arg as FloatArray;
-    const own: Array<[string, FloatArray | null | undefined]> = [
-      ['weight', this.weight?.data], ['bias', this.bias?.data], ['weight.grad', this.weight?.grad], ['bias.grad', this.bias?.grad],
-      ['runningMean', this.runningMean], ['runningVar', this.runningVar],
-    ];
-    for (const [name, a] of own)
-      if (a && sharesMemory(out, a)) throw new RangeError(`Expected out not to share memory with the module's ${name}, but it overlaps it`);
-    // The kernels would refuse this too, but under their own names (y, x).
-    for (const [name, a] of inputs)
-      if (sharesMemory(out, a) && !(out.byteOffset === a.byteOffset && out.length === a.length))
-        throw new RangeError(`Expected out not to share memory with ${name} unless it is the same array (in place), but it overlaps it`);
+    const out = arg as FloatArray, buffer = out.buffer;
+    checkApart(out, buffer, this.weight?.data, 'weight');
+    checkApart(out, buffer, this.bias?.data, 'bias');
+    checkApart(out, buffer, this.weight?.grad, 'weight.grad');
+    checkApart(out, buffer, this.bias?.grad, 'bias.grad');
+    checkApart(out, buffer, this.runningMean, 'runningMean');
+    checkApart(out, buffer, this.runningVar, 'runningVar');
     return out;
   }
 
@@ -246,7 +253,8 @@ abstract class BatchNormBase {
     const x = checkTensor(input, 'input');
     const dims = this.checkShape(x.shape);
     if (this.checkFinite) checkFinite(x.data, x.shape, dims, 'input');
-    const y = this.checkOut(options?.out, x.data, [['input.data', x.data]]);
+    const y = this.checkOut(options?.out, x.data);
+    checkInPlaceOrApart(y, x.data, 'input.data');
     this.checkRunningStats();
     const T = x.data instanceof Float64Array ? Float64Array : Float32Array;
     // PyTorch's _BatchNorm.forward: batch statistics in training mode, and in
@@ -337,7 +345,9 @@ abstract class BatchNormBase {
     if (dy.data.constructor !== saved.x.constructor)
       throw new TypeError(`Expected a ${saved.x.constructor.name} for gradOutput.data (the last forward's type) but received ${describe(dy.data)}`);
     if (this.checkFinite) checkFinite(dy.data, dy.shape, saved.dims, 'gradOutput');
-    const dx = this.checkOut(options?.out, saved.x, [['gradOutput.data', dy.data], ["the last forward's input", saved.x]]);
+    const dx = this.checkOut(options?.out, saved.x);
+    checkInPlaceOrApart(dx, dy.data, 'gradOutput.data');
+    checkInPlaceOrApart(dx, saved.x, "the last forward's input");
     const T = saved.x instanceof Float64Array ? Float64Array : Float32Array;
     const weight = convert(this.weight?.data ?? null, T);
     const gw = this.affine ? zerosLike(saved.x, this.numFeatures) : null, gb = this.affine ? zerosLike(saved.x, this.numFeatures) : null;

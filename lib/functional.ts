@@ -80,15 +80,17 @@ function checkOptions(options: unknown, fn: string): void {
 }
 
 /** Boolean options are booleans: the string 'false' is truthy and would switch the mode. */
-function checkBooleans(options: Record<string, unknown>): void {
-  for (const [name, v] of Object.entries(options))
-    if (typeof v !== 'boolean') throw new TypeError(`Expected a boolean for ${name} but received ${describe(v)}`);
+function checkBoolean(v: unknown, name: string): void {
+  if (typeof v !== 'boolean') throw new TypeError(`Expected a boolean for ${name} but received ${describe(v)}`);
 }
 
 /** A number option: a TypeError if it is not a number, a RangeError if `ok` refuses it. */
 function checkNumber(v: unknown, name: string, what: string, ok: (v: number) => boolean): void {
   if (typeof v !== 'number' || !ok(v)) throw new (typeof v === 'number' ? RangeError : TypeError)(`Expected ${name} to be ${what} but received ${describe(v)}`);
 }
+// The tests of checkNumber, made once: a call then allocates nothing.
+const positiveFinite = (v: number): boolean => v > 0 && v < Infinity;
+const unitInterval = (v: number): boolean => v >= 0 && v <= 1;
 
 /** In eval the statistics a backward needs are the running ones: writes them as saveMean and saveInvstd. */
 export function saveRunningStats(runningMean: FloatArray, runningVar: FloatArray, eps: number, saveMean: FloatArray, saveInvstd: FloatArray): void {
@@ -103,9 +105,11 @@ function prepareForward(
 ): { args: Parameters<Kernels['forwardTraining']> | Parameters<Kernels['forwardEval']>; training: boolean; empty: boolean; result: BatchNormResult } {
   checkOptions(options, fn);
   const { weight = null, bias = null, training = false, momentum = 0.1, eps = 1e-5, out, unbiasedRunningVar = true, checkFinite: finite = false } = options;
-  checkBooleans({ training, unbiasedRunningVar, checkFinite: finite });
-  checkNumber(eps, 'eps', 'a positive finite number', (v) => v > 0 && v < Infinity);
-  checkNumber(momentum, 'momentum', 'a number in [0, 1]', (v) => v >= 0 && v <= 1);
+  checkBoolean(training, 'training');
+  checkBoolean(unbiasedRunningVar, 'unbiasedRunningVar');
+  checkBoolean(finite, 'checkFinite');
+  checkNumber(eps, 'eps', 'a positive finite number', positiveFinite);
+  checkNumber(momentum, 'momentum', 'a number in [0, 1]', unitInterval);
   const layout = checkLayout(options.layout ?? 'channelsFirst');
   const { x, dims } = checkInput(input, 'input', layout);
   const { n, c, s, channelsLast } = dims;
@@ -173,7 +177,7 @@ function prepareBackward(
 ): { args: Parameters<Kernels['backward']>; empty: boolean; result: BatchNormGradients } {
   checkOptions(options, fn);
   const { weight = null, saveMean, saveInvstd, training = false, out, gradWeightOut, gradBiasOut } = options;
-  checkBooleans({ training });
+  checkBoolean(training, 'training');
   const layout = checkLayout(options.layout ?? 'channelsFirst');
   const { x, dims } = checkInput(input, 'input', layout);
   const dy = checkTensor(gradOutput, 'gradOutput');

@@ -147,10 +147,14 @@ export function sharesMemory(a: ArrayBufferView, b: ArrayBufferView): boolean {
 export function checkArray(v: unknown, name: string, x: FloatArray, length: number, nullable = false): void {
   if (nullable && v == null) return;
   const ctor = x instanceof Float64Array ? Float64Array : Float32Array;
-  const want = `a ${ctor.name} of length ${length}`;
-  if (!(v instanceof ctor)) throw new TypeError(`Expected ${want}${nullable ? ' or null' : ''} for ${name} but received ${describe(v)}`);
+  if (!(v instanceof ctor)) throw new TypeError(`Expected ${arrayOf(ctor, length)}${nullable ? ' or null' : ''} for ${name} but received ${describe(v)}`);
   if (v.length !== length) {
-    if (isDetached(v)) throw new TypeError(`Expected ${want} for ${name} but received one whose buffer is detached`);
-    throw new RangeError(`Expected ${want} for ${name} but received ${describe(v)}`);
+    if (isDetached(v)) throw new TypeError(`Expected ${arrayOf(ctor, length)} for ${name} but received one whose buffer is detached`);
+    throw new RangeError(`Expected ${arrayOf(ctor, length)} for ${name} but received ${describe(v)}`);
   }
+}
+
+// checkArray's words, made only on the way to an error: a call checks several arrays.
+function arrayOf(ctor: typeof Float32Array | typeof Float64Array, length: number): string {
+  return `a ${ctor.name} of length ${length}`;
 }
