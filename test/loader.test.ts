@@ -54,6 +54,9 @@ it('falls back when BATCHNORM_ISA names an ISA that cannot run, saying so', () =
   expect(r.status, r.stderr).toBe(0);
   expect(JSON.parse(r.stdout).info.backend).toBe('js');
   expect(r.stderr).toMatch(/BATCHNORM_ISA=\w+ (is not an ISA of this build|cannot run on this CPU)/);
+  // The fix it suggests is the variable, not a rebuild (which would not help).
+  expect(r.stderr).toContain('unset BATCHNORM_ISA');
+  expect(r.stderr).not.toContain('npm rebuild');
 });
 
 it('BATCHNORM_BACKEND=native without the addon is a clear error', () => {

@@ -28,28 +28,31 @@ function addonPaths(): string[] {
   return ['Release', 'Debug'].map((d) => join(root, 'build', d, 'batchnorm.node'));
 }
 
-function loadAddon(): { addon: Addon | null; why: string } {
+const HOW_TO_BUILD = 'build it with `npm rebuild batchnorm` (needs python3, make and a C++17 compiler), or set BATCHNORM_BACKEND=js to choose the pure-JS path';
+// The addon refuses to load with a message that starts "BATCHNORM_ISA=" (dispatch.cc) when the forced ISA cannot run: rebuilding would not help.
+const HOW_TO_CHOOSE_ISA = 'unset BATCHNORM_ISA, or set it to an ISA this build and CPU can run (named above)';
+
+function loadAddon(): { addon: Addon | null; why: string; fix: string } {
   const paths = addonPaths();
   const found = paths.find((p) => existsSync(p));
-  if (!found) return { addon: null, why: `no compiled addon at ${paths.join(' or ')}` };
+  if (!found) return { addon: null, why: `no compiled addon at ${paths.join(' or ')}`, fix: HOW_TO_BUILD };
   try {
-    return { addon: require(found) as Addon, why: '' };
+    return { addon: require(found) as Addon, why: '', fix: '' };
   } catch (e) {
-    return { addon: null, why: `${found} failed to load: ${(e as Error).message}` };
+    const message = (e as Error).message;
+    return { addon: null, why: `${found} failed to load: ${message}`, fix: message.startsWith('BATCHNORM_ISA=') ? HOW_TO_CHOOSE_ISA : HOW_TO_BUILD };
   }
 }
-
-const HOW_TO_BUILD = 'build it with `npm rebuild batchnorm` (needs python3, make and a C++17 compiler), or set BATCHNORM_BACKEND=js to choose the pure-JS path';
 
 function choose(): { kernels: Kernels; addon: Addon | null } {
   const wanted = process.env.BATCHNORM_BACKEND ?? '';
   if (wanted !== '' && wanted !== 'native' && wanted !== 'js')
     throw new Error(`Expected BATCHNORM_BACKEND to be "native" or "js" (or unset) but received "${wanted}"`);
   if (wanted === 'js') return { kernels: jsKernels, addon: null };
-  const { addon, why } = loadAddon();
+  const { addon, why, fix } = loadAddon();
   if (addon) return { kernels: nativeKernels(addon), addon };
-  if (wanted === 'native') throw new Error(`BATCHNORM_BACKEND=native, but the native addon is unavailable: ${why}. To fix, ${HOW_TO_BUILD}.`);
-  process.emitWarning(`batchnorm: using the pure-JS path, which is much slower, because ${why}. To use the native path, ${HOW_TO_BUILD}.`, {
+  if (wanted === 'native') throw new Error(`BATCHNORM_BACKEND=native, but the native addon is unavailable: ${why}. To fix, ${fix}.`);
+  process.emitWarning(`batchnorm: using the pure-JS path, which is much slower, because ${why}. To use the native path, ${fix}.`, {
     code: 'BATCHNORM_FALLBACK',
   });
   return { kernels: jsKernels, addon: null };
