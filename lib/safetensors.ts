@@ -76,7 +76,8 @@ export function readSafetensors(bytes: Uint8Array, options: { prefix?: string } 
       case 'I64': value = Float64Array.from({ length: numel }, (_, i) => Number(view.getBigInt64(at(i), true))); break;
       case 'I32': value = Float64Array.from({ length: numel }, (_, i) => view.getInt32(at(i), true)); break;
       case 'I16': value = Float64Array.from({ length: numel }, (_, i) => view.getInt16(at(i), true)); break;
-      default: value = Float64Array.from({ length: numel }, (_, i) => view.getUint8(at(i)));
+      case 'I8': value = Float64Array.from({ length: numel }, (_, i) => view.getInt8(at(i))); break;
+      default: value = Float64Array.from({ length: numel }, (_, i) => view.getUint8(at(i)));  // U8, BOOL
     }
     // defineProperty: a tensor named "__proto__" is a key like any other, not the result's prototype.
     Object.defineProperty(out, name.slice(prefix.length), {
