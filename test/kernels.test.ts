@@ -89,10 +89,20 @@ describe.each(paths)('%s kernels', (_name, k) => {
     const d = { n, c, s, channelsLast: false };
     const { mean, variance } = refMoments(x, d);
     expectClose(y, refNormalize(x, d, mean, variance, 1e-5, null, null), 2e-5, 2e-5, 'y without affine');
-    const gw = new Float32Array(c), gb = new Float32Array(c);
-    k.backward(x, randn(n * c * s, 12), null, null, sm, si, gw, gb, n, c, s, false, true);
-    expect(Array.from(gb).every(Number.isFinite)).toBe(true);
-    k.backward(x, randn(n * c * s, 12), new Float32Array(n * c * s), null, sm, si, null, null, n, c, s, false, true);
+    // Outputs start as a value no kernel computes here, so one left unwritten shows.
+    const dy = randn(n * c * s, 12), sentinel = -1234.5;
+    for (const batchStats of [true, false]) {
+      const ref = refBackward(x, dy, d, sm, si, null, batchStats);
+      // Gradients without dx.
+      const gw = new Float32Array(c).fill(sentinel), gb = new Float32Array(c).fill(sentinel);
+      k.backward(x, dy, null, null, sm, si, gw, gb, n, c, s, false, batchStats);
+      expectClose(gw, ref.gw, 2e-5, 2e-5, `gradWeight without dx (batchStats ${batchStats})`);
+      expectClose(gb, ref.gb, 2e-5, 2e-5, `gradBias without dx (batchStats ${batchStats})`);
+      // dx without gradients (it still needs Σdy and Σdy·x̂ with batch statistics).
+      const dx = new Float32Array(n * c * s).fill(sentinel);
+      k.backward(x, dy, dx, null, sm, si, null, null, n, c, s, false, batchStats);
+      expectClose(dx, ref.dx, 2e-5, 2e-5, `dx without gradients (batchStats ${batchStats})`);
+    }
   });
 
   it('runs in place (y === x, dx === dy)', () => {

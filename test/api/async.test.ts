@@ -1,6 +1,6 @@
 /** Promise forms: same results as sync, rejections instead of throws, and the event loop keeps ticking (native path). */
 import { expect, it } from 'vitest';
-import { BatchNorm2d, backendInfo, batchNormAsync, batchNormBackwardAsync } from '../../lib/index.js';
+import { BatchNorm2d, backendInfo, batchNorm, batchNormAsync, batchNormBackward, batchNormBackwardAsync } from '../../lib/index.js';
 import { randn } from '../helpers.js';
 
 it('forwardAsync/backwardAsync give the sync results', async () => {
@@ -11,9 +11,21 @@ it('forwardAsync/backwardAsync give the sync results', async () => {
   expect((await b.backwardAsync(dy)).data).toEqual(a.backward(dy).data);
   expect(b.stateDict()).toEqual(a.stateDict());
   expect(b.weight!.grad).toEqual(a.weight!.grad);
-  const r = await batchNormAsync(x, null, null, { training: true });
-  const g = await batchNormBackwardAsync(dy, x, { saveMean: r.saveMean, saveInvstd: r.saveInvstd, training: true });
-  expect(g.gradInput.data.length).toBe(300);
+  // The functional forms: every output bitwise the sync one's, training and eval.
+  const w = randn(3, 5) as Float32Array, bias = randn(3, 6) as Float32Array;
+  for (const training of [true, false]) {
+    const rmS = Float32Array.of(0.5, -1, 2), rvS = Float32Array.of(1, 4, 0.5), rmA = rmS.slice(), rvA = rvS.slice();
+    const opts = { weight: w, bias, training, momentum: 0.3 };
+    const s = batchNorm(x, rmS, rvS, opts), r = await batchNormAsync(x, rmA, rvA, opts);
+    for (const key of ['data', 'saveMean', 'saveInvstd'] as const) expect(r[key], `batchNormAsync ${key} (training ${training})`).toEqual(s[key]);
+    expect(rmA).toEqual(rmS);
+    expect(rvA).toEqual(rvS);
+    const bopts = { weight: w, saveMean: s.saveMean, saveInvstd: s.saveInvstd, training };
+    const gs = batchNormBackward(dy, x, bopts), g = await batchNormBackwardAsync(dy, x, bopts);
+    expect(g.gradInput.data, `batchNormBackwardAsync dx (training ${training})`).toEqual(gs.gradInput.data);
+    expect(g.gradWeight).toEqual(gs.gradWeight);
+    expect(g.gradBias).toEqual(gs.gradBias);
+  }
 });
 
 it('rejects on bad input, changes nothing, and refuses overlapping calls on one module', async () => {

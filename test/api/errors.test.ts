@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { kernels } from '../../lib/backend/loader.js';
 import { BatchNorm1d, BatchNorm2d, batchNorm, batchNormAsync, batchNormBackward, batchNormBackwardAsync, fromKeras, readSafetensors, writeSafetensors, getNumThreads, setNumThreads } from '../../lib/index.js';
-import { randn } from '../helpers.js';
+import { expectClose, randn, refMoments } from '../helpers.js';
 
 const N = 2, C = 3, S = 5, NUMEL = N * C * S;
 
@@ -98,13 +98,32 @@ describe('kernel argument checks', () => {
     }
   });
 
-  it('accepts SharedArrayBuffer-backed and offset views', () => {
-    const sab = new Float32Array(new SharedArrayBuffer((NUMEL + 8) * 4)).subarray(4, 4 + NUMEL);
-    const args = ftArgs();
-    sab.set(args[0]);
-    args[0] = sab;
-    (kernels.forwardTraining as any)(...args);
-    expect(Array.from(args[6] as Float32Array).every(Number.isFinite)).toBe(true);
+  it('accepts SharedArrayBuffer-backed and offset views: the results of plain arrays, nothing outside the views touched', () => {
+    // The plain call, checked against the float64 statistics (saveMean and saveInvstd start at 9, y at 7).
+    const plain = ftArgs();
+    (kernels.forwardTraining as any)(...plain);
+    const { mean, variance } = refMoments(plain[0], { n: N, c: C, s: S, channelsLast: false });
+    expectClose(plain[6], mean, 1e-5, 1e-6, 'saveMean');
+    expectClose(plain[7], Array.from(variance, (v) => 1 / Math.sqrt(v + 1e-5)), 1e-5, 1e-6, 'saveInvstd');
+    for (const shared of [true, false]) {
+      // Every array a view 4 (x), 3 (y) or 1 (the rest) elements into a larger buffer whose other elements
+      // hold 1000: a kernel that reads or writes at the wrong place shows in the results or in the padding.
+      const inView = (src: Float32Array, off: number) => {
+        const buf = shared ? new SharedArrayBuffer((src.length + off + 4) * 4) : new ArrayBuffer((src.length + off + 4) * 4);
+        const all = new Float32Array(buf).fill(1000), v = all.subarray(off, off + src.length);
+        v.set(src);
+        return { v, all, off };
+      };
+      const args = ftArgs();
+      const views = args.map((a, i) => (a instanceof Float32Array ? inView(a, i === 0 ? 4 : i === 1 ? 3 : 1) : null));
+      (kernels.forwardTraining as any)(...args.map((a, i) => views[i]?.v ?? a));
+      for (const i of [1, 4, 5, 6, 7]) expect(Array.from(views[i]!.v), `${shared ? 'shared' : 'offset'} argument ${i}`).toEqual(Array.from(plain[i]));
+      for (const w of views) {
+        if (!w) continue;
+        const outside = [...w.all.subarray(0, w.off), ...w.all.subarray(w.off + w.v.length)];
+        expect(outside.every((e) => e === 1000), `${shared ? 'shared' : 'offset'}: padding unchanged`).toBe(true);
+      }
+    }
   });
 });
 

@@ -1,7 +1,7 @@
 /** State dicts (PyTorch keys, strict/non-strict, JSON round trip, safetensors), modes, options, Keras settings. */
 import { describe, expect, it } from 'vitest';
 import { BatchNorm1d, BatchNorm2d, BatchNorm3d, batchNorm, batchNormAsync, batchNormBackward, batchNormBackwardAsync, fromKeras, readSafetensors, writeSafetensors } from '../../lib/index.js';
-import { expectClose, randn, refMoments } from '../helpers.js';
+import { expectClose, randn, refBackward, refMoments, refNormalize } from '../helpers.js';
 
 function trainedBn(): BatchNorm2d {
   const bn = new BatchNorm2d(4);
@@ -58,6 +58,76 @@ describe('stateDict / loadStateDict', () => {
     fresh.loadStateDict(back);
     expect(fresh.stateDict()).toEqual(bn.stateDict());
     expect(() => readSafetensors(new Uint8Array(4))).toThrow(/at least 8 bytes/);
+    // A float64 module's arrays are written as F64 and read back exactly (not through float32).
+    const f64 = new BatchNorm1d(3, { dtype: 'float64' });
+    f64.runningMean!.set([0.1, 1 / 3, Math.PI]);
+    const back64 = readSafetensors(writeSafetensors(f64.stateDict()));
+    expect(back64.running_mean).toBeInstanceOf(Float64Array);
+    expect(Array.from(back64.running_mean as Float64Array)).toEqual([0.1, 1 / 3, Math.PI]);
+    expect(back64.num_batches_tracked).toBe(0);
+  });
+
+  it('stateDict returns copies, and loadStateDict copies in: later writes to either side change nothing on the other', () => {
+    const bn = trainedBn(), before = JSON.stringify(bn.stateDict());
+    const sd = bn.stateDict();
+    for (const v of Object.values(sd)) if (ArrayBuffer.isView(v)) (v as Float32Array).fill(42);
+    expect(JSON.stringify(bn.stateDict())).toBe(before);
+    const fresh = new BatchNorm2d(4);
+    fresh.loadStateDict(sd);
+    for (const v of Object.values(sd)) if (ArrayBuffer.isView(v)) (v as Float32Array).fill(7);
+    expect(Array.from(fresh.runningMean!)).toEqual([42, 42, 42, 42]);
+    expect(Array.from(fresh.weight!.data)).toEqual([42, 42, 42, 42]);
+  });
+
+  it('readSafetensors decodes every dtype it lists: F16 and BF16 (normal, subnormal, infinite, NaN) to float32, F64, integer tensors and scalars', () => {
+    const bytes = (size: number, put: (dv: DataView) => void, count: number) => {
+      const b = new Uint8Array(size * count);
+      put(new DataView(b.buffer));
+      return b;
+    };
+    const u16 = (v: number[]) => bytes(2, (dv) => v.forEach((e, i) => dv.setUint16(2 * i, e, true)), v.length);
+    const entries: Array<[string, string, number[], Uint8Array]> = [
+      // F16: 1, -2, 0x3555, the smallest and largest subnormals, the largest finite, -Inf, NaN, -0.
+      ['h', 'F16', [9], u16([0x3c00, 0xc000, 0x3555, 0x0001, 0x03ff, 0x7bff, 0xfc00, 0x7e00, 0x8000])],
+      // BF16: the high half of a float32: 1, -3, 0x3EAB0000, a float32 subnormal, ±Inf.
+      ['bf', 'BF16', [2, 3], u16([0x3f80, 0xc040, 0x3eab, 0x0001, 0x7f80, 0xff80])],
+      ['d', 'F64', [2], bytes(8, (dv) => (dv.setFloat64(0, 0.1, true), dv.setFloat64(8, -1 / 3, true)), 2)],
+      ['l', 'I64', [2], bytes(8, (dv) => (dv.setBigInt64(0, -5n, true), dv.setBigInt64(8, 2n ** 40n, true)), 2)],
+      ['count', 'I64', [], bytes(8, (dv) => dv.setBigInt64(0, 7n, true), 1)],
+      ['i', 'I32', [2], bytes(4, (dv) => (dv.setInt32(0, -7, true), dv.setInt32(4, 2 ** 31 - 1, true)), 2)],
+      ['s', 'I16', [1], bytes(2, (dv) => dv.setInt16(0, -300, true), 1)],
+      ['b', 'I8', [3], Uint8Array.of(0xff, 0x80, 0x7f)],
+      ['u', 'U8', [2], Uint8Array.of(0, 255)],
+      ['flag', 'BOOL', [2], Uint8Array.of(1, 0)],
+    ];
+    const header: Record<string, unknown> = {};
+    let offset = 0;
+    for (const [name, dtype, shape, b] of entries) {
+      header[name] = { dtype, shape, data_offsets: [offset, offset + b.length] };
+      offset += b.length;
+    }
+    const json = new TextEncoder().encode(JSON.stringify(header));
+    const file = new Uint8Array(8 + json.length + offset);
+    new DataView(file.buffer).setBigUint64(0, BigInt(json.length), true);
+    file.set(json, 8);
+    for (const [name, , , b] of entries) file.set(b, 8 + json.length + (header[name] as { data_offsets: number[] }).data_offsets[0]);
+    const sd = readSafetensors(file) as Record<string, unknown>;
+    expect(sd.h).toBeInstanceOf(Float32Array);
+    expect(Array.from(sd.h as Float32Array)).toEqual([1, -2, 0.333251953125, 2 ** -24, 1023 * 2 ** -24, 65504, -Infinity, NaN, -0]);
+    expect(sd.bf).toBeInstanceOf(Float32Array);
+    expect(Array.from(sd.bf as Float32Array)).toEqual([1, -3, 0.333984375, 2 ** -133, Infinity, -Infinity]);
+    expect(sd.d).toEqual(Float64Array.of(0.1, -1 / 3));
+    expect(sd.l).toEqual(Float64Array.of(-5, 2 ** 40));
+    expect(sd.count).toBe(7);
+    expect(sd.i).toEqual(Float64Array.of(-7, 2 ** 31 - 1));
+    expect(sd.s).toEqual(Float64Array.of(-300));
+    expect(sd.b).toEqual(Float64Array.of(-1, -128, 127));
+    expect(sd.u).toEqual(Float64Array.of(0, 255));
+    expect(sd.flag).toEqual(Float64Array.of(1, 0));
+    // A half-precision checkpoint loads into a float32 module.
+    const bn = new BatchNorm1d(9, { trackRunningStats: false, affine: true });
+    bn.loadStateDict({ weight: sd.h as Float32Array, bias: new Float32Array(9) });
+    expect(Array.from(bn.weight!.data)).toEqual(Array.from(sd.h as Float32Array));
   });
 });
 
@@ -100,15 +170,34 @@ describe('modes and options', () => {
     expect(bn.backward({ data: randn(24, 4) as Float32Array, shape: x.shape }, { out: dxOut }).data).toBe(dxOut);
   });
 
-  it('Float64Array input gives float64 output with float32 parameters', () => {
+  it('Float64Array input gives float64 output with float32 parameters, whose statistics and gradients it still updates', () => {
     const bn = new BatchNorm2d(2);
     const x = { data: randn(2 * 2 * 5, 5, 0, 1, Float64Array) as Float64Array, shape: [2, 2, 5, 1] };
     const y = bn.forward(x);
     expect(y.data).toBeInstanceOf(Float64Array);
     expect(bn.runningMean).toBeInstanceOf(Float32Array);
-    const dx = bn.backward({ data: randn(20, 6, 0, 1, Float64Array) as Float64Array, shape: x.shape });
+    // The kernel works on float64 copies of the module's float32 arrays: the update must come back.
+    const d = { n: 2, c: 2, s: 5, channelsLast: false }, m = 10;
+    const { mean, variance } = refMoments(x.data, d);
+    const invstd = Float64Array.from(variance, (v) => 1 / Math.sqrt(v + 1e-5));
+    expectClose(y.data, refNormalize(x.data, d, mean, variance, 1e-5, null, null), 1e-6, 1e-6, 'y');
+    expectClose(bn.runningMean!, Array.from(mean, (v) => 0.1 * v), 1e-6, 1e-6, 'runningMean');
+    expectClose(bn.runningVar!, Array.from(variance, (v) => 0.9 + (0.1 * v * m) / (m - 1)), 1e-6, 1e-6, 'runningVar');
+    const dy = { data: randn(20, 6, 0, 1, Float64Array) as Float64Array, shape: x.shape };
+    const dx = bn.backward(dy);
     expect(dx.data).toBeInstanceOf(Float64Array);
     expect(bn.weight!.grad).toBeInstanceOf(Float32Array);
+    const ref = refBackward(x.data, dy.data, d, mean, invstd, null, true);
+    expectClose(dx.data, ref.dx, 1e-6, 1e-6, 'dx');
+    expectClose(bn.weight!.grad!, ref.gw, 1e-6, 1e-6, 'weight.grad');
+    expectClose(bn.bias!.grad!, ref.gb, 1e-6, 1e-6, 'bias.grad');
+    // The other way round: a float64 module and float32 input.
+    const b64 = new BatchNorm2d(2, { dtype: 'float64', momentum: 0.5 }), x32 = Float32Array.from(x.data);
+    b64.forward({ data: x32, shape: x.shape });
+    const s32 = refMoments(x32, d);
+    expect(b64.runningMean).toBeInstanceOf(Float64Array);
+    expectClose(b64.runningMean!, Array.from(s32.mean, (v) => 0.5 * v), 1e-6, 1e-6, 'float64 module runningMean');
+    expectClose(b64.runningVar!, Array.from(s32.variance, (v) => 0.5 + (0.5 * v * m) / (m - 1)), 1e-6, 1e-6, 'float64 module runningVar');
   });
 
   it('momentum null is a cumulative average; Keras settings keep the biased variance', () => {
@@ -124,6 +213,14 @@ describe('modes and options', () => {
     k.forward(x);
     const { variance } = refMoments(x.data, { n: 4, c: 1, s: 1, channelsLast: true });
     expectClose(k.runningVar!, [0.9 + 0.1 * variance[0]], 1e-6, 1e-6, 'biased moving variance');
+    // Defaults (momentum 0.99, epsilon 1e-3, channels-last, affine); axis 1 is channels-first; no center and scale: no affine.
+    expect(fromKeras()).toEqual({ momentum: 1 - 0.99, eps: 1e-3, affine: true, layout: 'channelsLast', unbiasedRunningVar: false });
+    expect(fromKeras({ axis: 1, epsilon: 1e-5, momentum: 0.5 })).toMatchObject({ layout: 'channelsFirst', eps: 1e-5, momentum: 0.5 });
+    const plain = new BatchNorm2d(3, fromKeras({ center: false, scale: false }));
+    expect(plain.affine).toBe(false);
+    expect(plain.weight).toBeNull();
+    expect(() => fromKeras({ axis: 2 as any })).toThrow(RangeError);
+    expect(() => fromKeras({ momentum: 1.5 })).toThrow(RangeError);
   });
 
   it('trackRunningStats false uses batch statistics in eval too', () => {
@@ -132,13 +229,24 @@ describe('modes and options', () => {
     expectClose(bn.forward(x).data, [-1, -1, 1, 1], 1e-4, 1e-4, 'batch stats in eval');
     expect(bn.runningMean).toBeNull();
     expect(bn.numBatchesTracked).toBeNull();
+    // Batch statistics need two values per channel in eval too (PyTorch passes training=True to F.batch_norm then).
+    expect(() => bn.forward({ data: Float32Array.from([1, 10]), shape: [1, 2] })).toThrow('Expected more than 1 value per channel when training, got input size [1, 2]');
   });
 
   it('functional batchNorm updates running statistics in training and returns the saved ones', () => {
+    // Channels [1, 3] and [10, 30]: means 2 and 20, biased variances 1 and 100, unbiased 2 and 200.
+    // Momentum 0.25 (not 0.5, where both conventions agree) is the weight of the batch: running = 0.75·running + 0.25·batch.
+    const x = { data: Float32Array.from([1, 10, 3, 30]), shape: [2, 2] };
     const rm = new Float32Array(2), rv = new Float32Array(2).fill(1);
-    const r = batchNorm({ data: Float32Array.from([1, 10, 3, 30]), shape: [2, 2] }, rm, rv, { training: true, momentum: 0.5 });
-    expectClose(rm, [1, 10], 1e-6, 1e-6, 'running mean');
+    const r = batchNorm(x, rm, rv, { training: true, momentum: 0.25 });
+    expectClose(rm, [0.5, 5], 1e-6, 1e-6, 'running mean');
+    expectClose(rv, [0.75 + 0.25 * 2, 0.75 + 0.25 * 200], 1e-6, 1e-6, 'running var (unbiased)');
     expectClose(r.saveMean, [2, 20], 1e-6, 1e-6, 'saved mean');
+    expectClose(r.saveInvstd, [1 / Math.sqrt(1 + 1e-5), 1 / Math.sqrt(100 + 1e-5)], 1e-6, 1e-6, 'saved invstd (biased)');
+    // unbiasedRunningVar: false keeps the biased variance (Keras, TF.js).
+    const rmB = new Float32Array(2), rvB = new Float32Array(2).fill(1);
+    batchNorm(x, rmB, rvB, { training: true, momentum: 0.25, unbiasedRunningVar: false });
+    expectClose(rvB, [0.75 + 0.25 * 1, 0.75 + 0.25 * 100], 1e-6, 1e-6, 'running var (biased)');
   });
 });
 

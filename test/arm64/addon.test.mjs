@@ -8,6 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
 
 process.env.BATCHNORM_BACKEND ??= 'native'; // a missing addon fails loudly instead of testing the JS path
 const api = await import('../../dist/index.js');
@@ -181,8 +182,13 @@ for (const T of [Float32Array, Float64Array]) {
   });
 
   test(`the parallel paths: bitwise the same for 1 and 4 threads, sync and async (${T.name})`, async () => {
-    const [n, c, s] = [2, 3, 6000]; // 36000 values: above the kernels' serial threshold (2^15)
+    // 72000 values: at or above the kernels' serial threshold (kSerialBelow, 2^16), so that the
+    // work is split among the threads; below it every thread count runs the same serial code.
+    const [n, c, s] = [2, 3, 12_000];
     const len = n * c * s, x = randn(T, len, 99, -1, 3), dy = randn(T, len, 98);
+    const serialBelow = readFileSync(new URL('../../native/kernels/batchnorm.h', import.meta.url), 'utf8').match(/kSerialBelow = 1 << (\d+);/);
+    assert.ok(serialBelow, 'kSerialBelow not found in native/kernels/batchnorm.h');
+    assert.ok(len >= 2 ** Number(serialBelow[1]), `${len} values: below kSerialBelow (2^${serialBelow[1]}), the threads would not be used`);
     const before = api.getNumThreads();
     try {
       const runs = [];
