@@ -1,4 +1,4 @@
-/** Test helpers: a seeded generator, a float64 reference of the kernels' math, and comparisons. */
+/** Test helpers: a seeded generator, a float64 reference of the kernels' math, comparisons, and hand-made safetensors files. */
 import type { FloatArray } from '../lib/backend/kernels.js';
 
 /** Deterministic uniform [0, 1) generator (mulberry32). */
@@ -111,4 +111,18 @@ export function fromChannelsLast(data: ArrayLike<number>, shape: readonly number
   const out = new Float64Array(data.length);
   for (let i = 0; i < n; i++) for (let ch = 0; ch < c; ch++) for (let j = 0; j < s; j++) out[(i * c + ch) * s + j] = data[(i * s + j) * c + ch];
   return out;
+}
+
+/**
+ * A safetensors file made by hand (for headers and dtypes writeSafetensors
+ * never writes): the 8-byte little-endian header length, the header text, then
+ * the data bytes.
+ */
+export function safetensorsFile(header: string, data: Uint8Array): Uint8Array {
+  const json = new TextEncoder().encode(header);
+  const f = new Uint8Array(8 + json.length + data.length);
+  new DataView(f.buffer).setBigUint64(0, BigInt(json.length), true);
+  f.set(json, 8);
+  f.set(data, 8 + json.length);
+  return f;
 }

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { kernels } from '../../lib/backend/loader.js';
 import { BatchNorm1d, BatchNorm2d, batchNorm, batchNormAsync, batchNormBackward, batchNormBackwardAsync, fromKeras, readSafetensors, writeSafetensors, getNumThreads, setNumThreads } from '../../lib/index.js';
-import { expectClose, randn, refMoments } from '../helpers.js';
+import { expectClose, randn, refMoments, safetensorsFile } from '../helpers.js';
 
 const N = 2, C = 3, S = 5, NUMEL = N * C * S;
 
@@ -305,13 +305,7 @@ describe('functional array checks name the arguments the user passed', () => {
 
 describe('readSafetensors checks the header', () => {
   /** A file with this header text and 16 data bytes. */
-  function file(header: string): Uint8Array {
-    const json = new TextEncoder().encode(header);
-    const f = new Uint8Array(8 + json.length + 16);
-    new DataView(f.buffer).setBigUint64(0, BigInt(json.length), true);
-    f.set(json, 8);
-    return f;
-  }
+  const file = (header: string): Uint8Array => safetensorsFile(header, new Uint8Array(16));
   const entry = (fields: object) => JSON.stringify({ w: { dtype: 'F32', shape: [4], data_offsets: [0, 16], ...fields } });
 
   it.each([

@@ -1,7 +1,7 @@
 /** State dicts (PyTorch keys, strict/non-strict, JSON round trip, safetensors), modes, options, Keras settings. */
 import { describe, expect, it } from 'vitest';
 import { BatchNorm1d, BatchNorm2d, BatchNorm3d, batchNorm, batchNormAsync, batchNormBackward, batchNormBackwardAsync, fromKeras, readSafetensors, writeSafetensors } from '../../lib/index.js';
-import { expectClose, randn, refBackward, refMoments, refNormalize } from '../helpers.js';
+import { expectClose, randn, refBackward, refMoments, refNormalize, safetensorsFile } from '../helpers.js';
 
 function trainedBn(): BatchNorm2d {
   const bn = new BatchNorm2d(4);
@@ -106,12 +106,9 @@ describe('stateDict / loadStateDict', () => {
       header[name] = { dtype, shape, data_offsets: [offset, offset + b.length] };
       offset += b.length;
     }
-    const json = new TextEncoder().encode(JSON.stringify(header));
-    const file = new Uint8Array(8 + json.length + offset);
-    new DataView(file.buffer).setBigUint64(0, BigInt(json.length), true);
-    file.set(json, 8);
-    for (const [name, , , b] of entries) file.set(b, 8 + json.length + (header[name] as { data_offsets: number[] }).data_offsets[0]);
-    const sd = readSafetensors(file) as Record<string, unknown>;
+    const data = new Uint8Array(offset);
+    for (const [name, , , b] of entries) data.set(b, (header[name] as { data_offsets: number[] }).data_offsets[0]);
+    const sd = readSafetensors(safetensorsFile(JSON.stringify(header), data)) as Record<string, unknown>;
     expect(sd.h).toBeInstanceOf(Float32Array);
     expect(Array.from(sd.h as Float32Array)).toEqual([1, -2, 0.333251953125, 2 ** -24, 1023 * 2 ** -24, 65504, -Infinity, NaN, -0]);
     expect(sd.bf).toBeInstanceOf(Float32Array);
