@@ -1,7 +1,8 @@
 /**
  * Every instruction set this CPU runs, forced with BATCHNORM_ISA in a child
- * process, gives the float64 reference's numbers; an ISA the CPU or build
- * lacks is a clear error; backendInfo()/capabilities() say what runs.
+ * process, gives the float64 reference's numbers for every op, in float32 and
+ * float64; an ISA the CPU or build lacks is a clear error; backendInfo() and
+ * capabilities() say what runs.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { expect, it } from 'vitest';
@@ -10,7 +11,12 @@ import { randn, refBackward, refMoments, refNormalize, relError } from './helper
 
 const cases = [[3, 5, 37, false], [16, 24, 3136, false], [64, 40, 1, true], [4, 33, 49, true], [2, 1, 70000, false]] as const;
 
-/** The child runs the compiled package (dist/) with the ISA forced and prints its outputs. */
+/**
+ * The child runs the compiled package (dist/) with the ISA forced: per case,
+ * forward-training (weight, bias, running statistics), forward-eval, backward
+ * with batch and with frozen statistics, in float32; then all four again in
+ * float64. It prints every output.
+ */
 const script = `
   const { kernels } = await import('./dist/backend/loader.js');
   const { backendInfo } = await import('./dist/index.js');
@@ -18,17 +24,26 @@ const script = `
   const [cases, inputs] = JSON.parse(readFileSync(0, 'utf8'));
   const out = cases.map(([n, c, s, cl], k) => {
     const numel = n * c * s;
-    const f32 = (b64) => new Float32Array(new Uint8Array(Buffer.from(b64, 'base64')).buffer);
-    const x = f32(inputs[k][0]), dy = f32(inputs[k][1]);
-    const y = new Float32Array(numel), sm = new Float32Array(c), si = new Float32Array(c), dx = new Float32Array(numel), gw = new Float32Array(c), gb = new Float32Array(c);
-    kernels.forwardTraining(x, y, null, null, null, null, sm, si, n, c, s, cl, 1e-5, 0.1);
-    kernels.backward(x, dy, dx, null, sm, si, gw, gb, n, c, s, cl, true);
-    return [y, sm, si, dx, gw, gb].map((a) => Buffer.from(a.buffer).toString('base64'));
+    const run = (T, [x, dy, w, b, rm0, rv0]) => {
+      const y = new T(numel), sm = new T(c), si = new T(c), dx = new T(numel), gw = new T(c), gb = new T(c);
+      const rm = rm0.slice(), rv = rv0.slice(), ye = new T(numel), dxf = new T(numel);
+      kernels.forwardTraining(x, y, w, b, rm, rv, sm, si, n, c, s, cl, 1e-5, 0.1);
+      kernels.backward(x, dy, dx, w, sm, si, gw, gb, n, c, s, cl, true);
+      kernels.forwardEval(x, ye, w, b, rm0, rv0, n, c, s, cl, 1e-5);
+      kernels.backward(x, dy, dxf, w, rm0, si, null, null, n, c, s, cl, false);
+      return [y, sm, si, rm, rv, dx, gw, gb, ye, dxf];
+    };
+    const decode = (T) => inputs[k].map((b64) => T.from(new Float32Array(new Uint8Array(Buffer.from(b64, 'base64')).buffer)));
+    return [Float32Array, Float64Array].flatMap((T) => run(T, decode(T))).map((a) => Buffer.from(a.buffer).toString('base64'));
   });
   process.stdout.write(JSON.stringify({ isa: backendInfo().isa, out }));
 `;
 
-const inputs = cases.map(([n, c, s], k) => [randn(n * c * s, 2 * k + 1, 2, 3), randn(n * c * s, 2 * k + 2)]);
+// Per case: x, dy, weight, bias, running mean, running variance (float32 values; the float64 run widens them).
+const inputs = cases.map(([n, c, s], k) => [
+  randn(n * c * s, 6 * k + 1, 2, 3), randn(n * c * s, 6 * k + 2), randn(c, 6 * k + 3, 1, 0.5), randn(c, 6 * k + 4),
+  randn(c, 6 * k + 5, 2, 1), Float32Array.from(randn(c, 6 * k + 6), (v) => 1 + v * v),
+]);
 
 function runWith(isa: string) {
   const arg = JSON.stringify([cases, inputs.map((p) => p.map((a) => Buffer.from(a.buffer).toString('base64')))]);
@@ -49,23 +64,30 @@ it('reports the best ISA by default and lists what runs', () => {
   }
 });
 
-it.each(capabilities())('BATCHNORM_ISA=%s matches the float64 reference', (isa) => {
+it.each(capabilities())('BATCHNORM_ISA=%s matches the float64 reference, float32 and float64', (isa) => {
   const r = runWith(isa);
   expect(r.status, r.stderr).toBe(0);
   const { isa: ran, out } = JSON.parse(r.stdout);
   expect(ran).toBe(isa);
-  const f32 = (b64: string) => new Float32Array(new Uint8Array(Buffer.from(b64, 'base64')).buffer);
   cases.forEach(([n, c, s, channelsLast], k) => {
-    const d = { n, c, s, channelsLast }, [x, dy] = inputs[k];
-    const [y, sm, si, dx, gw, gb] = out[k].map(f32);
+    const d = { n, c, s, channelsLast }, [x, dy, w, b, rm0, rv0] = inputs[k], m = n * s;
     const { mean, variance } = refMoments(x, d);
-    const ref = refBackward(x, dy, d, sm, si, null, true);
-    const tag = `${isa} ${n}x${c}x${s}${channelsLast ? ' channels-last' : ''}`;
-    expect(relError(sm, mean), `${tag} mean`).toBeLessThan(1e-6);
-    expect(relError(y, refNormalize(x, d, mean, variance, 1e-5, null, null)), `${tag} y`).toBeLessThan(1e-5);
-    expect(relError(gw, ref.gw), `${tag} gradWeight`).toBeLessThan(1e-5);
-    expect(relError(gb, ref.gb), `${tag} gradBias`).toBeLessThan(1e-5);
-    expect(relError(dx, ref.dx), `${tag} dx`).toBeLessThan(1e-4);
+    // float64 outputs must be 1e7 times closer to the float64 reference than float32 ones.
+    for (const [dtype, T, tol, offset] of [['float32', Float32Array, 1, 0], ['float64', Float64Array, 1e-7, 10]] as const) {
+      const [y, sm, si, rm, rv, dx, gw, gb, ye, dxf] = out[k].slice(offset, offset + 10).map((b64: string) => new T(new Uint8Array(Buffer.from(b64, 'base64')).buffer));
+      const tag = `${isa} ${dtype} ${n}x${c}x${s}${channelsLast ? ' channels-last' : ''}`;
+      const ref = refBackward(x, dy, d, sm, si, w, true), frozen = refBackward(x, dy, d, rm0, si, w, false);
+      expect(relError(sm, mean), `${tag} mean`).toBeLessThan(1e-6 * tol);
+      expect(relError(si, Array.from(variance, (v) => 1 / Math.sqrt(v + 1e-5))), `${tag} invstd`).toBeLessThan(1e-6 * tol);
+      expect(relError(rm, Array.from(mean, (v, ch) => 0.9 * rm0[ch] + 0.1 * v)), `${tag} running mean`).toBeLessThan(1e-6 * tol);
+      expect(relError(rv, Array.from(variance, (v, ch) => 0.9 * rv0[ch] + 0.1 * v * m / (m - 1))), `${tag} running var`).toBeLessThan(1e-6 * tol);
+      expect(relError(y, refNormalize(x, d, mean, variance, 1e-5, w, b)), `${tag} y`).toBeLessThan(1e-5 * tol);
+      expect(relError(gw, ref.gw), `${tag} gradWeight`).toBeLessThan(1e-5 * tol);
+      expect(relError(gb, ref.gb), `${tag} gradBias`).toBeLessThan(1e-5 * tol);
+      expect(relError(dx, ref.dx), `${tag} dx`).toBeLessThan(1e-4 * tol);
+      expect(relError(ye, refNormalize(x, d, rm0, rv0, 1e-5, w, b)), `${tag} eval y`).toBeLessThan(1e-6 * tol);
+      expect(relError(dxf, frozen.dx), `${tag} frozen dx`).toBeLessThan(1e-6 * tol);
+    }
   });
 });
 
