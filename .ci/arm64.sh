@@ -32,7 +32,7 @@ build_kernel_test() {
     x86)
       cxx=${CXX:-g++}; defs=(-DBATCHNORM_HAVE_AVX2 -DBATCHNORM_HAVE_AVX512)
       _kt_cc avx2.o "$root/native/kernels/avx2.cc" -mavx2 -mfma
-      _kt_cc avx512.o "$root/native/kernels/avx512.cc" -mavx2 -mfma -mavx512f -mavx512dq -mavx512bw -mavx512vl -Wno-maybe-uninitialized ;;
+      _kt_cc avx512.o "$root/native/kernels/avx512.cc" -mavx2 -mfma -mavx512f -mavx512dq -mavx512bw -mavx512vl -Wno-uninitialized -Wno-maybe-uninitialized ;;
     arm64)
       cxx=aarch64-linux-gnu-g++; defs=(-DBATCHNORM_HAVE_NEON)
       _kt_cc neon.o "$root/native/kernels/neon.cc" ;;
