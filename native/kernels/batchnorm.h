@@ -582,8 +582,9 @@ struct Kernels {
     const int64_t C = sh.c, HW = sh.s;
     const bool serial = sh.numel() < kSerialBelow;
     parallel(sh.n * C, serial ? sh.n * C : (kUnit + HW - 1) / HW, [&](int64_t b, int64_t e) {
-      // c = nc % C, kept by counting: a division per plane measurably slowed
-      // small planes ((64,16,8,8): 1024 planes of 64 values).
+      // c = nc % C, kept by counting rather than by a 64-bit division per
+      // plane ((64,16,8,8), 1024 planes of 64 values: eval 0.98x, backward
+      // 0.97x at 2 threads).
       for (int64_t nc = b, c = b % C; nc < e; ++nc, c = c + 1 == C ? 0 : c + 1)
         affine_run<NT>(x + nc * HW, y + nc * HW, HW, k[c], NT && nc + 1 < e ? x + (nc + 1) * HW : nullptr);
       if (NT) V::fence();
