@@ -159,6 +159,11 @@ struct Coeffs {
   T mean, scale, shift;
 };
 
+// i % C for 0 <= i < 2C, without a division: the elementwise passes step a
+// channel index once per plane, or rotate it by less than C, for every plane
+// or channel ((64,16,8,8) has 1024 planes of 64 values).
+inline int64_t wrap(int64_t i, int64_t C) { return i < C ? i : i - C; }
+
 template <class T>
 Coeffs<T> make_coeffs(double mean, double scale, double shift) {
   const T hi = T(mean);
@@ -582,10 +587,9 @@ struct Kernels {
     const int64_t C = sh.c, HW = sh.s;
     const bool serial = sh.numel() < kSerialBelow;
     parallel(sh.n * C, serial ? sh.n * C : (kUnit + HW - 1) / HW, [&](int64_t b, int64_t e) {
-      // c = nc % C, kept by counting rather than by a 64-bit division per
-      // plane ((64,16,8,8), 1024 planes of 64 values: eval 0.98x, backward
-      // 0.97x at 2 threads).
-      for (int64_t nc = b, c = b % C; nc < e; ++nc, c = c + 1 == C ? 0 : c + 1)
+      // c = nc % C, counted (wrap) rather than divided per plane: (64,16,8,8)
+      // eval 0.98x, backward 0.97x at 2 threads.
+      for (int64_t nc = b, c = b % C; nc < e; ++nc, c = wrap(c + 1, C))
         affine_run<NT>(x + nc * HW, y + nc * HW, HW, k[c], NT && nc + 1 < e ? x + (nc + 1) * HW : nullptr);
       if (NT) V::fence();
     });
@@ -595,7 +599,7 @@ struct Kernels {
     const int64_t C = sh.c, p = peel<NT>(y, C), rows = sh.n * sh.s - (p ? 1 : 0);
     Scratch<T> m(C), a(C), b(C);
     for (int64_t c = 0; c < C; ++c) {
-      const Coeffs<T>& kc = k[c + p < C ? c + p : c + p - C];  // (c + p) % C without a division per channel
+      const Coeffs<T>& kc = k[wrap(c + p, C)];
       m[c] = kc.mean, a[c] = kc.scale, b[c] = kc.shift;
     }
     for_skew_edges(rows + 1, C, p, [&](int64_t i, int64_t c) { y[i] = std::fma(x[i] - k[c].mean, k[c].scale, k[c].shift); });
@@ -890,7 +894,7 @@ struct Kernels {
     const bool serial = sh.numel() < kSerialBelow;
     if (!sh.channels_last) {
       parallel(sh.n * C, serial ? sh.n * C : (kUnit + HW - 1) / HW, [&](int64_t b, int64_t e) {
-        for (int64_t nc = b, c = b % C; nc < e; ++nc, c = c + 1 == C ? 0 : c + 1)  // c = nc % C, see affine_planes
+        for (int64_t nc = b, c = b % C; nc < e; ++nc, c = wrap(c + 1, C))  // c = nc % C
           grad_input_run<NT>(a.x + nc * HW, a.dy + nc * HW, a.dx + nc * HW, HW, k[c]);
         if (NT) V::fence();
       });
@@ -899,7 +903,7 @@ struct Kernels {
     const int64_t p = peel<NT>(a.dx, C), rows = sh.n * sh.s - (p ? 1 : 0);
     Scratch<T> m(C), k1(C), k2(C), k3(C);
     for (int64_t c = 0; c < C; ++c) {
-      const GradCoeffs& kc = k[c + p < C ? c + p : c + p - C];  // (c + p) % C, see affine_rows_all
+      const GradCoeffs& kc = k[wrap(c + p, C)];
       m[c] = kc.mean, k1[c] = kc.k1, k2[c] = kc.k2, k3[c] = kc.k3;
     }
     for_skew_edges(rows + 1, C, p, [&](int64_t i, int64_t c) {
