@@ -34,6 +34,9 @@ constexpr int64_t kRowBlockMax = 256;
 constexpr int64_t kRowStretch = 16;
 // Values per tile of rows in the NHWC elementwise passes (16 KB of float).
 constexpr int64_t kTileValues = 4096;
+// Channels whose per-channel math (finish_rows) runs as one batch of double
+// vectors, over arrays on the stack.
+constexpr int kFinishChannels = 64;
 // Below this many elements a call runs on the calling thread: handing work
 // to a worker costs more than it saves.
 constexpr int64_t kSerialBelow = 1 << 16;
@@ -409,30 +412,37 @@ struct Kernels {
     for (int l = 0; l < G * L; ++l) out[l] = RowPart{m[l].count, m[l].mean, m[l].m2, false};
   }
 
-  // Moments of every channel, into `out` (C entries).
-  static void channel_moments(const Shape& sh, const T* x, Moments* out) {
+  // NCHW: the moments of every channel, into `out` (C entries).
+  static void plane_moments(const Shape& sh, const T* x, Moments* out) {
     const int64_t C = sh.c;
     const bool serial = sh.numel() < kSerialBelow;
-    if (!sh.channels_last) {
-      const Units us = units_of(sh);
-      const int64_t units = us.per_channel;
-      Scratch<Moments> part(C * units);
-      parallel(C * units, serial ? C * units : 1, [&](int64_t b, int64_t e) {
-        for (int64_t k = b; k < e; ++k) part[k] = unit_moments(sh, us, x, k / units, k % units);
-      });
-      for (int64_t c = 0; c < C; ++c) {
-        Moments m;
-        for (int64_t u = 0; u < units; ++u) merge(m, part[c * units + u]);
-        out[c] = m;
-      }
-      return;
+    const Units us = units_of(sh);
+    const int64_t units = us.per_channel;
+    Scratch<Moments> part(C * units);
+    parallel(C * units, serial ? C * units : 1, [&](int64_t b, int64_t e) {
+      for (int64_t k = b; k < e; ++k) part[k] = unit_moments(sh, us, x, k / units, k % units);
+    });
+    for (int64_t c = 0; c < C; ++c) {
+      Moments m;
+      for (int64_t u = 0; u < units; ++u) merge(m, part[c * units + u]);
+      out[c] = m;
     }
+  }
+
+  // NHWC / (N, C) forward-training: every channel's statistics (written as
+  // finish_channel does) and its coefficients of y, into k (C entries).
+  static void row_statistics(const ForwardTrainingArgs<T>& a, Coeffs<T>* k) {
+    const Shape& sh = a.shape;
+    const T* x = a.x;
+    const int64_t C = sh.c;
+    const bool serial = sh.numel() < kSerialBelow;
+    Scratch<Moments> out(C);
     // NHWC / (N, C): the first rows (an eighth of a row block, at least 16)
     // in two passes, which gives each channel its shift (as unit_moments: the
     // first stretch exact, the rest around its means, with the same
     // fallback); then the row blocks after them in parallel, each over all
     // channels in one pass; then each channel's blocks added up in order,
-    // channels in parallel. Many small units keep the threads evenly loaded;
+    // channels in parallel (finish_rows). Many small units keep the threads evenly loaded;
     // the first rows are few because they run on one thread ((256,512), two
     // row blocks, measured 1.23x at 2 threads with a whole block there).
     const int64_t rows = sh.n * sh.s, R = rows_per_block(C), first = R / 8 > 16 ? R / 8 : 16;
@@ -441,7 +451,7 @@ struct Kernels {
       using VV = typename decltype(sweep)::vec;
       rows_moments<VV, decltype(sweep)::groups>(x, C, c0, r_first, &out[c0]);
     });
-    if (units == 0) return;
+    if (units == 0) return each_channel(sh, [&](int64_t c) { k[c] = finish_channel(a, c, out[c]); });
     Scratch<T> shift(C);
     for (int64_t c = 0; c < C; ++c) shift[c] = T(out[c].mean);
     Scratch<RowPart> part(units * C);
@@ -454,17 +464,92 @@ struct Kernels {
         });
       }
     });
-    parallel(C, serial ? C : 16, [&](int64_t c0, int64_t c1) {
-      for (int64_t c = c0; c < c1; ++c) {
-        ShiftedSums rest;
-        for (int64_t u = 0; u < units; ++u) {
-          const RowPart& q = part[u * C + c];
-          if (q.shifted) rest.add(q.count, q.a, q.b);
-          else merge(out[c], Moments{q.count, q.a, q.b});
-        }
-        rest.merge_into(out[c], double(shift[c]));
+    parallel(C, serial ? C : 16, [&](int64_t c0, int64_t c1) { finish_rows(a, RowStats{part.p, units, shift.p, out.p}, c0, c1, k); });
+  }
+
+  // The row statistics of channels-last, before each channel's row blocks
+  // are added up: out[c] holds the first rows' Moments, part[u * C + c] the
+  // row blocks after them (RowPart: summed around shift[c], or a fallback's
+  // Moments).
+  struct RowStats {
+    const RowPart* part;
+    int64_t units;
+    const T* shift;
+    Moments* out;
+  };
+
+  // Channels [c0, c1) of the row statistics: each channel's row blocks
+  // added up in order (the shifted ones' sums in ShiftedSums, merged once at
+  // the end; a fallback block merged as it comes), then finish_channel. Up
+  // to kFinishChannels channels at a time, in three passes: the blocks, unit
+  // by unit, into arrays; the five divisions and the square root of
+  // finish_channel's math in the ISA's double vectors, D::W channels at a
+  // time (the same operations in the same order, so the same bits); the
+  // results written out. One channel at a time, the merge and the finish
+  // took about a fifth of (256,512) forward-training's cycles. A channel with
+  // a fallback block, with moments that are not finite (finish_channel takes
+  // them again), or short of a whole vector goes one by one.
+  static void finish_rows(const ForwardTrainingArgs<T>& a, const RowStats& rs, int64_t c0, int64_t c1, Coeffs<T>* k) {
+    using D = typename V::f64;
+    constexpr int L = D::W, K = kFinishChannels;
+    const int64_t C = a.shape.c;
+    double n1[K], mean1[K], m2_1[K], n[K], sd[K], sd2[K], shift[K];
+    double o_n[K], o_mean[K], o_m2[K], o_var[K], o_invstd[K], o_unbiased[K];
+    bool plain[K];
+    for (int64_t b = c0; b < c1; b += K) {
+      const int cs = int(c1 - b < K ? c1 - b : K), vs = cs / L * L;
+      for (int i = 0; i < cs; ++i) {
+        const Moments& f = rs.out[b + i];
+        n1[i] = f.count, mean1[i] = f.mean, m2_1[i] = f.m2, shift[i] = double(rs.shift[b + i]);
+        n[i] = 0, sd[i] = 0, sd2[i] = 0, plain[i] = false;
       }
-    });
+      // Unit by unit along the rows of `part`, not channel by channel down
+      // its columns ((1024,2048): 32 units, a channel's entries 64 KB apart,
+      // in the same cache sets): the shifted blocks' sums as ShiftedSums
+      // adds them, a fallback block merged into the channel's Moments (n1,
+      // mean1, m2_1) as it comes.
+      for (int64_t u = 0; u < rs.units; ++u) {
+        const RowPart* q = rs.part + u * C + b;
+        for (int i = 0; i < cs; ++i) {
+          if (q[i].shifted) {
+            n[i] += q[i].count, sd[i] += q[i].a, sd2[i] += q[i].b;
+            continue;
+          }
+          Moments m{n1[i], mean1[i], m2_1[i]};
+          merge(m, Moments{q[i].count, q[i].a, q[i].b});
+          n1[i] = m.count, mean1[i] = m.mean, m2_1[i] = m.m2, plain[i] = true;
+        }
+      }
+      // Scalar math (moments_from_shifted, merge into the first rows', finish_channel):
+      //   d = sd / n;  q = max(sd2 - sd * d, 0);  N = n1 + n;  delta = (shift + d) - mean1;  w = n / N
+      //   mean = mean1 + delta * w;  m2 = m2_1 + (q + delta * delta * n1 * w)
+      //   var = m2 / N;  invstd = 1 / sqrt(var + eps);  unbiased = var * N / (N - 1)
+      for (int i = 0; i < vs; i += L) {
+        const D vn = D::load(n + i), vn1 = D::load(n1 + i), vsd = D::load(sd + i), vmean1 = D::load(mean1 + i);
+        const D d = D::div(vsd, vn), q = D::nonneg(D::sub(D::load(sd2 + i), D::mul(vsd, d)));
+        const D N = D::add(vn1, vn), delta = D::sub(D::add(D::load(shift + i), d), vmean1), w = D::div(vn, N);
+        const D m2 = D::add(D::load(m2_1 + i), D::add(q, D::mul(D::mul(D::mul(delta, delta), vn1), w)));
+        const D var = D::div(m2, N);
+        D::store(o_n + i, N);
+        D::store(o_mean + i, D::add(vmean1, D::mul(delta, w)));
+        D::store(o_m2 + i, m2);
+        D::store(o_var + i, var);
+        D::store(o_invstd + i, D::div(D::set1(1.0), D::sqrt(D::add(var, D::set1(a.eps)))));
+        D::store(o_unbiased + i, D::div(D::mul(var, N), D::sub(N, D::set1(1.0))));
+      }
+      for (int i = 0; i < cs; ++i) {
+        const int64_t c = b + i;
+        if (i >= vs || plain[i]) {
+          Moments m{n1[i], mean1[i], m2_1[i]};
+          ShiftedSums{n[i], sd[i], sd2[i]}.merge_into(m, shift[i]);
+          k[c] = finish_channel(a, c, m);
+        } else if (!std::isfinite(o_mean[i]) || !std::isfinite(o_m2[i])) {
+          k[c] = finish_channel(a, c, Moments{o_n[i], o_mean[i], o_m2[i]});
+        } else {
+          k[c] = store_channel(a, c, o_mean[i], o_invstd[i], a.unbiased && o_n[i] > 1 ? o_unbiased[i] : o_var[i]);
+        }
+      }
+    }
   }
 
   // ------------------------------------------------------- elementwise passes
@@ -647,14 +732,20 @@ struct Kernels {
   static Coeffs<T> finish_channel(const ForwardTrainingArgs<T>& a, int64_t c, const Moments& moments) {
     const Moments m = std::isfinite(moments.mean) && std::isfinite(moments.m2) ? moments : plain_moments(a.shape, a.x, c);
     const double n = m.count, var = m.m2 / n, invstd = 1.0 / std::sqrt(var + a.eps);
-    a.save_mean[c] = T(m.mean);
+    return store_channel(a, c, m.mean, invstd, a.unbiased && n > 1 ? var * n / (n - 1) : var);
+  }
+
+  // Channel c's saved and running statistics from its mean, its invstd and
+  // the variance the running statistics take (unbiased or not); returns its
+  // coefficients of y.
+  static Coeffs<T> store_channel(const ForwardTrainingArgs<T>& a, int64_t c, double mean, double invstd, double running) {
+    a.save_mean[c] = T(mean);
     a.save_invstd[c] = T(invstd);
     if (a.running_mean) {
-      const double unbiased = a.unbiased && n > 1 ? var * n / (n - 1) : var;
-      a.running_mean[c] = T((1 - a.momentum) * double(a.running_mean[c]) + a.momentum * m.mean);
-      a.running_var[c] = T((1 - a.momentum) * double(a.running_var[c]) + a.momentum * unbiased);
+      a.running_mean[c] = T((1 - a.momentum) * double(a.running_mean[c]) + a.momentum * mean);
+      a.running_var[c] = T((1 - a.momentum) * double(a.running_var[c]) + a.momentum * running);
     }
-    return make_coeffs<T>(m.mean, invstd * weight_at(a.weight, c), bias_at(a.bias, c));
+    return make_coeffs<T>(mean, invstd * weight_at(a.weight, c), bias_at(a.bias, c));
   }
 
   // f(c) for every channel, channels in parallel: the forward's per-channel
@@ -700,10 +791,14 @@ struct Kernels {
       if (bytes_at_least(sh, 2, kPrefetchBytes)) return forward_training_by_channel<true>(a);
       return forward_training_by_channel<false>(a);
     }
-    Scratch<Moments> m(sh.c);
     Scratch<Coeffs<T>> k(sh.c);
-    channel_moments(sh, a.x, m.p);
-    each_channel(sh, [&](int64_t c) { k[c] = finish_channel(a, c, m[c]); });
+    if (sh.channels_last) {
+      row_statistics(a, k.p);
+    } else {
+      Scratch<Moments> m(sh.c);
+      plane_moments(sh, a.x, m.p);
+      each_channel(sh, [&](int64_t c) { k[c] = finish_channel(a, c, m[c]); });
+    }
     apply_affine(sh, a.x, a.y, k.p);
   }
 

@@ -4,8 +4,11 @@
 
 namespace batchnorm::simd {
 
+struct Avx2F64;
+
 struct Avx2F32 {
   using type = float;
+  using f64 = Avx2F64;
   static constexpr int W = 8;
   __m256 v;
   static Avx2F32 zero() { return {_mm256_setzero_ps()}; }
@@ -30,6 +33,7 @@ struct Avx2F32 {
 
 struct Avx2F64 {
   using type = double;
+  using f64 = Avx2F64;
   static constexpr int W = 4;
   __m256d v;
   static Avx2F64 zero() { return {_mm256_setzero_pd()}; }
@@ -42,6 +46,9 @@ struct Avx2F64 {
   static Avx2F64 sub(Avx2F64 a, Avx2F64 b) { return {_mm256_sub_pd(a.v, b.v)}; }
   static Avx2F64 mul(Avx2F64 a, Avx2F64 b) { return {_mm256_mul_pd(a.v, b.v)}; }
   static Avx2F64 fmadd(Avx2F64 a, Avx2F64 b, Avx2F64 c) { return {_mm256_fmadd_pd(a.v, b.v, c.v)}; }
+  static Avx2F64 div(Avx2F64 a, Avx2F64 b) { return {_mm256_div_pd(a.v, b.v)}; }
+  static Avx2F64 sqrt(Avx2F64 a) { return {_mm256_sqrt_pd(a.v)}; }
+  static Avx2F64 nonneg(Avx2F64 a) { return {_mm256_blendv_pd(a.v, _mm256_setzero_pd(), _mm256_cmp_pd(a.v, _mm256_setzero_pd(), _CMP_LT_OQ))}; }
   static double hsum(Avx2F64 a) {
     const __m128d t = _mm_add_pd(_mm256_castpd256_pd128(a.v), _mm256_extractf128_pd(a.v, 1));
     return _mm_cvtsd_f64(_mm_add_sd(t, _mm_unpackhi_pd(t, t)));

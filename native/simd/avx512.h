@@ -4,8 +4,11 @@
 
 namespace batchnorm::simd {
 
+struct Avx512F64;
+
 struct Avx512F32 {
   using type = float;
+  using f64 = Avx512F64;
   static constexpr int W = 16;
   __m512 v;
   static Avx512F32 zero() { return {_mm512_setzero_ps()}; }
@@ -28,6 +31,7 @@ struct Avx512F32 {
 
 struct Avx512F64 {
   using type = double;
+  using f64 = Avx512F64;
   static constexpr int W = 8;
   __m512d v;
   static Avx512F64 zero() { return {_mm512_setzero_pd()}; }
@@ -40,6 +44,9 @@ struct Avx512F64 {
   static Avx512F64 sub(Avx512F64 a, Avx512F64 b) { return {_mm512_sub_pd(a.v, b.v)}; }
   static Avx512F64 mul(Avx512F64 a, Avx512F64 b) { return {_mm512_mul_pd(a.v, b.v)}; }
   static Avx512F64 fmadd(Avx512F64 a, Avx512F64 b, Avx512F64 c) { return {_mm512_fmadd_pd(a.v, b.v, c.v)}; }
+  static Avx512F64 div(Avx512F64 a, Avx512F64 b) { return {_mm512_div_pd(a.v, b.v)}; }
+  static Avx512F64 sqrt(Avx512F64 a) { return {_mm512_sqrt_pd(a.v)}; }
+  static Avx512F64 nonneg(Avx512F64 a) { return {_mm512_mask_blend_pd(_mm512_cmp_pd_mask(a.v, _mm512_setzero_pd(), _CMP_LT_OQ), a.v, _mm512_setzero_pd())}; }
   static double hsum(Avx512F64 a) { return _mm512_reduce_add_pd(a.v); }
 };
 

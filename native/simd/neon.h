@@ -4,8 +4,11 @@
 
 namespace batchnorm::simd {
 
+struct NeonF64;
+
 struct NeonF32 {
   using type = float;
+  using f64 = NeonF64;
   static constexpr int W = 4;
   float32x4_t v;
   static NeonF32 zero() { return {vdupq_n_f32(0.f)}; }
@@ -27,6 +30,7 @@ struct NeonF32 {
 
 struct NeonF64 {
   using type = double;
+  using f64 = NeonF64;
   static constexpr int W = 2;
   float64x2_t v;
   static NeonF64 zero() { return {vdupq_n_f64(0.0)}; }
@@ -39,6 +43,9 @@ struct NeonF64 {
   static NeonF64 sub(NeonF64 a, NeonF64 b) { return {vsubq_f64(a.v, b.v)}; }
   static NeonF64 mul(NeonF64 a, NeonF64 b) { return {vmulq_f64(a.v, b.v)}; }
   static NeonF64 fmadd(NeonF64 a, NeonF64 b, NeonF64 c) { return {vfmaq_f64(c.v, a.v, b.v)}; }
+  static NeonF64 div(NeonF64 a, NeonF64 b) { return {vdivq_f64(a.v, b.v)}; }
+  static NeonF64 sqrt(NeonF64 a) { return {vsqrtq_f64(a.v)}; }
+  static NeonF64 nonneg(NeonF64 a) { return {vbslq_f64(vcltzq_f64(a.v), vdupq_n_f64(0.0), a.v)}; }
   static double hsum(NeonF64 a) { return vgetq_lane_f64(a.v, 0) + vgetq_lane_f64(a.v, 1); }
 };
 

@@ -6,6 +6,10 @@
 //                            fence that orders such stores before the call returns
 //   add, sub, mul, fmadd     fmadd(a, b, c) = a * b + c, fused where the ISA has it
 //   hsum                     sum of the lanes, in double, in a fixed order
+//   f64                      the ISA's vector of doubles, for the per-channel math
+// and the double types (whose f64 is themselves) also:
+//   div, sqrt                correctly rounded, as the scalar operators: the same bits on every ISA
+//   nonneg                   a < 0 ? 0 : a, lane by lane (NaN and -0 kept)
 #pragma once
 #include <cmath>
 
@@ -14,6 +18,7 @@ namespace batchnorm::simd {
 template <class T>
 struct ScalarVec {
   using type = T;
+  using f64 = ScalarVec<double>;
   static constexpr int W = 1;
   T v;
   static ScalarVec zero() { return {T(0)}; }
@@ -26,6 +31,9 @@ struct ScalarVec {
   static ScalarVec sub(ScalarVec a, ScalarVec b) { return {a.v - b.v}; }
   static ScalarVec mul(ScalarVec a, ScalarVec b) { return {a.v * b.v}; }
   static ScalarVec fmadd(ScalarVec a, ScalarVec b, ScalarVec c) { return {a.v * b.v + c.v}; }
+  static ScalarVec div(ScalarVec a, ScalarVec b) { return {a.v / b.v}; }
+  static ScalarVec sqrt(ScalarVec a) { return {std::sqrt(a.v)}; }
+  static ScalarVec nonneg(ScalarVec a) { return {a.v < 0 ? T(0) : a.v}; }
   static double hsum(ScalarVec a) { return double(a.v); }
 };
 
