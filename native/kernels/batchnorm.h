@@ -34,8 +34,8 @@ constexpr int64_t kRowBlockMax = 256;
 constexpr int64_t kRowStretch = 16;
 // Values per tile of rows in the NHWC elementwise passes (16 KB of float).
 constexpr int64_t kTileValues = 4096;
-// Channels whose per-channel math (finish_rows) runs as one batch of double
-// vectors, over arrays on the stack.
+// Channels whose per-channel math (finish_rows, forward_eval's coefficients)
+// runs as one batch of double vectors, over arrays on the stack.
 constexpr int kFinishChannels = 64;
 // Below this many elements a call runs on the calling thread: handing work
 // to a worker costs more than it saves.
@@ -748,7 +748,8 @@ struct Kernels {
     return make_coeffs<T>(mean, invstd * weight_at(a.weight, c), bias_at(a.bias, c));
   }
 
-  // f(c) for every channel, channels in parallel: the forward's per-channel
+  // f(c) for every channel (channel_ranges: f(c0, c1) for ranges of them),
+  // channels in parallel: the forward's per-channel
   // coefficients (a square root and a few divisions each, about 6 ns) were a
   // tenth of (256,512) forward-training on one thread, all of it serial
   // (bench/ab.mjs, 2 threads: forward-training (256,512) 0.96-0.97x,
@@ -757,9 +758,13 @@ struct Kernels {
   // Each channel writes only its own entries.
   template <class F>
   static void each_channel(const Shape& sh, F&& f) {
-    parallel(sh.c, sh.numel() < kSerialBelow ? sh.c : 64, [&](int64_t c0, int64_t c1) {
+    channel_ranges(sh, [&](int64_t c0, int64_t c1) {
       for (int64_t c = c0; c < c1; ++c) f(c);
     });
+  }
+  template <class F>
+  static void channel_ranges(const Shape& sh, F&& f) {
+    parallel(sh.c, sh.numel() < kSerialBelow ? sh.c : 64, [&](int64_t c0, int64_t c1) { f(c0, c1); });
   }
 
   // NCHW with channels to share among the threads: each thread takes whole
@@ -803,10 +808,21 @@ struct Kernels {
   }
 
   static void forward_eval(const ForwardEvalArgs<T>& a) {
+    using D = typename V::f64;
+    constexpr int L = D::W, K = kFinishChannels;
     Scratch<Coeffs<T>> k(a.shape.c);
-    each_channel(a.shape, [&](int64_t c) {
-      const double invstd = 1.0 / std::sqrt(double(a.var[c]) + a.eps);
-      k[c] = make_coeffs<T>(double(a.mean[c]), invstd * weight_at(a.weight, c), bias_at(a.bias, c));
+    // The coefficients as each_channel would make them, with the square
+    // roots and divisions in double vectors (as finish_rows).
+    channel_ranges(a.shape, [&](int64_t c0, int64_t c1) {
+      double var[K], invstd[K];
+      for (int64_t b = c0; b < c1; b += K) {
+        const int cs = int(c1 - b < K ? c1 - b : K), vs = cs / L * L;
+        for (int i = 0; i < cs; ++i) var[i] = double(a.var[b + i]);
+        // Scalar math: invstd = 1 / sqrt(var + eps)
+        for (int i = 0; i < vs; i += L) D::store(invstd + i, D::div(D::set1(1.0), D::sqrt(D::add(D::load(var + i), D::set1(a.eps)))));
+        for (int i = vs; i < cs; ++i) invstd[i] = 1.0 / std::sqrt(var[i] + a.eps);
+        for (int i = 0; i < cs; ++i) k[b + i] = make_coeffs<T>(double(a.mean[b + i]), invstd[i] * weight_at(a.weight, b + i), bias_at(a.bias, b + i));
+      }
     });
     apply_affine(a.shape, a.x, a.y, k.p);
   }
