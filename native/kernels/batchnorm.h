@@ -475,7 +475,7 @@ struct Kernels {
     const RowPart* part;
     int64_t units;
     const T* shift;
-    Moments* out;
+    const Moments* out;
   };
 
   // Channels [c0, c1) of the row statistics: each channel's row blocks
@@ -495,13 +495,13 @@ struct Kernels {
     const int64_t C = a.shape.c;
     double n1[K], mean1[K], m2_1[K], n[K], sd[K], sd2[K], shift[K];
     double o_n[K], o_mean[K], o_m2[K], o_var[K], o_invstd[K], o_unbiased[K];
-    bool plain[K];
+    bool fell_back[K];  // a fallback block: the channel goes one by one
     for (int64_t b = c0; b < c1; b += K) {
       const int cs = int(c1 - b < K ? c1 - b : K), vs = cs / L * L;
       for (int i = 0; i < cs; ++i) {
         const Moments& f = rs.out[b + i];
         n1[i] = f.count, mean1[i] = f.mean, m2_1[i] = f.m2, shift[i] = double(rs.shift[b + i]);
-        n[i] = 0, sd[i] = 0, sd2[i] = 0, plain[i] = false;
+        n[i] = 0, sd[i] = 0, sd2[i] = 0, fell_back[i] = false;
       }
       // Unit by unit along the rows of `part`, not channel by channel down
       // its columns ((1024,2048): 32 units, a channel's entries 64 KB apart,
@@ -517,7 +517,7 @@ struct Kernels {
           }
           Moments m{n1[i], mean1[i], m2_1[i]};
           merge(m, Moments{q[i].count, q[i].a, q[i].b});
-          n1[i] = m.count, mean1[i] = m.mean, m2_1[i] = m.m2, plain[i] = true;
+          n1[i] = m.count, mean1[i] = m.mean, m2_1[i] = m.m2, fell_back[i] = true;
         }
       }
       // Scalar math (moments_from_shifted, merge into the first rows', finish_channel):
@@ -539,7 +539,7 @@ struct Kernels {
       }
       for (int i = 0; i < cs; ++i) {
         const int64_t c = b + i;
-        if (i >= vs || plain[i]) {
+        if (i >= vs || fell_back[i]) {
           Moments m{n1[i], mean1[i], m2_1[i]};
           ShiftedSums{n[i], sd[i], sd2[i]}.merge_into(m, shift[i]);
           k[c] = finish_channel(a, c, m);
