@@ -81,7 +81,8 @@ function makeFn(r, d) {
     return () => m.backward(d.DY, bcall);
   }
   const rm = new Float32Array(d.C), rv = new Float32Array(d.C).fill(1);
-  const fopts = { weight: d.gamma, bias: d.beta, training: r.op !== 'forward-eval', momentum: 0.1, eps: 1e-5, out: d.out, layout };
+  const saveMeanOut = new Float32Array(d.C), saveInvstdOut = new Float32Array(d.C);
+  const fopts = { weight: d.gamma, bias: d.beta, training: r.op !== 'forward-eval', momentum: 0.1, eps: 1e-5, out: d.out, saveMeanOut, saveInvstdOut, layout };
   if (r.op !== 'backward') {
     if (r.op === 'forward-eval') batchNorm(d.X, rm, rv, { ...fopts, training: true }); // realistic running stats
     return () => batchNorm(d.X, rm, rv, fopts);

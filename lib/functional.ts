@@ -5,7 +5,7 @@
 import type { FloatArray, Kernels } from './backend/kernels.js';
 import { kernels } from './backend/loader.js';
 import { describe } from './backend/validate.js';
-import { allocLike, zerosLike, checkArray, checkFinite, checkLayout, checkTensor, dimsOf, formatShape, isChannelsLast, sameShape, type Dims, type Layout, type Tensor } from './tensor.js';
+import { allocLike, zerosLike, checkArray, checkFinite, checkLayout, checkTensor, dimsOf, formatShape, isChannelsLast, sameShape, sharesMemory, type Dims, type Layout, type Tensor } from './tensor.js';
 
 export interface BatchNormOptions<A extends FloatArray = FloatArray> {
   /** γ, one per channel; default none (1). */
@@ -26,6 +26,13 @@ export interface BatchNormOptions<A extends FloatArray = FloatArray> {
   layout?: Layout;
   /** Write y here instead of allocating (same type and length as the input). */
   out?: A;
+  /**
+   * Write the result's saveMean and saveInvstd here instead of allocating them
+   * (C values each, the input's type; overwritten): with `out`, a call in a
+   * loop allocates nothing but the result object.
+   */
+  saveMeanOut?: A;
+  saveInvstdOut?: A;
   /** Running variance update with the unbiased batch variance (PyTorch, default) or the biased one (Keras, TF.js). */
   unbiasedRunningVar?: boolean;
   /** Throw on NaN or infinities in the input, naming the first bad channel (default false: they propagate, as in PyTorch). */
@@ -98,13 +105,28 @@ export function saveRunningStats(runningMean: FloatArray, runningVar: FloatArray
   for (let c = 0; c < saveInvstd.length; c++) saveInvstd[c] = 1 / Math.sqrt(runningVar[c] + eps);
 }
 
+/**
+ * saveMeanOut and saveInvstdOut are written (by the kernel in training, by
+ * saveRunningStats in eval) while the other arrays are read: neither may
+ * share memory with them or with each other. Checked here, under the
+ * options' names, because the eval kernel never sees them.
+ */
+function checkSaveOverlaps(saveMeanOut: FloatArray | undefined, saveInvstdOut: FloatArray | undefined, others: Array<[string, FloatArray | null | undefined]>): void {
+  const outs: Array<[string, FloatArray | undefined]> = [['saveMeanOut', saveMeanOut], ['saveInvstdOut', saveInvstdOut]];
+  for (const [name, a] of outs) {
+    if (!a) continue;
+    for (const [other, b] of name === 'saveInvstdOut' ? [...others, outs[0]] : others)
+      if (b && sharesMemory(a, b)) throw new RangeError(`Expected ${name} not to share memory with ${other}, but it overlaps it`);
+  }
+}
+
 /** Shared by the sync and async forms: checks, allocates and returns the kernel call. */
 function prepareForward(
   input: Tensor, runningMean: FloatArray | null, runningVar: FloatArray | null, options: BatchNormOptions,
   fn: string,
 ): { args: Parameters<Kernels['forwardTraining']> | Parameters<Kernels['forwardEval']>; training: boolean; empty: boolean; result: BatchNormResult } {
   checkOptions(options, fn);
-  const { weight = null, bias = null, training = false, momentum = 0.1, eps = 1e-5, out, unbiasedRunningVar = true, checkFinite: finite = false } = options;
+  const { weight = null, bias = null, training = false, momentum = 0.1, eps = 1e-5, out, saveMeanOut, saveInvstdOut, unbiasedRunningVar = true, checkFinite: finite = false } = options;
   checkBoolean(training, 'training');
   checkBoolean(unbiasedRunningVar, 'unbiasedRunningVar');
   checkBoolean(finite, 'checkFinite');
@@ -120,13 +142,17 @@ function prepareForward(
   checkArray(runningMean, 'runningMean', x.data, c, training);
   checkArray(runningVar, 'runningVar', x.data, c, training);
   checkArray(out, 'out', x.data, x.data.length, true);
+  checkArray(saveMeanOut, 'saveMeanOut', x.data, c, true);
+  checkArray(saveInvstdOut, 'saveInvstdOut', x.data, c, true);
+  if (saveMeanOut || saveInvstdOut) checkSaveOverlaps(saveMeanOut, saveInvstdOut, [['input', x.data], ['out', out], ['weight', weight], ['bias', bias], ['runningMean', runningMean], ['runningVar', runningVar]]);
   if (training) checkValuesPerChannel(x.shape, dims);
   if (finite) checkFinite(x.data, x.shape, dims, 'input');
   const y = out ?? allocLike(x.data, x.data.length);
-  const saveMean = zerosLike(x.data, c), saveInvstd = zerosLike(x.data, c);
+  const saveMean = saveMeanOut ?? zerosLike(x.data, c), saveInvstd = saveInvstdOut ?? zerosLike(x.data, c);
   const result: BatchNormResult = { data: y, shape: [...x.shape], saveMean, saveInvstd };
   // An empty batch (a dimension 0) runs no kernel and leaves the running statistics as they are, as in PyTorch.
   const empty = x.data.length === 0;
+  if (empty && training) saveMean.fill(0), saveInvstd.fill(0); // what allocated ones would hold
   if (training) {
     return {
       training,

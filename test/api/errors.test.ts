@@ -283,6 +283,27 @@ describe('functional array checks name the arguments the user passed', () => {
   });
 
   it.each([
+    ['saveMeanOut too short', true, () => ({ saveMeanOut: new Float32Array(C - 1) }), RangeError, /Float32Array of length 3 for saveMeanOut but received a Float32Array of length 2/],
+    ['saveInvstdOut of the other dtype', false, () => ({ saveInvstdOut: new Float64Array(C) }), TypeError, /Float32Array of length 3 or null for saveInvstdOut but received a Float64Array of length 3/],
+    ['saveMeanOut the runningVar, in eval', false, (a: any) => ({ saveMeanOut: a.runningVar }), RangeError, /Expected saveMeanOut not to share memory with runningVar, but it overlaps it/],
+    ['saveInvstdOut overlapping the weight', true, (a: any) => ({ saveInvstdOut: a.buf.subarray(1, 1 + C), weight: a.buf.subarray(0, C) }), RangeError, /Expected saveInvstdOut not to share memory with weight, but it overlaps it/],
+    ['saveInvstdOut the same array as saveMeanOut', true, (a: any) => ({ saveInvstdOut: a.saveMeanOut }), RangeError, /Expected saveInvstdOut not to share memory with saveMeanOut, but it overlaps it/],
+    ['saveMeanOut inside out', true, (a: any) => ({ saveMeanOut: a.out.subarray(4, 4 + C) }), RangeError, /Expected saveMeanOut not to share memory with out, but it overlaps it/],
+  ] as const)('batchNorm, %s', async (_label, training, args, Err, message) => {
+    const rm = new Float32Array(C).fill(0.5), rv = new Float32Array(C).fill(2), out = new Float32Array(NUMEL).fill(7), buf = new Float32Array(C + 1).fill(1);
+    const saveMeanOut = new Float32Array(C).fill(3), saveInvstdOut = new Float32Array(C).fill(4);
+    const base: any = { runningMean: rm, runningVar: rv, out, buf, saveMeanOut, saveInvstdOut, weight: null };
+    const a: any = { ...base, ...args(base) };
+    const state = () => JSON.stringify([rm, rv, out, buf, saveMeanOut, saveInvstdOut].map((v) => Array.from(v)));
+    const before = state();
+    const options = { training, out: a.out, weight: a.weight, saveMeanOut: a.saveMeanOut, saveInvstdOut: a.saveInvstdOut };
+    expect(() => batchNorm(input(), a.runningMean, a.runningVar, options)).toThrow(Err);
+    expect(() => batchNorm(input(), a.runningMean, a.runningVar, options)).toThrow(message);
+    await expect(batchNormAsync(input(), a.runningMean, a.runningVar, options)).rejects.toThrow(message);
+    expect(state()).toBe(before);
+  });
+
+  it.each([
     ['gradOutput of the other dtype', { gradOutput: { data: new Float64Array(NUMEL), shape: [N, C, S] } }, TypeError, /Float32Array of length 30 for gradOutput.data but received a Float64Array of length 30/],
     ['saveMean an Array', { saveMean: [0, 0, 0] }, TypeError, /Float32Array of length 3 for saveMean but received an Array/],
     ['saveInvstd missing', { saveInvstd: undefined }, TypeError, /Float32Array of length 3 for saveInvstd but received undefined/],

@@ -880,6 +880,11 @@ const API_GARBAGE: Array<[string, (g: { T: Ctor; x: FloatArray; shape: number[];
   ['layout bogus', () => ({ layout: 'NWHC' })],
   ['unbiasedRunningVar a string', () => ({ unbiasedRunningVar: 'no' })],
   ['one value per channel', (g) => ({ input: { data: g.x.subarray(0, g.c), shape: g.shape.map((d, i) => (i === 0 ? 1 : d === g.c && (i === 1 || i === g.shape.length - 1) ? d : 1)) } })],
+  ['saveMeanOut too short', (g) => ({ saveMeanOut: new g.T(Math.max(0, g.c - 1)) })],
+  ['saveInvstdOut of the other type', (g) => ({ saveInvstdOut: new (other(g.T))(g.c) })],
+  ['saveMeanOut the running variance', (g) => ({ saveMeanOut: g.rv })],
+  ['saveInvstdOut the same array as saveMeanOut', (g) => { const a = new g.T(g.c); return { saveMeanOut: a, saveInvstdOut: a }; }],
+  ['saveMeanOut and saveInvstdOut, both fresh (allowed)', (g) => ({ saveMeanOut: new g.T(g.c), saveInvstdOut: new g.T(g.c) })],
   ['saveMean too short', (g) => ({ saveMean: new g.T(Math.max(0, g.c - 1)) })],
   ['saveInvstd null', () => ({ saveInvstd: null })],
   ['saveInvstd an Int32Array', (g) => ({ saveInvstd: new Int32Array(g.c) })],
@@ -910,7 +915,7 @@ async function garbageApiCall(api: Api, base0: ApiCase, gi: number, asyncForm: b
   const input = 'input' in g ? g.input : { data: x, shape };
   const weight = 'weight' in g ? g.weight : new T(c).fill(1.5), bias = 'bias' in g ? g.bias : new T(c).fill(0.5);
   const rmA = ('rm' in g ? g.rm : rm) as FloatArray, rvA = ('rv' in g ? g.rv : rv) as FloatArray;
-  const arrays = [x, rm, rv, rmA, rvA, weight, bias, g.out, (input as any)?.data];
+  const arrays = [x, rm, rv, rmA, rvA, weight, bias, g.out, (input as any)?.data, g.saveMeanOut, g.saveInvstdOut];
   const outcome1 = async (f: () => unknown) => (asyncForm ? outcomeAsync(f) : outcome(f));
   let before = snapshot(arrays);
   if (base.mod !== 'functional') {
@@ -933,6 +938,8 @@ async function garbageApiCall(api: Api, base0: ApiCase, gi: number, asyncForm: b
   }
   const opts: Record<string, unknown> = { weight, bias, training: true, momentum: 'momentum' in g ? g.momentum : 0.1, eps: 'eps' in g ? g.eps : 1e-5, layout: 'layout' in g ? g.layout : layout, out: g.out };
   if ('unbiasedRunningVar' in g) opts.unbiasedRunningVar = g.unbiasedRunningVar;
+  if ('saveMeanOut' in g) opts.saveMeanOut = g.saveMeanOut;
+  if ('saveInvstdOut' in g) opts.saveInvstdOut = g.saveInvstdOut;
   const options = 'options' in g ? g.options : opts;
   const fwd = await outcome1(() => (asyncForm ? api.batchNormAsync(input as any, rmA, rvA, options as any) : api.batchNorm(input as any, rmA, rvA, options as any)));
   if (!fwd.ok) expect(snapshot(arrays), 'a forward that threw changed nothing').toEqual(before);

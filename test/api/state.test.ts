@@ -245,6 +245,28 @@ describe('modes and options', () => {
     batchNorm(x, rmB, rvB, { training: true, momentum: 0.25, unbiasedRunningVar: false });
     expectClose(rvB, [0.75 + 0.25 * 1, 0.75 + 0.25 * 100], 1e-6, 1e-6, 'running var (biased)');
   });
+
+  it('functional batchNorm writes saveMean and saveInvstd into saveMeanOut and saveInvstdOut, as it would allocate them', async () => {
+    const x = { data: randn(3 * 4 * 5, 8) as Float32Array, shape: [3, 4, 5] };
+    for (const training of [true, false]) {
+      const rm = Float32Array.from([0.5, -1, 2, 0]), rv = Float32Array.from([1, 2, 0.5, 3]);
+      const want = batchNorm(x, rm.slice(), rv.slice(), { training });
+      for (const form of ['sync', 'async']) {
+        const saveMeanOut = new Float32Array(4).fill(9), saveInvstdOut = new Float32Array(4).fill(9), out = new Float32Array(60);
+        const opts = { training, out, saveMeanOut, saveInvstdOut };
+        const r = form === 'sync' ? batchNorm(x, rm.slice(), rv.slice(), opts) : await batchNormAsync(x, rm.slice(), rv.slice(), opts);
+        expect(r.saveMean, `${form}, training ${training}`).toBe(saveMeanOut);
+        expect(r.saveInvstd).toBe(saveInvstdOut);
+        expect(Array.from(saveMeanOut)).toEqual(Array.from(want.saveMean));
+        expect(Array.from(saveInvstdOut)).toEqual(Array.from(want.saveInvstd));
+        expect(Array.from(out)).toEqual(Array.from(want.data));
+      }
+    }
+    // An empty batch in training writes zeros, as allocated arrays hold.
+    const saveMeanOut = new Float32Array(4).fill(9), saveInvstdOut = new Float32Array(4).fill(9);
+    batchNorm({ data: new Float32Array(0), shape: [0, 4] }, null, null, { training: true, saveMeanOut, saveInvstdOut });
+    expect(Array.from(saveMeanOut).concat(Array.from(saveInvstdOut))).toEqual(new Array(8).fill(0));
+  });
 });
 
 describe('module state: in place, aliasing, null buffers, async', () => {
