@@ -167,6 +167,33 @@ describe('modes and options', () => {
     expect(bn.backward({ data: randn(24, 4) as Float32Array, shape: x.shape }, { out: dxOut }).data).toBe(dxOut);
   });
 
+  it('a module reuses its per-channel arrays between calls, with the results of fresh ones', async () => {
+    // One module through forward/backward pairs (float32, float64, an empty batch, eval, async) against a
+    // fresh module per pair given the same state: every dx and every .grad increment must match.
+    const C = 3, shape = [4, C, 2, 2], numel = 48;
+    const data = (seed: number, T: typeof Float32Array | typeof Float64Array) => T.from(randn(numel, seed));
+    const steps: Array<{ T: typeof Float32Array | typeof Float64Array; empty?: boolean; eval?: boolean; async?: boolean }> = [
+      { T: Float32Array }, { T: Float32Array }, { T: Float64Array }, { T: Float32Array }, { T: Float32Array, empty: true }, { T: Float32Array, eval: true }, { T: Float32Array, async: true },
+    ];
+    const bn = new BatchNorm2d(C);
+    for (const [i, st] of steps.entries()) {
+      const sh = st.empty ? [0, C, 2, 2] : shape;
+      const x = { data: st.empty ? new st.T(0) : data(20 + i, st.T), shape: sh }, dy = { data: st.empty ? new st.T(0) : data(40 + i, st.T), shape: sh };
+      const fresh = new BatchNorm2d(C);
+      fresh.loadStateDict(bn.stateDict());
+      fresh.weight!.data.set(bn.weight!.data);
+      bn.train(!st.eval), fresh.train(!st.eval);
+      const before = Array.from(bn.weight!.grad ?? new Float32Array(C)).concat(Array.from(bn.bias!.grad ?? new Float32Array(C)));
+      const y = st.async ? await bn.forwardAsync(x) : bn.forward(x), yFresh = fresh.forward(x);
+      const dx = st.async ? await bn.backwardAsync(dy) : bn.backward(dy), dxFresh = fresh.backward(dy);
+      expect(Array.from(y.data), `step ${i}: y`).toEqual(Array.from(yFresh.data));
+      expect(Array.from(dx.data), `step ${i}: dx`).toEqual(Array.from(dxFresh.data));
+      const added = [...Array.from(bn.weight!.grad!), ...Array.from(bn.bias!.grad!)].map((v, k) => v - before[k]);
+      expectClose(added, [...Array.from(fresh.weight!.grad!), ...Array.from(fresh.bias!.grad!)], 1e-6, 1e-6, `step ${i}: grad increments`);
+      if (st.empty) expect(added).toEqual(new Array(2 * C).fill(0));
+    }
+  });
+
   it('Float64Array input gives float64 output with float32 parameters, whose statistics and gradients it still updates', () => {
     const bn = new BatchNorm2d(2);
     const x = { data: randn(2 * 2 * 5, 5, 0, 1, Float64Array) as Float64Array, shape: [2, 2, 5, 1] };
