@@ -37,6 +37,9 @@ constexpr int64_t kTileValues = 4096;
 // Channels whose per-channel math (finish_rows, forward_eval's coefficients)
 // runs as one batch of double vectors, over arrays on the stack.
 constexpr int kFinishChannels = 64;
+// NCHW planes of at most this many bytes (a cache line) are short: their
+// forward-training statistics go through memory in order (short_planes).
+constexpr int64_t kShortPlaneBytes = 64;
 // Below this many elements a call runs on the calling thread: handing work
 // to a worker costs more than it saves.
 constexpr int64_t kSerialBelow = 1 << 16;
@@ -184,8 +187,15 @@ struct Kernels {
   // NCHW: a channel's values are N runs of HW, `C * HW` apart. A unit is a
   // stretch of one channel: up to kUnit values of one run (HW > kUnit), or
   // whole runs adding up to at most kUnit values. A block, the stretch one
-  // set of float32 partial sums covers, is up to kBlock values of one run, or
-  // whole short runs adding up to at most kBlock. Both depend on the shape only.
+  // set of float32 partial sums covers, is up to B values of one run, or
+  // whole short runs adding up to at most B. Both depend on the shape only.
+
+  // Values per block: kBlock, so that a lane of AVX-512 sums 32 of them.
+  // The scalar path's one lane would sum 256 in its two float accumulators:
+  // with a sample of values near 1 among values near 1e-6 in one block (the
+  // outlier case of run_shift_cases, planes of 3 values), the mean came out
+  // 3.6e-6 off; it takes blocks of 32.
+  static constexpr int64_t B = W > 1 ? kBlock : kBlock / 16;
 
   struct Units {
     int64_t per_channel, runs_per_unit, pieces_per_run;
@@ -207,16 +217,16 @@ struct Kernels {
     const int64_t C = sh.c, HW = sh.s;
     if (us.pieces_per_run > 1) {
       const int64_t n = u / us.pieces_per_run, s0 = (u % us.pieces_per_run) * kUnit, s1 = s0 + kUnit < HW ? s0 + kUnit : HW;
-      for (int64_t b = s0; b < s1; b += kBlock) f((n * C + c) * HW + b, int64_t(1), s1 - b < kBlock ? s1 - b : kBlock);
+      for (int64_t b = s0; b < s1; b += B) f((n * C + c) * HW + b, int64_t(1), s1 - b < B ? s1 - b : B);
       return;
     }
     const int64_t n0 = u * us.runs_per_unit, n1 = n0 + us.runs_per_unit < sh.n ? n0 + us.runs_per_unit : sh.n;
-    if (HW >= kBlock) {
+    if (HW >= B) {
       for (int64_t n = n0; n < n1; ++n)
-        for (int64_t b = 0; b < HW; b += kBlock) f((n * C + c) * HW + b, int64_t(1), HW - b < kBlock ? HW - b : kBlock);
+        for (int64_t b = 0; b < HW; b += B) f((n * C + c) * HW + b, int64_t(1), HW - b < B ? HW - b : B);
       return;
     }
-    const int64_t group = kBlock / HW;
+    const int64_t group = B / HW;
     for (int64_t n = n0; n < n1; n += group) f((n * C + c) * HW, n1 - n < group ? n1 - n : group, HW);
   }
 
@@ -462,6 +472,91 @@ struct Kernels {
           using VV = typename decltype(sweep)::vec;
           rows_shifted<VV, decltype(sweep)::groups>(x + r0 * C, C, c0, nr, shift.p, &part[u * C + c0]);
         });
+      }
+    });
+    parallel(C, serial ? C : 16, [&](int64_t c0, int64_t c1) { finish_rows(a, RowStats{part.p, units, shift.p, out.p}, c0, c1, k); });
+  }
+
+  // NCHW with planes of a cache line or less (kShortPlaneBytes: up to 4x4
+  // floats), where vectors have lanes to spare: the scheme of
+  // row_statistics, each sample a "row" of C planes. Channel by channel
+  // (unit_moments), each plane is a run too short to stream, C * HW values
+  // after the last, in the same cache sets: (32,512,4,4) forward-training
+  // took 6x its eval. Here four channels at a time go down the samples of a
+  // block, their sums in registers. Longer planes measured slower this way
+  // ((32,512,7,7) 1.25x, (64,16,8,8) 1.16x at 2 threads).
+  static bool short_planes(const Shape& sh) { return !sh.channels_last && sh.s > 1 && sh.s * int64_t(sizeof(T)) <= kShortPlaneBytes && W > 1; }
+  // Samples per unit: about kRowBlockValues values, and at most kBlock / W
+  // terms in a lane's float sums (as an NCHW block of AVX-512).
+  static int64_t samples_per_block(const Shape& sh) {
+    const int64_t r = kRowBlockValues / (sh.c * sh.s), most = kBlock / W / ((sh.s + W - 1) / W);
+    return r < 1 ? 1 : r > most ? most : r;
+  }
+
+  // Sums around shift[g] of channels c0 .. c0 + G over `rows` samples.
+  // Scalar math: d = x[n][c][s] - shift[c]; sd[c] += d; sd2[c] += d * d
+  template <int G>
+  static void plane_group_sums(const T* x, int64_t C, int64_t HW, int64_t rows, int64_t c0, const T* shift, double* sd, double* sd2) {
+    V vs[G], a[G], b[G];
+    for (int g = 0; g < G; ++g) vs[g] = V::set1(shift[g]), a[g] = V::zero(), b[g] = V::zero();
+    for (int64_t n = 0; n < rows; ++n)
+      for (int g = 0; g < G; ++g) {
+        const T* p = x + (n * C + c0 + g) * HW;
+        int64_t i = 0;
+        for (; i + W <= HW; i += W) {
+          const V d = V::sub(V::load(p + i), vs[g]);
+          a[g] = V::add(a[g], d);
+          b[g] = V::fmadd(d, d, b[g]);
+        }
+        if (i < HW) {  // the lanes past HW hold the shift: d = 0
+          const V d = V::sub(V::load_partial(p + i, HW - i, shift[g]), vs[g]);
+          a[g] = V::add(a[g], d);
+          b[g] = V::fmadd(d, d, b[g]);
+        }
+      }
+    for (int g = 0; g < G; ++g) sd[g] = V::hsum(a[g]), sd2[g] = V::hsum(b[g]);
+  }
+  // plane_group_sums over every channel, G = 4 at a time.
+  static void plane_sums(const T* x, int64_t C, int64_t HW, int64_t rows, const T* shift, double* sd, double* sd2) {
+    int64_t c = 0;
+    for (; c + 4 <= C; c += 4) plane_group_sums<4>(x, C, HW, rows, c, shift + c, sd + c, sd2 + c);
+    for (; c < C; ++c) plane_group_sums<1>(x, C, HW, rows, c, shift + c, sd + c, sd2 + c);
+  }
+
+  // NCHW short planes: every channel's statistics and coefficients, into k.
+  static void sample_statistics(const ForwardTrainingArgs<T>& a, Coeffs<T>* k) {
+    const Shape& sh = a.shape;
+    const int64_t C = sh.c, HW = sh.s, N = sh.n, R = samples_per_block(sh);
+    const bool serial = sh.numel() < kSerialBelow;
+    // The first samples (at least 16 values a channel), in two passes as
+    // block_moments, give each channel its shift; the blocks after them one
+    // pass around it, or their own two where far_from_shift.
+    const int64_t want = (16 + HW - 1) / HW, r_first = N < want ? N : want, units = (N - r_first + R - 1) / R;
+    const double n1 = double(r_first * HW);
+    Scratch<Moments> out(C);
+    Scratch<T> shift(C);
+    Scratch<double> sd(C), sd2(C);
+    plane_sums(a.x, C, HW, r_first, shift.p, sd.p, sd2.p);
+    for (int64_t c = 0; c < C; ++c) shift[c] = T(sd[c] / n1);
+    plane_sums(a.x, C, HW, r_first, shift.p, sd.p, sd2.p);
+    for (int64_t c = 0; c < C; ++c) out[c] = moments_from_shifted(n1, double(shift[c]), sd[c], sd2[c]);
+    if (units == 0) return each_channel(sh, [&](int64_t c) { k[c] = finish_channel(a, c, out[c]); });
+    Scratch<RowPart> part(units * C);
+    parallel(units, serial ? units : 1, [&](int64_t b, int64_t e) {
+      Scratch<double> usd(C), usd2(C);
+      for (int64_t u = b; u < e; ++u) {
+        const int64_t r0 = r_first + u * R, nr = N - r0 < R ? N - r0 : R;
+        const T* xu = a.x + r0 * C * HW;
+        const double count = double(nr * HW);
+        plane_sums(xu, C, HW, nr, shift.p, usd.p, usd2.p);
+        for (int64_t c = 0; c < C; ++c) {
+          if (!far_from_shift(count, usd[c], usd2[c])) {
+            part[u * C + c] = RowPart{count, usd[c], usd2[c], true};
+            continue;
+          }
+          const Moments m = block_moments(xu + c * HW, C * HW, nr, HW);
+          part[u * C + c] = RowPart{m.count, m.mean, m.m2, false};
+        }
       }
     });
     parallel(C, serial ? C : 16, [&](int64_t c0, int64_t c1) { finish_rows(a, RowStats{part.p, units, shift.p, out.p}, c0, c1, k); });
@@ -792,6 +887,11 @@ struct Kernels {
 
   static void forward_training(const ForwardTrainingArgs<T>& a) {
     const Shape& sh = a.shape;
+    if (short_planes(sh)) {
+      Scratch<Coeffs<T>> k(sh.c);
+      sample_statistics(a, k.p);
+      return apply_affine(sh, a.x, a.y, k.p);
+    }
     if (fuse_by_channel(sh)) {
       if (bytes_at_least(sh, 2, kPrefetchBytes)) return forward_training_by_channel<true>(a);
       return forward_training_by_channel<false>(a);

@@ -2,6 +2,8 @@
 #pragma once
 #include <arm_neon.h>
 
+#include <cstdint>
+
 namespace batchnorm::simd {
 
 struct NeonF64;
@@ -21,6 +23,11 @@ struct NeonF32 {
   static NeonF32 sub(NeonF32 a, NeonF32 b) { return {vsubq_f32(a.v, b.v)}; }
   static NeonF32 mul(NeonF32 a, NeonF32 b) { return {vmulq_f32(a.v, b.v)}; }
   static NeonF32 fmadd(NeonF32 a, NeonF32 b, NeonF32 c) { return {vfmaq_f32(c.v, a.v, b.v)}; }
+  static NeonF32 load_partial(const float* p, int64_t n, float fill) {
+    float t[W] = {fill, fill, fill, fill};
+    for (int64_t i = 0; i < n; ++i) t[i] = p[i];
+    return {vld1q_f32(t)};
+  }
   // Lanes widened to double: (l0+l2) + (l1+l3).
   static double hsum(NeonF32 a) {
     const float64x2_t s = vaddq_f64(vcvt_f64_f32(vget_low_f32(a.v)), vcvt_high_f64_f32(a.v));
@@ -43,6 +50,11 @@ struct NeonF64 {
   static NeonF64 sub(NeonF64 a, NeonF64 b) { return {vsubq_f64(a.v, b.v)}; }
   static NeonF64 mul(NeonF64 a, NeonF64 b) { return {vmulq_f64(a.v, b.v)}; }
   static NeonF64 fmadd(NeonF64 a, NeonF64 b, NeonF64 c) { return {vfmaq_f64(c.v, a.v, b.v)}; }
+  static NeonF64 load_partial(const double* p, int64_t n, double fill) {
+    double t[W] = {fill, fill};
+    for (int64_t i = 0; i < n; ++i) t[i] = p[i];
+    return {vld1q_f64(t)};
+  }
   static NeonF64 div(NeonF64 a, NeonF64 b) { return {vdivq_f64(a.v, b.v)}; }
   static NeonF64 sqrt(NeonF64 a) { return {vsqrtq_f64(a.v)}; }
   static NeonF64 nonneg(NeonF64 a) { return {vbslq_f64(vcltzq_f64(a.v), vdupq_n_f64(0.0), a.v)}; }

@@ -5,6 +5,7 @@
 //   stream, fence            store bypassing the caches (p aligned to W * sizeof(T)), and the
 //                            fence that orders such stores before the call returns
 //   add, sub, mul, fmadd     fmadd(a, b, c) = a * b + c, fused where the ISA has it
+//   load_partial(p, n, fill) lanes [0, n) from p (0 <= n < W; nothing past them is read), the rest fill
 //   hsum                     sum of the lanes, in double, in a fixed order
 //   f64                      the ISA's vector of doubles, for the per-channel math
 // and the double types (whose f64 is themselves) also:
@@ -12,6 +13,7 @@
 //   nonneg                   a < 0 ? 0 : a, lane by lane (NaN and -0 kept)
 #pragma once
 #include <cmath>
+#include <cstdint>
 
 namespace batchnorm::simd {
 
@@ -31,6 +33,7 @@ struct ScalarVec {
   static ScalarVec sub(ScalarVec a, ScalarVec b) { return {a.v - b.v}; }
   static ScalarVec mul(ScalarVec a, ScalarVec b) { return {a.v * b.v}; }
   static ScalarVec fmadd(ScalarVec a, ScalarVec b, ScalarVec c) { return {a.v * b.v + c.v}; }
+  static ScalarVec load_partial(const T* p, int64_t n, T fill) { return {n > 0 ? *p : fill}; }
   static ScalarVec div(ScalarVec a, ScalarVec b) { return {a.v / b.v}; }
   static ScalarVec sqrt(ScalarVec a) { return {std::sqrt(a.v)}; }
   static ScalarVec nonneg(ScalarVec a) { return {a.v < 0 ? T(0) : a.v}; }

@@ -624,16 +624,17 @@ void check_channel(const std::vector<Isa>& isas, const Shape& sh, const std::vec
 
 // A channel with a large mean and a small spread (float32 cancellation).
 template <class T>
-void run_large_mean(const std::vector<Isa>& isas, int64_t count, bool channels_last) {
+void run_large_mean(const std::vector<Isa>& isas, int64_t count, bool channels_last, bool short_planes = false) {
   Shape sh;
   sh.channels_last = channels_last;
   if (channels_last) sh.n = count, sh.c = 1, sh.s = 1;  // (N, C) = (count, 1)
+  else if (short_planes) sh.n = count / 4, sh.c = 1, sh.s = 4;  // planes of 4: sample_statistics on most ISAs
   else sh.n = 1, sh.c = 1, sh.s = count;
   Rng r(4242);
   std::vector<T> x(static_cast<size_t>(count));
   for (auto& v : x) v = T(100 + 0.01 * r.normal());
   char nm[64];
-  snprintf(nm, sizeof nm, "mean 100 std 0.01, %" PRId64 " values %s", count, channels_last ? "(N,C)" : "NCHW");
+  snprintf(nm, sizeof nm, "mean 100 std 0.01, %" PRId64 " values %s", count, channels_last ? "(N,C)" : short_planes ? "NCHW, planes of 4" : "NCHW");
   check_channel(isas, sh, x, nm);
 }
 
@@ -655,11 +656,15 @@ void run_large_mean(const std::vector<Isa>& isas, int64_t count, bool channels_l
 // the outlier case fails there too, on every ISA.
 template <class T>
 void run_shift_cases(const std::vector<Isa>& isas) {
-  Shape nchw, nc;
+  Shape nchw, nc, planes;
   nchw.channels_last = false, nchw.n = 2 * K::kUnit / K::kBlock, nchw.c = 1, nchw.s = K::kBlock;
   nc.channels_last = true, nc.n = 8 * K::kRowBlockMax + 17, nc.c = 35, nc.s = 1;
-  for (const Shape& sh : {nchw, nc})
+  // Planes of 3 values (sample_statistics where W >= 3), several blocks of samples.
+  planes.channels_last = false, planes.n = 4 * K::kBlock + 9, planes.c = 7, planes.s = 3;
+  for (const Shape& sh : {nchw, nc, planes})
     for (const char* kind : {"drift", "edge", "outlier"}) {
+      // The blocks of sample_statistics depend on the vector width: no edge there.
+      if (!sh.channels_last && sh.s == planes.s && kind[0] == 'e') continue;
       Rng r(77);
       // n: the sample (NCHW) or the row (N, C); `block` of them share a block of the sums.
       const int64_t block = sh.channels_last ? K::Kernels<batchnorm::simd::ScalarVec<T>>::rows_per_block(sh.c) : 1;
@@ -705,6 +710,8 @@ void run_nonfinite_cases(const std::vector<Isa>& isas, bool small) {
       {2, 8, K::kFuseFrom / 16 + 3, false, "by channel"},  // from kFuseFrom with C >= threads
       {P / 33 + 1, 33, 1, true, "rows"},                   // (N, C): the row blocks in parallel
       {9, 19, P / 171 + 7, true, "rows"},
+      {11, 6, 4, false, "serial short planes"},    // sample_statistics where W >= 4
+      {P / 20 + 3, 5, 4, false, "short planes"},  // its blocks of samples in parallel
   };
   const struct {
     const char* name;
@@ -960,6 +967,8 @@ int main(int argc, char** argv) {
     run_large_mean<float>(isas, big, cl);
     run_large_mean<double>(isas, big, cl);
   }
+  run_large_mean<float>(isas, big, false, true);
+  run_large_mean<double>(isas, big, false, true);
   run_shift_cases<float>(isas);
   run_shift_cases<double>(isas);
   run_nonfinite_cases<float>(isas, small);
