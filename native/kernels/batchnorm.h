@@ -1000,11 +1000,41 @@ struct Kernels {
   }
 
   // Per channel: sdy = sum(dy), sdyx = sum(dy * (x - mean)).
+  // NCHW short planes (see short_planes): the backward's sums of channels
+  // c0 .. c0 + G over `rows` samples, their sums in registers.
+  // Scalar math: sdy[c] += dy[n][c][s]; sdyx[c] += dy[n][c][s] * (x[n][c][s] - mean[c])
+  template <int G>
+  static void plane_group_grad_sums(const T* x, const T* dy, int64_t C, int64_t HW, int64_t rows, int64_t c0, const T* mean, double* sdy, double* sdyx) {
+    V vm[G], g[G], h[G];
+    for (int j = 0; j < G; ++j) vm[j] = V::set1(mean[j]), g[j] = V::zero(), h[j] = V::zero();
+    for (int64_t n = 0; n < rows; ++n)
+      for (int j = 0; j < G; ++j) {
+        const int64_t o = (n * C + c0 + j) * HW;
+        int64_t i = 0;
+        for (; i + W <= HW; i += W) {
+          const V e = V::load(dy + o + i);
+          g[j] = V::add(g[j], e);
+          h[j] = V::fmadd(e, V::sub(V::load(x + o + i), vm[j]), h[j]);
+        }
+        if (i < HW) {  // the lanes past HW: dy = 0 and x = mean
+          const V e = V::load_partial(dy + o + i, HW - i, T(0));
+          g[j] = V::add(g[j], e);
+          h[j] = V::fmadd(e, V::sub(V::load_partial(x + o + i, HW - i, mean[j]), vm[j]), h[j]);
+        }
+      }
+    for (int j = 0; j < G; ++j) sdy[j] = V::hsum(g[j]), sdyx[j] = V::hsum(h[j]);
+  }
+  static void plane_grad_sums(const T* x, const T* dy, int64_t C, int64_t HW, int64_t rows, const T* mean, double* sdy, double* sdyx) {
+    int64_t c = 0;
+    for (; c + 4 <= C; c += 4) plane_group_grad_sums<4>(x, dy, C, HW, rows, c, mean + c, sdy + c, sdyx + c);
+    for (; c < C; ++c) plane_group_grad_sums<1>(x, dy, C, HW, rows, c, mean + c, sdy + c, sdyx + c);
+  }
+
   static void grad_sums(const BackwardArgs<T>& a, double* sdy, double* sdyx) {
     const Shape& sh = a.shape;
     const int64_t C = sh.c;
     const bool serial = sh.numel() < kSerialBelow;
-    if (!sh.channels_last) {
+    if (!sh.channels_last && !short_planes(sh)) {
       const Units us = units_of(sh);
       const int64_t units = us.per_channel;
       Scratch<double> pg(C * units), ph(C * units);
@@ -1018,11 +1048,19 @@ struct Kernels {
       }
       return;
     }
-    const int64_t rows = sh.n * sh.s, R = rows_per_block(C), units = (rows + R - 1) / R;
+    // NHWC: units of rows, each over all channels; NCHW short planes the
+    // same with samples as the rows (as sample_statistics).
+    const bool planes = !sh.channels_last;
+    const int64_t rows = planes ? sh.n : sh.n * sh.s, R = planes ? samples_per_block(sh) : rows_per_block(C), units = (rows + R - 1) / R;
+    const int64_t row = planes ? C * sh.s : C;
     Scratch<double> pg(units * C), ph(units * C);
     parallel(units, serial ? units : 1, [&](int64_t b, int64_t e) {
       for (int64_t u = b; u < e; ++u) {
         const int64_t r0 = u * R, nr = rows - r0 < R ? rows - r0 : R;
+        if (planes) {
+          plane_grad_sums(a.x + r0 * row, a.dy + r0 * row, C, sh.s, nr, a.mean, &pg[u * C], &ph[u * C]);
+          continue;
+        }
         for_each_sweep(C, [&](auto sweep, int64_t c0) {
           using VV = typename decltype(sweep)::vec;
           rows_grad_sums<VV, decltype(sweep)::groups>(a.x + r0 * C, a.dy + r0 * C, C, c0, nr, a.mean, &pg[u * C], &ph[u * C]);
@@ -1178,7 +1216,7 @@ struct Kernels {
   static void backward(const BackwardArgs<T>& a) {
     const Shape& sh = a.shape;
     const int64_t C = sh.c;
-    if (a.use_batch_stats && fuse_by_channel(sh) && bytes_at_least(sh, 2, kPrefetchBytes)) return backward_by_channel(a);
+    if (a.use_batch_stats && !short_planes(sh) && fuse_by_channel(sh) && bytes_at_least(sh, 2, kPrefetchBytes)) return backward_by_channel(a);
     Scratch<double> sdy(C), sdyx(C);
     grad_sums(a, sdy.p, sdyx.p);
     Scratch<GradCoeffs> k(C);

@@ -907,6 +907,14 @@ int main(int argc, char** argv) {
       {2, 8, K::kFuseFrom / 16 + 3, 1, 1},  // at kFuseFrom: NCHW forward channel by channel (C = 8 >= threads)
       {P / 33 + 1, 33, 1, 1, 1},         // (N, C) in parallel
   };
+  // NCHW planes of at most kShortPlaneBytes (64): the forward's statistics and
+  // the backward's sums sample by sample (sample_statistics). Last, so that
+  // the cases above keep their seeds.
+  const Case short_plane_cases[] = {
+      {11, 6, 2, 1, 1},                  // planes of 2, serial
+      {P / 36 + 9, 9, 4, 1, 1},          // blocks of samples in parallel
+      {P / 256 + 3, 16, 16, 2, 1},       // planes of 64 bytes in float (short), 128 in double (not)
+  };
   // From kPrefetchBytes (x and y; x and dy), the NCHW forward and backward go
   // channel by channel, prefetching and with streaming stores; C = 19: the
   // runs take the peel, the vector loop and the tail. Eval's plane passes
@@ -960,6 +968,9 @@ int main(int argc, char** argv) {
   } else if (!small) {
     for (const Case& k : big_cases) both(isas, k, {threads.front(), threads.back()}, false);
   }
+  both(isas, short_plane_cases[0], small ? std::vector<int>{threads[0]} : threads, false);
+  if (!small)
+    for (size_t i = 1; i < sizeof short_plane_cases / sizeof *short_plane_cases; ++i) both(isas, short_plane_cases[i], threads, false);
 
   // ---- the 2^22-values channel (2^18 with --small or --quick)
   const int64_t big = small || quick ? int64_t(1) << 18 : int64_t(1) << 22;
