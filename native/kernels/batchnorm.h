@@ -37,8 +37,9 @@ constexpr int64_t kTileValues = 4096;
 // Channels whose per-channel math (finish_rows, forward_eval's coefficients)
 // runs as one batch of double vectors, over arrays on the stack.
 constexpr int kFinishChannels = 64;
-// NCHW planes of at most this many bytes (a cache line) are short: their
-// forward-training statistics go through memory in order (short_planes).
+// NCHW planes of at most this many bytes (a cache line) are short: the
+// forward's statistics and the backward's sums go through memory in order
+// (short_planes).
 constexpr int64_t kShortPlaneBytes = 64;
 // Below this many elements a call runs on the calling thread: handing work
 // to a worker costs more than it saves.
@@ -536,7 +537,7 @@ struct Kernels {
     Scratch<Moments> out(C);
     Scratch<T> shift(C);
     Scratch<double> sd(C), sd2(C);
-    plane_sums(a.x, C, HW, r_first, shift.p, sd.p, sd2.p);
+    plane_sums(a.x, C, HW, r_first, shift.p, sd.p, sd2.p);  // around 0 (Scratch zeroes): the sums of x
     for (int64_t c = 0; c < C; ++c) shift[c] = T(sd[c] / n1);
     plane_sums(a.x, C, HW, r_first, shift.p, sd.p, sd2.p);
     for (int64_t c = 0; c < C; ++c) out[c] = moments_from_shifted(n1, double(shift[c]), sd[c], sd2[c]);
