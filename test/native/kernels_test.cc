@@ -659,9 +659,13 @@ void run_shift_cases(const std::vector<Isa>& isas) {
   Shape nchw, nc, planes;
   nchw.channels_last = false, nchw.n = 2 * K::kUnit / K::kBlock, nchw.c = 1, nchw.s = K::kBlock;
   nc.channels_last = true, nc.n = 8 * K::kRowBlockMax + 17, nc.c = 35, nc.s = 1;
-  // Planes of 3 values (sample_statistics where W >= 3), several blocks of samples.
+  // Planes of 3 values (sample_statistics where W >= 3), several blocks of
+  // samples; planes of 20 (80 bytes: channel by channel, short runs grouped
+  // into blocks whose lanes sum up to 64 values with AVX2).
   planes.channels_last = false, planes.n = 4 * K::kBlock + 9, planes.c = 7, planes.s = 3;
-  for (const Shape& sh : {nchw, nc, planes})
+  Shape planes20 = planes;
+  planes20.n = K::kBlock + 9, planes20.s = 20;
+  for (const Shape& sh : {nchw, nc, planes, planes20})
     for (const char* kind : {"drift", "edge", "outlier"}) {
       // The blocks of sample_statistics depend on the vector width: no edge there.
       if (!sh.channels_last && sh.s == planes.s && kind[0] == 'e') continue;
