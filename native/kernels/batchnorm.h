@@ -191,12 +191,14 @@ struct Kernels {
   // set of float32 partial sums covers, is up to B values of one run, or
   // whole short runs adding up to at most B. Both depend on the shape only.
 
-  // Values per block: kBlock, so that a lane of AVX-512 sums 32 of them.
-  // The scalar path's one lane would sum 256 in its two float accumulators:
-  // with a sample of values near 1 among values near 1e-6 in one block (the
-  // outlier case of run_shift_cases, planes of 3 values), the mean came out
-  // 3.6e-6 off; it takes blocks of 32.
-  static constexpr int64_t B = W > 1 ? kBlock : kBlock / 16;
+  // Values per block: kBlock with 8 lanes or more (a lane sums at most 64
+  // of them: AVX2 float, AVX-512 double), 32 a lane below that (NEON, AVX2
+  // double, the scalar path). In the kernel test's outlier cases (a sample
+  // of values near 1 in a block of values near 1e-6), 64 a lane took NEON
+  // float to 0.88 of the 1e-6 tolerance (planes of 20) and the scalar path
+  // over it (planes of 3), where 256 had been 3.6e-6 off. Blocks of 32 a
+  // lane for AVX2 float too cost (32,256,14,14) forward-training 1.22x.
+  static constexpr int64_t B = W >= 8 ? kBlock : 32 * W;
 
   struct Units {
     int64_t per_channel, runs_per_unit, pieces_per_run;
