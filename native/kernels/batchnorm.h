@@ -890,18 +890,15 @@ struct Kernels {
 
   static void forward_training(const ForwardTrainingArgs<T>& a) {
     const Shape& sh = a.shape;
-    if (short_planes(sh)) {
-      Scratch<Coeffs<T>> k(sh.c);
-      sample_statistics(a, k.p);
-      return apply_affine(sh, a.x, a.y, k.p);
-    }
-    if (fuse_by_channel(sh)) {
+    if (!short_planes(sh) && fuse_by_channel(sh)) {
       if (bytes_at_least(sh, 2, kPrefetchBytes)) return forward_training_by_channel<true>(a);
       return forward_training_by_channel<false>(a);
     }
     Scratch<Coeffs<T>> k(sh.c);
     if (sh.channels_last) {
       row_statistics(a, k.p);
+    } else if (short_planes(sh)) {
+      sample_statistics(a, k.p);
     } else {
       Scratch<Moments> m(sh.c);
       plane_moments(sh, a.x, m.p);
