@@ -12,6 +12,9 @@
 // --idle-ms T times single calls T ms apart instead (the pool's threads have
 // gone to sleep by then): what a call after a pause costs. --cold times single
 // calls with the caches evicted before each (128 MiB written, as run.mjs --cold).
+// --busy K keeps K other processes spinning meanwhile: a server whose cores
+// are not all free.
+import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { makeEvictor, median, parseCommandLine } from './common.mjs';
@@ -23,13 +26,14 @@ const HELP = `usage: node bench/ab.mjs A.node B.node [options]
   --threads T         default 2
   --bursts K          default 41 (each burst: enough calls for ~20 M values)
   --idle-ms T         time single calls T ms apart (default: bursts of back-to-back calls)
-  --cold              time single calls, caches evicted before each`;
+  --cold              time single calls, caches evicted before each
+  --busy K            K other processes spin on the CPUs meanwhile (default 0)`;
 
 const argv = process.argv.slice(2);
 const files = argv.filter((a) => a.endsWith('.node'));
 const spec = {
   defaults: { shape: '32,64,56,56', op: 'forward-training', layout: 'nchw', threads: '2', bursts: '41' },
-  options: ['shape', 'op', 'layout', 'threads', 'bursts', 'idle-ms'],
+  options: ['shape', 'op', 'layout', 'threads', 'bursts', 'idle-ms', 'busy'],
   flags: ['help', 'cold'],
 };
 const args = parseCommandLine(spec, HELP, argv.filter((a) => !a.endsWith('.node')));
@@ -57,6 +61,10 @@ const calls = addons.map((a) => ({
   'forward-eval': () => a.forwardEval(x, y, w, b, sm, rv, N, C, S, channelsLast, 1e-5),
   backward: () => a.backward(x, dy, dx, w, sm, si, gw, gb, N, C, S, channelsLast, true),
 })[args.op]);
+
+const busy = Array.from({ length: Number(args.busy ?? 0) }, () => spawn(process.execPath, ['-e', 'for (;;);'], { stdio: 'ignore' }));
+process.on('exit', () => busy.forEach((p) => p.kill()));  // also on an error
+if (busy.length) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300); // until they spin
 
 const us = (t0) => Number(process.hrtime.bigint() - t0) / 1e3;
 const times = [[], []];
@@ -89,6 +97,7 @@ if (args.cold) {
     }
   }
 }
-const mode = args.cold ? 'single calls, caches evicted' : args['idle-ms'] !== undefined ? `single calls ${args['idle-ms']} ms apart` : 'bursts';
+const mode = (args.cold ? 'single calls, caches evicted' : args['idle-ms'] !== undefined ? `single calls ${args['idle-ms']} ms apart` : 'bursts') + (busy.length ? `, ${busy.length} busy` : '');
 const ratio = single ? median(times[1]) / median(times[0]) : median(times[0].map((t, i) => times[1][i] / t));
 console.log(`${args.op} ${args.shape} ${dims.length === 2 ? 'nc' : args.layout} threads ${args.threads}, ${mode}: A ${median(times[0]).toFixed(1)} us, B ${median(times[1]).toFixed(1)} us, B/A ${ratio.toFixed(3)}`);
+busy.forEach((p) => p.kill());

@@ -1,6 +1,7 @@
 // A small persistent pool. Idle workers sleep on a condition variable; a
 // thread that just finished a region polls for at most BATCHNORM_SPIN_US
-// (50 us) first, never longer (see spin_ns). The caller, once its own part
+// (50 us) first, never longer (see spin_ns), yielding its CPU to any thread
+// that wants it (see poll_for). The caller, once its own part
 // is done, runs the parts whose threads have not started (see Claim). One
 // parallel region runs at a time; a region started while the pool is busy
 // (another JS thread, an async call, a nested region) runs on its calling
@@ -60,15 +61,28 @@ inline void cpu_relax() {
 #endif
 }
 
-// Polls done() for up to `ns` nanoseconds; true if it became true.
+// Polls done() for up to `ns` nanoseconds; true if it became true. The
+// first few microseconds with `pause`, then with sched_yield() between
+// checks, as oneTBB's atomic_backoff does: a polling thread must not take its
+// CPU from a thread that could run there (the caller itself, another process
+// of the server). With one more busy process than cores, polling with pause
+// alone made 2 threads about twice as slow as 1 (bench/ab.mjs --busy 1);
+// with nothing else runnable, sched_yield() returns at once.
+constexpr unsigned kPausesBeforeYield = 256;
+
 template <class F>
 bool poll_for(int64_t ns, F&& done) {
   if (ns <= 0) return done();
   const auto until = std::chrono::steady_clock::now() + std::chrono::nanoseconds(ns);
   for (unsigned i = 1;; ++i) {
     if (done()) return true;
-    cpu_relax();
-    if (i % 64 == 0 && std::chrono::steady_clock::now() >= until) return done();
+    if (i <= kPausesBeforeYield) {
+      cpu_relax();
+      if (i % 64 == 0 && std::chrono::steady_clock::now() >= until) return done();
+    } else {
+      std::this_thread::yield();
+      if (std::chrono::steady_clock::now() >= until) return done();
+    }
   }
 }
 
