@@ -62,7 +62,8 @@ inline void cpu_relax() {
 }
 
 // Polls done() for up to `ns` nanoseconds; true if it became true. The
-// first few microseconds with `pause`, then with sched_yield() between
+// first kPausesBeforeYield rounds (about 8 us on Zen 4, whose `pause` takes
+// about 100 cycles) with `pause`, then with sched_yield() between
 // checks, as oneTBB's atomic_backoff does: a polling thread must not take its
 // CPU from a thread that could run there (the caller itself, another process
 // of the server). With one more busy process than cores, polling with pause
