@@ -16,63 +16,12 @@
 #include "../simd/scalar.h"
 #include "../threads.h"
 #include "args.h"
+#include "tuning.h"
 
 namespace batchnorm {
 namespace BATCHNORM_ISA_NS {
 
-// Values per float32 partial sum before it is handed to double: bounded, so
-// the float32 rounding stays at the level of a few ulps of one block.
-constexpr int64_t kBlock = 512;
-// Contiguous values per unit of work in NCHW; in NHWC a unit is a block of
-// rows (about kRowBlockValues values, at most kRowBlockMax rows). Units are
-// fixed by the shape alone (never by the thread count) and merged in order,
-// which makes every result bitwise independent of the thread count.
-constexpr int64_t kUnit = 16 * 1024;
-constexpr int64_t kRowBlockValues = 64 * 1024;
-constexpr int64_t kRowBlockMax = 256;
-// Rows a lane's float32 sums take before they add into the block's (rows_sums).
-constexpr int64_t kRowStretch = 16;
-// Values per tile of rows in the NHWC elementwise passes (16 KB of float).
-constexpr int64_t kTileValues = 4096;
-// Channels whose per-channel math (finish_rows, forward_eval's coefficients)
-// runs as one batch of double vectors, over arrays on the stack.
-constexpr int kFinishChannels = 64;
-// NCHW planes of at most this many bytes (a cache line) are short: the
-// forward's statistics and the backward's sums go through memory in order
-// (short_planes).
-constexpr int64_t kShortPlaneBytes = 64;
-// Below this many elements a call runs on the calling thread: handing work
-// to a worker costs more than it saves.
-constexpr int64_t kSerialBelow = 1 << 16;
-// NCHW forward-training (and backward, from kPrefetchBytes) work channel
-// by channel (statistics, then the elementwise pass while the channel is in
-// cache) from this many elements: below it the tensor stays in L2 anyway,
-// and the strided runs of one channel of a small tensor measured slower than
-// plain passes.
-constexpr int64_t kFuseFrom = 1 << 18;
-// The elementwise passes over whole planes or rows (eval, NHWC, the plain
-// backward) write with non-temporal stores when the arrays they stream
-// through (x and y; x, dy and dx) add up to at least this many bytes, about
-// the share of the 32 MB L3 this shared host gives one process: below it,
-// plain stores leave y in cache for whoever reads it next ((24,128,28,28)
-// eval, 19 MB: streaming measured 1.46x at 2 threads); above it, streaming
-// stores keep the input from being evicted. 24 MB against the former 48 MB,
-// `bench/ab.mjs`, 2 and 1 threads: (32,128,28,28) eval 0.96 and 0.65,
-// backward 0.68 and 0.70; (8,32,128,128) eval 0.93 and 0.70; (32,128,28,28)
-// NHWC forward-training 0.74, eval 0.64, backward 0.81 (2 threads).
-constexpr int64_t kStreamBytes = int64_t(24) << 20;
-// NCHW forward-training prefetches the next channel, and backward goes
-// channel by channel (its sums prefetching the next sample's run), when x
-// and y (x and dy) add up to this many bytes: runs of a few KB are too short
-// for the hardware prefetcher, and from about half the L3 on, the tensor is
-// not all in it. Below, prefetching only costs (forward (32,256,14,14),
-// 12.8 MB: 1.05-1.10x; (24,128,28,28), 19 MB: 0.67-0.87x). From here the
-// channel-by-channel paths also write with streaming stores: the input,
-// which a loop of calls reads again, then keeps its place in the L3
-// (forward-training against plain stores, 2 and 1 threads: (24,128,28,28)
-// 0.77-0.83 and 0.52-0.54; (32,128,28,28) 0.63 and 0.55; at 16 MB,
-// (20,128,28,28), 1.09 and 1.00).
-constexpr int64_t kPrefetchBytes = int64_t(16) << 20;
+using namespace tuning;
 
 // Count, mean and sum of squared deviations of a stretch of values.
 struct Moments {
@@ -191,14 +140,7 @@ struct Kernels {
   // set of float32 partial sums covers, is up to B values of one run, or
   // whole short runs adding up to at most B. Both depend on the shape only.
 
-  // Values per block: kBlock with 8 lanes or more (a lane sums at most 64
-  // of them: AVX2 float, AVX-512 double), 32 a lane below that (NEON, AVX2
-  // double, the scalar path). In the kernel test's outlier cases (a sample
-  // of values near 1 in a block of values near 1e-6), 64 a lane took NEON
-  // float to 0.88 of the 1e-6 tolerance (planes of 20) and the scalar path
-  // over it (planes of 3), where 256 had been 3.6e-6 off. Blocks of 32 a
-  // lane for AVX2 float too cost (32,256,14,14) forward-training 1.22x.
-  static constexpr int64_t B = W >= 8 ? kBlock : 32 * W;
+  static constexpr int64_t B = block_values(W);  // values per block (tuning.h)
 
   struct Units {
     int64_t per_channel, runs_per_unit, pieces_per_run;
@@ -316,16 +258,12 @@ struct Kernels {
     return m;
   }
 
-  // NHWC: rows of C values. A block is `rows_per_block(C)` rows (a few tens
-  // of KB, so the second pass reads from cache); a sweep covers up to four
+  // NHWC: rows of C values. A block is `rows_per_block(C)` rows (tuning.h);
+  // a sweep covers up to four
   // vectors of channels across the block's rows in registers. Calls
-  // f(integral_constant<G>, c0) with G vectors of VV from channel c0, for
+  // f(Sweep<VV, G>{}, c0) with G vectors of VV from channel c0, for
   // every channel of a row, in order: sweeps of 4 x W, then 1..3 x W, then
   // the scalar lanes left over (VV = S).
-  static int64_t rows_per_block(int64_t C) {
-    const int64_t r = kRowBlockValues / C;
-    return r < 16 ? 16 : r > kRowBlockMax ? kRowBlockMax : r;
-  }
 
   template <class VV, int G>
   struct Sweep {

@@ -46,11 +46,8 @@
 #include "kernels/args.h"
 #include "kernels/tables.h"
 #include "threads.h"
-// Only for the constants that decide the code paths (kSerialBelow, kUnit, ...):
-// nothing of it is instantiated here.
-#define BATCHNORM_ISA_NS test_constants
-#include "kernels/batchnorm.h"
-#undef BATCHNORM_ISA_NS
+// The constants that decide the code paths (kSerialBelow, kUnit, ...).
+#include "kernels/tuning.h"
 
 
 namespace {
@@ -259,7 +256,7 @@ RefBackward ref_backward(const BackwardArgs<T>& a) {
 
 // ------------------------------------------------------------- the op suite
 
-namespace K = batchnorm::test_constants;
+namespace K = batchnorm::tuning;
 
 struct Case {
   int64_t n, c, s;
@@ -671,7 +668,7 @@ void run_shift_cases(const std::vector<Isa>& isas) {
       if (!sh.channels_last && sh.s == planes.s && kind[0] == 'e') continue;
       Rng r(77);
       // n: the sample (NCHW) or the row (N, C); `block` of them share a block of the sums.
-      const int64_t block = sh.channels_last ? K::Kernels<batchnorm::simd::ScalarVec<T>>::rows_per_block(sh.c) : 1;
+      const int64_t block = sh.channels_last ? K::rows_per_block(sh.c) : 1;
       std::vector<T> x(static_cast<size_t>(sh.numel()));
       for (int64_t n = 0; n < sh.n; ++n)
         for (int64_t i = 0; i < sh.c * sh.s; ++i) {
