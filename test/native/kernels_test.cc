@@ -625,7 +625,7 @@ void run_large_mean(const std::vector<Isa>& isas, int64_t count, bool channels_l
   Shape sh;
   sh.channels_last = channels_last;
   if (channels_last) sh.n = count, sh.c = 1, sh.s = 1;  // (N, C) = (count, 1)
-  else if (short_planes) sh.n = count / 4, sh.c = 1, sh.s = 4;  // planes of 4: sample_statistics on most ISAs
+  else if (short_planes) sh.n = count / 4, sh.c = 1, sh.s = 4;  // planes of 4: ShortPlanes::statistics on most ISAs
   else sh.n = 1, sh.c = 1, sh.s = count;
   Rng r(4242);
   std::vector<T> x(static_cast<size_t>(count));
@@ -656,7 +656,7 @@ void run_shift_cases(const std::vector<Isa>& isas) {
   Shape nchw, nc, planes;
   nchw.channels_last = false, nchw.n = 2 * K::kUnit / K::kBlock, nchw.c = 1, nchw.s = K::kBlock;
   nc.channels_last = true, nc.n = 8 * K::kRowBlockMax + 17, nc.c = 35, nc.s = 1;
-  // Planes of 3 values (sample_statistics where W >= 3), several blocks of
+  // Planes of 3 values (ShortPlanes::statistics where W >= 3), several blocks of
   // samples; planes of 20 (80 bytes: channel by channel, short runs grouped
   // into blocks whose lanes sum up to 64 values with AVX2).
   planes.channels_last = false, planes.n = 4 * K::kBlock + 9, planes.c = 7, planes.s = 3;
@@ -664,7 +664,7 @@ void run_shift_cases(const std::vector<Isa>& isas) {
   planes20.n = K::kBlock + 9, planes20.s = 20;
   for (const Shape& sh : {nchw, nc, planes, planes20})
     for (const char* kind : {"drift", "edge", "outlier"}) {
-      // The blocks of sample_statistics depend on the vector width: no edge there.
+      // The blocks of ShortPlanes::statistics depend on the vector width: no edge there.
       if (!sh.channels_last && sh.s == planes.s && kind[0] == 'e') continue;
       Rng r(77);
       // n: the sample (NCHW) or the row (N, C); `block` of them share a block of the sums.
@@ -711,7 +711,7 @@ void run_nonfinite_cases(const std::vector<Isa>& isas, bool small) {
       {2, 8, K::kFuseFrom / 16 + 3, false, "by channel"},  // from kFuseFrom with C >= threads
       {P / 33 + 1, 33, 1, true, "rows"},                   // (N, C): the row blocks in parallel
       {9, 19, P / 171 + 7, true, "rows"},
-      {11, 6, 4, false, "serial short planes"},    // sample_statistics where W >= 4
+      {11, 6, 4, false, "serial short planes"},    // ShortPlanes::statistics where W >= 4
       {P / 20 + 3, 5, 4, false, "short planes"},  // its blocks of samples in parallel
   };
   const struct {
@@ -909,7 +909,7 @@ int main(int argc, char** argv) {
       {P / 33 + 1, 33, 1, 1, 1},         // (N, C) in parallel
   };
   // NCHW planes of at most kShortPlaneBytes (64): the forward's statistics and
-  // the backward's sums sample by sample (sample_statistics). Last, so that
+  // the backward's sums sample by sample (ShortPlanes). Last, so that
   // the cases above keep their seeds.
   const Case short_plane_cases[] = {
       {11, 6, 2, 1, 1},                  // planes of 2, serial
