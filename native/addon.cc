@@ -67,6 +67,18 @@ constexpr const char* dtype_name() {
   return sizeof(T) == 4 ? "Float32Array" : "Float64Array";
 }
 
+// What an array argument is to its call: read or written by the kernel, and
+// whether it may be null (then the kernel gets nullptr). Written arrays may
+// not overlap any other array (Reader::check_overlaps).
+enum class Arg {
+  input,            // read; required
+  optional_input,   // read; null or undefined allowed
+  output,           // written; required
+  optional_output,  // written; null or undefined allowed
+};
+constexpr bool is_optional(Arg k) { return k == Arg::optional_input || k == Arg::optional_output; }
+constexpr bool is_written(Arg k) { return k == Arg::output || k == Arg::optional_output; }
+
 // One call's arguments, read in order; keeps a reference to every array so
 // that an async call holds its buffers until it is done.
 template <class T>
@@ -114,14 +126,15 @@ class Reader {
     return v.As<Napi::Boolean>().Value();
   }
 
-  // A typed array of T with `len` elements; nullptr when nullable and null/undefined.
+  // A typed array of T with `len` elements; nullptr when optional and null/undefined.
   // A good array costs one Node-API call: napi_get_typedarray_info fails on
   // anything but a typed array and gives the type and length (data comes
   // adjusted by the view's byte offset, SharedArrayBuffer-backed views
   // included). A detached buffer's views have length 0. The messages are
   // built only on the way to an error.
-  T* array(size_t i, const char* name, int64_t len, bool nullable, bool written) {
+  T* array(size_t i, const char* name, int64_t len, Arg kind) {
     const Napi::Value v = info_[i];
+    const bool nullable = is_optional(kind), written = is_written(kind);
     auto want = [&] { return std::string("a ") + dtype_name<T>() + " of length " + std::to_string(len); };
     napi_typedarray_type type;
     size_t length = 0;
@@ -232,17 +245,17 @@ Job parse_forward_training(const Napi::CallbackInfo& info, const KernelTable& kt
   a.eps = r.number(12, "eps", 0, INFINITY, true);
   a.momentum = r.number(13, "momentum", 0, 1, false);
   a.unbiased = info[14].IsUndefined() ? true : r.boolean(14, "unbiased");
-  a.x = r.array(0, "x", numel, false, false);
-  a.y = r.array(1, "y", numel, false, true);
-  a.weight = r.array(2, "weight", C, true, false);
-  a.bias = r.array(3, "bias", C, true, false);
-  a.running_mean = r.array(4, "runningMean", C, true, true);
-  a.running_var = r.array(5, "runningVar", C, true, true);
+  a.x = r.array(0, "x", numel, Arg::input);
+  a.y = r.array(1, "y", numel, Arg::output);
+  a.weight = r.array(2, "weight", C, Arg::optional_input);
+  a.bias = r.array(3, "bias", C, Arg::optional_input);
+  a.running_mean = r.array(4, "runningMean", C, Arg::optional_output);
+  a.running_var = r.array(5, "runningVar", C, Arg::optional_output);
   if (!a.running_mean != !a.running_var)
     type_error(env, std::string("Expected runningMean and runningVar to be both arrays or both null but received ") +
                         (a.running_mean ? "an array and null" : "null and an array"));
-  a.save_mean = r.array(6, "saveMean", C, false, true);
-  a.save_invstd = r.array(7, "saveInvstd", C, false, true);
+  a.save_mean = r.array(6, "saveMean", C, Arg::output);
+  a.save_invstd = r.array(7, "saveInvstd", C, Arg::output);
   r.check_overlaps({{"y", "x"}});
   void (*fn)(const ForwardTrainingArgs<T>&);
   if constexpr (std::is_same_v<T, float>) fn = kt.forward_training_f32; else fn = kt.forward_training_f64;
@@ -259,12 +272,12 @@ Job parse_forward_eval(const Napi::CallbackInfo& info, const KernelTable& kt, bo
   ForwardEvalArgs<T> a;
   a.shape = sh;
   a.eps = r.number(10, "eps", 0, INFINITY, true);
-  a.x = r.array(0, "x", numel, false, false);
-  a.y = r.array(1, "y", numel, false, true);
-  a.weight = r.array(2, "weight", C, true, false);
-  a.bias = r.array(3, "bias", C, true, false);
-  a.mean = r.array(4, "mean", C, false, false);
-  a.var = r.array(5, "var", C, false, false);
+  a.x = r.array(0, "x", numel, Arg::input);
+  a.y = r.array(1, "y", numel, Arg::output);
+  a.weight = r.array(2, "weight", C, Arg::optional_input);
+  a.bias = r.array(3, "bias", C, Arg::optional_input);
+  a.mean = r.array(4, "mean", C, Arg::input);
+  a.var = r.array(5, "var", C, Arg::input);
   r.check_overlaps({{"y", "x"}});
   void (*fn)(const ForwardEvalArgs<T>&);
   if constexpr (std::is_same_v<T, float>) fn = kt.forward_eval_f32; else fn = kt.forward_eval_f64;
@@ -282,14 +295,14 @@ Job parse_backward(const Napi::CallbackInfo& info, const KernelTable& kt, bool a
   BackwardArgs<T> a;
   a.shape = sh;
   a.use_batch_stats = r.boolean(12, "useBatchStats");
-  a.x = r.array(0, "x", numel, false, false);
-  a.dy = r.array(1, "dy", numel, false, false);
-  a.dx = r.array(2, "dx", numel, true, true);
-  a.weight = r.array(3, "weight", C, true, false);
-  a.mean = r.array(4, "mean", C, false, false);
-  a.invstd = r.array(5, "invstd", C, false, false);
-  a.grad_weight = r.array(6, "gradWeight", C, true, true);
-  a.grad_bias = r.array(7, "gradBias", C, true, true);
+  a.x = r.array(0, "x", numel, Arg::input);
+  a.dy = r.array(1, "dy", numel, Arg::input);
+  a.dx = r.array(2, "dx", numel, Arg::optional_output);
+  a.weight = r.array(3, "weight", C, Arg::optional_input);
+  a.mean = r.array(4, "mean", C, Arg::input);
+  a.invstd = r.array(5, "invstd", C, Arg::input);
+  a.grad_weight = r.array(6, "gradWeight", C, Arg::optional_output);
+  a.grad_bias = r.array(7, "gradBias", C, Arg::optional_output);
   r.check_overlaps({{"dx", "dy"}, {"dx", "x"}});
   void (*fn)(const BackwardArgs<T>&);
   if constexpr (std::is_same_v<T, float>) fn = kt.backward_f32; else fn = kt.backward_f64;
