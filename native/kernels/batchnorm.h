@@ -92,7 +92,8 @@ struct BatchNorm {
     parallel(sh.c, 1, [&](int64_t c0, int64_t c1) {
       for (int64_t c = c0; c < c1; ++c) {
         const Moments m = Nchw::channel_moments(sh, us, a.x, c);
-        NchwPass::template affine_channel<NT>(sh, a.x, a.y, c, Fin::finish_channel(a, c, m), Large && c + 1 < c1);
+        NchwPass::template affine_channel<NT>(sh, a.x, a.y, c, Fin::finish_channel(a, c, m),
+                                              Large && c + 1 < c1);
       }
       if (NT) V::fence();
     });
@@ -105,7 +106,9 @@ struct BatchNorm {
     if (path == Path::by_channel) return forward_training_by_channel<false>(a);
     Scratch<Coeffs<T>> k(sh.c);
     auto finish_one = [&](int64_t c, const Moments& m) { k[c] = Fin::finish_channel(a, c, m); };
-    auto finish_range = [&](const RowStats<T>& rs, int64_t c0, int64_t c1) { Fin::finish_rows(a, rs, c0, c1, k.p); };
+    auto finish_range = [&](const RowStats<T>& rs, int64_t c0, int64_t c1) {
+      Fin::finish_rows(a, rs, c0, c1, k.p);
+    };
     if (path == Path::rows) {
       Rows::statistics(sh, a.x, finish_one, finish_range);
     } else if (path == Path::short_planes) {
@@ -147,9 +150,13 @@ struct BatchNorm {
     const Path path = backward_path(a);
     if (path == Path::by_channel_large) return backward_by_channel(a);
     Scratch<double> sdy(C), sdyx(C);
-    if (path == Path::rows) Rows::grad_sums(sh, a.x, a.dy, a.mean, sdy.p, sdyx.p);
-    else if (path == Path::short_planes) Short::grad_sums(sh, a.x, a.dy, a.mean, sdy.p, sdyx.p);
-    else Nchw::grad_sums(sh, a.x, a.dy, a.mean, sdy.p, sdyx.p);
+    if (path == Path::rows) {
+      Rows::grad_sums(sh, a.x, a.dy, a.mean, sdy.p, sdyx.p);
+    } else if (path == Path::short_planes) {
+      Short::grad_sums(sh, a.x, a.dy, a.mean, sdy.p, sdyx.p);
+    } else {
+      Nchw::grad_sums(sh, a.x, a.dy, a.mean, sdy.p, sdyx.p);
+    }
     // Serial: the backward's per-channel math (no square root) measured no
     // faster shared among the threads.
     Scratch<GradCoeffs<T>> k(C);
@@ -199,10 +206,15 @@ void backward(const BackwardArgs<typename V::type>& a) {
 // The table of one ISA: F32 and F64 are its float and double vector types.
 template <class F32, class F64>
 KernelTable make_table(const char* isa) {
+  // clang-format off: the table's columns are float and double
   return KernelTable{isa,
-                     &forward_training<F32>, &forward_training<F64>,
-                     &forward_eval<F32>,     &forward_eval<F64>,
-                     &backward<F32>,         &backward<F64>};
+                     &forward_training<F32>,
+                     &forward_training<F64>,
+                     &forward_eval<F32>,
+                     &forward_eval<F64>,
+                     &backward<F32>,
+                     &backward<F64>};
+  // clang-format on
 }
 
 }  // namespace BATCHNORM_ISA_NS

@@ -92,7 +92,8 @@ struct BatchNormFinish {
       //   mean = mean1 + delta * w;  m2 = m2_1 + (q + delta * delta * n1 * w)
       //   var = m2 / N;  invstd = 1 / sqrt(var + eps);  unbiased = var * N / (N - 1)
       for (int i = 0; i < vs; i += L) {
-        const D vn = D::load(n + i), vn1 = D::load(n1 + i), vsd = D::load(sd + i), vmean1 = D::load(mean1 + i);
+        const D vn = D::load(n + i), vn1 = D::load(n1 + i), vsd = D::load(sd + i),
+                vmean1 = D::load(mean1 + i);
         const D d = D::div(vsd, vn), q = D::nonneg(D::sub(D::load(sd2 + i), D::mul(vsd, d)));
         const D N = D::add(vn1, vn), delta = D::sub(D::add(D::load(shift + i), d), vmean1), w = D::div(vn, N);
         const D m2 = D::add(D::load(m2_1 + i), D::add(q, D::mul(D::mul(D::mul(delta, delta), vn1), w)));
@@ -113,7 +114,8 @@ struct BatchNormFinish {
         } else if (!std::isfinite(o_mean[i]) || !std::isfinite(o_m2[i])) {
           k[c] = finish_channel(a, c, Moments{o_n[i], o_mean[i], o_m2[i]});
         } else {
-          k[c] = store_channel(a, c, o_mean[i], o_invstd[i], a.unbiased && o_n[i] > 1 ? o_unbiased[i] : o_var[i]);
+          k[c] = store_channel(a, c, o_mean[i], o_invstd[i],
+                               a.unbiased && o_n[i] > 1 ? o_unbiased[i] : o_var[i]);
         }
       }
     }
@@ -134,7 +136,8 @@ struct BatchNormFinish {
         D::store(invstd + i, D::div(D::set1(1.0), D::sqrt(D::add(D::load(var + i), D::set1(a.eps)))));
       for (int i = vs; i < cs; ++i) invstd[i] = 1.0 / std::sqrt(var[i] + a.eps);
       for (int i = 0; i < cs; ++i)
-        k[b + i] = make_coeffs<T>(double(a.mean[b + i]), invstd[i] * weight_at(a.weight, b + i), bias_at(a.bias, b + i));
+        k[b + i] = make_coeffs<T>(double(a.mean[b + i]), invstd[i] * weight_at(a.weight, b + i),
+                                  bias_at(a.bias, b + i));
     }
   }
 

@@ -25,7 +25,8 @@ struct NchwPasses {
     parallel(sh.n * C, serial(sh) ? sh.n * C : (kUnit + HW - 1) / HW, [&](int64_t b, int64_t e) {
       // c = nc % C, counted (wrap) rather than divided per plane.
       for (int64_t nc = b, c = b % C; nc < e; ++nc, c = wrap(c + 1, C))
-        Run::template affine<NT>(x + nc * HW, y + nc * HW, HW, k[c], NT && nc + 1 < e ? x + (nc + 1) * HW : nullptr);
+        Run::template affine<NT>(x + nc * HW, y + nc * HW, HW, k[c],
+                                 NT && nc + 1 < e ? x + (nc + 1) * HW : nullptr);
       if (NT) V::fence();
     });
   }
@@ -39,7 +40,8 @@ struct NchwPasses {
   // sample first: the statistics pass read that one last, so the pass starts
   // on what L1 and L2 still hold, and what they dropped first comes last.
   template <bool NT>
-  static void affine_channel(const Shape& sh, const T* x, T* y, int64_t c, const Coeffs<T>& k, bool prefetch_next) {
+  static void affine_channel(const Shape& sh, const T* x, T* y, int64_t c, const Coeffs<T>& k,
+                             bool prefetch_next) {
     for (int64_t n = sh.n - 1; n >= 0; --n) {
       const int64_t off = (n * sh.c + c) * sh.s;
       Run::template affine<NT>(x + off, y + off, sh.s, k, prefetch_next ? x + off + sh.s : nullptr);
@@ -60,7 +62,8 @@ struct NchwPasses {
   // The runs of channel c: dx from its coefficients, last sample first (as
   // affine_channel).
   template <bool NT>
-  static void grad_input_channel(const Shape& sh, const T* x, const T* dy, T* dx, int64_t c, const GradCoeffs<T>& k) {
+  static void grad_input_channel(const Shape& sh, const T* x, const T* dy, T* dx, int64_t c,
+                                 const GradCoeffs<T>& k) {
     for (int64_t n = sh.n - 1; n >= 0; --n) {
       const int64_t off = (n * sh.c + c) * sh.s;
       Run::template grad_input<NT>(x + off, dy + off, dx + off, sh.s, k);

@@ -72,8 +72,8 @@ struct NchwReduce {
   // sum(dy * (x - mean)). `prefetch_next`: for a tensor larger than the
   // caches, each run's block prefetches the same block of the next sample (on
   // a cached tensor it only costs).
-  static void unit_grad_sums(const Shape& sh, const Units& us, const T* x, const T* dy, T mean, int64_t c, int64_t u,
-                             double& g, double& h, bool prefetch_next) {
+  static void unit_grad_sums(const Shape& sh, const Units& us, const T* x, const T* dy, T mean, int64_t c,
+                             int64_t u, double& g, double& h, bool prefetch_next) {
     g = 0, h = 0;
     U::unit_blocks(sh, us, c, u, [&](int64_t off, int64_t runs, int64_t len) {
       const int64_t next = sh.c * sh.s;  // the same place in the next sample

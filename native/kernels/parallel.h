@@ -1,7 +1,7 @@
 // How the kernels share work among the pool's threads (native/threads.h).
 #pragma once
-#include "isa_ns.h"
 #include "../threads.h"
+#include "isa_ns.h"
 
 namespace batchnorm {
 namespace BATCHNORM_ISA_NS {

@@ -102,7 +102,8 @@ struct RowsPasses {
     VV m[G], k1[G], k2[G], k3[G];
     for (int g = 0; g < G; ++g) {
       const int64_t c = c0 + g * L;
-      m[g] = VV::load(k[0] + c), k1[g] = VV::load(k[1] + c), k2[g] = VV::load(k[2] + c), k3[g] = VV::load(k[3] + c);
+      m[g] = VV::load(k[0] + c), k1[g] = VV::load(k[1] + c), k2[g] = VV::load(k[2] + c),
+      k3[g] = VV::load(k[3] + c);
     }
     for (int64_t r = 0; r < rows; ++r)
       for (int g = 0; g < G; ++g) {
@@ -138,7 +139,8 @@ struct RowsPasses {
       if (tiles) {
         Sw::for_each_tile_sweep(C, r0, r1, [&](auto sweep, int64_t c0, int64_t r, int64_t nr) {
           using VV = typename decltype(sweep)::vec;
-          grad_input_sweep<VV, decltype(sweep)::groups, NT>(xs + r * C, dys + r * C, dxs + r * C, C, c0, nr, ks);
+          grad_input_sweep<VV, decltype(sweep)::groups, NT>(xs + r * C, dys + r * C, dxs + r * C, C, c0, nr,
+                                                            ks);
         });
       } else {
         for (int64_t r = r0; r < r1; ++r)

@@ -41,7 +41,9 @@ struct RowsSweeps {
   // coefficients load once per tile.
   template <class F>
   static void for_each_tile_sweep(int64_t C, int64_t r0, int64_t r1, F&& f) {
-    const int64_t R = kTileValues / C < 1 ? 1 : kTileValues / C > kRowBlockMax ? kRowBlockMax : kTileValues / C;
+    const int64_t R = kTileValues / C < 1              ? 1
+                      : kTileValues / C > kRowBlockMax ? kRowBlockMax
+                                                       : kTileValues / C;
     for (int64_t r = r0; r < r1; r += R) {
       const int64_t rows = r1 - r < R ? r1 - r : R;
       for_each_sweep(C, [&](auto sweep, int64_t c0) { f(sweep, c0, r, rows); });

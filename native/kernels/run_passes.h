@@ -23,7 +23,8 @@ struct RunPasses {
     constexpr int64_t kLine = 64 / sizeof(T);
     const V m = V::set1(k.mean), a = V::set1(k.scale), b = V::set1(k.shift);
     int64_t i = 0;
-    for (const int64_t p = St::template peel<NT>(y, len); i < p; ++i) y[i] = std::fma(x[i] - k.mean, k.scale, k.shift);
+    for (const int64_t p = St::template peel<NT>(y, len); i < p; ++i)
+      y[i] = std::fma(x[i] - k.mean, k.scale, k.shift);
     for (; i + W <= len; i += W) {
       if (next && i % kLine < W) prefetch(next + i);
       St::template put<NT>(y + i, V::fmadd(V::sub(V::load(x + i), m), a, b));

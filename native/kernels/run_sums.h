@@ -17,7 +17,8 @@ struct RunSums {
 
   // Sums of d = x - shift over one block: `runs` runs of `len` values, `stride` apart.
   // Scalar math: d = x - shift; sd += d; sd2 += d * d
-  static void shifted_sums(const T* x, int64_t stride, int64_t runs, int64_t len, T shift, double& sd, double& sd2) {
+  static void shifted_sums(const T* x, int64_t stride, int64_t runs, int64_t len, T shift, double& sd,
+                           double& sd2) {
     const V vs = V::set1(shift);
     V d0 = V::zero(), d1 = V::zero(), q0 = V::zero(), q1 = V::zero();
     double s = 0, s2 = 0;
@@ -73,8 +74,8 @@ struct RunSums {
   // Scalar math: sdy += dy; sdyx += dy * (x - mean)
   // `ahead` (0: none): also prefetches the values that far ahead (the same
   // stretch of the next sample), so that memory never waits for a new run.
-  static void grad_sums(const T* x, const T* dy, int64_t stride, int64_t runs, int64_t len, T mean, double& sdy,
-                        double& sdyx, int64_t ahead = 0) {
+  static void grad_sums(const T* x, const T* dy, int64_t stride, int64_t runs, int64_t len, T mean,
+                        double& sdy, double& sdyx, int64_t ahead = 0) {
     constexpr int64_t kLine = 64 / sizeof(T);
     const V vm = V::set1(mean);
     V g0 = V::zero(), g1 = V::zero(), h0 = V::zero(), h1 = V::zero();
@@ -84,7 +85,8 @@ struct RunSums {
       int64_t i = 0;
       for (; i + 2 * W <= len; i += 2 * W) {
         if (ahead && i % kLine < 2 * W)
-          for (int64_t j = 0; j < 2 * W; j += kLine) prefetch(px + ahead + i + j), prefetch(pd + ahead + i + j);
+          for (int64_t j = 0; j < 2 * W; j += kLine)
+            prefetch(px + ahead + i + j), prefetch(pd + ahead + i + j);
         const V e0 = V::load(pd + i), e1 = V::load(pd + i + W);
         g0 = V::add(g0, e0);
         g1 = V::add(g1, e1);

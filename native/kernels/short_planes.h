@@ -36,8 +36,8 @@ struct ShortPlanes {
   // Sums around shift[g] of channels c0 .. c0 + G over `rows` samples.
   // Scalar math: d = x[n][c][s] - shift[c]; sd[c] += d; sd2[c] += d * d
   template <int G>
-  static void group_sums(const T* x, int64_t C, int64_t HW, int64_t rows, int64_t c0, const T* shift, double* sd,
-                         double* sd2) {
+  static void group_sums(const T* x, int64_t C, int64_t HW, int64_t rows, int64_t c0, const T* shift,
+                         double* sd, double* sd2) {
     V vs[G], a[G], b[G];
     for (int g = 0; g < G; ++g) vs[g] = V::set1(shift[g]), a[g] = V::zero(), b[g] = V::zero();
     for (int64_t n = 0; n < rows; ++n)

@@ -33,7 +33,9 @@ constexpr int64_t kRowBlockMax = 256;
 // is worth a unit of work; at most kRowBlockMax, so that a lane's float32
 // sums stay short.
 static constexpr int64_t rows_per_block(int64_t C) {
-  return kRowBlockValues / C < 16 ? 16 : kRowBlockValues / C > kRowBlockMax ? kRowBlockMax : kRowBlockValues / C;
+  return kRowBlockValues / C < 16             ? 16
+         : kRowBlockValues / C > kRowBlockMax ? kRowBlockMax
+                                              : kRowBlockValues / C;
 }
 
 // Rows a lane's float32 sums take before they add into the block's: a lane's
