@@ -6,7 +6,7 @@
  * in the elementwise passes, no allocation inside loops.
  */
 import type { FloatArray, Kernels } from './kernels.js';
-import { ArgReader, asAsyncCall } from './validate.js';
+import { ArgReader } from './validate.js';
 
 /** Per channel: mean and sum of squared deviations, two passes in float64. */
 function channelMoments(x: FloatArray, n: number, c: number, s: number, channelsLast: boolean, mean: Float64Array, m2: Float64Array): void {
@@ -66,13 +66,14 @@ function applyAffine(x: FloatArray, y: FloatArray, n: number, c: number, s: numb
 }
 
 function forwardTraining(
+  async: boolean,
   x: FloatArray, y: FloatArray, weight: FloatArray | null, bias: FloatArray | null,
   runningMean: FloatArray | null, runningVar: FloatArray | null, saveMean: FloatArray, saveInvstd: FloatArray,
   n: number, c: number, s: number, channelsLast: boolean, eps: number, momentum: number, unbiased = true,
 ): void {
-  const r = ArgReader.forX(x);
-  const { numel } = r.shape(n, c, s, channelsLast);
-  eps = r.number(eps, 'eps', 0, Infinity, true);
+  const r = ArgReader.forX(x, async);
+  const numel = r.shape(n, c, s, channelsLast);
+  eps = r.number(eps, 'eps', 0, Infinity, false);
   momentum = r.number(momentum, 'momentum', 0, 1, false);
   unbiased = r.boolean(unbiased, 'unbiased');
   r.array(x, 'x', numel, false, false);
@@ -106,12 +107,13 @@ function forwardTraining(
 }
 
 function forwardEval(
+  async: boolean,
   x: FloatArray, y: FloatArray, weight: FloatArray | null, bias: FloatArray | null,
   mean: FloatArray, variance: FloatArray, n: number, c: number, s: number, channelsLast: boolean, eps: number,
 ): void {
-  const r = ArgReader.forX(x);
-  const { numel } = r.shape(n, c, s, channelsLast);
-  eps = r.number(eps, 'eps', 0, Infinity, true);
+  const r = ArgReader.forX(x, async);
+  const numel = r.shape(n, c, s, channelsLast);
+  eps = r.number(eps, 'eps', 0, Infinity, false);
   r.array(x, 'x', numel, false, false);
   r.array(y, 'y', numel, false, true);
   r.array(weight, 'weight', c, true, false);
@@ -129,12 +131,13 @@ function forwardEval(
 }
 
 function backward(
+  async: boolean,
   x: FloatArray, dy: FloatArray, dx: FloatArray | null, weight: FloatArray | null,
   mean: FloatArray, invstd: FloatArray, gradWeight: FloatArray | null, gradBias: FloatArray | null,
   n: number, c: number, s: number, channelsLast: boolean, useBatchStats: boolean,
 ): void {
-  const r = ArgReader.forX(x);
-  const { numel } = r.shape(n, c, s, channelsLast);
+  const r = ArgReader.forX(x, async);
+  const numel = r.shape(n, c, s, channelsLast);
   useBatchStats = r.boolean(useBatchStats, 'useBatchStats');
   r.array(x, 'x', numel, false, false);
   r.array(dy, 'dy', numel, false, false);
@@ -207,15 +210,20 @@ function backward(
   }
 }
 
+/** The sync form: checks as a call that ends in this turn. */
+function sync<A extends unknown[]>(f: (async: boolean, ...args: A) => void): (...args: A) => void {
+  return (...args: A) => f(false, ...args);
+}
+
 /**
  * Async forms on the JS path run on the calling thread, after the current turn
  * of the event loop, with the same checks as the native async forms.
  */
-function deferred<A extends unknown[]>(f: (...args: A) => void): (...args: A) => Promise<void> {
+function deferred<A extends unknown[]>(f: (async: boolean, ...args: A) => void): (...args: A) => Promise<void> {
   return (...args: A) => new Promise<void>((resolve, reject) => {
     setImmediate(() => {
       try {
-        asAsyncCall(() => f(...args));
+        f(true, ...args);
         resolve();
       } catch (e) {
         reject(e);
@@ -225,9 +233,9 @@ function deferred<A extends unknown[]>(f: (...args: A) => void): (...args: A) =>
 }
 
 export const jsKernels: Kernels = {
-  forwardTraining,
-  forwardEval,
-  backward,
+  forwardTraining: sync(forwardTraining),
+  forwardEval: sync(forwardEval),
+  backward: sync(backward),
   forwardTrainingAsync: deferred(forwardTraining),
   forwardEvalAsync: deferred(forwardEval),
   backwardAsync: deferred(backward),
