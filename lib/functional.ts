@@ -271,8 +271,16 @@ export function planBackward(sp: BackwardSpec): BackwardPlan {
     checkInPlaceOrApart(out, dy.data, 'out', 'gradOutput.data');
     checkInPlaceOrApart(out, data, 'out', names.x);
   }
+  const weight = (sp.weight ?? null) as FloatArray | null, mean = sp.mean as FloatArray, invstd = sp.invstd as FloatArray;
+  const gwOut = (sp.gradWeightOut ?? null) as FloatArray | null, gbOut = (sp.gradBiasOut ?? null) as FloatArray | null;
+  // The outputs share no memory with what the kernel reads, or with each other (dx may be dy or x itself, above).
+  if (out) for (const [name, a] of [[names.weight, weight], [names.mean, mean], [names.invstd, invstd]] as const) checkApart(out, a, 'out', name);
+  for (const [outName, o] of [['gradWeightOut', gwOut], ['gradBiasOut', gbOut]] as const) {
+    if (!o) continue;
+    for (const [name, a] of [[names.x, data], ['gradOutput.data', dy.data], ['out', out], [names.weight, weight], [names.mean, mean], [names.invstd, invstd]] as const) checkApart(o, a, outName, name);
+    if (outName === 'gradBiasOut') checkApart(o, gwOut, outName, 'gradWeightOut');
+  }
   if (sp.checkFinite) checkFinite(dy.data, dy.shape, c, dims.s, dims.channelsLast, 'gradOutput');
-  const weight = (sp.weight ?? null) as FloatArray | null;
   if (sp.async) {
     checkNotResizable(data, names.x);
     checkNotResizable(dy.data, 'gradOutput.data');
@@ -281,7 +289,7 @@ export function planBackward(sp: BackwardSpec): BackwardPlan {
   }
   const dx = out ?? allocLike(data, numel);
   const gradWeight = sp.gradients ? perChannel(data, c, sp.gradWeightOut) : null, gradBias = sp.gradients ? perChannel(data, c, sp.gradBiasOut) : null;
-  return { x: data, dy: dy.data, shape: x.shape, dims, dx, weight, mean: sp.mean as FloatArray, invstd: sp.invstd as FloatArray, gradWeight, gradBias, batchStats: sp.batchStats };
+  return { x: data, dy: dy.data, shape: x.shape, dims, dx, weight, mean, invstd, gradWeight, gradBias, batchStats: sp.batchStats };
 }
 
 // ------------------------------------------------------------ the runner
