@@ -8,7 +8,7 @@
  */
 import type { FloatArray } from './backend/kernels.js';
 import {
-  busyError, checkApart, checkBoolean, checkDtype, checkEps, checkMomentum, checkOneOf, checkOptions, checkPositiveInteger, checkStatisticAssignment,
+  busyError, checkApart, checkBoolean, checkBothOrNeither, sizeMismatchError, stateDictKeysError, checkDtype, checkEps, checkMomentum, checkOneOf, checkOptions, checkPositiveInteger, checkStatisticAssignment,
   describe, invalidParameterError, isFloat64, isFloatArray, lengthOf, moduleShapeError, readTensor, sharesMemory, typeError, rangeError,
 } from './check.js';
 import { execute, OPTION_HINTS, planBackward, planForward, type ForwardNames } from './functional.js';
@@ -338,8 +338,7 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
       const dims = this.#dims(x.shape);
       const numel = lengthOf(x.data), f64 = isFloat64(x.data);
       const rm0 = this.#runningMean, rv0 = this.#runningVar, count = this.#numBatchesTracked;
-      if (!rm0 !== !rv0)
-        throw new TypeError(`Expected runningMean and runningVar of ${name} to be both arrays or both null but received ${rm0 ? 'an array and null' : 'null and an array'}`);
+      checkBothOrNeither(rm0, rv0, 'runningMean', `runningVar of ${name}`);
       const w0 = this.weight ? this.#own(this.weight.data, 'weight.data') : null, b0 = this.bias ? this.#own(this.bias.data, 'bias.data') : null;
       if (rm0 && rv0) this.#own(rm0, 'runningMean'), this.#own(rv0, 'runningVar');
       this.#outApart(out, w0, b0, rm0, rv0);
@@ -542,12 +541,7 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
     if (this.trackRunningStats && !('num_batches_tracked' in stateDict)) stateDict = { ...stateDict, num_batches_tracked: 0 };
     const missingKeys = keys.filter((k) => !(k in stateDict));
     const unexpectedKeys = Object.keys(stateDict).filter((k) => !keys.includes(k));
-    if (strict && (missingKeys.length || unexpectedKeys.length)) {
-      const parts = [];
-      if (missingKeys.length) parts.push(`Missing key(s) in state_dict: ${missingKeys.map((k) => `"${k}"`).join(', ')}.`);
-      if (unexpectedKeys.length) parts.push(`Unexpected key(s) in state_dict: ${unexpectedKeys.map((k) => `"${k}"`).join(', ')}.`);
-      throw new TypeError(`Error(s) in loading state_dict for ${this.constructor.name}: ${parts.join(' ')}`);
-    }
+    if (strict && (missingKeys.length || unexpectedKeys.length)) throw stateDictKeysError(this.constructor.name, missingKeys, unexpectedKeys);
     // Each value is read once, into a copy, before anything changes: a
     // getter or Proxy cannot make a later read differ from the checked one.
     const updates: Array<() => void> = [];
@@ -565,7 +559,7 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
       }
       const copy = this.#readValues(v, k);
       if (copy.length !== this.numFeatures)
-        throw new RangeError(`size mismatch for ${k}: copying a param with shape [${copy.length}] from checkpoint, the shape in current model is [${this.numFeatures}].`);
+        throw sizeMismatchError(k, copy.length, this.numFeatures);
       const target = { weight: this.weight?.data, bias: this.bias?.data, running_mean: this.#runningMean, running_var: this.#runningVar }[k]!;
       updates.push(() => target.set(copy));
     }

@@ -271,15 +271,47 @@ export function checkNotResizable(a: FloatArray, name: string): void {
     throw new TypeError(invalidParameterError(name, `a ${tagGetter.call(a) as string} of length ${lengthOf(a)}`, 'one backed by a resizable ArrayBuffer, which an async call cannot hold (use the sync form)'));
 }
 
+/** An output that overlaps another array; `inPlace`: it could have been that array exactly. */
+export function overlapError(outName: string, name: string, inPlace: boolean): RangeError {
+  return new RangeError(`Expected ${outName} not to share memory with ${name}${inPlace ? ' unless it is the same array (in place)' : ''}, but it overlaps it`);
+}
+
 /** `out` is `a` itself (in place) or shares no memory with it. */
 export function checkInPlaceOrApart(out: FloatArray, a: FloatArray, outName: string, name: string): void {
-  if (sharesMemory(out, a) && !sameMemory(out, a))
-    throw new RangeError(`Expected ${outName} not to share memory with ${name} unless it is the same array (in place), but it overlaps it`);
+  if (sharesMemory(out, a) && !sameMemory(out, a)) throw overlapError(outName, name, true);
 }
 
 /** `out` shares no memory with `a`. */
 export function checkApart(out: FloatArray, a: FloatArray | null | undefined, outName: string, name: string): void {
-  if (a && sharesMemory(out, a)) throw new RangeError(`Expected ${outName} not to share memory with ${name}, but it overlaps it`);
+  if (a && sharesMemory(out, a)) throw overlapError(outName, name, false);
+}
+
+/** Running mean and variance come together or not at all. */
+export function checkBothOrNeither(mean: unknown, variance: unknown, meanName: string, varName: string): void {
+  const m = mean !== null && mean !== undefined, v = variance !== null && variance !== undefined;
+  if (m !== v) throw new TypeError(`Expected ${meanName} and ${varName} to be both arrays or both null but received ${m ? 'an array and null' : 'null and an array'}`);
+}
+
+/** The binding's words for a bounded number: "Expected eps to be a number in [0, Infinity] but received …". */
+export function kernelNumberError(name: string, lo: number, hi: number, openLo: boolean, v: unknown): RangeError {
+  return new RangeError(`Expected ${name} to be a number in ${openLo ? '(' : '['}${lo}, ${hi}] but received ${describe(v)}`);
+}
+
+export function kernelSizeError(n: number, c: number, s: number): RangeError {
+  return new RangeError(`Expected n * c * s to be at most 2^53 but received ${n} * ${c} * ${s}`);
+}
+
+export function detachedError(name: string, expected: string): TypeError {
+  return new TypeError(invalidParameterError(name, expected, 'one whose buffer is detached'));
+}
+
+/** Eval normalizes with the running statistics: they must be given. */
+export function evalNeedsStatisticsError(): TypeError {
+  return new TypeError('Expected runningMean and runningVar when training is false (evaluation uses the running statistics) but received null');
+}
+
+export function gradientShapeError(shapeName: string, shape: readonly number[], got: readonly number[]): RangeError {
+  return new RangeError(`Expected gradOutput of ${shapeName} ${shapeText(shape)} but received shape ${shapeText(got)}`);
 }
 
 /**
@@ -309,6 +341,13 @@ export function channelCountError(name: string, c: number): RangeError {
   return new RangeError(invalidParameterError(name, 'a channel count that fits a typed array (at most 2^32 - 1)', `shape with ${c} channels`));
 }
 
+// ------------------------------------------------------------ files
+
+/** A file (safetensors) that does not hold what it should: "Expected <expected> for <name> but the file has <has>". */
+export function fileError(name: string, expected: string, has: string): RangeError {
+  return new RangeError(`Expected ${expected} for ${name} but the file has ${has}`);
+}
+
 // ------------------------------------------------------------ module-specific words
 
 /** A module's input of the wrong rank or channel count, with the layout hint when the last dimension is C. */
@@ -328,6 +367,24 @@ export function checkStatisticAssignment(v: unknown, module: string, name: strin
   if (!isFloatArray(v))
     throw typeError(`${module}.${name}`, `a Float32Array or Float64Array of length ${numFeatures}, or null`, v, Array.isArray(v) ? `assign a typed array (${name} = Float32Array.from(values)), or load values with loadStateDict` : undefined);
   if (lengthOf(v) !== numFeatures) throw rangeError(`${module}.${name}`, `a Float32Array or Float64Array of length ${numFeatures}, or null`, v);
+}
+
+/** PyTorch's words for a state dict whose keys are not the module's. */
+export function stateDictKeysError(module: string, missing: readonly string[], unexpected: readonly string[]): TypeError {
+  const parts = [];
+  if (missing.length) parts.push(`Missing key(s) in state_dict: ${missing.map((k) => `"${k}"`).join(', ')}.`);
+  if (unexpected.length) parts.push(`Unexpected key(s) in state_dict: ${unexpected.map((k) => `"${k}"`).join(', ')}.`);
+  return new TypeError(`Error(s) in loading state_dict for ${module}: ${parts.join(' ')}`);
+}
+
+/** PyTorch's words for a state-dict value of the wrong size. */
+export function sizeMismatchError(key: string, got: number, want: number): RangeError {
+  return new RangeError(`size mismatch for ${key}: copying a param with shape [${got}] from checkpoint, the shape in current model is [${want}].`);
+}
+
+/** Keras' center and scale, which this package (as PyTorch's affine) has as one. */
+export function centerScaleError(center: boolean, scale: boolean): RangeError {
+  return new RangeError(`Expected center and scale to be equal (this package learns γ and β together, as PyTorch's affine) but received center ${center} and scale ${scale}`);
 }
 
 export function busyError(module: string, method: string, pending: string): Error {

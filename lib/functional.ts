@@ -14,7 +14,7 @@ import { markAsUntransferable } from 'node:worker_threads';
 import type { FloatArray, Kernels } from './backend/kernels.js';
 import { kernels } from './backend/loader.js';
 import {
-  bufferOf, channelCountError, checkApart, checkArray, isFloatArray, checkBoolean, checkEps, checkFinite, checkInPlaceOrApart, checkMomentum, checkNotResizable, checkOneOf,
+  bufferOf, channelCountError, checkApart, checkArray, checkBothOrNeither, evalNeedsStatisticsError, gradientShapeError, isFloatArray, checkBoolean, checkEps, checkFinite, checkInPlaceOrApart, checkMomentum, checkNotResizable, checkOneOf,
   checkOptions, checkRank, checkValuesPerChannel, isFloat64, lengthOf, readTensor, sharesMemory, type ReadTensor,
 } from './check.js';
 import { allocLike, dimsOf, isChannelsLast, LAYOUTS, sameShape, zerosLike, type Dims, type Layout, type Tensor } from './tensor.js';
@@ -169,13 +169,12 @@ export function planForward(sp: ForwardSpec): ForwardPlan {
   const channelHint = (v: unknown): string | undefined =>
     sp.channelsLastName && last !== c && isFloatArray(v) && lengthOf(v) === last ? `the input's last dimension is ${last}; if the input is channels-last (as TF.js'), pass layout: '${sp.channelsLastName}'` : undefined;
   if (!sp.batchStats && (sp.runningMean === null || sp.runningMean === undefined || sp.runningVar === null || sp.runningVar === undefined))
-    throw new TypeError('Expected runningMean and runningVar when training is false (evaluation uses the running statistics) but received null');
+    throw evalNeedsStatisticsError();
   checkArray(sp.weight, names.weight, data, c, true, channelHint(sp.weight));
   checkArray(sp.bias, names.bias, data, c, true, channelHint(sp.bias));
   checkArray(sp.runningMean, names.runningMean, data, c, sp.batchStats, channelHint(sp.runningMean));
   checkArray(sp.runningVar, names.runningVar, data, c, sp.batchStats, channelHint(sp.runningVar));
-  if (!sp.runningMean !== !sp.runningVar)
-    throw new TypeError(`Expected ${names.runningMean} and ${names.runningVar} to be both arrays or both null but received ${sp.runningMean ? 'an array and null' : 'null and an array'}`);
+  checkBothOrNeither(sp.runningMean, sp.runningVar, names.runningMean, names.runningVar);
   checkArray(sp.out, names.out, data, numel, true);
   checkArray(sp.saveMeanOut, 'saveMeanOut', data, c, true);
   checkArray(sp.saveInvstdOut, 'saveInvstdOut', data, c, true);
@@ -258,7 +257,7 @@ export function planBackward(sp: BackwardSpec): BackwardPlan {
   const { x, dy, dims, names } = sp;
   const data = x.data, numel = lengthOf(data), c = dims.c;
   if (!sameShape(dy.shape, x.shape))
-    throw new RangeError(`Expected gradOutput of ${sp.shapeName} [${x.shape.join(', ')}] but received shape [${dy.shape.join(', ')}]`);
+    throw gradientShapeError(sp.shapeName, x.shape, dy.shape);
   checkArray(dy.data, 'gradOutput.data', data, numel);
   checkArray(sp.weight, names.weight, data, c, true);
   checkArray(sp.mean, names.mean, data, c);

@@ -2,7 +2,7 @@
  * Settings as Keras and TensorFlow.js write them, turned into this package's
  * (PyTorch's) options: `new BatchNorm2d(64, fromKeras({ momentum: 0.99 }))`.
  */
-import { checkBoolean, checkEps, checkMomentum, checkOptions, rangeError } from './check.js';
+import { centerScaleError, checkBoolean, checkEps, checkMomentum, checkOptions, rangeError } from './check.js';
 import type { BatchNormModuleOptions } from './batchnorm.js';
 
 export interface KerasBatchNormConfig {
@@ -42,8 +42,7 @@ export function fromKeras(config: KerasBatchNormConfig = {}): BatchNormModuleOpt
   checkEps(epsilon, 'epsilon');
   checkBoolean(center, 'center');
   checkBoolean(scale, 'scale');
-  if (center !== scale)
-    throw new RangeError(`Expected center and scale to be equal (this package learns γ and β together, as PyTorch's affine) but received center ${center} and scale ${scale}`);
+  if (center !== scale) throw centerScaleError(center, scale);
   if (axis !== -1 && axis !== 1) throw rangeError('axis', '-1 (channels-last) or 1 (channels-first)', axis);
   return {
     momentum: complement(momentum),

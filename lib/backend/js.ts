@@ -6,6 +6,7 @@
  * in the elementwise passes, no allocation inside loops.
  */
 import type { FloatArray, Kernels } from './kernels.js';
+import { checkBothOrNeither } from '../check.js';
 import { ArgReader } from './validate.js';
 
 /** Per channel: mean and sum of squared deviations, two passes in float64. */
@@ -82,8 +83,7 @@ function forwardTraining(
   r.array(bias, 'bias', c, true, false);
   r.array(runningMean, 'runningMean', c, true, true);
   r.array(runningVar, 'runningVar', c, true, true);
-  if (!runningMean !== !runningVar)
-    throw new TypeError(`Expected runningMean and runningVar to be both arrays or both null but received ${runningMean ? 'an array and null' : 'null and an array'}`);
+  checkBothOrNeither(runningMean, runningVar, 'runningMean', 'runningVar');
   r.array(saveMean, 'saveMean', c, false, true);
   r.array(saveInvstd, 'saveInvstd', c, false, true);
   r.checkOverlaps([['y', 'x']]);

@@ -5,7 +5,7 @@
  * The words themselves are made in ../check.ts.
  */
 import type { FloatArray } from './kernels.js';
-import { checkNotResizable, describe, isDetached, lengthOf, sharesMemory, sameMemory, typeError, rangeError, typedArrayName } from '../check.js';
+import { checkNotResizable, describe, detachedError, isDetached, kernelNumberError, kernelSizeError, lengthOf, overlapError, sharesMemory, sameMemory, typeError, rangeError, typedArrayName } from '../check.js';
 
 export { describe, isDetached };
 
@@ -33,11 +33,11 @@ export class ArgReader {
     return v;
   }
 
-  /** The binding's words for a bounded number: "Expected eps to be a number in [0, Infinity] but received …". */
+  /** A bounded number, in the binding's words. */
   number(v: unknown, name: string, lo: number, hi: number, openLo: boolean): number {
     if (typeof v !== 'number') throw typeError(name, 'a number', v);
     if (!(openLo ? v > lo : v >= lo) || !(v <= hi))
-      throw new RangeError(`Expected ${name} to be a number in ${openLo ? '(' : '['}${lo}, ${hi}] but received ${describe(v)}`);
+      throw kernelNumberError(name, lo, hi, openLo, v);
     return v;
   }
 
@@ -51,7 +51,7 @@ export class ArgReader {
     const dn = this.dim(n, 'n'), dc = this.dim(c, 'c'), ds = this.dim(s, 's');
     this.boolean(channelsLast, 'channelsLast');
     const numel = dn * dc * ds;
-    if (numel > 2 ** 53) throw new RangeError(`Expected n * c * s to be at most 2^53 but received ${dn} * ${dc} * ${ds}`);
+    if (numel > 2 ** 53) throw kernelSizeError(dn, dc, ds);
     return numel;
   }
 
@@ -62,7 +62,7 @@ export class ArgReader {
     const want = `a ${this.type} of length ${length}`;
     if (typedArrayName(v) !== this.type) throw typeError(name, `${want}${nullable ? ' or null' : ''}`, v);
     const a = v as FloatArray;
-    if (isDetached(a)) throw new TypeError(`Expected ${want} for ${name} but received one whose buffer is detached`);
+    if (isDetached(a)) throw detachedError(name, want);
     if (lengthOf(a) !== length) throw rangeError(name, want, v);
     if (this.async) checkNotResizable(a, name);
     this.views.push({ name, array: a, written });
@@ -79,7 +79,7 @@ export class ArgReader {
         if (!sharesMemory(a.array, b.array)) continue;
         const allowed = inPlace.some(([p, q]) => p === a.name && q === b.name);
         if (!(allowed && sameMemory(a.array, b.array)))
-          throw new RangeError(`Expected ${a.name} not to share memory with ${b.name}${allowed ? ' unless it is the same array (in place)' : ''}, but it overlaps it`);
+          throw overlapError(a.name, b.name, allowed);
       }
     }
   }

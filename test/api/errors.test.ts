@@ -360,7 +360,7 @@ describe('readSafetensors checks the header', () => {
 
 describe('writeSafetensors checks what it writes', () => {
   it('refuses values it would write wrongly, naming the key', () => {
-    expect(() => writeSafetensors(null as any)).toThrow('Expected a state dict object but received null');
+    expect(() => writeSafetensors(null as any)).toThrow('Expected an object for the state dict but received null');
     expect(() => writeSafetensors({ w: 'abc' as any })).toThrow(TypeError);
     expect(() => writeSafetensors({ w: 'abc' as any })).toThrow(/for w but received a string/);
     expect(() => writeSafetensors({ w: [1, '2'] as any })).toThrow(TypeError);
