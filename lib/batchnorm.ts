@@ -8,8 +8,8 @@
  */
 import type { FloatArray } from './backend/kernels.js';
 import {
-  busyError, checkApart, checkBoolean, checkBothOrNeither, sizeMismatchError, stateDictKeysError, checkDtype, checkEps, checkMomentum, checkOneOf, checkOptions, checkPositiveInteger, checkStatisticAssignment,
-  describe, invalidParameterError, isFloat64, isFloatArray, lengthOf, moduleShapeError, readTensor, sharesMemory, typeError, rangeError,
+  bufferOf, busyError, checkApart, checkBoolean, checkBothOrNeither, sizeMismatchError, stateDictKeysError, checkDtype, checkEps, checkMomentum, checkOneOf, checkOptions, checkPositiveInteger, checkStatisticAssignment,
+  describe, invalidParameterError, isFloat64, isFloatArray, lengthOf, typedArrayName, moduleShapeError, readTensor, typeError, rangeError,
 } from './check.js';
 import { execute, OPTION_HINTS, planBackward, planForward, type ForwardNames } from './functional.js';
 import { dimsOf, isChannelsLast, type Dims, type Layout, type Tensor } from './tensor.js';
@@ -135,6 +135,11 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
   /** The call running now (a sync one, or an async one until it settles), or null. */
   #busy: string | null = null;
   readonly #f64: boolean;
+  /** The names a call's messages give this module's arrays (made once: a call allocates no strings). */
+  readonly #names: ForwardNames;
+  readonly #backwardNames: { x: string; mean: string; invstd: string; weight: string };
+  /** The layout a tf.Tensor's data needs here, for the message (made at the first call). */
+  #tfLayout: string | undefined;
 
   // Accessors, not fields: the base constructor reads them before subclass fields exist.
   protected abstract get ranks(): readonly number[];
@@ -164,6 +169,8 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
     this.unbiasedRunningVar = unbiasedRunningVar;
     this.checkFinite = checkFinite;
     this.#f64 = dtype === 'float64';
+    this.#names = { out: 'out', weight: `${name}.weight.data`, bias: `${name}.bias.data`, runningMean: `${name}.runningMean`, runningVar: `${name}.runningVar` };
+    this.#backwardNames = { x: "the last forward's input", mean: 'saveMean', invstd: 'saveInvstd', weight: `${name}.weight.data` };
     const alloc = (fill: number): FloatArray => {
       try {
         return (this.#f64 ? new Float64Array(numFeatures) : new Float32Array(numFeatures)).fill(fill);
@@ -291,11 +298,12 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
     throw moduleShapeError(this.constructor.name, this.numFeatures, this.ranks, this.#expectedShapes(), this.layout, this.#channelsLastName(), shape);
   }
 
-  /** A parameter's array (read once by the caller) as the module keeps it: a float array of numFeatures values. */
+  /** One of the module's arrays (read once by the caller): a float array of numFeatures values. */
   #own(v: unknown, name: string): FloatArray {
-    if (!isFloatArray(v) || lengthOf(v) !== this.numFeatures)
+    const type = typedArrayName(v);
+    if ((type !== 'Float32Array' && type !== 'Float64Array') || lengthOf(v as FloatArray) !== this.numFeatures)
       throw (isFloatArray(v) ? rangeError : typeError)(`${this.constructor.name}.${name}`, `a Float32Array or Float64Array of length ${this.numFeatures}`, v);
-    return v;
+    return v as FloatArray;
   }
 
   /**
@@ -306,12 +314,13 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
    */
   #outApart(out: unknown, weight: FloatArray | null, bias: FloatArray | null, rm: FloatArray | null, rv: FloatArray | null): void {
     if (!isFloatArray(out)) return;  // checked with its words in planForward/planBackward
-    checkApart(out, weight, 'out', "the module's weight");
-    checkApart(out, bias, 'out', "the module's bias");
-    checkApart(out, this.weight?.grad, 'out', "the module's weight.grad");
-    checkApart(out, this.bias?.grad, 'out', "the module's bias.grad");
-    checkApart(out, rm, 'out', "the module's runningMean");
-    checkApart(out, rv, 'out', "the module's runningVar");
+    const bo = bufferOf(out);
+    checkApart(out, bo, weight, 'out', "the module's weight");
+    checkApart(out, bo, bias, 'out', "the module's bias");
+    checkApart(out, bo, this.weight?.grad, 'out', "the module's weight.grad");
+    checkApart(out, bo, this.bias?.grad, 'out', "the module's bias.grad");
+    checkApart(out, bo, rm, 'out', "the module's runningMean");
+    checkApart(out, bo, rv, 'out', "the module's runningVar");
   }
 
   /** A per-channel array of the input's type for this call's results: the spare one when it fits. */
@@ -334,7 +343,7 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
       checkOptions(options, `${name}.${method}`, CALL_OPTIONS);
       const { out } = options as CallOptions;
       const training = checkBoolean(this.training, `${name}.training`);
-      const x = readTensor(input, 'input', `'${this.#channelsLastName() ?? 'channelsLast'}'`);
+      const x = readTensor(input, 'input', (this.#tfLayout ??= `'${this.#channelsLastName() ?? this.layout}'`));
       const dims = this.#dims(x.shape);
       const numel = lengthOf(x.data), f64 = isFloat64(x.data);
       const rm0 = this.#runningMean, rv0 = this.#runningVar, count = this.#numBatchesTracked;
@@ -353,12 +362,11 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
       const counting = training && this.trackRunningStats && count !== null;
       const momentum = this.momentum ?? 1 / ((count ?? 0) + 1);
       const rm = convert(rm0, f64), rv = convert(rv0, f64);
-      const names: ForwardNames = { out: 'out', weight: `${name}.weight.data`, bias: `${name}.bias.data`, runningMean: `${name}.runningMean`, runningVar: `${name}.runningVar` };
       const plan = planForward({
         x, channelsLast: dims.channelsLast, channelsLastName: null, out, weight: convert(w0, f64), bias: convert(b0, f64),
         runningMean: batchStats && !updateRunning ? null : rm, runningVar: batchStats && !updateRunning ? null : rv,
         batchStats, eps: this.eps, momentum, unbiased: this.unbiasedRunningVar, checkFinite: this.checkFinite,
-        saveMeanOut: this.#perChannel(this.#spareMean, f64), saveInvstdOut: this.#perChannel(this.#spareInvstd, f64), names, async,
+        saveMeanOut: this.#perChannel(this.#spareMean, f64), saveInvstdOut: this.#perChannel(this.#spareInvstd, f64), names: this.#names, apart: false, async,
       });
       const commit = (): Tensor => {
         if (updateRunning) {
@@ -369,7 +377,7 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
         const last = this.#saved;
         this.#spareMean = last ? last.mean : null;
         this.#spareInvstd = last ? last.invstd : null;
-        const overwrittenBy = sharesMemory(plan.y, x.data) ? 'forward' : null;
+        const overwrittenBy = plan.inPlace ? 'forward' : null;
         this.#saved = { x: x.data, numel, shape: x.shape, dims, mean: plan.saveMean, invstd: plan.saveInvstd, batchStats, overwrittenBy };
         return { data: plan.y, shape: x.shape.slice() };
       };
@@ -439,7 +447,7 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
       const plan = planBackward({
         x: { data: saved.x, shape: saved.shape }, dy, dims: saved.dims, out, weight: convert(w0, f64), mean: saved.mean, invstd: saved.invstd,
         gradWeightOut: gw, gradBiasOut: gb, gradients: this.affine, batchStats: saved.batchStats, checkFinite: this.checkFinite,
-        shapeName: "the last forward's shape", names: { x: "the last forward's input", mean: 'saveMean', invstd: 'saveInvstd', weight: `${name}.weight.data` }, async,
+        shapeName: "the last forward's shape", apart: false, names: this.#backwardNames, async,
       });
       const commit = (): Tensor => {
         if (this.weight && this.bias && gw && gb) {
@@ -453,7 +461,7 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
           this.bias.grad = gradB;
         }
         // dx written over x: a second backward of this forward would read it.
-        if (sharesMemory(plan.dx, saved.x)) saved.overwrittenBy = 'backward';
+        if (plan.overwritesX) saved.overwrittenBy = 'backward';
         return { data: plan.dx, shape: saved.shape.slice() };
       };
       if (!async) {

@@ -245,23 +245,24 @@ function parameterHint(v: unknown, name: string): string | undefined {
 }
 
 /**
- * A per-channel or elementwise array argument of x's type and `length`
- * elements, checked under the name the user gave it. A typed array of the
- * other float type is a TypeError, a wrong length a RangeError (with
- * `lengthFix`, the fix the caller knows, e.g. the channels-last hint).
+ * A per-channel or elementwise array argument of type `type` (x's: read
+ * once by the caller) and `length` elements, checked under the name the user
+ * gave it. A typed array of the other float type is a TypeError, a wrong
+ * length a RangeError; when its length is `hintLast` (the input's last
+ * dimension), the message suggests the channels-last layout `hintLayout`.
  */
-export function checkArray(v: unknown, name: string, x: FloatArray, length: number, nullable = false, lengthFix?: string): void {
+export function checkArray(v: unknown, name: string, type: string, length: number, nullable = false, hintLast = -1, hintLayout: string | null = null): void {
   if (nullable && (v === null || v === undefined)) return;
-  const want = tagGetter.call(x) as string;
-  if (typedArrayName(v) !== want) {
-    const expected = `a ${want} of length ${length}${nullable ? ' or null' : ''}`;
+  if (typedArrayName(v) !== type) {
+    const expected = `a ${type} of length ${length}${nullable ? ' or null' : ''}`;
     const received = typeof v === 'object' && v !== null && 'data' in v && 'grad' in v ? 'a Parameter { data, grad }' : describe(v);
     throw new TypeError(invalidParameterError(name, expected, received, parameterHint(v, name)));
   }
-  const a = v as FloatArray;
-  if (lengthOf(a) !== length) {
-    if (isDetached(a)) throw new TypeError(invalidParameterError(name, `a ${want} of length ${length}`, 'one whose buffer is detached (transferred)'));
-    throw new RangeError(invalidParameterError(name, `a ${want} of length ${length}`, describe(a), lengthFix));
+  const a = v as FloatArray, got = lengthOf(a);
+  if (got !== length) {
+    if (isDetached(a)) throw new TypeError(invalidParameterError(name, `a ${type} of length ${length}`, 'one whose buffer is detached (transferred)'));
+    const fix = hintLayout && got === hintLast ? `the input's last dimension is ${got}; if the input is channels-last (as TF.js'), pass layout: '${hintLayout}'` : undefined;
+    throw new RangeError(invalidParameterError(name, `a ${type} of length ${length}`, describe(a), fix));
   }
 }
 
@@ -276,14 +277,19 @@ export function overlapError(outName: string, name: string, inPlace: boolean): R
   return new RangeError(`Expected ${outName} not to share memory with ${name}${inPlace ? ' unless it is the same array (in place)' : ''}, but it overlaps it`);
 }
 
-/** `out` is `a` itself (in place) or shares no memory with it. */
-export function checkInPlaceOrApart(out: FloatArray, a: FloatArray, outName: string, name: string): void {
-  if (sharesMemory(out, a) && !sameMemory(out, a)) throw overlapError(outName, name, true);
+/** `out` is `a` itself (in place: true) or shares no memory with it (false). */
+export function checkInPlaceOrApart(out: FloatArray, a: FloatArray, outName: string, name: string): boolean {
+  if (!sharesMemory(out, a)) return false;
+  if (!sameMemory(out, a)) throw overlapError(outName, name, true);
+  return true;
 }
 
-/** `out` shares no memory with `a`. */
-export function checkApart(out: FloatArray, a: FloatArray | null | undefined, outName: string, name: string): void {
-  if (a && sharesMemory(out, a)) throw overlapError(outName, name, false);
+/**
+ * `out` (whose buffer, read once by the caller, is `outBuffer`) shares no
+ * memory with `a`: one intrinsic getter call when they are apart.
+ */
+export function checkApart(out: FloatArray, outBuffer: ArrayBufferLike, a: FloatArray | null | undefined, outName: string, name: string): void {
+  if (a && bufferOf(a) === outBuffer && sharesMemory(out, a)) throw overlapError(outName, name, false);
 }
 
 /** Running mean and variance come together or not at all. */

@@ -15,7 +15,7 @@ import type { FloatArray, Kernels } from './backend/kernels.js';
 import { kernels } from './backend/loader.js';
 import {
   bufferOf, channelCountError, checkApart, checkArray, checkBothOrNeither, evalNeedsStatisticsError, gradientShapeError, isFloatArray, checkBoolean, checkEps, checkFinite, checkInPlaceOrApart, checkMomentum, checkNotResizable, checkOneOf,
-  checkOptions, checkRank, checkValuesPerChannel, isFloat64, lengthOf, readTensor, sharesMemory, type ReadTensor,
+  checkOptions, checkRank, checkValuesPerChannel, isFloat64, lengthOf, readTensor, sharesMemory, typedArrayName, type ReadTensor,
 } from './check.js';
 import { allocLike, dimsOf, isChannelsLast, LAYOUTS, sameShape, zerosLike, type Dims, type Layout, type Tensor } from './tensor.js';
 
@@ -101,6 +101,8 @@ export interface ForwardPlan {
   shape: number[];
   dims: Dims;
   y: FloatArray;
+  /** y is x itself (out: input.data). */
+  inPlace: boolean;
   weight: FloatArray | null;
   bias: FloatArray | null;
   /** Training: the running statistics to update (or null); eval: the ones to normalize with. */
@@ -136,6 +138,12 @@ export interface ForwardSpec {
   saveInvstdOut: unknown;
   /** Names for messages: 'out', 'weight', … or the module's. */
   names: ForwardNames;
+  /**
+   * Check the per-channel arrays, and out and the save arrays against the
+   * others (the functional form). A module has checked its own arrays, its
+   * save arrays are private, and it checks out against its arrays: false.
+   */
+  apart: boolean;
   async: boolean;
 }
 
@@ -164,57 +172,74 @@ export function planForward(sp: ForwardSpec): ForwardPlan {
   checkRank(x.shape, 'input', 2);
   const dims = dimsOf(x.shape, sp.channelsLast);
   const { c } = dims;
-  // A per-channel array as long as the input's last dimension, which is not C: the input is likely channels-last.
+  const type = typedArrayName(data)!;
+  // A per-channel array as long as the input's last dimension (not C): the input is likely channels-last.
   const last = x.shape[x.shape.length - 1];
-  const channelHint = (v: unknown): string | undefined =>
-    sp.channelsLastName && last !== c && isFloatArray(v) && lengthOf(v) === last ? `the input's last dimension is ${last}; if the input is channels-last (as TF.js'), pass layout: '${sp.channelsLastName}'` : undefined;
-  if (!sp.batchStats && (sp.runningMean === null || sp.runningMean === undefined || sp.runningVar === null || sp.runningVar === undefined))
-    throw evalNeedsStatisticsError();
-  checkArray(sp.weight, names.weight, data, c, true, channelHint(sp.weight));
-  checkArray(sp.bias, names.bias, data, c, true, channelHint(sp.bias));
-  checkArray(sp.runningMean, names.runningMean, data, c, sp.batchStats, channelHint(sp.runningMean));
-  checkArray(sp.runningVar, names.runningVar, data, c, sp.batchStats, channelHint(sp.runningVar));
-  checkBothOrNeither(sp.runningMean, sp.runningVar, names.runningMean, names.runningVar);
-  checkArray(sp.out, names.out, data, numel, true);
-  checkArray(sp.saveMeanOut, 'saveMeanOut', data, c, true);
-  checkArray(sp.saveInvstdOut, 'saveInvstdOut', data, c, true);
+  const hintLayout = last !== c ? sp.channelsLastName : null;
+  if (sp.apart) {
+    if (!sp.batchStats && (sp.runningMean === null || sp.runningMean === undefined || sp.runningVar === null || sp.runningVar === undefined))
+      throw evalNeedsStatisticsError();
+    checkArray(sp.weight, names.weight, type, c, true, last, hintLayout);
+    checkArray(sp.bias, names.bias, type, c, true, last, hintLayout);
+    checkArray(sp.runningMean, names.runningMean, type, c, sp.batchStats, last, hintLayout);
+    checkArray(sp.runningVar, names.runningVar, type, c, sp.batchStats, last, hintLayout);
+    checkBothOrNeither(sp.runningMean, sp.runningVar, names.runningMean, names.runningVar);
+    checkArray(sp.saveMeanOut, 'saveMeanOut', type, c, true);
+    checkArray(sp.saveInvstdOut, 'saveInvstdOut', type, c, true);
+  }
+  checkArray(sp.out, names.out, type, numel, true);
   const weight = (sp.weight ?? null) as FloatArray | null, bias = (sp.bias ?? null) as FloatArray | null;
   const runningMean = (sp.runningMean ?? null) as FloatArray | null, runningVar = (sp.runningVar ?? null) as FloatArray | null;
   const out = (sp.out ?? null) as FloatArray | null;
   const saveMeanOut = (sp.saveMeanOut ?? null) as FloatArray | null, saveInvstdOut = (sp.saveInvstdOut ?? null) as FloatArray | null;
   // Overlaps under the user's names (the kernels check again under theirs).
+  // A module checks `out` against its own arrays, and its saved statistics are private: `apart` false.
+  const inPlace = out !== null && checkInPlaceOrApart(out, data, names.out, 'input.data');
   if (out) {
-    checkInPlaceOrApart(out, data, names.out, 'input.data');
-    checkApart(out, weight, names.out, names.weight);
-    checkApart(out, bias, names.out, names.bias);
-    checkApart(out, runningMean, names.out, names.runningMean);
-    checkApart(out, runningVar, names.out, names.runningVar);
+    if (sp.apart) {
+      const bo = bufferOf(out);
+      checkApart(out, bo, weight, names.out, names.weight);
+      checkApart(out, bo, bias, names.out, names.bias);
+      checkApart(out, bo, runningMean, names.out, names.runningMean);
+      checkApart(out, bo, runningVar, names.out, names.runningVar);
+    }
   }
   // saveMeanOut and saveInvstdOut are written (by the kernel in training, by
   // the finish in eval) while the others are read: nothing may share them.
-  for (const [name, a] of [['saveMeanOut', saveMeanOut], ['saveInvstdOut', saveInvstdOut]] as const) {
-    if (!a) continue;
-    checkApart(a, data, name, 'input');
-    checkApart(a, out, name, names.out);
-    checkApart(a, weight, name, names.weight);
-    checkApart(a, bias, name, names.bias);
-    checkApart(a, runningMean, name, names.runningMean);
-    checkApart(a, runningVar, name, names.runningVar);
-    if (name === 'saveInvstdOut') checkApart(a, saveMeanOut, name, 'saveMeanOut');
-  }
+  if (sp.apart && saveMeanOut) checkSaveApart(saveMeanOut, 'saveMeanOut', data, out, weight, bias, runningMean, runningVar, null, names);
+  if (sp.apart && saveInvstdOut) checkSaveApart(saveInvstdOut, 'saveInvstdOut', data, out, weight, bias, runningMean, runningVar, saveMeanOut, names);
   if (sp.batchStats) checkValuesPerChannel(x.shape, dims.n * dims.s);
   if (sp.checkFinite) checkFinite(data, x.shape, dims.c, dims.s, dims.channelsLast, 'input');
   if (sp.async) {
     checkNotResizable(data, 'input.data');
-    for (const [name, a] of [[names.out, out], [names.weight, weight], [names.bias, bias], [names.runningMean, runningMean], [names.runningVar, runningVar], ['saveMeanOut', saveMeanOut], ['saveInvstdOut', saveInvstdOut]] as const)
-      if (a) checkNotResizable(a, name);
+    if (out) checkNotResizable(out, names.out);
+    if (weight) checkNotResizable(weight, names.weight);
+    if (bias) checkNotResizable(bias, names.bias);
+    if (runningMean) checkNotResizable(runningMean, names.runningMean);
+    if (runningVar) checkNotResizable(runningVar, names.runningVar);
+    if (saveMeanOut) checkNotResizable(saveMeanOut, 'saveMeanOut');
+    if (saveInvstdOut) checkNotResizable(saveInvstdOut, 'saveInvstdOut');
   }
   const y = out ?? allocLike(data, numel);
   const saveMean = perChannel(data, c, saveMeanOut), saveInvstd = perChannel(data, c, saveInvstdOut);
   return {
-    x: data, shape: x.shape, dims, y, weight, bias, runningMean, runningVar, saveMean, saveInvstd,
+    x: data, shape: x.shape, dims, y, inPlace, weight, bias, runningMean, runningVar, saveMean, saveInvstd,
     batchStats: sp.batchStats, eps: sp.eps, momentum: sp.momentum, unbiased: sp.unbiased,
   };
+}
+
+function checkSaveApart(
+  a: FloatArray, name: string, x: FloatArray, out: FloatArray | null, weight: FloatArray | null, bias: FloatArray | null,
+  runningMean: FloatArray | null, runningVar: FloatArray | null, saveMeanOut: FloatArray | null, names: ForwardNames,
+): void {
+  const ba = bufferOf(a);
+  checkApart(a, ba, x, name, 'input');
+  checkApart(a, ba, out, name, names.out);
+  checkApart(a, ba, weight, name, names.weight);
+  checkApart(a, ba, bias, name, names.bias);
+  checkApart(a, ba, runningMean, name, names.runningMean);
+  checkApart(a, ba, runningVar, name, names.runningVar);
+  checkApart(a, ba, saveMeanOut, name, 'saveMeanOut');
 }
 
 /** A backward, every input read once and checked; nothing written yet. */
@@ -224,6 +249,8 @@ export interface BackwardPlan {
   shape: number[];
   dims: Dims;
   dx: FloatArray;
+  /** dx is x itself (out: the forward's input). */
+  overwritesX: boolean;
   weight: FloatArray | null;
   mean: FloatArray;
   invstd: FloatArray;
@@ -248,6 +275,8 @@ export interface BackwardSpec {
   checkFinite: boolean;
   /** The shape the gradient must have, and what to call it in the message. */
   shapeName: string;
+  /** Check the per-channel arrays, and the outputs against the others (the functional form); a module checks its own: false. */
+  apart: boolean;
   names: { x: string; mean: string; invstd: string; weight: string };
   async: boolean;
 }
@@ -258,37 +287,60 @@ export function planBackward(sp: BackwardSpec): BackwardPlan {
   const data = x.data, numel = lengthOf(data), c = dims.c;
   if (!sameShape(dy.shape, x.shape))
     throw gradientShapeError(sp.shapeName, x.shape, dy.shape);
-  checkArray(dy.data, 'gradOutput.data', data, numel);
-  checkArray(sp.weight, names.weight, data, c, true);
-  checkArray(sp.mean, names.mean, data, c);
-  checkArray(sp.invstd, names.invstd, data, c);
-  checkArray(sp.out, 'out', data, numel, true);
-  checkArray(sp.gradWeightOut, 'gradWeightOut', data, c, true);
-  checkArray(sp.gradBiasOut, 'gradBiasOut', data, c, true);
+  const type = typedArrayName(data)!;
+  checkArray(dy.data, 'gradOutput.data', type, numel);
+  if (sp.apart) {
+    checkArray(sp.weight, names.weight, type, c, true);
+    checkArray(sp.mean, names.mean, type, c);
+    checkArray(sp.invstd, names.invstd, type, c);
+    checkArray(sp.gradWeightOut, 'gradWeightOut', type, c, true);
+    checkArray(sp.gradBiasOut, 'gradBiasOut', type, c, true);
+  }
+  checkArray(sp.out, 'out', type, numel, true);
   const out = (sp.out ?? null) as FloatArray | null;
+  let overwritesX = false;
   if (out) {
     checkInPlaceOrApart(out, dy.data, 'out', 'gradOutput.data');
-    checkInPlaceOrApart(out, data, 'out', names.x);
+    overwritesX = checkInPlaceOrApart(out, data, 'out', names.x);
   }
   const weight = (sp.weight ?? null) as FloatArray | null, mean = sp.mean as FloatArray, invstd = sp.invstd as FloatArray;
   const gwOut = (sp.gradWeightOut ?? null) as FloatArray | null, gbOut = (sp.gradBiasOut ?? null) as FloatArray | null;
   // The outputs share no memory with what the kernel reads, or with each other (dx may be dy or x itself, above).
-  if (out) for (const [name, a] of [[names.weight, weight], [names.mean, mean], [names.invstd, invstd]] as const) checkApart(out, a, 'out', name);
-  for (const [outName, o] of [['gradWeightOut', gwOut], ['gradBiasOut', gbOut]] as const) {
-    if (!o) continue;
-    for (const [name, a] of [[names.x, data], ['gradOutput.data', dy.data], ['out', out], [names.weight, weight], [names.mean, mean], [names.invstd, invstd]] as const) checkApart(o, a, outName, name);
-    if (outName === 'gradBiasOut') checkApart(o, gwOut, outName, 'gradWeightOut');
+  // A module's gradient scratch is private: it passes them as gradWeightOut/gradBiasOut with `apart` false.
+  if (out && sp.apart) {
+    const bo = bufferOf(out);
+    checkApart(out, bo, weight, 'out', names.weight);
+    checkApart(out, bo, mean, 'out', names.mean);
+    checkApart(out, bo, invstd, 'out', names.invstd);
   }
+  if (sp.apart && gwOut) checkGradApart(gwOut, 'gradWeightOut', data, dy.data, out, weight, mean, invstd, null, names);
+  if (sp.apart && gbOut) checkGradApart(gbOut, 'gradBiasOut', data, dy.data, out, weight, mean, invstd, gwOut, names);
   if (sp.checkFinite) checkFinite(dy.data, dy.shape, c, dims.s, dims.channelsLast, 'gradOutput');
   if (sp.async) {
     checkNotResizable(data, names.x);
     checkNotResizable(dy.data, 'gradOutput.data');
-    for (const [name, a] of [['out', out], [names.weight, weight], ['gradWeightOut', sp.gradWeightOut], ['gradBiasOut', sp.gradBiasOut]] as const)
-      if (a) checkNotResizable(a as FloatArray, name);
+    if (out) checkNotResizable(out, 'out');
+    if (weight) checkNotResizable(weight, names.weight);
+    if (gwOut) checkNotResizable(gwOut, 'gradWeightOut');
+    if (gbOut) checkNotResizable(gbOut, 'gradBiasOut');
   }
   const dx = out ?? allocLike(data, numel);
   const gradWeight = sp.gradients ? perChannel(data, c, sp.gradWeightOut) : null, gradBias = sp.gradients ? perChannel(data, c, sp.gradBiasOut) : null;
-  return { x: data, dy: dy.data, shape: x.shape, dims, dx, weight, mean, invstd, gradWeight, gradBias, batchStats: sp.batchStats };
+  return { x: data, dy: dy.data, shape: x.shape, dims, dx, overwritesX, weight, mean, invstd, gradWeight, gradBias, batchStats: sp.batchStats };
+}
+
+function checkGradApart(
+  a: FloatArray, name: string, x: FloatArray, dy: FloatArray, out: FloatArray | null, weight: FloatArray | null,
+  mean: FloatArray, invstd: FloatArray, gradWeightOut: FloatArray | null, names: BackwardSpec['names'],
+): void {
+  const ba = bufferOf(a);
+  checkApart(a, ba, x, name, names.x);
+  checkApart(a, ba, dy, name, 'gradOutput.data');
+  checkApart(a, ba, out, name, 'out');
+  checkApart(a, ba, weight, name, names.weight);
+  checkApart(a, ba, mean, name, names.mean);
+  checkApart(a, ba, invstd, name, names.invstd);
+  checkApart(a, ba, gradWeightOut, name, 'gradWeightOut');
 }
 
 // ------------------------------------------------------------ the runner
@@ -431,7 +483,7 @@ function planFunctionalForward(input: unknown, runningMean: unknown, runningVar:
   const x = readTensor(input, 'input', "'channelsLast'");
   return planForward({
     x, channelsLast: isChannelsLast(l), channelsLastName: channelsLastNameFor(l, x.shape.length), out, weight, bias, runningMean, runningVar,
-    batchStats: training, eps, momentum, unbiased: unbiasedRunningVar, checkFinite, saveMeanOut, saveInvstdOut, names: FUNCTIONAL_NAMES, async,
+    batchStats: training, eps, momentum, unbiased: unbiasedRunningVar, checkFinite, saveMeanOut, saveInvstdOut, names: FUNCTIONAL_NAMES, apart: true, async,
   });
 }
 
@@ -476,7 +528,7 @@ function planFunctionalBackward(gradOutput: unknown, input: unknown, options: un
   const dy = readTensor(gradOutput, 'gradOutput');
   return planBackward({
     x, dy, dims: dimsOf(x.shape, isChannelsLast(l)), out, weight, mean: saveMean, invstd: saveInvstd, gradWeightOut, gradBiasOut,
-    gradients: true, batchStats: training, checkFinite: false, shapeName: "the input's shape", names: { x: 'input.data', mean: 'saveMean', invstd: 'saveInvstd', weight: 'weight' }, async,
+    gradients: true, batchStats: training, checkFinite: false, shapeName: "the input's shape", apart: true, names: { x: 'input.data', mean: 'saveMean', invstd: 'saveInvstd', weight: 'weight' }, async,
   });
 }
 
