@@ -8,7 +8,7 @@
  */
 import type { FloatArray } from './backend/kernels.js';
 import {
-  bufferOf, busyError, checkApart, checkBoolean, checkBothOrNeither, sizeMismatchError, stateDictKeysError, checkDtype, checkEps, checkMomentum, checkOneOf, checkOptions, checkPositiveInteger, checkStatisticAssignment,
+  bufferOf, bufferOrNull, busyError, checkApart, checkBoolean, checkBothOrNeither, sizeMismatchError, stateDictKeysError, checkDtype, checkEps, checkMomentum, checkOneOf, checkOptions, checkPositiveInteger, checkStatisticAssignment,
   describe, invalidParameterError, isFloat64, isFloatArray, lengthOf, typedArrayName, moduleShapeError, readTensor, typeError, rangeError,
 } from './check.js';
 import { execute, OPTION_HINTS, planBackward, planForward, type ForwardNames } from './functional.js';
@@ -314,13 +314,13 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
    */
   #outApart(out: unknown, weight: FloatArray | null, bias: FloatArray | null, rm: FloatArray | null, rv: FloatArray | null): void {
     if (!isFloatArray(out)) return;  // checked with its words in planForward/planBackward
-    const bo = bufferOf(out);
-    checkApart(out, bo, weight, 'out', "the module's weight");
-    checkApart(out, bo, bias, 'out', "the module's bias");
-    checkApart(out, bo, this.weight?.grad, 'out', "the module's weight.grad");
-    checkApart(out, bo, this.bias?.grad, 'out', "the module's bias.grad");
-    checkApart(out, bo, rm, 'out', "the module's runningMean");
-    checkApart(out, bo, rv, 'out', "the module's runningVar");
+    const bo = bufferOf(out), gw = this.weight?.grad, gb = this.bias?.grad;
+    checkApart(out, bo, weight, bufferOrNull(weight), 'out', "the module's weight");
+    checkApart(out, bo, bias, bufferOrNull(bias), 'out', "the module's bias");
+    checkApart(out, bo, gw, bufferOrNull(gw), 'out', "the module's weight.grad");
+    checkApart(out, bo, gb, bufferOrNull(gb), 'out', "the module's bias.grad");
+    checkApart(out, bo, rm, bufferOrNull(rm), 'out', "the module's runningMean");
+    checkApart(out, bo, rv, bufferOrNull(rv), 'out', "the module's runningVar");
   }
 
   /** A per-channel array of the input's type for this call's results: the spare one when it fits. */

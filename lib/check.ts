@@ -285,11 +285,16 @@ export function checkInPlaceOrApart(out: FloatArray, a: FloatArray, outName: str
 }
 
 /**
- * `out` (whose buffer, read once by the caller, is `outBuffer`) shares no
- * memory with `a`: one intrinsic getter call when they are apart.
+ * `out` shares no memory with `a`; their buffers were read once by the caller
+ * (`bufferOrNull`): a call compares references, and reads offsets only for
+ * arrays of one buffer.
  */
-export function checkApart(out: FloatArray, outBuffer: ArrayBufferLike, a: FloatArray | null | undefined, outName: string, name: string): void {
-  if (a && bufferOf(a) === outBuffer && sharesMemory(out, a)) throw overlapError(outName, name, false);
+export function checkApart(out: FloatArray, outBuffer: ArrayBufferLike, a: FloatArray | null | undefined, aBuffer: ArrayBufferLike | null, outName: string, name: string): void {
+  if (a && aBuffer === outBuffer && sharesMemory(out, a)) throw overlapError(outName, name, false);
+}
+
+export function bufferOrNull(a: FloatArray | null | undefined): ArrayBufferLike | null {
+  return a ? bufferOf(a) : null;
 }
 
 /** Running mean and variance come together or not at all. */

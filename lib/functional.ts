@@ -14,7 +14,7 @@ import { markAsUntransferable } from 'node:worker_threads';
 import type { FloatArray, Kernels } from './backend/kernels.js';
 import { kernels } from './backend/loader.js';
 import {
-  bufferOf, channelCountError, checkApart, checkArray, checkBothOrNeither, evalNeedsStatisticsError, gradientShapeError, isFloatArray, checkBoolean, checkEps, checkFinite, checkInPlaceOrApart, checkMomentum, checkNotResizable, checkOneOf,
+  bufferOf, bufferOrNull, channelCountError, checkApart, checkArray, checkBothOrNeither, evalNeedsStatisticsError, gradientShapeError, isFloatArray, checkBoolean, checkEps, checkFinite, checkInPlaceOrApart, checkMomentum, checkNotResizable, checkOneOf,
   checkOptions, checkRank, checkValuesPerChannel, isFloat64, lengthOf, readTensor, sharesMemory, typedArrayName, type ReadTensor,
 } from './check.js';
 import { allocLike, dimsOf, isChannelsLast, LAYOUTS, sameShape, zerosLike, type Dims, type Layout, type Tensor } from './tensor.js';
@@ -195,19 +195,29 @@ export function planForward(sp: ForwardSpec): ForwardPlan {
   // Overlaps under the user's names (the kernels check again under theirs).
   // A module checks `out` against its own arrays, and its saved statistics are private: `apart` false.
   const inPlace = out !== null && checkInPlaceOrApart(out, data, names.out, 'input.data');
-  if (out) {
-    if (sp.apart) {
-      const bo = bufferOf(out);
-      checkApart(out, bo, weight, names.out, names.weight);
-      checkApart(out, bo, bias, names.out, names.bias);
-      checkApart(out, bo, runningMean, names.out, names.runningMean);
-      checkApart(out, bo, runningVar, names.out, names.runningVar);
+  if (sp.apart && (out || saveMeanOut || saveInvstdOut)) {
+    const bx = bufferOf(data), bo = bufferOrNull(out), bw = bufferOrNull(weight), bb = bufferOrNull(bias), brm = bufferOrNull(runningMean), brv = bufferOrNull(runningVar);
+    if (out) {
+      checkApart(out, bo!, weight, bw, names.out, names.weight);
+      checkApart(out, bo!, bias, bb, names.out, names.bias);
+      checkApart(out, bo!, runningMean, brm, names.out, names.runningMean);
+      checkApart(out, bo!, runningVar, brv, names.out, names.runningVar);
+    }
+    // saveMeanOut and saveInvstdOut are written (by the kernel in training, by
+    // the finish in eval) while the others are read: nothing may share them.
+    for (let k = 0; k < 2; k++) {
+      const a = k === 0 ? saveMeanOut : saveInvstdOut, name = k === 0 ? 'saveMeanOut' : 'saveInvstdOut';
+      if (!a) continue;
+      const ba = bufferOf(a);
+      checkApart(a, ba, data, bx, name, 'input');
+      checkApart(a, ba, out, bo, name, names.out);
+      checkApart(a, ba, weight, bw, name, names.weight);
+      checkApart(a, ba, bias, bb, name, names.bias);
+      checkApart(a, ba, runningMean, brm, name, names.runningMean);
+      checkApart(a, ba, runningVar, brv, name, names.runningVar);
+      if (k === 1) checkApart(a, ba, saveMeanOut, bufferOrNull(saveMeanOut), name, 'saveMeanOut');
     }
   }
-  // saveMeanOut and saveInvstdOut are written (by the kernel in training, by
-  // the finish in eval) while the others are read: nothing may share them.
-  if (sp.apart && saveMeanOut) checkSaveApart(saveMeanOut, 'saveMeanOut', data, out, weight, bias, runningMean, runningVar, null, names);
-  if (sp.apart && saveInvstdOut) checkSaveApart(saveInvstdOut, 'saveInvstdOut', data, out, weight, bias, runningMean, runningVar, saveMeanOut, names);
   if (sp.batchStats) checkValuesPerChannel(x.shape, dims.n * dims.s);
   if (sp.checkFinite) checkFinite(data, x.shape, dims.c, dims.s, dims.channelsLast, 'input');
   if (sp.async) {
@@ -226,20 +236,6 @@ export function planForward(sp: ForwardSpec): ForwardPlan {
     x: data, shape: x.shape, dims, y, inPlace, weight, bias, runningMean, runningVar, saveMean, saveInvstd,
     batchStats: sp.batchStats, eps: sp.eps, momentum: sp.momentum, unbiased: sp.unbiased,
   };
-}
-
-function checkSaveApart(
-  a: FloatArray, name: string, x: FloatArray, out: FloatArray | null, weight: FloatArray | null, bias: FloatArray | null,
-  runningMean: FloatArray | null, runningVar: FloatArray | null, saveMeanOut: FloatArray | null, names: ForwardNames,
-): void {
-  const ba = bufferOf(a);
-  checkApart(a, ba, x, name, 'input');
-  checkApart(a, ba, out, name, names.out);
-  checkApart(a, ba, weight, name, names.weight);
-  checkApart(a, ba, bias, name, names.bias);
-  checkApart(a, ba, runningMean, name, names.runningMean);
-  checkApart(a, ba, runningVar, name, names.runningVar);
-  checkApart(a, ba, saveMeanOut, name, 'saveMeanOut');
 }
 
 /** A backward, every input read once and checked; nothing written yet. */
@@ -307,14 +303,26 @@ export function planBackward(sp: BackwardSpec): BackwardPlan {
   const gwOut = (sp.gradWeightOut ?? null) as FloatArray | null, gbOut = (sp.gradBiasOut ?? null) as FloatArray | null;
   // The outputs share no memory with what the kernel reads, or with each other (dx may be dy or x itself, above).
   // A module's gradient scratch is private: it passes them as gradWeightOut/gradBiasOut with `apart` false.
-  if (out && sp.apart) {
-    const bo = bufferOf(out);
-    checkApart(out, bo, weight, 'out', names.weight);
-    checkApart(out, bo, mean, 'out', names.mean);
-    checkApart(out, bo, invstd, 'out', names.invstd);
+  if (sp.apart && (out || gwOut || gbOut)) {
+    const bx = bufferOf(data), bdy = bufferOf(dy.data), bo = bufferOrNull(out), bw = bufferOrNull(weight), bm = bufferOf(mean), bi = bufferOf(invstd);
+    if (out) {
+      checkApart(out, bo!, weight, bw, 'out', names.weight);
+      checkApart(out, bo!, mean, bm, 'out', names.mean);
+      checkApart(out, bo!, invstd, bi, 'out', names.invstd);
+    }
+    for (let k = 0; k < 2; k++) {
+      const a = k === 0 ? gwOut : gbOut, name = k === 0 ? 'gradWeightOut' : 'gradBiasOut';
+      if (!a) continue;
+      const ba = bufferOf(a);
+      checkApart(a, ba, data, bx, name, names.x);
+      checkApart(a, ba, dy.data, bdy, name, 'gradOutput.data');
+      checkApart(a, ba, out, bo, name, 'out');
+      checkApart(a, ba, weight, bw, name, names.weight);
+      checkApart(a, ba, mean, bm, name, names.mean);
+      checkApart(a, ba, invstd, bi, name, names.invstd);
+      if (k === 1) checkApart(a, ba, gwOut, bufferOrNull(gwOut), name, 'gradWeightOut');
+    }
   }
-  if (sp.apart && gwOut) checkGradApart(gwOut, 'gradWeightOut', data, dy.data, out, weight, mean, invstd, null, names);
-  if (sp.apart && gbOut) checkGradApart(gbOut, 'gradBiasOut', data, dy.data, out, weight, mean, invstd, gwOut, names);
   if (sp.checkFinite) checkFinite(dy.data, dy.shape, c, dims.s, dims.channelsLast, 'gradOutput');
   if (sp.async) {
     checkNotResizable(data, names.x);
@@ -329,20 +337,6 @@ export function planBackward(sp: BackwardSpec): BackwardPlan {
   return { x: data, dy: dy.data, shape: x.shape, dims, dx, overwritesX, weight, mean, invstd, gradWeight, gradBias, batchStats: sp.batchStats };
 }
 
-function checkGradApart(
-  a: FloatArray, name: string, x: FloatArray, dy: FloatArray, out: FloatArray | null, weight: FloatArray | null,
-  mean: FloatArray, invstd: FloatArray, gradWeightOut: FloatArray | null, names: BackwardSpec['names'],
-): void {
-  const ba = bufferOf(a);
-  checkApart(a, ba, x, name, names.x);
-  checkApart(a, ba, dy, name, 'gradOutput.data');
-  checkApart(a, ba, out, name, 'out');
-  checkApart(a, ba, weight, name, names.weight);
-  checkApart(a, ba, mean, name, names.mean);
-  checkApart(a, ba, invstd, name, names.invstd);
-  checkApart(a, ba, gradWeightOut, name, 'gradWeightOut');
-}
-
 // ------------------------------------------------------------ the runner
 
 /**
@@ -352,13 +346,15 @@ function checkGradApart(
  * running mean at once on the thread pool would each read the old value.
  */
 const updating = new WeakMap<ArrayBufferLike, Promise<unknown>>();
+/** How many async training calls are updating running statistics: a sync call looks them up only when there are some. */
+let updatingCalls = 0;
 
 function statBuffers(p: ForwardPlan): ArrayBufferLike[] {
   return p.runningMean && p.runningVar ? [bufferOf(p.runningMean), bufferOf(p.runningVar)] : [];
 }
 
 function refuseWhileUpdating(p: ForwardPlan): void {
-  if (!p.runningMean || !p.runningVar) return;
+  if (updatingCalls === 0 || !p.runningMean || !p.runningVar) return;
   if (updating.has(bufferOf(p.runningMean)) || updating.has(bufferOf(p.runningVar)))
     throw new Error('batchNorm() called with runningMean or runningVar that a batchNormAsync() (or forwardAsync()) training call is still updating; await it first (async calls sharing them run one after another)');
 }
@@ -432,7 +428,9 @@ export function execute(plan: Plan, async: boolean): void | Promise<void> {
     const done = run();
     if (p.batchStats && keys.length && !empty) {
       for (const k of keys) updating.set(k, done);
+      updatingCalls++;
       const release = () => {
+        updatingCalls--;
         for (const k of keys) if (updating.get(k) === done) updating.delete(k);
       };
       done.then(release, release);
