@@ -379,10 +379,29 @@ function zeroStats(p: ForwardPlan): void {
 /** After a forward's kernel: in eval the saved statistics are the running ones (read now, after any update before it). */
 function finishForward(p: ForwardPlan): void {
   if (lengthOf(p.x) === 0 && p.batchStats) zeroStats(p);
+  else if (p.batchStats && p.eps === 0) constantChannels(p);
   else if (!p.batchStats) {
     const rm = p.runningMean!, rv = p.runningVar!;
     p.saveMean.set(rm);
     for (let c = 0; c < p.saveInvstd.length; c++) p.saveInvstd[c] = 1 / Math.sqrt(rv[c] + p.eps);
+  }
+}
+
+/**
+ * PyTorch's rule for a channel of zero variance with eps 0 (InvStd in
+ * ATen's Normalization.cpp): invstd is 0, not 1/√0, so that the channel's
+ * output is its bias (0 without one) and its gradients 0 — not the NaNs of
+ * (x − mean)·∞. The kernels compute 1/√(var + eps); this finish applies the
+ * rule on both backends, and costs a scan of C values only when eps is 0.
+ */
+function constantChannels(p: ForwardPlan): void {
+  const { n, c, s, channelsLast } = p.dims, y = p.y;
+  for (let ch = 0; ch < c; ch++) {
+    if (p.saveInvstd[ch] !== Infinity) continue;
+    p.saveInvstd[ch] = 0;
+    const v = p.bias ? p.bias[ch] : 0;
+    if (channelsLast) for (let i = ch; i < n * s * c; i += c) y[i] = v;
+    else for (let k = 0; k < n; k++) y.fill(v, (k * c + ch) * s, (k * c + ch + 1) * s);
   }
 }
 

@@ -324,27 +324,42 @@ describe('12. lenient acceptance', () => {
 });
 
 describe('issue 19 item 7: eps = 0', () => {
-  it('is accepted; a constant channel gives invstd = inf and NaN outputs, as PyTorch', async () => {
+  // PyTorch 1.13 (CPU), a constant channel (7) with eps 0, weight [2, -3, 4], bias [0.5, 0.25, -1]
+  // (/usr/bin/python3 with torch, nn.BatchNorm2d(3, eps=0.0) in training, float64 and channels-last float32):
+  // y of that channel is its bias 0.25 (0 without bias), its dx 0, its weight gradient 0, its bias
+  // gradient Σdy: ATen's InvStd gives invstd 0 (not 1/√0) for a variance of 0 with eps 0.
+  it('is accepted; a constant channel gives what PyTorch gives: invstd 0, y = bias, zero gradients', async () => {
     for (const [shape, layout] of [[[4, 3, 1, 1], 'NCHW'], [[4, 3, 7, 5], 'NCHW'], [[2, 3, 64, 64], 'NCHW'], [[8, 5, 5, 3], 'NHWC'], [[4, 3, 40, 40], 'NHWC']] as const) {
       const numel = shape.reduce((a, b) => a * b, 1), c = layout === 'NHWC' ? shape[3] : shape[1];
+      const channelOf = (i: number) => (layout === 'NHWC' ? i % c : Math.floor(i / (numel / shape[0] / c)) % c);
       for (const T of [Float32Array, Float64Array]) {
-        const data = randn(numel, 14, 0, 1, T);
-        // Channel 1 constant (7), the others not.
-        for (let i = 0; i < numel; i++) if ((layout === 'NHWC' ? i % c : Math.floor(i / (numel / shape[0] / c)) % c) === 1) data[i] = 7;
+        const label = `${shape} ${layout} ${T.name}`;
+        const data = randn(numel, 14, 0, 1, T), dyData = randn(numel, 15, 0, 1, T);
+        for (let i = 0; i < numel; i++) if (channelOf(i) === 1) data[i] = 7;
         const m = new BatchNorm2d(c, { eps: 0, layout, dtype: T === Float64Array ? 'float64' : 'float32' });
+        m.weight.data.set(Array.from({ length: c }, (_, k) => k - 1.5));
+        m.bias.data.set(Array.from({ length: c }, (_, k) => 0.25 * (k + 1)));
         const y = layout === 'NHWC' ? m.forward({ data, shape }) : await m.forwardAsync({ data, shape });
+        const dx = m.backward({ data: dyData, shape });
         const r = batchNorm({ data, shape }, null, null, { training: true, eps: 0, layout });
-        expect(r.saveInvstd[1], `${shape} ${T.name}`).toBe(Infinity);
-        expect(Number.isFinite(r.saveInvstd[0]), `${shape} ${T.name}`).toBe(true);
-        let wrong = 0;
+        expect(r.saveInvstd[1], label).toBe(0);
+        expect(Number.isFinite(r.saveInvstd[0]) && r.saveInvstd[0] > 0, label).toBe(true);
+        let wrong = 0, sumDy = 0;
         for (let i = 0; i < numel; i++) {
-          const ch = layout === 'NHWC' ? i % c : Math.floor(i / (numel / shape[0] / c)) % c;
-          if (Number.isNaN(y.data[i]) !== (ch === 1) || Number.isNaN(r.data[i]) !== (ch === 1)) wrong++;
+          if (channelOf(i) !== 1) {
+            if (!Number.isFinite(y.data[i]) || !Number.isFinite(dx.data[i])) wrong++;
+            continue;
+          }
+          sumDy += dyData[i];
+          if (y.data[i] !== m.bias.data[1] || r.data[i] !== 0 || dx.data[i] !== 0) wrong++;
         }
-        expect(wrong, `${shape} ${T.name}: outputs NaN exactly in the constant channel`).toBe(0);
-        // Eval from that variance: the running variance of channel 1 is 0.9·1, not 0: finite; with var 0, NaN at the mean.
+        expect(wrong, `${label}: the constant channel is its bias, its dx 0; the others finite`).toBe(0);
+        expect(m.weight.grad![1], label).toBe(0);
+        expect(m.bias.grad![1], label).toBeCloseTo(sumDy, T === Float64Array ? 9 : 3);
+        expect(m.runningVar![1], label).toBeCloseTo(0.9, 6);
+        // Eval with a running variance of 0 and eps 0 divides by 0, as PyTorch: not finite.
         const e = batchNorm({ data, shape }, new T(c).fill(7), new T(c), { eps: 0, layout });
-        expect(Number.isNaN(e.data[layout === 'NHWC' ? 1 : numel / shape[0] / c])).toBe(true);
+        expect(Number.isNaN(e.data[layout === 'NHWC' ? 1 : numel / shape[0] / c]), label).toBe(true);
       }
     }
     expect(String(new BatchNorm2d(2, { eps: 0 }))).toBe('BatchNorm2d(2, eps=0.0, momentum=0.1, affine=True, track_running_stats=True)');
