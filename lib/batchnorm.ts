@@ -9,7 +9,7 @@
 import type { FloatArray } from './backend/kernels.js';
 import {
   bufferOf, bufferOrNull, busyError, checkApart, checkBoolean, checkBothOrNeither, sizeMismatchError, stateDictKeysError, checkDtype, checkEps, checkMomentum, checkOneOf, checkOptions, checkPositiveInteger, checkStatisticAssignment,
-  describe, invalidParameterError, isFloat64, isFloatArray, lengthOf, typedArrayName, moduleShapeError, readTensor, typeError, rangeError,
+  invalidParameterError, isFloat64, isFloatArray, lengthOf, typedArrayName, moduleShapeError, readTensor, typeError, rangeError,
 } from './check.js';
 import { execute, OPTION_HINTS, planBackward, planForward, type ForwardNames } from './functional.js';
 import { dimsOf, isChannelsLast, type Dims, type Layout, type Tensor } from './tensor.js';

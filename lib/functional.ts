@@ -14,8 +14,8 @@ import { markAsUntransferable } from 'node:worker_threads';
 import type { FloatArray, Kernels } from './backend/kernels.js';
 import { kernels } from './backend/loader.js';
 import {
-  bufferOf, bufferOrNull, channelCountError, checkApart, checkArray, checkBothOrNeither, evalNeedsStatisticsError, gradientShapeError, isFloatArray, checkBoolean, checkEps, checkFinite, checkInPlaceOrApart, checkMomentum, checkNotResizable, checkOneOf,
-  checkOptions, checkRank, checkValuesPerChannel, isFloat64, lengthOf, readTensor, sharesMemory, typedArrayName, type ReadTensor,
+  bufferOf, bufferOrNull, channelCountError, checkApart, checkArray, checkBothOrNeither, evalNeedsStatisticsError, gradientShapeError, checkBoolean, checkEps, checkFinite, checkInPlaceOrApart, checkMomentum, checkNotResizable, checkOneOf,
+  checkOptions, checkRank, checkValuesPerChannel, lengthOf, readTensor, typedArrayName, type ReadTensor,
 } from './check.js';
 import { allocLike, dimsOf, isChannelsLast, LAYOUTS, sameShape, zerosLike, type Dims, type Layout, type Tensor } from './tensor.js';
 
@@ -103,6 +103,9 @@ export interface ForwardPlan {
   y: FloatArray;
   /** y is x itself (out: input.data). */
   inPlace: boolean;
+  /** y is the caller's `out`, the save arrays the caller's (else this call allocated them). */
+  outGiven: boolean;
+  savesGiven: boolean;
   weight: FloatArray | null;
   bias: FloatArray | null;
   /** Training: the running statistics to update (or null); eval: the ones to normalize with. */
@@ -233,7 +236,7 @@ export function planForward(sp: ForwardSpec): ForwardPlan {
   const y = out ?? allocLike(data, numel);
   const saveMean = perChannel(data, c, saveMeanOut), saveInvstd = perChannel(data, c, saveInvstdOut);
   return {
-    x: data, shape: x.shape, dims, y, inPlace, weight, bias, runningMean, runningVar, saveMean, saveInvstd,
+    x: data, shape: x.shape, dims, y, inPlace, outGiven: out !== null, savesGiven: sp.apart && (saveMeanOut !== null || saveInvstdOut !== null), weight, bias, runningMean, runningVar, saveMean, saveInvstd,
     batchStats: sp.batchStats, eps: sp.eps, momentum: sp.momentum, unbiased: sp.unbiased,
   };
 }
@@ -247,6 +250,8 @@ export interface BackwardPlan {
   dx: FloatArray;
   /** dx is x itself (out: the forward's input). */
   overwritesX: boolean;
+  /** dx is the caller's `out` (else this call allocated it). */
+  outGiven: boolean;
   weight: FloatArray | null;
   mean: FloatArray;
   invstd: FloatArray;
@@ -334,7 +339,7 @@ export function planBackward(sp: BackwardSpec): BackwardPlan {
   }
   const dx = out ?? allocLike(data, numel);
   const gradWeight = sp.gradients ? perChannel(data, c, sp.gradWeightOut) : null, gradBias = sp.gradients ? perChannel(data, c, sp.gradBiasOut) : null;
-  return { x: data, dy: dy.data, shape: x.shape, dims, dx, overwritesX, weight, mean, invstd, gradWeight, gradBias, batchStats: sp.batchStats };
+  return { x: data, dy: dy.data, shape: x.shape, dims, dx, overwritesX, outGiven: out !== null, weight, mean, invstd, gradWeight, gradBias, batchStats: sp.batchStats };
 }
 
 // ------------------------------------------------------------ the runner
@@ -436,7 +441,8 @@ export function execute(plan: Plan, async: boolean): void | Promise<void> {
       finishForward(p);
       return;
     }
-    pin([p.x, p.y, p.weight, p.bias, p.runningMean, p.runningVar, p.saveMean, p.saveInvstd]);
+    // Arrays this call allocated reach the caller only once it settles: no need to pin them.
+    pin([p.x, p.inPlace || p.outGiven ? p.y : null, p.weight, p.bias, p.runningMean, p.runningVar, p.savesGiven ? p.saveMean : null, p.savesGiven ? p.saveInvstd : null]);
     const keys = statBuffers(p);
     const before = keys.map((k) => updating.get(k)).filter((w) => w !== undefined);
     const run = async (): Promise<void> => {
@@ -462,7 +468,7 @@ export function execute(plan: Plan, async: boolean): void | Promise<void> {
     else kernels.backward(...backwardArgs(p));
     return;
   }
-  pin([p.x, p.dy, p.dx, p.weight, p.mean, p.invstd, p.gradWeight, p.gradBias]);
+  pin([p.x, p.dy, p.outGiven ? p.dx : null, p.weight, p.mean, p.invstd, p.gradWeight, p.gradBias]);
   return (async () => {
     if (empty) zeroGradients(p);
     else await kernels.backwardAsync(...backwardArgs(p));
@@ -575,4 +581,3 @@ export async function batchNormBackwardAsync<A extends FloatArray>(
   return gradients(p);
 }
 
-export { isFloat64, sharesMemory };

@@ -7,7 +7,7 @@
  */
 import type { FloatArray, Kernels } from './kernels.js';
 import { checkBothOrNeither } from '../check.js';
-import { ArgReader } from './validate.js';
+import { Arg, ArgReader } from './validate.js';
 
 /** Per channel: mean and sum of squared deviations, two passes in float64. */
 function channelMoments(x: FloatArray, n: number, c: number, s: number, channelsLast: boolean, mean: Float64Array, m2: Float64Array): void {
@@ -77,15 +77,15 @@ function forwardTraining(
   eps = r.number(eps, 'eps', 0, Infinity, false);
   momentum = r.number(momentum, 'momentum', 0, 1, false);
   unbiased = r.boolean(unbiased, 'unbiased');
-  r.array(x, 'x', numel, false, false);
-  r.array(y, 'y', numel, false, true);
-  r.array(weight, 'weight', c, true, false);
-  r.array(bias, 'bias', c, true, false);
-  r.array(runningMean, 'runningMean', c, true, true);
-  r.array(runningVar, 'runningVar', c, true, true);
+  r.array(x, 'x', numel, Arg.input);
+  r.array(y, 'y', numel, Arg.output);
+  r.array(weight, 'weight', c, Arg.optionalInput);
+  r.array(bias, 'bias', c, Arg.optionalInput);
+  r.array(runningMean, 'runningMean', c, Arg.optionalOutput);
+  r.array(runningVar, 'runningVar', c, Arg.optionalOutput);
   checkBothOrNeither(runningMean, runningVar, 'runningMean', 'runningVar');
-  r.array(saveMean, 'saveMean', c, false, true);
-  r.array(saveInvstd, 'saveInvstd', c, false, true);
+  r.array(saveMean, 'saveMean', c, Arg.output);
+  r.array(saveInvstd, 'saveInvstd', c, Arg.output);
   r.checkOverlaps([['y', 'x']]);
 
   const count = n * s;
@@ -114,12 +114,12 @@ function forwardEval(
   const r = ArgReader.forX(x, async);
   const numel = r.shape(n, c, s, channelsLast);
   eps = r.number(eps, 'eps', 0, Infinity, false);
-  r.array(x, 'x', numel, false, false);
-  r.array(y, 'y', numel, false, true);
-  r.array(weight, 'weight', c, true, false);
-  r.array(bias, 'bias', c, true, false);
-  r.array(mean, 'mean', c, false, false);
-  r.array(variance, 'var', c, false, false);
+  r.array(x, 'x', numel, Arg.input);
+  r.array(y, 'y', numel, Arg.output);
+  r.array(weight, 'weight', c, Arg.optionalInput);
+  r.array(bias, 'bias', c, Arg.optionalInput);
+  r.array(mean, 'mean', c, Arg.input);
+  r.array(variance, 'var', c, Arg.input);
   r.checkOverlaps([['y', 'x']]);
 
   const a = new Float64Array(c), b = new Float64Array(c);
@@ -139,14 +139,14 @@ function backward(
   const r = ArgReader.forX(x, async);
   const numel = r.shape(n, c, s, channelsLast);
   useBatchStats = r.boolean(useBatchStats, 'useBatchStats');
-  r.array(x, 'x', numel, false, false);
-  r.array(dy, 'dy', numel, false, false);
-  r.array(dx, 'dx', numel, true, true);
-  r.array(weight, 'weight', c, true, false);
-  r.array(mean, 'mean', c, false, false);
-  r.array(invstd, 'invstd', c, false, false);
-  r.array(gradWeight, 'gradWeight', c, true, true);
-  r.array(gradBias, 'gradBias', c, true, true);
+  r.array(x, 'x', numel, Arg.input);
+  r.array(dy, 'dy', numel, Arg.input);
+  r.array(dx, 'dx', numel, Arg.optionalOutput);
+  r.array(weight, 'weight', c, Arg.optionalInput);
+  r.array(mean, 'mean', c, Arg.input);
+  r.array(invstd, 'invstd', c, Arg.input);
+  r.array(gradWeight, 'gradWeight', c, Arg.optionalOutput);
+  r.array(gradBias, 'gradBias', c, Arg.optionalOutput);
   r.checkOverlaps([['dx', 'dy'], ['dx', 'x']]);
 
   // Per channel: sdy = Σdy, sdyx = Σdy·(x − mean).

@@ -9,6 +9,15 @@ import { checkNotResizable, describe, detachedError, isDetached, kernelNumberErr
 
 export { describe, isDetached };
 
+/** The kind of an array argument: read or written, and whether null (or undefined) may stand for none. */
+export const Arg = {
+  input: { nullable: false, written: false },
+  output: { nullable: false, written: true },
+  optionalInput: { nullable: true, written: false },
+  optionalOutput: { nullable: true, written: true },
+} as const;
+export type ArgKind = (typeof Arg)[keyof typeof Arg];
+
 interface View { name: string; array: FloatArray; written: boolean }
 
 /**
@@ -55,9 +64,10 @@ export class ArgReader {
     return numel;
   }
 
-  array(v: unknown, name: string, length: number, nullable: false, written: boolean): FloatArray;
-  array(v: unknown, name: string, length: number, nullable: true, written: boolean): FloatArray | null;
-  array(v: unknown, name: string, length: number, nullable: boolean, written: boolean): FloatArray | null {
+  array(v: unknown, name: string, length: number, kind: typeof Arg.input | typeof Arg.output): FloatArray;
+  array(v: unknown, name: string, length: number, kind: ArgKind): FloatArray | null;
+  array(v: unknown, name: string, length: number, kind: ArgKind): FloatArray | null {
+    const { nullable, written } = kind;
     if (nullable && (v === null || v === undefined)) return null;
     const want = `a ${this.type} of length ${length}`;
     if (typedArrayName(v) !== this.type) throw typeError(name, `${want}${nullable ? ' or null' : ''}`, v);
