@@ -12,8 +12,10 @@
  *   and its fused gradient, Keras' semantics (momentum the weight of the old
  *   value, default 0.99; epsilon default 1e-3; the biased batch variance in
  *   the moving variance); `center`/`scale` false work (TF.js #2868);
- * - elsewhere: TF.js' stock code (and, without gamma or beta, where the
- *   stock code throws, the same computation in TF.js ops).
+ * - elsewhere: TF.js' stock code; where that one throws — without gamma or
+ *   beta (TF.js #2868), or with the channels on any axis but the last (the
+ *   gradient of tf.batchNorm with [1, C, 1, 1] parameters fails to reshape) —
+ *   the same computation in elementwise TF.js ops.
  *
  * Inference is TF.js' code, which runs `FusedBatchNorm`: the native one on
  * an installed backend.
@@ -67,7 +69,7 @@ export class BatchNormalization extends Stock {
     if (!training || x.dtype !== 'float32') return super.call(inputs, kwargs);
     const f = this as unknown as Fields;
     if (installedOn(tf.getBackend())) return tf.tidy(() => this.trainNative(x, f));
-    if (f.gamma && f.beta) return super.call(inputs, kwargs);
+    if (f.gamma && f.beta && channelAxis(f.axis, x.rank, 'BatchNormalization') === x.rank - 1) return super.call(inputs, kwargs);
     return tf.tidy(() => this.trainWithOps(x, f));
   }
 
@@ -90,17 +92,23 @@ export class BatchNormalization extends Stock {
     return y;
   }
 
-  /** The stock training computation in TF.js ops, for a layer without gamma or beta on a backend without these kernels. */
+  /**
+   * Training in TF.js ops where the stock code throws, on a backend without
+   * these kernels: it reads a missing gamma, and tf.batchNorm's gradient
+   * fails without a scale (TF.js #2868) and with parameters of rank > 1 (any
+   * channel axis but the last); elementwise ops have neither problem.
+   */
   private trainWithOps(x: tf.Tensor, f: Fields): tf.Tensor {
     const axis = channelAxis(f.axis, x.rank, 'BatchNormalization');
     const reduction = [...Array(x.rank).keys()].filter((i) => i !== axis);
-    const { mean, variance } = tf.moments(x, reduction);
-    const shape = axis === x.rank - 1 ? [x.shape[axis]] : x.shape.map((d, i) => (i === axis ? d : 1));
-    const broadcast = (t: tf.Tensor | undefined) => (t ? tf.reshape(t, shape) : undefined);
-    const y = tf.batchNorm(x, broadcast(mean)!, broadcast(variance)!, broadcast(f.beta?.read()), broadcast(f.gamma?.read()), f.epsilon);
+    const shape = x.shape.map((d, i) => (i === axis ? d : 1));
+    const { mean, variance } = tf.moments(x, reduction, true);
+    let y = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, f.epsilon)));
+    if (f.gamma) y = tf.mul(y, tf.reshape(f.gamma.read(), shape));
+    if (f.beta) y = tf.add(y, tf.reshape(f.beta.read(), shape));
     for (const [v, batch] of [[f.movingMean, mean], [f.movingVariance, variance]] as const) {
       const old = v.read();
-      v.write(tf.sub(old, tf.mul(tf.sub(old, batch), 1 - f.momentum)));
+      v.write(tf.sub(old, tf.mul(tf.sub(old, tf.reshape(batch, old.shape)), 1 - f.momentum)));
     }
     return y;
   }
