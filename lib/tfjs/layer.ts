@@ -21,7 +21,9 @@
  * an installed backend.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { layers, type LayerVariable } from '@tensorflow/tfjs-layers';
+// Loaded for its side effect too: tf.layers registers the stock class this one extends.
+import '@tensorflow/tfjs-layers';
+import type { LayerVariable, layers } from '@tensorflow/tfjs-layers';
 import { BatchNormTraining, channelAxis, installedOn } from './training.js';
 
 type StockBatchNormalization = ReturnType<typeof layers.batchNormalization>;
