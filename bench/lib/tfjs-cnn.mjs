@@ -1,3 +1,5 @@
+import { fillUniform } from '../common.mjs';
+
 /**
  * The small CNN of the TF.js drop-in's test and benchmark (issue 23):
  * Conv2D → BatchNormalization → ReLU, twice, then Flatten → Dense (softmax),
@@ -34,19 +36,11 @@ export function smallCnn(tfl, bn, options = {}) {
  * @param {typeof import('@tensorflow/tfjs-core')} tf
  */
 export function cnnData(tf, n, { height = 16, width = 16, channels = 3, classes = 10, seed = 7 } = {}) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
   const per = height * width * channels;
-  const x = new Float32Array(n * per), labels = new Int32Array(n);
+  const x = fillUniform(new Float32Array(n * per), seed, -1, 1), labels = new Int32Array(n);
   for (let i = 0; i < n; i++) {
     let s = 0;
-    for (let j = 0; j < per; j++) s += x[i * per + j] = 2 * next() - 1;
+    for (let j = 0; j < per; j++) s += x[i * per + j];
     // The image's sum over √(per/3) is about standard normal: split it into `classes` bins.
     labels[i] = Math.max(0, Math.min(classes - 1, Math.floor((s / Math.sqrt(per / 3) / 4 + 0.5) * classes)));
   }

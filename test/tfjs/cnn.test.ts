@@ -9,7 +9,7 @@ import { cnnData, smallCnn } from '../../bench/lib/tfjs-cnn.mjs';
 import { batchNormalization, installTfjsKernels } from '../../lib/tfjs/index.js';
 import { expectRelClose, kernelsRun, tf, useBackend } from './setup.js';
 
-beforeAll(() => installTfjsKernels({ backend: 'cpu-bn' }));
+beforeAll(() => installTfjsKernels({ backend: 'cpu-bn' }), 60_000);
 
 describe('a small CNN trains as with stock TF.js', { timeout: 300_000 }, () => {
   for (const optimizer of ['sgd', 'adam'] as const)

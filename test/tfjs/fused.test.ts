@@ -48,7 +48,7 @@ beforeAll(async () => {
   const { x, mean, variance, offset, scale } = nchw();
   stockNchw = tf.batchNorm(x, mean, variance, offset, scale, 1e-3).dataSync() as Float32Array;
   installTfjsKernels({ backend: 'cpu' });
-});
+}, 300_000);
 
 describe("FusedBatchNorm on 'cpu': TF.js' semantics (tfjs-layers batchNormalization tests)", T, () => {
   it('2D, no broadcast, no gamma, no beta (epsilon 0)', async () => {

@@ -15,7 +15,7 @@ const EPS = 1e-3;
 beforeAll(async () => {
   installTfjsKernels({ backend: 'cpu-bn' });
   await useBackend('cpu');
-});
+}, 300_000);
 
 /**
  * Stock TF.js: batch statistics with tf.moments; on the last axis tf.batchNorm

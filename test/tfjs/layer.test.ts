@@ -16,7 +16,7 @@ const T = { timeout: 120_000 };
 beforeAll(async () => {
   installTfjsKernels({ backend: 'cpu-bn' });
   await useBackend('cpu-bn');
-});
+}, 300_000);
 
 /** model.fit, checking that the training forward and backward ran natively. */
 async function fitNatively(model: tfl.LayersModel, xs: tf.Tensor, ys: tf.Tensor, args: tfl.ModelFitArgs): Promise<tfl.History> {

@@ -51,7 +51,7 @@ describe('a model saved with stock TF.js', { timeout: 300_000 }, () => {
     await model.save(fileSaver(dir));
     stockPredictions = (model.predict(xs) as tf.Tensor).dataSync() as Float32Array;
     installTfjsKernels({ backend: 'cpu-bn' });
-  });
+  }, 300_000);
 
   it('loads into the drop-in class and predicts the same', async () => {
     await useBackend('cpu-bn');

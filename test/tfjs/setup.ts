@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { expect } from 'vitest';
+import { randn as seededRandn } from '../helpers.js';
 
 export { tf };
 
@@ -51,17 +52,7 @@ export async function kernelsRun<T>(f: () => T | Promise<T>): Promise<{ result: 
   return { result, kernelNames: info.kernelNames };
 }
 
-/** Seeded standard-normal values (Box-Muller over mulberry32). */
+/** Seeded standard-normal float32 values (the package tests' generator). */
 export function randn(n: number, seed: number, mean = 0, std = 1): Float32Array {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = mean + std * Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next());
-  return out;
+  return seededRandn(n, seed, mean, std) as Float32Array;
 }
