@@ -157,3 +157,20 @@ describe("FusedBatchNorm on 'cpu': broadcasting against a float64 reference", T,
     }
   });
 });
+
+describe("installTfjsKernels({ backend: 'cpu' }) also trains on 'cpu'", T, () => {
+  it('a model loaded from JSON fits with the native training kernels', async () => {
+    const stock = tfl.sequential({ layers: [tfl.layers.dense({ units: 6, inputShape: [5] }), tfl.layers.batchNormalization({ axis: 1 })] });
+    const model = await tfl.models.modelFromJSON(JSON.parse(JSON.stringify(stock.toJSON(null, false))));
+    model.compile({ loss: 'meanSquaredError', optimizer: 'sgd' });
+    const { result, kernelNames } = await kernelsRun(() => model.fit(tf.tensor2d(randn(40, 31), [8, 5]), tf.zeros([8, 6]), { epochs: 2, verbose: 0 }));
+    expect(kernelNames).toEqual(expect.arrayContaining(['BatchNormTraining', 'BatchNormTrainingGrad']));
+    expect(result.history.loss[1]).toBeLessThan(result.history.loss[0]);
+  });
+
+  it('bad options are errors that name them', () => {
+    expect(() => installTfjsKernels({ backend: 'wasm' as 'cpu' })).toThrow(/expected backend to be 'cpu' or 'cpu-bn'.*received "wasm"/);
+    expect(() => installTfjsKernels({ backends: 'cpu' } as never)).toThrow(/unknown option "backends"/);
+    expect(() => installTfjsKernels(null as never)).toThrow(TypeError);
+  });
+});
