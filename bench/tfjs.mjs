@@ -13,6 +13,9 @@
 //     backward, SGD update) of the small CNN of the tests
 //     (bench/lib/tfjs-cnn.mjs: Conv2D → BatchNormalization → ReLU, twice,
 //     then Dense), on a batch of 16×16 RGB images;
+//   - mlp-step: the same for an MLP, 784 → Dense 256 → BatchNormalization →
+//     ReLU → Dense 256 → BatchNormalization → ReLU → Dense 10, batch 8× the
+//     CNN's: where the rest of the step is cheap in TF.js, the norm weighs more;
 //   - bn-train: the BatchNormalization layer alone in training, forward and
 //     backward from a given dy to dx, dgamma and dbeta (tf.engine().gradients),
 //     on the input of the CNN's second normalization (batch × 16 × 16 × 32, NHWC);
@@ -30,12 +33,13 @@ const HELP = `usage: node bench/tfjs.mjs [options]
   --quick          2 rounds, batch 4 (default: 3 rounds, batch 8)
   --rounds K       rounds (each: every implementation, every row)
   --batch N        images per batch (default 8)
+  --rows LIST      some of cnn-step,mlp-step,bn-train,bn-infer (default: all)
   --profile        print the kernels taking most of one CNN step, per implementation
   --threads T      the package's threads (default: os.availableParallelism())
   --no-wasm        leave out TF.js wasm
   --json FILE      every timed call, the machine and the settings`;
 
-const args = parseCommandLine({ defaults: { quick: false, wasm: true, help: false }, flags: ['quick', 'wasm', 'profile', 'help'], options: ['rounds', 'batch', 'threads', 'json'] }, HELP);
+const args = parseCommandLine({ defaults: { quick: false, wasm: true, help: false }, flags: ['quick', 'wasm', 'profile', 'help'], options: ['rounds', 'batch', 'threads', 'json', 'rows'] }, HELP);
 const rounds = Number(args.rounds ?? (args.quick ? 2 : 3));
 const batch = Number(args.batch ?? (args.quick ? 4 : 8));
 const threads = Number(args.threads ?? os.availableParallelism());
@@ -83,6 +87,13 @@ async function use(backend) {
   }
 }
 
+/** Timed calls per row and round. */
+const CALLS = { 'cnn-step': 1, 'mlp-step': 3, 'bn-train': 3, 'bn-infer': 5 };
+const ROWS = args.rows ? args.rows.split(',') : Object.keys(CALLS);
+if (!ROWS.every((r) => r in CALLS)) {
+  console.error(`--rows takes some of ${Object.keys(CALLS).join(',')} (got ${args.rows})\n\n${HELP}`);
+  process.exit(2);
+}
 const now = () => Number(process.hrtime.bigint()) / 1e6;
 const HW = 16, C2 = 32;
 
@@ -97,8 +108,16 @@ async function setUp(impl) {
   layer.build(shape);
   const x = tf.variable(tf.randomNormal(shape, 0, 1, 'float32', 1)), dy = tf.randomNormal(shape, 0, 1, 'float32', 2);
   const wrt = [x, ...layer.trainableWeights.map((v) => v.read())];
+  const mlp = tfl.sequential({ layers: [
+    tfl.layers.dense({ inputShape: [784], units: 256, useBias: false }), impl.bn({}), tfl.layers.reLU(),
+    tfl.layers.dense({ units: 256, useBias: false }), impl.bn({}), tfl.layers.reLU(),
+    tfl.layers.dense({ units: 10, activation: 'softmax' }),
+  ] });
+  mlp.compile({ loss: 'categoricalCrossentropy', optimizer: tf.train.sgd(0.01) });
+  const mlpData = { xs: tf.randomUniform([8 * batch, 784], 0, 1, 'float32', 3), ys: tf.oneHot(tf.randomUniform([8 * batch], 0, 10, 'int32', 4), 10) };
   const rows = {
     'cnn-step': async () => tf.dispose(await model.trainOnBatch(xs, ys)),
+    'mlp-step': async () => tf.dispose(await mlp.trainOnBatch(mlpData.xs, mlpData.ys)),
     'bn-train': () => {
       const { value, grads } = tf.engine().gradients(() => layer.apply(x, { training: true }), wrt, dy);
       tf.dispose([value, ...grads]);
@@ -107,7 +126,8 @@ async function setUp(impl) {
   };
   // Warm-up (kernels, allocations); a row the backend cannot run is left out, with the reason.
   for (const [row, f] of Object.entries(rows))
-    try {
+    if (!ROWS.includes(row)) delete rows[row];
+    else try {
       await f();
     } catch (e) {
       delete rows[row];
@@ -131,8 +151,6 @@ note(`TF.js ${tf.version_core}; package ${JSON.stringify(backendInfo())} on ${th
 const missing = [], profiles = [];
 const rowsOf = {};
 for (const impl of IMPLS) rowsOf[impl.id] = await setUp(impl);
-const ROWS = ['cnn-step', 'bn-train', 'bn-infer'];
-const CALLS = { 'cnn-step': 1, 'bn-train': 3, 'bn-infer': 5 };
 const fmt = (ms) => (Number.isNaN(ms) ? 'n/a' : ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixed(1) : ms.toFixed(2));
 const med = (id, row) => (times[id][row].length ? median(times[id][row]) : NaN);
 const times = Object.fromEntries(IMPLS.map((i) => [i.id, Object.fromEntries(ROWS.map((r) => [r, []]))]));
@@ -147,19 +165,22 @@ for (let round = 0; round < rounds; round++) {
         times[impl.id][row].push(now() - t0);
       }
   }
-  note(`round ${round + 1}/${rounds}: ${IMPLS.filter((i) => times[i.id]['cnn-step'].length).map((i) => `${i.id} step ${med(i.id, 'cnn-step').toFixed(1)} ms`).join(', ')}`);
+  note(`round ${round + 1}/${rounds}: ${IMPLS.filter((i) => times[i.id][ROWS[0]].length).map((i) => `${i.id} ${ROWS[0]} ${fmt(med(i.id, ROWS[0]))} ms`).join(', ')}`);
 }
 
 console.log(`\n| median ms (batch ${batch}) | ${IMPLS.map((i) => i.label).join(' | ')} | stock cpu ÷ batchnorm |`);
 console.log(`|---|${IMPLS.map(() => '---|').join('')}---|`);
 const WHAT = {
   'cnn-step': `CNN training step (trainOnBatch, ${batch}×${HW}×${HW}×3)`,
+  'mlp-step': `MLP training step (trainOnBatch, ${8 * batch}×784)`,
   'bn-train': `BatchNormalization training, forward + backward (${batch}×${HW}×${HW}×${C2})`,
   'bn-infer': `BatchNormalization inference (${batch}×${HW}×${HW}×${C2})`,
 };
 for (const row of ROWS) console.log(`| ${WHAT[row]} | ${IMPLS.map((i) => fmt(med(i.id, row))).join(' | ')} | ${(med('tfjs-cpu', row) / med('batchnorm', row)).toFixed(1)}× |`);
-const saved = med('tfjs-cpu', 'cnn-step') - med('batchnorm', 'cnn-step');
-console.log(`\nA training step: ${fmt(med('tfjs-cpu', 'cnn-step'))} → ${fmt(med('batchnorm', 'cnn-step'))} ms (${(100 * saved / med('tfjs-cpu', 'cnn-step')).toFixed(0)}% less); the step has two normalization layers, the rest (convolutions, dense, loss, SGD) is TF.js' either way.`);
+for (const row of ['cnn-step', 'mlp-step'].filter((r) => ROWS.includes(r))) {
+  const stock = med('tfjs-cpu', row), ours = med('batchnorm', row);
+  console.log(`\n${WHAT[row]}: ${fmt(stock)} → ${fmt(ours)} ms (${((100 * (stock - ours)) / stock).toFixed(0)}% less); two normalization layers, the rest is TF.js' either way.`);
+}
 for (const m of missing) console.log(`n/a: ${m}`);
 for (const p of profiles) console.log(`profile: ${p}`);
 if (args.json) writeFileSync(args.json, JSON.stringify({ missing, machine: { cpus: os.cpus()[0]?.model, cores: os.availableParallelism() }, tfjs: tf.version_core, package: backendInfo(), threads, batch, rounds, times }, null, 1));
