@@ -1,18 +1,23 @@
 /**
- * The two kernel implementations (native addon, pure JS) against a float64
+ * The three kernel implementations (native addon, WebAssembly, pure JS) against a float64
  * reference, over random shapes including odd ones, both memory orders, both
  * element types and subarray views.
  */
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { jsKernels } from '../lib/backend/js.js';
 import type { FloatArray, Kernels } from '../lib/backend/kernels.js';
 import { backendInfo, kernels as nativeKernels } from '../lib/backend/loader.js';
+import { loadWasm } from '../lib/backend/wasm.js';
 import { expectClose, randn, refBackward, refMoments, refNormalize, relError, rng, type Dims } from './helpers.js';
 
-const paths: Array<[string, Kernels]> = [['native', nativeKernels], ['js', jsKernels]];
+// The WebAssembly kernels loaded directly (this project forces the native path).
+const wasm = loadWasm(process.env.BATCHNORM_WASM || fileURLToPath(new URL('../wasm/batchnorm.wasm', import.meta.url)));
+const paths: Array<[string, Kernels]> = [['native', nativeKernels], ['wasm', wasm.kernels!], ['js', jsKernels]];
 
-it('runs the native path in this project', () => {
+it('runs the native path in this project, and has the WebAssembly kernels (scripts/build-wasm.sh)', () => {
   expect(backendInfo().backend).toBe('native');
+  expect(wasm.why).toBe('');
 });
 
 /** Shapes (n, c, s): odd sizes, C = 1, N = 1 with s > 1, s = 1 ((N, C) input), and sizes above the parallel threshold. */
@@ -191,12 +196,13 @@ describe.each(paths)('%s kernels', (_name, k) => {
   });
 });
 
-it('native and JS paths agree with each other on a large NCHW tensor', () => {
+it('native, WebAssembly and JS paths agree with each other on a large NCHW tensor', () => {
   const n = 8, c = 16, s = 4096, x = randn(n * c * s, 21, -2, 3);
   const out = paths.map(([, k]) => {
     const y = new Float32Array(n * c * s), sm = new Float32Array(c), si = new Float32Array(c);
     k.forwardTraining(x, y, null, null, null, null, sm, si, n, c, s, false, 1e-5, 0.1);
     return y;
   });
-  expect(relError(out[0], out[1])).toBeLessThan(1e-6);
+  expect(relError(out[0], out[2])).toBeLessThan(1e-6);
+  expect(relError(out[1], out[2])).toBeLessThan(1e-6);
 });
