@@ -206,3 +206,53 @@ it('native, WebAssembly and JS paths agree with each other on a large NCHW tenso
   expect(relError(out[0], out[2])).toBeLessThan(1e-6);
   expect(relError(out[1], out[2])).toBeLessThan(1e-6);
 });
+
+describe('the WebAssembly path copies large NCHW tensors a channel (eval: a group of samples) at a time', () => {
+  // From 4 MiB, with planes of at least 2 KB (lib/backend/wasm.ts): the chunks must give what the whole tensor gives.
+  const k = wasm.kernels!;
+  // Bitwise equality of two large arrays (toEqual walks 2M elements slowly).
+  const same = (a: FloatArray, b: FloatArray, what: string) =>
+    expect(Buffer.compare(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), new Uint8Array(b.buffer, b.byteOffset, b.byteLength)), what).toBe(0);
+  for (const T of [Float32Array, Float64Array]) {
+    it(`forward-training, eval and backward match float64, in place too (${T.name})`, () => {
+      const f32 = T === Float32Array, tol = f32 ? 2e-5 : 1e-11;
+      const n = 5, c = 3, s = (f32 ? 1 : 0.5) * 80_000, numel = n * c * s, d = { n, c, s, channelsLast: false };
+      const x = view(T, randn(numel, 41, 3, 2, T), 1), w = randn(c, 42, 1, 0.5, T), b = randn(c, 43, 0, 1, T);
+      const rm = randn(c, 44, 0, 1, T), rv = T.from(randn(c, 45, 0, 1, T), (v) => 0.5 + Math.abs(v)), rm0 = rm.slice(), rv0 = rv.slice();
+      const y = new T(numel), sm = new T(c), si = new T(c);
+      k.forwardTraining(x, y, w, b, rm, rv, sm, si, n, c, s, false, 1e-5, 0.1);
+      const { mean, variance } = refMoments(x, d);
+      expectClose(sm, mean, tol, tol, 'saveMean');
+      expectClose(si, Array.from(variance, (v) => 1 / Math.sqrt(v + 1e-5)), tol, tol, 'saveInvstd');
+      expectClose(y, refNormalize(x, d, mean, variance, 1e-5, w, b), tol, tol, 'y');
+      expectClose(rm, Array.from(rm0, (v, i) => 0.9 * v + 0.1 * mean[i]), tol, tol, 'running_mean');
+      expectClose(rv, Array.from(rv0, (v, i) => 0.9 * v + 0.1 * variance[i] * (n * s) / (n * s - 1)), tol, tol, 'running_var');
+      const inPlace = x.slice();
+      k.forwardTraining(inPlace, inPlace, w, b, null, null, new T(c), new T(c), n, c, s, false, 1e-5, 0.1);
+      same(inPlace, y, 'y in place');
+
+      const ye = new T(numel);
+      k.forwardEval(x, ye, w, b, rm0, rv0, n, c, s, false, 1e-3);
+      expectClose(ye, refNormalize(x, d, rm0, rv0, 1e-3, w, b), tol, tol, 'eval y');
+      const xe = x.slice();
+      k.forwardEval(xe, xe, w, b, rm0, rv0, n, c, s, false, 1e-3);
+      same(xe, ye, 'eval y in place');
+
+      const dy = randn(numel, 46, 0, 1, T);
+      for (const batchStats of [true, false]) {
+        const dx = new T(numel), gw = new T(c), gb = new T(c);
+        k.backward(x, dy, dx, w, sm, si, gw, gb, n, c, s, false, batchStats);
+        const ref = refBackward(x, dy, d, sm, si, w, batchStats);
+        expect(relError(dx, ref.dx), `dx (batchStats ${batchStats})`).toBeLessThan(f32 ? 2e-5 : 1e-10);
+        expect(relError(gw, ref.gw), 'gradWeight').toBeLessThan(f32 ? 2e-5 : 1e-10);
+        expect(relError(gb, ref.gb), 'gradBias').toBeLessThan(f32 ? 2e-5 : 1e-10);
+        // dx over dy and over x give the same.
+        const overDy = dy.slice(), overX = x.slice();
+        k.backward(x, overDy, overDy, w, sm, si, null, null, n, c, s, false, batchStats);
+        k.backward(overX, dy, overX, w, sm, si, null, null, n, c, s, false, batchStats);
+        same(overDy, dx, 'dx over dy');
+        same(overX, dx, 'dx over x');
+      }
+    }, 120_000);
+  }
+});
