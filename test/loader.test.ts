@@ -75,7 +75,7 @@ it('a WebAssembly file that does not compile is a reason, not a crash', () => {
   const forced = run({ BATCHNORM_BACKEND: 'wasm', BATCHNORM_WASM: broken });
   expect(forced.status).not.toBe(0);
   expect(forced.stderr).toContain('BATCHNORM_BACKEND=wasm, but the WebAssembly kernels are unavailable');
-  expect(forced.stderr).toContain('scripts/build-wasm.sh');
+  expect(forced.stderr).toContain('npm run build:wasm');
 });
 
 it('falls back with the load error when the addon file is broken', () => {

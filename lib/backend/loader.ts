@@ -50,7 +50,7 @@ function loadAddon(): { addon: Addon | null; why: string; fix: string } {
 
 type Backend = BackendInfo['backend'];
 
-const HOW_TO_BUILD_WASM = 'build it with `bash scripts/build-wasm.sh` (needs clang-19 and lld-19), or use a Node.js with WebAssembly SIMD';
+const HOW_TO_BUILD_WASM = 'build it with `npm run build:wasm` (needs clang-19 and lld-19), or run on an engine with WebAssembly SIMD';
 
 function choose(): { kernels: Kernels; addon: Addon | null; backend: Backend } {
   const wanted = process.env.BATCHNORM_BACKEND ?? '';
