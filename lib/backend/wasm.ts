@@ -6,10 +6,13 @@
  *
  * Arguments are checked as on the JS path (the binding's words, validate.ts).
  * The arrays are then copied into the module's memory (one block, reused and
- * grown as calls need), the kernel runs there in place (y over x, dx over dy)
- * and the outputs are copied back: a call that throws, even from inside the
- * module, writes nothing. The async forms run on the calling thread after
- * the current turn of the event loop, as the JS path's do.
+ * grown as calls need, never given back), the kernel runs there in place (y
+ * over x, dx over dy) and the outputs are copied back: a call that throws,
+ * even from inside the module, writes nothing (large NCHW tensors go a
+ * channel at a time, see CHUNK_FROM, with all their memory reserved first, so
+ * that nothing can fail once the first channel is written). The async forms
+ * run on the calling thread after the current turn of the event loop, as the
+ * JS path's do.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import type { FloatArray, Kernels } from './kernels.js';
@@ -43,6 +46,8 @@ interface Exports {
 }
 
 type Ctor = Float32ArrayConstructor | Float64ArrayConstructor;
+/** The plain array type of `a` (a subclass's constructor may take other arguments). */
+const ctorOf = (a: FloatArray): Ctor => (a.BYTES_PER_ELEMENT === 4 ? Float32Array : Float64Array);
 
 /**
  * NCHW tensors from this many bytes go through the module a channel at a
@@ -115,15 +120,15 @@ export class WasmKernels {
 
   /** Copies `a` (if given) into the module's memory at `ptr`. Views are made at each use: memory can grow. */
   private static put(e: Exports, ptr: Ptr, a: FloatArray | null): void {
-    if (a) new (a.constructor as Ctor)(e.memory.buffer, ptr, a.length).set(a);
+    if (a) new (ctorOf(a))(e.memory.buffer, ptr, a.length).set(a);
   }
   private static get(e: Exports, ptr: Ptr, a: FloatArray | null): void {
-    if (a) a.set(new (a.constructor as Ctor)(e.memory.buffer, ptr, a.length));
+    if (a) a.set(new (ctorOf(a))(e.memory.buffer, ptr, a.length));
   }
 
   /** Channel ch of NCHW `a` (n planes of s) into the module at `ptr`, plane after plane; `back` copies the other way. */
   private static channel(e: Exports, ptr: Ptr, a: FloatArray, n: number, c: number, s: number, ch: number, back: boolean): void {
-    const m = new (a.constructor as Ctor)(e.memory.buffer, ptr, n * s);
+    const m = new (ctorOf(a))(e.memory.buffer, ptr, n * s);
     for (let i = 0, o = ch * s; i < n; i++, o += c * s) {
       if (back) a.set(m.subarray(i * s, i * s + s), o);
       else m.set(a.subarray(o, o + s), i * s);
@@ -211,7 +216,7 @@ export class WasmKernels {
         const k = Math.min(group, n - i), a = i * sample, b = a + k * sample;
         WasmKernels.put(e, at(px), group < n ? x.subarray(a, b) : x);
         run(at(px), at(px), at(pw), at(pb), at(pm), at(pv), k, c, s, channelsLast ? 1 : 0, eps);
-        if (group < n) y.set(new (x.constructor as Ctor)(e.memory.buffer, at(px), k * sample), a);
+        if (group < n) y.set(new (ctorOf(x))(e.memory.buffer, at(px), k * sample), a);
         else WasmKernels.get(e, at(px), y);
       }
     });

@@ -9,6 +9,7 @@
 
 namespace batchnorm {
 const KernelTable* wasm_kernels();
+void drop_scratch();  // memory.cc: the previous kernel call's scratch is free again
 
 namespace {
 
@@ -29,6 +30,7 @@ void forward_training(uintptr_t x, uintptr_t y, uintptr_t weight, uintptr_t bias
   a.running_mean = reinterpret_cast<T*>(running_mean), a.running_var = reinterpret_cast<T*>(running_var);
   a.save_mean = reinterpret_cast<T*>(save_mean), a.save_invstd = reinterpret_cast<T*>(save_invstd);
   a.eps = eps, a.momentum = momentum, a.unbiased = unbiased != 0;
+  drop_scratch();
   if constexpr (sizeof(T) == 4) wasm_kernels()->forward_training_f32(a); else wasm_kernels()->forward_training_f64(a);
 }
 
@@ -41,6 +43,7 @@ void forward_eval(uintptr_t x, uintptr_t y, uintptr_t weight, uintptr_t bias, ui
   a.weight = reinterpret_cast<const T*>(weight), a.bias = reinterpret_cast<const T*>(bias);
   a.mean = reinterpret_cast<const T*>(mean), a.var = reinterpret_cast<const T*>(var);
   a.eps = eps;
+  drop_scratch();
   if constexpr (sizeof(T) == 4) wasm_kernels()->forward_eval_f32(a); else wasm_kernels()->forward_eval_f64(a);
 }
 
@@ -53,6 +56,7 @@ void backward(uintptr_t x, uintptr_t dy, uintptr_t dx, uintptr_t weight, uintptr
   a.weight = reinterpret_cast<const T*>(weight), a.mean = reinterpret_cast<const T*>(mean), a.invstd = reinterpret_cast<const T*>(invstd);
   a.grad_weight = reinterpret_cast<T*>(grad_weight), a.grad_bias = reinterpret_cast<T*>(grad_bias);
   a.use_batch_stats = use_batch_stats != 0;
+  drop_scratch();
   if constexpr (sizeof(T) == 4) wasm_kernels()->backward_f32(a); else wasm_kernels()->backward_f64(a);
 }
 

@@ -2,9 +2,9 @@
 // threads), so it is an arena: bn_reserve(bytes) gives JS one block at the
 // start of the heap for a call's arrays (the same block every call, memory
 // grown when a call needs more), and the kernels' scratch (operator new)
-// goes after it, bumped, and is dropped as a whole when the next call
-// reserves. free does nothing: a call's scratch is a few arrays of C or
-// C * units entries, small beside its tensor.
+// goes after it, bumped, and is dropped as a whole when the next kernel call
+// starts (drop_scratch, exports.cc). free does nothing: a call's scratch is
+// a few arrays of C or C * units entries, small beside its tensor.
 //
 // When memory cannot grow (WebAssembly memory ends at 4 GiB), bn_reserve
 // returns 0 and operator new traps; the JS side turns either into a
@@ -19,7 +19,8 @@ namespace {
 constexpr uintptr_t kAlign = 16;
 constexpr uintptr_t kPage = 65536;
 
-uintptr_t g_top = 0;  // the next free byte
+uintptr_t g_data_end = 0;  // the end of bn_reserve's block
+uintptr_t g_top = 0;       // the next free byte
 
 uintptr_t align_up(uintptr_t p) { return (p + kAlign - 1) & ~(kAlign - 1); }
 uintptr_t heap_start() { return align_up(reinterpret_cast<uintptr_t>(&__heap_base)); }
@@ -47,9 +48,13 @@ void* bump(size_t bytes) {
 extern "C" __attribute__((export_name("bn_reserve"))) uintptr_t bn_reserve(double bytes) {
   const uintptr_t start = heap_start();
   if (!(bytes >= 0) || uint64_t(start) + uint64_t(bytes) > (uint64_t(1) << 32) - kPage || !ensure(uint64_t(start) + uint64_t(bytes))) return 0;
-  g_top = align_up(start + uintptr_t(bytes));
+  g_data_end = g_top = align_up(start + uintptr_t(bytes));
   return start;
 }
+
+namespace batchnorm {
+void drop_scratch() { g_top = g_data_end; }
+}  // namespace batchnorm
 
 void* operator new(size_t n) { return bump(n); }
 void* operator new[](size_t n) { return bump(n); }
