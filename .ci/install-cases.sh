@@ -3,7 +3,8 @@
 # install can go (scripts/install.mjs), each timed, each checked by running
 # the installed package:
 #   prebuilt      compilers, make and python hidden from the PATH: the prebuilt
-#                 addon is used, nothing compiles, the native path runs
+#                 addon is used, nothing compiles, the native path runs (also
+#                 with each node of NODE_BINS="<bin folder>...", if set)
 #   fallback      no prebuilt addon for the platform (the tarball without
 #                 prebuilds/) and no compiler: one warning, exit 0, the
 #                 package runs on its fallback path and says why at import
@@ -12,15 +13,16 @@
 #   build-fails   no prebuilt addon, the tools there but node-gyp fails (a
 #                 nodedir without headers): warning, exit 0, fallback path
 #   forced-fails  --build-from-source without a compiler: exit 1 (asked for)
-# No case may download Node's headers: npm_config_nodedir is unset (the
-# install finds the headers next to node), node-gyp's header cache is an empty
+# No case may download Node's headers: npm's nodedir is empty (the install
+# finds the headers next to node), node-gyp's header cache is an empty
 # folder, and its download URL a closed local port, so an attempt fails at once.
 # Usage: bash .ci/install-cases.sh batchnorm-<version>.tgz
 set -euo pipefail
 TGZ=$(realpath "$1")
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-unset npm_config_nodedir NPM_CONFIG_NODEDIR
+# nodedir empty: it overrides any npmrc nodedir, so that the install must find the headers itself.
+unset NPM_CONFIG_NODEDIR; export npm_config_nodedir=
 export npm_config_devdir=$T/node-gyp-cache npm_config_disturl=http://127.0.0.1:9 npm_config_audit=false npm_config_fund=false
 mkdir -p "$npm_config_devdir"
 
@@ -60,20 +62,21 @@ RESULTS=()
 run_case() {
   local name=$1 want_rc=$2 want_backend=$3 path=$4 tgz=$5; shift 5
   local app=$T/$name rc=0 s e secs backend=-
-  mkdir "$app"; (cd "$app" && npm init -y >/dev/null)
+  mkdir "$app"; (cd "$app" && npm init -y >/dev/null 2>&1)
   s=$(date +%s.%N)
   (cd "$app" && PATH=$path npm install --foreground-scripts "$@" "$tgz") > "$T/$name.log" 2>&1 || rc=$?
   e=$(date +%s.%N); secs=$(awk -v a="$s" -v b="$e" 'BEGIN{printf "%.1f", b-a}')
-  echo "--- $name: npm install $* $(basename "$tgz") (PATH ${path%%:*}...): exit $rc in $secs s"
+  echo "--- $name: npm install $* $(basename "$tgz") (PATH ${path%%:*}..., $(PATH=$path node --version)): exit $rc in $secs s"
   grep -E '^batchnorm:' "$T/$name.log" | sed 's/^/    /' || true
   if [ "$rc" != "$want_rc" ]; then cat "$T/$name.log"; echo "install-cases: $name: exit $rc, expected $want_rc" >&2; exit 1; fi
   if [ "$want_backend" != - ]; then
-    backend=$(cd "$app" && PATH=$path node "$T/check.mjs" "$want_backend" 2> "$T/$name.run.err") || { cat "$T/$name.run.err"; exit 1; }
+    cp "$T/check.mjs" "$app/"   # 'batchnorm' resolves from the importing file's folder
+    backend=$(cd "$app" && PATH=$path node check.mjs "$want_backend" 2> "$T/$name.run.err") || { cat "$T/$name.run.err"; exit 1; }
     echo "    import: $backend"
     if [ "$want_backend" = fallback ]; then
       grep -q 'BATCHNORM_FALLBACK' "$T/$name.run.err" || { echo "install-cases: $name: no fallback warning at import" >&2; exit 1; }
       grep -q 'at install:' "$T/$name.run.err" || { echo "install-cases: $name: the import warning does not say what the install found" >&2; exit 1; }
-      echo "    import warning: $(grep -o 'because.*' "$T/$name.run.err" | head -1 | cut -c1-220)..."
+      echo "    import warning: ... $(grep -o '(at install: [^)]*)' "$T/$name.run.err" | head -1) ..."
     fi
   fi
   RESULTS+=("$(printf '%-13s exit %s  %6s s  %s' "$name" "$rc" "$secs" "$backend")")
@@ -84,6 +87,11 @@ run_case prebuilt 0 native "$NOCC" "$TGZ"
 grep -q 'using the prebuilt addon prebuilds/linux-' "$T/prebuilt.log"
 [ ! -e "$(PKGDIR prebuilt)/build" ] || { echo "install-cases: prebuilt: something was built" >&2; exit 1; }
 
+# The same on the other Nodes of NODE_BINS (bin folders of official binaries, e.g. .ci/node-versions.sh's build-node/<major>/bin).
+for bin in ${NODE_BINS:-}; do
+  run_case "prebuilt-node$("$bin/node" -p 'process.versions.node.split(".")[0]')" 0 native "$bin:$NOCC" "$TGZ"
+done
+
 run_case fallback 0 fallback "$NOCC" "$NOPRE"
 grep -q 'WARNING: the native addon is not installed: no build from source: a C++17 compiler (g++), make, python3 not found' "$T/fallback.log"
 
@@ -92,7 +100,7 @@ grep -q 'built build/Release/batchnorm.node' "$T/forced.log"
 grep -q -- '--nodedir=' "$T/forced.log"   # found the headers next to node
 # The package loads its own build, not the prebuilt addon: without prebuilds/ it still runs natively.
 rm -rf "$(PKGDIR forced)/prebuilds"
-(cd "$T/forced" && node "$T/check.mjs" native) | sed 's/^/    without prebuilds\/: /'
+(cd "$T/forced" && node check.mjs native) | sed 's/^/    without prebuilds\/: /'
 
 run_case build-fails 0 fallback "$PATH" "$NOPRE" --nodedir="$T/no-headers"
 grep -q 'WARNING: the native addon is not installed: the build from source failed' "$T/build-fails.log"

@@ -129,9 +129,9 @@ function main() {
     if (existsSync(PREBUILD)) {
       prebuiltError = loadError(PREBUILD);
       if (!prebuiltError) return log(`using the prebuilt addon ${PREBUILD.slice(root.length + 1)}`);
-      log(`the prebuilt addon ${PREBUILD.slice(root.length + 1)} does not load here (${prebuiltError}): building from source`);
+      log(`the prebuilt addon ${PREBUILD.slice(root.length + 1)} does not load here (${prebuiltError}): trying a build from source`);
     } else {
-      log(`no prebuilt addon for ${process.platform}-${process.arch}: building from source`);
+      log(`no prebuilt addon for ${process.platform}-${process.arch}: trying a build from source`);
     }
   }
   const why = build();
