@@ -80,7 +80,10 @@ arm64_cross_build() {
   tar -C "$src" --exclude=./build --exclude='./build-*' --exclude=./prebuilds --exclude=./node_modules --exclude=./.git -cf - . |
     tar -C "$pkg" -xf - || return 1
   ln -s "$src/node_modules" "$pkg/node_modules" || return 1
+  # node-gyp lets npm_config_* variables override its flags: npm's nodedir (set by .ci/run, or by npm
+  # for a script such as prepack) would replace the arm64 headers with the host's.
   (cd "$pkg" && CC=aarch64-linux-gnu-gcc CXX=aarch64-linux-gnu-g++ LINK=aarch64-linux-gnu-g++ AR=aarch64-linux-gnu-ar \
+     npm_config_nodedir="$node" npm_config_arch=arm64 \
      node "$(npm root -g)/npm/node_modules/node-gyp/bin/node-gyp.js" rebuild \
        --arch=arm64 --nodedir="$node" --jobs=2 > "$log" 2>&1) \
     || { tail -30 "$log"; return 1; }

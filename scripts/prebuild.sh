@@ -44,13 +44,15 @@ build_x64() {
   rm -rf "$pkg"; mkdir -p "$pkg"
   tar -C "$ROOT" --exclude=./build --exclude='./build-*' --exclude=./prebuilds --exclude=./node_modules --exclude=./.git -cf - . | tar -C "$pkg" -xf -
   ln -s "$ROOT/node_modules" "$pkg/node_modules"
-  (cd "$pkg" && node "$(npm root -g)/npm/node_modules/node-gyp/bin/node-gyp.js" rebuild --nodedir="$NODEDIR" --jobs=2) > "$OUT/x64.log" 2>&1 ||
+  (cd "$pkg" && npm_config_nodedir="$NODEDIR" node "$(npm root -g)/npm/node_modules/node-gyp/bin/node-gyp.js" rebuild --nodedir="$NODEDIR" --jobs=2) > "$OUT/x64.log" 2>&1 ||
     { tail -30 "$OUT/x64.log"; return 1; }
   strip --strip-unneeded "$pkg/build/Release/batchnorm.node"
 }
 build_arm64() {
   arm64_node "$OUT/node-arm64" > "$OUT/arm64-node.log" 2>&1 || { cat "$OUT/arm64-node.log"; return 1; }
   arm64_cross_build "$ROOT" "$OUT/arm64" "$OUT/node-arm64" "$OUT/arm64.log" > "$OUT/arm64-build.log" || { cat "$OUT/arm64-build.log"; return 1; }
+  grep -qF -- "-I$OUT/node-arm64/include/node" "$OUT/arm64/build/batchnorm.target.mk" ||
+    { echo "the arm64 addon was not built against the arm64 node's headers"; return 1; }
   aarch64-linux-gnu-strip --strip-unneeded "$OUT/arm64/build/Release/batchnorm.node"
 }
 say "building linux-x64 and linux-arm64 (node-gyp; logs in build-prebuild/)"
