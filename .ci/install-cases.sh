@@ -13,7 +13,7 @@
 #   build-fails   no prebuilt addon, the tools there but node-gyp fails (a
 #                 nodedir without headers): warning, exit 0, fallback path
 #   forced-fails  --build-from-source without a compiler: exit 1 (asked for)
-# No case may download Node's headers: npm's nodedir is empty (the install
+# No case may download Node's headers: npm's nodedir is unset (the install
 # finds the headers next to node), node-gyp's header cache is an empty
 # folder, and its download URL a closed local port, so an attempt fails at once.
 # Usage: bash .ci/install-cases.sh batchnorm-<version>.tgz
@@ -21,8 +21,13 @@ set -euo pipefail
 TGZ=$(realpath "$1")
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-# nodedir empty: it overrides any npmrc nodedir, so that the install must find the headers itself.
-unset NPM_CONFIG_NODEDIR; export npm_config_nodedir=
+# No nodedir (the install must find the headers itself): the npmrc files without theirs.
+unset npm_config_nodedir NPM_CONFIG_NODEDIR
+for rc in userconfig globalconfig; do
+  f=$(npm config get "$rc")
+  { [ -f "$f" ] && grep -v '^ *nodedir *=' "$f" || true; } > "$T/npmrc.$rc"
+  export "npm_config_$rc=$T/npmrc.$rc"
+done
 export npm_config_devdir=$T/node-gyp-cache npm_config_disturl=http://127.0.0.1:9 npm_config_audit=false npm_config_fund=false
 mkdir -p "$npm_config_devdir"
 
@@ -76,7 +81,7 @@ run_case() {
     if [ "$want_backend" = fallback ]; then
       grep -q 'BATCHNORM_FALLBACK' "$T/$name.run.err" || { echo "install-cases: $name: no fallback warning at import" >&2; exit 1; }
       grep -q 'at install:' "$T/$name.run.err" || { echo "install-cases: $name: the import warning does not say what the install found" >&2; exit 1; }
-      echo "    import warning: ... $(grep -o '(at install: [^)]*)' "$T/$name.run.err" | head -1) ..."
+      echo "    import warning: ... $(grep -o '(at install: .*' "$T/$name.run.err" | head -1 | cut -c1-160) ..."
     fi
   fi
   RESULTS+=("$(printf '%-13s exit %s  %6s s  %s' "$name" "$rc" "$secs" "$backend")")
@@ -95,18 +100,18 @@ done
 run_case fallback 0 fallback "$NOCC" "$NOPRE"
 grep -q 'WARNING: the native addon is not installed: no build from source: a C++17 compiler (g++), make, python3 not found' "$T/fallback.log"
 
+run_case build-fails 0 fallback "$PATH" "$NOPRE" --nodedir="$T/no-headers"
+grep -q 'WARNING: the native addon is not installed: the build from source failed' "$T/build-fails.log"
+
+run_case forced-fails 1 - "$NOCC" "$TGZ" --build-from-source
+grep -q -- '--build-from-source: no build from source: a C++17 compiler' "$T/forced-fails.log"
+
 run_case forced 0 native "$PATH" "$TGZ" --build-from-source
 grep -q 'built build/Release/batchnorm.node' "$T/forced.log"
 grep -q -- '--nodedir=' "$T/forced.log"   # found the headers next to node
 # The package loads its own build, not the prebuilt addon: without prebuilds/ it still runs natively.
 rm -rf "$(PKGDIR forced)/prebuilds"
 (cd "$T/forced" && node check.mjs native) | sed 's/^/    without prebuilds\/: /'
-
-run_case build-fails 0 fallback "$PATH" "$NOPRE" --nodedir="$T/no-headers"
-grep -q 'WARNING: the native addon is not installed: the build from source failed' "$T/build-fails.log"
-
-run_case forced-fails 1 - "$NOCC" "$TGZ" --build-from-source
-grep -q -- '--build-from-source: no build from source: a C++17 compiler' "$T/forced-fails.log"
 
 echo; echo "install cases (npm $(npm --version), node $(node --version), $(basename "$TGZ") $(stat -c %s "$TGZ") bytes):"
 printf '  %s\n' "${RESULTS[@]}"

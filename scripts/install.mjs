@@ -103,7 +103,9 @@ function build() {
   if (r.status !== 0) {
     process.stderr.write(output.split('\n').slice(-30).join('\n') + '\n');
     const why = r.error ? r.error.message : `exit status ${r.status ?? r.signal}`;
-    const gypError = output.split('\n').filter((l) => /^gyp ERR! (stack )?\w*Error|error:|Error:/.test(l))[0];
+    // The first line that says what went wrong: gyp's own (a missing header folder), a compiler's, else node-gyp's.
+    const lines = output.split('\n');
+    const gypError = [/^gyp: /, /\berror:/, /^gyp ERR! stack \w*Error/].map((re) => lines.find((l) => re.test(l))).find(Boolean);
     return `the build from source failed (node-gyp: ${why}${gypError ? `; ${gypError.trim()}` : ''})`;
   }
   const err = loadError(BUILT);
