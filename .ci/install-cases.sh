@@ -84,7 +84,7 @@ run_case() {
       echo "    import warning: ... $(grep -o '(at install: .*' "$T/$name.run.err" | head -1 | cut -c1-160) ..."
     fi
   fi
-  RESULTS+=("$(printf '%-13s exit %s  %6s s  %s' "$name" "$rc" "$secs" "$backend")")
+  RESULTS+=("$(printf '%-16s exit %s  %6s s  %s' "$name" "$rc" "$secs" "$backend")")
 }
 PKGDIR() { echo "$T/$1/node_modules/batchnorm"; }
 
