@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { jsKernels } from '../lib/backend/js.js';
 import type { FloatArray, Kernels } from '../lib/backend/kernels.js';
 import { backendInfo, kernels as nativeKernels } from '../lib/backend/loader.js';
-import { expectClose, randn, refBackward, refMoments, refNormalize, relError, rng, type Dims } from './helpers.js';
+import { expectClose, randn, type FloatArrayConstructor, refBackward, refMoments, refNormalize, relError, rng, type Dims } from './helpers.js';
 
 const paths: Array<[string, Kernels]> = [['native', nativeKernels], ['js', jsKernels]];
 
@@ -27,7 +27,7 @@ function shapes(): Array<[number, number, number]> {
 }
 
 /** A view into a larger buffer at an odd offset, so the kernels see byteOffset ≠ 0 and unaligned data. */
-function view(T: Float32ArrayConstructor | Float64ArrayConstructor, src: ArrayLike<number>, offset: number): FloatArray {
+function view(T: FloatArrayConstructor, src: ArrayLike<number>, offset: number): FloatArray {
   const big = new T(src.length + offset + 3);
   const v = big.subarray(offset, offset + src.length);
   v.set(src);
@@ -35,7 +35,7 @@ function view(T: Float32ArrayConstructor | Float64ArrayConstructor, src: ArrayLi
 }
 
 describe.each(paths)('%s kernels', (_name, k) => {
-  for (const T of [Float32Array, Float64Array]) {
+  for (const T of [Float32Array, Float64Array] as FloatArrayConstructor[]) {
     const f32 = T === Float32Array;
     const rtol = f32 ? 2e-5 : 1e-11, atol = f32 ? 2e-5 : 1e-11;
     for (const channelsLast of [false, true]) {

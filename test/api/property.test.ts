@@ -34,10 +34,9 @@ import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { jsKernels } from '../../lib/backend/js.js';
 import type { FloatArray, Kernels } from '../../lib/backend/kernels.js';
-import { rng } from '../helpers.js';
+import { rng, type FloatArrayConstructor as Ctor } from '../helpers.js';
 
 type Api = typeof import('../../lib/index.js');
-type Ctor = Float32ArrayConstructor | Float64ArrayConstructor;
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const addonPath = process.env.BATCHNORM_ADDON || join(root, 'build', 'Release', 'batchnorm.node');
@@ -734,16 +733,19 @@ function layoutOf(ac: ApiCase): any {
   return ac.channelsLast ? 'NDHWC' : 'NCDHW';
 }
 
+/** What one step gave: its results (float64 copies) and the state after it, or the error it threw. */
+type StepOutcome = Record<string, number[] | number | string | null>;
+
 /** Runs a case's steps through one API instance; returns every result (float64 copies) or the error each step threw. */
-async function runApi(api: Api, ac: ApiCase): Promise<Array<Record<string, number[] | number | string | null>>> {
+async function runApi(api: Api, ac: ApiCase): Promise<Array<StepOutcome>> {
   const shape = apiShape(ac), numel = shape.reduce((a, b) => a * b, 1), T: Ctor = ac.inputF64 ? Float64Array : Float32Array;
   const r = rng(ac.seed);
   const fresh = (len: number, mu = 0, sd = 1) => T.from({ length: len }, () => mu + sd * (2 * r() - 1) * 1.7);
   const copy = (a: ArrayLike<number> | null | undefined) => (a ? Array.from(a) : null);
-  const record: Array<Record<string, number[] | number | string | null>> = [];
+  const record: Array<StepOutcome> = [];
   const layout = layoutOf(ac);
   const outFor = (x: FloatArray) => (ac.out === 'none' ? undefined : ac.out === 'inPlace' ? x : new T(x.length));
-  const attempt = async (f: () => Promise<Record<string, number[] | number | string | null>>) => {
+  const attempt = async (f: () => Promise<StepOutcome>) => {
     try {
       record.push(await f());
     } catch (e) {
@@ -755,7 +757,7 @@ async function runApi(api: Api, ac: ApiCase): Promise<Array<Record<string, numbe
     const rm = ac.track ? fresh(ac.c, 0, 1) : null, rv = ac.track ? T.from(fresh(ac.c, 1, 0.5), Math.abs) : null;
     let last: { saveMean: FloatArray; saveInvstd: FloatArray; x: { data: FloatArray; shape: number[] }; training: boolean } | null = null;
     for (const step of ac.steps) {
-      await attempt(async () => {
+      await attempt(async (): Promise<StepOutcome> => {
         if (step === 'train' || step === 'eval') {
           const x = { data: fresh(numel, 2 * r() - 1, 1 + r()), shape };
           const xs = x.data.slice();
