@@ -3,14 +3,21 @@ import { defineConfig } from 'vitest/config';
 // Two runs of the public-API tests, one per backend, each forced so that a
 // missing addon fails loudly instead of silently testing the JS path twice.
 // Tests of the native internals (kernels against a float64 reference, ISAs,
-// threads, the loader, the build files, the package, the demo) run once.
+// threads, the loader, the build files, the package, the demo, the README's
+// examples) run once.
+//
+// Time limits: every test that spawns processes or does heavy work states its
+// own, generous enough for a machine whose cores are all busy with other work.
+// The default below is for the rest (milliseconds each); `extends: true` makes
+// the projects inherit it (an inline project does not otherwise, and would get
+// vitest's 5 s).
 export default defineConfig({
   test: {
     testTimeout: 60_000,
     hookTimeout: 60_000,
     projects: [
-      { test: { name: 'native', include: ['test/**/*.test.ts'], exclude: ['test/arm64/**'], env: { BATCHNORM_BACKEND: 'native' } } },
-      { test: { name: 'js', include: ['test/api/**/*.test.ts'], env: { BATCHNORM_BACKEND: 'js' } } },
+      { extends: true, test: { name: 'native', include: ['test/**/*.test.ts'], exclude: ['test/arm64/**'], env: { BATCHNORM_BACKEND: 'native' } } },
+      { extends: true, test: { name: 'js', include: ['test/api/**/*.test.ts'], env: { BATCHNORM_BACKEND: 'js' } } },
     ],
   },
 });

@@ -9,6 +9,12 @@ import type { FloatArray, Kernels } from '../lib/backend/kernels.js';
 import { backendInfo, kernels as nativeKernels } from '../lib/backend/loader.js';
 import { expectClose, randn, type FloatArrayConstructor, refBackward, refMoments, refNormalize, relError, rng, type Dims } from './helpers.js';
 
+// The tests over many shapes, of 2^22 values or of a large tensor check
+// millions of values against a float64 reference in JS: a second or so each
+// on a quiet machine. They state a limit generous enough for every core being
+// busy with other work.
+const HEAVY_MS = 120_000;
+
 const paths: Array<[string, Kernels]> = [['native', nativeKernels], ['js', jsKernels]];
 
 it('runs the native path in this project', () => {
@@ -79,7 +85,7 @@ describe.each(paths)('%s kernels', (_name, k) => {
             expect(relError(gb, ref.gb), `${tag} gradBias`).toBeLessThan(f32 ? 2e-5 : 1e-10);
           }
         }
-      });
+      }, HEAVY_MS);
     }
   }
 
@@ -186,7 +192,7 @@ describe.each(paths)('%s kernels', (_name, k) => {
         expect(Math.abs(v - variance[0]) / variance[0]).toBeLessThan(1e-6);
         // y is O(1): compare normwise against the float64 result.
         expect(relError(y, refNormalize(x, d, mean, variance, 1e-8, null, null))).toBeLessThan(1e-6);
-      });
+      }, HEAVY_MS);
     }
   });
 });
@@ -199,4 +205,4 @@ it('native and JS paths agree with each other on a large NCHW tensor', () => {
     return y;
   });
   expect(relError(out[0], out[1])).toBeLessThan(1e-6);
-});
+}, HEAVY_MS);

@@ -9,6 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
 
+// Tests here run Node child processes: seconds each on a quiet machine. Each
+// test states its limit, generous enough for every core being busy with other
+// work; a child is killed a little before, so that a hang fails with its output.
+const TEST_MS = 240_000, CHILD_MS = 100_000;
+
 const root = new URL('..', import.meta.url);
 const script = `
   const bn = await import('./dist/index.js');
@@ -22,7 +27,7 @@ function run(env: Record<string, string>) {
   const clean = { ...process.env };
   delete clean.BATCHNORM_BACKEND;
   delete clean.BATCHNORM_ISA;
-  return spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: root, env: { ...clean, ...env }, encoding: 'utf8' });
+  return spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: root, env: { ...clean, ...env }, encoding: 'utf8', timeout: CHILD_MS });
 }
 
 const missing = join(tmpdir(), 'no-such-dir', 'batchnorm.node');
@@ -37,7 +42,7 @@ it('falls back to the JS path with one warning when the addon is missing', () =>
   expect(r.stderr.match(/BATCHNORM_FALLBACK/g)).toHaveLength(1);
   expect(r.stderr).toContain(`no compiled addon at ${missing}`);
   expect(r.stderr).toContain('npm rebuild batchnorm');
-});
+}, TEST_MS);
 
 it('falls back with the load error when the addon file is broken', () => {
   const dir = mkdtempSync(join(tmpdir(), 'bn-'));
@@ -47,7 +52,7 @@ it('falls back with the load error when the addon file is broken', () => {
   expect(r.status, r.stderr).toBe(0);
   expect(JSON.parse(r.stdout).info.backend).toBe('js');
   expect(r.stderr).toContain(`${broken} failed to load`);
-});
+}, TEST_MS);
 
 it('falls back when BATCHNORM_ISA names an ISA that cannot run, saying so', () => {
   const r = run({ BATCHNORM_ISA: process.arch === 'x64' ? 'neon' : 'avx512' });
@@ -57,13 +62,13 @@ it('falls back when BATCHNORM_ISA names an ISA that cannot run, saying so', () =
   // The fix it suggests is the variable, not a rebuild (which would not help).
   expect(r.stderr).toContain('unset BATCHNORM_ISA');
   expect(r.stderr).not.toContain('npm rebuild');
-});
+}, TEST_MS);
 
 it('BATCHNORM_BACKEND=native without the addon is a clear error', () => {
   const r = run({ BATCHNORM_ADDON: missing, BATCHNORM_BACKEND: 'native' });
   expect(r.status).not.toBe(0);
   expect(r.stderr).toContain('BATCHNORM_BACKEND=native, but the native addon is unavailable');
-});
+}, TEST_MS);
 
 it('BATCHNORM_BACKEND=js forces the JS path without a warning; native is the default', () => {
   const js = run({ BATCHNORM_BACKEND: 'js' });
@@ -73,10 +78,10 @@ it('BATCHNORM_BACKEND=js forces the JS path without a warning; native is the def
   expect(native.status, native.stderr).toBe(0);
   expect(JSON.parse(native.stdout).info.backend).toBe('native');
   expect(native.stderr).toBe('');
-});
+}, TEST_MS);
 
 it('an unknown BATCHNORM_BACKEND is an error', () => {
   const r = run({ BATCHNORM_BACKEND: 'gpu' });
   expect(r.status).not.toBe(0);
   expect(r.stderr).toContain('Expected BATCHNORM_BACKEND to be "native" or "js" (or unset) but received "gpu"');
-});
+}, TEST_MS);
