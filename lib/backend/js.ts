@@ -9,7 +9,7 @@ import type { FloatArray, Kernels } from './kernels.js';
 import { ArgReader, asAsyncCall } from './validate.js';
 
 /** Per channel: mean and sum of squared deviations, two passes in float64. */
-function channelMoments(x: FloatArray, n: number, c: number, s: number, channelsLast: boolean, mean: Float64Array, m2: Float64Array): void {
+export function channelMoments(x: FloatArray, n: number, c: number, s: number, channelsLast: boolean, mean: Float64Array, m2: Float64Array): void {
   const count = n * s;
   if (!channelsLast) {
     for (let ch = 0; ch < c; ch++) {
@@ -49,7 +49,7 @@ function channelMoments(x: FloatArray, n: number, c: number, s: number, channels
  * the mean is large beside the spread (a constant channel of 1e8 with bias 0.3
  * came out 0.2999992, one of 1e15 gave 0).
  */
-function applyAffine(x: FloatArray, y: FloatArray, n: number, c: number, s: number, channelsLast: boolean, m: ArrayLike<number>, a: Float64Array, b: Float64Array): void {
+export function applyAffine(x: FloatArray, y: FloatArray, n: number, c: number, s: number, channelsLast: boolean, m: ArrayLike<number>, a: Float64Array, b: Float64Array): void {
   if (!channelsLast) {
     for (let k = 0; k < n; k++) {
       for (let ch = 0; ch < c; ch++) {

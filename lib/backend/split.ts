@@ -1,0 +1,117 @@
+/**
+ * The kernels of split-phase (synchronized) batch normalization: the pieces
+ * of a training forward and backward with the statistics combined across
+ * ranks in between (see ../splitphase.ts). Statistics and sums are float64
+ * whatever the input's type: they travel between ranks and are combined
+ * there, and float32 would lose what Chan's formula keeps.
+ *
+ * (n, c, s) and channelsLast as in kernels.ts. The callers (splitphase.ts)
+ * check every argument; these only compute.
+ */
+import type { FloatArray } from './kernels.js';
+import { applyAffine, channelMoments } from './js.js';
+
+export interface SplitKernels {
+  /** Per channel: mean and M2 = Σ(x − mean)² of the n·s values, in float64 (written). */
+  localMoments(x: FloatArray, n: number, c: number, s: number, channelsLast: boolean, mean: Float64Array, m2: Float64Array): void;
+  /** y = (x − mean)·invstd·weight + bias, from given statistics (weight, bias null: 1, 0). y may be x. */
+  normalize(
+    x: FloatArray, y: FloatArray, weight: FloatArray | null, bias: FloatArray | null, mean: Float64Array, invstd: Float64Array,
+    n: number, c: number, s: number, channelsLast: boolean,
+  ): void;
+  /** Per channel: sumDy = Σdy and sumDyXmu = Σdy·(x − mean), in float64 (written). */
+  backwardReduce(
+    x: FloatArray, dy: FloatArray, mean: Float64Array, sumDy: Float64Array, sumDyXmu: Float64Array,
+    n: number, c: number, s: number, channelsLast: boolean,
+  ): void;
+  /**
+   * dx from the sums over the whole batch (of `count` values per channel):
+   * `dx = weight·invstd·(dy − sumDy/count − (x − mean)·invstd²·sumDyXmu/count)`.
+   * dx may be dy or x.
+   */
+  backwardElemt(
+    x: FloatArray, dy: FloatArray, dx: FloatArray, weight: FloatArray | null, mean: Float64Array, invstd: Float64Array,
+    sumDy: Float64Array, sumDyXmu: Float64Array, count: number, n: number, c: number, s: number, channelsLast: boolean,
+  ): void;
+}
+
+function localMoments(x: FloatArray, n: number, c: number, s: number, channelsLast: boolean, mean: Float64Array, m2: Float64Array): void {
+  mean.fill(0);
+  m2.fill(0);
+  channelMoments(x, n, c, s, channelsLast, mean, m2);
+}
+
+function normalize(
+  x: FloatArray, y: FloatArray, weight: FloatArray | null, bias: FloatArray | null, mean: Float64Array, invstd: Float64Array,
+  n: number, c: number, s: number, channelsLast: boolean,
+): void {
+  // The coefficients as the training forward of kernels.ts takes them: a = invstd·weight.
+  const a = new Float64Array(c), b = new Float64Array(c);
+  for (let ch = 0; ch < c; ch++) {
+    a[ch] = invstd[ch] * (weight ? weight[ch] : 1);
+    b[ch] = bias ? bias[ch] : 0;
+  }
+  applyAffine(x, y, n, c, s, channelsLast, mean, a, b);
+}
+
+function backwardReduce(
+  x: FloatArray, dy: FloatArray, mean: Float64Array, sumDy: Float64Array, sumDyXmu: Float64Array,
+  n: number, c: number, s: number, channelsLast: boolean,
+): void {
+  sumDy.fill(0);
+  sumDyXmu.fill(0);
+  if (!channelsLast) {
+    for (let ch = 0; ch < c; ch++) {
+      const m = mean[ch];
+      let g = 0, h = 0;
+      for (let k = 0; k < n; k++) {
+        for (let i = (k * c + ch) * s, e = i + s; i < e; i++) {
+          const d = dy[i];
+          g += d;
+          h += d * (x[i] - m);
+        }
+      }
+      sumDy[ch] = g;
+      sumDyXmu[ch] = h;
+    }
+    return;
+  }
+  const rows = n * s;
+  for (let r = 0, i = 0; r < rows; r++) {
+    for (let ch = 0; ch < c; ch++, i++) {
+      const d = dy[i];
+      sumDy[ch] += d;
+      sumDyXmu[ch] += d * (x[i] - mean[ch]);
+    }
+  }
+}
+
+function backwardElemt(
+  x: FloatArray, dy: FloatArray, dx: FloatArray, weight: FloatArray | null, mean: Float64Array, invstd: Float64Array,
+  sumDy: Float64Array, sumDyXmu: Float64Array, count: number, n: number, c: number, s: number, channelsLast: boolean,
+): void {
+  // dx = dy·k1 + (x − mean)·k2 + k3, the coefficients in the order of the
+  // single-process backward (kernels.ts), with the global sums and count.
+  const k1 = new Float64Array(c), k2 = new Float64Array(c), k3 = new Float64Array(c);
+  for (let ch = 0; ch < c; ch++) {
+    const is = invstd[ch], gw = is * sumDyXmu[ch];
+    k1[ch] = (weight ? weight[ch] : 1) * is;
+    k2[ch] = (-k1[ch] * is * gw) / count;
+    k3[ch] = (-k1[ch] * sumDy[ch]) / count;
+  }
+  if (!channelsLast) {
+    for (let k = 0; k < n; k++) {
+      for (let ch = 0; ch < c; ch++) {
+        const a = k1[ch], b = k2[ch], d = k3[ch], m = mean[ch];
+        for (let i = (k * c + ch) * s, e = i + s; i < e; i++) dx[i] = dy[i] * a + (x[i] - m) * b + d;
+      }
+    }
+    return;
+  }
+  const rows = n * s;
+  for (let r = 0, i = 0; r < rows; r++) {
+    for (let ch = 0; ch < c; ch++, i++) dx[i] = dy[i] * k1[ch] + (x[i] - mean[ch]) * k2[ch] + k3[ch];
+  }
+}
+
+export const jsSplitKernels: SplitKernels = { localMoments, normalize, backwardReduce, backwardElemt };

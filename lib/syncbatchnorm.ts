@@ -1,0 +1,354 @@
+/**
+ * SyncBatchNorm: batch normalization whose training statistics are those of
+ * the whole batch split across the ranks of a Collective (worker_threads,
+ * MPI processes, any transport), as PyTorch's `nn.SyncBatchNorm`. Each rank
+ * normalizes its slice with the combined statistics and gets the input
+ * gradient of the whole batch's BatchNorm; the weight and bias gradients stay
+ * local, for the data-parallel gradient all-reduce (`allReduceGradients`),
+ * as with PyTorch's DistributedDataParallel.
+ *
+ * Its state — parameters, running statistics, mode — lives in a BatchNorm
+ * module (the one converted, or one made for it): `stateDict()` has the same
+ * keys, and a module converted with `SyncBatchNorm.convert` shares its arrays
+ * with the original, as PyTorch's `convert_sync_batchnorm` shares parameters.
+ */
+import type { FloatArray } from './backend/kernels.js';
+import { describe } from './backend/validate.js';
+import { BatchNorm1d, BatchNorm2d, BatchNorm3d, type BatchNormBase, type Parameter, type StateDict } from './batchnorm.js';
+import { checkCollective, runCollective, type Collective } from './collective/collective.js';
+import { batchNormAsync, batchNormBackwardAsync } from './functional.js';
+import {
+  batchNormBackwardElemt, batchNormBackwardReduce, batchNormElemt, batchNormGatherStats, batchNormStats, invstdOf, packStats, unpackStats, updateRunningStats,
+  type BatchNormStats,
+} from './splitphase.js';
+import { checkArray, checkLayout, checkTensor, dimsOf, formatShape, isChannelsLast, sameShape, sharesMemory, type Dims, type Layout, type Tensor } from './tensor.js';
+
+export interface SyncBatchNormOptions {
+  /** Added to the variance before the square root. Default 1e-5. */
+  eps?: number;
+  /** PyTorch's momentum (weight of the new batch; default 0.1), or null for a cumulative average. */
+  momentum?: number | null;
+  /** Learnable weight and bias. Default true. */
+  affine?: boolean;
+  /** Keep running statistics and use them in eval mode (no communication then). Default true. */
+  trackRunningStats?: boolean;
+  /** Memory order: channels-first (default; NC, NCL, NCHW, NCDHW) or channels-last (NLC, NHWC, NDHWC). */
+  layout?: Layout;
+  /** Element type of parameters and buffers. Default 'float32'. */
+  dtype?: 'float32' | 'float64';
+  /** running_var with the unbiased variance of the whole batch (default, PyTorch) or the biased one (Keras). */
+  unbiasedRunningVar?: boolean;
+}
+
+const OPTION_KEYS = ['eps', 'momentum', 'affine', 'trackRunningStats', 'layout', 'dtype', 'unbiasedRunningVar'];
+
+/** What the last forward normalized with. */
+interface Saved {
+  x: FloatArray;
+  shape: number[];
+  dims: Dims;
+  mean: Float64Array;
+  invstd: Float64Array;
+  /** Values per channel of the whole batch (all ranks). */
+  count: number;
+  /** Batch statistics (the backward differentiates through them and communicates) or frozen running ones. */
+  batchStats: boolean;
+  /** The forward wrote its output over x (out: input.data): x is gone. */
+  overwritten: boolean;
+}
+
+/** A per-channel array in `like`'s type: `a` itself when it is already. */
+function asType(a: FloatArray | null, like: FloatArray): FloatArray | null {
+  if (a === null || a.constructor === like.constructor) return a;
+  return like instanceof Float64Array ? Float64Array.from(a) : Float32Array.from(a);
+}
+
+function isBatchNorm(m: unknown): m is BatchNormBase {
+  return m instanceof BatchNorm1d || m instanceof BatchNorm2d || m instanceof BatchNorm3d;
+}
+
+/** The module SyncBatchNorm's constructor takes as its state instead of making one (convert). */
+let adopting: BatchNormBase | null = null;
+
+function adopt(bn: BatchNormBase, collective: Collective): SyncBatchNorm {
+  adopting = bn;
+  try {
+    return new SyncBatchNorm(bn.numFeatures, collective, { layout: isChannelsLast(bn.layout) ? 'channelsLast' : 'channelsFirst' });
+  } finally {
+    adopting = null;
+  }
+}
+
+export class SyncBatchNorm {
+  readonly numFeatures: number;
+  readonly eps: number;
+  readonly momentum: number | null;
+  readonly affine: boolean;
+  readonly trackRunningStats: boolean;
+  readonly layout: Layout;
+  readonly unbiasedRunningVar: boolean;
+  /** The group this module synchronizes over; replaceable between calls (checked at each). */
+  collective: Collective;
+  /** Parameters, buffers and mode (shared with the converted module). */
+  readonly #state: BatchNormBase;
+  #saved: Saved | null = null;
+  #pending: string | null = null;
+
+  /**
+   * A SyncBatchNorm over `collective` for input (N, C, …) of any rank from 2
+   * (every rank of the group holds a slice of the batch along N). Options as
+   * BatchNorm's.
+   */
+  constructor(numFeatures: number, collective: Collective, options: SyncBatchNormOptions = {}) {
+    if (typeof options !== 'object' || options === null) throw new TypeError(`Expected an options object for SyncBatchNorm but received ${describe(options)}`);
+    for (const k of Object.keys(options))
+      if (!OPTION_KEYS.includes(k)) throw new TypeError(`Unknown option ${JSON.stringify(k)} for SyncBatchNorm; the options are ${OPTION_KEYS.join(', ')}`);
+    const { layout = 'channelsFirst', ...rest } = options;
+    checkLayout(layout);
+    this.collective = checkCollective(collective);
+    // The state: the converted module's, or a BatchNorm1d's (whose own
+    // layout and shape checks are never used here).
+    this.#state = adopting ?? new BatchNorm1d(numFeatures, rest);
+    this.layout = layout;
+    this.numFeatures = this.#state.numFeatures;
+    this.eps = this.#state.eps;
+    this.momentum = this.#state.momentum;
+    this.affine = this.#state.affine;
+    this.trackRunningStats = this.#state.trackRunningStats;
+    this.unbiasedRunningVar = this.#state.unbiasedRunningVar;
+  }
+
+  /**
+   * PyTorch's `SyncBatchNorm.convert_sync_batchnorm`: a BatchNorm1d/2d/3d
+   * becomes a SyncBatchNorm sharing its parameters, running statistics and
+   * mode; any other object has the BatchNorm modules among its own
+   * properties (and arrays), at any depth, replaced in place, and is
+   * returned. Every module converted uses `collective`.
+   */
+  static convert<M>(module: M, collective: Collective): M extends BatchNormBase ? SyncBatchNorm : M {
+    checkCollective(collective);
+    type R = M extends BatchNormBase ? SyncBatchNorm : M;
+    if (isBatchNorm(module)) return adopt(module, collective) as R;
+    const seen = new Set<object>();
+    const walk = (o: unknown): void => {
+      if (typeof o !== 'object' || o === null || seen.has(o) || ArrayBuffer.isView(o) || o instanceof SyncBatchNorm) return;
+      seen.add(o);
+      for (const k of Object.keys(o)) {
+        const v = (o as Record<string, unknown>)[k];
+        if (isBatchNorm(v)) (o as Record<string, unknown>)[k] = adopt(v, collective);
+        else walk(v);
+      }
+    };
+    walk(module);
+    return module as R;
+  }
+
+  /** The layout in the functional API's words (SyncBatchNorm takes any rank). */
+  get #generic(): Layout {
+    return isChannelsLast(this.layout) ? 'channelsLast' : 'channelsFirst';
+  }
+
+  #checkInput(input: unknown): { x: Tensor; dims: Dims } {
+    const x = checkTensor(input, 'input');
+    if (x.shape.length < 2) throw new RangeError(`SyncBatchNorm expected input of at least 2 dimensions (N, C, …) but received shape ${formatShape(x.shape)}`);
+    const dims = dimsOf(x.shape, isChannelsLast(this.layout));
+    if (dims.c !== this.numFeatures)
+      throw new RangeError(`SyncBatchNorm expected input with ${this.numFeatures} channels (layout ${this.layout}) but received shape ${formatShape(x.shape)}`);
+    return { x, dims };
+  }
+
+  /** `out`, checked before anything runs: the input's type and length, the input itself (in place) or apart from it. */
+  #checkOut(options: unknown, like: FloatArray, name: string): FloatArray | undefined {
+    if (typeof options !== 'object' || options === null) throw new TypeError(`Expected an options object for ${name} but received ${describe(options)}`);
+    for (const k of Object.keys(options)) if (k !== 'out') throw new TypeError(`Unknown option ${JSON.stringify(k)} for ${name}; the options are out`);
+    const out = (options as { out?: unknown }).out;
+    if (out === undefined) return undefined;
+    checkArray(out, 'out', like, like.length);
+    const o = out as FloatArray;
+    if (sharesMemory(o, like) && !(o.byteOffset === like.byteOffset && o.length === like.length))
+      throw new RangeError(`Expected out not to share memory with ${name === 'forward' ? 'input' : 'gradOutput'}.data unless it is the same array (in place), but it overlaps it`);
+    for (const [k, a] of [['weight', this.weight?.data], ['bias', this.bias?.data], ['weight.grad', this.weight?.grad], ['bias.grad', this.bias?.grad], ['runningMean', this.runningMean], ['runningVar', this.runningVar]] as const)
+      if (a && sharesMemory(o, a)) throw new RangeError(`Expected out not to share memory with the module's ${k}, but it overlaps it`);
+    return o;
+  }
+
+  /**
+   * Normalizes this rank's slice. Training mode (or no running statistics):
+   * with the statistics of the whole batch over every rank (one allGather of
+   * 1 + 2C values), updating the running statistics with them (unbiased, with
+   * the whole batch's count); eval mode: with the running statistics, without
+   * communication. Every rank of the group must call it (a rank with an
+   * empty slice too). A call that throws or rejects changes nothing.
+   */
+  async forward<A extends FloatArray>(input: Tensor<A>, options: { out?: A } = {}): Promise<Tensor<A>> {
+    this.#checkIdle('forward');
+    const { x, dims } = this.#checkInput(input);
+    const out = this.#checkOut(options, x.data, 'forward');
+    const state = this.#state, C = this.numFeatures;
+    if ((state.runningMean === null) !== (state.runningVar === null))
+      throw new TypeError(`Expected runningMean and runningVar of SyncBatchNorm to be both arrays or both null but received ${state.runningMean ? 'an array and null' : 'null and an array'}`);
+    const weight = asType(state.weight?.data ?? null, x.data), bias = asType(state.bias?.data ?? null, x.data);
+    const batchStats = state.training || state.runningMean === null;
+    const shape = [...x.shape];
+    if (!batchStats) {
+      const rm = asType(state.runningMean, x.data)!, rv = asType(state.runningVar, x.data)!;
+      this.#pending = 'forward';
+      let y: FloatArray;
+      try {
+        y = (await batchNormAsync(x, rm, rv, { weight, bias, training: false, eps: this.eps, layout: this.#generic, out })).data;
+      } finally {
+        this.#pending = null;
+      }
+      const mean = Float64Array.from(rm), invstd = new Float64Array(C);
+      for (let ch = 0; ch < C; ch++) invstd[ch] = 1 / Math.sqrt(rv[ch] + this.eps);
+      this.#saved = { x: x.data, shape, dims, mean, invstd, count: dims.n * dims.s, batchStats: false, overwritten: sharesMemory(y, x.data) };
+      return { data: y as A, shape };
+    }
+    const c = checkCollective(this.collective);
+    const local = batchNormStats(x, { layout: this.#generic });
+    this.#pending = 'forward';
+    let gathered: Float64Array;
+    try {
+      gathered = await runCollective(c, 'allGather', packStats(local), c.worldSize * (1 + 2 * C));
+    } finally {
+      this.#pending = null;
+    }
+    const all = unpackStats(gathered, c.worldSize, C);
+    if (all[c.rank].count !== local.count)
+      throw new Error(`Expected collective.allGather to put this rank's data at rank ${c.rank}'s place, but the count there is ${all[c.rank].count}, not ${local.count}`);
+    const total: BatchNormStats = batchNormGatherStats(all);
+    if (total.count === 1)
+      throw new RangeError(`Expected more than 1 value per channel when training, got 1 over the ${c.worldSize} ranks (input size here ${formatShape(shape)})`);
+    const invstd = total.count > 0 ? invstdOf(total, this.eps) : new Float64Array(C);
+    const y = batchNormElemt(x, total.mean, invstd, { weight, bias, layout: this.#generic, out });
+    // Nothing below throws: the module's state changes only now.
+    if (state.training && state.trackRunningStats && state.numBatchesTracked !== null) {
+      const momentum = this.momentum ?? 1 / (state.numBatchesTracked + 1);
+      if (state.runningMean && state.runningVar) updateRunningStats(total, state.runningMean, state.runningVar, { momentum, unbiased: this.unbiasedRunningVar });
+      state.numBatchesTracked += 1;
+    }
+    this.#saved = { x: x.data, shape, dims, mean: total.mean, invstd, count: total.count, batchStats: true, overwritten: sharesMemory(y.data, x.data) };
+    return y as Tensor<A>;
+  }
+
+  /**
+   * Gradient of the last forward for this rank's slice: dx of the whole
+   * batch's BatchNorm (one allReduceSum of 2C values after a training
+   * forward; none after an eval forward, whose statistics are constants).
+   * Adds this rank's weight and bias gradients into `.grad`: combine them
+   * over the ranks with `allReduceGradients`. A call that throws or rejects
+   * changes nothing.
+   */
+  async backward<A extends FloatArray>(gradOutput: Tensor<A>, options: { out?: A } = {}): Promise<Tensor<A>> {
+    this.#checkIdle('backward');
+    const saved = this.#saved;
+    if (!saved) throw new Error('SyncBatchNorm.backward() needs a forward() first: there are no saved statistics');
+    if (saved.overwritten && (saved.batchStats || this.affine))
+      throw new Error('SyncBatchNorm.backward() needs the input of the last forward, which that forward overwrote (out was input.data): give forward a separate out, or none, when a backward follows');
+    const dy = checkTensor(gradOutput, 'gradOutput');
+    if (!sameShape(dy.shape, saved.shape))
+      throw new RangeError(`Expected gradOutput of the last forward's shape ${formatShape(saved.shape)} but received shape ${formatShape(dy.shape)}`);
+    checkArray(dy.data, 'gradOutput.data', saved.x, saved.x.length);
+    const out = this.#checkOut(options, dy.data, 'backward');
+    if (out && sharesMemory(out, saved.x) && !(out.byteOffset === saved.x.byteOffset && out.length === saved.x.length))
+      throw new RangeError("Expected out not to share memory with the last forward's input unless it is the same array (in place), but it overlaps it");
+    const x: Tensor = { data: saved.x, shape: saved.shape };
+    const weight = asType(this.#state.weight?.data ?? null, saved.x), C = this.numFeatures;
+    let dx: FloatArray, gw: Float64Array, gb: Float64Array;
+    if (!saved.batchStats) {
+      const T = saved.x instanceof Float64Array ? Float64Array : Float32Array;
+      this.#pending = 'backward';
+      try {
+        const g = await batchNormBackwardAsync(dy, x, { weight, saveMean: T.from(saved.mean), saveInvstd: T.from(saved.invstd), training: false, layout: this.#generic, out });
+        dx = g.gradInput.data;
+        gw = Float64Array.from(g.gradWeight);
+        gb = Float64Array.from(g.gradBias);
+      } finally {
+        this.#pending = null;
+      }
+    } else {
+      const c = checkCollective(this.collective);
+      const local = batchNormBackwardReduce(dy, x, saved.mean, { layout: this.#generic });
+      gb = local.sumDy;
+      gw = new Float64Array(C);
+      for (let ch = 0; ch < C; ch++) gw[ch] = saved.invstd[ch] * local.sumDyXmu[ch];
+      if (saved.count === 0) {
+        dx = out ?? new (saved.x.constructor as Float32ArrayConstructor | Float64ArrayConstructor)(0);
+      } else {
+        const packed = new Float64Array(2 * C);
+        packed.set(local.sumDy);
+        packed.set(local.sumDyXmu, C);
+        this.#pending = 'backward';
+        let sum: Float64Array;
+        try {
+          sum = await runCollective(c, 'allReduceSum', packed, 2 * C);
+        } finally {
+          this.#pending = null;
+        }
+        const sums = { sumDy: sum.slice(0, C), sumDyXmu: sum.slice(C) };
+        dx = batchNormBackwardElemt(dy, x, saved.mean, saved.invstd, sums, saved.count, { weight, layout: this.#generic, out }).data;
+      }
+    }
+    if (this.weight && this.bias) {
+      this.weight.grad ??= new (this.weight.data.constructor as Float32ArrayConstructor | Float64ArrayConstructor)(C);
+      this.bias.grad ??= new (this.bias.data.constructor as Float32ArrayConstructor | Float64ArrayConstructor)(C);
+      for (let ch = 0; ch < C; ch++) {
+        this.weight.grad[ch] += gw[ch];
+        this.bias.grad[ch] += gb[ch];
+      }
+    }
+    return { data: dx as A, shape: [...saved.shape] };
+  }
+
+  /** γ (shared with the converted module); null without affine. */
+  get weight(): Parameter | null {
+    return this.#state.weight;
+  }
+  get bias(): Parameter | null {
+    return this.#state.bias;
+  }
+  get runningMean(): FloatArray | null {
+    return this.#state.runningMean;
+  }
+  set runningMean(v: FloatArray | null) {
+    this.#state.runningMean = v;
+  }
+  get runningVar(): FloatArray | null {
+    return this.#state.runningVar;
+  }
+  set runningVar(v: FloatArray | null) {
+    this.#state.runningVar = v;
+  }
+  get numBatchesTracked(): number | null {
+    return this.#state.numBatchesTracked;
+  }
+  get training(): boolean {
+    return this.#state.training;
+  }
+
+  train(mode = true): this {
+    this.#state.train(mode);
+    return this;
+  }
+  eval(): this {
+    return this.train(false);
+  }
+  parameters(): Parameter[] {
+    return this.#state.parameters();
+  }
+  zeroGrad(): void {
+    this.#state.zeroGrad();
+  }
+  stateDict(): StateDict {
+    this.#checkIdle('stateDict');
+    return this.#state.stateDict();
+  }
+  loadStateDict(stateDict: StateDict, options: { strict?: boolean } = {}): { missingKeys: string[]; unexpectedKeys: string[] } {
+    this.#checkIdle('loadStateDict');
+    return this.#state.loadStateDict(stateDict, options);
+  }
+
+  #checkIdle(method: string): void {
+    if (this.#pending) throw new Error(`SyncBatchNorm.${method}() called while ${this.#pending}() is still running; await it first`);
+  }
+}
