@@ -22,3 +22,4 @@ export { allReduceGradients, checkCollective, sumInRankOrder } from './collectiv
 export type { Collective, GradParameter, AllReduceGradientsOptions } from './collective/collective.js';
 export { WorkerCollective } from './collective/worker.js';
 export type { WorkerGroup, WorkerGroupOptions } from './collective/worker.js';
+export { MpiCollective, mpiAddonPath } from './collective/mpi.js';
