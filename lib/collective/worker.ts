@@ -209,7 +209,19 @@ export class WorkerCollective implements Collective {
       while (Atomics.load(ctrl, GEN) === gen) {
         this.#throwIfAborted();
         const w = waitAsync(ctrl, GEN, gen, this.#timeoutMs > 0 ? this.#timeoutMs : Infinity);
-        const result = w.async ? await w.value : w.value;
+        let result: string;
+        if (!w.async) result = w.value;
+        else {
+          // A pending waitAsync does not keep Node's event loop alive: a
+          // worker with nothing else to do would exit mid-collective. A
+          // timer that never fires holds it (it wakes nothing: no polling).
+          const keepAlive = setInterval(() => undefined, 2 ** 31 - 1);
+          try {
+            result = await w.value;
+          } finally {
+            clearInterval(keepAlive);
+          }
+        }
         if (result === 'timed-out' && Atomics.load(ctrl, GEN) === gen) {
           const arrived = Atomics.load(ctrl, ARRIVED);
           Atomics.store(ctrl, ABORTED, 1);

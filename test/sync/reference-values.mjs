@@ -43,3 +43,14 @@ export function worst(a, b) {
   for (let i = 0; i < a.length; i++) w = Math.max(w, Math.abs(a[i] - b[i]) / (1 + Math.abs(b[i])));
   return Number.isNaN(w) ? Infinity : w;
 }
+
+/** The cases the thread and process tests run for `ranks` ranks: a few shapes, every split. */
+export function casesFor(ranks) {
+  const shapes = [
+    { shape: [12, 5], layout: 'channelsFirst', dtype: 'float32' },
+    { shape: [12, 4, 3, 5], layout: 'channelsFirst', dtype: 'float32' },
+    { shape: [12, 3, 5, 4], layout: 'channelsLast', dtype: 'float32' },
+    { shape: [12, 2, 3, 2, 2], layout: 'channelsFirst', dtype: 'float64' },
+  ];
+  return shapes.flatMap((base, i) => splits(base.shape[0], ranks).map(({ name, sizes }) => ({ ...base, sizes, seed: 100 + i, name })));
+}

@@ -7,13 +7,11 @@
  * this thread, over one WorkerCollective group (the worker_threads and MPI
  * tests run the same job in threads and processes).
  */
-import { describe, expect, it } from 'vitest';
+import { describe, it } from 'vitest';
 import * as pkg from '../../lib/index.js';
 import { runRank, runWhole, type Case, type RankResult } from './rank-job.mjs';
-import { splits, worst } from './reference-values.mjs';
-
-// Measured worst about 8e-7 (float32); the rounding of float32 values of about 3 is 1.2e-7 a step.
-const TOLERANCE = { float32: 5e-6, float64: 1e-12 };
+import { splits } from './reference-values.mjs';
+import { expectSameAsWhole } from './compare.js';
 
 const SHAPES: Array<Pick<Case, 'shape' | 'layout' | 'dtype'>> = [
   { shape: [12, 5], layout: 'channelsFirst', dtype: 'float32' },
@@ -25,17 +23,6 @@ const SHAPES: Array<Pick<Case, 'shape' | 'layout' | 'dtype'>> = [
   { shape: [12, 4, 3, 5], layout: 'channelsFirst', dtype: 'float64' },
   { shape: [12, 3, 5, 4], layout: 'channelsLast', dtype: 'float64' },
 ];
-
-/** Checks the ranks' results against the whole batch's. */
-export function expectSameAsWhole(whole: RankResult, ranks: RankResult[], dtype: Case['dtype']): void {
-  const tol = TOLERANCE[dtype];
-  for (const k of ['y', 'dx', 'z'] as const) expect(worst(ranks.flatMap((r) => r[k]), whole[k]), k).toBeLessThanOrEqual(tol);
-  for (const k of ['weightGrad', 'biasGrad', 'runningMean', 'runningVar'] as const) {
-    expect(worst(ranks[0][k], whole[k]), k).toBeLessThanOrEqual(tol);
-    for (const r of ranks) expect(r[k], `${k} is bitwise the same on every rank`).toEqual(ranks[0][k]);
-  }
-  for (const r of ranks) expect(r.numBatchesTracked).toBe(whole.numBatchesTracked);
-}
 
 async function inThread(c: Case, convert = false): Promise<RankResult[]> {
   const group = pkg.WorkerCollective.createGroup(c.sizes.length, { slotLength: 7 }); // short slots: several rounds per call
