@@ -62,6 +62,6 @@ if (haveMpi) {
       ['--input-type=module', '-e', `import('${new URL('../../dist/index.js', import.meta.url).href}').then((p) => p.MpiCollective.init()).catch((e) => { console.log(e.message); })`],
       { encoding: 'utf8', env: { ...process.env, BATCHNORM_MPI_ADDON: join(tmpdir(), 'no-such-batchnorm_mpi.node') }, timeout: 50_000 },
     );
-    expect(r.stdout).toMatch(/MpiCollective needs the optional MPI addon, which is unavailable: no MPI addon at .*no-such-batchnorm_mpi\.node\. To fix, install MPI .* npm run build:mpi/);
+    expect(r.stdout).toMatch(/MpiCollective needs the optional MPI addon, which is unavailable: no MPI addon at .*no-such-batchnorm_mpi\.node\. To fix, install MPI .*npm run build:mpi/);
   });
 }
