@@ -10,7 +10,8 @@ export default defineConfig({
     hookTimeout: 60_000,
     projects: [
       { test: { name: 'native', include: ['test/**/*.test.ts'], exclude: ['test/arm64/**'], env: { BATCHNORM_BACKEND: 'native' } } },
-      { test: { name: 'js', include: ['test/api/**/*.test.ts'], env: { BATCHNORM_BACKEND: 'js' } } },
+      // SyncBatchNorm against BatchNorm and its bad-collective cases: the split-phase kernels' JS twins too.
+      { test: { name: 'js', include: ['test/api/**/*.test.ts', 'test/sync/syncbatchnorm.test.ts', 'test/sync/errors.test.ts'], env: { BATCHNORM_BACKEND: 'js' } } },
     ],
   },
 });

@@ -18,12 +18,9 @@
  * takes part with count 0 (it changes nothing).
  */
 import type { FloatArray } from './backend/kernels.js';
-import { jsSplitKernels, type SplitKernels } from './backend/split.js';
+import { splitKernels as split } from './backend/split.js';
 import { describe } from './backend/validate.js';
 import { allocLike, checkArray, checkLayout, checkTensor, dimsOf, formatShape, isChannelsLast, sameShape, type Dims, type Layout, type Tensor } from './tensor.js';
-
-/** The kernels of the split phases (the pure-JS ones until the native path has them). */
-const split: SplitKernels = jsSplitKernels;
 
 /** The statistics of a slice (or of the whole batch): count values per channel, their mean and M2 = Σ(x − mean)². */
 export interface BatchNormStats {
@@ -58,7 +55,7 @@ export function batchNormStats(input: Tensor, options: { layout?: Layout } = {})
   const { n, c, s, channelsLast } = dims;
   const mean = new Float64Array(c), m2 = new Float64Array(c);
   const count = n * s;
-  if (x.data.length > 0) split.localMoments(x.data, n, c, s, channelsLast, mean, m2);
+  if (x.data.length > 0) split.localMoments(x.data, mean, m2, n, c, s, channelsLast);
   return { count, mean, m2 };
 }
 

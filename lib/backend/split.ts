@@ -5,15 +5,17 @@
  * whatever the input's type: they travel between ranks and are combined
  * there, and float32 would lose what Chan's formula keeps.
  *
- * (n, c, s) and channelsLast as in kernels.ts. The callers (splitphase.ts)
- * check every argument; these only compute.
+ * (n, c, s) and channelsLast as in kernels.ts. The native ones (native/
+ * kernels/split_phase.h) check every argument, as the other kernels do; the
+ * JS ones only compute: their one caller (splitphase.ts) checks first.
  */
 import type { FloatArray } from './kernels.js';
 import { applyAffine, channelMoments } from './js.js';
+import { addon } from './loader.js';
 
 export interface SplitKernels {
   /** Per channel: mean and M2 = Σ(x − mean)² of the n·s values, in float64 (written). */
-  localMoments(x: FloatArray, n: number, c: number, s: number, channelsLast: boolean, mean: Float64Array, m2: Float64Array): void;
+  localMoments(x: FloatArray, mean: Float64Array, m2: Float64Array, n: number, c: number, s: number, channelsLast: boolean): void;
   /** y = (x − mean)·invstd·weight + bias, from given statistics (weight, bias null: 1, 0). y may be x. */
   normalize(
     x: FloatArray, y: FloatArray, weight: FloatArray | null, bias: FloatArray | null, mean: Float64Array, invstd: Float64Array,
@@ -35,7 +37,7 @@ export interface SplitKernels {
   ): void;
 }
 
-function localMoments(x: FloatArray, n: number, c: number, s: number, channelsLast: boolean, mean: Float64Array, m2: Float64Array): void {
+function localMoments(x: FloatArray, mean: Float64Array, m2: Float64Array, n: number, c: number, s: number, channelsLast: boolean): void {
   mean.fill(0);
   m2.fill(0);
   channelMoments(x, n, c, s, channelsLast, mean, m2);
@@ -115,3 +117,12 @@ function backwardElemt(
 }
 
 export const jsSplitKernels: SplitKernels = { localMoments, normalize, backwardReduce, backwardElemt };
+
+/** The split kernels of the backend in use: the addon's (it has them from this version on), else the JS ones. */
+export const splitKernels: SplitKernels =
+  addon && typeof (addon as Partial<SplitKernels>).localMoments === 'function'
+    ? (() => {
+        const a = addon as unknown as SplitKernels;
+        return { localMoments: a.localMoments, normalize: a.normalize, backwardReduce: a.backwardReduce, backwardElemt: a.backwardElemt };
+      })()
+    : jsSplitKernels;
