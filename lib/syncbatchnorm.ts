@@ -14,7 +14,7 @@
  */
 import type { FloatArray } from './backend/kernels.js';
 import { describe } from './backend/validate.js';
-import { BatchNorm1d, BatchNorm2d, BatchNorm3d, type BatchNormBase, type Parameter, type StateDict } from './batchnorm.js';
+import { BatchNorm1d, BatchNorm2d, BatchNorm3d, type BatchNormBase, type BatchNormModuleOptions, type Parameter, type StateDict } from './batchnorm.js';
 import { checkCollective, runCollective, type Collective } from './collective/collective.js';
 import { batchNormAsync, batchNormBackwardAsync } from './functional.js';
 import {
@@ -23,22 +23,8 @@ import {
 } from './splitphase.js';
 import { checkArray, checkLayout, checkTensor, dimsOf, formatShape, isChannelsLast, sameShape, sharesMemory, type Dims, type Layout, type Tensor } from './tensor.js';
 
-export interface SyncBatchNormOptions {
-  /** Added to the variance before the square root. Default 1e-5. */
-  eps?: number;
-  /** PyTorch's momentum (weight of the new batch; default 0.1), or null for a cumulative average. */
-  momentum?: number | null;
-  /** Learnable weight and bias. Default true. */
-  affine?: boolean;
-  /** Keep running statistics and use them in eval mode (no communication then). Default true. */
-  trackRunningStats?: boolean;
-  /** Memory order: channels-first (default; NC, NCL, NCHW, NCDHW) or channels-last (NLC, NHWC, NDHWC). */
-  layout?: Layout;
-  /** Element type of parameters and buffers. Default 'float32'. */
-  dtype?: 'float32' | 'float64';
-  /** running_var with the unbiased variance of the whole batch (default, PyTorch) or the biased one (Keras). */
-  unbiasedRunningVar?: boolean;
-}
+/** BatchNorm's options (eps, momentum, affine, trackRunningStats, layout, dtype, unbiasedRunningVar); layout any channels-first or channels-last name. */
+export type SyncBatchNormOptions = Omit<BatchNormModuleOptions, 'checkFinite'>;
 
 const OPTION_KEYS = ['eps', 'momentum', 'affine', 'trackRunningStats', 'layout', 'dtype', 'unbiasedRunningVar'];
 

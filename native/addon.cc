@@ -300,7 +300,9 @@ Job parse_backward(const Napi::CallbackInfo& info, const KernelTable& kt, bool a
 }
 
 // ------------------------------------------------- split phases (SyncBatchNorm)
-// The statistics and sums are Float64Arrays whatever x's type is.
+// The statistics and sums are Float64Arrays whatever x's type is. Sync forms
+// only: SyncBatchNorm's time goes to waiting for the other ranks, and its
+// elementwise passes are those of one slice.
 
 const SplitTable& split_of(Napi::Env env, const KernelTable& kt) {
   if (!kt.split) throw Napi::Error::New(env, std::string("batchnorm: the ") + kt.isa + " kernels have no split-phase entries");
@@ -501,10 +503,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("normalize", Napi::Function::New(env, run_sync<kNormalize>, "normalize"));
   exports.Set("backwardReduce", Napi::Function::New(env, run_sync<kBackwardReduce>, "backwardReduce"));
   exports.Set("backwardElemt", Napi::Function::New(env, run_sync<kBackwardElemt>, "backwardElemt"));
-  exports.Set("localMomentsAsync", Napi::Function::New(env, run_async<kLocalMoments>, "localMomentsAsync"));
-  exports.Set("normalizeAsync", Napi::Function::New(env, run_async<kNormalize>, "normalizeAsync"));
-  exports.Set("backwardReduceAsync", Napi::Function::New(env, run_async<kBackwardReduce>, "backwardReduceAsync"));
-  exports.Set("backwardElemtAsync", Napi::Function::New(env, run_async<kBackwardElemt>, "backwardElemtAsync"));
   return exports;
 }
 

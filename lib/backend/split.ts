@@ -10,7 +10,7 @@
  * JS ones only compute: their one caller (splitphase.ts) checks first.
  */
 import type { FloatArray } from './kernels.js';
-import { applyAffine, channelMoments } from './js.js';
+import { applyAffine, channelMoments, gradInput, gradSums } from './js.js';
 import { addon } from './loader.js';
 
 export interface SplitKernels {
@@ -62,38 +62,15 @@ function backwardReduce(
 ): void {
   sumDy.fill(0);
   sumDyXmu.fill(0);
-  if (!channelsLast) {
-    for (let ch = 0; ch < c; ch++) {
-      const m = mean[ch];
-      let g = 0, h = 0;
-      for (let k = 0; k < n; k++) {
-        for (let i = (k * c + ch) * s, e = i + s; i < e; i++) {
-          const d = dy[i];
-          g += d;
-          h += d * (x[i] - m);
-        }
-      }
-      sumDy[ch] = g;
-      sumDyXmu[ch] = h;
-    }
-    return;
-  }
-  const rows = n * s;
-  for (let r = 0, i = 0; r < rows; r++) {
-    for (let ch = 0; ch < c; ch++, i++) {
-      const d = dy[i];
-      sumDy[ch] += d;
-      sumDyXmu[ch] += d * (x[i] - mean[ch]);
-    }
-  }
+  gradSums(x, dy, mean, sumDy, sumDyXmu, n, c, s, channelsLast);
 }
 
 function backwardElemt(
   x: FloatArray, dy: FloatArray, dx: FloatArray, weight: FloatArray | null, mean: Float64Array, invstd: Float64Array,
   sumDy: Float64Array, sumDyXmu: Float64Array, count: number, n: number, c: number, s: number, channelsLast: boolean,
 ): void {
-  // dx = dy·k1 + (x − mean)·k2 + k3, the coefficients in the order of the
-  // single-process backward (kernels.ts), with the global sums and count.
+  // The coefficients in the order of the single-process backward (js.ts),
+  // with the sums and count of the whole batch.
   const k1 = new Float64Array(c), k2 = new Float64Array(c), k3 = new Float64Array(c);
   for (let ch = 0; ch < c; ch++) {
     const is = invstd[ch], gw = is * sumDyXmu[ch];
@@ -101,19 +78,7 @@ function backwardElemt(
     k2[ch] = (-k1[ch] * is * gw) / count;
     k3[ch] = (-k1[ch] * sumDy[ch]) / count;
   }
-  if (!channelsLast) {
-    for (let k = 0; k < n; k++) {
-      for (let ch = 0; ch < c; ch++) {
-        const a = k1[ch], b = k2[ch], d = k3[ch], m = mean[ch];
-        for (let i = (k * c + ch) * s, e = i + s; i < e; i++) dx[i] = dy[i] * a + (x[i] - m) * b + d;
-      }
-    }
-    return;
-  }
-  const rows = n * s;
-  for (let r = 0, i = 0; r < rows; r++) {
-    for (let ch = 0; ch < c; ch++, i++) dx[i] = dy[i] * k1[ch] + (x[i] - mean[ch]) * k2[ch] + k3[ch];
-  }
+  gradInput(x, dy, dx, mean, k1, k2, k3, n, c, s, channelsLast);
 }
 
 export const jsSplitKernels: SplitKernels = { localMoments, normalize, backwardReduce, backwardElemt };
