@@ -37,8 +37,10 @@ interface Saved {
   invstd: Float64Array;
   /** Values per channel of the whole batch (all ranks). */
   count: number;
-  /** Batch statistics (the backward differentiates through them and communicates) or frozen running ones. */
+  /** Batch statistics (the backward differentiates through them) or frozen running ones. */
   batchStats: boolean;
+  /** The statistics are the whole batch's (a training forward): the backward communicates too. */
+  synced: boolean;
   /** The forward wrote its output over x (out: input.data): x is gone. */
   overwritten: boolean;
 }
@@ -159,12 +161,13 @@ export class SyncBatchNorm {
   }
 
   /**
-   * Normalizes this rank's slice. Training mode (or no running statistics):
-   * with the statistics of the whole batch over every rank (one allGather of
-   * 1 + 2C values), updating the running statistics with them (unbiased, with
-   * the whole batch's count); eval mode: with the running statistics, without
-   * communication. Every rank of the group must call it (a rank with an
-   * empty slice too). A call that throws or rejects changes nothing.
+   * Normalizes this rank's slice. Training mode: with the statistics of the
+   * whole batch over every rank (one allGather of 1 + 2C values), updating
+   * the running statistics with them (unbiased, with the whole batch's
+   * count); every rank of the group must call it (a rank with an empty slice
+   * too). Eval mode, as PyTorch's: no communication, the running statistics
+   * (without them, the slice's own). A call that throws or rejects changes
+   * nothing.
    */
   async forward<A extends FloatArray>(input: Tensor<A>, options: { out?: A } = {}): Promise<Tensor<A>> {
     this.#checkIdle('forward');
@@ -174,21 +177,23 @@ export class SyncBatchNorm {
     if ((state.runningMean === null) !== (state.runningVar === null))
       throw new TypeError(`Expected runningMean and runningVar of SyncBatchNorm to be both arrays or both null but received ${state.runningMean ? 'an array and null' : 'null and an array'}`);
     const weight = asType(state.weight?.data ?? null, x.data), bias = asType(state.bias?.data ?? null, x.data);
-    const batchStats = state.training || state.runningMean === null;
     const shape = [...x.shape];
-    if (!batchStats) {
-      const rm = asType(state.runningMean, x.data)!, rv = asType(state.runningVar, x.data)!;
+    if (!state.training) {
+      // Eval: no communication, as PyTorch's (need_sync is false out of
+      // training): the running statistics, or without them the slice's own.
+      const batchStats = state.runningMean === null;
+      const rm = asType(state.runningMean, x.data), rv = asType(state.runningVar, x.data);
       this.#pending = 'forward';
-      let y: FloatArray;
+      let r: Awaited<ReturnType<typeof batchNormAsync>>;
       try {
-        y = (await batchNormAsync(x, rm, rv, { weight, bias, training: false, eps: this.eps, layout: this.#generic, out })).data;
+        r = await batchNormAsync(x, rm, rv, { weight, bias, training: batchStats, eps: this.eps, layout: this.#generic, out });
       } finally {
         this.#pending = null;
       }
-      const mean = Float64Array.from(rm), invstd = new Float64Array(C);
-      for (let ch = 0; ch < C; ch++) invstd[ch] = 1 / Math.sqrt(rv[ch] + this.eps);
-      this.#saved = { x: x.data, shape, dims, mean, invstd, count: dims.n * dims.s, batchStats: false, overwritten: sharesMemory(y, x.data) };
-      return { data: y as A, shape };
+      const mean = Float64Array.from(r.saveMean), invstd = Float64Array.from(r.saveInvstd);
+      if (!batchStats) for (let ch = 0; ch < C; ch++) invstd[ch] = 1 / Math.sqrt(rv![ch] + this.eps); // in double, not the saved T
+      this.#saved = { x: x.data, shape, dims, mean, invstd, count: dims.n * dims.s, batchStats, synced: false, overwritten: sharesMemory(r.data, x.data) };
+      return { data: r.data as A, shape };
     }
     const c = checkCollective(this.collective);
     const local = batchNormStats(x, { layout: this.#generic });
@@ -213,14 +218,15 @@ export class SyncBatchNorm {
       if (state.runningMean && state.runningVar) updateRunningStats(total, state.runningMean, state.runningVar, { momentum, unbiased: this.unbiasedRunningVar });
       state.numBatchesTracked += 1;
     }
-    this.#saved = { x: x.data, shape, dims, mean: total.mean, invstd, count: total.count, batchStats: true, overwritten: sharesMemory(y.data, x.data) };
+    this.#saved = { x: x.data, shape, dims, mean: total.mean, invstd, count: total.count, batchStats: true, synced: true, overwritten: sharesMemory(y.data, x.data) };
     return y as Tensor<A>;
   }
 
   /**
    * Gradient of the last forward for this rank's slice: dx of the whole
    * batch's BatchNorm (one allReduceSum of 2C values after a training
-   * forward; none after an eval forward, whose statistics are constants).
+   * forward; none after an eval forward, whose statistics are constants, or
+   * the slice's own without running statistics).
    * Adds this rank's weight and bias gradients into `.grad`: combine them
    * over the ranks with `allReduceGradients`. A call that throws or rejects
    * changes nothing.
@@ -241,11 +247,12 @@ export class SyncBatchNorm {
     const x: Tensor = { data: saved.x, shape: saved.shape };
     const weight = asType(this.#state.weight?.data ?? null, saved.x), C = this.numFeatures;
     let dx: FloatArray, gw: Float64Array, gb: Float64Array;
-    if (!saved.batchStats) {
+    if (!saved.synced) {
+      // After an eval forward: local, as its forward was.
       const T = saved.x instanceof Float64Array ? Float64Array : Float32Array;
       this.#pending = 'backward';
       try {
-        const g = await batchNormBackwardAsync(dy, x, { weight, saveMean: T.from(saved.mean), saveInvstd: T.from(saved.invstd), training: false, layout: this.#generic, out });
+        const g = await batchNormBackwardAsync(dy, x, { weight, saveMean: T.from(saved.mean), saveInvstd: T.from(saved.invstd), training: saved.batchStats, layout: this.#generic, out });
         dx = g.gradInput.data;
         gw = Float64Array.from(g.gradWeight);
         gb = Float64Array.from(g.gradBias);

@@ -85,6 +85,19 @@ describe('SyncBatchNorm with a bad collective', () => {
     await expect(m.forward({ data: new Float32Array(8), shape: [2, 4] })).rejects.toThrow(/SyncBatchNorm expected input with 3 channels/);
   });
 
+  it('eval mode needs no communication, with the running statistics or (without them) the slice\'s own, as PyTorch\'s', async () => {
+    const c = faulty();
+    c.fail = 'reject';
+    const m = new SyncBatchNorm(3, c).eval();
+    const bn = new BatchNorm2d(3).eval();
+    expect(Array.from((await m.forward(x)).data)).toEqual(Array.from(bn.forward(x).data));
+    expect(Array.from((await m.backward(dy)).data)).toEqual(Array.from(bn.backward(dy).data));
+    m.runningMean = m.runningVar = bn.runningMean = bn.runningVar = null;
+    expect(Array.from((await m.forward(x)).data)).toEqual(Array.from(bn.forward(x).data));
+    expect(Array.from((await m.backward(dy)).data)).toEqual(Array.from(bn.backward(dy).data));
+    expect(Array.from(m.weight!.grad!)).toEqual(Array.from(bn.weight!.grad!));
+  });
+
   it('convert shares the parameters and buffers with the BatchNorm, and walks nested objects', () => {
     const bn = new BatchNorm2d(3).eval();
     const model = { blocks: [{ bn }, { other: 1 }], head: bn };
