@@ -140,7 +140,8 @@ async function workerMain(job: Job): Promise<void> {
 
 /** W worker_threads over one WorkerCollective; rank 0's result. */
 function runWorkers(W: number, options: ParallelOptions): Promise<{ result: RankResult; comm: { c128: number; c256: number } }> {
-  const group = WorkerCollective.createGroup(W);
+  // Slots of 2^18 values: the MLP's 235k gradients go in one round a step, not 15 of the default 16384.
+  const group = WorkerCollective.createGroup(W, { slotLength: 1 << 18 });
   const file = fileURLToPath(import.meta.url);
   return new Promise((resolve, reject) => {
     for (let rank = 0; rank < W; rank++) {
