@@ -149,8 +149,9 @@ export class WorkerCollective implements Collective {
   /** The input is copied now, so the caller may reuse it at once; calls run in order. */
   #enqueue(op: number, data: unknown): Promise<Float64Array> {
     let input: Float64Array | null = null, error: Error | null = null;
-    if (data instanceof Float64Array) input = data.slice();
-    else error = new TypeError(`Expected a Float64Array for data of ${OP_NAMES[op]} but received ${describe(data)}`);
+    if (!(data instanceof Float64Array)) error = new TypeError(`Expected a Float64Array for data of ${OP_NAMES[op]} but received ${describe(data)}`);
+    else if (data.length > 0x7fffffff) error = new RangeError(`Expected at most 2^31 - 1 values for data of ${OP_NAMES[op]} but received ${data.length}`);
+    else input = data.slice();
     const run = this.#tail.then(() => this.#run(error ? OP_INVALID : op, input ?? new Float64Array(0), error));
     this.#tail = run.catch(() => undefined);
     return run;
