@@ -19,8 +19,11 @@
  */
 import type { FloatArray } from './backend/kernels.js';
 import { splitKernels as split } from './backend/split.js';
-import { describe } from './backend/validate.js';
-import { allocLike, checkArray, checkLayout, checkTensor, dimsOf, formatShape, isChannelsLast, sameShape, type Dims, type Layout, type Tensor } from './tensor.js';
+import {
+  checkArray, checkBoolean, checkCount, checkMomentum, checkOneOf, checkOptions, checkRank, checkStatistic, gradientShapeError, readTensor, typedArrayName,
+  typeError,
+} from './check.js';
+import { allocLike, dimsOf, isChannelsLast, LAYOUTS, sameShape, type Dims, type Layout, type Tensor } from './tensor.js';
 
 /** The statistics of a slice (or of the whole batch): count values per channel, their mean and M2 = Σ(x − mean)². */
 export interface BatchNormStats {
@@ -29,29 +32,20 @@ export interface BatchNormStats {
   m2: Float64Array;
 }
 
-function checkInput(input: unknown, name: string, layout: Layout): { x: Tensor; dims: Dims } {
-  const x = checkTensor(input, name);
-  if (x.shape.length < 2) throw new RangeError(`Expected ${name} of at least 2 dimensions (N, C, …) but received shape ${formatShape(x.shape)}`);
-  return { x, dims: dimsOf(x.shape, isChannelsLast(layout)) };
+function checkInput(input: unknown, name: string, layout: Layout): { x: Tensor; dims: Dims; type: string } {
+  const x = readTensor(input, name);
+  checkRank(x.shape, name, 2);
+  return { x, dims: dimsOf(x.shape, isChannelsLast(layout)), type: typedArrayName(x.data)! };
 }
 
-function checkOptions(options: unknown, fn: string, keys: readonly string[]): Record<string, unknown> {
-  if (typeof options !== 'object' || options === null) throw new TypeError(`Expected an options object for ${fn} but received ${describe(options)}`);
-  for (const k of Object.keys(options))
-    if (!keys.includes(k)) throw new TypeError(`Unknown option ${JSON.stringify(k)} for ${fn}; the options are ${keys.join(', ')}`);
-  return options as Record<string, unknown>;
-}
-
-function checkStats64(v: unknown, name: string, c: number): Float64Array {
-  if (!(v instanceof Float64Array)) throw new TypeError(`Expected a Float64Array of length ${c} for ${name} but received ${describe(v)}`);
-  if (v.length !== c) throw new RangeError(`Expected a Float64Array of length ${c} for ${name} (one per channel) but received ${describe(v)}`);
-  return v;
+function layoutOf(v: unknown): Layout {
+  return v === undefined ? 'channelsFirst' : checkOneOf(v, 'layout', LAYOUTS);
 }
 
 /** Per channel: count, mean and M2 of the input's values (count 0 for an empty input). */
 export function batchNormStats(input: Tensor, options: { layout?: Layout } = {}): BatchNormStats {
-  const o = checkOptions(options, 'batchNormStats', ['layout']);
-  const { x, dims } = checkInput(input, 'input', checkLayout(o.layout ?? 'channelsFirst'));
+  checkOptions(options, 'batchNormStats', ['layout']);
+  const { x, dims } = checkInput(input, 'input', layoutOf(options.layout));
   const { n, c, s, channelsLast } = dims;
   const mean = new Float64Array(c), m2 = new Float64Array(c);
   const count = n * s;
@@ -75,12 +69,10 @@ export function packStats(stats: BatchNormStats): Float64Array {
  */
 export function unpackStats(gathered: Float64Array, worldSize: number, c: number): BatchNormStats[] {
   const len = 1 + 2 * c;
-  if (!(gathered instanceof Float64Array) || gathered.length !== worldSize * len)
-    throw new RangeError(`Expected ${worldSize} packs of ${len} statistics (${worldSize * len} values) but received ${describe(gathered)}`);
+  checkStatistic(gathered, 'gathered', worldSize * len);
   const out: BatchNormStats[] = [];
   for (let r = 0; r < worldSize; r++) {
-    const p = gathered.subarray(r * len, (r + 1) * len), count = p[0];
-    if (!Number.isSafeInteger(count) || count < 0) throw new RangeError(`Expected a count of values (a non-negative integer) from rank ${r} but received ${count}`);
+    const p = gathered.subarray(r * len, (r + 1) * len), count = checkCount(p[0], `the count of rank ${r}`);
     out.push({ count, mean: p.slice(1, 1 + c), m2: p.slice(1 + c) });
   }
   return out;
@@ -93,13 +85,13 @@ export function unpackStats(gathered: Float64Array, worldSize: number, c: number
  * Empty slices are skipped. The same inputs in the same order give the same bits.
  */
 export function batchNormGatherStats(all: readonly BatchNormStats[]): BatchNormStats {
-  if (!Array.isArray(all) || all.length === 0) throw new TypeError(`Expected a non-empty array of statistics { count, mean, m2 } but received ${describe(all)}`);
+  if (!Array.isArray(all) || all.length === 0) throw typeError('all', 'a non-empty array of statistics { count, mean, m2 }', all);
   const c = (all[0] as Partial<BatchNormStats> | undefined)?.mean instanceof Float64Array ? all[0].mean.length : 0;
   all.forEach((st, r) => {
-    if (typeof st !== 'object' || st === null || typeof st.count !== 'number' || !Number.isSafeInteger(st.count) || st.count < 0)
-      throw new TypeError(`Expected statistics { count (a non-negative integer), mean, m2 } at index ${r} but received ${describe(st)}`);
-    checkStats64(st.mean, `mean of index ${r}`, c);
-    checkStats64(st.m2, `m2 of index ${r}`, c);
+    if (typeof st !== 'object' || st === null) throw typeError(`all[${r}]`, 'statistics { count, mean, m2 }', st);
+    checkCount(st.count, `all[${r}].count`);
+    checkStatistic(st.mean, `all[${r}].mean`, c);
+    checkStatistic(st.m2, `all[${r}].m2`, c);
   });
   const mean = new Float64Array(c), m2 = new Float64Array(c);
   let count = 0;
@@ -139,16 +131,13 @@ export function invstdOf(stats: BatchNormStats, eps: number): Float64Array {
 export function updateRunningStats(
   stats: BatchNormStats, runningMean: FloatArray, runningVar: FloatArray, options: { momentum?: number; unbiased?: boolean } = {},
 ): void {
-  const o = checkOptions(options, 'updateRunningStats', ['momentum', 'unbiased']);
-  const momentum = o.momentum ?? 0.1, unbiased = o.unbiased ?? true;
-  if (typeof momentum !== 'number' || !(momentum >= 0 && momentum <= 1))
-    throw new (typeof momentum === 'number' ? RangeError : TypeError)(`Expected momentum to be a number in [0, 1] but received ${describe(momentum)}`);
-  if (typeof unbiased !== 'boolean') throw new TypeError(`Expected a boolean for unbiased but received ${describe(unbiased)}`);
-  const c = stats.mean.length;
-  if (!(runningMean instanceof Float32Array || runningMean instanceof Float64Array))
-    throw new TypeError(`Expected a Float32Array or Float64Array of length ${c} for runningMean but received ${describe(runningMean)}`);
-  checkArray(runningMean, 'runningMean', runningMean, c);
-  checkArray(runningVar, 'runningVar', runningMean, c);
+  checkOptions(options, 'updateRunningStats', ['momentum', 'unbiased']);
+  const momentum = options.momentum === undefined ? 0.1 : checkMomentum(options.momentum, false)!;
+  const unbiased = options.unbiased === undefined ? true : checkBoolean(options.unbiased, 'unbiased');
+  const c = stats.mean.length, type = typedArrayName(runningMean);
+  if (type !== 'Float32Array' && type !== 'Float64Array') throw typeError('runningMean', `a Float32Array or Float64Array of length ${c}`, runningMean);
+  checkArray(runningMean, 'runningMean', type, c);
+  checkArray(runningVar, 'runningVar', type, c);
   if (stats.count === 0) return;
   const { count } = stats;
   for (let ch = 0; ch < c; ch++) {
@@ -168,14 +157,15 @@ export interface ElemtOptions<A extends FloatArray = FloatArray> {
 
 /** y = (x − mean)·invstd·weight + bias with the given (combined) statistics. */
 export function batchNormElemt<A extends FloatArray>(input: Tensor<A>, mean: Float64Array, invstd: Float64Array, options: ElemtOptions<A> = {}): Tensor<A> {
-  const o = checkOptions(options, 'batchNormElemt', ['weight', 'bias', 'layout', 'out']) as ElemtOptions<A>;
-  const { x, dims } = checkInput(input, 'input', checkLayout(o.layout ?? 'channelsFirst'));
+  checkOptions(options, 'batchNormElemt', ['weight', 'bias', 'layout', 'out']);
+  const o = options;
+  const { x, dims, type } = checkInput(input, 'input', layoutOf(o.layout));
   const { n, c, s, channelsLast } = dims;
-  checkStats64(mean, 'mean', c);
-  checkStats64(invstd, 'invstd', c);
-  checkArray(o.weight, 'weight', x.data, c, true);
-  checkArray(o.bias, 'bias', x.data, c, true);
-  checkArray(o.out, 'out', x.data, x.data.length, true);
+  checkStatistic(mean, 'mean', c);
+  checkStatistic(invstd, 'invstd', c);
+  checkArray(o.weight, 'weight', type, c, true);
+  checkArray(o.bias, 'bias', type, c, true);
+  checkArray(o.out, 'out', type, x.data.length, true);
   const y = o.out ?? allocLike(x.data, x.data.length);
   if (x.data.length > 0) split.normalize(x.data, y, o.weight ?? null, o.bias ?? null, mean, invstd, n, c, s, channelsLast);
   return { data: y as A, shape: [...x.shape] };
@@ -187,10 +177,10 @@ export interface BackwardSums {
   sumDyXmu: Float64Array;
 }
 
-function checkGradOutput(gradOutput: unknown, x: Tensor): Tensor {
-  const dy = checkTensor(gradOutput, 'gradOutput');
-  if (!sameShape(dy.shape, x.shape)) throw new RangeError(`Expected gradOutput of the input's shape ${formatShape(x.shape)} but received shape ${formatShape(dy.shape)}`);
-  checkArray(dy.data, 'gradOutput.data', x.data, x.data.length);
+function checkGradOutput(gradOutput: unknown, x: Tensor, type: string): Tensor {
+  const dy = readTensor(gradOutput, 'gradOutput');
+  if (!sameShape(dy.shape, x.shape)) throw gradientShapeError("the input's shape", x.shape, dy.shape);
+  checkArray(dy.data, 'gradOutput.data', type, x.data.length);
   return dy;
 }
 
@@ -201,11 +191,11 @@ function checkGradOutput(gradOutput: unknown, x: Tensor): Tensor {
  * combines them).
  */
 export function batchNormBackwardReduce(gradOutput: Tensor, input: Tensor, mean: Float64Array, options: { layout?: Layout } = {}): BackwardSums {
-  const o = checkOptions(options, 'batchNormBackwardReduce', ['layout']);
-  const { x, dims } = checkInput(input, 'input', checkLayout(o.layout ?? 'channelsFirst'));
-  const dy = checkGradOutput(gradOutput, x);
+  checkOptions(options, 'batchNormBackwardReduce', ['layout']);
+  const { x, dims, type } = checkInput(input, 'input', layoutOf(options.layout));
+  const dy = checkGradOutput(gradOutput, x, type);
   const { n, c, s, channelsLast } = dims;
-  checkStats64(mean, 'mean', c);
+  checkStatistic(mean, 'mean', c);
   const sumDy = new Float64Array(c), sumDyXmu = new Float64Array(c);
   if (x.data.length > 0) split.backwardReduce(x.data, dy.data, mean, sumDy, sumDyXmu, n, c, s, channelsLast);
   return { sumDy, sumDyXmu };
@@ -219,21 +209,19 @@ export function batchNormBackwardElemt<A extends FloatArray>(
   gradOutput: Tensor<A>, input: Tensor<A>, mean: Float64Array, invstd: Float64Array, sums: BackwardSums, count: number,
   options: { weight?: A | null; layout?: Layout; out?: A } = {},
 ): Tensor<A> {
-  const o = checkOptions(options, 'batchNormBackwardElemt', ['weight', 'layout', 'out']) as { weight?: A | null; layout?: Layout; out?: A };
-  const { x, dims } = checkInput(input, 'input', checkLayout(o.layout ?? 'channelsFirst'));
-  const dy = checkGradOutput(gradOutput, x);
+  checkOptions(options, 'batchNormBackwardElemt', ['weight', 'layout', 'out']);
+  const o = options;
+  const { x, dims, type } = checkInput(input, 'input', layoutOf(o.layout));
+  const dy = checkGradOutput(gradOutput, x, type);
   const { n, c, s, channelsLast } = dims;
-  checkStats64(mean, 'mean', c);
-  checkStats64(invstd, 'invstd', c);
-  if (typeof sums !== 'object' || sums === null) throw new TypeError(`Expected sums { sumDy, sumDyXmu } but received ${describe(sums)}`);
-  checkStats64(sums.sumDy, 'sums.sumDy', c);
-  checkStats64(sums.sumDyXmu, 'sums.sumDyXmu', c);
-  if (typeof count !== 'number' || !Number.isSafeInteger(count) || count < n * s || count < 1)
-    throw new (typeof count === 'number' ? RangeError : TypeError)(
-      `Expected count to be the values per channel of the whole batch, an integer of at least this slice's ${n * s} (and 1), but received ${describe(count)}`,
-    );
-  checkArray(o.weight, 'weight', x.data, c, true);
-  checkArray(o.out, 'out', x.data, x.data.length, true);
+  checkStatistic(mean, 'mean', c);
+  checkStatistic(invstd, 'invstd', c);
+  if (typeof sums !== 'object' || sums === null) throw typeError('sums', 'the sums { sumDy, sumDyXmu } of the whole batch', sums);
+  checkStatistic(sums.sumDy, 'sums.sumDy', c);
+  checkStatistic(sums.sumDyXmu, 'sums.sumDyXmu', c);
+  checkCount(count, "count (the values per channel of the whole batch, at least this slice's)", Math.max(1, n * s));
+  checkArray(o.weight, 'weight', type, c, true);
+  checkArray(o.out, 'out', type, x.data.length, true);
   const dx = o.out ?? allocLike(x.data, x.data.length);
   if (x.data.length > 0) split.backwardElemt(x.data, dy.data, dx, o.weight ?? null, mean, invstd, sums.sumDy, sums.sumDyXmu, count, n, c, s, channelsLast);
   return { data: dx as A, shape: [...x.shape] };

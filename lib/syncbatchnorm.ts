@@ -13,7 +13,6 @@
  * with the original, as PyTorch's `convert_sync_batchnorm` shares parameters.
  */
 import type { FloatArray } from './backend/kernels.js';
-import { describe } from './backend/validate.js';
 import { BatchNorm1d, BatchNorm2d, BatchNorm3d, type BatchNormBase, type BatchNormModuleOptions, type Parameter, type StateDict } from './batchnorm.js';
 import { checkCollective, runCollective, type Collective } from './collective/collective.js';
 import { batchNormAsync, batchNormBackwardAsync } from './functional.js';
@@ -21,7 +20,11 @@ import {
   batchNormBackwardElemt, batchNormBackwardReduce, batchNormElemt, batchNormGatherStats, batchNormStats, invstdOf, packStats, unpackStats, updateRunningStats,
   type BatchNormStats,
 } from './splitphase.js';
-import { checkArray, checkLayout, checkTensor, dimsOf, formatShape, isChannelsLast, sameShape, sharesMemory, type Dims, type Layout, type Tensor } from './tensor.js';
+import {
+  bufferOf, bufferOrNull, busyError, checkApart, checkArray, checkBothOrNeither, checkInPlaceOrApart, checkOneOf, checkOptions, checkRank, gradientShapeError, moduleShapeError,
+  readTensor, sharesMemory, syncValuesPerChannelError, typedArrayName,
+} from './check.js';
+import { dimsOf, isChannelsLast, LAYOUTS, sameShape, type Dims, type Layout, type Tensor } from './tensor.js';
 
 /** BatchNorm's options (eps, momentum, affine, trackRunningStats, layout, dtype, unbiasedRunningVar); layout any channels-first or channels-last name. */
 export type SyncBatchNormOptions = Omit<BatchNormModuleOptions, 'checkFinite'>;
@@ -88,11 +91,9 @@ export class SyncBatchNorm {
    * BatchNorm's.
    */
   constructor(numFeatures: number, collective: Collective, options: SyncBatchNormOptions = {}) {
-    if (typeof options !== 'object' || options === null) throw new TypeError(`Expected an options object for SyncBatchNorm but received ${describe(options)}`);
-    for (const k of Object.keys(options))
-      if (!OPTION_KEYS.includes(k)) throw new TypeError(`Unknown option ${JSON.stringify(k)} for SyncBatchNorm; the options are ${OPTION_KEYS.join(', ')}`);
+    checkOptions(options, 'SyncBatchNorm', OPTION_KEYS);
     const { layout = 'channelsFirst', ...rest } = options;
-    checkLayout(layout);
+    checkOneOf(layout, 'layout', LAYOUTS);
     this.collective = checkCollective(collective);
     // The state: the converted module's, or a BatchNorm1d's (whose own
     // layout and shape checks are never used here).
@@ -136,27 +137,27 @@ export class SyncBatchNorm {
     return isChannelsLast(this.layout) ? 'channelsLast' : 'channelsFirst';
   }
 
-  #checkInput(input: unknown): { x: Tensor; dims: Dims } {
-    const x = checkTensor(input, 'input');
-    if (x.shape.length < 2) throw new RangeError(`SyncBatchNorm expected input of at least 2 dimensions (N, C, …) but received shape ${formatShape(x.shape)}`);
+  #checkInput(input: unknown): { x: Tensor; dims: Dims; type: string } {
+    const x = readTensor(input, 'input');
+    checkRank(x.shape, 'input', 2);
     const dims = dimsOf(x.shape, isChannelsLast(this.layout));
-    if (dims.c !== this.numFeatures)
-      throw new RangeError(`SyncBatchNorm expected input with ${this.numFeatures} channels (layout ${this.layout}) but received shape ${formatShape(x.shape)}`);
-    return { x, dims };
+    if (dims.c !== this.numFeatures) {
+      const cl = isChannelsLast(this.layout);
+      throw moduleShapeError('SyncBatchNorm', this.numFeatures, [x.shape.length], cl ? `[N, …, ${this.numFeatures}]` : `[N, ${this.numFeatures}, …]`, this.layout, cl ? null : 'channelsLast', x.shape);
+    }
+    return { x, dims, type: typedArrayName(x.data)! };
   }
 
-  /** `out`, checked before anything runs: the input's type and length, the input itself (in place) or apart from it. */
-  #checkOut(options: unknown, like: FloatArray, name: string): FloatArray | undefined {
-    if (typeof options !== 'object' || options === null) throw new TypeError(`Expected an options object for ${name} but received ${describe(options)}`);
-    for (const k of Object.keys(options)) if (k !== 'out') throw new TypeError(`Unknown option ${JSON.stringify(k)} for ${name}; the options are out`);
+  /** `out`, checked before anything runs: the input's type and length, the input itself (in place) or apart from it and from the module's arrays. */
+  #checkOut(options: unknown, like: FloatArray, type: string, method: string, likeName: string): FloatArray | undefined {
+    checkOptions(options, `SyncBatchNorm.${method}`, ['out']);
     const out = (options as { out?: unknown }).out;
     if (out === undefined) return undefined;
-    checkArray(out, 'out', like, like.length);
-    const o = out as FloatArray;
-    if (sharesMemory(o, like) && !(o.byteOffset === like.byteOffset && o.length === like.length))
-      throw new RangeError(`Expected out not to share memory with ${name === 'forward' ? 'input' : 'gradOutput'}.data unless it is the same array (in place), but it overlaps it`);
+    checkArray(out, 'out', type, like.length);
+    const o = out as FloatArray, buffer = bufferOf(o);
+    checkInPlaceOrApart(o, like, 'out', likeName);
     for (const [k, a] of [['weight', this.weight?.data], ['bias', this.bias?.data], ['weight.grad', this.weight?.grad], ['bias.grad', this.bias?.grad], ['runningMean', this.runningMean], ['runningVar', this.runningVar]] as const)
-      if (a && sharesMemory(o, a)) throw new RangeError(`Expected out not to share memory with the module's ${k}, but it overlaps it`);
+      checkApart(o, buffer, a, bufferOrNull(a), 'out', `the module's ${k}`);
     return o;
   }
 
@@ -171,11 +172,10 @@ export class SyncBatchNorm {
    */
   async forward<A extends FloatArray>(input: Tensor<A>, options: { out?: A } = {}): Promise<Tensor<A>> {
     this.#checkIdle('forward');
-    const { x, dims } = this.#checkInput(input);
-    const out = this.#checkOut(options, x.data, 'forward');
+    const { x, dims, type } = this.#checkInput(input);
+    const out = this.#checkOut(options, x.data, type, 'forward', 'input.data');
     const state = this.#state, C = this.numFeatures;
-    if ((state.runningMean === null) !== (state.runningVar === null))
-      throw new TypeError(`Expected runningMean and runningVar of SyncBatchNorm to be both arrays or both null but received ${state.runningMean ? 'an array and null' : 'null and an array'}`);
+    checkBothOrNeither(state.runningMean, state.runningVar, 'runningMean of SyncBatchNorm', 'runningVar');
     const weight = asType(state.weight?.data ?? null, x.data), bias = asType(state.bias?.data ?? null, x.data);
     const shape = [...x.shape];
     if (!state.training) {
@@ -208,8 +208,7 @@ export class SyncBatchNorm {
     if (all[c.rank].count !== local.count)
       throw new Error(`Expected collective.allGather to put this rank's data at rank ${c.rank}'s place, but the count there is ${all[c.rank].count}, not ${local.count}`);
     const total: BatchNormStats = batchNormGatherStats(all);
-    if (total.count === 1)
-      throw new RangeError(`Expected more than 1 value per channel when training, got 1 over the ${c.worldSize} ranks (input size here ${formatShape(shape)})`);
+    if (total.count === 1) throw syncValuesPerChannelError(c.worldSize, shape);
     const invstd = total.count > 0 ? invstdOf(total, this.eps) : new Float64Array(C);
     const y = batchNormElemt(x, total.mean, invstd, { weight, bias, layout: this.#generic, out });
     // Nothing below throws: the module's state changes only now.
@@ -237,13 +236,12 @@ export class SyncBatchNorm {
     if (!saved) throw new Error('SyncBatchNorm.backward() needs a forward() first: there are no saved statistics');
     if (saved.overwritten && (saved.batchStats || this.affine))
       throw new Error('SyncBatchNorm.backward() needs the input of the last forward, which that forward overwrote (out was input.data): give forward a separate out, or none, when a backward follows');
-    const dy = checkTensor(gradOutput, 'gradOutput');
-    if (!sameShape(dy.shape, saved.shape))
-      throw new RangeError(`Expected gradOutput of the last forward's shape ${formatShape(saved.shape)} but received shape ${formatShape(dy.shape)}`);
-    checkArray(dy.data, 'gradOutput.data', saved.x, saved.x.length);
-    const out = this.#checkOut(options, dy.data, 'backward');
-    if (out && sharesMemory(out, saved.x) && !(out.byteOffset === saved.x.byteOffset && out.length === saved.x.length))
-      throw new RangeError("Expected out not to share memory with the last forward's input unless it is the same array (in place), but it overlaps it");
+    const dy = readTensor(gradOutput, 'gradOutput');
+    if (!sameShape(dy.shape, saved.shape)) throw gradientShapeError("the last forward's shape", saved.shape, dy.shape);
+    const type = typedArrayName(saved.x)!;
+    checkArray(dy.data, 'gradOutput.data', type, saved.x.length);
+    const out = this.#checkOut(options, dy.data, type, 'backward', 'gradOutput.data');
+    if (out) checkInPlaceOrApart(out, saved.x, 'out', "the last forward's input");
     const x: Tensor = { data: saved.x, shape: saved.shape };
     const weight = asType(this.#state.weight?.data ?? null, saved.x), C = this.numFeatures;
     let dx: FloatArray, gw: Float64Array, gb: Float64Array;
@@ -319,6 +317,16 @@ export class SyncBatchNorm {
     return this.#state.training;
   }
 
+  /** PyTorch's repr: `SyncBatchNorm(64, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)`. */
+  toString(): string {
+    return String(this.#state).replace(/^\w+\(/, 'SyncBatchNorm(');
+  }
+
+  /** util.inspect and console.log print the repr too. */
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return this.toString();
+  }
+
   train(mode = true): this {
     this.#state.train(mode);
     return this;
@@ -342,6 +350,6 @@ export class SyncBatchNorm {
   }
 
   #checkIdle(method: string): void {
-    if (this.#pending) throw new Error(`SyncBatchNorm.${method}() called while ${this.#pending}() is still running; await it first`);
+    if (this.#pending) throw busyError('SyncBatchNorm', method, this.#pending);
   }
 }

@@ -6,7 +6,8 @@
  * in the elementwise passes, no allocation inside loops.
  */
 import type { FloatArray, Kernels } from './kernels.js';
-import { ArgReader, asAsyncCall } from './validate.js';
+import { checkBothOrNeither } from '../check.js';
+import { Arg, ArgReader } from './validate.js';
 
 /** Per channel: mean and sum of squared deviations, two passes in float64. */
 export function channelMoments(x: FloatArray, n: number, c: number, s: number, channelsLast: boolean, mean: Float64Array, m2: Float64Array): void {
@@ -116,25 +117,25 @@ export function gradInput(
 }
 
 function forwardTraining(
+  async: boolean,
   x: FloatArray, y: FloatArray, weight: FloatArray | null, bias: FloatArray | null,
   runningMean: FloatArray | null, runningVar: FloatArray | null, saveMean: FloatArray, saveInvstd: FloatArray,
   n: number, c: number, s: number, channelsLast: boolean, eps: number, momentum: number, unbiased = true,
 ): void {
-  const r = ArgReader.forX(x);
-  const { numel } = r.shape(n, c, s, channelsLast);
-  eps = r.number(eps, 'eps', 0, Infinity, true);
+  const r = ArgReader.forX(x, async);
+  const numel = r.shape(n, c, s, channelsLast);
+  eps = r.number(eps, 'eps', 0, Infinity, false);
   momentum = r.number(momentum, 'momentum', 0, 1, false);
   unbiased = r.boolean(unbiased, 'unbiased');
-  r.array(x, 'x', numel, false, false);
-  r.array(y, 'y', numel, false, true);
-  r.array(weight, 'weight', c, true, false);
-  r.array(bias, 'bias', c, true, false);
-  r.array(runningMean, 'runningMean', c, true, true);
-  r.array(runningVar, 'runningVar', c, true, true);
-  if (!runningMean !== !runningVar)
-    throw new TypeError(`Expected runningMean and runningVar to be both arrays or both null but received ${runningMean ? 'an array and null' : 'null and an array'}`);
-  r.array(saveMean, 'saveMean', c, false, true);
-  r.array(saveInvstd, 'saveInvstd', c, false, true);
+  r.array(x, 'x', numel, Arg.input);
+  r.array(y, 'y', numel, Arg.output);
+  r.array(weight, 'weight', c, Arg.optionalInput);
+  r.array(bias, 'bias', c, Arg.optionalInput);
+  r.array(runningMean, 'runningMean', c, Arg.optionalOutput);
+  r.array(runningVar, 'runningVar', c, Arg.optionalOutput);
+  checkBothOrNeither(runningMean, runningVar, 'runningMean', 'runningVar');
+  r.array(saveMean, 'saveMean', c, Arg.output);
+  r.array(saveInvstd, 'saveInvstd', c, Arg.output);
   r.checkOverlaps([['y', 'x']]);
 
   const count = n * s;
@@ -156,18 +157,19 @@ function forwardTraining(
 }
 
 function forwardEval(
+  async: boolean,
   x: FloatArray, y: FloatArray, weight: FloatArray | null, bias: FloatArray | null,
   mean: FloatArray, variance: FloatArray, n: number, c: number, s: number, channelsLast: boolean, eps: number,
 ): void {
-  const r = ArgReader.forX(x);
-  const { numel } = r.shape(n, c, s, channelsLast);
-  eps = r.number(eps, 'eps', 0, Infinity, true);
-  r.array(x, 'x', numel, false, false);
-  r.array(y, 'y', numel, false, true);
-  r.array(weight, 'weight', c, true, false);
-  r.array(bias, 'bias', c, true, false);
-  r.array(mean, 'mean', c, false, false);
-  r.array(variance, 'var', c, false, false);
+  const r = ArgReader.forX(x, async);
+  const numel = r.shape(n, c, s, channelsLast);
+  eps = r.number(eps, 'eps', 0, Infinity, false);
+  r.array(x, 'x', numel, Arg.input);
+  r.array(y, 'y', numel, Arg.output);
+  r.array(weight, 'weight', c, Arg.optionalInput);
+  r.array(bias, 'bias', c, Arg.optionalInput);
+  r.array(mean, 'mean', c, Arg.input);
+  r.array(variance, 'var', c, Arg.input);
   r.checkOverlaps([['y', 'x']]);
 
   const a = new Float64Array(c), b = new Float64Array(c);
@@ -179,21 +181,22 @@ function forwardEval(
 }
 
 function backward(
+  async: boolean,
   x: FloatArray, dy: FloatArray, dx: FloatArray | null, weight: FloatArray | null,
   mean: FloatArray, invstd: FloatArray, gradWeight: FloatArray | null, gradBias: FloatArray | null,
   n: number, c: number, s: number, channelsLast: boolean, useBatchStats: boolean,
 ): void {
-  const r = ArgReader.forX(x);
-  const { numel } = r.shape(n, c, s, channelsLast);
+  const r = ArgReader.forX(x, async);
+  const numel = r.shape(n, c, s, channelsLast);
   useBatchStats = r.boolean(useBatchStats, 'useBatchStats');
-  r.array(x, 'x', numel, false, false);
-  r.array(dy, 'dy', numel, false, false);
-  r.array(dx, 'dx', numel, true, true);
-  r.array(weight, 'weight', c, true, false);
-  r.array(mean, 'mean', c, false, false);
-  r.array(invstd, 'invstd', c, false, false);
-  r.array(gradWeight, 'gradWeight', c, true, true);
-  r.array(gradBias, 'gradBias', c, true, true);
+  r.array(x, 'x', numel, Arg.input);
+  r.array(dy, 'dy', numel, Arg.input);
+  r.array(dx, 'dx', numel, Arg.optionalOutput);
+  r.array(weight, 'weight', c, Arg.optionalInput);
+  r.array(mean, 'mean', c, Arg.input);
+  r.array(invstd, 'invstd', c, Arg.input);
+  r.array(gradWeight, 'gradWeight', c, Arg.optionalOutput);
+  r.array(gradBias, 'gradBias', c, Arg.optionalOutput);
   r.checkOverlaps([['dx', 'dy'], ['dx', 'x']]);
 
   // Per channel: sdy = Σdy, sdyx = Σdy·(x − mean).
@@ -222,15 +225,20 @@ function backward(
   gradInput(x, dy, dx, mean, k1, k2, k3, n, c, s, channelsLast);
 }
 
+/** The sync form: checks as a call that ends in this turn. */
+function sync<A extends unknown[]>(f: (async: boolean, ...args: A) => void): (...args: A) => void {
+  return (...args: A) => f(false, ...args);
+}
+
 /**
  * Async forms on the JS path run on the calling thread, after the current turn
  * of the event loop, with the same checks as the native async forms.
  */
-function deferred<A extends unknown[]>(f: (...args: A) => void): (...args: A) => Promise<void> {
+function deferred<A extends unknown[]>(f: (async: boolean, ...args: A) => void): (...args: A) => Promise<void> {
   return (...args: A) => new Promise<void>((resolve, reject) => {
     setImmediate(() => {
       try {
-        asAsyncCall(() => f(...args));
+        f(true, ...args);
         resolve();
       } catch (e) {
         reject(e);
@@ -240,9 +248,9 @@ function deferred<A extends unknown[]>(f: (...args: A) => void): (...args: A) =>
 }
 
 export const jsKernels: Kernels = {
-  forwardTraining,
-  forwardEval,
-  backward,
+  forwardTraining: sync(forwardTraining),
+  forwardEval: sync(forwardEval),
+  backward: sync(backward),
   forwardTrainingAsync: deferred(forwardTraining),
   forwardEvalAsync: deferred(forwardEval),
   backwardAsync: deferred(backward),

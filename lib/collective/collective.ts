@@ -18,7 +18,7 @@
  * - A failed collective rejects (on every rank, where the transport can tell
  *   them); it never resolves with partial data.
  */
-import { describe } from '../backend/validate.js';
+import { checkCollective as check, checkOneOf, checkOptions, collectiveRejectedError, collectiveResultError, typeError } from '../check.js';
 
 export interface Collective {
   /** This member's index in the group, 0 ≤ rank < worldSize. */
@@ -36,17 +36,7 @@ export interface Collective {
  * use: a rank set out of range later must not send a wrong rank's data).
  */
 export function checkCollective(c: unknown, name = 'collective'): Collective {
-  if (typeof c !== 'object' || c === null)
-    throw new TypeError(`Expected a Collective { rank, worldSize, allGather, allReduceSum } for ${name} but received ${describe(c)}`);
-  const { rank, worldSize, allGather, allReduceSum } = c as Collective;
-  if (typeof worldSize !== 'number' || !Number.isInteger(worldSize) || worldSize < 1)
-    throw new (typeof worldSize === 'number' ? RangeError : TypeError)(`Expected ${name}.worldSize to be a positive integer but received ${describe(worldSize)}`);
-  if (typeof rank !== 'number' || !Number.isInteger(rank) || rank < 0 || rank >= worldSize)
-    throw new (typeof rank === 'number' ? RangeError : TypeError)(
-      `Expected ${name}.rank to be an integer in [0, ${worldSize - 1}] (worldSize ${worldSize}) but received ${describe(rank)}`,
-    );
-  for (const [k, f] of [['allGather', allGather], ['allReduceSum', allReduceSum]] as const)
-    if (typeof f !== 'function') throw new TypeError(`Expected ${name}.${k} to be a function (Float64Array) => Promise<Float64Array> but received ${describe(f)}`);
+  check(c, name);
   return c as Collective;
 }
 
@@ -63,16 +53,10 @@ export async function runCollective(
   try {
     result = await c[op](data);
   } catch (e) {
-    const err = new Error(`${name}.${op} (rank ${c.rank} of ${c.worldSize}) rejected: ${e instanceof Error ? e.message : String(e)}`);
-    (err as Error & { cause?: unknown }).cause = e;
-    throw err;
+    throw collectiveRejectedError(name, op, c.rank, c.worldSize, e);
   }
-  if (!(result instanceof Float64Array))
-    throw new TypeError(`Expected ${name}.${op} to resolve to a Float64Array but it resolved to ${describe(result)}`);
-  if (result.length !== expected)
-    throw new RangeError(
-      `Expected ${name}.${op} to resolve to ${expected} values (${op === 'allGather' ? `${c.worldSize} ranks × ${data.length}` : 'the input length'}) but it resolved to ${result.length}: do all ranks pass the same lengths and call the same collectives in the same order?`,
-    );
+  if (!(result instanceof Float64Array) || result.length !== expected)
+    throw collectiveResultError(name, op, expected, op === 'allGather' ? `${c.worldSize} ranks × ${data.length}` : 'the input length', result);
   return result;
 }
 
@@ -114,18 +98,17 @@ export interface AllReduceGradientsOptions {
  */
 export async function allReduceGradients(parameters: Iterable<GradParameter>, collective: Collective, options: AllReduceGradientsOptions = {}): Promise<void> {
   const c = checkCollective(collective);
-  if (typeof options !== 'object' || options === null) throw new TypeError(`Expected an options object for allReduceGradients but received ${describe(options)}`);
-  const { op = 'mean' } = options;
-  if (op !== 'mean' && op !== 'sum') throw new RangeError(`Expected op to be 'mean' or 'sum' but received ${typeof op === 'string' ? JSON.stringify(op) : describe(op)}`);
+  checkOptions(options, 'allReduceGradients', ['op']);
+  const op = options.op === undefined ? 'mean' : checkOneOf(options.op, 'op', ['mean', 'sum'] as const);
   if (parameters == null || typeof (parameters as Iterable<GradParameter>)[Symbol.iterator] !== 'function')
-    throw new TypeError(`Expected an iterable of parameters { data, grad } for parameters but received ${describe(parameters)}`);
+    throw typeError('parameters', 'an iterable of parameters { data, grad }', parameters);
   const params = [...parameters];
   let total = 0;
   params.forEach((p, i) => {
     if (typeof p !== 'object' || p === null || !(p.data instanceof Float32Array || p.data instanceof Float64Array))
-      throw new TypeError(`Expected parameters[${i}] to be a parameter { data: Float32Array | Float64Array, grad } but received ${describe(p)}`);
+      throw typeError(`parameters[${i}]`, 'a parameter { data: Float32Array | Float64Array, grad }', p);
     if (p.grad !== null && (p.grad?.constructor !== p.data.constructor || p.grad.length !== p.data.length))
-      throw new TypeError(`Expected parameters[${i}].grad to be null or a ${p.data.constructor.name} of length ${p.data.length} (like its data) but received ${describe(p.grad)}`);
+      throw typeError(`parameters[${i}].grad`, `null or a ${p.data.constructor.name} of length ${p.data.length} (like its data)`, p.grad);
     total += p.data.length;
   });
   const flat = new Float64Array(total);

@@ -22,7 +22,7 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe } from '../backend/validate.js';
+import { typeError } from '../check.js';
 import { sumInRankOrder, type Collective } from './collective.js';
 
 interface MpiAddon {
@@ -106,7 +106,7 @@ export class MpiCollective implements Collective {
   /** A bad argument still takes part (as an invalid call), so that the other ranks reject instead of waiting. */
   #call(op: 'allGather' | 'allReduceSum', data: unknown): Promise<Float64Array> {
     if (data instanceof Float64Array) return this.#addon.allGather(OP[op], data);
-    const error = new TypeError(`Expected a Float64Array for data of ${op} but received ${describe(data)}`);
+    const error = typeError(`data of ${op}`, 'a Float64Array', data);
     return this.#addon.allGather(OP.invalid, new Float64Array(0)).then(
       () => Promise.reject(error),
       () => Promise.reject(error),

@@ -28,7 +28,7 @@
  * lengths or ops, or a rank whose argument was invalid) rejects on every rank
  * at once instead of hanging some of them.
  */
-import { describe } from '../backend/validate.js';
+import { checkOptions, collectiveMismatchError, rangeError, typeError } from '../check.js';
 import type { Collective } from './collective.js';
 
 /** What `createGroup` returns: structured-cloneable, for workerData or postMessage. */
@@ -68,16 +68,17 @@ const OP_NAMES = ['', 'allGather', 'allReduceSum', 'an invalid call'];
 type WaitAsync = (a: Int32Array, index: number, value: number, timeout?: number) => { async: false; value: 'not-equal' | 'timed-out' } | { async: true; value: Promise<'ok' | 'timed-out'> };
 const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;
 
-function checkInteger(v: unknown, name: string, lo: number, hi: number): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi)
-    throw new (typeof v === 'number' ? RangeError : TypeError)(`Expected ${name} to be an integer in [${lo}, ${hi}] but received ${describe(v)}`);
+function checkInteger(v: unknown, name: string, lo: number, hi: number, fix?: string): number {
+  const expected = `an integer in [${lo}, ${hi}]`;
+  if (typeof v !== 'number') throw typeError(name, expected, v);
+  if (!Number.isInteger(v) || v < lo || v > hi) throw rangeError(name, expected, v, fix);
   return v;
 }
 
 function checkGroup(group: unknown): WorkerGroup {
   const g = group as WorkerGroup;
   if (typeof g !== 'object' || g === null || !(g.control instanceof SharedArrayBuffer) || !(g.data instanceof SharedArrayBuffer) || typeof g.worldSize !== 'number')
-    throw new TypeError(`Expected a group made by WorkerCollective.createGroup() but received ${describe(group)}`);
+    throw typeError('group', 'a group made by WorkerCollective.createGroup()', group, 'create it once in the main thread and hand the same object to every worker');
   return g;
 }
 
@@ -99,7 +100,7 @@ export class WorkerCollective implements Collective {
    */
   static createGroup(worldSize: number, options: WorkerGroupOptions = {}): WorkerGroup {
     checkInteger(worldSize, 'worldSize', 1, 1 << 16);
-    if (typeof options !== 'object' || options === null) throw new TypeError(`Expected an options object for createGroup but received ${describe(options)}`);
+    checkOptions(options, 'WorkerCollective.createGroup', ['slotLength', 'timeoutMs']);
     const slotLength = checkInteger(options.slotLength ?? 16384, 'slotLength', 1, 1 << 24);
     const timeoutMs = checkInteger(options.timeoutMs ?? 0, 'timeoutMs', 0, 2 ** 31 - 1);
     const control = new SharedArrayBuffer(4 * (JOINED + worldSize + 2 * worldSize * HEADER));
@@ -129,13 +130,13 @@ export class WorkerCollective implements Collective {
   private constructor(group: WorkerGroup, rank: number) {
     const g = checkGroup(group);
     this.worldSize = g.worldSize;
-    this.rank = checkInteger(rank, 'rank', 0, g.worldSize - 1);
+    this.rank = checkInteger(rank, 'rank', 0, g.worldSize - 1, `the group has ${g.worldSize} ranks`);
     this.#slot = g.slotLength;
     this.#timeoutMs = g.timeoutMs;
     this.#ctrl = new Int32Array(g.control);
     this.#data = new Float64Array(g.data);
     if (Atomics.compareExchange(this.#ctrl, JOINED + rank, 0, 1) !== 0)
-      throw new RangeError(`Expected each rank to join once, but rank ${rank} of this group has already joined: give each worker its own rank`);
+      throw rangeError('rank', 'a rank of this group that has not joined yet', rank, `rank ${rank} has already joined: give each worker its own rank`);
   }
 
   allGather(data: Float64Array): Promise<Float64Array> {
@@ -149,8 +150,8 @@ export class WorkerCollective implements Collective {
   /** The input is copied now, so the caller may reuse it at once; calls run in order. */
   #enqueue(op: number, data: unknown): Promise<Float64Array> {
     let input: Float64Array | null = null, error: Error | null = null;
-    if (!(data instanceof Float64Array)) error = new TypeError(`Expected a Float64Array for data of ${OP_NAMES[op]} but received ${describe(data)}`);
-    else if (data.length > 0x7fffffff) error = new RangeError(`Expected at most 2^31 - 1 values for data of ${OP_NAMES[op]} but received ${data.length}`);
+    if (!(data instanceof Float64Array)) error = typeError(`data of ${OP_NAMES[op]}`, 'a Float64Array', data);
+    else if (data.length > 0x7fffffff) error = rangeError(`data of ${OP_NAMES[op]}`, 'a Float64Array of at most 2^31 - 1 values', data);
     else input = data.slice();
     const run = this.#tail.then(() => this.#run(error ? OP_INVALID : op, input ?? new Float64Array(0), error));
     this.#tail = run.catch(() => undefined);
@@ -192,10 +193,8 @@ export class WorkerCollective implements Collective {
     }
     const bad = ops.indexOf(OP_INVALID);
     if (bad >= 0) throw new Error(`${OP_NAMES[op]} failed on rank ${this.rank} because rank ${bad}'s call was invalid (see the error on rank ${bad})`);
-    if (ops.some((o) => o !== op))
-      throw new Error(`Expected every rank to call the same collective, but the ranks called ${ops.map((o, r) => `${OP_NAMES[o]} (rank ${r})`).join(', ')}`);
-    if (totals.some((t) => t !== total))
-      throw new RangeError(`Expected every rank to pass the same length to ${OP_NAMES[op]}, but the ranks passed ${totals.map((t, r) => `${t} (rank ${r})`).join(', ')}`);
+    if (ops.some((o) => o !== op)) throw collectiveMismatchError(OP_NAMES[op], 'collective', ops.map((o) => OP_NAMES[o]));
+    if (totals.some((t) => t !== total)) throw collectiveMismatchError(OP_NAMES[op], 'length', totals.map(String));
   }
 
   /** Arrive; the last to arrive advances the generation and wakes the others. */

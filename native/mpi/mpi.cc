@@ -27,7 +27,8 @@
 namespace {
 
 struct Request {
-  int64_t op = 0;  // 1 allGather, 2 allReduceSum (the sum is taken in JS, in rank order), 3 an invalid call (JS rejects it)
+  int64_t op = 0;  // 1 allGather, 2 allReduceSum (the sum is taken in JS, in rank order), 3 an invalid call
+                   // (JS rejects it)
   std::vector<double> data;
   std::vector<double> result;
   std::string error;
@@ -66,8 +67,10 @@ class MpiThread {
     }
     cv_.notify_all();
     if (!thread_.joinable()) return;
-    if (wait) thread_.join();
-    else thread_.detach();
+    if (wait)
+      thread_.join();
+    else
+      thread_.detach();
   }
   int rank = 0, size = 1;
   Completion completion;
@@ -124,8 +127,8 @@ class MpiThread {
     // exchange, so that every rank rejects instead of waiting for it.
     for (int i = 0; i < size; i++) {
       if (headers[2 * i] == 3) {
-        r.error = std::string(names[r.op]) + " failed on rank " + std::to_string(rank) + " because rank " + std::to_string(i) +
-                  "'s call was invalid (see the error on rank " + std::to_string(i) + ")";
+        r.error = std::string(names[r.op]) + " failed on rank " + std::to_string(rank) + " because rank " +
+                  std::to_string(i) + "'s call was invalid (see the error on rank " + std::to_string(i) + ")";
         return;
       }
     }
@@ -138,19 +141,24 @@ class MpiThread {
       std::string list;
       for (int i = 0; i < size; i++) {
         const int64_t op = headers[2 * i];
-        list += (i ? ", " : "") + (same_op ? std::to_string(headers[2 * i + 1]) : std::string(op >= 1 && op <= 3 ? names[op] : "?")) +
+        list += (i ? ", " : "") +
+                (same_op ? std::to_string(headers[2 * i + 1])
+                         : std::string(op >= 1 && op <= 3 ? names[op] : "?")) +
                 " (rank " + std::to_string(i) + ")";
       }
-      r.error = same_op ? std::string("Expected every rank to pass the same length to ") + names[r.op] + ", but the ranks passed " + list
+      r.error = same_op ? std::string("Expected every rank to pass the same length to ") + names[r.op] +
+                              ", but the ranks passed " + list
                         : "Expected every rank to call the same collective, but the ranks called " + list;
       return;
     }
     if (mine[1] > INT32_MAX) {
-      r.error = "Expected at most 2^31 - 1 values per rank (an MPI count) but received " + std::to_string(mine[1]);
+      r.error =
+          "Expected at most 2^31 - 1 values per rank (an MPI count) but received " + std::to_string(mine[1]);
       return;
     }
     r.result.resize(r.data.size() * size_t(size));
-    rc = MPI_Allgather(r.data.data(), int(r.data.size()), MPI_DOUBLE, r.result.data(), int(r.data.size()), MPI_DOUBLE, MPI_COMM_WORLD);
+    rc = MPI_Allgather(r.data.data(), int(r.data.size()), MPI_DOUBLE, r.result.data(), int(r.data.size()),
+                       MPI_DOUBLE, MPI_COMM_WORLD);
     if (rc != MPI_SUCCESS) r.error = "MPI_Allgather failed: " + error_string(rc);
   }
 
@@ -162,9 +170,9 @@ class MpiThread {
   std::string init_error_;
 };
 
-MpiThread* g_mpi = nullptr;   // one per process: MPI initialises once
-napi_env g_owner = nullptr;   // the environment (thread) that started it
-int64_t g_pending = 0;        // calls in flight: the completion keeps the loop alive only while there are some
+MpiThread* g_mpi = nullptr;  // one per process: MPI initialises once
+napi_env g_owner = nullptr;  // the environment (thread) that started it
+int64_t g_pending = 0;       // calls in flight: the completion keeps the loop alive only while there are some
 
 void settle(Napi::Env env, Napi::Function, void*, Request* req) {
   if (env != nullptr) {
@@ -173,7 +181,8 @@ void settle(Napi::Env env, Napi::Function, void*, Request* req) {
       req->deferred.Reject(Napi::Error::New(env, req->error).Value());
     } else {
       auto out = Napi::Float64Array::New(env, req->result.size());
-      if (!req->result.empty()) std::memcpy(out.Data(), req->result.data(), req->result.size() * sizeof(double));
+      if (!req->result.empty())
+        std::memcpy(out.Data(), req->result.data(), req->result.size() * sizeof(double));
       req->deferred.Resolve(out);
     }
   }
@@ -193,7 +202,9 @@ void make_libmpi_global() {
 Napi::Value Init(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (g_mpi && g_owner != napi_env(env))
-    throw Napi::Error::New(env, "MPI is already running in another thread of this process: use the MPI collective from one thread (MPI initialises once per process)");
+    throw Napi::Error::New(env,
+                           "MPI is already running in another thread of this process: use the MPI collective "
+                           "from one thread (MPI initialises once per process)");
   if (!g_mpi) {
     make_libmpi_global();
     auto* mpi = new MpiThread();
@@ -226,9 +237,11 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
 // allGather(op, data: Float64Array): Promise<Float64Array>; the data is copied now.
 Napi::Value AllGather(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!g_mpi || g_owner != napi_env(env)) throw Napi::Error::New(env, "MPI is not initialised in this thread: call init() first");
+  if (!g_mpi || g_owner != napi_env(env))
+    throw Napi::Error::New(env, "MPI is not initialised in this thread: call init() first");
   const int64_t op = info[0].IsNumber() ? info[0].As<Napi::Number>().Int64Value() : 0;
-  if (op < 1 || op > 3) throw Napi::TypeError::New(env, "Expected op 1 (allGather), 2 (allReduceSum) or 3 (an invalid call)");
+  if (op < 1 || op > 3)
+    throw Napi::TypeError::New(env, "Expected op 1 (allGather), 2 (allReduceSum) or 3 (an invalid call)");
   if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
     throw Napi::TypeError::New(env, "Expected a Float64Array for data");
   auto data = info[1].As<Napi::Float64Array>();

@@ -40,13 +40,13 @@ describe('WorkerCollective', () => {
 
   it('refuses a rank out of range, a rank joined twice, and a bad group', () => {
     const g = WorkerCollective.createGroup(2);
-    expect(() => WorkerCollective.join(g, 2)).toThrow(new RangeError('Expected rank to be an integer in [0, 1] but received the number 2'));
+    expect(() => WorkerCollective.join(g, 2)).toThrow(new RangeError('Expected an integer in [0, 1] for rank but received the number 2: the group has 2 ranks'));
     expect(() => WorkerCollective.join(g, -1)).toThrow(RangeError);
     expect(() => WorkerCollective.join(g, 0.5)).toThrow(RangeError);
     expect(() => WorkerCollective.join(g, '0' as unknown as number)).toThrow(TypeError);
     WorkerCollective.join(g, 0);
-    expect(() => WorkerCollective.join(g, 0)).toThrow(/rank 0 of this group has already joined: give each worker its own rank/);
-    expect(() => WorkerCollective.join({} as never, 0)).toThrow(/Expected a group made by WorkerCollective.createGroup\(\) but received an object/);
+    expect(() => WorkerCollective.join(g, 0)).toThrow(/rank 0 has already joined: give each worker its own rank/);
+    expect(() => WorkerCollective.join({} as never, 0)).toThrow(/Expected a group made by WorkerCollective.createGroup\(\) for group but received an object/);
     expect(() => WorkerCollective.createGroup(0)).toThrow(RangeError);
   });
 
@@ -82,8 +82,8 @@ describe('checkCollective', () => {
   const ok = { rank: 0, worldSize: 2, allGather: async (d: Float64Array) => d, allReduceSum: async (d: Float64Array) => d };
   it('names what is wrong', () => {
     expect(checkCollective(ok)).toBe(ok);
-    expect(() => checkCollective({ ...ok, rank: 2 })).toThrow(new RangeError('Expected collective.rank to be an integer in [0, 1] (worldSize 2) but received the number 2'));
-    expect(() => checkCollective({ ...ok, worldSize: 0 })).toThrow(new RangeError('Expected collective.worldSize to be a positive integer but received the number 0'));
+    expect(() => checkCollective({ ...ok, rank: 2 })).toThrow(new RangeError('Expected an integer in [0, 1] (worldSize 2) for collective.rank but received the number 2: give each member of the group its own rank'));
+    expect(() => checkCollective({ ...ok, worldSize: 0 })).toThrow(new RangeError('Expected a positive integer for collective.worldSize but received the number 0'));
     expect(() => checkCollective({ ...ok, allReduceSum: undefined })).toThrow(TypeError);
     expect(() => checkCollective(null)).toThrow(/Expected a Collective \{ rank, worldSize, allGather, allReduceSum \} for collective but received null/);
   });
@@ -112,11 +112,11 @@ describe('allReduceGradients', () => {
     await expect(allReduceGradients([p], failing)).rejects.toThrow('collective.allReduceSum (rank 0 of 2) rejected: link down');
     expect(Array.from(p.grad)).toEqual([1, 2]);
     await expect(allReduceGradients([{ data: new Float32Array(2), grad: new Float32Array(3) }], failing)).rejects.toThrow(
-      'Expected parameters[0].grad to be null or a Float32Array of length 2 (like its data) but received a Float32Array of length 3',
+      'Expected null or a Float32Array of length 2 (like its data) for parameters[0].grad but received a Float32Array of length 3',
     );
-    await expect(allReduceGradients([p], failing, { op: 'max' as 'sum' })).rejects.toThrow(`Expected op to be 'mean' or 'sum' but received "max"`);
+    await expect(allReduceGradients([p], failing, { op: 'max' as 'sum' })).rejects.toThrow('Expected one of mean, sum for op but received the string "max"');
     const short: Collective = { ...failing, allReduceSum: async () => new Float64Array(1) };
-    await expect(allReduceGradients([p], short)).rejects.toThrow(/Expected collective.allReduceSum to resolve to 2 values \(the input length\) but it resolved to 1/);
+    await expect(allReduceGradients([p], short)).rejects.toThrow(/Expected a Float64Array of 2 values \(the input length\) for collective.allReduceSum's result but received a Float64Array of length 1/);
     expect(Array.from(p.grad)).toEqual([1, 2]);
   });
 });

@@ -34,7 +34,7 @@ function snapshot(m: SyncBatchNorm) {
 describe('SyncBatchNorm with a bad collective', () => {
   it('a rank out of range: at construction, and before a call sends anything', async () => {
     const bad = { ...faulty(), rank: 1 };
-    expect(() => new SyncBatchNorm(3, bad)).toThrow(new RangeError('Expected collective.rank to be an integer in [0, 0] (worldSize 1) but received the number 1'));
+    expect(() => new SyncBatchNorm(3, bad)).toThrow(new RangeError('Expected an integer in [0, 0] (worldSize 1) for collective.rank but received the number 1: give each member of the group its own rank'));
     const m = new SyncBatchNorm(3, faulty());
     const before = snapshot(m);
     m.collective = bad;
@@ -50,10 +50,10 @@ describe('SyncBatchNorm with a bad collective', () => {
       await m.backward(dy);
       const before = snapshot(m);
       c.fail = fail;
-      const message = fail === 'reject' ? /collective.allGather \(rank 0 of 1\) rejected: connection reset/ : /Expected collective.allGather to resolve to 7 values \(1 ranks × 7\) but it resolved to 6/;
+      const message = fail === 'reject' ? /collective.allGather \(rank 0 of 1\) rejected: connection reset/ : /Expected a Float64Array of 7 values \(1 ranks × 7\) for collective.allGather's result but received a Float64Array of length 6/;
       await expect(m.forward({ data: x.data.map((v) => v * 3), shape: x.shape })).rejects.toThrow(message);
       expect(snapshot(m)).toBe(before);
-      await expect(m.backward(dy)).rejects.toThrow(fail === 'reject' ? /collective.allReduceSum \(rank 0 of 1\) rejected: connection reset/ : /resolve to 6 values/);
+      await expect(m.backward(dy)).rejects.toThrow(fail === 'reject' ? /collective.allReduceSum \(rank 0 of 1\) rejected: connection reset/ : /Expected a Float64Array of 6 values \(the input length\)/);
       expect(snapshot(m)).toBe(before);
       c.fail = null;
       // The failed forward left the first one's statistics for the backward: its gradients again.
@@ -78,7 +78,7 @@ describe('SyncBatchNorm with a bad collective', () => {
     const p = m.forward(x);
     await expect(m.forward(x)).rejects.toThrow('SyncBatchNorm.forward() called while forward() is still running; await it first');
     await p;
-    expect(() => new SyncBatchNorm(3, faulty(), { epsilon: 1e-3 } as never)).toThrow(/Unknown option "epsilon" for SyncBatchNorm; the options are eps, momentum/);
+    expect(() => new SyncBatchNorm(3, faulty(), { epsilon: 1e-3 } as never)).toThrow(/Expected only the options eps, momentum, .* for SyncBatchNorm but received an unknown option "epsilon"/);
     const before = snapshot(m);
     await expect(m.forward({ data: new Float32Array(3), shape: [1, 3] })).rejects.toThrow(/Expected more than 1 value per channel when training, got 1 over the 1 ranks/);
     expect(snapshot(m)).toBe(before);
