@@ -71,7 +71,7 @@ describe('native split-phase kernels', () => {
       it(`${dtype} ${d.name}: the reference's statistics, sums, y and dx; the JS twins' too`, () => {
         const T = dtype === 'float64' ? Float64Array : Float32Array, numel = d.n * d.c * d.s;
         const x = randn(numel, 1, 100, 0.01, T), dy = randn(numel, 2, 0, 1, T);
-        const w = T.from({ length: d.c }, (_, i) => 1 + i / 10), b = T.from({ length: d.c }, (_, i) => i / 20);
+        const w = T.from(Array.from({ length: d.c }, (_, i) => 1 + i / 10)), b = T.from(Array.from({ length: d.c }, (_, i) => i / 20));
         // Statistics "of the whole batch" near the slice's own, as after a combine.
         const stats = {
           mean: Float64Array.from({ length: d.c }, (_, i) => 100 + 1e-4 * i), invstd: Float64Array.from({ length: d.c }, (_, i) => 90 + i),
