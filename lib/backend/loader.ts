@@ -1,10 +1,13 @@
 /**
  * Finds the compiled addon and chooses the backend, once per process.
  *
- * - `BATCHNORM_BACKEND=native` forces the addon (an error if it cannot load);
- *   `BATCHNORM_BACKEND=js` forces the pure-JS path; unset: the addon if it
- *   loads, else the JS path with one warning saying why and how to build.
- * - `BATCHNORM_ADDON` names another addon file (tests, custom builds).
+ * - Unset `BATCHNORM_BACKEND`: the addon if it loads, else the WebAssembly
+ *   kernels (`wasm/batchnorm.wasm`, one thread) if this engine runs them, else
+ *   the pure-JS path; a fallback gives one warning saying why and how to get
+ *   the native path. `BATCHNORM_BACKEND=native|wasm|js` forces one (an error
+ *   if it cannot load).
+ * - `BATCHNORM_ADDON` names another addon file, `BATCHNORM_WASM` another
+ *   WebAssembly module (tests, custom builds).
  * - `BATCHNORM_ISA` (read by the addon) forces its instruction set.
  */
 import { createRequire } from 'node:module';
@@ -14,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import type { BackendInfo, Kernels } from './kernels.js';
 import { jsKernels } from './js.js';
 import { nativeKernels, type Addon } from './native.js';
+import { loadWasm } from './wasm.js';
 import { describe } from './validate.js';
 
 /** The package root: this file is lib/backend/loader.ts or dist/backend/loader.js. */
@@ -44,18 +48,34 @@ function loadAddon(): { addon: Addon | null; why: string; fix: string } {
   }
 }
 
-function choose(): { kernels: Kernels; addon: Addon | null } {
+type Backend = BackendInfo['backend'];
+
+const HOW_TO_BUILD_WASM = 'build it with `npm run build:wasm` (needs clang-19 and lld-19), or run on an engine with WebAssembly SIMD';
+
+function choose(): { kernels: Kernels; addon: Addon | null; backend: Backend } {
   const wanted = process.env.BATCHNORM_BACKEND ?? '';
-  if (wanted !== '' && wanted !== 'native' && wanted !== 'js')
-    throw new Error(`Expected BATCHNORM_BACKEND to be "native" or "js" (or unset) but received "${wanted}"`);
-  if (wanted === 'js') return { kernels: jsKernels, addon: null };
-  const { addon, why, fix } = loadAddon();
-  if (addon) return { kernels: nativeKernels(addon), addon };
-  if (wanted === 'native') throw new Error(`BATCHNORM_BACKEND=native, but the native addon is unavailable: ${why}. To fix, ${fix}.`);
-  process.emitWarning(`batchnorm: using the pure-JS path, which is much slower, because ${why}. To use the native path, ${fix}.`, {
+  if (wanted !== '' && wanted !== 'native' && wanted !== 'wasm' && wanted !== 'js')
+    throw new Error(`Expected BATCHNORM_BACKEND to be "native", "wasm" or "js" (or unset) but received "${wanted}"`);
+  if (wanted === 'js') return { kernels: jsKernels, addon: null, backend: 'js' };
+  let why = '', fix = '';
+  if (wanted !== 'wasm') {
+    const a = loadAddon();
+    if (a.addon) return { kernels: nativeKernels(a.addon), addon: a.addon, backend: 'native' };
+    if (wanted === 'native') throw new Error(`BATCHNORM_BACKEND=native, but the native addon is unavailable: ${a.why}. To fix, ${a.fix}.`);
+    ({ why, fix } = a);
+  }
+  // The WebAssembly tier: the same kernels on one thread.
+  const wasm = loadWasm(process.env.BATCHNORM_WASM || join(root, 'wasm', 'batchnorm.wasm'));
+  if (wasm.kernels) {
+    if (wanted !== 'wasm')
+      process.emitWarning(`batchnorm: using the WebAssembly path (one thread, slower than native) because ${why}. To use the native path, ${fix}.`, { code: 'BATCHNORM_FALLBACK' });
+    return { kernels: wasm.kernels, addon: null, backend: 'wasm' };
+  }
+  if (wanted === 'wasm') throw new Error(`BATCHNORM_BACKEND=wasm, but the WebAssembly kernels are unavailable: ${wasm.why}. To fix, ${HOW_TO_BUILD_WASM}.`);
+  process.emitWarning(`batchnorm: using the pure-JS path, which is much slower, because ${why}, and ${wasm.why}. To use the native path, ${fix}.`, {
     code: 'BATCHNORM_FALLBACK',
   });
-  return { kernels: jsKernels, addon: null };
+  return { kernels: jsKernels, addon: null, backend: 'js' };
 }
 
 const chosen = choose();
@@ -67,20 +87,22 @@ export const addon: Addon | null = chosen.addon;
 
 /** Which implementation runs: `{ backend, isa, threads, version }`. */
 export function backendInfo(): BackendInfo {
+  if (chosen.backend === 'wasm') return { backend: 'wasm', isa: 'simd128', threads: 1, version };
   if (!chosen.addon) return { backend: 'js', isa: 'js', threads: 1, version };
   const info = chosen.addon.info();
   return { backend: 'native', isa: info.isa, threads: info.threads, version };
 }
 
-/** The instruction sets this build and CPU can run, best last (`BATCHNORM_ISA` picks one); `['js']` on the JS path. */
+/** The instruction sets this build and CPU can run, best last (`BATCHNORM_ISA` picks one); `['simd128']` on the WebAssembly path, `['js']` on the JS path. */
 export function capabilities(): string[] {
+  if (chosen.backend === 'wasm') return ['simd128'];
   return chosen.addon ? chosen.addon.info().capabilities : ['js'];
 }
 
 /**
  * Threads a native call may use (default: the cores available). The setting is
  * process-wide, like `torch.set_num_threads`. Results are bitwise the same for
- * any thread count. The JS path always runs on one thread.
+ * any thread count. The WebAssembly and JS paths always run on one thread.
  */
 export function setNumThreads(n: number): void {
   if (chosen.addon) return chosen.addon.setNumThreads(n);
