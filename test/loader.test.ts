@@ -1,13 +1,14 @@
 /**
  * The loader, in child processes (it chooses once per process): the addon
  * missing or broken → the WebAssembly path, or without it the JS path, with
- * one warning saying why and how to build; BATCHNORM_BACKEND forcing any
- * path; bad settings → clear errors.
+ * one warning saying why and how to build; where the addon is looked for (a
+ * local build, then the prebuilt one); BATCHNORM_BACKEND forcing any path;
+ * bad settings → clear errors.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { expect, it } from 'vitest';
 
 const root = new URL('..', import.meta.url);
@@ -123,3 +124,31 @@ it('an unknown BATCHNORM_BACKEND is an error', () => {
   expect(r.status).not.toBe(0);
   expect(r.stderr).toContain('Expected BATCHNORM_BACKEND to be "native", "wasm" or "js" (or unset) but received "gpu"');
 });
+
+it('looks in build/Release, build/Debug, then prebuilds/<platform>-<arch>/: the first that loads wins', () => {
+  // A scratch package (dist/, package.json) with a broken local build and a working prebuilt addon.
+  const dir = mkdtempSync(join(tmpdir(), 'bn-layout-'));
+  cpSync(new URL('../dist', import.meta.url), join(dir, 'dist'), { recursive: true });
+  copyFileSync(new URL('../package.json', import.meta.url), join(dir, 'package.json'));
+  mkdirSync(join(dir, 'build', 'Release'), { recursive: true });
+  writeFileSync(join(dir, 'build', 'Release', 'batchnorm.node'), 'not a shared object');
+  const prebuilt = join(dir, 'prebuilds', `${process.platform}-${process.arch}`, 'batchnorm.napi.glibc.node');
+  mkdirSync(dirname(prebuilt), { recursive: true });
+  copyFileSync(new URL('../build/Release/batchnorm.node', import.meta.url), prebuilt);
+  const clean = { ...process.env };
+  delete clean.BATCHNORM_BACKEND;
+  delete clean.BATCHNORM_ISA;
+  const runIn = () => spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: dir, env: clean, encoding: 'utf8' });
+
+  const both = runIn();
+  expect(both.status, both.stderr).toBe(0);
+  expect(JSON.parse(both.stdout).info.backend).toBe('native');
+  expect(both.stderr).toBe('');
+
+  writeFileSync(prebuilt, 'not a shared object either');
+  const none = runIn();
+  expect(JSON.parse(none.stdout).info.backend).toBe('js');
+  expect(none.stderr).toContain(`${join(dir, 'build', 'Release', 'batchnorm.node')} failed to load`);
+  expect(none.stderr).toContain(`${prebuilt} failed to load`);
+  expect(none.stderr).toContain('npm rebuild batchnorm --build-from-source');
+}, 60_000);

@@ -6,6 +6,12 @@
  *   the pure-JS path; a fallback gives one warning saying why and how to get
  *   the native path. `BATCHNORM_BACKEND=native|wasm|js` forces one (an error
  *   if it cannot load).
+ * - The addon is looked up in the prebuildify / node-gyp-build layout: a local
+ *   build first (build/Release, build/Debug: `npm rebuild`, `--build-from-source`,
+ *   a source checkout), then the prebuilt binary shipped for this platform
+ *   (prebuilds/<platform>-<arch>/batchnorm.napi.glibc.node). The first that
+ *   loads wins. The prebuilt one is found without the install script (npm may
+ *   be told not to run scripts).
  * - `BATCHNORM_ADDON` names another addon file, `BATCHNORM_WASM` another
  *   WebAssembly module (tests, custom builds).
  * - `BATCHNORM_ISA` (read by the addon) forces its instruction set.
@@ -26,26 +32,47 @@ const require = createRequire(import.meta.url);
 
 export const version: string = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
 
+/** The prebuilt addon's name in prebuilds/<platform>-<arch>/ (scripts/prebuild.sh; Node-API, glibc: the tags node-gyp-build reads). */
+const PREBUILD_NAME = 'batchnorm.napi.glibc.node';
+
 function addonPaths(): string[] {
   const custom = process.env.BATCHNORM_ADDON;
   if (custom) return [custom];
-  return ['Release', 'Debug'].map((d) => join(root, 'build', d, 'batchnorm.node'));
+  return [
+    ...['Release', 'Debug'].map((d) => join(root, 'build', d, 'batchnorm.node')),
+    join(root, 'prebuilds', `${process.platform}-${process.arch}`, PREBUILD_NAME),
+  ];
 }
 
-const HOW_TO_BUILD = 'build it with `npm rebuild batchnorm` (needs python3, make and a C++17 compiler), or set BATCHNORM_BACKEND=js to choose the pure-JS path';
+const HOW_TO_BUILD =
+  'build it with `npm rebuild batchnorm --build-from-source` (needs python3, make, a C++17 compiler and Node\'s headers: add --nodedir=/usr if they are in /usr/include/node), or set BATCHNORM_BACKEND=js to choose the pure-JS path';
 // The addon refuses to load with a message that starts "BATCHNORM_ISA=" (dispatch.cc) when the forced ISA cannot run: rebuilding would not help.
 const HOW_TO_CHOOSE_ISA = 'unset BATCHNORM_ISA, or set it to an ISA this build and CPU can run (named above)';
 
+/** Why the install did not build the addon (scripts/install.mjs writes it), to say so at run time too: npm hides install output. */
+function installNote(): string {
+  if (process.env.BATCHNORM_ADDON) return '';
+  try {
+    return ` (at install: ${readFileSync(join(root, 'build', 'install-warning.txt'), 'utf8').trim()})`;
+  } catch {
+    return '';
+  }
+}
+
 function loadAddon(): { addon: Addon | null; why: string; fix: string } {
   const paths = addonPaths();
-  const found = paths.find((p) => existsSync(p));
-  if (!found) return { addon: null, why: `no compiled addon at ${paths.join(' or ')}`, fix: HOW_TO_BUILD };
-  try {
-    return { addon: require(found) as Addon, why: '', fix: '' };
-  } catch (e) {
-    const message = (e as Error).message;
-    return { addon: null, why: `${found} failed to load: ${message}`, fix: message.startsWith('BATCHNORM_ISA=') ? HOW_TO_CHOOSE_ISA : HOW_TO_BUILD };
+  const found = paths.filter((p) => existsSync(p));
+  if (found.length === 0) return { addon: null, why: `no compiled addon at ${paths.join(' or ')}${installNote()}`, fix: HOW_TO_BUILD };
+  const failures: string[] = [];
+  for (const p of found) {
+    try {
+      return { addon: require(p) as Addon, why: '', fix: '' };
+    } catch (e) {
+      failures.push((e as Error).message);
+    }
   }
+  const why = found.map((p, i) => `${p} failed to load: ${failures[i]}`).join('; ') + installNote();
+  return { addon: null, why, fix: failures.every((m) => m.startsWith('BATCHNORM_ISA=')) ? HOW_TO_CHOOSE_ISA : HOW_TO_BUILD };
 }
 
 type Backend = BackendInfo['backend'];

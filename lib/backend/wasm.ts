@@ -16,7 +16,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import type { FloatArray, Kernels } from './kernels.js';
-import { ArgReader, asAsyncCall } from './validate.js';
+import { checkBackwardArgs, checkForwardEvalArgs, checkForwardTrainingArgs, deferredForm, syncForm } from './validate.js';
 
 type Ptr = number;
 
@@ -140,26 +140,12 @@ export class WasmKernels {
   }
 
   forwardTraining(
+    async: boolean,
     x: FloatArray, y: FloatArray, weight: FloatArray | null, bias: FloatArray | null,
     runningMean: FloatArray | null, runningVar: FloatArray | null, saveMean: FloatArray, saveInvstd: FloatArray,
     n: number, c: number, s: number, channelsLast: boolean, eps: number, momentum: number, unbiased = true,
   ): void {
-    const r = ArgReader.forX(x);
-    const { numel } = r.shape(n, c, s, channelsLast);
-    eps = r.number(eps, 'eps', 0, Infinity, true);
-    momentum = r.number(momentum, 'momentum', 0, 1, false);
-    unbiased = r.boolean(unbiased, 'unbiased');
-    r.array(x, 'x', numel, false, false);
-    r.array(y, 'y', numel, false, true);
-    r.array(weight, 'weight', c, true, false);
-    r.array(bias, 'bias', c, true, false);
-    r.array(runningMean, 'runningMean', c, true, true);
-    r.array(runningVar, 'runningVar', c, true, true);
-    if (!runningMean !== !runningVar)
-      throw new TypeError(`Expected runningMean and runningVar to be both arrays or both null but received ${runningMean ? 'an array and null' : 'null and an array'}`);
-    r.array(saveMean, 'saveMean', c, false, true);
-    r.array(saveInvstd, 'saveInvstd', c, false, true);
-    r.checkOverlaps([['y', 'x']]);
+    const numel = checkForwardTrainingArgs(async, x, y, weight, bias, runningMean, runningVar, saveMean, saveInvstd, n, c, s, channelsLast, eps, momentum, unbiased);
 
     // y is computed over x's copy (in place), one channel at a time or all at once.
     const bpe = x.BYTES_PER_ELEMENT, chunked = WasmKernels.byChannel(x, s, channelsLast);
@@ -189,19 +175,11 @@ export class WasmKernels {
   }
 
   forwardEval(
+    async: boolean,
     x: FloatArray, y: FloatArray, weight: FloatArray | null, bias: FloatArray | null,
     mean: FloatArray, variance: FloatArray, n: number, c: number, s: number, channelsLast: boolean, eps: number,
   ): void {
-    const r = ArgReader.forX(x);
-    const { numel } = r.shape(n, c, s, channelsLast);
-    eps = r.number(eps, 'eps', 0, Infinity, true);
-    r.array(x, 'x', numel, false, false);
-    r.array(y, 'y', numel, false, true);
-    r.array(weight, 'weight', c, true, false);
-    r.array(bias, 'bias', c, true, false);
-    r.array(mean, 'mean', c, false, false);
-    r.array(variance, 'var', c, false, false);
-    r.checkOverlaps([['y', 'x']]);
+    checkForwardEvalArgs(async, x, y, weight, bias, mean, variance, n, c, s, channelsLast, eps);
 
     // Elementwise: groups of whole samples (contiguous in either layout), each a tensor of its own.
     const bpe = x.BYTES_PER_ELEMENT, sample = c * s;
@@ -223,22 +201,12 @@ export class WasmKernels {
   }
 
   backward(
+    async: boolean,
     x: FloatArray, dy: FloatArray, dx: FloatArray | null, weight: FloatArray | null,
     mean: FloatArray, invstd: FloatArray, gradWeight: FloatArray | null, gradBias: FloatArray | null,
     n: number, c: number, s: number, channelsLast: boolean, useBatchStats: boolean,
   ): void {
-    const r = ArgReader.forX(x);
-    const { numel } = r.shape(n, c, s, channelsLast);
-    useBatchStats = r.boolean(useBatchStats, 'useBatchStats');
-    r.array(x, 'x', numel, false, false);
-    r.array(dy, 'dy', numel, false, false);
-    r.array(dx, 'dx', numel, true, true);
-    r.array(weight, 'weight', c, true, false);
-    r.array(mean, 'mean', c, false, false);
-    r.array(invstd, 'invstd', c, false, false);
-    r.array(gradWeight, 'gradWeight', c, true, true);
-    r.array(gradBias, 'gradBias', c, true, true);
-    r.checkOverlaps([['dx', 'dy'], ['dx', 'x']]);
+    const numel = checkBackwardArgs(async, x, dy, dx, weight, mean, invstd, gradWeight, gradBias, n, c, s, channelsLast, useBatchStats);
 
     // dx is computed over dy's copy (in place), one channel at a time or all at once.
     const bpe = x.BYTES_PER_ELEMENT, chunked = WasmKernels.byChannel(x, s, channelsLast), len = chunked ? n * s : numel;
@@ -269,20 +237,6 @@ export class WasmKernels {
   }
 }
 
-/** The async forms: on the calling thread, after the current turn of the event loop (as the JS path's). */
-function deferred<A extends unknown[]>(f: (...args: A) => void): (...args: A) => Promise<void> {
-  return (...args: A) => new Promise<void>((resolve, reject) => {
-    setImmediate(() => {
-      try {
-        asAsyncCall(() => f(...args));
-        resolve();
-      } catch (e) {
-        reject(e);
-      }
-    });
-  });
-}
-
 /**
  * The kernels of the module at `path`, or why they cannot run here: no file,
  * no WebAssembly in this engine (`node --jitless`), or no SIMD128 in it (the
@@ -300,12 +254,12 @@ export function loadWasm(path: string): { kernels: Kernels; why: '' } | { kernel
   const forwardTraining = k.forwardTraining.bind(k), forwardEval = k.forwardEval.bind(k), backward = k.backward.bind(k);
   return {
     kernels: {
-      forwardTraining,
-      forwardEval,
-      backward,
-      forwardTrainingAsync: deferred(forwardTraining),
-      forwardEvalAsync: deferred(forwardEval),
-      backwardAsync: deferred(backward),
+      forwardTraining: syncForm(forwardTraining),
+      forwardEval: syncForm(forwardEval),
+      backward: syncForm(backward),
+      forwardTrainingAsync: deferredForm(forwardTraining),
+      forwardEvalAsync: deferredForm(forwardEval),
+      backwardAsync: deferredForm(backward),
     },
     why: '',
   };
