@@ -57,7 +57,9 @@ function sliceOf(n: number, r: number, W: number): [number, number] {
  */
 export async function trainRank(collective: Collective, data: Data, o: ParallelOptions): Promise<RankResult> {
   const { rank, worldSize: W } = collective;
-  const ds = data.train, k = data.classes, f = ds.features;
+  const ds = data.train,
+    k = data.classes,
+    f = ds.features;
   const rng = new Rng(o.seed);
   const model = mlp([f, 256, 128, k], { batchNorm: true, rng: rng.fork() });
   const shuffleRng = rng.fork();
@@ -66,16 +68,21 @@ export async function trainRank(collective: Collective, data: Data, o: ParallelO
   const opt = new SGD(model.parameters(), o.lr, 0.9);
   const order = new Uint32Array(ds.n).map((_, i) => i);
   const bounds = batchBounds(ds.n, o.batchSize).filter(([s, e]) => e - s <= o.batchSize);
-  const x = new Float32Array(o.batchSize * f), y = new Uint8Array(o.batchSize), g = new Float32Array(o.batchSize * k);
+  const x = new Float32Array(o.batchSize * f),
+    y = new Uint8Array(o.batchSize),
+    g = new Float32Array(o.batchSize * k);
   const epochLoss: number[] = [];
-  let ms = 0, images = 0;
+  let ms = 0,
+    images = 0;
   for (let epoch = 0; epoch < o.epochs; epoch++) {
     model.train();
     shuffleRng.shuffle(order);
     let lossSum = 0;
     const t0 = performance.now();
     for (const [s, e] of bounds) {
-      const n = e - s, [lo, hi] = sliceOf(n, rank, W), m = hi - lo;
+      const n = e - s,
+        [lo, hi] = sliceOf(n, rank, W),
+        m = hi - lo;
       for (let i = 0; i < m; i++) {
         const src = order[s + lo + i];
         x.set(ds.images.subarray(src * f, (src + 1) * f), i * f);
@@ -95,7 +102,8 @@ export async function trainRank(collective: Collective, data: Data, o: ParallelO
       }
       let d: Float32Array | null = grad;
       for (let i = model.layers.length - 1; i >= 0 && d; i--) {
-        const layer = model.layers[i], bn = sync.get(layer as BatchNormLayer);
+        const layer = model.layers[i],
+          bn = sync.get(layer as BatchNormLayer);
         d = bn ? ((await bn.backward({ data: d, shape: [m, layer.inFeatures] })).data as Float32Array) : layer.backward(d, m, i > 0);
       }
       // Every parameter's gradient over the whole batch: the sum of the slices'.
@@ -113,7 +121,9 @@ export async function trainRank(collective: Collective, data: Data, o: ParallelO
 
 /** Microseconds of one SyncBatchNorm layer's communication (forward allGather of 1 + 2C, backward allReduceSum of 2C), median of `rounds`. */
 export async function commCost(collective: Collective, channels: number, rounds = 200): Promise<number> {
-  const gather = new Float64Array(1 + 2 * channels), sum = new Float64Array(2 * channels), times: number[] = [];
+  const gather = new Float64Array(1 + 2 * channels),
+    sum = new Float64Array(2 * channels),
+    times: number[] = [];
   for (let i = 0; i < rounds + 20; i++) {
     const t = performance.now();
     await collective.allGather(gather);
@@ -160,9 +170,12 @@ function runWorkers(W: number, options: ParallelOptions): Promise<{ result: Rank
 
 function parseArgs(argv: string[]): { options: ParallelOptions; workers: number; mpi: boolean; json: boolean } {
   const options = { ...DEFAULTS };
-  let workers = 2, mpi = false, json = false;
+  let workers = 2,
+    mpi = false,
+    json = false;
   for (let i = 0; i < argv.length; i++) {
-    const a = argv[i], v = () => Number(argv[++i]);
+    const a = argv[i],
+      v = () => Number(argv[++i]);
     if (a === '--workers') workers = v();
     else if (a === '--epochs') options.epochs = v();
     else if (a === '--train') options.trainSize = v();
@@ -185,12 +198,25 @@ async function main(): Promise<void> {
     const comm = { c128: await commCost(collective, 128), c256: await commCost(collective, 256) };
     if (collective.rank === 0) {
       const row = { collective: 'MPI', ranks: collective.worldSize, ...result, commUs: comm };
-      console.log(json ? JSON.stringify(row) : `MPI, ${collective.worldSize} process(es): accuracy ${(result.accuracy * 100).toFixed(2)}%, ${result.imagesPerSecond.toFixed(0)} images/s; one SyncBatchNorm layer's communication: ${comm.c128.toFixed(0)} us (C = 128), ${comm.c256.toFixed(0)} us (C = 256)`);
+      console.log(
+        json
+          ? JSON.stringify(row)
+          : `MPI, ${collective.worldSize} process(es): accuracy ${(result.accuracy * 100).toFixed(2)}%, ${result.imagesPerSecond.toFixed(0)} images/s; one SyncBatchNorm layer's communication: ${comm.c128.toFixed(0)} us (C = 128), ${comm.c256.toFixed(0)} us (C = 256)`,
+      );
     }
     return;
   }
   const t0 = performance.now();
-  const single = train({ label: 'one process', data: data(), batchNorm: true, lr: options.lr, optimizer: 'sgd', epochs: options.epochs, batchSize: options.batchSize, seed: options.seed });
+  const single = train({
+    label: 'one process',
+    data: data(),
+    batchNorm: true,
+    lr: options.lr,
+    optimizer: 'sgd',
+    epochs: options.epochs,
+    batchSize: options.batchSize,
+    seed: options.seed,
+  });
   const singleMs = performance.now() - t0;
   const rows: Array<Record<string, unknown>> = [{ collective: 'none (one process, whole batch)', ranks: 1, accuracy: single.finalAccuracy }];
   if (!json) console.log(`one process, whole batch: accuracy ${(single.finalAccuracy * 100).toFixed(2)}% (${(singleMs / 1000).toFixed(1)} s with evaluation)`);
@@ -198,7 +224,9 @@ async function main(): Promise<void> {
     const { result, comm } = await runWorkers(W, options);
     rows.push({ collective: 'WorkerCollective', ranks: W, ...result, commUs: comm });
     if (!json)
-      console.log(`${W} worker thread(s): accuracy ${(result.accuracy * 100).toFixed(2)}%, ${result.imagesPerSecond.toFixed(0)} images/s; one SyncBatchNorm layer's communication: ${comm.c128.toFixed(0)} us (C = 128), ${comm.c256.toFixed(0)} us (C = 256)`);
+      console.log(
+        `${W} worker thread(s): accuracy ${(result.accuracy * 100).toFixed(2)}%, ${result.imagesPerSecond.toFixed(0)} images/s; one SyncBatchNorm layer's communication: ${comm.c128.toFixed(0)} us (C = 128), ${comm.c256.toFixed(0)} us (C = 256)`,
+      );
   }
   if (json) console.log(JSON.stringify(rows));
 }

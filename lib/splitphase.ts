@@ -20,7 +20,17 @@
 import type { FloatArray } from './backend/kernels.js';
 import { splitKernels as split } from './backend/split.js';
 import {
-  checkArray, checkBoolean, checkCount, checkMomentum, checkOneOf, checkOptions, checkRank, checkStatistic, gradientShapeError, readTensor, typedArrayName,
+  checkArray,
+  checkBoolean,
+  checkCount,
+  checkMomentum,
+  checkOneOf,
+  checkOptions,
+  checkRank,
+  checkStatistic,
+  gradientShapeError,
+  readTensor,
+  typedArrayName,
   typeError,
 } from './check.js';
 import { allocLike, dimsOf, isChannelsLast, LAYOUTS, sameShape, type Dims, type Layout, type Tensor } from './tensor.js';
@@ -47,7 +57,8 @@ export function batchNormStats(input: Tensor, options: { layout?: Layout } = {})
   checkOptions(options, 'batchNormStats', ['layout']);
   const { x, dims } = checkInput(input, 'input', layoutOf(options.layout));
   const { n, c, s, channelsLast } = dims;
-  const mean = new Float64Array(c), m2 = new Float64Array(c);
+  const mean = new Float64Array(c),
+    m2 = new Float64Array(c);
   const count = n * s;
   if (x.data.length > 0) split.localMoments(x.data, mean, m2, n, c, s, channelsLast);
   return { count, mean, m2 };
@@ -55,7 +66,8 @@ export function batchNormStats(input: Tensor, options: { layout?: Layout } = {})
 
 /** `stats` as one array for a collective: [count, mean…, m2…] (1 + 2C values). */
 export function packStats(stats: BatchNormStats): Float64Array {
-  const c = stats.mean.length, out = new Float64Array(1 + 2 * c);
+  const c = stats.mean.length,
+    out = new Float64Array(1 + 2 * c);
   out[0] = stats.count;
   out.set(stats.mean, 1);
   out.set(stats.m2, 1 + c);
@@ -72,7 +84,8 @@ export function unpackStats(gathered: Float64Array, worldSize: number, c: number
   checkStatistic(gathered, 'gathered', worldSize * len);
   const out: BatchNormStats[] = [];
   for (let r = 0; r < worldSize; r++) {
-    const p = gathered.subarray(r * len, (r + 1) * len), count = checkCount(p[0], `the count of rank ${r}`);
+    const p = gathered.subarray(r * len, (r + 1) * len),
+      count = checkCount(p[0], `the count of rank ${r}`);
     out.push({ count, mean: p.slice(1, 1 + c), m2: p.slice(1 + c) });
   }
   return out;
@@ -93,7 +106,8 @@ export function batchNormGatherStats(all: readonly BatchNormStats[]): BatchNormS
     checkStatistic(st.mean, `all[${r}].mean`, c);
     checkStatistic(st.m2, `all[${r}].m2`, c);
   });
-  const mean = new Float64Array(c), m2 = new Float64Array(c);
+  const mean = new Float64Array(c),
+    m2 = new Float64Array(c);
   let count = 0;
   for (const st of all) {
     if (st.count === 0) continue;
@@ -103,7 +117,8 @@ export function batchNormGatherStats(all: readonly BatchNormStats[]): BatchNormS
       count = st.count;
       continue;
     }
-    const n = count + st.count, wb = st.count / n;
+    const n = count + st.count,
+      wb = st.count / n;
     for (let ch = 0; ch < c; ch++) {
       const delta = st.mean[ch] - mean[ch];
       mean[ch] += delta * wb;
@@ -129,19 +144,24 @@ export function invstdOf(stats: BatchNormStats, eps: number): Float64Array {
  * changes nothing.
  */
 export function updateRunningStats(
-  stats: BatchNormStats, runningMean: FloatArray, runningVar: FloatArray, options: { momentum?: number; unbiased?: boolean } = {},
+  stats: BatchNormStats,
+  runningMean: FloatArray,
+  runningVar: FloatArray,
+  options: { momentum?: number; unbiased?: boolean } = {},
 ): void {
   checkOptions(options, 'updateRunningStats', ['momentum', 'unbiased']);
   const momentum = options.momentum === undefined ? 0.1 : checkMomentum(options.momentum, false)!;
   const unbiased = options.unbiased === undefined ? true : checkBoolean(options.unbiased, 'unbiased');
-  const c = stats.mean.length, type = typedArrayName(runningMean);
+  const c = stats.mean.length,
+    type = typedArrayName(runningMean);
   if (type !== 'Float32Array' && type !== 'Float64Array') throw typeError('runningMean', `a Float32Array or Float64Array of length ${c}`, runningMean);
   checkArray(runningMean, 'runningMean', type, c);
   checkArray(runningVar, 'runningVar', type, c);
   if (stats.count === 0) return;
   const { count } = stats;
   for (let ch = 0; ch < c; ch++) {
-    const v = stats.m2[ch] / count, runVar = unbiased && count > 1 ? (v * count) / (count - 1) : v;
+    const v = stats.m2[ch] / count,
+      runVar = unbiased && count > 1 ? (v * count) / (count - 1) : v;
     runningMean[ch] = (1 - momentum) * runningMean[ch] + momentum * stats.mean[ch];
     runningVar[ch] = (1 - momentum) * runningVar[ch] + momentum * runVar;
   }
@@ -196,7 +216,8 @@ export function batchNormBackwardReduce(gradOutput: Tensor, input: Tensor, mean:
   const dy = checkGradOutput(gradOutput, x, type);
   const { n, c, s, channelsLast } = dims;
   checkStatistic(mean, 'mean', c);
-  const sumDy = new Float64Array(c), sumDyXmu = new Float64Array(c);
+  const sumDy = new Float64Array(c),
+    sumDyXmu = new Float64Array(c);
   if (x.data.length > 0) split.backwardReduce(x.data, dy.data, mean, sumDy, sumDyXmu, n, c, s, channelsLast);
   return { sumDy, sumDyXmu };
 }
@@ -206,7 +227,12 @@ export function batchNormBackwardReduce(gradOutput: Tensor, input: Tensor, mean:
  * `dx = weight·invstd·(dy − sumDy/count − (x − mean)·invstd²·sumDyXmu/count)`.
  */
 export function batchNormBackwardElemt<A extends FloatArray>(
-  gradOutput: Tensor<A>, input: Tensor<A>, mean: Float64Array, invstd: Float64Array, sums: BackwardSums, count: number,
+  gradOutput: Tensor<A>,
+  input: Tensor<A>,
+  mean: Float64Array,
+  invstd: Float64Array,
+  sums: BackwardSums,
+  count: number,
   options: { weight?: A | null; layout?: Layout; out?: A } = {},
 ): Tensor<A> {
   checkOptions(options, 'batchNormBackwardElemt', ['weight', 'layout', 'out']);

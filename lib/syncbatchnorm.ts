@@ -17,12 +17,34 @@ import { BatchNorm1d, BatchNorm2d, BatchNorm3d, type BatchNormBase, type BatchNo
 import { checkCollective, runCollective, type Collective } from './collective/collective.js';
 import { batchNormAsync, batchNormBackwardAsync } from './functional.js';
 import {
-  batchNormBackwardElemt, batchNormBackwardReduce, batchNormElemt, batchNormGatherStats, batchNormStats, invstdOf, packStats, unpackStats, updateRunningStats,
+  batchNormBackwardElemt,
+  batchNormBackwardReduce,
+  batchNormElemt,
+  batchNormGatherStats,
+  batchNormStats,
+  invstdOf,
+  packStats,
+  unpackStats,
+  updateRunningStats,
   type BatchNormStats,
 } from './splitphase.js';
 import {
-  bufferOf, bufferOrNull, busyError, checkApart, checkArray, checkBothOrNeither, checkInPlaceOrApart, checkOneOf, checkOptions, checkRank, gradientShapeError, moduleShapeError,
-  readTensor, sharesMemory, syncValuesPerChannelError, typedArrayName,
+  bufferOf,
+  bufferOrNull,
+  busyError,
+  checkApart,
+  checkArray,
+  checkBothOrNeither,
+  checkInPlaceOrApart,
+  checkOneOf,
+  checkOptions,
+  checkRank,
+  gradientShapeError,
+  moduleShapeError,
+  readTensor,
+  sharesMemory,
+  syncValuesPerChannelError,
+  typedArrayName,
 } from './check.js';
 import { dimsOf, isChannelsLast, LAYOUTS, sameShape, type Dims, type Layout, type Tensor } from './tensor.js';
 
@@ -143,7 +165,15 @@ export class SyncBatchNorm {
     const dims = dimsOf(x.shape, isChannelsLast(this.layout));
     if (dims.c !== this.numFeatures) {
       const cl = isChannelsLast(this.layout);
-      throw moduleShapeError('SyncBatchNorm', this.numFeatures, [x.shape.length], cl ? `[N, …, ${this.numFeatures}]` : `[N, ${this.numFeatures}, …]`, this.layout, cl ? null : 'channelsLast', x.shape);
+      throw moduleShapeError(
+        'SyncBatchNorm',
+        this.numFeatures,
+        [x.shape.length],
+        cl ? `[N, …, ${this.numFeatures}]` : `[N, ${this.numFeatures}, …]`,
+        this.layout,
+        cl ? null : 'channelsLast',
+        x.shape,
+      );
     }
     return { x, dims, type: typedArrayName(x.data)! };
   }
@@ -154,9 +184,17 @@ export class SyncBatchNorm {
     const out = (options as { out?: unknown }).out;
     if (out === undefined) return undefined;
     checkArray(out, 'out', type, like.length);
-    const o = out as FloatArray, buffer = bufferOf(o);
+    const o = out as FloatArray,
+      buffer = bufferOf(o);
     checkInPlaceOrApart(o, like, 'out', likeName);
-    for (const [k, a] of [['weight', this.weight?.data], ['bias', this.bias?.data], ['weight.grad', this.weight?.grad], ['bias.grad', this.bias?.grad], ['runningMean', this.runningMean], ['runningVar', this.runningVar]] as const)
+    for (const [k, a] of [
+      ['weight', this.weight?.data],
+      ['bias', this.bias?.data],
+      ['weight.grad', this.weight?.grad],
+      ['bias.grad', this.bias?.grad],
+      ['runningMean', this.runningMean],
+      ['runningVar', this.runningVar],
+    ] as const)
       checkApart(o, buffer, a, bufferOrNull(a), 'out', `the module's ${k}`);
     return o;
   }
@@ -174,15 +212,18 @@ export class SyncBatchNorm {
     this.#checkIdle('forward');
     const { x, dims, type } = this.#checkInput(input);
     const out = this.#checkOut(options, x.data, type, 'forward', 'input.data');
-    const state = this.#state, C = this.numFeatures;
+    const state = this.#state,
+      C = this.numFeatures;
     checkBothOrNeither(state.runningMean, state.runningVar, 'runningMean of SyncBatchNorm', 'runningVar');
-    const weight = asType(state.weight?.data ?? null, x.data), bias = asType(state.bias?.data ?? null, x.data);
+    const weight = asType(state.weight?.data ?? null, x.data),
+      bias = asType(state.bias?.data ?? null, x.data);
     const shape = [...x.shape];
     if (!state.training) {
       // Eval: no communication, as PyTorch's (need_sync is false out of
       // training): the running statistics, or without them the slice's own.
       const batchStats = state.runningMean === null;
-      const rm = asType(state.runningMean, x.data), rv = asType(state.runningVar, x.data);
+      const rm = asType(state.runningMean, x.data),
+        rv = asType(state.runningVar, x.data);
       this.#pending = 'forward';
       let r: Awaited<ReturnType<typeof batchNormAsync>>;
       try {
@@ -190,7 +231,8 @@ export class SyncBatchNorm {
       } finally {
         this.#pending = null;
       }
-      const mean = Float64Array.from(r.saveMean), invstd = Float64Array.from(r.saveInvstd);
+      const mean = Float64Array.from(r.saveMean),
+        invstd = Float64Array.from(r.saveInvstd);
       if (!batchStats) for (let ch = 0; ch < C; ch++) invstd[ch] = 1 / Math.sqrt(rv![ch] + this.eps); // in double, not the saved T
       this.#saved = { x: x.data, shape, dims, mean, invstd, count: dims.n * dims.s, batchStats, synced: false, overwritten: sharesMemory(r.data, x.data) };
       return { data: r.data as A, shape };
@@ -206,7 +248,9 @@ export class SyncBatchNorm {
     }
     const all = unpackStats(gathered, c.worldSize, C);
     if (all[c.rank].count !== local.count)
-      throw new Error(`Expected collective.allGather to put this rank's data at rank ${c.rank}'s place, but the count there is ${all[c.rank].count}, not ${local.count}`);
+      throw new Error(
+        `Expected collective.allGather to put this rank's data at rank ${c.rank}'s place, but the count there is ${all[c.rank].count}, not ${local.count}`,
+      );
     const total: BatchNormStats = batchNormGatherStats(all);
     if (total.count === 1) throw syncValuesPerChannelError(c.worldSize, shape);
     const invstd = total.count > 0 ? invstdOf(total, this.eps) : new Float64Array(C);
@@ -214,10 +258,21 @@ export class SyncBatchNorm {
     // Nothing below throws: the module's state changes only now.
     if (state.training && state.trackRunningStats && state.numBatchesTracked !== null) {
       const momentum = this.momentum ?? 1 / (state.numBatchesTracked + 1);
-      if (state.runningMean && state.runningVar) updateRunningStats(total, state.runningMean, state.runningVar, { momentum, unbiased: this.unbiasedRunningVar });
+      if (state.runningMean && state.runningVar)
+        updateRunningStats(total, state.runningMean, state.runningVar, { momentum, unbiased: this.unbiasedRunningVar });
       state.numBatchesTracked += 1;
     }
-    this.#saved = { x: x.data, shape, dims, mean: total.mean, invstd, count: total.count, batchStats: true, synced: true, overwritten: sharesMemory(y.data, x.data) };
+    this.#saved = {
+      x: x.data,
+      shape,
+      dims,
+      mean: total.mean,
+      invstd,
+      count: total.count,
+      batchStats: true,
+      synced: true,
+      overwritten: sharesMemory(y.data, x.data),
+    };
     return y as Tensor<A>;
   }
 
@@ -235,7 +290,9 @@ export class SyncBatchNorm {
     const saved = this.#saved;
     if (!saved) throw new Error('SyncBatchNorm.backward() needs a forward() first: there are no saved statistics');
     if (saved.overwritten && (saved.batchStats || this.affine))
-      throw new Error('SyncBatchNorm.backward() needs the input of the last forward, which that forward overwrote (out was input.data): give forward a separate out, or none, when a backward follows');
+      throw new Error(
+        'SyncBatchNorm.backward() needs the input of the last forward, which that forward overwrote (out was input.data): give forward a separate out, or none, when a backward follows',
+      );
     const dy = readTensor(gradOutput, 'gradOutput');
     if (!sameShape(dy.shape, saved.shape)) throw gradientShapeError("the last forward's shape", saved.shape, dy.shape);
     const type = typedArrayName(saved.x)!;
@@ -243,14 +300,22 @@ export class SyncBatchNorm {
     const out = this.#checkOut(options, dy.data, type, 'backward', 'gradOutput.data');
     if (out) checkInPlaceOrApart(out, saved.x, 'out', "the last forward's input");
     const x: Tensor = { data: saved.x, shape: saved.shape };
-    const weight = asType(this.#state.weight?.data ?? null, saved.x), C = this.numFeatures;
+    const weight = asType(this.#state.weight?.data ?? null, saved.x),
+      C = this.numFeatures;
     let dx: FloatArray, gw: Float64Array, gb: Float64Array;
     if (!saved.synced) {
       // After an eval forward: local, as its forward was.
       const T = saved.x instanceof Float64Array ? Float64Array : Float32Array;
       this.#pending = 'backward';
       try {
-        const g = await batchNormBackwardAsync(dy, x, { weight, saveMean: T.from(saved.mean), saveInvstd: T.from(saved.invstd), training: saved.batchStats, layout: this.#generic, out });
+        const g = await batchNormBackwardAsync(dy, x, {
+          weight,
+          saveMean: T.from(saved.mean),
+          saveInvstd: T.from(saved.invstd),
+          training: saved.batchStats,
+          layout: this.#generic,
+          out,
+        });
         dx = g.gradInput.data;
         gw = Float64Array.from(g.gradWeight);
         gb = Float64Array.from(g.gradBias);

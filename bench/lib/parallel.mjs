@@ -47,7 +47,11 @@ export function dataParallelRows({ quick }) {
   }
   for (const np of [1, 2]) {
     // --mca mpi_yield_when_idle 1: a waiting rank yields its core instead of spinning (2 ranks share 2 cores with the rest).
-    const r = spawnSync('mpirun', ['--allow-run-as-root', '--oversubscribe', '--mca', 'mpi_yield_when_idle', '1', '-np', String(np), process.execPath, DEMO, '--mpi', '--json', ...size], { encoding: 'utf8', timeout: 1_800_000 });
+    const r = spawnSync(
+      'mpirun',
+      ['--allow-run-as-root', '--oversubscribe', '--mca', 'mpi_yield_when_idle', '1', '-np', String(np), process.execPath, DEMO, '--mpi', '--json', ...size],
+      { encoding: 'utf8', timeout: 1_800_000 },
+    );
     if (r.status === 0) rows.push(lastJson(r.stdout));
     else skipped.push({ impl: `data-parallel/mpi/${np}`, reason: `mpirun failed: ${r.stderr.slice(-300)}` });
   }
@@ -57,7 +61,14 @@ export function dataParallelRows({ quick }) {
 /** @param {ParallelRow[]} rows */
 export function formatParallel(rows) {
   const head = ['collective', 'ranks', 'accuracy', 'images/s', 'comm C=128 us', 'comm C=256 us'];
-  const body = rows.map((r) => [r.collective, String(r.ranks), `${(r.accuracy * 100).toFixed(2)}%`, r.imagesPerSecond.toFixed(0), r.commUs.c128.toFixed(0), r.commUs.c256.toFixed(0)]);
+  const body = rows.map((r) => [
+    r.collective,
+    String(r.ranks),
+    `${(r.accuracy * 100).toFixed(2)}%`,
+    r.imagesPerSecond.toFixed(0),
+    r.commUs.c128.toFixed(0),
+    r.commUs.c256.toFixed(0),
+  ]);
   const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const fmt = (/** @type {string[]} */ cells) => cells.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ');
   return [fmt(head), w.map((x) => '-'.repeat(x)).join('  '), ...body.map(fmt)].join('\n');

@@ -18,13 +18,28 @@ export interface SplitKernels {
   localMoments(x: FloatArray, mean: Float64Array, m2: Float64Array, n: number, c: number, s: number, channelsLast: boolean): void;
   /** y = (x − mean)·invstd·weight + bias, from given statistics (weight, bias null: 1, 0). y may be x. */
   normalize(
-    x: FloatArray, y: FloatArray, weight: FloatArray | null, bias: FloatArray | null, mean: Float64Array, invstd: Float64Array,
-    n: number, c: number, s: number, channelsLast: boolean,
+    x: FloatArray,
+    y: FloatArray,
+    weight: FloatArray | null,
+    bias: FloatArray | null,
+    mean: Float64Array,
+    invstd: Float64Array,
+    n: number,
+    c: number,
+    s: number,
+    channelsLast: boolean,
   ): void;
   /** Per channel: sumDy = Σdy and sumDyXmu = Σdy·(x − mean), in float64 (written). */
   backwardReduce(
-    x: FloatArray, dy: FloatArray, mean: Float64Array, sumDy: Float64Array, sumDyXmu: Float64Array,
-    n: number, c: number, s: number, channelsLast: boolean,
+    x: FloatArray,
+    dy: FloatArray,
+    mean: Float64Array,
+    sumDy: Float64Array,
+    sumDyXmu: Float64Array,
+    n: number,
+    c: number,
+    s: number,
+    channelsLast: boolean,
   ): void;
   /**
    * dx from the sums over the whole batch (of `count` values per channel):
@@ -32,8 +47,19 @@ export interface SplitKernels {
    * dx may be dy or x.
    */
   backwardElemt(
-    x: FloatArray, dy: FloatArray, dx: FloatArray, weight: FloatArray | null, mean: Float64Array, invstd: Float64Array,
-    sumDy: Float64Array, sumDyXmu: Float64Array, count: number, n: number, c: number, s: number, channelsLast: boolean,
+    x: FloatArray,
+    dy: FloatArray,
+    dx: FloatArray,
+    weight: FloatArray | null,
+    mean: Float64Array,
+    invstd: Float64Array,
+    sumDy: Float64Array,
+    sumDyXmu: Float64Array,
+    count: number,
+    n: number,
+    c: number,
+    s: number,
+    channelsLast: boolean,
   ): void;
 }
 
@@ -44,11 +70,20 @@ function localMoments(x: FloatArray, mean: Float64Array, m2: Float64Array, n: nu
 }
 
 function normalize(
-  x: FloatArray, y: FloatArray, weight: FloatArray | null, bias: FloatArray | null, mean: Float64Array, invstd: Float64Array,
-  n: number, c: number, s: number, channelsLast: boolean,
+  x: FloatArray,
+  y: FloatArray,
+  weight: FloatArray | null,
+  bias: FloatArray | null,
+  mean: Float64Array,
+  invstd: Float64Array,
+  n: number,
+  c: number,
+  s: number,
+  channelsLast: boolean,
 ): void {
   // The coefficients as the training forward of kernels.ts takes them: a = invstd·weight.
-  const a = new Float64Array(c), b = new Float64Array(c);
+  const a = new Float64Array(c),
+    b = new Float64Array(c);
   for (let ch = 0; ch < c; ch++) {
     a[ch] = invstd[ch] * (weight ? weight[ch] : 1);
     b[ch] = bias ? bias[ch] : 0;
@@ -57,8 +92,15 @@ function normalize(
 }
 
 function backwardReduce(
-  x: FloatArray, dy: FloatArray, mean: Float64Array, sumDy: Float64Array, sumDyXmu: Float64Array,
-  n: number, c: number, s: number, channelsLast: boolean,
+  x: FloatArray,
+  dy: FloatArray,
+  mean: Float64Array,
+  sumDy: Float64Array,
+  sumDyXmu: Float64Array,
+  n: number,
+  c: number,
+  s: number,
+  channelsLast: boolean,
 ): void {
   sumDy.fill(0);
   sumDyXmu.fill(0);
@@ -66,14 +108,28 @@ function backwardReduce(
 }
 
 function backwardElemt(
-  x: FloatArray, dy: FloatArray, dx: FloatArray, weight: FloatArray | null, mean: Float64Array, invstd: Float64Array,
-  sumDy: Float64Array, sumDyXmu: Float64Array, count: number, n: number, c: number, s: number, channelsLast: boolean,
+  x: FloatArray,
+  dy: FloatArray,
+  dx: FloatArray,
+  weight: FloatArray | null,
+  mean: Float64Array,
+  invstd: Float64Array,
+  sumDy: Float64Array,
+  sumDyXmu: Float64Array,
+  count: number,
+  n: number,
+  c: number,
+  s: number,
+  channelsLast: boolean,
 ): void {
   // The coefficients in the order of the single-process backward (js.ts),
   // with the sums and count of the whole batch.
-  const k1 = new Float64Array(c), k2 = new Float64Array(c), k3 = new Float64Array(c);
+  const k1 = new Float64Array(c),
+    k2 = new Float64Array(c),
+    k3 = new Float64Array(c);
   for (let ch = 0; ch < c; ch++) {
-    const is = invstd[ch], gw = is * sumDyXmu[ch];
+    const is = invstd[ch],
+      gw = is * sumDyXmu[ch];
     k1[ch] = (weight ? weight[ch] : 1) * is;
     k2[ch] = (-k1[ch] * is * gw) / count;
     k3[ch] = (-k1[ch] * sumDy[ch]) / count;

@@ -47,7 +47,11 @@ export function checkCollective(c: unknown, name = 'collective'): Collective {
  * collective) would otherwise feed garbage into the statistics.
  */
 export async function runCollective(
-  c: Collective, op: 'allGather' | 'allReduceSum', data: Float64Array, expected: number, name = 'collective',
+  c: Collective,
+  op: 'allGather' | 'allReduceSum',
+  data: Float64Array,
+  expected: number,
+  name = 'collective',
 ): Promise<Float64Array> {
   let result: unknown;
   try {
@@ -62,7 +66,8 @@ export async function runCollective(
 
 /** `allReduceSum` from an `allGather`: the gathered slices added in rank order (identical bits on every rank). */
 export function sumInRankOrder(gathered: Float64Array, worldSize: number): Float64Array {
-  const len = gathered.length / worldSize, out = gathered.slice(0, len);
+  const len = gathered.length / worldSize,
+    out = gathered.slice(0, len);
   for (let r = 1; r < worldSize; r++) {
     const off = r * len;
     for (let i = 0; i < len; i++) out[i] += gathered[off + i];

@@ -61,11 +61,22 @@ export interface WorkerGroupOptions {
 // The control words (Int32): the generation (rounds completed), the ranks
 // arrived in the current round, the aborted flag, then one joined flag per
 // rank, then per parity and rank a header of three words.
-const GEN = 0, ARRIVED = 1, ABORTED = 2, JOINED = 3, HEADER = 3;
-const OP_GATHER = 1, OP_SUM = 2, OP_INVALID = 3;
+const GEN = 0,
+  ARRIVED = 1,
+  ABORTED = 2,
+  JOINED = 3,
+  HEADER = 3;
+const OP_GATHER = 1,
+  OP_SUM = 2,
+  OP_INVALID = 3;
 const OP_NAMES = ['', 'allGather', 'allReduceSum', 'an invalid call'];
 
-type WaitAsync = (a: Int32Array, index: number, value: number, timeout?: number) => { async: false; value: 'not-equal' | 'timed-out' } | { async: true; value: Promise<'ok' | 'timed-out'> };
+type WaitAsync = (
+  a: Int32Array,
+  index: number,
+  value: number,
+  timeout?: number,
+) => { async: false; value: 'not-equal' | 'timed-out' } | { async: true; value: Promise<'ok' | 'timed-out'> };
 const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;
 
 function checkInteger(v: unknown, name: string, lo: number, hi: number, fix?: string): number {
@@ -77,8 +88,19 @@ function checkInteger(v: unknown, name: string, lo: number, hi: number, fix?: st
 
 function checkGroup(group: unknown): WorkerGroup {
   const g = group as WorkerGroup;
-  if (typeof g !== 'object' || g === null || !(g.control instanceof SharedArrayBuffer) || !(g.data instanceof SharedArrayBuffer) || typeof g.worldSize !== 'number')
-    throw typeError('group', 'a group made by WorkerCollective.createGroup()', group, 'create it once in the main thread and hand the same object to every worker');
+  if (
+    typeof g !== 'object' ||
+    g === null ||
+    !(g.control instanceof SharedArrayBuffer) ||
+    !(g.data instanceof SharedArrayBuffer) ||
+    typeof g.worldSize !== 'number'
+  )
+    throw typeError(
+      'group',
+      'a group made by WorkerCollective.createGroup()',
+      group,
+      'create it once in the main thread and hand the same object to every worker',
+    );
   return g;
 }
 
@@ -149,7 +171,8 @@ export class WorkerCollective implements Collective {
 
   /** The input is copied now, so the caller may reuse it at once; calls run in order. */
   #enqueue(op: number, data: unknown): Promise<Float64Array> {
-    let input: Float64Array | null = null, error: Error | null = null;
+    let input: Float64Array | null = null,
+      error: Error | null = null;
     if (!(data instanceof Float64Array)) error = typeError(`data of ${OP_NAMES[op]}`, 'a Float64Array', data);
     else if (data.length > 0x7fffffff) error = rangeError(`data of ${OP_NAMES[op]}`, 'a Float64Array of at most 2^31 - 1 values', data);
     else input = data.slice();
@@ -159,12 +182,14 @@ export class WorkerCollective implements Collective {
   }
 
   async #run(op: number, input: Float64Array, error: Error | null): Promise<Float64Array> {
-    const W = this.worldSize, total = input.length;
+    const W = this.worldSize,
+      total = input.length;
     const out = new Float64Array(op === OP_GATHER ? W * total : total);
     // A zero-length call still takes one round: the ranks check each other's headers.
     for (let start = 0; start === 0 || start < total; start += this.#slot) {
       const len = Math.min(this.#slot, total - start);
-      const parity = this.#gen & 1, headers = JOINED + W + parity * W * HEADER;
+      const parity = this.#gen & 1,
+        headers = JOINED + W + parity * W * HEADER;
       const mine = headers + this.rank * HEADER;
       this.#ctrl[mine] = op;
       this.#ctrl[mine + 1] = total;
@@ -186,20 +211,27 @@ export class WorkerCollective implements Collective {
   /** Every rank sees the same headers, so every rank throws the same error (the invalid rank its own). */
   #checkHeaders(headers: number, op: number, total: number, error: Error | null): void {
     if (error) throw error;
-    const ops: number[] = [], totals: number[] = [];
+    const ops: number[] = [],
+      totals: number[] = [];
     for (let r = 0; r < this.worldSize; r++) {
       ops.push(this.#ctrl[headers + r * HEADER]);
       totals.push(this.#ctrl[headers + r * HEADER + 1]);
     }
     const bad = ops.indexOf(OP_INVALID);
     if (bad >= 0) throw new Error(`${OP_NAMES[op]} failed on rank ${this.rank} because rank ${bad}'s call was invalid (see the error on rank ${bad})`);
-    if (ops.some((o) => o !== op)) throw collectiveMismatchError(OP_NAMES[op], 'collective', ops.map((o) => OP_NAMES[o]));
+    if (ops.some((o) => o !== op))
+      throw collectiveMismatchError(
+        OP_NAMES[op],
+        'collective',
+        ops.map((o) => OP_NAMES[o]),
+      );
     if (totals.some((t) => t !== total)) throw collectiveMismatchError(OP_NAMES[op], 'length', totals.map(String));
   }
 
   /** Arrive; the last to arrive advances the generation and wakes the others. */
   async #barrier(): Promise<void> {
-    const ctrl = this.#ctrl, gen = this.#gen;
+    const ctrl = this.#ctrl,
+      gen = this.#gen;
     this.#throwIfAborted();
     if (Atomics.add(ctrl, ARRIVED, 1) + 1 === this.worldSize) {
       Atomics.store(ctrl, ARRIVED, 0);
@@ -226,7 +258,9 @@ export class WorkerCollective implements Collective {
           const arrived = Atomics.load(ctrl, ARRIVED);
           Atomics.store(ctrl, ABORTED, 1);
           Atomics.notify(ctrl, GEN);
-          throw new Error(`WorkerCollective rank ${this.rank}: timed out after ${this.#timeoutMs} ms with ${arrived} of ${this.worldSize} ranks arrived; the group is aborted`);
+          throw new Error(
+            `WorkerCollective rank ${this.rank}: timed out after ${this.#timeoutMs} ms with ${arrived} of ${this.worldSize} ranks arrived; the group is aborted`,
+          );
         }
       }
     }
@@ -234,6 +268,7 @@ export class WorkerCollective implements Collective {
   }
 
   #throwIfAborted(): void {
-    if (Atomics.load(this.#ctrl, ABORTED)) throw new Error(`WorkerCollective rank ${this.rank}: the group was aborted (a rank timed out, or WorkerCollective.abort was called)`);
+    if (Atomics.load(this.#ctrl, ABORTED))
+      throw new Error(`WorkerCollective rank ${this.rank}: the group was aborted (a rank timed out, or WorkerCollective.abort was called)`);
   }
 }

@@ -10,10 +10,14 @@ export function checkGroup(byRank: GroupResult[]): void {
   const W = byRank.length;
   expect(byRank.map((g) => g.rank)).toEqual([...Array(W).keys()]);
   casesFor(W).forEach((c, i) => {
-    expectSameAsWhole(runWhole(pkg, c), byRank.map((g) => g.results[i]), c.dtype);
+    expectSameAsWhole(
+      runWhole(pkg, c),
+      byRank.map((g) => g.results[i]),
+      c.dtype,
+    );
   });
   const sum = [0, 0];
-  for (let r = 0; r < W; r++) (sum[0] += r + 0.1), (sum[1] += 1);
+  for (let r = 0; r < W; r++) ((sum[0] += r + 0.1), (sum[1] += 1));
   for (const g of byRank) {
     expect(g.sum).toEqual(sum);
     if (g.rank !== 0) expect(g.ticks, `rank ${g.rank}'s timers ran while it waited`).toBeGreaterThan(0);

@@ -22,7 +22,11 @@ describe('WorkerCollective', () => {
 
   it('allReduceSum adds in rank order: identical bits on every rank, those of ((a + b) + c)', async () => {
     const ranks = group(3, { slotLength: 3 });
-    const values = [[0.1, 1e16, -1], [0.2, 1, 3e-17], [0.3, -1e16, 7]];
+    const values = [
+      [0.1, 1e16, -1],
+      [0.2, 1, 3e-17],
+      [0.3, -1e16, 7],
+    ];
     const out = await Promise.all(ranks.map((c, r) => c.allReduceSum(Float64Array.from(values[r]))));
     const expected = values[0].map((_, i) => values[0][i] + values[1][i] + values[2][i]);
     for (const o of out) expect(Array.from(o)).toEqual(expected);
@@ -30,7 +34,9 @@ describe('WorkerCollective', () => {
 
   it('zero-length calls and calls in a row (not awaited one by one) run in order', async () => {
     const ranks = group(2);
-    const all = await Promise.all(ranks.map((c) => Promise.all([c.allGather(new Float64Array(0)), c.allReduceSum(Float64Array.of(c.rank + 1)), c.allGather(Float64Array.of(c.rank))])));
+    const all = await Promise.all(
+      ranks.map((c) => Promise.all([c.allGather(new Float64Array(0)), c.allReduceSum(Float64Array.of(c.rank + 1)), c.allGather(Float64Array.of(c.rank))])),
+    );
     for (const [a, b, g] of all) {
       expect(a.length).toBe(0);
       expect(Array.from(b)).toEqual([3]);
@@ -40,7 +46,9 @@ describe('WorkerCollective', () => {
 
   it('refuses a rank out of range, a rank joined twice, and a bad group', () => {
     const g = WorkerCollective.createGroup(2);
-    expect(() => WorkerCollective.join(g, 2)).toThrow(new RangeError('Expected an integer in [0, 1] for rank but received the number 2: the group has 2 ranks'));
+    expect(() => WorkerCollective.join(g, 2)).toThrow(
+      new RangeError('Expected an integer in [0, 1] for rank but received the number 2: the group has 2 ranks'),
+    );
     expect(() => WorkerCollective.join(g, -1)).toThrow(RangeError);
     expect(() => WorkerCollective.join(g, 0.5)).toThrow(RangeError);
     expect(() => WorkerCollective.join(g, '0' as unknown as number)).toThrow(TypeError);
@@ -53,12 +61,19 @@ describe('WorkerCollective', () => {
   it('different lengths, different collectives and an invalid argument reject on every rank; the group then works on', async () => {
     const [a, b] = group(2);
     const lengths = await Promise.allSettled([a.allGather(new Float64Array(2)), b.allGather(new Float64Array(3))]);
-    for (const r of lengths) expect(r.status === 'rejected' && String(r.reason)).toBe('RangeError: Expected every rank to pass the same length to allGather, but the ranks passed 2 (rank 0), 3 (rank 1)');
+    for (const r of lengths)
+      expect(r.status === 'rejected' && String(r.reason)).toBe(
+        'RangeError: Expected every rank to pass the same length to allGather, but the ranks passed 2 (rank 0), 3 (rank 1)',
+      );
     const ops = await Promise.allSettled([a.allGather(new Float64Array(2)), b.allReduceSum(new Float64Array(2))]);
     for (const r of ops) expect(r.status === 'rejected' && String(r.reason)).toMatch(/the ranks called allGather \(rank 0\), allReduceSum \(rank 1\)/);
     const invalid = await Promise.allSettled([a.allReduceSum(new Float64Array(2)), b.allReduceSum(new Float32Array(2) as unknown as Float64Array)]);
-    expect(invalid[0].status === 'rejected' && String(invalid[0].reason)).toBe("Error: allReduceSum failed on rank 0 because rank 1's call was invalid (see the error on rank 1)");
-    expect(invalid[1].status === 'rejected' && String(invalid[1].reason)).toBe('TypeError: Expected a Float64Array for data of allReduceSum but received a Float32Array of length 2');
+    expect(invalid[0].status === 'rejected' && String(invalid[0].reason)).toBe(
+      "Error: allReduceSum failed on rank 0 because rank 1's call was invalid (see the error on rank 1)",
+    );
+    expect(invalid[1].status === 'rejected' && String(invalid[1].reason)).toBe(
+      'TypeError: Expected a Float64Array for data of allReduceSum but received a Float32Array of length 2',
+    );
     const after = await Promise.all([a.allGather(Float64Array.of(1)), b.allGather(Float64Array.of(2))]);
     expect(Array.from(after[0])).toEqual([1, 2]);
   });
@@ -82,8 +97,12 @@ describe('checkCollective', () => {
   const ok = { rank: 0, worldSize: 2, allGather: async (d: Float64Array) => d, allReduceSum: async (d: Float64Array) => d };
   it('names what is wrong', () => {
     expect(checkCollective(ok)).toBe(ok);
-    expect(() => checkCollective({ ...ok, rank: 2 })).toThrow(new RangeError('Expected an integer in [0, 1] (worldSize 2) for collective.rank but received the number 2: give each member of the group its own rank'));
-    expect(() => checkCollective({ ...ok, worldSize: 0 })).toThrow(new RangeError('Expected a positive integer for collective.worldSize but received the number 0'));
+    expect(() => checkCollective({ ...ok, rank: 2 })).toThrow(
+      new RangeError('Expected an integer in [0, 1] (worldSize 2) for collective.rank but received the number 2: give each member of the group its own rank'),
+    );
+    expect(() => checkCollective({ ...ok, worldSize: 0 })).toThrow(
+      new RangeError('Expected a positive integer for collective.worldSize but received the number 0'),
+    );
     expect(() => checkCollective({ ...ok, allReduceSum: undefined })).toThrow(TypeError);
     expect(() => checkCollective(null)).toThrow(/Expected a Collective \{ rank, worldSize, allGather, allReduceSum \} for collective but received null/);
   });
@@ -107,7 +126,12 @@ describe('allReduceGradients', () => {
   });
 
   it('changes nothing when the collective rejects; refuses bad parameters and options', async () => {
-    const failing: Collective = { rank: 0, worldSize: 2, allGather: () => Promise.reject(new Error('link down')), allReduceSum: () => Promise.reject(new Error('link down')) };
+    const failing: Collective = {
+      rank: 0,
+      worldSize: 2,
+      allGather: () => Promise.reject(new Error('link down')),
+      allReduceSum: () => Promise.reject(new Error('link down')),
+    };
     const p = { data: new Float32Array(2), grad: Float32Array.of(1, 2) };
     await expect(allReduceGradients([p], failing)).rejects.toThrow('collective.allReduceSum (rank 0 of 2) rejected: link down');
     expect(Array.from(p.grad)).toEqual([1, 2]);
@@ -116,7 +140,9 @@ describe('allReduceGradients', () => {
     );
     await expect(allReduceGradients([p], failing, { op: 'max' as 'sum' })).rejects.toThrow('Expected one of mean, sum for op but received the string "max"');
     const short: Collective = { ...failing, allReduceSum: async () => new Float64Array(1) };
-    await expect(allReduceGradients([p], short)).rejects.toThrow(/Expected a Float64Array of 2 values \(the input length\) for collective.allReduceSum's result but received a Float64Array of length 1/);
+    await expect(allReduceGradients([p], short)).rejects.toThrow(
+      /Expected a Float64Array of 2 values \(the input length\) for collective.allReduceSum's result but received a Float64Array of length 1/,
+    );
     expect(Array.from(p.grad)).toEqual([1, 2]);
   });
 });

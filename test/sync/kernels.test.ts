@@ -14,7 +14,9 @@ import { index, randn, type Dims } from '../helpers.js';
 
 const native = addon as unknown as SplitKernels;
 
-interface Shape extends Dims { name: string }
+interface Shape extends Dims {
+  name: string;
+}
 const SHAPES: Shape[] = [
   { name: 'NCHW (4, 3, 5, 7)', n: 4, c: 3, s: 35, channelsLast: false },
   { name: 'NCHW short planes (16, 8, 2, 2)', n: 16, c: 8, s: 4, channelsLast: false },
@@ -24,9 +26,21 @@ const SHAPES: Shape[] = [
   { name: 'NHWC pool, several row blocks (32, 24, 24, 19)', n: 32, c: 19, s: 576, channelsLast: true },
 ];
 
-function reference(x: ArrayLike<number>, dy: ArrayLike<number>, d: Dims, mean: Float64Array, invstd: Float64Array, sumDy: Float64Array, sumDyXmu: Float64Array, count: number, w: ArrayLike<number>, b: ArrayLike<number>) {
+function reference(
+  x: ArrayLike<number>,
+  dy: ArrayLike<number>,
+  d: Dims,
+  mean: Float64Array,
+  invstd: Float64Array,
+  sumDy: Float64Array,
+  sumDyXmu: Float64Array,
+  count: number,
+  w: ArrayLike<number>,
+  b: ArrayLike<number>,
+) {
   const m = { mean: new Float64Array(d.c), m2: new Float64Array(d.c), sumDy: new Float64Array(d.c), sumDyXmu: new Float64Array(d.c) };
-  const y = new Float64Array(x.length), dx = new Float64Array(x.length);
+  const y = new Float64Array(x.length),
+    dx = new Float64Array(x.length);
   for (let ch = 0; ch < d.c; ch++) {
     let s = 0;
     for (let i = 0; i < d.n; i++) for (let j = 0; j < d.s; j++) s += x[index(d, i, ch, j)];
@@ -38,7 +52,7 @@ function reference(x: ArrayLike<number>, dy: ArrayLike<number>, d: Dims, mean: F
         m.sumDy[ch] += dy[k];
         m.sumDyXmu[ch] += dy[k] * (x[k] - mean[ch]);
         y[k] = (x[k] - mean[ch]) * invstd[ch] * w[ch] + b[ch];
-        dx[k] = w[ch] * invstd[ch] * (dy[k] - sumDy[ch] / count - (x[k] - mean[ch]) * invstd[ch] ** 2 * sumDyXmu[ch] / count);
+        dx[k] = w[ch] * invstd[ch] * (dy[k] - sumDy[ch] / count - ((x[k] - mean[ch]) * invstd[ch] ** 2 * sumDyXmu[ch]) / count);
       }
   }
   return { ...m, y, dx };
@@ -50,10 +64,23 @@ function worst(a: ArrayLike<number>, b: ArrayLike<number>, scale = 1): number {
   return Number.isNaN(w) ? Infinity : w;
 }
 
-function run(k: SplitKernels, x: Float32Array | Float64Array, dy: typeof x, d: Dims, stats: { mean: Float64Array; invstd: Float64Array; sumDy: Float64Array; sumDyXmu: Float64Array; count: number }, w: typeof x, b: typeof x) {
-  const { n, c, s, channelsLast: cl } = d, T = x.constructor as Float32ArrayConstructor;
-  const mean = new Float64Array(c), m2 = new Float64Array(c), sumDy = new Float64Array(c), sumDyXmu = new Float64Array(c);
-  const y = new T(x.length), dx = new T(x.length);
+function run(
+  k: SplitKernels,
+  x: Float32Array | Float64Array,
+  dy: typeof x,
+  d: Dims,
+  stats: { mean: Float64Array; invstd: Float64Array; sumDy: Float64Array; sumDyXmu: Float64Array; count: number },
+  w: typeof x,
+  b: typeof x,
+) {
+  const { n, c, s, channelsLast: cl } = d,
+    T = x.constructor as Float32ArrayConstructor;
+  const mean = new Float64Array(c),
+    m2 = new Float64Array(c),
+    sumDy = new Float64Array(c),
+    sumDyXmu = new Float64Array(c);
+  const y = new T(x.length),
+    dx = new T(x.length);
   k.localMoments(x, mean, m2, n, c, s, cl);
   k.normalize(x, y, w, b, stats.mean, stats.invstd, n, c, s, cl);
   k.backwardReduce(x, dy, stats.mean, sumDy, sumDyXmu, n, c, s, cl);
@@ -69,17 +96,26 @@ describe('native split-phase kernels', () => {
   for (const dtype of ['float32', 'float64'] as const) {
     for (const d of SHAPES) {
       it(`${dtype} ${d.name}: the reference's statistics, sums, y and dx; the JS twins' too`, () => {
-        const T = dtype === 'float64' ? Float64Array : Float32Array, numel = d.n * d.c * d.s;
-        const x = randn(numel, 1, 100, 0.01, T), dy = randn(numel, 2, 0, 1, T);
-        const w = T.from(Array.from({ length: d.c }, (_, i) => 1 + i / 10)), b = T.from(Array.from({ length: d.c }, (_, i) => i / 20));
+        const T = dtype === 'float64' ? Float64Array : Float32Array,
+          numel = d.n * d.c * d.s;
+        const x = randn(numel, 1, 100, 0.01, T),
+          dy = randn(numel, 2, 0, 1, T);
+        const w = T.from(Array.from({ length: d.c }, (_, i) => 1 + i / 10)),
+          b = T.from(Array.from({ length: d.c }, (_, i) => i / 20));
         // Statistics "of the whole batch" near the slice's own, as after a combine.
         const stats = {
-          mean: Float64Array.from({ length: d.c }, (_, i) => 100 + 1e-4 * i), invstd: Float64Array.from({ length: d.c }, (_, i) => 90 + i),
-          sumDy: Float64Array.from({ length: d.c }, (_, i) => 3 - i), sumDyXmu: Float64Array.from({ length: d.c }, (_, i) => 0.01 * i - 0.02), count: 3 * d.n * d.s,
+          mean: Float64Array.from({ length: d.c }, (_, i) => 100 + 1e-4 * i),
+          invstd: Float64Array.from({ length: d.c }, (_, i) => 90 + i),
+          sumDy: Float64Array.from({ length: d.c }, (_, i) => 3 - i),
+          sumDyXmu: Float64Array.from({ length: d.c }, (_, i) => 0.01 * i - 0.02),
+          count: 3 * d.n * d.s,
         };
         const ref = reference(x, dy, d, stats.mean, stats.invstd, stats.sumDy, stats.sumDyXmu, stats.count, w, b);
         const tol = dtype === 'float64' ? 1e-12 : 2e-6;
-        for (const [name, k] of [['native', native], ['js', jsSplitKernels]] as const) {
+        for (const [name, k] of [
+          ['native', native],
+          ['js', jsSplitKernels],
+        ] as const) {
           const r = run(k, x, dy, d, stats, w, b);
           expect(worst(r.mean, ref.mean), `${name} mean`).toBeLessThanOrEqual(1e-12);
           // M2 relative to the spread: a float32 channel of mean 100, std 0.01.
@@ -93,10 +129,14 @@ describe('native split-phase kernels', () => {
     }
   }
 
-  it('a channel with an infinity gets PyTorch\'s statistics (mean inf, m2 NaN); the others are untouched', () => {
-    const d: Dims = { n: 4, c: 3, s: 40, channelsLast: true }, x = randn(480, 3);
+  it("a channel with an infinity gets PyTorch's statistics (mean inf, m2 NaN); the others are untouched", () => {
+    const d: Dims = { n: 4, c: 3, s: 40, channelsLast: true },
+      x = randn(480, 3);
     x[3 * 7 + 1] = Infinity;
-    const mean = new Float64Array(3), m2 = new Float64Array(3), jm = new Float64Array(3), jm2 = new Float64Array(3);
+    const mean = new Float64Array(3),
+      m2 = new Float64Array(3),
+      jm = new Float64Array(3),
+      jm2 = new Float64Array(3);
     native.localMoments(x, mean, m2, d.n, d.c, d.s, true);
     jsSplitKernels.localMoments(x, jm, jm2, d.n, d.c, d.s, true);
     expect(mean[1]).toBe(Infinity);
@@ -108,7 +148,8 @@ describe('native split-phase kernels', () => {
   });
 
   it('checks its arguments as the other kernels do, writing nothing', () => {
-    const x = new Float32Array(12), mean = new Float64Array(3).fill(7);
+    const x = new Float32Array(12),
+      mean = new Float64Array(3).fill(7);
     expect(() => native.localMoments(x, new Float32Array(3) as unknown as Float64Array, mean, 2, 3, 2, false)).toThrow(
       new TypeError('Expected a Float64Array of length 3 for mean but received a Float32Array of length 3'),
     );
@@ -137,7 +178,12 @@ describe('native split-phase kernels', () => {
       }
       console.log(JSON.stringify(out));`;
     const results = capabilities().map((isa) => {
-      const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, BATCHNORM_ISA: isa }, timeout: 100_000, maxBuffer: 1 << 28 });
+      const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+        encoding: 'utf8',
+        env: { ...process.env, BATCHNORM_ISA: isa },
+        timeout: 100_000,
+        maxBuffer: 1 << 28,
+      });
       expect(r.status, r.stderr).toBe(0);
       return JSON.parse(r.stdout) as Array<{ stats: number[]; sums: number[] }>;
     });

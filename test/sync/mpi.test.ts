@@ -48,7 +48,10 @@ if (haveMpi) {
           env: { ...process.env, OMPI_MCA_rmaps_base_oversubscribe: '1' },
         });
         expect(r.status, `mpirun failed: ${r.error ?? ''}\n${r.stdout}\n${r.stderr}`).toBe(0);
-        const byRank: GroupResult[] = Array.from({ length: ranks }, (_, rank) => JSON.parse(readFileSync(join(out, `rank-${rank}.json`), 'utf8')) as GroupResult);
+        const byRank: GroupResult[] = Array.from(
+          { length: ranks },
+          (_, rank) => JSON.parse(readFileSync(join(out, `rank-${rank}.json`), 'utf8')) as GroupResult,
+        );
         checkGroup(byRank);
       } finally {
         rmSync(out, { recursive: true, force: true });
@@ -59,9 +62,15 @@ if (haveMpi) {
   it('without MPI or its addon, MpiCollective.init() says what is missing and how to build it', { timeout: 60_000 }, () => {
     const r = spawnSync(
       process.execPath,
-      ['--input-type=module', '-e', `import('${new URL('../../dist/index.js', import.meta.url).href}').then((p) => p.MpiCollective.init()).catch((e) => { console.log(e.message); })`],
+      [
+        '--input-type=module',
+        '-e',
+        `import('${new URL('../../dist/index.js', import.meta.url).href}').then((p) => p.MpiCollective.init()).catch((e) => { console.log(e.message); })`,
+      ],
       { encoding: 'utf8', env: { ...process.env, BATCHNORM_MPI_ADDON: join(tmpdir(), 'no-such-batchnorm_mpi.node') }, timeout: 50_000 },
     );
-    expect(r.stdout).toMatch(/MpiCollective needs the optional MPI addon, which is unavailable: no MPI addon at .*no-such-batchnorm_mpi\.node\. To fix, install MPI .*npm run build:mpi/);
+    expect(r.stdout).toMatch(
+      /MpiCollective needs the optional MPI addon, which is unavailable: no MPI addon at .*no-such-batchnorm_mpi\.node\. To fix, install MPI .*npm run build:mpi/,
+    );
   });
 }

@@ -25,7 +25,8 @@ const TWO_STEPS = 2;
 export async function runRank(pkg, collective, c, { convert = false } = {}) {
   const { T, x, dy } = data(c);
   const C = channelsOf(c);
-  const from = c.sizes.slice(0, collective.rank).reduce((a, b) => a + b, 0), to = from + c.sizes[collective.rank];
+  const from = c.sizes.slice(0, collective.rank).reduce((a, b) => a + b, 0),
+    to = from + c.sizes[collective.rank];
   const shape = [to - from, ...c.shape.slice(1)];
   const xs = { data: T.from(slice(x, c.shape, from, to)), shape };
   const dys = { data: T.from(slice(dy, c.shape, from, to)), shape };
@@ -41,9 +42,14 @@ export async function runRank(pkg, collective, c, { convert = false } = {}) {
   m.eval();
   const z = await m.forward(xs);
   return {
-    y: Array.from(y.data), dx: Array.from(dx.data), z: Array.from(z.data),
-    weightGrad: Array.from(m.weight.grad), biasGrad: Array.from(m.bias.grad),
-    runningMean: Array.from(m.runningMean), runningVar: Array.from(m.runningVar), numBatchesTracked: m.numBatchesTracked,
+    y: Array.from(y.data),
+    dx: Array.from(dx.data),
+    z: Array.from(z.data),
+    weightGrad: Array.from(m.weight.grad),
+    biasGrad: Array.from(m.bias.grad),
+    runningMean: Array.from(m.runningMean),
+    runningVar: Array.from(m.runningVar),
+    numBatchesTracked: m.numBatchesTracked,
   };
 }
 
@@ -62,8 +68,13 @@ export function runWhole(pkg, c) {
   m.eval();
   const z = m.forward({ data: x, shape: c.shape });
   return {
-    y: Array.from(y.data), dx: Array.from(dx.data), z: Array.from(z.data),
-    weightGrad: Array.from(m.weight.grad), biasGrad: Array.from(m.bias.grad),
-    runningMean: Array.from(m.runningMean), runningVar: Array.from(m.runningVar), numBatchesTracked: m.numBatchesTracked,
+    y: Array.from(y.data),
+    dx: Array.from(dx.data),
+    z: Array.from(z.data),
+    weightGrad: Array.from(m.weight.grad),
+    biasGrad: Array.from(m.bias.grad),
+    runningMean: Array.from(m.runningMean),
+    runningVar: Array.from(m.runningVar),
+    numBatchesTracked: m.numBatchesTracked,
   };
 }

@@ -24,23 +24,28 @@ const { parentPort, workerData } = require('node:worker_threads');
 /** Runs the job on `ranks` workers; a worker that fails aborts the group, so that the others do not wait for it. */
 function runWorkers(ranks: number): Promise<GroupResult[]> {
   const group = WorkerCollective.createGroup(ranks, { slotLength: 64 });
-  const dist = new URL('../../dist/index.js', import.meta.url).href, job = new URL('./group-job.mjs', import.meta.url).href;
+  const dist = new URL('../../dist/index.js', import.meta.url).href,
+    job = new URL('./group-job.mjs', import.meta.url).href;
   return Promise.all(
-    Array.from({ length: ranks }, (_, rank) => new Promise<GroupResult>((resolve, reject) => {
-      const w = new Worker(JOB, { eval: true, workerData: { dist, job, group, rank } });
-      const fail = (e: unknown) => {
-        WorkerCollective.abort(group);
-        reject(e instanceof Error ? e : new Error(String(e)));
-      };
-      w.once('message', (m: { result?: GroupResult; error?: string }) => {
-        if (m.error) fail(new Error(`rank ${rank}: ${m.error}`));
-        else resolve(m.result!);
-        w.removeAllListeners('exit');
-        void w.terminate();
-      });
-      w.once('error', fail);
-      w.once('exit', (code) => fail(new Error(`rank ${rank} exited (code ${code}) before it posted its result`)));
-    })),
+    Array.from(
+      { length: ranks },
+      (_, rank) =>
+        new Promise<GroupResult>((resolve, reject) => {
+          const w = new Worker(JOB, { eval: true, workerData: { dist, job, group, rank } });
+          const fail = (e: unknown) => {
+            WorkerCollective.abort(group);
+            reject(e instanceof Error ? e : new Error(String(e)));
+          };
+          w.once('message', (m: { result?: GroupResult; error?: string }) => {
+            if (m.error) fail(new Error(`rank ${rank}: ${m.error}`));
+            else resolve(m.result!);
+            w.removeAllListeners('exit');
+            void w.terminate();
+          });
+          w.once('error', fail);
+          w.once('exit', (code) => fail(new Error(`rank ${rank} exited (code ${code}) before it posted its result`)));
+        }),
+    ),
   );
 }
 
