@@ -21,6 +21,20 @@ function init(m, C) {
 
 const TWO_STEPS = 2;
 
+/** What a test compares: the outputs as plain numbers, and the module's gradients and statistics. */
+function result(m, y, dx, z) {
+  return {
+    y: Array.from(y.data),
+    dx: Array.from(dx.data),
+    z: Array.from(z.data),
+    weightGrad: Array.from(m.weight.grad),
+    biasGrad: Array.from(m.bias.grad),
+    runningMean: Array.from(m.runningMean),
+    runningVar: Array.from(m.runningVar),
+    numBatchesTracked: m.numBatchesTracked,
+  };
+}
+
 /** Two training steps (forward, backward) and an eval forward of this rank's slice; the gradients summed over ranks. */
 export async function runRank(pkg, collective, c, { convert = false } = {}) {
   const { T, x, dy } = data(c);
@@ -41,16 +55,7 @@ export async function runRank(pkg, collective, c, { convert = false } = {}) {
   await pkg.allReduceGradients(m.parameters(), collective, { op: 'sum' });
   m.eval();
   const z = await m.forward(xs);
-  return {
-    y: Array.from(y.data),
-    dx: Array.from(dx.data),
-    z: Array.from(z.data),
-    weightGrad: Array.from(m.weight.grad),
-    biasGrad: Array.from(m.bias.grad),
-    runningMean: Array.from(m.runningMean),
-    runningVar: Array.from(m.runningVar),
-    numBatchesTracked: m.numBatchesTracked,
-  };
+  return result(m, y, dx, z);
 }
 
 /** The same steps on the whole batch through one BatchNorm1d/2d/3d. */
@@ -67,14 +72,5 @@ export function runWhole(pkg, c) {
   }
   m.eval();
   const z = m.forward({ data: x, shape: c.shape });
-  return {
-    y: Array.from(y.data),
-    dx: Array.from(dx.data),
-    z: Array.from(z.data),
-    weightGrad: Array.from(m.weight.grad),
-    biasGrad: Array.from(m.bias.grad),
-    runningMean: Array.from(m.runningMean),
-    runningVar: Array.from(m.runningVar),
-    numBatchesTracked: m.numBatchesTracked,
-  };
+  return result(m, y, dx, z);
 }
