@@ -8,7 +8,7 @@
  */
 import type { FloatArray } from './backend/kernels.js';
 import {
-  bufferOf, bufferOrNull, busyError, checkApart, checkBoolean, checkBothOrNeither, sizeMismatchError, stateDictKeysError, checkDtype, checkEps, checkMomentum, checkOneOf, checkOptions, checkPositiveInteger, checkStatisticAssignment,
+  bufferOf, bufferOrNull, busyError, contextDetachedError, contextOverwrittenError, contextUsedError, noForwardError, notAContextError, checkApart, checkBoolean, checkBothOrNeither, sizeMismatchError, stateDictKeysError, checkDtype, checkEps, checkMomentum, checkOneOf, checkOptions, checkPositiveInteger, checkStatisticAssignment,
   invalidParameterError, isFloat64, isFloatArray, lengthOf, typedArrayName, moduleShapeError, readTensor, typeError, rangeError,
 } from './check.js';
 import { execute, OPTION_HINTS, planBackward, planForward, type ForwardNames } from './functional.js';
@@ -69,8 +69,22 @@ export interface CallOptions<A extends FloatArray = FloatArray> {
   out?: A;
 }
 
-/** What the last forward normalized with; the backward uses it. */
-interface Saved {
+export interface BackwardCallOptions<A extends FloatArray = FloatArray> extends CallOptions<A> {
+  /**
+   * Which forward to differentiate: the object a forward() of this module
+   * returned. Default: the last forward. Several forwards can wait for their
+   * backwards, taken in any order (last-in first-out through the time steps
+   * of an RNN, or interleaved), as autograd's saved tensors; each one once.
+   */
+  of?: Tensor<A>;
+}
+
+/**
+ * What one forward normalized with, for its backward (autograd's saved
+ * tensors): the input, its shape and the statistics used.
+ */
+interface Context {
+  module: object;
   x: FloatArray;
   numel: number;
   shape: number[];
@@ -78,12 +92,40 @@ interface Saved {
   mean: FloatArray;
   invstd: FloatArray;
   batchStats: boolean;
-  /** What overwrote x since (out: input.data in the forward or in a backward), or null: x is gone. */
-  overwrittenBy: 'forward' | 'backward' | null;
+  /** The version of x's buffer when the forward read it (see `versions`). */
+  version: number;
+  /** Its backward ran: a second one throws, and its statistics arrays went back to the module's pool. */
+  used: boolean;
+}
+
+/** The context of each forward's result object (the key is the object forward returned). */
+const contexts = new WeakMap<object, Context>();
+
+/**
+ * PyTorch's version counters, for the writes this package makes over an
+ * input it saved: a module's forward with `out: input.data`, or a backward
+ * whose `out` is a saved input, bumps the count of that buffer; a backward
+ * whose context saw another count throws instead of reading overwritten
+ * values. (Writes by the caller's own code cannot be seen, as in PyTorch
+ * they can through `.data`.)
+ */
+const versions = new WeakMap<ArrayBufferLike, { n: number; by: 'forward' | 'backward' }>();
+
+function versionOf(a: FloatArray): number {
+  return versions.get(bufferOf(a))?.n ?? 0;
+}
+
+function bumpVersion(a: FloatArray, by: 'forward' | 'backward'): void {
+  const buffer = bufferOf(a), v = versions.get(buffer);
+  if (v) {
+    v.n++;
+    v.by = by;
+  } else versions.set(buffer, { n: 1, by });
 }
 
 const MODULE_OPTIONS = ['eps', 'momentum', 'affine', 'trackRunningStats', 'layout', 'dtype', 'unbiasedRunningVar', 'checkFinite'] as const;
 const CALL_OPTIONS = ['out'] as const;
+const BACKWARD_CALL_OPTIONS = ['out', 'of'] as const;
 const LOAD_OPTIONS = ['strict'] as const;
 
 /** a of the type `f64` says, converted (copied) when it is of the other float type. */
@@ -125,10 +167,14 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
   #runningMean: FloatArray | null;
   #runningVar: FloatArray | null;
   #numBatchesTracked: number | null;
-  #saved: Saved | null = null;
-  /** The saved statistics of the forward before the last: the next forward writes there (double buffering). */
-  #spareMean: FloatArray | null = null;
-  #spareInvstd: FloatArray | null = null;
+  /** The last forward's context: what backward differentiates by default. */
+  #last: Context | null = null;
+  /**
+   * Statistics arrays of contexts whose backward ran, for the next forwards
+   * to write into: a loop of forwards and backwards (one or many forwards
+   * deep) allocates none once warm.
+   */
+  #pool: FloatArray[] = [];
   /** The weight and bias gradients of the last backward, before they were added into .grad. */
   #gradWeight: FloatArray | null = null;
   #gradBias: FloatArray | null = null;
@@ -328,6 +374,18 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
     return spare && isFloat64(spare) === f64 ? spare : f64 ? new Float64Array(this.numFeatures) : new Float32Array(this.numFeatures);
   }
 
+  /** A per-channel array from the pool (taken out only when the call commits), or a new one. */
+  #fromPool(f64: boolean, skip: FloatArray | null): FloatArray {
+    const pool = this.#pool;
+    for (let i = pool.length - 1; i >= 0; i--) if (isFloat64(pool[i]) === f64 && pool[i] !== skip) return pool[i];
+    return f64 ? new Float64Array(this.numFeatures) : new Float32Array(this.numFeatures);
+  }
+
+  #release(a: FloatArray): void {
+    const i = this.#pool.indexOf(a);
+    if (i >= 0) this.#pool.splice(i, 1);
+  }
+
   /**
    * One forward, sync or async. Every input — the options, the tensor, the
    * module's state — is read once into locals and checked; the kernel writes
@@ -362,11 +420,12 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
       const counting = training && this.trackRunningStats && count !== null;
       const momentum = this.momentum ?? 1 / ((count ?? 0) + 1);
       const rm = convert(rm0, f64), rv = convert(rv0, f64);
+      const saveMean = this.#fromPool(f64, null), saveInvstd = this.#fromPool(f64, saveMean);
       const plan = planForward({
         x, channelsLast: dims.channelsLast, channelsLastName: null, out, weight: convert(w0, f64), bias: convert(b0, f64),
         runningMean: batchStats && !updateRunning ? null : rm, runningVar: batchStats && !updateRunning ? null : rv,
         batchStats, eps: this.eps, momentum, unbiased: this.unbiasedRunningVar, checkFinite: this.checkFinite,
-        saveMeanOut: this.#perChannel(this.#spareMean, f64), saveInvstdOut: this.#perChannel(this.#spareInvstd, f64), names: this.#names, apart: false, async,
+        saveMeanOut: saveMean, saveInvstdOut: saveInvstd, names: this.#names, apart: false, async,
       });
       const commit = (): Tensor => {
         if (updateRunning) {
@@ -374,12 +433,15 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
           if (rv !== rv0) rv0!.set(rv!);
         }
         if (counting) this.#numBatchesTracked = count + 1;
-        const last = this.#saved;
-        this.#spareMean = last ? last.mean : null;
-        this.#spareInvstd = last ? last.invstd : null;
-        const overwrittenBy = plan.inPlace ? 'forward' : null;
-        this.#saved = { x: x.data, numel, shape: x.shape, dims, mean: plan.saveMean, invstd: plan.saveInvstd, batchStats, overwrittenBy };
-        return { data: plan.y, shape: x.shape.slice() };
+        this.#release(saveMean);
+        this.#release(saveInvstd);
+        const ctx: Context = { module: this, x: x.data, numel, shape: x.shape, dims, mean: plan.saveMean, invstd: plan.saveInvstd, batchStats, version: versionOf(x.data), used: false };
+        // y written over x: this forward's own backward would read y as x.
+        if (plan.inPlace) bumpVersion(x.data, 'forward');
+        this.#last = ctx;
+        const result = { data: plan.y, shape: x.shape.slice() };
+        contexts.set(result, ctx);
+        return result;
       };
       if (!async) {
         execute({ forward: plan }, false);
@@ -410,29 +472,35 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
 
   // ------------------------------------------------------------ backward
 
+  /** The context a backward differentiates: of's, or the last forward's. */
+  #context(of: unknown, method: string): Context {
+    const name = this.constructor.name;
+    if (of === undefined) {
+      if (!this.#last) throw noForwardError(name, method);
+      return this.#last;
+    }
+    const ctx = typeof of === 'object' && of !== null ? contexts.get(of) : undefined;
+    if (!ctx || ctx.module !== this) throw notAContextError(name, method, of, ctx !== undefined);
+    return ctx;
+  }
+
   #backward(gradOutput: unknown, options: unknown, method: string, async: boolean): Tensor | Promise<Tensor> {
     const name = this.constructor.name;
     this.#enter(method);
     let settlesLater = false;
     try {
-      checkOptions(options, `${name}.${method}`, CALL_OPTIONS);
-      const { out } = options as CallOptions;
-      const saved = this.#saved;
-      if (!saved) throw new Error(`${name}.${method}() needs a forward() first: there are no saved statistics`);
+      checkOptions(options, `${name}.${method}`, BACKWARD_CALL_OPTIONS);
+      const { out, of } = options as BackwardCallOptions;
+      const saved = this.#context(of, method);
+      const which = of === undefined ? 'the last forward' : 'the forward given as of';
+      if (saved.used) throw contextUsedError(name, method, which);
       // PyTorch's autograd refuses the same ("a variable needed for gradient
       // computation has been modified by an inplace operation"). Only a frozen
       // (eval) backward without affine parameters does without x.
       const needsX = saved.batchStats || this.affine;
-      if (saved.overwrittenBy && needsX)
-        throw new Error(
-          saved.overwrittenBy === 'forward'
-            ? `${name}.${method}() needs the input of the last forward, which that forward overwrote (out was input.data): give forward a separate out, or none, when a backward follows`
-            : `${name}.${method}() needs the input of the last forward, which the last backward overwrote (its out was that input): run forward again, or give backward a separate out`,
-        );
-      if (lengthOf(saved.x) !== saved.numel)
-        throw new TypeError(
-          invalidParameterError(`${name}.${method}()`, "the last forward's input (input.data) still readable", 'one whose buffer was detached (transferred) since', 'keep it until the backward, or run forward again'),
-        );
+      const version = versionOf(saved.x);
+      if (version !== saved.version && needsX) throw contextOverwrittenError(name, method, which, versions.get(bufferOf(saved.x))!.by);
+      if (lengthOf(saved.x) !== saved.numel) throw contextDetachedError(name, method, of === undefined ? "the last forward's" : "that forward's");
       const dy = readTensor(gradOutput, 'gradOutput');
       const f64 = isFloat64(saved.x);
       const w0 = this.weight ? this.#own(this.weight.data, 'weight.data') : null, b0 = this.bias ? this.#own(this.bias.data, 'bias.data') : null;
@@ -460,8 +528,11 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
           this.weight.grad = gradW;
           this.bias.grad = gradB;
         }
-        // dx written over x: a second backward of this forward would read it.
-        if (plan.overwritesX) saved.overwrittenBy = 'backward';
+        // dx written over x: another forward of the same x would read dx as x.
+        if (plan.overwritesX) bumpVersion(saved.x, 'backward');
+        // Differentiated once: the statistics arrays go back to the pool.
+        saved.used = true;
+        this.#pool.push(saved.mean, saved.invstd);
         return { data: plan.dx, shape: saved.shape.slice() };
       };
       if (!async) {
@@ -483,12 +554,12 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
    * statistics are differentiated through; after an eval forward they are
    * constants (frozen BatchNorm, as in fine-tuning).
    */
-  backward<A extends FloatArray>(gradOutput: Tensor<A>, options: CallOptions<A> = {}): Tensor<A> {
+  backward<A extends FloatArray>(gradOutput: Tensor<A>, options: BackwardCallOptions<A> = {}): Tensor<A> {
     return this.#backward(gradOutput, options, 'backward', false) as Tensor<A>;
   }
 
   /** `backward` off the event loop (native path); rejects on bad input. */
-  async backwardAsync<A extends FloatArray>(gradOutput: Tensor<A>, options: CallOptions<A> = {}): Promise<Tensor<A>> {
+  async backwardAsync<A extends FloatArray>(gradOutput: Tensor<A>, options: BackwardCallOptions<A> = {}): Promise<Tensor<A>> {
     return this.#backward(gradOutput, options, 'backwardAsync', true) as Promise<Tensor<A>>;
   }
 

@@ -401,3 +401,43 @@ export function centerScaleError(center: boolean, scale: boolean): RangeError {
 export function busyError(module: string, method: string, pending: string): Error {
   return new Error(`${module}.${method}() called while ${pending}() is still running; await it first`);
 }
+
+// ------------------------------------------------------------ per-call contexts (a module's saved forwards)
+
+/** A backward with no forward to differentiate. */
+export function noForwardError(module: string, method: string): Error {
+  return new Error(`${module}.${method}() needs a forward() first: there are no saved statistics`);
+}
+
+/** `of` is not the result object of one of this module's forwards. */
+export function notAContextError(module: string, method: string, v: unknown, other: boolean): TypeError {
+  return new TypeError(
+    invalidParameterError(
+      `of of ${module}.${method}()`,
+      `the result of a forward() of this ${module}`,
+      other ? 'the result of a forward() of another module' : describe(v),
+      other ? 'call the backward of the module that made it' : 'pass the object forward() returned (not a copy of it, nor its data)',
+    ),
+  );
+}
+
+/** Backward twice through one forward: PyTorch's "Trying to backward through the graph a second time". */
+export function contextUsedError(module: string, method: string, which: string): Error {
+  return new Error(
+    `${module}.${method}() was already called for ${which}: each forward is differentiated once (PyTorch: "Trying to backward through the graph a second time"); run forward again, or add the gradients up before one backward`,
+  );
+}
+
+/** The saved input of a forward was written over since (PyTorch's version-counter error). */
+export function contextOverwrittenError(module: string, method: string, which: string, by: 'forward' | 'backward'): Error {
+  return new Error(
+    by === 'forward'
+      ? `${module}.${method}() needs the input of ${which}, which that forward overwrote (out was input.data): give forward a separate out, or none, when a backward follows`
+      : `${module}.${method}() needs the input of ${which}, which a backward overwrote (its out was that input): run forward again, or give backward a separate out`,
+  );
+}
+
+/** The saved input of a forward was detached (transferred) since. */
+export function contextDetachedError(module: string, method: string, whose: string): TypeError {
+  return new TypeError(invalidParameterError(`${module}.${method}()`, `${whose} input (input.data) still readable`, 'one whose buffer was detached (transferred) since', 'keep it until the backward, or run forward again'));
+}

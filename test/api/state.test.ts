@@ -151,6 +151,7 @@ describe('modes and options', () => {
     bn.forward(x);
     bn.backward(dy);
     const g1 = Array.from(bn.bias!.grad!);
+    bn.forward(x);
     bn.backward(dy);
     expectClose(bn.bias!.grad!, g1.map((v) => 2 * v), 1e-6, 1e-6, 'accumulated');
     const arr = bn.bias!.grad;
