@@ -12,6 +12,7 @@ import {
   invalidParameterError, isFloat64, isFloatArray, lengthOf, typedArrayName, moduleShapeError, readTensor, typeError, rangeError,
 } from './check.js';
 import { execute, OPTION_HINTS, planBackward, planForward, type ForwardNames } from './functional.js';
+import { HookList, type BackwardHook, type ForwardHook, type RemovableHandle } from './hooks.js';
 import { dimsOf, isChannelsLast, type Dims, type Layout, type Tensor } from './tensor.js';
 
 export interface BatchNormModuleOptions<Affine extends boolean = boolean> {
@@ -54,6 +55,8 @@ export interface Parameter<A extends FloatArray = FloatArray> {
   data: A;
   /** Null until the first backward; backward adds into it until zeroGrad(). */
   grad: A | null;
+  /** Default true; false freezes it: backward leaves `grad` as it is (PyTorch's `requires_grad_(False)`). */
+  requiresGrad: boolean;
 }
 
 /**
@@ -180,7 +183,9 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
   #gradBias: FloatArray | null = null;
   /** The call running now (a sync one, or an async one until it settles), or null. */
   #busy: string | null = null;
-  readonly #f64: boolean;
+  #f64: boolean;
+  #forwardHooks: HookList<this> | null = null;
+  #backwardHooks: HookList<this> | null = null;
   /** The names a call's messages give this module's arrays (made once: a call allocates no strings). */
   readonly #names: ForwardNames;
   readonly #backwardNames: { x: string; mean: string; invstd: string; weight: string };
@@ -224,8 +229,8 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
         throw new RangeError(invalidParameterError(`numFeatures of ${name}`, `a count small enough for ${dtype} arrays of that length`, String(numFeatures)));
       }
     };
-    this.weight = (affine ? { data: alloc(1), grad: null } : null) as this['weight'];
-    this.bias = (affine ? { data: alloc(0), grad: null } : null) as this['bias'];
+    this.weight = (affine ? { data: alloc(1), grad: null, requiresGrad: true } : null) as this['weight'];
+    this.bias = (affine ? { data: alloc(0), grad: null, requiresGrad: true } : null) as this['bias'];
     this.#runningMean = trackRunningStats ? alloc(0) : null;
     this.#runningVar = trackRunningStats ? alloc(1) : null;
     this.#numBatchesTracked = trackRunningStats ? 0 : null;
@@ -295,9 +300,70 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
     return this.weight && this.bias ? [this.weight, this.bias] : [];
   }
 
+  /** [['weight', γ], ['bias', β]] when affine, else [] (PyTorch's named_parameters; the names are the state dict's). */
+  namedParameters(): Array<[string, Parameter]> {
+    return this.weight && this.bias ? [['weight', this.weight], ['bias', this.bias]] : [];
+  }
+
   /** Zeroes the gradients (keeping their arrays, so a training loop does not allocate). */
   zeroGrad(): void {
     for (const p of this.parameters()) p.grad?.fill(0);
+  }
+
+  /** Running mean 0, running variance 1, numBatchesTracked 0 (PyTorch's reset_running_stats); in place. */
+  resetRunningStats(): void {
+    this.#idle('resetRunningStats');
+    this.#runningMean?.fill(0);
+    this.#runningVar?.fill(1);
+    if (this.#numBatchesTracked !== null) this.#numBatchesTracked = 0;
+  }
+
+  /** resetRunningStats(), and weight 1, bias 0 (PyTorch's reset_parameters); in place; gradients stay. */
+  resetParameters(): void {
+    this.resetRunningStats();
+    this.weight?.data.fill(1);
+    this.bias?.data.fill(0);
+  }
+
+  /** Element type of the parameters and buffers. */
+  get dtype(): 'float32' | 'float64' {
+    return this.#f64 ? 'float64' : 'float32';
+  }
+
+  /**
+   * Converts the parameters, their gradients and the running statistics to
+   * `dtype` (new arrays of it, as PyTorch's `module.to(torch.float64)`; the
+   * Parameter objects stay). Returns this. Forwards waiting for their
+   * backward keep their own arrays and still work.
+   */
+  to(dtype: 'float32' | 'float64'): this {
+    this.#idle('to');
+    const f64 = checkDtype(dtype) === 'float64';
+    if (f64 === this.#f64) return this;
+    for (const p of this.parameters()) {
+      p.data = convert(p.data, f64);
+      p.grad = convert(p.grad, f64);
+    }
+    this.#runningMean = convert(this.#runningMean, f64);
+    this.#runningVar = convert(this.#runningVar, f64);
+    this.#f64 = f64;
+    return this;
+  }
+
+  /**
+   * Calls fn(module, input, output) after each forward that succeeded (PyTorch's
+   * register_forward_hook; its return value is ignored). Returns `{ remove() }`.
+   */
+  registerForwardHook(fn: ForwardHook<this>): RemovableHandle {
+    return (this.#forwardHooks ??= new HookList<this>()).add(fn, 'the forward hook');
+  }
+
+  /**
+   * Calls fn(module, gradInput, gradOutput) after each backward that
+   * succeeded: dx and dy (PyTorch's register_full_backward_hook). Returns `{ remove() }`.
+   */
+  registerBackwardHook(fn: BackwardHook<this>): RemovableHandle {
+    return (this.#backwardHooks ??= new HookList<this>()).add(fn, 'the backward hook');
   }
 
   // ------------------------------------------------------------ one call at a time
@@ -462,12 +528,16 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
    * Returns `{ data, shape }` of the input's type.
    */
   forward<A extends FloatArray>(input: Tensor<A>, options: CallOptions<A> = {}): Tensor<A> {
-    return this.#forward(input, options, 'forward', false) as Tensor<A>;
+    const y = this.#forward(input, options, 'forward', false) as Tensor<A>;
+    if (this.#forwardHooks !== null) this.#forwardHooks.call(this, input, y);
+    return y;
   }
 
   /** `forward` off the event loop (native path); rejects on bad input. Its buffers become untransferable (see batchNormAsync). */
   async forwardAsync<A extends FloatArray>(input: Tensor<A>, options: CallOptions<A> = {}): Promise<Tensor<A>> {
-    return this.#forward(input, options, 'forwardAsync', true) as Promise<Tensor<A>>;
+    const y = await (this.#forward(input, options, 'forwardAsync', true) as Promise<Tensor<A>>);
+    if (this.#forwardHooks !== null) this.#forwardHooks.call(this, input, y);
+    return y;
   }
 
   // ------------------------------------------------------------ backward
@@ -510,22 +580,26 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
       this.#outApart(out, w0, b0, this.#runningMean, this.#runningVar);
       // The kernel overwrites this module's scratch (zeros for an empty batch),
       // and commit adds it into .grad.
-      const gw = this.affine ? (this.#gradWeight = this.#perChannel(this.#gradWeight, f64)) : null;
-      const gb = this.affine ? (this.#gradBias = this.#perChannel(this.#gradBias, f64)) : null;
+      // Frozen parameters (requiresGrad false) keep their .grad; with both frozen the kernel skips the sums.
+      const wantW = this.weight !== null && this.weight.requiresGrad !== false, wantB = this.bias !== null && this.bias.requiresGrad !== false;
+      const gradients = wantW || wantB;
+      const gw = gradients ? (this.#gradWeight = this.#perChannel(this.#gradWeight, f64)) : null;
+      const gb = gradients ? (this.#gradBias = this.#perChannel(this.#gradBias, f64)) : null;
       const plan = planBackward({
         x: { data: saved.x, shape: saved.shape }, dy, dims: saved.dims, out, weight: convert(w0, f64), mean: saved.mean, invstd: saved.invstd,
-        gradWeightOut: gw, gradBiasOut: gb, gradients: this.affine, batchStats: saved.batchStats, checkFinite: this.checkFinite,
+        gradWeightOut: gw, gradBiasOut: gb, gradients, batchStats: saved.batchStats, checkFinite: this.checkFinite,
         shapeName: "the last forward's shape", apart: false, names: this.#backwardNames, async,
       });
       const commit = (): Tensor => {
-        if (this.weight && this.bias && gw && gb) {
-          const C = this.numFeatures;
-          const gradW = gw0 ?? (this.#f64 ? new Float64Array(C) : new Float32Array(C)), gradB = gb0 ?? (this.#f64 ? new Float64Array(C) : new Float32Array(C));
-          for (let i = 0; i < C; i++) {
-            gradW[i] += gw[i];
-            gradB[i] += gb[i];
-          }
+        const C = this.numFeatures;
+        if (this.weight && gw && wantW) {
+          const gradW = gw0 ?? (this.#f64 ? new Float64Array(C) : new Float32Array(C));
+          for (let i = 0; i < C; i++) gradW[i] += gw[i];
           this.weight.grad = gradW;
+        }
+        if (this.bias && gb && wantB) {
+          const gradB = gb0 ?? (this.#f64 ? new Float64Array(C) : new Float32Array(C));
+          for (let i = 0; i < C; i++) gradB[i] += gb[i];
           this.bias.grad = gradB;
         }
         // dx written over x: another forward of the same x would read dx as x.
@@ -555,12 +629,16 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
    * constants (frozen BatchNorm, as in fine-tuning).
    */
   backward<A extends FloatArray>(gradOutput: Tensor<A>, options: BackwardCallOptions<A> = {}): Tensor<A> {
-    return this.#backward(gradOutput, options, 'backward', false) as Tensor<A>;
+    const dx = this.#backward(gradOutput, options, 'backward', false) as Tensor<A>;
+    if (this.#backwardHooks !== null) this.#backwardHooks.call(this, dx, gradOutput);
+    return dx;
   }
 
   /** `backward` off the event loop (native path); rejects on bad input. */
   async backwardAsync<A extends FloatArray>(gradOutput: Tensor<A>, options: BackwardCallOptions<A> = {}): Promise<Tensor<A>> {
-    return this.#backward(gradOutput, options, 'backwardAsync', true) as Promise<Tensor<A>>;
+    const dx = await (this.#backward(gradOutput, options, 'backwardAsync', true) as Promise<Tensor<A>>);
+    if (this.#backwardHooks !== null) this.#backwardHooks.call(this, dx, gradOutput);
+    return dx;
   }
 
   // ------------------------------------------------------------ state dicts

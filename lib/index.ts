@@ -3,7 +3,7 @@
  * SIMD native kernels with a pure-JS fallback.
  */
 export { BatchNorm1d, BatchNorm2d, BatchNorm3d } from './batchnorm.js';
-export type { BatchNormBase, BatchNormModuleOptions, CallOptions, Parameter, StateDict } from './batchnorm.js';
+export type { BackwardCallOptions, BatchNormBase, BatchNormModuleOptions, CallOptions, Parameter, StateDict } from './batchnorm.js';
 export { batchNorm, batchNormAsync, batchNormBackward, batchNormBackwardAsync } from './functional.js';
 export type { BatchNormBackwardOptions, BatchNormGradients, BatchNormOptions, BatchNormResult } from './functional.js';
 export { fromKeras } from './keras.js';
@@ -12,3 +12,8 @@ export { readSafetensors, writeSafetensors } from './safetensors.js';
 export type { Layout, Tensor } from './tensor.js';
 export { backendInfo, capabilities, setNumThreads, getNumThreads } from './backend/loader.js';
 export type { BackendInfo, FloatArray, Kernels } from './backend/kernels.js';
+export { foldBatchNorm } from './fold.js';
+export type { FoldLayer, FoldOptions } from './fold.js';
+export type { BackwardHook, ForwardHook, RemovableHandle } from './hooks.js';
+export { monitor } from './monitor.js';
+export type { BackwardRecord, ForwardRecord, Monitor } from './monitor.js';
