@@ -11,7 +11,7 @@ import {
   bufferOf, bufferOrNull, busyError, contextDetachedError, contextOverwrittenError, contextUsedError, noForwardError, notAContextError, checkApart, checkBoolean, checkBothOrNeither, sizeMismatchError, stateDictKeysError, checkDtype, checkEps, checkMomentum, checkOneOf, checkOptions, checkPositiveInteger, checkStatisticAssignment,
   invalidParameterError, isFloat64, isFloatArray, lengthOf, typedArrayName, moduleShapeError, readTensor, typeError, rangeError,
 } from './check.js';
-import { execute, OPTION_HINTS, planBackward, planForward, type ForwardNames } from './functional.js';
+import { checkActivation, execute, OPTION_HINTS, planBackward, planForward, type Activation, type ForwardNames } from './functional.js';
 import { HookList, type BackwardHook, type ForwardHook, type RemovableHandle } from './hooks.js';
 import { dimsOf, isChannelsLast, type Dims, type Layout, type Tensor } from './tensor.js';
 
@@ -48,6 +48,12 @@ export interface BatchNormModuleOptions<Affine extends boolean = boolean> {
    * and statistics NaN).
    */
   checkFinite?: boolean;
+  /**
+   * 'relu': the module computes relu(bn(x) + residual) (residual: forward's
+   * option, else relu(bn(x))), and its backward differentiates through the
+   * ReLU, masking dy by the saved output (y > 0). Default null: none.
+   */
+  activation?: Activation;
 }
 
 /** A learnable per-channel array and its accumulated gradient. */
@@ -70,6 +76,17 @@ export type StateDict = Record<string, ArrayLike<number> | ArrayLike<number | nu
 export interface CallOptions<A extends FloatArray = FloatArray> {
   /** Write the result here instead of allocating (the input's type and length). */
   out?: A;
+}
+
+export interface ForwardCallOptions<A extends FloatArray = FloatArray> extends CallOptions<A> {
+  /** Added to bn(x) before the activation (a skip connection): the input's shape and type; its gradient comes back from backward as gradResidual. */
+  residual?: Tensor<A> | null;
+}
+
+/** A backward's result: dx, and with a residual in the forward its gradient. */
+export interface GradInput<A extends FloatArray = FloatArray> extends Tensor<A> {
+  /** The residual's gradient (dy masked by the ReLU, or dy's own array without an activation); absent when the forward had no residual. */
+  gradResidual?: Tensor<A>;
 }
 
 export interface BackwardCallOptions<A extends FloatArray = FloatArray> extends CallOptions<A> {
@@ -95,6 +112,9 @@ interface Context {
   mean: FloatArray;
   invstd: FloatArray;
   batchStats: boolean;
+  /** The output (for the ReLU's mask, y > 0), when the module has an activation. */
+  y: FloatArray | null;
+  residual: boolean;
   /** The version of x's buffer when the forward read it (see `versions`). */
   version: number;
   /** Its backward ran: a second one throws, and its statistics arrays went back to the module's pool. */
@@ -126,8 +146,8 @@ function bumpVersion(a: FloatArray, by: 'forward' | 'backward'): void {
   } else versions.set(buffer, { n: 1, by });
 }
 
-const MODULE_OPTIONS = ['eps', 'momentum', 'affine', 'trackRunningStats', 'layout', 'dtype', 'unbiasedRunningVar', 'checkFinite'] as const;
-const CALL_OPTIONS = ['out'] as const;
+const MODULE_OPTIONS = ['eps', 'momentum', 'affine', 'trackRunningStats', 'layout', 'dtype', 'unbiasedRunningVar', 'checkFinite', 'activation'] as const;
+const CALL_OPTIONS = ['out', 'residual'] as const;
 const BACKWARD_CALL_OPTIONS = ['out', 'of'] as const;
 const LOAD_OPTIONS = ['strict'] as const;
 
@@ -160,6 +180,8 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
   readonly layout: Layout;
   readonly unbiasedRunningVar: boolean;
   readonly checkFinite: boolean;
+  /** 'relu' or null (see the option). */
+  readonly activation: Activation;
   /** γ; null when affine is false. */
   readonly weight: Affine extends true ? Parameter : Parameter | null;
   /** β; null when affine is false. */
@@ -178,6 +200,8 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
    * deep) allocates none once warm.
    */
   #pool: FloatArray[] = [];
+  /** dy·(y > 0) of the last backward with an activation and no residual (reused when the size fits). */
+  #mask: FloatArray | null = null;
   /** The weight and bias gradients of the last backward, before they were added into .grad. */
   #gradWeight: FloatArray | null = null;
   #gradBias: FloatArray | null = null;
@@ -211,6 +235,7 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
     checkBoolean(unbiasedRunningVar, 'unbiasedRunningVar');
     checkBoolean(checkFinite, 'checkFinite');
     checkDtype(dtype);
+    this.activation = checkActivation(options.activation, `activation of ${name}`) ? 'relu' : null;
     this.layout = layout === undefined ? this.defaultLayout() : this.#checkLayout(layout);
     this.numFeatures = numFeatures;
     this.eps = eps;
@@ -465,7 +490,7 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
     let settlesLater = false;
     try {
       checkOptions(options, `${name}.${method}`, CALL_OPTIONS);
-      const { out } = options as CallOptions;
+      const { out, residual } = options as ForwardCallOptions;
       const training = checkBoolean(this.training, `${name}.training`);
       const x = readTensor(input, 'input', (this.#tfLayout ??= `'${this.#channelsLastName() ?? this.layout}'`));
       const dims = this.#dims(x.shape);
@@ -492,6 +517,7 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
         runningMean: batchStats && !updateRunning ? null : rm, runningVar: batchStats && !updateRunning ? null : rv,
         batchStats, eps: this.eps, momentum, unbiased: this.unbiasedRunningVar, checkFinite: this.checkFinite,
         saveMeanOut: saveMean, saveInvstdOut: saveInvstd, names: this.#names, apart: false, async,
+        relu: this.activation === 'relu', residual: residual === undefined || residual === null ? null : readTensor(residual, 'residual'),
       });
       const commit = (): Tensor => {
         if (updateRunning) {
@@ -501,7 +527,8 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
         if (counting) this.#numBatchesTracked = count + 1;
         this.#release(saveMean);
         this.#release(saveInvstd);
-        const ctx: Context = { module: this, x: x.data, numel, shape: x.shape, dims, mean: plan.saveMean, invstd: plan.saveInvstd, batchStats, version: versionOf(x.data), used: false };
+        const ctx: Context = { module: this, x: x.data, numel, shape: x.shape, dims, mean: plan.saveMean, invstd: plan.saveInvstd, batchStats,
+          y: plan.relu ? plan.y : null, residual: plan.residual !== null, version: versionOf(x.data), used: false };
         // y written over x: this forward's own backward would read y as x.
         if (plan.inPlace) bumpVersion(x.data, 'forward');
         this.#last = ctx;
@@ -527,14 +554,14 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
    * the running ones), with the running statistics in eval mode.
    * Returns `{ data, shape }` of the input's type.
    */
-  forward<A extends FloatArray>(input: Tensor<A>, options: CallOptions<A> = {}): Tensor<A> {
+  forward<A extends FloatArray>(input: Tensor<A>, options: ForwardCallOptions<A> = {}): Tensor<A> {
     const y = this.#forward(input, options, 'forward', false) as Tensor<A>;
     if (this.#forwardHooks !== null) this.#forwardHooks.call(this, input, y);
     return y;
   }
 
   /** `forward` off the event loop (native path); rejects on bad input. Its buffers become untransferable (see batchNormAsync). */
-  async forwardAsync<A extends FloatArray>(input: Tensor<A>, options: CallOptions<A> = {}): Promise<Tensor<A>> {
+  async forwardAsync<A extends FloatArray>(input: Tensor<A>, options: ForwardCallOptions<A> = {}): Promise<Tensor<A>> {
     const y = await (this.#forward(input, options, 'forwardAsync', true) as Promise<Tensor<A>>);
     if (this.#forwardHooks !== null) this.#forwardHooks.call(this, input, y);
     return y;
@@ -589,7 +616,9 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
         x: { data: saved.x, shape: saved.shape }, dy, dims: saved.dims, out, weight: convert(w0, f64), mean: saved.mean, invstd: saved.invstd,
         gradWeightOut: gw, gradBiasOut: gb, gradients, batchStats: saved.batchStats, checkFinite: this.checkFinite,
         shapeName: "the last forward's shape", apart: false, names: this.#backwardNames, async,
+        relu: saved.y !== null, output: saved.y, outputName: "the forward's output", residual: saved.residual, maskScratch: this.#mask,
       });
+      if (plan.masked && !saved.residual) this.#mask = plan.masked;
       const commit = (): Tensor => {
         const C = this.numFeatures;
         if (this.weight && gw && wantW) {
@@ -607,7 +636,9 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
         // Differentiated once: the statistics arrays go back to the pool.
         saved.used = true;
         this.#pool.push(saved.mean, saved.invstd);
-        return { data: plan.dx, shape: saved.shape.slice() };
+        const dx: GradInput = { data: plan.dx, shape: saved.shape.slice() };
+        if (plan.gradResidual) dx.gradResidual = { data: plan.gradResidual, shape: saved.shape.slice() };
+        return dx;
       };
       if (!async) {
         execute({ backward: plan }, false);
@@ -628,15 +659,15 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
    * statistics are differentiated through; after an eval forward they are
    * constants (frozen BatchNorm, as in fine-tuning).
    */
-  backward<A extends FloatArray>(gradOutput: Tensor<A>, options: BackwardCallOptions<A> = {}): Tensor<A> {
-    const dx = this.#backward(gradOutput, options, 'backward', false) as Tensor<A>;
+  backward<A extends FloatArray>(gradOutput: Tensor<A>, options: BackwardCallOptions<A> = {}): GradInput<A> {
+    const dx = this.#backward(gradOutput, options, 'backward', false) as GradInput<A>;
     if (this.#backwardHooks !== null) this.#backwardHooks.call(this, dx, gradOutput);
     return dx;
   }
 
   /** `backward` off the event loop (native path); rejects on bad input. */
-  async backwardAsync<A extends FloatArray>(gradOutput: Tensor<A>, options: BackwardCallOptions<A> = {}): Promise<Tensor<A>> {
-    const dx = await (this.#backward(gradOutput, options, 'backwardAsync', true) as Promise<Tensor<A>>);
+  async backwardAsync<A extends FloatArray>(gradOutput: Tensor<A>, options: BackwardCallOptions<A> = {}): Promise<GradInput<A>> {
+    const dx = await (this.#backward(gradOutput, options, 'backwardAsync', true) as Promise<GradInput<A>>);
     if (this.#backwardHooks !== null) this.#backwardHooks.call(this, dx, gradOutput);
     return dx;
   }

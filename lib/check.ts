@@ -321,8 +321,8 @@ export function evalNeedsStatisticsError(): TypeError {
   return new TypeError('Expected runningMean and runningVar when training is false (evaluation uses the running statistics) but received null');
 }
 
-export function gradientShapeError(shapeName: string, shape: readonly number[], got: readonly number[]): RangeError {
-  return new RangeError(`Expected gradOutput of ${shapeName} ${shapeText(shape)} but received shape ${shapeText(got)}`);
+export function gradientShapeError(shapeName: string, shape: readonly number[], got: readonly number[], name = 'gradOutput'): RangeError {
+  return new RangeError(`Expected ${name} of ${shapeName} ${shapeText(shape)} but received shape ${shapeText(got)}`);
 }
 
 /**

@@ -3,9 +3,9 @@
  * SIMD native kernels with a pure-JS fallback.
  */
 export { BatchNorm1d, BatchNorm2d, BatchNorm3d } from './batchnorm.js';
-export type { BackwardCallOptions, BatchNormBase, BatchNormModuleOptions, CallOptions, Parameter, StateDict } from './batchnorm.js';
+export type { BackwardCallOptions, ForwardCallOptions, GradInput, BatchNormBase, BatchNormModuleOptions, CallOptions, Parameter, StateDict } from './batchnorm.js';
 export { batchNorm, batchNormAsync, batchNormBackward, batchNormBackwardAsync } from './functional.js';
-export type { BatchNormBackwardOptions, BatchNormGradients, BatchNormOptions, BatchNormResult } from './functional.js';
+export type { Activation, BatchNormBackwardOptions, BatchNormGradients, BatchNormOptions, BatchNormResult } from './functional.js';
 export { fromKeras } from './keras.js';
 export type { KerasBatchNormConfig } from './keras.js';
 export { readSafetensors, writeSafetensors } from './safetensors.js';

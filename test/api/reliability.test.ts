@@ -315,7 +315,7 @@ describe('12. lenient acceptance', () => {
     const m = new BatchNorm2d(3), x = x4();
     const before = moduleState(m);
     expect(() => m.forward(x, 'abc' as any)).toThrow('Expected an options object for BatchNorm2d.forward but received a string');
-    expect(() => m.forward(x, { output: new Float32Array(48) } as any)).toThrow('Expected only the options out for BatchNorm2d.forward but received an unknown option "output"');
+    expect(() => m.forward(x, { output: new Float32Array(48) } as any)).toThrow('Expected only the options out, residual for BatchNorm2d.forward but received an unknown option "output"');
     expect(() => m.loadStateDict(m.stateDict(), [] as any)).toThrow('Expected an options object for BatchNorm2d.loadStateDict but received an Array');
     expect(() => fromKeras(0 as any)).toThrow('Expected an options object for fromKeras but received the number 0');
     expect(() => batchNorm(x, null, null, { training: true, layout: null as any })).toThrow('Expected one of NC, NCL, NLC, NCHW, NHWC, NCDHW, NDHWC, channelsFirst, channelsLast for layout but received null');
