@@ -97,6 +97,12 @@ export interface BackwardCallOptions<A extends FloatArray = FloatArray> extends 
    * of an RNN, or interleaved), as autograd's saved tensors; each one once.
    */
   of?: Tensor<A>;
+  /**
+   * Keep the forward's context for another backward (PyTorch's
+   * `retain_graph=True`): for differentiating one forward with several
+   * gradients, or timing a backward. Default false.
+   */
+  retainGraph?: boolean;
 }
 
 /**
@@ -148,7 +154,7 @@ function bumpVersion(a: FloatArray, by: 'forward' | 'backward'): void {
 
 const MODULE_OPTIONS = ['eps', 'momentum', 'affine', 'trackRunningStats', 'layout', 'dtype', 'unbiasedRunningVar', 'checkFinite', 'activation'] as const;
 const CALL_OPTIONS = ['out', 'residual'] as const;
-const BACKWARD_CALL_OPTIONS = ['out', 'of'] as const;
+const BACKWARD_CALL_OPTIONS = ['out', 'of', 'retainGraph'] as const;
 const LOAD_OPTIONS = ['strict'] as const;
 
 /** a of the type `f64` says, converted (copied) when it is of the other float type. */
@@ -587,7 +593,8 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
     let settlesLater = false;
     try {
       checkOptions(options, `${name}.${method}`, BACKWARD_CALL_OPTIONS);
-      const { out, of } = options as BackwardCallOptions;
+      const { out, of, retainGraph = false } = options as BackwardCallOptions;
+      checkBoolean(retainGraph, 'retainGraph');
       const saved = this.#context(of, method);
       const which = of === undefined ? 'the last forward' : 'the forward given as of';
       if (saved.used) throw contextUsedError(name, method, which);
@@ -633,9 +640,11 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
         }
         // dx written over x: another forward of the same x would read dx as x.
         if (plan.overwritesX) bumpVersion(saved.x, 'backward');
-        // Differentiated once: the statistics arrays go back to the pool.
-        saved.used = true;
-        this.#pool.push(saved.mean, saved.invstd);
+        // Differentiated (and not retained): the statistics arrays go back to the pool.
+        if (!retainGraph) {
+          saved.used = true;
+          this.#pool.push(saved.mean, saved.invstd);
+        }
         const dx: GradInput = { data: plan.dx, shape: saved.shape.slice() };
         if (plan.gradResidual) dx.gradResidual = { data: plan.gradResidual, shape: saved.shape.slice() };
         return dx;

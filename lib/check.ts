@@ -424,7 +424,7 @@ export function notAContextError(module: string, method: string, v: unknown, oth
 /** Backward twice through one forward: PyTorch's "Trying to backward through the graph a second time". */
 export function contextUsedError(module: string, method: string, which: string): Error {
   return new Error(
-    `${module}.${method}() was already called for ${which}: each forward is differentiated once (PyTorch: "Trying to backward through the graph a second time"); run forward again, or add the gradients up before one backward`,
+    `${module}.${method}() was already called for ${which}: each forward is differentiated once (PyTorch: "Trying to backward through the graph a second time"); run forward again, add the gradients up before one backward, or pass retainGraph: true to the backwards before the last`,
   );
 }
 

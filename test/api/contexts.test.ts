@@ -65,6 +65,15 @@ describe('contexts refused, with the reason', () => {
     expect(Array.from(m.weight.grad!)).toEqual(grad);
   });
 
+  it('retainGraph: true keeps the context for another backward, as PyTorch\'s retain_graph', () => {
+    const m = new BatchNorm2d(3), x = t4(1), d = t4(2);
+    m.forward(x);
+    const g1 = m.backward(d, { retainGraph: true }), g2 = m.backward(d);
+    expect(Array.from(g2.data)).toEqual(Array.from(g1.data));
+    expect(() => m.backward(d)).toThrow(/already called/);
+    expect(() => m.backward(d, { retainGraph: 1 as never })).toThrow(/boolean for retainGraph/);
+  });
+
   it('of must be a result of this module\'s forward', () => {
     const m = new BatchNorm2d(3), other = new BatchNorm2d(3), d = t4(2);
     const y = m.forward(t4(1)), z = other.forward(t4(1));
