@@ -118,14 +118,18 @@ interface Context {
   mean: FloatArray;
   invstd: FloatArray;
   batchStats: boolean;
-  /** The output (for the ReLU's mask, y > 0), when the module has an activation. */
+  /** The output (for the ReLU's mask, y > 0), when the module has an activation, and its buffer's version then. */
   y: FloatArray | null;
+  yVersion: number;
   residual: boolean;
   /** The version of x's buffer when the forward read it (see `versions`). */
   version: number;
   /** Its backward ran: a second one throws, and its statistics arrays went back to the module's pool. */
   used: boolean;
 }
+
+/** What wrote over a saved array: a forward in place, a forward into it as its out, a backward into it as its out. */
+type Overwriter = 'inPlace' | 'out' | 'backward';
 
 /** The context of each forward's result object (the key is the object forward returned). */
 const contexts = new WeakMap<object, Context>();
@@ -136,15 +140,17 @@ const contexts = new WeakMap<object, Context>();
  * whose `out` is a saved input, bumps the count of that buffer; a backward
  * whose context saw another count throws instead of reading overwritten
  * values. (Writes by the caller's own code cannot be seen, as in PyTorch
- * they can through `.data`.)
+ * they can through `.data`.) A forward given an `out` counts as a write
+ * over that array too: a context that saved it (as its input, or as its
+ * output for the ReLU's mask) sees it changed.
  */
-const versions = new WeakMap<ArrayBufferLike, { n: number; by: 'forward' | 'backward' }>();
+const versions = new WeakMap<ArrayBufferLike, { n: number; by: Overwriter }>();
 
 function versionOf(a: FloatArray): number {
   return versions.get(bufferOf(a))?.n ?? 0;
 }
 
-function bumpVersion(a: FloatArray, by: 'forward' | 'backward'): void {
+function bumpVersion(a: FloatArray, by: Overwriter): void {
   const buffer = bufferOf(a), v = versions.get(buffer);
   if (v) {
     v.n++;
@@ -534,9 +540,12 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
         this.#release(saveMean);
         this.#release(saveInvstd);
         const ctx: Context = { module: this, x: x.data, numel, shape: x.shape, dims, mean: plan.saveMean, invstd: plan.saveInvstd, batchStats,
-          y: plan.relu ? plan.y : null, residual: plan.residual !== null, version: versionOf(x.data), used: false };
+          y: plan.relu ? plan.y : null, yVersion: 0, residual: plan.residual !== null, version: versionOf(x.data), used: false };
         // y written over x: this forward's own backward would read y as x.
-        if (plan.inPlace) bumpVersion(x.data, 'forward');
+        // Written into the caller's out: whatever context saved that array sees it.
+        if (plan.inPlace) bumpVersion(x.data, 'inPlace');
+        else if (out !== undefined) bumpVersion(plan.y, 'out');
+        if (ctx.y) ctx.yVersion = versionOf(ctx.y);
         this.#last = ctx;
         const result = { data: plan.y, shape: x.shape.slice() };
         contexts.set(result, ctx);
@@ -603,7 +612,8 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
       // (eval) backward without affine parameters does without x.
       const needsX = saved.batchStats || this.affine;
       const version = versionOf(saved.x);
-      if (version !== saved.version && needsX) throw contextOverwrittenError(name, method, which, versions.get(bufferOf(saved.x))!.by);
+      if (version !== saved.version && needsX) throw contextOverwrittenError(name, method, which, 'input', versions.get(bufferOf(saved.x))!.by);
+      if (saved.y && versionOf(saved.y) !== saved.yVersion) throw contextOverwrittenError(name, method, which, 'output', versions.get(bufferOf(saved.y))!.by);
       if (lengthOf(saved.x) !== saved.numel) throw contextDetachedError(name, method, of === undefined ? "the last forward's" : "that forward's");
       const dy = readTensor(gradOutput, 'gradOutput');
       const f64 = isFloat64(saved.x);

@@ -429,12 +429,14 @@ export function contextUsedError(module: string, method: string, which: string):
 }
 
 /** The saved input of a forward was written over since (PyTorch's version-counter error). */
-export function contextOverwrittenError(module: string, method: string, which: string, by: 'forward' | 'backward'): Error {
-  return new Error(
-    by === 'forward'
-      ? `${module}.${method}() needs the input of ${which}, which that forward overwrote (out was input.data): give forward a separate out, or none, when a backward follows`
-      : `${module}.${method}() needs the input of ${which}, which a backward overwrote (its out was that input): run forward again, or give backward a separate out`,
-  );
+export function contextOverwrittenError(module: string, method: string, which: string, what: 'input' | 'output', by: 'inPlace' | 'out' | 'backward'): Error {
+  const how =
+    by === 'inPlace'
+      ? 'a forward overwrote in place (out was input.data): give forward a separate out, or none, when a backward follows'
+      : by === 'out'
+        ? 'a later forward wrote its output over (its out was that array): give each forward waiting for a backward its own out'
+        : 'a backward overwrote (its out was that array): run forward again, or give backward a separate out';
+  return new Error(`${module}.${method}() needs the ${what} of ${which}, which ${how}`);
 }
 
 /** The saved input of a forward was detached (transferred) since. */

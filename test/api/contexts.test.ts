@@ -89,9 +89,26 @@ describe('contexts refused, with the reason', () => {
     const m = new BatchNorm2d(3), x = t4(1), d = t4(2);
     const y1 = m.forward(x), y2 = m.forward(t4(3));
     m.forward(x, { out: x.data });
-    expect(() => m.backward(d, { of: y1 })).toThrow(/needs the input of the forward given as of, which that forward overwrote/);
-    expect(() => m.backward(d)).toThrow(/needs the input of the last forward, which that forward overwrote/);
+    expect(() => m.backward(d, { of: y1 })).toThrow(/needs the input of the forward given as of, which a forward overwrote in place/);
+    expect(() => m.backward(d)).toThrow(/needs the input of the last forward, which a forward overwrote in place/);
     expect(() => m.backward(d, { of: y2 })).not.toThrow();
+  });
+
+  it('a later forward writing its out over a saved input, or over a saved output the ReLU needs, makes that backward throw', () => {
+    const m = new BatchNorm2d(3), buf = t4(1), d = t4(2);
+    const y1 = m.forward(buf);
+    m.forward(t4(3), { out: buf.data });
+    expect(() => m.backward(d, { of: y1 })).toThrow(/needs the input of the forward given as of, which a later forward wrote its output over \(its out was that array\)/);
+    const r = new BatchNorm2d(3, { activation: 'relu' }), out = new Float32Array(48);
+    const z1 = r.forward(t4(4), { out });
+    r.forward(t4(5), { out });
+    expect(() => r.backward(d, { of: z1 })).toThrow(/needs the output of the forward given as of, which a later forward wrote its output over/);
+    expect(() => r.backward(d)).not.toThrow();
+    // The common loop (one out, forward then backward) is unaffected.
+    for (let i = 0; i < 3; i++) {
+      r.forward(t4(6 + i), { out });
+      r.backward(d);
+    }
   });
 
   it('a context whose input was detached throws, naming it', () => {
