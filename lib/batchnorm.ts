@@ -566,8 +566,9 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
 
   /**
    * Normalizes `input`: with the batch statistics in training mode (updating
-   * the running ones), with the running statistics in eval mode.
-   * Returns `{ data, shape }` of the input's type.
+   * the running ones), with the running statistics in eval mode; then adds
+   * `residual` and applies the module's activation, if any.
+   * Returns `{ data, shape }` of the input's type; `backward(dy, { of })` takes it.
    */
   forward<A extends FloatArray>(input: Tensor<A>, options: ForwardCallOptions<A> = {}): Tensor<A> {
     const y = this.#forward(input, options, 'forward', false) as Tensor<A>;
@@ -673,8 +674,10 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
   }
 
   /**
-   * Gradient of the last forward: returns dx (`{ data, shape }`) and adds the
-   * weight and bias gradients into `.grad`. After a training forward the batch
+   * Gradient of the last forward (or of the one `of` names): returns dx
+   * (`{ data, shape }`, with `gradResidual` when that forward added a
+   * residual) and adds the weight and bias gradients into `.grad` (of the
+   * parameters whose requiresGrad is not false). After a training forward the batch
    * statistics are differentiated through; after an eval forward they are
    * constants (frozen BatchNorm, as in fine-tuning).
    */
