@@ -89,11 +89,11 @@ it.each(capabilities())('BATCHNORM_ISA=%s matches the float64 reference, float32
       expect(relError(dxf, frozen.dx), `${tag} frozen dx`).toBeLessThan(1e-6 * tol);
     }
   });
-});
+}, 120_000);  // a child process per ISA: seconds on a loaded machine (vitest's projects do not inherit the root testTimeout)
 
 it('BATCHNORM_ISA naming an ISA that cannot run is a clear error', () => {
   const other = process.arch === 'x64' ? 'neon' : 'avx2';
   const r = runWith(other);
   expect(r.status).not.toBe(0);
   expect(r.stderr).toContain(`BATCHNORM_ISA=${other} is not an ISA of this build; expected one of: ${capabilities().join(', ')}`);
-});
+}, 60_000);
