@@ -6,7 +6,9 @@
  * in the elementwise passes, no allocation inside loops.
  */
 import type { FloatArray, Kernels } from './kernels.js';
-import { ArgReader, asAsyncCall } from './validate.js';
+import { ArgReader } from './validate.js';
+import { deferred } from './deferred.js';
+import { jsNormKernels } from './js-norms.js';
 
 /** Per channel: mean and sum of squared deviations, two passes in float64. */
 function channelMoments(x: FloatArray, n: number, c: number, s: number, channelsLast: boolean, mean: Float64Array, m2: Float64Array): void {
@@ -207,23 +209,6 @@ function backward(
   }
 }
 
-/**
- * Async forms on the JS path run on the calling thread, after the current turn
- * of the event loop, with the same checks as the native async forms.
- */
-function deferred<A extends unknown[]>(f: (...args: A) => void): (...args: A) => Promise<void> {
-  return (...args: A) => new Promise<void>((resolve, reject) => {
-    setImmediate(() => {
-      try {
-        asAsyncCall(() => f(...args));
-        resolve();
-      } catch (e) {
-        reject(e);
-      }
-    });
-  });
-}
-
 export const jsKernels: Kernels = {
   forwardTraining,
   forwardEval,
@@ -231,4 +216,5 @@ export const jsKernels: Kernels = {
   forwardTrainingAsync: deferred(forwardTraining),
   forwardEvalAsync: deferred(forwardEval),
   backwardAsync: deferred(backward),
+  ...jsNormKernels,
 };
