@@ -3,10 +3,15 @@
 #define BATCHNORM_ISA_NS avx2
 #include "../simd/avx2.h"
 #include "batchnorm.h"
+#include "groupnorm.h"
 
 namespace batchnorm {
 const KernelTable* avx2_kernels() {
   static const KernelTable table = avx2::make_table<simd::Avx2F32, simd::Avx2F64>("avx2");
+  return &table;
+}
+const NormKernelTable* avx2_norm_kernels() {
+  static const NormKernelTable table = avx2::make_norm_table<simd::Avx2F32, simd::Avx2F64>("avx2");
   return &table;
 }
 }  // namespace batchnorm

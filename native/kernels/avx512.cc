@@ -3,10 +3,15 @@
 #define BATCHNORM_ISA_NS avx512
 #include "../simd/avx512.h"
 #include "batchnorm.h"
+#include "groupnorm.h"
 
 namespace batchnorm {
 const KernelTable* avx512_kernels() {
   static const KernelTable table = avx512::make_table<simd::Avx512F32, simd::Avx512F64>("avx512");
+  return &table;
+}
+const NormKernelTable* avx512_norm_kernels() {
+  static const NormKernelTable table = avx512::make_norm_table<simd::Avx512F32, simd::Avx512F64>("avx512");
   return &table;
 }
 }  // namespace batchnorm

@@ -3,10 +3,15 @@
 #define BATCHNORM_ISA_NS neon
 #include "../simd/neon.h"
 #include "batchnorm.h"
+#include "groupnorm.h"
 
 namespace batchnorm {
 const KernelTable* neon_kernels() {
   static const KernelTable table = neon::make_table<simd::NeonF32, simd::NeonF64>("neon");
+  return &table;
+}
+const NormKernelTable* neon_norm_kernels() {
+  static const NormKernelTable table = neon::make_norm_table<simd::NeonF32, simd::NeonF64>("neon");
   return &table;
 }
 }  // namespace batchnorm

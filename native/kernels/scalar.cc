@@ -1,10 +1,15 @@
 // The portable kernels: the templates of batchnorm.h over one-lane vectors.
 #define BATCHNORM_ISA_NS scalar
 #include "batchnorm.h"
+#include "groupnorm.h"
 
 namespace batchnorm {
 const KernelTable* scalar_kernels() {
   static const KernelTable table = scalar::make_table<simd::ScalarVec<float>, simd::ScalarVec<double>>("scalar");
+  return &table;
+}
+const NormKernelTable* scalar_norm_kernels() {
+  static const NormKernelTable table = scalar::make_norm_table<simd::ScalarVec<float>, simd::ScalarVec<double>>("scalar");
   return &table;
 }
 }  // namespace batchnorm
