@@ -44,7 +44,7 @@ function rowStats(x: FloatArray, base: number, m: number, eps: number, rms: bool
     sd2 += d * d;
   }
   const m2 = Math.max(sd2 - (sd * sd) / m, 0);
-  out[0] = m0 + sd / m;
+  out[0] = Number.isFinite(sd) ? m0 + sd / m : m0;  // a non-finite row keeps Σx/m
   out[1] = 1 / Math.sqrt(m2 / m + eps);
 }
 
@@ -125,7 +125,7 @@ function forwardChannelsLast(x: FloatArray, y: FloatArray, weight: FloatArray | 
     for (let g = 0; g < groups; g++) {
       let sd = 0, sd2 = 0;
       for (let k = g * cg; k < (g + 1) * cg; k++) sd += acc[k], sd2 += acc2[k];
-      const mean = rms ? 0 : meanC[g * cg] + sd / m;
+      const mean = rms ? 0 : Number.isFinite(sd) ? meanC[g * cg] + sd / m : meanC[g * cg];
       const invstd = rms ? 1 / Math.sqrt(sd2 / m + eps) : 1 / Math.sqrt(Math.max(sd2 - (sd * sd) / m, 0) / m + eps);
       saveMean[i * groups + g] = mean;
       saveInvstd[i * groups + g] = invstd;
