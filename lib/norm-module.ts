@@ -73,11 +73,10 @@ export function checkFlag(v: unknown, name: string): boolean {
   return v;
 }
 
-/** PyTorch's float repr: 1e-05, 0.1, 1.0. */
+/** Python's float repr: 1e-05, 0.1, 1.0 (scientific below 1e-4 and from 1e16, two exponent digits at least). */
 export function pyFloat(v: number): string {
-  if (Number.isInteger(v)) return `${v}.0`;
-  const s = String(v);
-  return s.replace(/e-(\d)$/, 'e-0$1');
+  if (v !== 0 && (Math.abs(v) < 1e-4 || Math.abs(v) >= 1e16)) return v.toExponential().replace(/e([+-])(\d)$/, 'e$10$2');
+  return Number.isInteger(v) ? `${v}.0` : String(v);
 }
 
 export function pyBool(v: boolean): string {
