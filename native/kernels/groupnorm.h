@@ -32,6 +32,9 @@ constexpr int64_t kShiftValues = 64;
 // up in T before it hands them to double: few, so that T's rounding stays at
 // a few ulps; fixed by the shape, never by the thread count.
 constexpr int64_t kGradRows = 16;
+// Blocks of those units, at most: each adds its units' sums in double, and
+// the blocks are the units of work of the S = 1 backward.
+constexpr int64_t kGradBlocks = 32;
 // Channels-last rows a sample's column sums take in T before double.
 constexpr int64_t kColumnRows = 16;
 
@@ -344,44 +347,55 @@ struct Norms {
     write_param_grads(a, pa.p, pb.p, sh.n, C);
   }
 
-  // grad_bias[c] = sum over units of pa[u * C + c], grad_weight from pb, in order.
+  // grad_bias[c] = sum over units of pa[u * C + c], grad_weight from pb, the
+  // units in order (walked in memory order: unit by unit, not channel by
+  // channel with a stride of C).
   static void write_param_grads(const GroupNormBackwardArgs<T>& a, const double* pa, const double* pb, int64_t units, int64_t C) {
+    if (!a.grad_bias && !a.grad_weight) return;
+    Scratch<double> gb(C), gw(C);
+    for (int64_t u = 0; u < units; ++u)
+      for (int64_t ch = 0; ch < C; ++ch) gb[ch] += pa[u * C + ch], gw[ch] += pb[u * C + ch];
     for (int64_t ch = 0; ch < C; ++ch) {
-      double gb = 0, gw = 0;
-      for (int64_t u = 0; u < units; ++u) gb += pa[u * C + ch], gw += pb[u * C + ch];
-      if (a.grad_bias) a.grad_bias[ch] = T(gb);
-      if (a.grad_weight) a.grad_weight[ch] = T(gw);
+      if (a.grad_bias) a.grad_bias[ch] = T(gb[ch]);
+      if (a.grad_weight) a.grad_weight[ch] = T(gw[ch]);
     }
   }
 
-  // S = 1 (LayerNorm, RMSNorm): rows of cg values with a weight each. Units
-  // of kGradRows rows: each sums its rows' dy and dy * xhat per column in T,
-  // then hands them to double scratch, added over the units in order.
+  // S = 1 (LayerNorm, RMSNorm): rows of cg values with a weight each. The
+  // rows go in units of kGradRows, each summing its rows' dy and dy * xhat
+  // per column in T, then adding them into its block's double sums; at most
+  // kGradBlocks blocks of consecutive units (fixed by the shape), added up in
+  // order at the end. (A double array per unit instead: megabytes of scratch
+  // to fault in and walk per call, which took half of (4096, 768)'s backward.)
   static void backward_rows(const GroupNormBackwardArgs<T>& a) {
     const GroupShape& sh = a.shape;
     const int64_t m = sh.per_group(), G = sh.groups, C = sh.c, rows = sh.rows();
-    const int64_t units = (rows + kGradRows - 1) / kGradRows;
+    const int64_t units = (rows + kGradRows - 1) / kGradRows, blocks = units < kGradBlocks ? units : kGradBlocks;
     const bool grads = a.grad_weight || a.grad_bias;
-    Scratch<double> pa(grads ? units * C : 1), pb(grads ? units * C : 1);
-    parallel(units, kSerialBelow / (kGradRows * m) + 1, [&](int64_t u0, int64_t u1) {
+    Scratch<double> pa(grads ? blocks * C : 1), pb(grads ? blocks * C : 1);
+    parallel(blocks, kSerialBelow / (rows / blocks * m + 1) + 1, [&](int64_t b0, int64_t b1) {
       Scratch<T> ca(C), cb(C);
-      for (int64_t u = u0; u < u1; ++u) {
-        for (int64_t ch = 0; ch < C; ++ch) ca[ch] = cb[ch] = T(0);
-        const int64_t rend = (u + 1) * kGradRows < rows ? (u + 1) * kGradRows : rows;
-        for (int64_t r = u * kGradRows; r < rend; ++r) backward_row(a, r, m, G, ca.p, cb.p);
-        if (grads)
-          for (int64_t ch = 0; ch < C; ++ch) pa[u * C + ch] = double(ca[ch]), pb[u * C + ch] = double(cb[ch]);
+      for (int64_t blk = b0; blk < b1; ++blk) {
+        for (int64_t u = blk * units / blocks; u < (blk + 1) * units / blocks; ++u) {
+          for (int64_t ch = 0; ch < C; ++ch) ca[ch] = cb[ch] = T(0);
+          const int64_t rend = (u + 1) * kGradRows < rows ? (u + 1) * kGradRows : rows;
+          for (int64_t r = u * kGradRows; r < rend; ++r)
+            a.weight ? backward_row<true>(a, r, m, G, ca.p, cb.p) : backward_row<false>(a, r, m, G, ca.p, cb.p);
+          if (grads)
+            for (int64_t ch = 0; ch < C; ++ch) pa[blk * C + ch] += double(ca[ch]), pb[blk * C + ch] += double(cb[ch]);
+        }
       }
     });
-    if (grads) write_param_grads(a, pa.p, pb.p, units, C);
+    if (grads) write_param_grads(a, pa.p, pb.p, blocks, C);
   }
 
   // One row of backward_rows: column sums into ca (dy) and cb (dy * xhat), then dx.
+  template <bool kWeight>
   static void backward_row(const GroupNormBackwardArgs<T>& a, int64_t r, int64_t m, int64_t G, T* ca, T* cb) {
     const int64_t ch0 = (r % G) * m, base = r * m;
     const T* x = a.x + base;
     const T* dy = a.dy + base;
-    const T* w = a.weight ? a.weight + ch0 : nullptr;
+    const T* w = kWeight ? a.weight + ch0 : nullptr;
     const double mean = double(a.mean[r]), invstd = double(a.invstd[r]);
     const T mh = T(mean), inv = T(invstd);
     const double ml = mean - double(mh);
@@ -396,13 +410,15 @@ struct Norms {
       int64_t k = k0;
       for (; k + W <= e; k += W) {
         const V d = V::load(dy + k), xc = V::sub(V::load(x + k), vmh);
-        const V xhat = V::fmadd(xc, vinv, vnml), wd = w ? V::mul(d, V::load(w + k)) : d;
+        const V xhat = V::fmadd(xc, vinv, vnml);
+        V wd = d;
+        if constexpr (kWeight) wd = V::mul(d, V::load(w + k));
         V::store(ca + ch0 + k, V::add(V::load(ca + ch0 + k), d));
         V::store(cb + ch0 + k, V::fmadd(d, xhat, V::load(cb + ch0 + k)));
         s1 = V::add(s1, wd), s2 = V::fmadd(wd, xc, s2);
       }
       for (; k < e; ++k) {
-        const T d = dy[k], xc = x[k] - mh, wd = w ? d * w[k] : d;
+        const T d = dy[k], xc = x[k] - mh, wd = kWeight ? d * w[k] : d;
         ca[ch0 + k] += d, cb[ch0 + k] += d * (xc * inv + nml);
         g1 += double(wd), g2 += double(wd) * double(xc);
       }
@@ -413,7 +429,7 @@ struct Norms {
     T k2, k3;
     group_coeffs(invstd, g1, g2, double(m), ml, a.rms, k2, k3);
     T* dx = a.dx + base;
-    if (!w) return grad_run(x, dy, dx, m, mh, inv, k2, k3);
+    if constexpr (!kWeight) return grad_run(x, dy, dx, m, mh, inv, k2, k3);
     // Scalar math: dx = dy * (inv * w[k]) + (x - mh) * k2 + k3
     const V vk2 = V::set1(k2), vk3 = V::set1(k3);
     int64_t k = 0;
