@@ -4,18 +4,20 @@
 // thread count vs the pure-JS path, hot or --cold (caches evicted before each
 // timed call), against this machine's copy bandwidth.
 //
-//   node bench/norms.mjs [--cold] [--json FILE] [--filter REGEX] [--threads 1,2] [--iters N] [--no-js]
+//   node bench/norms.mjs [--cold] [--json FILE] [--filter REGEX] [--threads 1,2] [--iters N] [--no-js] [--peers]
 //
 // One child process per backend (the package chooses it once per process):
 // `BATCHNORM_BACKEND=native|js node bench/norms.mjs --worker '{...}'`. Each
 // row times the functional form with `out` (no allocation of the output):
 // the median of N calls after 2 warm-ups. Needs dist/ (npx tsc -p tsconfig.json).
+// --peers adds PyTorch 1.13 (bench/peers/torch_norms.py, Debian's python3-torch;
+// hot caches only) per thread count.
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { copyBandwidth } from './copybw.mjs';
-import { fillUniform, makeEvictor, median, parseCommandLine, timeCallsSync } from './common.mjs';
+import { PYTHON, fillUniform, makeEvictor, median, parseCommandLine, timeCallsSync } from './common.mjs';
 
 /** Rows: name, op family, shape (PyTorch's), the norm's own argument. */
 export const NORM_ROWS = [
@@ -30,7 +32,7 @@ export const NORM_ROWS = [
 // Bytes a pass must move per element: forward reads x and writes y, backward reads x and dy and writes dx.
 const BYTES = { forward: 8, backward: 12 };
 
-const HELP = `usage: node bench/norms.mjs [--cold] [--json FILE] [--filter REGEX] [--threads 1,2] [--iters N] [--no-js]`;
+const HELP = `usage: node bench/norms.mjs [--cold] [--json FILE] [--filter REGEX] [--threads 1,2] [--iters N] [--no-js] [--peers]`;
 
 async function worker(cfg) {
   const lib = await import('batchnorm');
@@ -78,7 +80,7 @@ async function worker(cfg) {
 }
 
 async function main() {
-  const args = parseCommandLine({ defaults: { cold: false, js: true, help: false }, flags: ['cold', 'js', 'help'], options: ['json', 'filter', 'threads', 'iters'] }, HELP);
+  const args = parseCommandLine({ defaults: { cold: false, js: true, peers: false, help: false }, flags: ['cold', 'js', 'peers', 'help'], options: ['json', 'filter', 'threads', 'iters'] }, HELP);
   const N = os.availableParallelism();
   const cfg = { cold: args.cold, filter: args.filter, threads: args.threads ? args.threads.split(',').map(Number) : [...new Set([1, N])], iters: Number(args.iters ?? 15) };
   const rows = [];
@@ -89,15 +91,26 @@ async function main() {
     if (r.status !== 0) throw new Error(`the ${backend} worker failed (status ${r.status})`);
     rows.push(...JSON.parse(r.stdout.trim().split('\n').at(-1)));
   }
+  if (args.peers)
+    for (const t of cfg.threads) {
+      const torchFilter = cfg.filter ? ['--filter', cfg.filter.replace(/^(native|js)\//, '')] : [];
+      const r = spawnSync(PYTHON, [fileURLToPath(new URL('./peers/torch_norms.py', import.meta.url)), '--threads', String(t), '--iters', String(cfg.iters), ...torchFilter], {
+        cwd: '/tmp', stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', maxBuffer: 64 << 20,
+      });
+      if (r.status !== 0) process.stderr.write(`PyTorch harness failed (status ${r.status}); is python3-torch installed?\n`);
+      else rows.push(...JSON.parse(r.stdout.trim().split('\n').at(-1)).rows);
+    }
   const copy = {};
   for (const t of cfg.threads) copy[t] = await copyBandwidth({ threads: t });
   const js = new Map(rows.filter((r) => r.impl === 'js').map((r) => [`${r.norm}/${r.op}/${r.shape.join('x')}`, r]));
-  const lines = ['| norm | op | shape | threads | native ms | GB/s | % of copy | JS ms | native / JS speed-up |', '|---|---|---|---|---|---|---|---|---|'];
+  const torch = new Map(rows.filter((r) => r.impl === 'pytorch').map((r) => [`${r.norm}/${r.op}/${r.shape.join('x')}/${r.threads}`, r]));
+  const lines = ['| norm | op | shape | threads | native ms | GB/s | % of copy | JS ms | native / JS speed-up | PyTorch ms |', '|---|---|---|---|---|---|---|---|---|---|'];
   for (const r of rows.filter((x) => x.impl === 'native')) {
-    const j = js.get(`${r.norm}/${r.op}/${r.shape.join('x')}`);
+    const j = js.get(`${r.norm}/${r.op}/${r.shape.join('x')}`), p = torch.get(`${r.norm}/${r.op}/${r.shape.join('x')}/${r.threads}`);
     const cbw = copy[r.threads]?.gbps ?? copy[r.threads];
-    lines.push(`| ${r.norm} | ${r.op} | ${r.shape.join('×')} | ${r.threads} | ${r.medianMs.toFixed(3)} | ${r.gbps.toFixed(1)} | ${typeof cbw === 'number' ? ((100 * r.gbps) / cbw).toFixed(0) + '%' : '?'} | ${j ? j.medianMs.toFixed(2) : '–'} | ${j ? (j.medianMs / r.medianMs).toFixed(1) + '×' : '–'} |`);
+    lines.push(`| ${r.norm} | ${r.op} | ${r.shape.join('×')} | ${r.threads} | ${r.medianMs.toFixed(3)} | ${r.gbps.toFixed(1)} | ${typeof cbw === 'number' ? ((100 * r.gbps) / cbw).toFixed(0) + '%' : '?'} | ${j ? j.medianMs.toFixed(2) : '–'} | ${j ? (j.medianMs / r.medianMs).toFixed(1) + '×' : '–'} | ${p ? p.medianMs.toFixed(3) + (p.note ? ' *' : '') : '–'} |`);
   }
+  if (torch.size) lines.push('', '\\* PyTorch\'s backward of RMSNorm (composed) and InstanceNorm goes through autograd, its forward included.');
   process.stdout.write(`${lines.join('\n')}\n\ncopy bandwidth: ${JSON.stringify(copy)} (${cfg.cold ? 'cold' : 'hot'} caches)\n`);
   if (args.json) writeFileSync(args.json, JSON.stringify({ when: new Date().toISOString(), cfg, copy, rows }, null, 1));
 }
