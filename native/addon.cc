@@ -31,18 +31,21 @@ std::string describe(const Napi::Value& v) {
   if (v.IsNull()) return "null";
   if (v.IsTypedArray()) {
     auto a = v.As<Napi::TypedArray>();
-    static const char* names[] = {"Int8Array",    "Uint8Array",   "Uint8ClampedArray", "Int16Array",
-                                  "Uint16Array",  "Int32Array",   "Uint32Array",       "Float32Array",
+    static const char* names[] = {"Int8Array",    "Uint8Array",    "Uint8ClampedArray", "Int16Array",
+                                  "Uint16Array",  "Int32Array",    "Uint32Array",       "Float32Array",
                                   "Float64Array", "BigInt64Array", "BigUint64Array"};
     const int t = int(a.TypedArrayType());
     const std::string name = t >= 0 && t < 11 ? names[t] : "TypedArray";
-    return "a" + std::string(name[0] == 'I' ? "n " : " ") + name + " of length " +  // "a Uint8Array": a "you" sound
+    // "an Int8Array", "a Uint8Array" (a "you" sound)
+    return "a" + std::string(name[0] == 'I' ? "n " : " ") + name + " of length " +
            std::to_string(a.ElementLength());
   }
   if (v.IsArray()) return "an Array";
   if (v.IsNumber()) {
     const double d = v.As<Napi::Number>().DoubleValue();
-    std::string s = std::isnan(d) ? "NaN" : std::isinf(d) ? (d > 0 ? "Infinity" : "-Infinity") : Napi::Value(v).ToString().Utf8Value();
+    std::string s = std::isnan(d)   ? "NaN"
+                    : std::isinf(d) ? (d > 0 ? "Infinity" : "-Infinity")
+                                    : Napi::Value(v).ToString().Utf8Value();
     return "the number " + s;
   }
   if (v.IsBoolean()) return v.As<Napi::Boolean>().Value() ? "true" : "false";
@@ -54,7 +57,9 @@ std::string describe(const Napi::Value& v) {
 }
 
 [[noreturn]] void type_error(Napi::Env env, const std::string& msg) { throw Napi::TypeError::New(env, msg); }
-[[noreturn]] void range_error(Napi::Env env, const std::string& msg) { throw Napi::RangeError::New(env, msg); }
+[[noreturn]] void range_error(Napi::Env env, const std::string& msg) {
+  throw Napi::RangeError::New(env, msg);
+}
 
 // ------------------------------------------------------------------- the parser
 
@@ -66,6 +71,18 @@ template <class T>
 constexpr const char* dtype_name() {
   return sizeof(T) == 4 ? "Float32Array" : "Float64Array";
 }
+
+// What an array argument is to its call: read or written by the kernel, and
+// whether it may be null (then the kernel gets nullptr). Written arrays may
+// not overlap any other array (Reader::check_overlaps).
+enum class Arg {
+  input,            // read; required
+  optional_input,   // read; null or undefined allowed
+  output,           // written; required
+  optional_output,  // written; null or undefined allowed
+};
+constexpr bool is_optional(Arg k) { return k == Arg::optional_input || k == Arg::optional_output; }
+constexpr bool is_written(Arg k) { return k == Arg::output || k == Arg::optional_output; }
 
 // One call's arguments, read in order; keeps a reference to every array so
 // that an async call holds its buffers until it is done.
@@ -80,19 +97,23 @@ class Reader {
   int64_t dim(size_t i, const char* name) {
     const Napi::Value v = info_[i];
     const double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : NAN;
-    if (!v.IsNumber()) type_error(env_, std::string("Expected a positive integer for ") + name + " but received " + describe(v));
+    if (!v.IsNumber())
+      type_error(env_,
+                 std::string("Expected a positive integer for ") + name + " but received " + describe(v));
     if (!(d >= 1) || d != std::floor(d) || d > 9007199254740991.0)
-      range_error(env_, std::string("Expected a positive integer for ") + name + " but received " + describe(v));
+      range_error(env_,
+                  std::string("Expected a positive integer for ") + name + " but received " + describe(v));
     return int64_t(d);
   }
 
   double number(size_t i, const char* name, double lo, double hi, bool open_lo) {
     const Napi::Value v = info_[i];
-    if (!v.IsNumber()) type_error(env_, std::string("Expected a number for ") + name + " but received " + describe(v));
+    if (!v.IsNumber())
+      type_error(env_, std::string("Expected a number for ") + name + " but received " + describe(v));
     const double d = v.As<Napi::Number>().DoubleValue();
     if (!(open_lo ? d > lo : d >= lo) || !(d <= hi))
-      range_error(env_, std::string("Expected ") + name + " to be a number in " + (open_lo ? "(" : "[") + num(lo) + ", " +
-                            num(hi) + "] but received " + describe(v));
+      range_error(env_, std::string("Expected ") + name + " to be a number in " + (open_lo ? "(" : "[") +
+                            num(lo) + ", " + num(hi) + "] but received " + describe(v));
     return d;
   }
 
@@ -102,7 +123,8 @@ class Reader {
     sh.n = dim(i, "n"), sh.c = dim(i + 1, "c"), sh.s = dim(i + 2, "s");
     sh.channels_last = boolean(i + 3, "channelsLast");
     int64_t nc = 0, ncs = 0;
-    if (__builtin_mul_overflow(sh.n, sh.c, &nc) || __builtin_mul_overflow(nc, sh.s, &ncs) || ncs > (int64_t(1) << 53))
+    if (__builtin_mul_overflow(sh.n, sh.c, &nc) || __builtin_mul_overflow(nc, sh.s, &ncs) ||
+        ncs > (int64_t(1) << 53))
       range_error(env_, "Expected n * c * s to be at most 2^53 but received " + std::to_string(sh.n) + " * " +
                             std::to_string(sh.c) + " * " + std::to_string(sh.s));
     return sh;
@@ -110,40 +132,50 @@ class Reader {
 
   bool boolean(size_t i, const char* name) {
     const Napi::Value v = info_[i];
-    if (!v.IsBoolean()) type_error(env_, std::string("Expected a boolean for ") + name + " but received " + describe(v));
+    if (!v.IsBoolean())
+      type_error(env_, std::string("Expected a boolean for ") + name + " but received " + describe(v));
     return v.As<Napi::Boolean>().Value();
   }
 
-  // A typed array of T with `len` elements; nullptr when nullable and null/undefined.
+  // A typed array of T with `len` elements; nullptr when optional and null/undefined.
   // A good array costs one Node-API call: napi_get_typedarray_info fails on
   // anything but a typed array and gives the type and length (data comes
   // adjusted by the view's byte offset, SharedArrayBuffer-backed views
   // included). A detached buffer's views have length 0. The messages are
   // built only on the way to an error.
-  T* array(size_t i, const char* name, int64_t len, bool nullable, bool written) {
+  T* array(size_t i, const char* name, int64_t len, Arg kind) {
     const Napi::Value v = info_[i];
+    const bool nullable = is_optional(kind), written = is_written(kind);
     auto want = [&] { return std::string("a ") + dtype_name<T>() + " of length " + std::to_string(len); };
     napi_typedarray_type type;
     size_t length = 0;
     void* data = nullptr;
     napi_value buffer;
     size_t offset = 0;
-    if (napi_get_typedarray_info(env_, v, &type, &length, &data, &buffer, &offset) != napi_ok || type != dtype_of<T>()) {
+    if (napi_get_typedarray_info(env_, v, &type, &length, &data, &buffer, &offset) != napi_ok ||
+        type != dtype_of<T>()) {
       if (nullable && (v.IsNull() || v.IsUndefined())) return nullptr;
-      type_error(env_, "Expected " + want() + (nullable ? " or null" : "") + " for " + name + " but received " + describe(v));
+      type_error(env_, "Expected " + want() + (nullable ? " or null" : "") + " for " + name +
+                           " but received " + describe(v));
     }
     if (int64_t(length) != len) {
       bool detached = false;
       if (napi_is_detached_arraybuffer(env_, buffer, &detached) == napi_ok && detached)
-        type_error(env_, "Expected " + want() + " for " + name + " but received one whose buffer is detached");
+        type_error(env_,
+                   "Expected " + want() + " for " + name + " but received one whose buffer is detached");
       range_error(env_, "Expected " + want() + " for " + name + " but received " + describe(v));
     }
-    if (async_ && Napi::Value(env_, buffer).As<Napi::Object>().Get("resizable").StrictEquals(Napi::Boolean::New(env_, true)))
+    if (async_ && Napi::Value(env_, buffer)
+                      .As<Napi::Object>()
+                      .Get("resizable")
+                      .StrictEquals(Napi::Boolean::New(env_, true)))
       type_error(env_, "Expected " + want() + " for " + name +
-                           " but received one backed by a resizable ArrayBuffer, which an async call cannot hold (use the sync form)");
+                           " but received one backed by a resizable ArrayBuffer, which an async call cannot "
+                           "hold (use the sync form)");
     if (views_n_ == kMaxViews) throw Napi::Error::New(env_, "batchnorm: more arrays than Reader::kMaxViews");
     views_[views_n_++] = View{name, reinterpret_cast<uintptr_t>(data), size_t(len) * sizeof(T), written};
-    if (async_) refs_.push_back(Napi::Persistent(v.As<Napi::Object>()));  // a sync call's arguments live through it
+    if (async_)
+      refs_.push_back(Napi::Persistent(v.As<Napi::Object>()));  // a sync call's arguments live through it
     return static_cast<T*>(data);
   }
 
@@ -157,10 +189,12 @@ class Reader {
         if (a.begin >= b.begin + b.bytes || b.begin >= a.begin + a.bytes) continue;
         const bool same = a.begin == b.begin && a.bytes == b.bytes;
         bool allowed = false;
-        for (const auto& p : in_place) allowed = allowed || (std::strcmp(p.first, a.name) == 0 && std::strcmp(p.second, b.name) == 0);
+        for (const auto& p : in_place)
+          allowed = allowed || (std::strcmp(p.first, a.name) == 0 && std::strcmp(p.second, b.name) == 0);
         if (!(same && allowed))
           range_error(env_, std::string("Expected ") + a.name + " not to share memory with " + b.name +
-                                (allowed ? " unless it is the same array (in place)" : "") + ", but it overlaps it");
+                                (allowed ? " unless it is the same array (in place)" : "") +
+                                ", but it overlaps it");
       }
   }
 
@@ -214,8 +248,8 @@ bool is_f64(const Napi::CallbackInfo& info) {
 
 void expect_args(const Napi::CallbackInfo& info, size_t n, const char* op) {
   if (info.Length() < n)
-    type_error(info.Env(), std::string("Expected ") + std::to_string(n) + " arguments for " + op + " but received " +
-                               std::to_string(info.Length()));
+    type_error(info.Env(), std::string("Expected ") + std::to_string(n) + " arguments for " + op +
+                               " but received " + std::to_string(info.Length()));
 }
 
 // forwardTraining(x, y, weight, bias, runningMean, runningVar, saveMean, saveInvstd,
@@ -232,20 +266,24 @@ Job parse_forward_training(const Napi::CallbackInfo& info, const KernelTable& kt
   a.eps = r.number(12, "eps", 0, INFINITY, true);
   a.momentum = r.number(13, "momentum", 0, 1, false);
   a.unbiased = info[14].IsUndefined() ? true : r.boolean(14, "unbiased");
-  a.x = r.array(0, "x", numel, false, false);
-  a.y = r.array(1, "y", numel, false, true);
-  a.weight = r.array(2, "weight", C, true, false);
-  a.bias = r.array(3, "bias", C, true, false);
-  a.running_mean = r.array(4, "runningMean", C, true, true);
-  a.running_var = r.array(5, "runningVar", C, true, true);
+  a.x = r.array(0, "x", numel, Arg::input);
+  a.y = r.array(1, "y", numel, Arg::output);
+  a.weight = r.array(2, "weight", C, Arg::optional_input);
+  a.bias = r.array(3, "bias", C, Arg::optional_input);
+  a.running_mean = r.array(4, "runningMean", C, Arg::optional_output);
+  a.running_var = r.array(5, "runningVar", C, Arg::optional_output);
   if (!a.running_mean != !a.running_var)
-    type_error(env, std::string("Expected runningMean and runningVar to be both arrays or both null but received ") +
-                        (a.running_mean ? "an array and null" : "null and an array"));
-  a.save_mean = r.array(6, "saveMean", C, false, true);
-  a.save_invstd = r.array(7, "saveInvstd", C, false, true);
+    type_error(
+        env, std::string("Expected runningMean and runningVar to be both arrays or both null but received ") +
+                 (a.running_mean ? "an array and null" : "null and an array"));
+  a.save_mean = r.array(6, "saveMean", C, Arg::output);
+  a.save_invstd = r.array(7, "saveInvstd", C, Arg::output);
   r.check_overlaps({{"y", "x"}});
   void (*fn)(const ForwardTrainingArgs<T>&);
-  if constexpr (std::is_same_v<T, float>) fn = kt.forward_training_f32; else fn = kt.forward_training_f64;
+  if constexpr (std::is_same_v<T, float>)
+    fn = kt.forward_training_f32;
+  else
+    fn = kt.forward_training_f64;
   return Job{[fn, a] { fn(a); }, r.take_refs()};
 }
 
@@ -259,15 +297,18 @@ Job parse_forward_eval(const Napi::CallbackInfo& info, const KernelTable& kt, bo
   ForwardEvalArgs<T> a;
   a.shape = sh;
   a.eps = r.number(10, "eps", 0, INFINITY, true);
-  a.x = r.array(0, "x", numel, false, false);
-  a.y = r.array(1, "y", numel, false, true);
-  a.weight = r.array(2, "weight", C, true, false);
-  a.bias = r.array(3, "bias", C, true, false);
-  a.mean = r.array(4, "mean", C, false, false);
-  a.var = r.array(5, "var", C, false, false);
+  a.x = r.array(0, "x", numel, Arg::input);
+  a.y = r.array(1, "y", numel, Arg::output);
+  a.weight = r.array(2, "weight", C, Arg::optional_input);
+  a.bias = r.array(3, "bias", C, Arg::optional_input);
+  a.mean = r.array(4, "mean", C, Arg::input);
+  a.var = r.array(5, "var", C, Arg::input);
   r.check_overlaps({{"y", "x"}});
   void (*fn)(const ForwardEvalArgs<T>&);
-  if constexpr (std::is_same_v<T, float>) fn = kt.forward_eval_f32; else fn = kt.forward_eval_f64;
+  if constexpr (std::is_same_v<T, float>)
+    fn = kt.forward_eval_f32;
+  else
+    fn = kt.forward_eval_f64;
   return Job{[fn, a] { fn(a); }, r.take_refs()};
 }
 
@@ -282,17 +323,20 @@ Job parse_backward(const Napi::CallbackInfo& info, const KernelTable& kt, bool a
   BackwardArgs<T> a;
   a.shape = sh;
   a.use_batch_stats = r.boolean(12, "useBatchStats");
-  a.x = r.array(0, "x", numel, false, false);
-  a.dy = r.array(1, "dy", numel, false, false);
-  a.dx = r.array(2, "dx", numel, true, true);
-  a.weight = r.array(3, "weight", C, true, false);
-  a.mean = r.array(4, "mean", C, false, false);
-  a.invstd = r.array(5, "invstd", C, false, false);
-  a.grad_weight = r.array(6, "gradWeight", C, true, true);
-  a.grad_bias = r.array(7, "gradBias", C, true, true);
+  a.x = r.array(0, "x", numel, Arg::input);
+  a.dy = r.array(1, "dy", numel, Arg::input);
+  a.dx = r.array(2, "dx", numel, Arg::optional_output);
+  a.weight = r.array(3, "weight", C, Arg::optional_input);
+  a.mean = r.array(4, "mean", C, Arg::input);
+  a.invstd = r.array(5, "invstd", C, Arg::input);
+  a.grad_weight = r.array(6, "gradWeight", C, Arg::optional_output);
+  a.grad_bias = r.array(7, "gradBias", C, Arg::optional_output);
   r.check_overlaps({{"dx", "dy"}, {"dx", "x"}});
   void (*fn)(const BackwardArgs<T>&);
-  if constexpr (std::is_same_v<T, float>) fn = kt.backward_f32; else fn = kt.backward_f64;
+  if constexpr (std::is_same_v<T, float>)
+    fn = kt.backward_f32;
+  else
+    fn = kt.backward_f64;
   return Job{[fn, a] { fn(a); }, r.take_refs()};
 }
 
@@ -401,7 +445,9 @@ Napi::Value run_sync(const Napi::CallbackInfo& info) {
 class Worker : public Napi::AsyncWorker {
  public:
   Worker(Napi::Env env, Job job)
-      : Napi::AsyncWorker(env, "batchnorm"), job_(std::move(job)), deferred_(Napi::Promise::Deferred::New(env)) {}
+      : Napi::AsyncWorker(env, "batchnorm"),
+        job_(std::move(job)),
+        deferred_(Napi::Promise::Deferred::New(env)) {}
   Napi::Promise promise() { return deferred_.Promise(); }
   void Execute() override { job_.run(); }
   void OnOK() override { deferred_.Resolve(Env().Undefined()); }
@@ -445,17 +491,23 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
 Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   Reader<float> r(info, false);
   const int64_t n = r.dim(0, "n");
-  if (n > 1024) range_error(info.Env(), "Expected a positive integer of at most 1024 for n but received " + describe(info[0]));
+  if (n > 1024)
+    range_error(info.Env(),
+                "Expected a positive integer of at most 1024 for n but received " + describe(info[0]));
   set_num_threads(int(n));
   return info.Env().Undefined();
 }
 
-Napi::Value GetNumThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), get_num_threads()); }
+Napi::Value GetNumThreads(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), get_num_threads());
+}
 
 constexpr Job (*kForwardTraining)(const Napi::CallbackInfo&, bool) =
     parse<parse_forward_training<float>, parse_forward_training<double>>;
-constexpr Job (*kForwardEval)(const Napi::CallbackInfo&, bool) = parse<parse_forward_eval<float>, parse_forward_eval<double>>;
-constexpr Job (*kBackward)(const Napi::CallbackInfo&, bool) = parse<parse_backward<float>, parse_backward<double>>;
+constexpr Job (*kForwardEval)(const Napi::CallbackInfo&,
+                              bool) = parse<parse_forward_eval<float>, parse_forward_eval<double>>;
+constexpr Job (*kBackward)(const Napi::CallbackInfo&,
+                           bool) = parse<parse_backward<float>, parse_backward<double>>;
 constexpr Job (*kGroupNormForward)(const Napi::CallbackInfo&, bool) =
     parse_norm<parse_group_norm_forward<float>, parse_group_norm_forward<double>>;
 constexpr Job (*kGroupNormBackward)(const Napi::CallbackInfo&, bool) =
@@ -470,7 +522,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("forwardTraining", Napi::Function::New(env, run_sync<kForwardTraining>, "forwardTraining"));
   exports.Set("forwardEval", Napi::Function::New(env, run_sync<kForwardEval>, "forwardEval"));
   exports.Set("backward", Napi::Function::New(env, run_sync<kBackward>, "backward"));
-  exports.Set("forwardTrainingAsync", Napi::Function::New(env, run_async<kForwardTraining>, "forwardTrainingAsync"));
+  exports.Set("forwardTrainingAsync",
+              Napi::Function::New(env, run_async<kForwardTraining>, "forwardTrainingAsync"));
   exports.Set("forwardEvalAsync", Napi::Function::New(env, run_async<kForwardEval>, "forwardEvalAsync"));
   exports.Set("backwardAsync", Napi::Function::New(env, run_async<kBackward>, "backwardAsync"));
   exports.Set("groupNormForward", Napi::Function::New(env, run_sync<kGroupNormForward>, "groupNormForward"));

@@ -34,8 +34,8 @@ Cpu detect() {
   const bool osxsave = c & (1u << 27), avx = c & (1u << 28), fma = c & (1u << 12);
   if (!osxsave || !avx) return cpu;
   const uint64_t xcr0 = xgetbv0();
-  const bool ymm_state = (xcr0 & 0x6) == 0x6;     // XMM and YMM saved by the OS
-  const bool zmm_state = (xcr0 & 0xe6) == 0xe6;   // and opmask, ZMM0-15 high, ZMM16-31
+  const bool ymm_state = (xcr0 & 0x6) == 0x6;    // XMM and YMM saved by the OS
+  const bool zmm_state = (xcr0 & 0xe6) == 0xe6;  // and opmask, ZMM0-15 high, ZMM16-31
   if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return cpu;
   cpu.avx2 = ymm_state && fma && (b & (1u << 5));
   cpu.avx512 = cpu.avx2 && zmm_state && (b & (1u << 16)) /* F */ && (b & (1u << 17)) /* DQ */ &&
@@ -91,7 +91,8 @@ const Choice& choice() {
         for (const std::string& n : ch->names) list += (list.empty() ? "" : ", ") + n;
         bool built = false;
         for (const Entry& e : ch->entries) built = built || want == e.name;
-        ch->error = "BATCHNORM_ISA=" + want + (built ? " cannot run on this CPU" : " is not an ISA of this build") +
+        ch->error = "BATCHNORM_ISA=" + want +
+                    (built ? " cannot run on this CPU" : " is not an ISA of this build") +
                     "; expected one of: " + list;
       }
     }

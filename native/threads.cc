@@ -12,8 +12,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cstdlib>
 #include <condition_variable>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -178,7 +178,8 @@ class Pool {
       }
     } catch (...) {
       int expected = threads;
-      num_threads_.compare_exchange_strong(expected, std::max(1, int(claims_.size()) + 1), std::memory_order_relaxed);
+      num_threads_.compare_exchange_strong(expected, std::max(1, int(claims_.size()) + 1),
+                                           std::memory_order_relaxed);
     }
     return std::min(want, int(claims_.size()));
   }
@@ -188,7 +189,8 @@ class Pool {
     for (;;) {
       auto posted = [&] { return generation_.load(std::memory_order_acquire) != seen; };
       std::unique_lock<std::mutex> lock(mutex_, std::defer_lock);
-      if (poll_for(spin_ns_, posted)) lock.lock();  // the job's fields are read under the lock
+      if (poll_for(spin_ns_, posted))
+        lock.lock();  // the job's fields are read under the lock
       else {
         lock.lock();
         wake_.wait(lock, posted);

@@ -29,9 +29,9 @@ struct ForwardTrainingArgs {
   Shape shape;
   const T* x;
   T* y;
-  const T* weight;     // nullable: 1
-  const T* bias;       // nullable: 0
-  T* running_mean;     // nullable (then running_var is too): no update
+  const T* weight;  // nullable: 1
+  const T* bias;    // nullable: 0
+  T* running_mean;  // nullable (then running_var is too): no update
   T* running_var;
   T* save_mean;
   T* save_invstd;
@@ -64,12 +64,12 @@ struct BackwardArgs {
   Shape shape;
   const T* x;
   const T* dy;
-  T* dx;               // nullable: no input gradient
-  const T* weight;     // nullable: 1
+  T* dx;            // nullable: no input gradient
+  const T* weight;  // nullable: 1
   const T* mean;
   const T* invstd;
-  T* grad_weight;      // nullable; written, not accumulated
-  T* grad_bias;        // nullable; written, not accumulated
+  T* grad_weight;  // nullable; written, not accumulated
+  T* grad_bias;    // nullable; written, not accumulated
   bool use_batch_stats;
 };
 

@@ -5,7 +5,8 @@
 
 namespace batchnorm {
 const KernelTable* scalar_kernels() {
-  static const KernelTable table = scalar::make_table<simd::ScalarVec<float>, simd::ScalarVec<double>>("scalar");
+  static const KernelTable table =
+      scalar::make_table<simd::ScalarVec<float>, simd::ScalarVec<double>>("scalar");
   return &table;
 }
 const NormKernelTable* scalar_norm_kernels() {

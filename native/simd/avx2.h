@@ -24,7 +24,8 @@ struct Avx2F32 {
   static Avx2F32 mul(Avx2F32 a, Avx2F32 b) { return {_mm256_mul_ps(a.v, b.v)}; }
   static Avx2F32 fmadd(Avx2F32 a, Avx2F32 b, Avx2F32 c) { return {_mm256_fmadd_ps(a.v, b.v, c.v)}; }
   static Avx2F32 load_partial(const float* p, int64_t n, float fill) {
-    const __m256i first = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const __m256i first =
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     return {_mm256_blendv_ps(_mm256_set1_ps(fill), _mm256_maskload_ps(p, first), _mm256_castsi256_ps(first))};
   }
   // Lanes widened to double, then ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)).
@@ -58,7 +59,9 @@ struct Avx2F64 {
   }
   static Avx2F64 div(Avx2F64 a, Avx2F64 b) { return {_mm256_div_pd(a.v, b.v)}; }
   static Avx2F64 sqrt(Avx2F64 a) { return {_mm256_sqrt_pd(a.v)}; }
-  static Avx2F64 nonneg(Avx2F64 a) { return {_mm256_blendv_pd(a.v, _mm256_setzero_pd(), _mm256_cmp_pd(a.v, _mm256_setzero_pd(), _CMP_LT_OQ))}; }
+  static Avx2F64 nonneg(Avx2F64 a) {
+    return {_mm256_blendv_pd(a.v, _mm256_setzero_pd(), _mm256_cmp_pd(a.v, _mm256_setzero_pd(), _CMP_LT_OQ))};
+  }
   static double hsum(Avx2F64 a) {
     const __m128d t = _mm_add_pd(_mm256_castpd256_pd128(a.v), _mm256_extractf128_pd(a.v, 1));
     return _mm_cvtsd_f64(_mm_add_sd(t, _mm_unpackhi_pd(t, t)));

@@ -23,7 +23,9 @@ struct Avx512F32 {
   static Avx512F32 sub(Avx512F32 a, Avx512F32 b) { return {_mm512_sub_ps(a.v, b.v)}; }
   static Avx512F32 mul(Avx512F32 a, Avx512F32 b) { return {_mm512_mul_ps(a.v, b.v)}; }
   static Avx512F32 fmadd(Avx512F32 a, Avx512F32 b, Avx512F32 c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }
-  static Avx512F32 load_partial(const float* p, int64_t n, float fill) { return {_mm512_mask_loadu_ps(_mm512_set1_ps(fill), __mmask16((1u << n) - 1), p)}; }
+  static Avx512F32 load_partial(const float* p, int64_t n, float fill) {
+    return {_mm512_mask_loadu_ps(_mm512_set1_ps(fill), __mmask16((1u << n) - 1), p)};
+  }
   // Lanes widened to double (two halves of 8), added lane-wise, then reduced.
   static double hsum(Avx512F32 a) {
     const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(a.v));
@@ -47,10 +49,15 @@ struct Avx512F64 {
   static Avx512F64 sub(Avx512F64 a, Avx512F64 b) { return {_mm512_sub_pd(a.v, b.v)}; }
   static Avx512F64 mul(Avx512F64 a, Avx512F64 b) { return {_mm512_mul_pd(a.v, b.v)}; }
   static Avx512F64 fmadd(Avx512F64 a, Avx512F64 b, Avx512F64 c) { return {_mm512_fmadd_pd(a.v, b.v, c.v)}; }
-  static Avx512F64 load_partial(const double* p, int64_t n, double fill) { return {_mm512_mask_loadu_pd(_mm512_set1_pd(fill), __mmask8((1u << n) - 1), p)}; }
+  static Avx512F64 load_partial(const double* p, int64_t n, double fill) {
+    return {_mm512_mask_loadu_pd(_mm512_set1_pd(fill), __mmask8((1u << n) - 1), p)};
+  }
   static Avx512F64 div(Avx512F64 a, Avx512F64 b) { return {_mm512_div_pd(a.v, b.v)}; }
   static Avx512F64 sqrt(Avx512F64 a) { return {_mm512_sqrt_pd(a.v)}; }
-  static Avx512F64 nonneg(Avx512F64 a) { return {_mm512_mask_blend_pd(_mm512_cmp_pd_mask(a.v, _mm512_setzero_pd(), _CMP_LT_OQ), a.v, _mm512_setzero_pd())}; }
+  static Avx512F64 nonneg(Avx512F64 a) {
+    return {_mm512_mask_blend_pd(_mm512_cmp_pd_mask(a.v, _mm512_setzero_pd(), _CMP_LT_OQ), a.v,
+                                 _mm512_setzero_pd())};
+  }
   static double hsum(Avx512F64 a) { return _mm512_reduce_add_pd(a.v); }
 };
 

@@ -186,8 +186,8 @@ for (const T of [Float32Array, Float64Array]) {
     // work is split among the threads; below it every thread count runs the same serial code.
     const [n, c, s] = [2, 3, 12_000];
     const len = n * c * s, x = randn(T, len, 99, -1, 3), dy = randn(T, len, 98);
-    const serialBelow = readFileSync(new URL('../../native/kernels/batchnorm.h', import.meta.url), 'utf8').match(/kSerialBelow = 1 << (\d+);/);
-    assert.ok(serialBelow, 'kSerialBelow not found in native/kernels/batchnorm.h');
+    const serialBelow = readFileSync(new URL('../../native/kernels/tuning.h', import.meta.url), 'utf8').match(/kSerialBelow = 1 << (\d+);/);
+    assert.ok(serialBelow, 'kSerialBelow not found in native/kernels/tuning.h');
     assert.ok(len >= 2 ** Number(serialBelow[1]), `${len} values: below kSerialBelow (2^${serialBelow[1]}), the threads would not be used`);
     const before = api.getNumThreads();
     try {

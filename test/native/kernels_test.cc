@@ -46,12 +46,8 @@
 #include "kernels/args.h"
 #include "kernels/tables.h"
 #include "threads.h"
-// Only for the constants that decide the code paths (kSerialBelow, kUnit, ...):
-// nothing of it is instantiated here.
-#define BATCHNORM_ISA_NS test_constants
-#include "kernels/batchnorm.h"
-#undef BATCHNORM_ISA_NS
-
+// The constants that decide the code paths (kSerialBelow, kUnit, ...).
+#include "kernels/tuning.h"
 
 namespace {
 
@@ -75,8 +71,8 @@ struct Rng {
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
   }
-  double uniform() { return double(next() >> 11) * 0x1.0p-53; }       // [0, 1)
-  double sym() { return 2 * uniform() - 1; }                          // [-1, 1)
+  double uniform() { return double(next() >> 11) * 0x1.0p-53; }  // [0, 1)
+  double sym() { return 2 * uniform() - 1; }                     // [-1, 1)
   // Mean 0, std 1, bell-shaped (Irwin-Hall, 4 terms): no log/cos, which
   // matters under qemu.
   double normal() { return (uniform() + uniform() + uniform() + uniform() - 2) * 1.7320508075688772; }
@@ -93,7 +89,8 @@ const char* type_name() {
 
 std::string shape_name(const Shape& sh) {
   char b[96];
-  snprintf(b, sizeof b, "(%" PRId64 ",%" PRId64 ",%" PRId64 ") %s", sh.n, sh.c, sh.s, sh.channels_last ? "NHWC" : "NCHW");
+  snprintf(b, sizeof b, "(%" PRId64 ",%" PRId64 ",%" PRId64 ") %s", sh.n, sh.c, sh.s,
+           sh.channels_last ? "NHWC" : "NCHW");
   return b;
 }
 
@@ -175,8 +172,8 @@ double at_or(const T* p, int64_t c, double dflt) {
 
 // y = (x - mean) * a + b per channel, a = weight * invstd.
 template <class T>
-std::vector<double> ref_affine(const Shape& sh, const T* x, const std::vector<double>& mean, const std::vector<double>& a,
-                               const std::vector<double>& b) {
+std::vector<double> ref_affine(const Shape& sh, const T* x, const std::vector<double>& mean,
+                               const std::vector<double>& a, const std::vector<double>& b) {
   std::vector<double> y(size_t(sh.numel()));
   for (int64_t n = 0; n < sh.n; ++n)
     for (int64_t c = 0; c < sh.c; ++c)
@@ -235,7 +232,8 @@ template <class T>
 RefBackward ref_backward(const BackwardArgs<T>& a) {
   const Shape& sh = a.shape;
   const double cnt = double(sh.count_per_channel());
-  RefBackward r{std::vector<double>(size_t(sh.numel())), std::vector<double>(size_t(sh.c)), std::vector<double>(size_t(sh.c))};
+  RefBackward r{std::vector<double>(size_t(sh.numel())), std::vector<double>(size_t(sh.c)),
+                std::vector<double>(size_t(sh.c))};
   for (int64_t c = 0; c < sh.c; ++c) {
     const double m = double(a.mean[c]), is = double(a.invstd[c]), w = at_or(a.weight, c, 1.0);
     double gb = 0, gw = 0;
@@ -259,7 +257,7 @@ RefBackward ref_backward(const BackwardArgs<T>& a) {
 
 // ------------------------------------------------------------- the op suite
 
-namespace K = batchnorm::test_constants;
+namespace K = batchnorm::tuning;
 
 struct Case {
   int64_t n, c, s;
@@ -340,7 +338,8 @@ Inputs<T> make_inputs(const Shape& sh, const Case& k, uint64_t seed, size_t skew
   in.sh = sh, in.skew = skew;
   const size_t N = size_t(sh.numel()), C = size_t(sh.c);
   std::vector<double> mu(C), sd(C), dmu(C);
-  for (size_t c = 0; c < C; ++c) mu[c] = k.offset * r.sym(), sd[c] = k.spread * (0.5 + 1.5 * r.uniform()), dmu[c] = 0.3 * r.sym();
+  for (size_t c = 0; c < C; ++c)
+    mu[c] = k.offset * r.sym(), sd[c] = k.spread * (0.5 + 1.5 * r.uniform()), dmu[c] = 0.3 * r.sym();
   in.x = Arr<T>(N, skew, T(0)), in.dy = Arr<T>(N, skew, T(0));
   for (int64_t n = 0; n < sh.n; ++n)
     for (int64_t c = 0; c < sh.c; ++c)
@@ -359,7 +358,8 @@ Inputs<T> make_inputs(const Shape& sh, const Case& k, uint64_t seed, size_t skew
   }
   // Backward takes the statistics of the forward: the float64 ones, rounded to T.
   const RefStats st = ref_moments(sh, in.x.p());
-  for (size_t c = 0; c < C; ++c) in.bmean.push_back(T(st.mean[c])), in.binvstd.push_back(T(1 / std::sqrt(st.var[c] + 1e-5)));
+  for (size_t c = 0; c < C; ++c)
+    in.bmean.push_back(T(st.mean[c])), in.binvstd.push_back(T(1 / std::sqrt(st.var[c] + 1e-5)));
   return in;
 }
 
@@ -369,8 +369,12 @@ struct Fns {
   void (*eval)(const ForwardEvalArgs<T>&);
   void (*back)(const BackwardArgs<T>&);
 };
-Fns<float> fns_of(const KernelTable* t, float) { return {t->forward_training_f32, t->forward_eval_f32, t->backward_f32}; }
-Fns<double> fns_of(const KernelTable* t, double) { return {t->forward_training_f64, t->forward_eval_f64, t->backward_f64}; }
+Fns<float> fns_of(const KernelTable* t, float) {
+  return {t->forward_training_f32, t->forward_eval_f32, t->backward_f32};
+}
+Fns<double> fns_of(const KernelTable* t, double) {
+  return {t->forward_training_f64, t->forward_eval_f64, t->backward_f64};
+}
 
 constexpr double kSentinel = -1234.5;  // outputs start as this: a value never written shows up
 
@@ -412,11 +416,13 @@ std::vector<uint64_t> run_suite(const Fns<T>& f, const Inputs<T>& in, Group* g, 
     Arr<T> y(N, sk, T(kSentinel));
     auto sm = fresh<T>(C), si = fresh<T>(C);
     std::vector<T> rm = in.rm0, rv = in.rv0;
-    ForwardTrainingArgs<T> a{sh, in.x.p(), y.p(), in.w.data(), in.b.data(), rm.data(), rv.data(), sm.data(), si.data(), 1e-5, 0.1, true};
+    ForwardTrainingArgs<T> a{sh,        in.x.p(),  y.p(),     in.w.data(), in.b.data(), rm.data(),
+                             rv.data(), sm.data(), si.data(), 1e-5,        0.1,         true};
     f.train(a);
     keep(y.p(), N), keepv(sm), keepv(si), keepv(rm), keepv(rv);
     if (g) {
-      const RefTraining& r = cached(in.ref.train[0], [&] { return ref_forward_training(a, in.rm0.data(), in.rv0.data()); });
+      const RefTraining& r =
+          cached(in.ref.train[0], [&] { return ref_forward_training(a, in.rm0.data(), in.rv0.data()); });
       g->close("train y", y.p(), r.y, rtol);
       g->close("train save_mean", sm.data(), r.mean, rtol);
       g->close("train save_invstd", si.data(), r.invstd, rtol);
@@ -426,15 +432,18 @@ std::vector<uint64_t> run_suite(const Fns<T>& f, const Inputs<T>& in, Group* g, 
       Arr<T> xy = in.x;
       std::vector<T> sm2 = fresh<T>(C), si2 = fresh<T>(C), rm2 = in.rm0, rv2 = in.rv0;
       ForwardTrainingArgs<T> b = a;
-      b.x = xy.p(), b.y = xy.p(), b.save_mean = sm2.data(), b.save_invstd = si2.data(), b.running_mean = rm2.data(), b.running_var = rv2.data();
+      b.x = xy.p(), b.y = xy.p(), b.save_mean = sm2.data(), b.save_invstd = si2.data(),
+      b.running_mean = rm2.data(), b.running_var = rv2.data();
       f.train(b);
-      g->require(same_bits(xy, y) && same_bits(sm2, sm) && same_bits(si2, si) && same_bits(rm2, rm) && same_bits(rv2, rv),
+      g->require(same_bits(xy, y) && same_bits(sm2, sm) && same_bits(si2, si) && same_bits(rm2, rm) &&
+                     same_bits(rv2, rv),
                  "train in place (y === x) differs from out of place");
       // y at another alignment: bitwise the same
       Arr<T> y3(N, sk + 5, T(kSentinel));
       std::vector<T> rm3 = in.rm0, rv3 = in.rv0;
       ForwardTrainingArgs<T> c = a;
-      c.y = y3.p(), c.save_mean = sm2.data(), c.save_invstd = si2.data(), c.running_mean = rm3.data(), c.running_var = rv3.data();
+      c.y = y3.p(), c.save_mean = sm2.data(), c.save_invstd = si2.data(), c.running_mean = rm3.data(),
+      c.running_var = rv3.data();
       f.train(c);
       g->require(same_bits(y3, y), "train: y at another alignment differs (alignment-dependent rounding)");
     }
@@ -444,11 +453,13 @@ std::vector<uint64_t> run_suite(const Fns<T>& f, const Inputs<T>& in, Group* g, 
     Arr<T> y(N, sk, T(kSentinel));
     auto sm = fresh<T>(C), si = fresh<T>(C);
     std::vector<T> rm = in.rm0, rv = in.rv0;
-    ForwardTrainingArgs<T> a{sh, in.x.p(), y.p(), nullptr, nullptr, rm.data(), rv.data(), sm.data(), si.data(), 1e-3, 1.0, false};
+    ForwardTrainingArgs<T> a{sh,        in.x.p(),  y.p(),     nullptr, nullptr, rm.data(),
+                             rv.data(), sm.data(), si.data(), 1e-3,    1.0,     false};
     f.train(a);
     keep(y.p(), N), keepv(sm), keepv(si), keepv(rm), keepv(rv);
     if (g) {
-      const RefTraining& r = cached(in.ref.train[1], [&] { return ref_forward_training(a, in.rm0.data(), in.rv0.data()); });
+      const RefTraining& r =
+          cached(in.ref.train[1], [&] { return ref_forward_training(a, in.rm0.data(), in.rv0.data()); });
       g->close("train2 y", y.p(), r.y, rtol);
       g->close("train2 save_mean", sm.data(), r.mean, rtol);
       g->close("train2 save_invstd", si.data(), r.invstd, rtol);
@@ -460,11 +471,13 @@ std::vector<uint64_t> run_suite(const Fns<T>& f, const Inputs<T>& in, Group* g, 
   if (!lite) {
     Arr<T> y(N, sk, T(kSentinel));
     auto sm = fresh<T>(C), si = fresh<T>(C);
-    ForwardTrainingArgs<T> a{sh, in.x.p(), y.p(), in.w.data(), nullptr, nullptr, nullptr, sm.data(), si.data(), 1e-5, 0.1, true};
+    ForwardTrainingArgs<T> a{sh,      in.x.p(),  y.p(),     in.w.data(), nullptr, nullptr,
+                             nullptr, sm.data(), si.data(), 1e-5,        0.1,     true};
     f.train(a);
     keep(y.p(), N), keepv(sm), keepv(si);
     if (g) {
-      const RefTraining& r = cached(in.ref.train[2], [&] { return ref_forward_training<T>(a, nullptr, nullptr); });
+      const RefTraining& r =
+          cached(in.ref.train[2], [&] { return ref_forward_training<T>(a, nullptr, nullptr); });
       g->close("train3 y", y.p(), r.y, rtol);
       g->close("train3 save_mean", sm.data(), r.mean, rtol);
       g->close("train3 save_invstd", si.data(), r.invstd, rtol);
@@ -473,11 +486,19 @@ std::vector<uint64_t> run_suite(const Fns<T>& f, const Inputs<T>& in, Group* g, 
   // 4. eval: with and without weight and bias
   for (int v = 0; v < (lite ? 0 : 2); ++v) {
     Arr<T> y(N, sk, T(kSentinel));
-    ForwardEvalArgs<T> a{sh, in.x.p(), y.p(), v ? nullptr : in.w.data(), v ? nullptr : in.b.data(), in.emean.data(), in.evar.data(), 1e-5};
+    ForwardEvalArgs<T> a{sh,
+                         in.x.p(),
+                         y.p(),
+                         v ? nullptr : in.w.data(),
+                         v ? nullptr : in.b.data(),
+                         in.emean.data(),
+                         in.evar.data(),
+                         1e-5};
     f.eval(a);
     keep(y.p(), N);
     if (g) {
-      g->close(v ? "eval (no affine) y" : "eval y", y.p(), cached(in.ref.eval[v], [&] { return ref_forward_eval(a); }), rtol);
+      g->close(v ? "eval (no affine) y" : "eval y", y.p(),
+               cached(in.ref.eval[v], [&] { return ref_forward_eval(a); }), rtol);
       if (v == 0) {  // in place
         Arr<T> xy = in.x;
         ForwardEvalArgs<T> b = a;
@@ -508,8 +529,16 @@ std::vector<uint64_t> run_suite(const Fns<T>& f, const Inputs<T>& in, Group* g, 
     if (lite && !v.batch) continue;
     Arr<T> dx(N, sk, T(kSentinel));
     auto gw = fresh<T>(C), gb = fresh<T>(C);
-    BackwardArgs<T> a{sh, in.x.p(), in.dy.p(), v.dx ? dx.p() : nullptr, v.weight ? in.w.data() : nullptr,
-                      in.bmean.data(), in.binvstd.data(), v.gw ? gw.data() : nullptr, v.gb ? gb.data() : nullptr, v.batch};
+    BackwardArgs<T> a{sh,
+                      in.x.p(),
+                      in.dy.p(),
+                      v.dx ? dx.p() : nullptr,
+                      v.weight ? in.w.data() : nullptr,
+                      in.bmean.data(),
+                      in.binvstd.data(),
+                      v.gw ? gw.data() : nullptr,
+                      v.gb ? gb.data() : nullptr,
+                      v.batch};
     f.back(a);
     keep(dx.p(), N), keepv(gw), keepv(gb);
     if (!g) continue;
@@ -517,18 +546,25 @@ std::vector<uint64_t> run_suite(const Fns<T>& f, const Inputs<T>& in, Group* g, 
     const std::string n(v.name);
     // dx = w*invstd*dy - (terms that cancel it when the count is small): its
     // rounding is relative to |w*invstd*dy|, whatever dx's own size.
-    if (v.dx) g->close((n + " dx").c_str(), dx.p(), r.dx, rtol, r.dx_scale);
-    else g->require(same_bits(dx, unset), "backward wrote dx although it is nullptr");
-    if (v.gw) g->close((n + " grad_weight").c_str(), gw.data(), r.gw, rtol);
-    else g->require(gw == fresh<T>(C), "backward wrote grad_weight although it is nullptr");
-    if (v.gb) g->close((n + " grad_bias").c_str(), gb.data(), r.gb, rtol);
-    else g->require(gb == fresh<T>(C), "backward wrote grad_bias although it is nullptr");
+    if (v.dx)
+      g->close((n + " dx").c_str(), dx.p(), r.dx, rtol, r.dx_scale);
+    else
+      g->require(same_bits(dx, unset), "backward wrote dx although it is nullptr");
+    if (v.gw)
+      g->close((n + " grad_weight").c_str(), gw.data(), r.gw, rtol);
+    else
+      g->require(gw == fresh<T>(C), "backward wrote grad_weight although it is nullptr");
+    if (v.gb)
+      g->close((n + " grad_bias").c_str(), gb.data(), r.gb, rtol);
+    else
+      g->require(gb == fresh<T>(C), "backward wrote grad_bias although it is nullptr");
     if (v.dx) {  // dx at another alignment: bitwise the same
       Arr<T> dx3(N, sk + 5, T(kSentinel));
       BackwardArgs<T> b = a;
       b.dx = dx3.p(), b.grad_weight = nullptr, b.grad_bias = nullptr;
       f.back(b);
-      g->require(same_bits(dx3, dx), "backward: dx at another alignment differs (alignment-dependent rounding)");
+      g->require(same_bits(dx3, dx),
+                 "backward: dx at another alignment differs (alignment-dependent rounding)");
     }
     if (v.dx) {  // in place: dx === dy, and (batch statistics) dx === x; bitwise the same
       for (int which = 0; which < (v.batch ? 2 : 1); ++which) {
@@ -553,8 +589,8 @@ struct Isa {
 };
 
 template <class T>
-void run_case(const std::vector<Isa>& isas, const Case& k, bool channels_last, uint64_t seed, const std::vector<int>& threads,
-              bool lite = false) {
+void run_case(const std::vector<Isa>& isas, const Case& k, bool channels_last, uint64_t seed,
+              const std::vector<int>& threads, bool lite = false) {
   Shape sh;
   sh.n = k.n, sh.c = k.c, sh.s = k.s, sh.channels_last = channels_last;
   const size_t skew = size_t(seed % 4);  // 0..3 elements off the allocation's alignment
@@ -585,9 +621,11 @@ void run_case(const std::vector<Isa>& isas, const Case& k, bool channels_last, u
 // invstd and y within 1e-6 (relative) of the float64 reference, and threads 4
 // bitwise equal to 1.
 template <class T>
-void check_channel(const std::vector<Isa>& isas, const Shape& sh, const std::vector<T>& x, const std::string& what) {
+void check_channel(const std::vector<Isa>& isas, const Shape& sh, const std::vector<T>& x,
+                   const std::string& what) {
   const size_t C = size_t(sh.c);
-  ForwardTrainingArgs<T> a{sh, x.data(), nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 1e-10, 1.0, false};
+  ForwardTrainingArgs<T> a{sh,      x.data(), nullptr, nullptr, nullptr, nullptr,
+                           nullptr, nullptr,  nullptr, 1e-10,   1.0,     false};
   const std::vector<T> w(C, T(1.5)), b(C, T(-0.25)), zero(C, T(0));
   a.weight = w.data(), a.bias = b.data();
   const RefTraining ref = ref_forward_training(a, zero.data(), zero.data());
@@ -601,7 +639,8 @@ void check_channel(const std::vector<Isa>& isas, const Shape& sh, const std::vec
       Arr<T> y(size_t(sh.numel()), 0, T(kSentinel));  // the same alignment for both
       std::vector<T> sm(C, T(kSentinel)), si(C, T(kSentinel)), rm(C, T(0)), rv(C, T(0));
       ForwardTrainingArgs<T> c = a;
-      c.y = y.p(), c.save_mean = sm.data(), c.save_invstd = si.data(), c.running_mean = rm.data(), c.running_var = rv.data();
+      c.y = y.p(), c.save_mean = sm.data(), c.save_invstd = si.data(), c.running_mean = rm.data(),
+      c.running_var = rv.data();
       f.train(c);
       if (t == 1) {
         // momentum 1, biased: running_mean = mean and running_var = var, as T.
@@ -624,17 +663,24 @@ void check_channel(const std::vector<Isa>& isas, const Shape& sh, const std::vec
 
 // A channel with a large mean and a small spread (float32 cancellation).
 template <class T>
-void run_large_mean(const std::vector<Isa>& isas, int64_t count, bool channels_last, bool short_planes = false) {
+void run_large_mean(const std::vector<Isa>& isas, int64_t count, bool channels_last,
+                    bool short_planes = false) {
   Shape sh;
   sh.channels_last = channels_last;
-  if (channels_last) sh.n = count, sh.c = 1, sh.s = 1;  // (N, C) = (count, 1)
-  else if (short_planes) sh.n = count / 4, sh.c = 1, sh.s = 4;  // planes of 4: sample_statistics on most ISAs
-  else sh.n = 1, sh.c = 1, sh.s = count;
+  if (channels_last)
+    sh.n = count, sh.c = 1, sh.s = 1;  // (N, C) = (count, 1)
+  else if (short_planes)
+    sh.n = count / 4, sh.c = 1, sh.s = 4;  // planes of 4: ShortPlanes::statistics on most ISAs
+  else
+    sh.n = 1, sh.c = 1, sh.s = count;
   Rng r(4242);
   std::vector<T> x(static_cast<size_t>(count));
   for (auto& v : x) v = T(100 + 0.01 * r.normal());
   char nm[64];
-  snprintf(nm, sizeof nm, "mean 100 std 0.01, %" PRId64 " values %s", count, channels_last ? "(N,C)" : short_planes ? "NCHW, planes of 4" : "NCHW");
+  snprintf(nm, sizeof nm, "mean 100 std 0.01, %" PRId64 " values %s", count,
+           channels_last  ? "(N,C)"
+           : short_planes ? "NCHW, planes of 4"
+                          : "NCHW");
   check_channel(isas, sh, x, nm);
 }
 
@@ -659,7 +705,7 @@ void run_shift_cases(const std::vector<Isa>& isas) {
   Shape nchw, nc, planes;
   nchw.channels_last = false, nchw.n = 2 * K::kUnit / K::kBlock, nchw.c = 1, nchw.s = K::kBlock;
   nc.channels_last = true, nc.n = 8 * K::kRowBlockMax + 17, nc.c = 35, nc.s = 1;
-  // Planes of 3 values (sample_statistics where W >= 3), several blocks of
+  // Planes of 3 values (ShortPlanes::statistics where W >= 3), several blocks of
   // samples; planes of 20 (80 bytes: channel by channel, short runs grouped
   // into blocks whose lanes sum up to 64 values with AVX2).
   planes.channels_last = false, planes.n = 4 * K::kBlock + 9, planes.c = 7, planes.s = 3;
@@ -667,21 +713,25 @@ void run_shift_cases(const std::vector<Isa>& isas) {
   planes20.n = K::kBlock + 9, planes20.s = 20;
   for (const Shape& sh : {nchw, nc, planes, planes20})
     for (const char* kind : {"drift", "edge", "outlier"}) {
-      // The blocks of sample_statistics depend on the vector width: no edge there.
+      // The blocks of ShortPlanes::statistics depend on the vector width: no edge there.
       if (!sh.channels_last && sh.s == planes.s && kind[0] == 'e') continue;
       Rng r(77);
       // n: the sample (NCHW) or the row (N, C); `block` of them share a block of the sums.
-      const int64_t block = sh.channels_last ? K::Kernels<batchnorm::simd::ScalarVec<T>>::rows_per_block(sh.c) : 1;
+      const int64_t block = sh.channels_last ? K::rows_per_block(sh.c) : 1;
       std::vector<T> x(static_cast<size_t>(sh.numel()));
       for (int64_t n = 0; n < sh.n; ++n)
         for (int64_t i = 0; i < sh.c * sh.s; ++i) {
           T& v = x[size_t(n * sh.c * sh.s + i)];
-          if (kind[0] == 'd') v = T(100 + 0.5 * double(n) / double(sh.n) + 0.01 * r.normal());
-          else if (kind[0] == 'e') v = T(100 + ((n / block) % 2 ? 0.0095 : 0.0) + 0.01 * r.normal());
-          else v = n == 0 ? T(i % 2 ? 1.5 : 0.5) : T(-3.0 / (1 << 22));
+          if (kind[0] == 'd')
+            v = T(100 + 0.5 * double(n) / double(sh.n) + 0.01 * r.normal());
+          else if (kind[0] == 'e')
+            v = T(100 + ((n / block) % 2 ? 0.0095 : 0.0) + 0.01 * r.normal());
+          else
+            v = n == 0 ? T(i % 2 ? 1.5 : 0.5) : T(-3.0 / (1 << 22));
         }
       char nm[64];
-      snprintf(nm, sizeof nm, "shift, %s across %s %s", kind, sh.channels_last ? "rows" : "samples", shape_name(sh).c_str());
+      snprintf(nm, sizeof nm, "shift, %s across %s %s", kind, sh.channels_last ? "rows" : "samples",
+               shape_name(sh).c_str());
       check_channel(isas, sh, x, nm);
     }
 }
@@ -714,7 +764,7 @@ void run_nonfinite_cases(const std::vector<Isa>& isas, bool small) {
       {2, 8, K::kFuseFrom / 16 + 3, false, "by channel"},  // from kFuseFrom with C >= threads
       {P / 33 + 1, 33, 1, true, "rows"},                   // (N, C): the row blocks in parallel
       {9, 19, P / 171 + 7, true, "rows"},
-      {11, 6, 4, false, "serial short planes"},    // sample_statistics where W >= 4
+      {11, 6, 4, false, "serial short planes"},   // ShortPlanes::statistics where W >= 4
       {P / 20 + 3, 5, 4, false, "short planes"},  // its blocks of samples in parallel
   };
   const struct {
@@ -749,7 +799,8 @@ void run_nonfinite_cases(const std::vector<Isa>& isas, bool small) {
         mean[size_t(c)] = any_nan || (pos && neg) ? dnan : pos ? double(inf) : -double(inf);
       }
       const std::vector<T> w(C, T(1.5)), b(C, T(-0.25)), rm0(C, T(0.5)), rv0(C, T(2));
-      ForwardTrainingArgs<T> a{sh, x.data(), nullptr, w.data(), b.data(), nullptr, nullptr, nullptr, nullptr, 1e-5, 0.1, true};
+      ForwardTrainingArgs<T> a{sh,      x.data(), nullptr, w.data(), b.data(), nullptr,
+                               nullptr, nullptr,  nullptr, 1e-5,     0.1,      true};
       const RefTraining ref = ref_forward_training(a, rm0.data(), rv0.data());  // for the even channels
       std::vector<double> want_y(ref.y);
       for (int64_t n = 0; n < sh.n; ++n)
@@ -757,7 +808,8 @@ void run_nonfinite_cases(const std::vector<Isa>& isas, bool small) {
           for (int64_t j = 0; j < sh.s; ++j) want_y[size_t(index_of(sh, n, c, j))] = dnan;
       for (const Isa& isa : isas) {
         Group g;
-        g.name = isa.name + " " + type_name<T>() + " " + kind.name + ", " + l.path + " " + shape_name(sh) + ", threads 1-4";
+        g.name = isa.name + " " + type_name<T>() + " " + kind.name + ", " + l.path + " " + shape_name(sh) +
+                 ", threads 1-4";
         const Fns<T> f = fns_of(isa.table, T());
         std::vector<uint64_t> first;
         for (int t = 1; t <= 4; ++t) {
@@ -765,11 +817,13 @@ void run_nonfinite_cases(const std::vector<Isa>& isas, bool small) {
           Arr<T> y(size_t(sh.numel()), 0, T(kSentinel));
           std::vector<T> sm(C, T(kSentinel)), si(C, T(kSentinel)), rm(rm0), rv(rv0);
           ForwardTrainingArgs<T> c = a;
-          c.y = y.p(), c.save_mean = sm.data(), c.save_invstd = si.data(), c.running_mean = rm.data(), c.running_var = rv.data();
+          c.y = y.p(), c.save_mean = sm.data(), c.save_invstd = si.data(), c.running_mean = rm.data(),
+          c.running_var = rv.data();
           f.train(c);
           std::vector<T> stats(sm);
           for (const std::vector<T>* v : {&si, &rm, &rv}) stats.insert(stats.end(), v->begin(), v->end());
-          const std::vector<uint64_t> out = {fingerprint(y.p(), y.size()), fingerprint(stats.data(), stats.size())};
+          const std::vector<uint64_t> out = {fingerprint(y.p(), y.size()),
+                                             fingerprint(stats.data(), stats.size())};
           if (t > 1) {
             if (out != first) g.fail("threads=" + std::to_string(t) + " not bitwise equal to threads=1");
             continue;
@@ -784,7 +838,10 @@ void run_nonfinite_cases(const std::vector<Isa>& isas, bool small) {
             for (size_t i = 0; i < count; ++i) {
               const double gv = double(got[i]), wv = want(i);
               if (std::isfinite(wv)) g.worst = std::fmax(g.worst, std::fabs(gv - wv) / (1e-6 * scale));
-              if (std::isnan(wv) ? std::isnan(gv) : std::isinf(wv) ? gv == wv : std::fabs(gv - wv) <= 1e-6 * scale) continue;
+              if (std::isnan(wv)   ? std::isnan(gv)
+                  : std::isinf(wv) ? gv == wv
+                                   : std::fabs(gv - wv) <= 1e-6 * scale)
+                continue;
               char buf[160];
               snprintf(buf, sizeof buf, "%s[%zu]: got %.9g, want %.9g", what, i, gv, wv);
               return g.fail(buf);
@@ -792,7 +849,8 @@ void run_nonfinite_cases(const std::vector<Isa>& isas, bool small) {
           };
           auto odd = [](size_t c) { return c % 2 == 1; };
           check("save_mean", sm.data(), C, [&](size_t c) { return odd(c) ? mean[c] : ref.mean[c]; });
-          check("running_mean", rm.data(), C, [&](size_t c) { return odd(c) ? 0.9 * 0.5 + 0.1 * mean[c] : ref.rmean[c]; });
+          check("running_mean", rm.data(), C,
+                [&](size_t c) { return odd(c) ? 0.9 * 0.5 + 0.1 * mean[c] : ref.rmean[c]; });
           check("save_invstd", si.data(), C, [&](size_t c) { return odd(c) ? dnan : ref.invstd[c]; });
           check("running_var", rv.data(), C, [&](size_t c) { return odd(c) ? dnan : ref.rvar[c]; });
           check("y", y.p(), want_y.size(), [&](size_t i) { return want_y[i]; });
@@ -855,8 +913,10 @@ int main(int argc, char** argv) {
   for (const Isa& i : built) {
     bool runs = false;
     for (const std::string& c : caps) runs = runs || c == i.name;
-    if (runs) isas.push_back(i);
-    else skipped += " " + i.name;
+    if (runs)
+      isas.push_back(i);
+    else
+      skipped += " " + i.name;
   }
   {
     Group g;
@@ -864,8 +924,8 @@ int main(int argc, char** argv) {
     const KernelTable* chosen = batchnorm::kernels(&err);
     const char* forced = std::getenv("BATCHNORM_ISA");
     const std::string want = forced && *forced ? forced : (caps.empty() ? "" : caps.back());
-    g.name = "dispatch: capabilities [" + caps_list + "], kernels() " + (chosen ? chosen->isa : ("error: " + err)) +
-             (skipped.empty() ? "" : ", cannot run:" + skipped);
+    g.name = "dispatch: capabilities [" + caps_list + "], kernels() " +
+             (chosen ? chosen->isa : ("error: " + err)) + (skipped.empty() ? "" : ", cannot run:" + skipped);
     g.require(!caps.empty() && caps.front() == "scalar", "capabilities() must start with scalar");
     g.require(chosen && want == chosen->isa, "kernels() is not the best capability (or BATCHNORM_ISA)");
     for (const Isa& i : built) g.require(std::string(i.table->isa) == i.name, "a table's isa name is wrong");
@@ -882,20 +942,20 @@ int main(int argc, char** argv) {
   const int64_t P = K::kSerialBelow, U = K::kUnit, B = K::kBlock, RB = K::kRowBlockMax;
   // Below P: one thread whatever the setting.
   const Case serial_cases[] = {
-      {1, 5, 1, 1, 1},           // one value per channel: var 0
-      {4, 1, 35, 2, 1},          // C = 1
-      {1, 3, 35, 2, 1},          // N = 1, S > 1
-      {7, 5, 1, 2, 1},           // S = 1: (N, C)
-      {3, 17, 35, 3, 2},         // sizes that are multiples of no lane count
-      {2, 2, 17, 50, 0.5},       // mean 100 std: float cancellation
-      {16, 7, 13, 1, 1},         // short runs, one block of them
-      {2, 64, 49, 1, 3},         // C a multiple of every lane count
-      {50, 3, 20, 1, 1},         // short runs, several blocks of them
-      {2, 3, B + 5, 1, 1},       // runs longer than a block
-      {1, 1, U + 100, 5, 2},     // one run split into units
-      {3, 1, U + 1, 1, 1},       // runs split into units, several samples
-      {RB + 5, 33, 1, 2, 1},     // (N, C): two NHWC row blocks
-      {5, 19, 1030, 1, 1},       // several NHWC row blocks
+      {1, 5, 1, 1, 1},        // one value per channel: var 0
+      {4, 1, 35, 2, 1},       // C = 1
+      {1, 3, 35, 2, 1},       // N = 1, S > 1
+      {7, 5, 1, 2, 1},        // S = 1: (N, C)
+      {3, 17, 35, 3, 2},      // sizes that are multiples of no lane count
+      {2, 2, 17, 50, 0.5},    // mean 100 std: float cancellation
+      {16, 7, 13, 1, 1},      // short runs, one block of them
+      {2, 64, 49, 1, 3},      // C a multiple of every lane count
+      {50, 3, 20, 1, 1},      // short runs, several blocks of them
+      {2, 3, B + 5, 1, 1},    // runs longer than a block
+      {1, 1, U + 100, 5, 2},  // one run split into units
+      {3, 1, U + 1, 1, 1},    // runs split into units, several samples
+      {RB + 5, 33, 1, 2, 1},  // (N, C): two NHWC row blocks
+      {5, 19, 1030, 1, 1},    // several NHWC row blocks
   };
   // At or above P: the parallel paths (channels shared among threads, or
   // units of one channel when C < threads).
@@ -903,21 +963,22 @@ int main(int argc, char** argv) {
   // point is slow, and the 2^18-values channel below is at P too.)
   constexpr size_t kSmallParallel = 2;
   const Case parallel_cases[] = {
-      {4, 3, P / 12 + 5, 1, 1},          // C = 3 < 4 threads; runs split into units
-      {P / 480 + 50, 8, 60, 1, 2},       // short runs: blocks of runs, several units per channel
-      {1, 1, P + 7, 3, 1},               // one channel, one run: the unit split
-      {9, 19, P / 171 + 7, 1, 1},        // medium runs; NHWC: many row blocks
-      {2, 8, U + 3, 2, 1},               // C = 8 >= threads; runs just over a unit
-      {2, 8, K::kFuseFrom / 16 + 3, 1, 1},  // at kFuseFrom: NCHW forward channel by channel (C = 8 >= threads)
-      {P / 33 + 1, 33, 1, 1, 1},         // (N, C) in parallel
+      {4, 3, P / 12 + 5, 1, 1},     // C = 3 < 4 threads; runs split into units
+      {P / 480 + 50, 8, 60, 1, 2},  // short runs: blocks of runs, several units per channel
+      {1, 1, P + 7, 3, 1},          // one channel, one run: the unit split
+      {9, 19, P / 171 + 7, 1, 1},   // medium runs; NHWC: many row blocks
+      {2, 8, U + 3, 2, 1},          // C = 8 >= threads; runs just over a unit
+      {2, 8, K::kFuseFrom / 16 + 3, 1,
+       1},                        // at kFuseFrom: NCHW forward channel by channel (C = 8 >= threads)
+      {P / 33 + 1, 33, 1, 1, 1},  // (N, C) in parallel
   };
   // NCHW planes of at most kShortPlaneBytes (64): the forward's statistics and
-  // the backward's sums sample by sample (sample_statistics). Last, so that
+  // the backward's sums sample by sample (ShortPlanes). Last, so that
   // the cases above keep their seeds.
   const Case short_plane_cases[] = {
-      {11, 6, 2, 1, 1},                  // planes of 2, serial
-      {P / 36 + 9, 9, 4, 1, 1},          // blocks of samples in parallel
-      {P / 256 + 3, 16, 16, 2, 1},       // planes of 64 bytes in float (short), 128 in double (not)
+      {11, 6, 2, 1, 1},             // planes of 2, serial
+      {P / 36 + 9, 9, 4, 1, 1},     // blocks of samples in parallel
+      {P / 256 + 3, 16, 16, 2, 1},  // planes of 64 bytes in float (short), 128 in double (not)
   };
   // From kPrefetchBytes (x and y; x and dy), the NCHW forward and backward go
   // channel by channel, prefetching and with streaming stores; C = 19: the
@@ -931,7 +992,8 @@ int main(int argc, char** argv) {
   // included; NHWC rows stream when C is a multiple of the lanes: C = 32, with
   // y placed at each alignment (rows then start at y's first aligned value).
   const Case prefetch_case = {2, 19, K::kPrefetchBytes / 8 / 38 + 1, 2, 1};
-  const Case stream_cases[] = {{2, 3, K::kStreamBytes / 8 / 6 + 1, 2, 1}, {2, 32, K::kStreamBytes / 8 / 64 + 1, 2, 1}};
+  const Case stream_cases[] = {{2, 3, K::kStreamBytes / 8 / 6 + 1, 2, 1},
+                               {2, 32, K::kStreamBytes / 8 / 64 + 1, 2, 1}};
   const Case big_cases[] = {prefetch_case, stream_cases[0], stream_cases[1]};
 
   {
@@ -939,10 +1001,12 @@ int main(int argc, char** argv) {
     g.name = "shapes: kSerialBelow " + std::to_string(P) + ", kUnit " + std::to_string(U) + ", kBlock " +
              std::to_string(B) + ", kRowBlockMax " + std::to_string(RB) + ", kPrefetchBytes " +
              std::to_string(K::kPrefetchBytes) + ", kStreamBytes " + std::to_string(K::kStreamBytes);
-    for (const Case& k : parallel_cases) g.require(k.n * k.c * k.s >= P, "a parallel-size shape is below kSerialBelow");
+    for (const Case& k : parallel_cases)
+      g.require(k.n * k.c * k.s >= P, "a parallel-size shape is below kSerialBelow");
     g.require(K::kFuseFrom >= P, "kFuseFrom is below kSerialBelow");
     const int64_t pn = prefetch_case.n * prefetch_case.c * prefetch_case.s;
-    g.require(2 * pn * 4 >= K::kPrefetchBytes && 2 * pn * 4 < K::kStreamBytes, "the prefetch shape is not between kPrefetchBytes and kStreamBytes");
+    g.require(2 * pn * 4 >= K::kPrefetchBytes && 2 * pn * 4 < K::kStreamBytes,
+              "the prefetch shape is not between kPrefetchBytes and kStreamBytes");
     for (const Case& k : stream_cases) {
       g.require(2 * k.n * k.c * k.s * 4 >= K::kStreamBytes, "a streaming shape is too small");
       g.require(k.n * k.c * k.s <= 7000000, "a streaming shape is needlessly large");
@@ -974,7 +1038,8 @@ int main(int argc, char** argv) {
   }
   both(isas, short_plane_cases[0], small ? std::vector<int>{threads[0]} : threads, false);
   if (!small)
-    for (size_t i = 1; i < sizeof short_plane_cases / sizeof *short_plane_cases; ++i) both(isas, short_plane_cases[i], threads, false);
+    for (size_t i = 1; i < sizeof short_plane_cases / sizeof *short_plane_cases; ++i)
+      both(isas, short_plane_cases[i], threads, false);
 
   // ---- the 2^22-values channel (2^18 with --small or --quick)
   const int64_t big = small || quick ? int64_t(1) << 18 : int64_t(1) << 22;
