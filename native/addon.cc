@@ -354,12 +354,14 @@ GroupShape group_shape(Reader<T>& r, const Napi::CallbackInfo& info, size_t i) {
   g.n = r.dim(i, "n"), g.c = r.dim(i + 1, "c"), g.s = r.dim(i + 2, "s");
   g.channels_last = r.boolean(i + 4, "channelsLast");
   int64_t nc = 0, ncs = 0;
-  if (__builtin_mul_overflow(g.n, g.c, &nc) || __builtin_mul_overflow(nc, g.s, &ncs) || ncs > (int64_t(1) << 53))
-    range_error(info.Env(), "Expected n * c * s to be at most 2^53 but received " + std::to_string(g.n) + " * " + std::to_string(g.c) +
-                                " * " + std::to_string(g.s));
+  if (__builtin_mul_overflow(g.n, g.c, &nc) || __builtin_mul_overflow(nc, g.s, &ncs) ||
+      ncs > (int64_t(1) << 53))
+    range_error(info.Env(), "Expected n * c * s to be at most 2^53 but received " + std::to_string(g.n) +
+                                " * " + std::to_string(g.c) + " * " + std::to_string(g.s));
   g.groups = r.dim(i + 3, "groups");
   if (g.c % g.groups != 0)
-    range_error(info.Env(), "Expected groups to divide c (" + std::to_string(g.c) + ") but received " + std::to_string(g.groups));
+    range_error(info.Env(), "Expected groups to divide c (" + std::to_string(g.c) + ") but received " +
+                                std::to_string(g.groups));
   return g;
 }
 
@@ -372,21 +374,26 @@ Job parse_group_norm_forward(const Napi::CallbackInfo& info, const NormKernelTab
   a.shape = group_shape(r, info, 6);
   const int64_t numel = a.shape.numel(), C = a.shape.c, rows = a.shape.rows();
   a.eps = r.number(11, "eps", 0, INFINITY, false);
-  if (std::isinf(a.eps)) range_error(info.Env(), "Expected eps to be a finite number \u2265 0 but received " + describe(info[11]));
+  if (std::isinf(a.eps))
+    range_error(info.Env(), "Expected eps to be a finite number \u2265 0 but received " + describe(info[11]));
   a.rms = r.boolean(12, "rms");
-  a.x = r.array(0, "x", numel, false, false);
-  a.y = r.array(1, "y", numel, false, true);
-  a.weight = r.array(2, "weight", C, true, false);
-  a.bias = r.array(3, "bias", C, true, false);
-  a.save_mean = r.array(4, "saveMean", rows, false, true);
-  a.save_invstd = r.array(5, "saveInvstd", rows, false, true);
+  a.x = r.array(0, "x", numel, Arg::input);
+  a.y = r.array(1, "y", numel, Arg::output);
+  a.weight = r.array(2, "weight", C, Arg::optional_input);
+  a.bias = r.array(3, "bias", C, Arg::optional_input);
+  a.save_mean = r.array(4, "saveMean", rows, Arg::output);
+  a.save_invstd = r.array(5, "saveInvstd", rows, Arg::output);
   r.check_overlaps({{"y", "x"}});
   void (*fn)(const GroupNormForwardArgs<T>&);
-  if constexpr (std::is_same_v<T, float>) fn = kt.group_norm_forward_f32; else fn = kt.group_norm_forward_f64;
+  if constexpr (std::is_same_v<T, float>)
+    fn = kt.group_norm_forward_f32;
+  else
+    fn = kt.group_norm_forward_f64;
   return Job{[fn, a] { fn(a); }, r.take_refs()};
 }
 
-// groupNormBackward(x, dy, dx, weight, saveMean, saveInvstd, gradWeight, gradBias, n, c, s, groups, channelsLast, rms)
+// groupNormBackward(x, dy, dx, weight, saveMean, saveInvstd, gradWeight, gradBias, n, c, s, groups,
+// channelsLast, rms)
 template <class T>
 Job parse_group_norm_backward(const Napi::CallbackInfo& info, const NormKernelTable& kt, bool async) {
   expect_args(info, 14, "groupNormBackward");
@@ -395,17 +402,20 @@ Job parse_group_norm_backward(const Napi::CallbackInfo& info, const NormKernelTa
   a.shape = group_shape(r, info, 8);
   const int64_t numel = a.shape.numel(), C = a.shape.c, rows = a.shape.rows();
   a.rms = r.boolean(13, "rms");
-  a.x = r.array(0, "x", numel, false, false);
-  a.dy = r.array(1, "dy", numel, false, false);
-  a.dx = r.array(2, "dx", numel, true, true);
-  a.weight = r.array(3, "weight", C, true, false);
-  a.mean = r.array(4, "saveMean", rows, false, false);
-  a.invstd = r.array(5, "saveInvstd", rows, false, false);
-  a.grad_weight = r.array(6, "gradWeight", C, true, true);
-  a.grad_bias = r.array(7, "gradBias", C, true, true);
+  a.x = r.array(0, "x", numel, Arg::input);
+  a.dy = r.array(1, "dy", numel, Arg::input);
+  a.dx = r.array(2, "dx", numel, Arg::optional_output);
+  a.weight = r.array(3, "weight", C, Arg::optional_input);
+  a.mean = r.array(4, "saveMean", rows, Arg::input);
+  a.invstd = r.array(5, "saveInvstd", rows, Arg::input);
+  a.grad_weight = r.array(6, "gradWeight", C, Arg::optional_output);
+  a.grad_bias = r.array(7, "gradBias", C, Arg::optional_output);
   r.check_overlaps({{"dx", "dy"}, {"dx", "x"}});
   void (*fn)(const GroupNormBackwardArgs<T>&);
-  if constexpr (std::is_same_v<T, float>) fn = kt.group_norm_backward_f32; else fn = kt.group_norm_backward_f64;
+  if constexpr (std::is_same_v<T, float>)
+    fn = kt.group_norm_backward_f32;
+  else
+    fn = kt.group_norm_backward_f64;
   return Job{[fn, a] { fn(a); }, r.take_refs()};
 }
 
@@ -527,9 +537,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("forwardEvalAsync", Napi::Function::New(env, run_async<kForwardEval>, "forwardEvalAsync"));
   exports.Set("backwardAsync", Napi::Function::New(env, run_async<kBackward>, "backwardAsync"));
   exports.Set("groupNormForward", Napi::Function::New(env, run_sync<kGroupNormForward>, "groupNormForward"));
-  exports.Set("groupNormBackward", Napi::Function::New(env, run_sync<kGroupNormBackward>, "groupNormBackward"));
-  exports.Set("groupNormForwardAsync", Napi::Function::New(env, run_async<kGroupNormForward>, "groupNormForwardAsync"));
-  exports.Set("groupNormBackwardAsync", Napi::Function::New(env, run_async<kGroupNormBackward>, "groupNormBackwardAsync"));
+  exports.Set("groupNormBackward",
+              Napi::Function::New(env, run_sync<kGroupNormBackward>, "groupNormBackward"));
+  exports.Set("groupNormForwardAsync",
+              Napi::Function::New(env, run_async<kGroupNormForward>, "groupNormForwardAsync"));
+  exports.Set("groupNormBackwardAsync",
+              Napi::Function::New(env, run_async<kGroupNormBackward>, "groupNormBackwardAsync"));
   return exports;
 }
 

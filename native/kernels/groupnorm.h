@@ -1,42 +1,36 @@
-// LayerNorm, RMSNorm and GroupNorm kernels (norm_args.h), written once over a
-// vector type V and instantiated per ISA by native/kernels/<isa>.cc after
-// batchnorm.h, whose shared pieces they reuse (Moments and its merging, the
-// shifted sums' bound, Scratch, parallel, make_coeffs, kBlock, kSerialBelow).
+// LayerNorm, RMSNorm and GroupNorm kernels (norm_args.h): which reduction and
+// which elementwise pass run for which shape, over the shared pieces of the
+// BatchNorm split (moments.h, run_sums.h, run_passes.h, rows_reduce.h,
+// rows_passes.h, coeffs.h, scratch.h, parallel.h), written once over a vector
+// type V and instantiated per ISA by native/kernels/<isa>.cc.
 //
 // Which path runs for which shape (the one place that says it):
 //   S = 1, either order (LayerNorm, RMSNorm, (N, C) GroupNorm): rows of
 //     C/groups values, a weight per value; the weight gradients are column
 //     sums over fixed blocks of rows.
-//   NCHW with S > 1: rows of (C/groups)*S values, a weight per run of S.
+//   NCHW with S > 1: rows of (C/groups)*S values, a weight per run of S
+//     (run_sums.h, run_passes.h).
 //   channels-last with S > 1: per sample, the columns of each group across
-//     its S rows.
+//     its S rows (rows_reduce.h's gradient sums, rows_passes.h's passes).
 // Units of work (rows, blocks of rows, samples) are fixed by the shape and
 // merged in order: results are bitwise the same for any thread count.
-#ifndef BATCHNORM_ISA_NS
-#error "define BATCHNORM_ISA_NS before including kernels/groupnorm.h"
-#endif
-
+#pragma once
 #include <cmath>
 #include <cstdint>
 
+#include "coeffs.h"
+#include "isa_ns.h"
+#include "moments.h"
 #include "norm_args.h"
-// batchnorm.h comes first, in the per-ISA file: it has no include guard (each
-// ISA namespace opens it once).
+#include "parallel.h"
+#include "rows_passes.h"
+#include "rows_reduce.h"
+#include "run_passes.h"
+#include "run_sums.h"
+#include "scratch.h"
 
 namespace batchnorm {
 namespace BATCHNORM_ISA_NS {
-
-// Values a row's rough mean (the shift of its sums) is taken from.
-constexpr int64_t kShiftValues = 64;
-// Rows whose weight-gradient column sums one unit of the S = 1 backward adds
-// up in T before it hands them to double: few, so that T's rounding stays at
-// a few ulps; fixed by the shape, never by the thread count.
-constexpr int64_t kGradRows = 16;
-// Blocks of those units, at most: each adds its units' sums in double, and
-// the blocks are the units of work of the S = 1 backward.
-constexpr int64_t kGradBlocks = 32;
-// Channels-last rows a sample's column sums take in T before double.
-constexpr int64_t kColumnRows = 16;
 
 template <class V>
 struct Norms {
@@ -45,30 +39,21 @@ struct Norms {
 
   // ------------------------------------------------------------ statistics
 
-  // Sums of d = x - shift and d^2 over x[0, m), in T within blocks of kBlock
-  // values, each block's sums added in double.
+  using Runs = RunSums<V>;
+  using RunPass = RunPasses<V>;
+  using Rows = RowsReduce<V>;
+  using RowsPass = RowsPasses<V>;
+  static constexpr int64_t kRowBlock = block_values(W);
+
+  // Sums of d = x - shift and d^2 over x[0, m): run_sums.h's, a block of
+  // block_values(W) values at a time (T sums handed to double at its end).
   static void shifted_sums(const T* x, int64_t m, T shift, double& sd, double& sd2) {
-    const V sh = V::set1(shift);
     sd = sd2 = 0;
-    for (int64_t b = 0; b < m; b += kBlock) {
-      const int64_t e = b + kBlock < m ? b + kBlock : m;
-      V s0 = V::zero(), s1 = V::zero(), q0 = V::zero(), q1 = V::zero();
-      int64_t i = b;
-      // Scalar math: d = x[i] - shift; s += d; q += d * d
-      for (; i + 2 * W <= e; i += 2 * W) {
-        const V d0 = V::sub(V::load(x + i), sh), d1 = V::sub(V::load(x + i + W), sh);
-        s0 = V::add(s0, d0), s1 = V::add(s1, d1);
-        q0 = V::fmadd(d0, d0, q0), q1 = V::fmadd(d1, d1, q1);
-      }
-      for (; i + W <= e; i += W) {
-        const V d = V::sub(V::load(x + i), sh);
-        s0 = V::add(s0, d), q0 = V::fmadd(d, d, q0);
-      }
-      if (i < e) {  // the tail, its missing lanes filled with the shift (d = 0)
-        const V d = V::sub(V::load_partial(x + i, e - i, shift), sh);
-        s0 = V::add(s0, d), q0 = V::fmadd(d, d, q0);
-      }
-      sd += V::hsum(V::add(s0, s1)), sd2 += V::hsum(V::add(q0, q1));
+    for (int64_t b = 0; b < m; b += kRowBlock) {
+      const int64_t len = b + kRowBlock < m ? kRowBlock : m - b;
+      double s, s2;
+      Runs::shifted_sums(x + b, len, 1, len, shift, s, s2);
+      sd += s, sd2 += s2;
     }
   }
 
@@ -126,10 +111,7 @@ struct Norms {
 
   // Scalar math: y[i] = (x[i] - c.mean) * c.scale + c.shift over [0, m)
   static void affine_run(const T* x, T* y, int64_t m, Coeffs<T> c) {
-    const V mh = V::set1(c.mean), a = V::set1(c.scale), b = V::set1(c.shift);
-    int64_t i = 0;
-    for (; i + W <= m; i += W) V::store(y + i, V::fmadd(V::sub(V::load(x + i), mh), a, b));
-    for (; i < m; ++i) y[i] = (x[i] - c.mean) * c.scale + c.shift;
+    RunPass::template affine<false>(x, y, m, c);
   }
 
   // A row with a weight and bias per value (S = 1):
@@ -137,7 +119,8 @@ struct Norms {
   static void affine_row(const T* x, T* y, int64_t m, const T* w, const T* b, double mean, double invstd) {
     const T mh = T(mean), ml = T(mean - double(mh)), inv = T(invstd);
     if (!w && !b) return affine_run(x, y, m, make_coeffs<T>(mean, invstd, 0));
-    const V vmh = V::set1(mh), vinv = V::set1(inv), vnml = V::set1(-ml), one = V::set1(T(1)), zero = V::zero();
+    const V vmh = V::set1(mh), vinv = V::set1(inv), vnml = V::set1(-ml), one = V::set1(T(1)),
+            zero = V::zero();
     int64_t k = 0;
     for (; k + W <= m; k += W) {
       const V a = w ? V::mul(vinv, V::load(w + k)) : V::mul(vinv, one);
@@ -164,37 +147,41 @@ struct Norms {
         a.save_mean[r] = T(mean), a.save_invstd[r] = T(invstd);
         const int64_t ch0 = (r % G) * cg;
         if (s == 1) {
-          affine_row(x, y, m, a.weight ? a.weight + ch0 : nullptr, a.bias ? a.bias + ch0 : nullptr, mean, invstd);
+          affine_row(x, y, m, a.weight ? a.weight + ch0 : nullptr, a.bias ? a.bias + ch0 : nullptr, mean,
+                     invstd);
           continue;
         }
         for (int64_t k = 0; k < cg; ++k) {
           const int64_t ch = ch0 + k;
-          const double scale = invstd * (a.weight ? double(a.weight[ch]) : 1.0), shift = a.bias ? double(a.bias[ch]) : 0.0;
+          const double scale = invstd * (a.weight ? double(a.weight[ch]) : 1.0),
+                       shift = a.bias ? double(a.bias[ch]) : 0.0;
           affine_run(x + k * s, y + k * s, s, make_coeffs<T>(mean, scale, shift));
         }
       }
     });
   }
 
-  // Channels-last, S > 1: a sample is S rows of C values; its per-channel
+  // Channels-last, S > 1: a sample is S rows of C values. Its per-channel
   // sums (around each group's rough mean, from the sample's first row) run
-  // across kColumnRows rows in T, then add up in double.
+  // across kColumnRows rows in T, then add up in double, per group; samples
+  // in parallel. Then each sample's pass is rows_passes.h's, with a
+  // coefficient per channel, its rows in parallel.
   static void forward_channels_last(const GroupNormForwardArgs<T>& a) {
     const GroupShape& sh = a.shape;
     const int64_t C = sh.c, S = sh.s, G = sh.groups, cg = sh.per_group(), m = sh.row_length();
+    Scratch<Coeffs<T>> k(sh.n * C);
     parallel(sh.n, kSerialBelow / (S * C) + 1, [&](int64_t i0, int64_t i1) {
-      Scratch<T> shift(C), acc(C), acc2(C), mh(C), scale(C), bias(C);
+      Scratch<T> shift(C), acc(C), acc2(C);
       Scratch<double> sd(C), sd2(C);
       for (int64_t i = i0; i < i1; ++i) {
         const T* x = a.x + i * S * C;
-        T* y = a.y + i * S * C;
         for (int64_t g = 0; g < G; ++g) {
           double rough = 0;
-          for (int64_t k = 0; k < cg; ++k) rough += double(x[g * cg + k]);
-          for (int64_t k = 0; k < cg; ++k) shift[g * cg + k] = a.rms ? T(0) : T(rough / double(cg));
+          for (int64_t c = 0; c < cg; ++c) rough += double(x[g * cg + c]);
+          for (int64_t c = 0; c < cg; ++c) shift[g * cg + c] = a.rms ? T(0) : T(rough / double(cg));
         }
         for (int64_t ch = 0; ch < C; ++ch) sd[ch] = sd2[ch] = 0;
-        column_sums(x, x, S, C, shift.p, acc.p, acc2.p, sd.p, sd2.p);
+        column_sums(x, S, C, shift.p, acc.p, acc2.p, sd.p, sd2.p);
         for (int64_t g = 0; g < G; ++g) {
           double s1 = 0, s2 = 0;
           for (int64_t ch = g * cg; ch < (g + 1) * cg; ++ch) s1 += sd[ch], s2 += sd2[ch];
@@ -204,51 +191,47 @@ struct Norms {
             mean = 0, invstd = 1 / std::sqrt(s2 / double(m) + a.eps);
           } else {
             Moments mo = moments_from_shifted(double(m), double(shift[g * cg]), s1, s2);
-            if (!std::isfinite(s1) || !std::isfinite(s2) || far_from_shift(double(m), s1, s2)) mo = plain_group(x, S, C, g * cg, cg, false);
+            if (!std::isfinite(s1) || !std::isfinite(s2) || far_from_shift(double(m), s1, s2))
+              mo = plain_group(x, S, C, g * cg, cg, false);
             mean = mo.mean, invstd = 1 / std::sqrt(mo.m2 / double(m) + a.eps);
           }
           a.save_mean[i * G + g] = T(mean), a.save_invstd[i * G + g] = T(invstd);
-          for (int64_t ch = g * cg; ch < (g + 1) * cg; ++ch) {
-            const Coeffs<T> c = make_coeffs<T>(mean, invstd * (a.weight ? double(a.weight[ch]) : 1.0), a.bias ? double(a.bias[ch]) : 0.0);
-            mh[ch] = c.mean, scale[ch] = c.scale, bias[ch] = c.shift;
-          }
+          for (int64_t ch = g * cg; ch < (g + 1) * cg; ++ch)
+            k[i * C + ch] = make_coeffs<T>(mean, invstd * weight_at(a.weight, ch), bias_at(a.bias, ch));
         }
-        // Scalar math: y = (x - mh[ch]) * scale[ch] + bias[ch], row by row
-        for (int64_t j = 0; j < S; ++j) affine_columns(x + j * C, y + j * C, C, mh.p, scale.p, bias.p);
       }
     });
+    // Scalar math: y = (x - k[ch].mean) * k[ch].scale + k[ch].shift, row by row
+    for (int64_t i = 0; i < sh.n; ++i)
+      RowsPass::template affine<false>(sample_shape(sh), a.x + i * S * C, a.y + i * S * C, k.p + i * C);
   }
 
-  // Scalar math: y[ch] = (x[ch] - mh[ch]) * a[ch] + b[ch] over one row of C.
-  static void affine_columns(const T* x, T* y, int64_t C, const T* mh, const T* a, const T* b) {
-    int64_t ch = 0;
-    for (; ch + W <= C; ch += W)
-      V::store(y + ch, V::fmadd(V::sub(V::load(x + ch), V::load(mh + ch)), V::load(a + ch), V::load(b + ch)));
-    for (; ch < C; ++ch) y[ch] = (x[ch] - mh[ch]) * a[ch] + b[ch];
+  // One channels-last sample as BatchNorm's kernels see a tensor: S rows of C.
+  static Shape sample_shape(const GroupShape& sh) {
+    Shape s;
+    s.n = 1, s.c = sh.c, s.s = sh.s, s.channels_last = true;
+    return s;
   }
 
-  // Per channel over S rows of C: sd += sum(u * d), sd2 += sum(u * d * d)...
-  // precisely, with d = x - shift[ch]: (u = x) sd += sum(d), sd2 += sum(d^2);
-  // (u = dy, the backward) sd += sum(dy), sd2 += sum(dy * d). In T across
-  // kColumnRows rows, then in double.
-  static void column_sums(const T* u, const T* x, int64_t S, int64_t C, const T* shift, T* acc, T* acc2, double* sd, double* sd2) {
-    const bool forward = u == x;
+  // Per channel over S rows of C, d = x - shift[ch]: sd += sum(d), sd2 += sum(d^2),
+  // in T across kColumnRows rows, then in double.
+  static void column_sums(const T* x, int64_t S, int64_t C, const T* shift, T* acc, T* acc2, double* sd,
+                          double* sd2) {
     for (int64_t j0 = 0; j0 < S; j0 += kColumnRows) {
       const int64_t j1 = j0 + kColumnRows < S ? j0 + kColumnRows : S;
       for (int64_t ch = 0; ch < C; ++ch) acc[ch] = acc2[ch] = T(0);
       for (int64_t j = j0; j < j1; ++j) {
         const T* xr = x + j * C;
-        const T* ur = u + j * C;
         int64_t ch = 0;
+        // Scalar math: d = x[j][ch] - shift[ch]; acc[ch] += d; acc2[ch] += d * d
         for (; ch + W <= C; ch += W) {
           const V d = V::sub(V::load(xr + ch), V::load(shift + ch));
-          const V e = forward ? d : V::load(ur + ch);
-          V::store(acc + ch, V::add(V::load(acc + ch), e));
-          V::store(acc2 + ch, V::fmadd(e, d, V::load(acc2 + ch)));
+          V::store(acc + ch, V::add(V::load(acc + ch), d));
+          V::store(acc2 + ch, V::fmadd(d, d, V::load(acc2 + ch)));
         }
         for (; ch < C; ++ch) {
-          const T d = xr[ch] - shift[ch], e = forward ? d : ur[ch];
-          acc[ch] += e, acc2[ch] += e * d;
+          const T d = xr[ch] - shift[ch];
+          acc[ch] += d, acc2[ch] += d * d;
         }
       }
       for (int64_t ch = 0; ch < C; ++ch) sd[ch] += double(acc[ch]), sd2[ch] += double(acc2[ch]);
@@ -265,7 +248,8 @@ struct Norms {
         for (int64_t k = 0; k < cg; ++k) s += double(x[j * C + ch0 + k]);
     const double mean = rms ? 0 : s / m;
     for (int64_t j = 0; j < S; ++j)
-      for (int64_t k = 0; k < cg; ++k) q += (double(x[j * C + ch0 + k]) - mean) * (double(x[j * C + ch0 + k]) - mean);
+      for (int64_t k = 0; k < cg; ++k)
+        q += (double(x[j * C + ch0 + k]) - mean) * (double(x[j * C + ch0 + k]) - mean);
     return Moments{m, mean, q};
   }
 
@@ -276,31 +260,18 @@ struct Norms {
 
   // ------------------------------------------------------------ backward
 
-  // Sums over a run of m values: g = sum(dy * w), h = sum(dy * w * (x - mh))
-  // with one weight for the run (w = 1 when null).
+  // Over a run of m values: a = sum(dy), b = sum(dy * (x - mh)) (run_sums.h's, a block at a time).
   static void run_sums(const T* x, const T* dy, int64_t m, T mh, double& a, double& b) {
-    const V vmh = V::set1(mh);
     a = b = 0;
-    for (int64_t i0 = 0; i0 < m; i0 += kBlock) {
-      const int64_t e = i0 + kBlock < m ? i0 + kBlock : m;
-      V s = V::zero(), q = V::zero();
-      int64_t i = i0;
-      // Scalar math: s += dy[i]; q += dy[i] * (x[i] - mh)
-      for (; i + W <= e; i += W) {
-        const V d = V::load(dy + i);
-        s = V::add(s, d), q = V::fmadd(d, V::sub(V::load(x + i), vmh), q);
-      }
-      for (; i < e; ++i) a += double(dy[i]), b += double(dy[i]) * double(x[i] - mh);
-      a += V::hsum(s), b += V::hsum(q);
+    for (int64_t i = 0; i < m; i += kRowBlock) {
+      const int64_t len = i + kRowBlock < m ? kRowBlock : m - i;
+      Runs::grad_sums(x + i, dy + i, len, 1, len, mh, a, b);
     }
   }
 
   // Scalar math: dx[i] = dy[i] * k1 + (x[i] - mh) * k2 + k3 over a run.
   static void grad_run(const T* x, const T* dy, T* dx, int64_t m, T mh, T k1, T k2, T k3) {
-    const V vmh = V::set1(mh), a = V::set1(k1), b = V::set1(k2), c = V::set1(k3);
-    int64_t i = 0;
-    for (; i + W <= m; i += W) V::store(dx + i, V::fmadd(V::load(dy + i), a, V::fmadd(V::sub(V::load(x + i), vmh), b, c)));
-    for (; i < m; ++i) dx[i] = dy[i] * k1 + (x[i] - mh) * k2 + k3;
+    RunPass::template grad_input<false>(x, dy, dx, m, GradCoeffs<T>{mh, k1, k2, k3});
   }
 
   // The coefficients of dx over a group of m values from its sums
@@ -350,7 +321,8 @@ struct Norms {
   // grad_bias[c] = sum over units of pa[u * C + c], grad_weight from pb, the
   // units in order (walked in memory order: unit by unit, not channel by
   // channel with a stride of C).
-  static void write_param_grads(const GroupNormBackwardArgs<T>& a, const double* pa, const double* pb, int64_t units, int64_t C) {
+  static void write_param_grads(const GroupNormBackwardArgs<T>& a, const double* pa, const double* pb,
+                                int64_t units, int64_t C) {
     if (!a.grad_bias && !a.grad_weight) return;
     Scratch<double> gb(C), gw(C);
     for (int64_t u = 0; u < units; ++u)
@@ -370,7 +342,8 @@ struct Norms {
   static void backward_rows(const GroupNormBackwardArgs<T>& a) {
     const GroupShape& sh = a.shape;
     const int64_t m = sh.per_group(), G = sh.groups, C = sh.c, rows = sh.rows();
-    const int64_t units = (rows + kGradRows - 1) / kGradRows, blocks = units < kGradBlocks ? units : kGradBlocks;
+    const int64_t units = (rows + kGradRows - 1) / kGradRows,
+                  blocks = units < kGradBlocks ? units : kGradBlocks;
     const bool grads = a.grad_weight || a.grad_bias;
     Scratch<double> pa(grads ? blocks * C : 1), pb(grads ? blocks * C : 1);
     parallel(blocks, kSerialBelow / (rows / blocks * m + 1) + 1, [&](int64_t b0, int64_t b1) {
@@ -380,9 +353,11 @@ struct Norms {
           for (int64_t ch = 0; ch < C; ++ch) ca[ch] = cb[ch] = T(0);
           const int64_t rend = (u + 1) * kGradRows < rows ? (u + 1) * kGradRows : rows;
           for (int64_t r = u * kGradRows; r < rend; ++r)
-            a.weight ? backward_row<true>(a, r, m, G, ca.p, cb.p) : backward_row<false>(a, r, m, G, ca.p, cb.p);
+            a.weight ? backward_row<true>(a, r, m, G, ca.p, cb.p)
+                     : backward_row<false>(a, r, m, G, ca.p, cb.p);
           if (grads)
-            for (int64_t ch = 0; ch < C; ++ch) pa[blk * C + ch] += double(ca[ch]), pb[blk * C + ch] += double(cb[ch]);
+            for (int64_t ch = 0; ch < C; ++ch)
+              pa[blk * C + ch] += double(ca[ch]), pb[blk * C + ch] += double(cb[ch]);
         }
       }
     });
@@ -434,54 +409,44 @@ struct Norms {
     const V vk2 = V::set1(k2), vk3 = V::set1(k3);
     int64_t k = 0;
     for (; k + W <= m; k += W)
-      V::store(dx + k, V::fmadd(V::load(dy + k), V::mul(vinv, V::load(w + k)), V::fmadd(V::sub(V::load(x + k), vmh), vk2, vk3)));
+      V::store(dx + k, V::fmadd(V::load(dy + k), V::mul(vinv, V::load(w + k)),
+                                V::fmadd(V::sub(V::load(x + k), vmh), vk2, vk3)));
     for (; k < m; ++k) dx[k] = dy[k] * (inv * w[k]) + (x[k] - mh) * k2 + k3;
   }
 
-  // Channels-last, S > 1: per sample, per channel sum(dy) and
-  // sum(dy * (x - mh)) across its rows (column_sums), then per group the dx
-  // coefficients, then dx row by row.
+  // Channels-last, S > 1: per sample, rows_reduce.h's per-channel sum(dy)
+  // and sum(dy * (x - mh)) down its rows, then per group the dx
+  // coefficients, then rows_passes.h's dx pass; each sample's rows in parallel.
   static void backward_channels_last(const GroupNormBackwardArgs<T>& a) {
     const GroupShape& sh = a.shape;
     const int64_t C = sh.c, S = sh.s, G = sh.groups, cg = sh.per_group(), m = sh.row_length();
     Scratch<double> pa(sh.n * C), pb(sh.n * C);
-    parallel(sh.n, kSerialBelow / (S * C) + 1, [&](int64_t i0, int64_t i1) {
-      Scratch<T> mh(C), acc(C), acc2(C), k1(C), k2(C), k3(C);
-      Scratch<double> sa(C), sb(C);
-      for (int64_t i = i0; i < i1; ++i) {
-        const T* x = a.x + i * S * C;
-        const T* dy = a.dy + i * S * C;
-        for (int64_t ch = 0; ch < C; ++ch) mh[ch] = T(double(a.mean[i * G + ch / cg])), sa[ch] = sb[ch] = 0;
-        column_sums(dy, x, S, C, mh.p, acc.p, acc2.p, sa.p, sb.p);
-        for (int64_t g = 0; g < G; ++g) {
-          const double mean = double(a.mean[i * G + g]), invstd = double(a.invstd[i * G + g]);
-          const double ml = mean - double(mh[g * cg]);
-          double g1 = 0, g2 = 0;
-          for (int64_t ch = g * cg; ch < (g + 1) * cg; ++ch) {
-            const double w = a.weight ? double(a.weight[ch]) : 1.0, b = sb[ch] - ml * sa[ch];
-            pa[i * C + ch] = sa[ch], pb[i * C + ch] = b * invstd;
-            g1 += w * sa[ch], g2 += w * b;
-          }
-          T kk2, kk3;
-          group_coeffs(invstd, g1, g2, double(m), ml, a.rms, kk2, kk3);
-          for (int64_t ch = g * cg; ch < (g + 1) * cg; ++ch)
-            k1[ch] = T(invstd * (a.weight ? double(a.weight[ch]) : 1.0)), k2[ch] = kk2, k3[ch] = kk3;
+    Scratch<T> mh(C);
+    Scratch<GradCoeffs<T>> k(C);
+    for (int64_t i = 0; i < sh.n; ++i) {
+      const T* x = a.x + i * S * C;
+      const T* dy = a.dy + i * S * C;
+      for (int64_t ch = 0; ch < C; ++ch) mh[ch] = a.mean[i * G + ch / cg];
+      double* sa = pa.p + i * C;
+      double* sb = pb.p + i * C;
+      Rows::grad_sums(sample_shape(sh), x, dy, mh.p, sa, sb);
+      for (int64_t g = 0; g < G; ++g) {
+        const double mean = double(a.mean[i * G + g]), invstd = double(a.invstd[i * G + g]);
+        const double ml = mean - double(mh[g * cg]);
+        double g1 = 0, g2 = 0;
+        for (int64_t ch = g * cg; ch < (g + 1) * cg; ++ch) {
+          const double w = weight_at(a.weight, ch), b = sb[ch] - ml * sa[ch];
+          sb[ch] = b * invstd;  // the weight gradient's part: sum(dy * xhat)
+          g1 += w * sa[ch], g2 += w * b;
         }
-        if (!a.dx) continue;
-        T* dx = a.dx + i * S * C;
-        // Scalar math: dx = dy * k1[ch] + (x - mh[ch]) * k2[ch] + k3[ch], row by row
-        for (int64_t j = 0; j < S; ++j) {
-          const T* xr = x + j * C;
-          const T* dr = dy + j * C;
-          T* out = dx + j * C;
-          int64_t ch = 0;
-          for (; ch + W <= C; ch += W)
-            V::store(out + ch, V::fmadd(V::load(dr + ch), V::load(k1.p + ch),
-                                        V::fmadd(V::sub(V::load(xr + ch), V::load(mh.p + ch)), V::load(k2.p + ch), V::load(k3.p + ch))));
-          for (; ch < C; ++ch) out[ch] = dr[ch] * k1[ch] + (xr[ch] - mh[ch]) * k2[ch] + k3[ch];
-        }
+        T k2, k3;
+        group_coeffs(invstd, g1, g2, double(m), ml, a.rms, k2, k3);
+        for (int64_t ch = g * cg; ch < (g + 1) * cg; ++ch)
+          k[ch] = GradCoeffs<T>{mh[ch], T(invstd * weight_at(a.weight, ch)), k2, k3};
       }
-    });
+      // Scalar math: dx = dy * k1[ch] + (x - mh[ch]) * k2[ch] + k3[ch], row by row
+      if (a.dx) RowsPass::template grad_input<false>(sample_shape(sh), x, dy, a.dx + i * S * C, k.p);
+    }
     write_param_grads(a, pa.p, pb.p, sh.n, C);
   }
 
@@ -503,7 +468,8 @@ void group_norm_backward(const GroupNormBackwardArgs<typename V::type>& a) {
 
 template <class F32, class F64>
 NormKernelTable make_norm_table(const char* isa) {
-  return NormKernelTable{isa, &group_norm_forward<F32>, &group_norm_forward<F64>, &group_norm_backward<F32>, &group_norm_backward<F64>};
+  return NormKernelTable{isa, &group_norm_forward<F32>, &group_norm_forward<F64>, &group_norm_backward<F32>,
+                         &group_norm_backward<F64>};
 }
 
 }  // namespace BATCHNORM_ISA_NS

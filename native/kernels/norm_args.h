@@ -45,12 +45,12 @@ struct GroupNormBackwardArgs {
   GroupShape shape;
   const T* x;
   const T* dy;
-  T* dx;             // nullable: no input gradient
-  const T* weight;   // nullable: 1
+  T* dx;            // nullable: no input gradient
+  const T* weight;  // nullable: 1
   const T* mean;
   const T* invstd;
-  T* grad_weight;    // nullable; written, not accumulated
-  T* grad_bias;      // nullable; written, not accumulated
+  T* grad_weight;  // nullable; written, not accumulated
+  T* grad_bias;    // nullable; written, not accumulated
   bool rms;
 };
 

@@ -10,7 +10,8 @@ const KernelTable* scalar_kernels() {
   return &table;
 }
 const NormKernelTable* scalar_norm_kernels() {
-  static const NormKernelTable table = scalar::make_norm_table<simd::ScalarVec<float>, simd::ScalarVec<double>>("scalar");
+  static const NormKernelTable table =
+      scalar::make_norm_table<simd::ScalarVec<float>, simd::ScalarVec<double>>("scalar");
   return &table;
 }
 }  // namespace batchnorm

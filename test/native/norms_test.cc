@@ -35,7 +35,9 @@ struct Rng {
     s = s * 6364136223846793005ull + 1442695040888963407ull;
     return double(s >> 11) / 9007199254740992.0;
   }
-  double normal() { return std::sqrt(-2 * std::log(1 - uniform())) * std::cos(6.283185307179586 * uniform()); }
+  double normal() {
+    return std::sqrt(-2 * std::log(1 - uniform())) * std::cos(6.283185307179586 * uniform());
+  }
 };
 
 struct Case {
@@ -50,12 +52,18 @@ struct Ref {
 
 // The float64 reference: per (sample, group) two passes, then y, dx and the
 // parameter gradients from the formulas of norm_args.h.
-Ref reference(const Case& k, const std::vector<double>& x, const std::vector<double>& dy, const std::vector<double>& w,
-              const std::vector<double>& b, double eps) {
+Ref reference(const Case& k, const std::vector<double>& x, const std::vector<double>& dy,
+              const std::vector<double>& w, const std::vector<double>& b, double eps) {
   const int64_t cg = k.c / k.groups, m = cg * k.s;
-  auto at = [&](int64_t i, int64_t ch, int64_t j) { return k.channels_last ? (i * k.s + j) * k.c + ch : (i * k.c + ch) * k.s + j; };
-  Ref r{std::vector<double>(x.size()), std::vector<double>(x.size()), std::vector<double>(k.c), std::vector<double>(k.c),
-        std::vector<double>(k.n * k.groups), std::vector<double>(k.n * k.groups)};
+  auto at = [&](int64_t i, int64_t ch, int64_t j) {
+    return k.channels_last ? (i * k.s + j) * k.c + ch : (i * k.c + ch) * k.s + j;
+  };
+  Ref r{std::vector<double>(x.size()),
+        std::vector<double>(x.size()),
+        std::vector<double>(k.c),
+        std::vector<double>(k.c),
+        std::vector<double>(k.n * k.groups),
+        std::vector<double>(k.n * k.groups)};
   for (int64_t i = 0; i < k.n; ++i)
     for (int64_t g = 0; g < k.groups; ++g) {
       double mu = 0, v = 0, g1 = 0, g2 = 0;
@@ -99,7 +107,8 @@ struct Group {
     for (size_t i = 0; i < want.size(); ++i)
       if (!(std::fabs(double(got[i]) - want[i]) <= tol * scale)) {
         char b[160];
-        snprintf(b, sizeof b, "%s[%zu] = %.9g, expected %.9g (tolerance %.3g)", what, i, double(got[i]), want[i], tol * scale);
+        snprintf(b, sizeof b, "%s[%zu] = %.9g, expected %.9g (tolerance %.3g)", what, i, double(got[i]),
+                 want[i], tol * scale);
         return fail(b);
       }
   }
@@ -113,22 +122,31 @@ template <class T>
 struct Outputs {
   std::vector<T> y, mean, invstd, dx, gw, gb;
   bool operator==(const Outputs& o) const {
-    auto same = [](const std::vector<T>& a, const std::vector<T>& b) { return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0; };
-    return same(y, o.y) && same(mean, o.mean) && same(invstd, o.invstd) && same(dx, o.dx) && same(gw, o.gw) && same(gb, o.gb);
+    auto same = [](const std::vector<T>& a, const std::vector<T>& b) {
+      return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
+    };
+    return same(y, o.y) && same(mean, o.mean) && same(invstd, o.invstd) && same(dx, o.dx) && same(gw, o.gw) &&
+           same(gb, o.gb);
   }
 };
 
 template <class T>
-Outputs<T> run(const NormKernelTable& t, const Case& k, const std::vector<T>& x, const std::vector<T>& dy, const std::vector<T>& w,
-               const std::vector<T>& b, double eps) {
+Outputs<T> run(const NormKernelTable& t, const Case& k, const std::vector<T>& x, const std::vector<T>& dy,
+               const std::vector<T>& w, const std::vector<T>& b, double eps) {
   GroupShape sh;
   sh.n = k.n, sh.c = k.c, sh.s = k.s, sh.groups = k.groups, sh.channels_last = k.channels_last;
-  Outputs<T> o{std::vector<T>(x.size()), std::vector<T>(sh.rows()), std::vector<T>(sh.rows()), std::vector<T>(x.size()),
-               std::vector<T>(k.c), std::vector<T>(k.c)};
-  GroupNormForwardArgs<T> f{sh, x.data(), o.y.data(), w.data(), k.rms ? nullptr : b.data(), o.mean.data(), o.invstd.data(), eps, k.rms};
-  GroupNormBackwardArgs<T> g{sh, x.data(), dy.data(), o.dx.data(), w.data(), o.mean.data(), o.invstd.data(), o.gw.data(), o.gb.data(), k.rms};
-  if constexpr (sizeof(T) == 4) t.group_norm_forward_f32(f), t.group_norm_backward_f32(g);
-  else t.group_norm_forward_f64(f), t.group_norm_backward_f64(g);
+  Outputs<T> o{std::vector<T>(x.size()), std::vector<T>(sh.rows()), std::vector<T>(sh.rows()),
+               std::vector<T>(x.size()), std::vector<T>(k.c),       std::vector<T>(k.c)};
+  GroupNormForwardArgs<T> f{
+      sh,  x.data(), o.y.data(), w.data(), k.rms ? nullptr : b.data(), o.mean.data(), o.invstd.data(),
+      eps, k.rms};
+  GroupNormBackwardArgs<T> g{sh,          x.data(),      dy.data(),       o.dx.data(),
+                             w.data(),    o.mean.data(), o.invstd.data(), o.gw.data(),
+                             o.gb.data(), k.rms};
+  if constexpr (sizeof(T) == 4)
+    t.group_norm_forward_f32(f), t.group_norm_backward_f32(g);
+  else
+    t.group_norm_forward_f64(f), t.group_norm_backward_f64(g);
   return o;
 }
 
@@ -143,7 +161,8 @@ void run_case(const std::vector<const NormKernelTable*>& tables, const Case& k, 
   if (!k.rms)
     for (auto& v : b) v = r.normal();
   // The reference sees the values the kernel sees (rounded to T).
-  std::vector<T> xt(x.begin(), x.end()), dyt(dy.begin(), dy.end()), wt(w.begin(), w.end()), bt(b.begin(), b.end());
+  std::vector<T> xt(x.begin(), x.end()), dyt(dy.begin(), dy.end()), wt(w.begin(), w.end()),
+      bt(b.begin(), b.end());
   for (size_t i = 0; i < numel; ++i) x[i] = double(xt[i]), dy[i] = double(dyt[i]);
   for (int64_t c = 0; c < k.c; ++c) w[c] = double(wt[c]), b[c] = double(bt[c]);
   const Ref ref = reference(k, x, dy, w, b, 1e-5);
@@ -161,7 +180,8 @@ void run_case(const std::vector<const NormKernelTable*>& tables, const Case& k, 
     g.close("grad_bias", o.gb, ref.gb, tol * 10);
     for (int th : {2, 3, 4}) {
       batchnorm::set_num_threads(th);
-      if (!(run(*t, k, xt, dyt, wt, bt, 1e-5) == o)) g.fail("threads=" + std::to_string(th) + " not bitwise equal to threads=1");
+      if (!(run(*t, k, xt, dyt, wt, bt, 1e-5) == o))
+        g.fail("threads=" + std::to_string(th) + " not bitwise equal to threads=1");
     }
     g.done();
   }
@@ -171,11 +191,14 @@ void run_case(const std::vector<const NormKernelTable*>& tables, const Case& k, 
 // a*x + b); rows near 1e30 keep finite statistics (T sums would overflow).
 template <class T>
 void run_extremes(const std::vector<const NormKernelTable*>& tables) {
-  const Case cases[] = {{"rows", 4, 300, 1, 1, false, false}, {"NCHW", 4, 6, 50, 3, false, false}, {"channels-last", 4, 6, 50, 3, true, false}};
+  const Case cases[] = {{"rows", 4, 300, 1, 1, false, false},
+                        {"NCHW", 4, 6, 50, 3, false, false},
+                        {"channels-last", 4, 6, 50, 3, true, false}};
   for (const NormKernelTable* t : tables)
     for (const Case& k : cases) {
       Group g;
-      g.name = std::string(t->isa) + (sizeof(T) == 4 ? " float " : " double ") + k.name + ": constant rows give 0, rows near 1e30 stay finite";
+      g.name = std::string(t->isa) + (sizeof(T) == 4 ? " float " : " double ") + k.name +
+               ": constant rows give 0, rows near 1e30 stay finite";
       const size_t numel = size_t(k.n * k.c * k.s);
       for (double v : {0.1, 1.0 / 3, 100.7, 2000.0, 1e8, -3.3e15}) {
         const std::vector<T> x(numel, T(v)), dy(numel, T(1)), w(k.c, T(1)), b(k.c, T(0));
@@ -188,7 +211,8 @@ void run_extremes(const std::vector<const NormKernelTable*>& tables) {
       for (auto& v : x) v = T(1e30 * (1 + 0.25 * r.normal()));
       const Outputs<T> o = run(*t, k, x, dy, w, b, 1e-5);
       for (size_t i = 0; i < o.invstd.size(); ++i)
-        if (!(std::isfinite(double(o.invstd[i])) && o.invstd[i] > 0)) g.fail("invstd near 1e30 is " + std::to_string(double(o.invstd[i])));
+        if (!(std::isfinite(double(o.invstd[i])) && o.invstd[i] > 0))
+          g.fail("invstd near 1e30 is " + std::to_string(double(o.invstd[i])));
       for (T y : o.y)
         if (!(std::fabs(double(y)) < 10)) g.fail("y near 1e30 is " + std::to_string(double(y)));
       g.done();
@@ -201,15 +225,15 @@ int main(int argc, char** argv) {
   const bool small = argc > 1 && std::strcmp(argv[1], "--small") == 0;  // under qemu
   std::vector<const NormKernelTable*> tables;
   const NormKernelTable* built[] = {
-      batchnorm::scalar_norm_kernels(),
+    batchnorm::scalar_norm_kernels(),
 #if defined(BATCHNORM_HAVE_NEON)
-      batchnorm::neon_norm_kernels(),
+    batchnorm::neon_norm_kernels(),
 #endif
 #if defined(BATCHNORM_HAVE_AVX2)
-      batchnorm::avx2_norm_kernels(),
+    batchnorm::avx2_norm_kernels(),
 #endif
 #if defined(BATCHNORM_HAVE_AVX512)
-      batchnorm::avx512_norm_kernels(),
+    batchnorm::avx512_norm_kernels(),
 #endif
   };
   for (const NormKernelTable* t : built)
