@@ -1,15 +1,21 @@
 /**
  * BatchNorm1d, BatchNorm2d and BatchNorm3d: PyTorch's modules — parameters,
- * running statistics, train/eval modes, state dicts — over the kernels.
+ * running statistics, train/eval modes, state dicts. A thin stateful wrapper
+ * over the functional form, as PyTorch's `_BatchNorm.forward` ends in
+ * `F.batch_norm`: a module works out its call (momentum factor, batch or
+ * running statistics) from its state, functional.ts plans and runs it, and the
+ * module commits the results to its state only once the call succeeded.
  */
-import type { FloatArray, Kernels } from './backend/kernels.js';
-import { kernels } from './backend/loader.js';
-import { describe } from './backend/validate.js';
-import { checkValuesPerChannel, saveRunningStats } from './functional.js';
-import { allocLike, zerosLike, checkArray, checkFinite, checkLayout, checkTensor, dimsOf, formatShape, isChannelsLast, sameShape, sharesMemory, type Dims, type Layout, type Tensor } from './tensor.js';
+import type { FloatArray } from './backend/kernels.js';
+import {
+  bufferOf, bufferOrNull, busyError, checkApart, checkBoolean, checkBothOrNeither, sizeMismatchError, stateDictKeysError, checkDtype, checkEps, checkMomentum, checkOneOf, checkOptions, checkPositiveInteger, checkStatisticAssignment,
+  invalidParameterError, isFloat64, isFloatArray, lengthOf, typedArrayName, moduleShapeError, readTensor, typeError, rangeError,
+} from './check.js';
+import { execute, OPTION_HINTS, planBackward, planForward, type ForwardNames } from './functional.js';
+import { dimsOf, isChannelsLast, type Dims, type Layout, type Tensor } from './tensor.js';
 
-export interface BatchNormModuleOptions {
-  /** Added to the variance before the square root. Default 1e-5 (Keras and TF.js: 1e-3). */
+export interface BatchNormModuleOptions<Affine extends boolean = boolean> {
+  /** Added to the variance before the square root: a number in [0, 1]. Default 1e-5 (Keras and TF.js: 1e-3). */
   eps?: number;
   /**
    * Weight of each new batch in the running statistics, PyTorch's convention:
@@ -19,7 +25,7 @@ export interface BatchNormModuleOptions {
    */
   momentum?: number | null;
   /** Learnable weight (γ, initialised to 1) and bias (β, to 0). Default true. */
-  affine?: boolean;
+  affine?: Affine;
   /** Keep running statistics and use them in eval mode. Default true; false: batch statistics in eval too. */
   trackRunningStats?: boolean;
   /**
@@ -53,9 +59,10 @@ export interface Parameter<A extends FloatArray = FloatArray> {
 /**
  * PyTorch's state-dict keys: weight, bias, running_mean, running_var,
  * num_batches_tracked. Values are typed arrays (or plain number arrays when
- * loading, e.g. after a JSON round trip) and a number.
+ * loading, e.g. after a JSON round trip, where `null` stands for NaN, as
+ * JSON writes it) and a number.
  */
-export type StateDict = Record<string, ArrayLike<number> | number | bigint | ArrayLike<bigint>>;
+export type StateDict = Record<string, ArrayLike<number> | ArrayLike<number | null> | number | bigint | ArrayLike<bigint>>;
 
 export interface CallOptions<A extends FloatArray = FloatArray> {
   /** Write the result here instead of allocating (the input's type and length). */
@@ -65,121 +72,169 @@ export interface CallOptions<A extends FloatArray = FloatArray> {
 /** What the last forward normalized with; the backward uses it. */
 interface Saved {
   x: FloatArray;
+  numel: number;
   shape: number[];
   dims: Dims;
   mean: FloatArray;
   invstd: FloatArray;
   batchStats: boolean;
-  /** The forward wrote its output over x (out: input.data): x is gone. */
-  overwritten: boolean;
+  /** What overwrote x since (out: input.data in the forward or in a backward), or null: x is gone. */
+  overwrittenBy: 'forward' | 'backward' | null;
 }
 
-type ForwardCall =
-  | { op: 'forwardTraining'; args: Parameters<Kernels['forwardTraining']> }
-  | { op: 'forwardEval'; args: Parameters<Kernels['forwardEval']> };
+const MODULE_OPTIONS = ['eps', 'momentum', 'affine', 'trackRunningStats', 'layout', 'dtype', 'unbiasedRunningVar', 'checkFinite'] as const;
+const CALL_OPTIONS = ['out'] as const;
+const LOAD_OPTIONS = ['strict'] as const;
 
-function convert(a: FloatArray | null, to: Float32ArrayConstructor | Float64ArrayConstructor): FloatArray | null {
-  return a === null || a instanceof to ? a : to.from(a);
+/** a of the type `f64` says, converted (copied) when it is of the other float type. */
+function convert(a: FloatArray, f64: boolean): FloatArray;
+function convert(a: FloatArray | null, f64: boolean): FloatArray | null;
+function convert(a: FloatArray | null, f64: boolean): FloatArray | null {
+  if (a === null || isFloat64(a) === f64) return a;
+  return f64 ? Float64Array.from(a) : Float32Array.from(a);
 }
 
-/** `out` (whose buffer is `buffer`: a typed array's `.buffer` getter costs tens of ns) and one of the module's arrays (named `name`) share no memory. */
-function checkApart(out: FloatArray, buffer: ArrayBufferLike, a: FloatArray | null | undefined, name: string): void {
-  if (a && a.buffer === buffer && sharesMemory(out, a)) throw new RangeError(`Expected out not to share memory with the module's ${name}, but it overlaps it`);
+/** A float the way Python's repr writes it (PyTorch's module repr): 1e-05, 0.1, 0.0, 1e+16. */
+export function pyFloat(v: number): string {
+  if (Number.isNaN(v)) return 'nan';
+  if (!Number.isFinite(v)) return v > 0 ? 'inf' : '-inf';
+  if (v === 0) return Object.is(v, -0) ? '-0.0' : '0.0';
+  const [mantissa, exp] = v.toExponential().split('e');
+  const e = Number(exp);
+  if (e < -4 || e >= 16) return `${mantissa}e${e < 0 ? '-' : '+'}${String(Math.abs(e)).padStart(2, '0')}`;
+  const fixed = String(v);
+  return fixed.includes('.') ? fixed : `${fixed}.0`;
 }
 
-/** `out` is the input `a` itself (in place) or shares no memory with it; the kernels would refuse this too, but under their own names (y, x). */
-function checkInPlaceOrApart(out: FloatArray, a: FloatArray, name: string): void {
-  if (sharesMemory(out, a) && !(out.byteOffset === a.byteOffset && out.length === a.length))
-    throw new RangeError(`Expected out not to share memory with ${name} unless it is the same array (in place), but it overlaps it`);
-}
-
-function isNumberArrayLike(v: unknown): v is ArrayLike<number> {
-  if (v instanceof Float32Array || v instanceof Float64Array) return true;
-  return Array.isArray(v) && v.every((e) => typeof e === 'number');
-}
-
-abstract class BatchNormBase {
+abstract class BatchNormBase<Affine extends boolean = boolean> {
   readonly numFeatures: number;
   readonly eps: number;
   readonly momentum: number | null;
-  readonly affine: boolean;
+  readonly affine: Affine;
   readonly trackRunningStats: boolean;
   readonly layout: Layout;
   readonly unbiasedRunningVar: boolean;
   readonly checkFinite: boolean;
   /** γ; null when affine is false. */
-  readonly weight: Parameter | null;
+  readonly weight: Affine extends true ? Parameter : Parameter | null;
   /** β; null when affine is false. */
-  readonly bias: Parameter | null;
-  /** Null when trackRunningStats is false. */
-  runningMean: FloatArray | null;
-  runningVar: FloatArray | null;
-  /** Training forwards so far; null when trackRunningStats is false. */
-  numBatchesTracked: number | null;
+  readonly bias: Affine extends true ? Parameter : Parameter | null;
   /** Training mode (batch statistics) or eval mode (running statistics). */
   training = true;
 
-  private saved: Saved | null = null;
-  /** The weight and bias gradients of the last backward, before commit added them into .grad. */
-  private gradScratch: [FloatArray, FloatArray] | null = null;
-  private pending: string | null = null;
-  private readonly ctor: Float32ArrayConstructor | Float64ArrayConstructor;
+  #runningMean: FloatArray | null;
+  #runningVar: FloatArray | null;
+  #numBatchesTracked: number | null;
+  #saved: Saved | null = null;
+  /** The saved statistics of the forward before the last: the next forward writes there (double buffering). */
+  #spareMean: FloatArray | null = null;
+  #spareInvstd: FloatArray | null = null;
+  /** The weight and bias gradients of the last backward, before they were added into .grad. */
+  #gradWeight: FloatArray | null = null;
+  #gradBias: FloatArray | null = null;
+  /** The call running now (a sync one, or an async one until it settles), or null. */
+  #busy: string | null = null;
+  readonly #f64: boolean;
+  /** The names a call's messages give this module's arrays (made once: a call allocates no strings). */
+  readonly #names: ForwardNames;
+  readonly #backwardNames: { x: string; mean: string; invstd: string; weight: string };
+  /** The layout a tf.Tensor's data needs here, for the message (made at the first call). */
+  #tfLayout: string | undefined;
 
   // Accessors, not fields: the base constructor reads them before subclass fields exist.
   protected abstract get ranks(): readonly number[];
   protected abstract get layouts(): readonly Layout[];
   /** Spatial dimension names for messages, per rank: e.g. ['H', 'W']. */
   protected abstract spatial(rank: number): string[];
+  protected abstract defaultLayout(): Layout;
 
-  constructor(numFeatures: number, options: BatchNormModuleOptions = {}) {
+  constructor(numFeatures: number, options: BatchNormModuleOptions<Affine> = {}) {
     const name = new.target.name;
-    if (typeof numFeatures !== 'number' || !Number.isInteger(numFeatures) || numFeatures < 1)
-      throw new (typeof numFeatures === 'number' ? RangeError : TypeError)(`Expected a positive integer for numFeatures of ${name} but received ${describe(numFeatures)}`);
-    if (typeof options !== 'object' || options === null) throw new TypeError(`Expected an options object for ${name} but received ${describe(options)}`);
-    const { eps = 1e-5, momentum = 0.1, affine = true, trackRunningStats = true, dtype = 'float32', unbiasedRunningVar = true, checkFinite = false } = options;
-    if (typeof eps !== 'number' || !(eps > 0) || !Number.isFinite(eps))
-      throw new (typeof eps === 'number' ? RangeError : TypeError)(`Expected eps to be a positive finite number but received ${describe(eps)}`);
-    if (momentum !== null && (typeof momentum !== 'number' || !(momentum >= 0 && momentum <= 1)))
-      throw new (typeof momentum === 'number' ? RangeError : TypeError)(`Expected momentum to be a number in [0, 1] or null but received ${describe(momentum)}`);
-    for (const [k, v] of [['affine', affine], ['trackRunningStats', trackRunningStats], ['unbiasedRunningVar', unbiasedRunningVar], ['checkFinite', checkFinite]] as const)
-      if (typeof v !== 'boolean') throw new TypeError(`Expected a boolean for ${k} but received ${describe(v)}`);
-    if (dtype !== 'float32' && dtype !== 'float64')
-      throw new (typeof dtype === 'string' ? RangeError : TypeError)(`Expected dtype to be 'float32' or 'float64' but received ${describe(dtype)}`);
+    checkPositiveInteger(numFeatures, `numFeatures of ${name}`);
+    checkOptions(options, name, MODULE_OPTIONS, OPTION_HINTS);
+    const { eps = 1e-5, momentum = 0.1, affine = true, trackRunningStats = true, layout, dtype = 'float32', unbiasedRunningVar = true, checkFinite = false } = options;
+    checkEps(eps);
+    checkMomentum(momentum, true);
+    checkBoolean(affine, 'affine');
+    checkBoolean(trackRunningStats, 'trackRunningStats');
+    checkBoolean(unbiasedRunningVar, 'unbiasedRunningVar');
+    checkBoolean(checkFinite, 'checkFinite');
+    checkDtype(dtype);
+    this.layout = layout === undefined ? this.defaultLayout() : this.#checkLayout(layout);
     this.numFeatures = numFeatures;
     this.eps = eps;
     this.momentum = momentum;
-    this.affine = affine;
+    this.affine = affine as Affine;
     this.trackRunningStats = trackRunningStats;
     this.unbiasedRunningVar = unbiasedRunningVar;
     this.checkFinite = checkFinite;
-    this.ctor = dtype === 'float64' ? Float64Array : Float32Array;
-    this.layout = options.layout ?? this.defaultLayout();
-    this.checkOwnLayout(this.layout);
-    const alloc = (fill: number) => {
+    this.#f64 = dtype === 'float64';
+    this.#names = { out: 'out', weight: `${name}.weight.data`, bias: `${name}.bias.data`, runningMean: `${name}.runningMean`, runningVar: `${name}.runningVar` };
+    this.#backwardNames = { x: "the last forward's input", mean: 'saveMean', invstd: 'saveInvstd', weight: `${name}.weight.data` };
+    const alloc = (fill: number): FloatArray => {
       try {
-        return new this.ctor(numFeatures).fill(fill);
+        return (this.#f64 ? new Float64Array(numFeatures) : new Float32Array(numFeatures)).fill(fill);
       } catch {
-        throw new RangeError(`Expected numFeatures of ${name} small enough for ${dtype} arrays of that length but received ${numFeatures}`);
+        throw new RangeError(invalidParameterError(`numFeatures of ${name}`, `a count small enough for ${dtype} arrays of that length`, String(numFeatures)));
       }
     };
-    this.weight = affine ? { data: alloc(1), grad: null } : null;
-    this.bias = affine ? { data: alloc(0), grad: null } : null;
-    this.runningMean = trackRunningStats ? alloc(0) : null;
-    this.runningVar = trackRunningStats ? alloc(1) : null;
-    this.numBatchesTracked = trackRunningStats ? 0 : null;
+    this.weight = (affine ? { data: alloc(1), grad: null } : null) as this['weight'];
+    this.bias = (affine ? { data: alloc(0), grad: null } : null) as this['bias'];
+    this.#runningMean = trackRunningStats ? alloc(0) : null;
+    this.#runningVar = trackRunningStats ? alloc(1) : null;
+    this.#numBatchesTracked = trackRunningStats ? 0 : null;
   }
 
-  protected abstract defaultLayout(): Layout;
+  #checkLayout(layout: unknown): Layout {
+    return checkOneOf(layout, `layout of ${this.constructor.name}`, this.layouts);
+  }
 
-  private checkOwnLayout(layout: unknown): void {
-    checkLayout(layout);
-    if (!this.layouts.includes(layout as Layout))
-      throw new RangeError(`Expected layout of ${this.constructor.name} to be one of ${this.layouts.join(', ')} but received ${JSON.stringify(layout)}`);
+  /** Null when trackRunningStats is false, or set so (batch statistics in eval too, as PyTorch's running_mean = None). */
+  get runningMean(): FloatArray | null {
+    return this.#runningMean;
+  }
+  set runningMean(v: FloatArray | null) {
+    this.#assign('runningMean', v);
+    this.#runningMean = v;
+  }
+  get runningVar(): FloatArray | null {
+    return this.#runningVar;
+  }
+  set runningVar(v: FloatArray | null) {
+    this.#assign('runningVar', v);
+    this.#runningVar = v;
+  }
+  /** Training forwards so far; null when trackRunningStats is false. */
+  get numBatchesTracked(): number | null {
+    return this.#numBatchesTracked;
+  }
+  set numBatchesTracked(v: number | null) {
+    this.#idle('numBatchesTracked =');
+    if (v !== null && (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0))
+      throw (typeof v === 'number' ? rangeError : typeError)(`${this.constructor.name}.numBatchesTracked`, 'a non-negative integer or null', v);
+    this.#numBatchesTracked = v;
+  }
+
+  /** A running statistic is assigned: a float array of numFeatures values, or null; never while a call runs. */
+  #assign(name: string, v: unknown): void {
+    this.#idle(`${name} =`);
+    checkStatisticAssignment(v, this.constructor.name, name, this.numFeatures);
+  }
+
+  /** PyTorch's repr: `BatchNorm2d(64, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)`. */
+  toString(): string {
+    const py = (b: boolean) => (b ? 'True' : 'False');
+    return `${this.constructor.name}(${this.numFeatures}, eps=${pyFloat(this.eps)}, momentum=${this.momentum === null ? 'None' : pyFloat(this.momentum)}, affine=${py(this.affine)}, track_running_stats=${py(this.trackRunningStats)})`;
+  }
+
+  /** util.inspect and console.log print the repr too. */
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return this.toString();
   }
 
   /** Training mode (true, the default) or eval mode. Returns this. */
   train(mode = true): this {
-    if (typeof mode !== 'boolean') throw new TypeError(`Expected a boolean for mode but received ${describe(mode)}`);
+    checkBoolean(mode, 'mode');
     this.training = mode;
     return this;
   }
@@ -199,119 +254,144 @@ abstract class BatchNormBase {
     for (const p of this.parameters()) p.grad?.fill(0);
   }
 
-  private expectedShape(rank: number): string {
-    const sp = this.spatial(rank);
-    const dims = isChannelsLast(this.layout) ? ['N', ...sp, String(this.numFeatures)] : ['N', String(this.numFeatures), ...sp];
-    return `[${dims.join(', ')}]`;
-  }
+  // ------------------------------------------------------------ one call at a time
 
-  private checkShape(shape: readonly number[]): Dims {
-    // The messages are built only on the way to an error: a call on a small tensor takes microseconds.
-    const expected = () => this.ranks.map((r) => this.expectedShape(r)).join(' or ');
-    if (!this.ranks.includes(shape.length))
-      throw new RangeError(
-        `${this.constructor.name} expected ${this.ranks.map((r) => `${r}D`).join(' or ')} input (got ${shape.length}D input): expected shape ${expected()} (layout ${this.layout}) but received ${formatShape(shape)}`,
-      );
-    const dims = dimsOf(shape, isChannelsLast(this.layout));
-    if (dims.c !== this.numFeatures)
-      throw new RangeError(`${this.constructor.name} expected input with ${this.numFeatures} channels: expected shape ${expected()} (layout ${this.layout}) but received ${formatShape(shape)}`);
-    return dims;
+  #idle(what: string): void {
+    const busy = this.#busy;
+    if (!busy) return;
+    if (what.endsWith(' =')) throw new Error(`${this.constructor.name}.${what.slice(0, -2)} assigned while ${busy}() is still running; await it first`);
+    throw busyError(this.constructor.name, what, busy);
   }
 
   /**
-   * A per-channel array of x's type: `prev` when it fits, else a new one. A
-   * call's per-channel results (saved statistics, weight and bias gradients)
-   * go into arrays only this module holds, kept from the last call: at C =
-   * 512 a pair of fresh arrays costs about 2.6 us, a tenth of a (256,512)
-   * forward. Only one call runs at a time (checkIdle), a kernel that throws
-   * writes nothing, and an async one writes only once it runs, so a call
-   * never overwrites arrays another call still reads.
+   * Starts a call: refuses one while another runs (an async one not yet
+   * settled, or a re-entrant one from a getter of this call's arguments).
    */
-  private channelArray(prev: FloatArray | undefined, x: FloatArray): FloatArray {
-    return prev && prev.constructor === x.constructor && prev.length === this.numFeatures ? prev : zerosLike(x, this.numFeatures);
+  #enter(method: string): void {
+    this.#idle(method);
+    this.#busy = method;
   }
 
-  private checkIdle(method: string): void {
-    if (this.pending) throw new Error(`${this.constructor.name}.${method}() called while ${this.pending}() is still running; await it first`);
+  // ------------------------------------------------------------ forward
+
+  #channelsLastName(): string | null {
+    if (isChannelsLast(this.layout)) return null;
+    const rank = this.ranks[this.ranks.length - 1];
+    return rank === 3 ? 'NLC' : rank === 4 ? 'NHWC' : rank === 5 ? 'NDHWC' : null;
+  }
+
+  #expectedShapes(): string {
+    return this.ranks
+      .map((rank) => {
+        const sp = this.spatial(rank);
+        const dims = isChannelsLast(this.layout) ? ['N', ...sp, String(this.numFeatures)] : ['N', String(this.numFeatures), ...sp];
+        return `[${dims.join(', ')}]`;
+      })
+      .join(' or ');
+  }
+
+  #dims(shape: readonly number[]): Dims {
+    if (this.ranks.includes(shape.length)) {
+      const dims = dimsOf(shape, isChannelsLast(this.layout));
+      if (dims.c === this.numFeatures) return dims;
+    }
+    throw moduleShapeError(this.constructor.name, this.numFeatures, this.ranks, this.#expectedShapes(), this.layout, this.#channelsLastName(), shape);
+  }
+
+  /** One of the module's arrays (read once by the caller): a float array of numFeatures values. */
+  #own(v: unknown, name: string): FloatArray {
+    const type = typedArrayName(v);
+    if ((type !== 'Float32Array' && type !== 'Float64Array') || lengthOf(v as FloatArray) !== this.numFeatures)
+      throw (isFloatArray(v) ? rangeError : typeError)(`${this.constructor.name}.${name}`, `a Float32Array or Float64Array of length ${this.numFeatures}`, v);
+    return v as FloatArray;
   }
 
   /**
    * `out` must not share memory with the module's parameters, gradients or
    * running statistics: the kernels never see most of them (gradients are
-   * added after the call, and a buffer of the other float type goes in as a
-   * copy), so they could not catch it. (Checked one by one: a call on a small
-   * tensor takes microseconds, and arrays of names would be allocations.)
+   * added after the call, and arrays of the other float type go in as
+   * copies), so they could not catch it.
    */
-  private checkOut(arg: unknown, like: FloatArray): FloatArray {
-    if (arg === undefined) return allocLike(like, like.length);
-    checkArray(arg, 'out', like, like.length);
-    const out = arg as FloatArray, buffer = out.buffer;
-    checkApart(out, buffer, this.weight?.data, 'weight');
-    checkApart(out, buffer, this.bias?.data, 'bias');
-    checkApart(out, buffer, this.weight?.grad, 'weight.grad');
-    checkApart(out, buffer, this.bias?.grad, 'bias.grad');
-    checkApart(out, buffer, this.runningMean, 'runningMean');
-    checkApart(out, buffer, this.runningVar, 'runningVar');
-    return out;
+  #outApart(out: unknown, weight: FloatArray | null, bias: FloatArray | null, rm: FloatArray | null, rv: FloatArray | null): void {
+    if (!isFloatArray(out)) return;  // checked with its words in planForward/planBackward
+    const bo = bufferOf(out), gw = this.weight?.grad, gb = this.bias?.grad;
+    checkApart(out, bo, weight, bufferOrNull(weight), 'out', "the module's weight");
+    checkApart(out, bo, bias, bufferOrNull(bias), 'out', "the module's bias");
+    checkApart(out, bo, gw, bufferOrNull(gw), 'out', "the module's weight.grad");
+    checkApart(out, bo, gb, bufferOrNull(gb), 'out', "the module's bias.grad");
+    checkApart(out, bo, rm, bufferOrNull(rm), 'out', "the module's runningMean");
+    checkApart(out, bo, rv, bufferOrNull(rv), 'out', "the module's runningVar");
   }
 
-  /** Both running statistics or neither (PyTorch's `running_mean = None` trick: batch statistics in eval too). */
-  private checkRunningStats(): void {
-    if (!this.runningMean !== !this.runningVar)
-      throw new TypeError(
-        `Expected runningMean and runningVar of ${this.constructor.name} to be both arrays or both null but received ${this.runningMean ? 'an array and null' : 'null and an array'}`,
-      );
+  /** A per-channel array of the input's type for this call's results: the spare one when it fits. */
+  #perChannel(spare: FloatArray | null, f64: boolean): FloatArray {
+    return spare && isFloat64(spare) === f64 ? spare : f64 ? new Float64Array(this.numFeatures) : new Float32Array(this.numFeatures);
   }
 
-  /** Every check and allocation of a forward; nothing of the module changes here. */
-  private prepareForward(input: Tensor, options: CallOptions) {
-    const x = checkTensor(input, 'input');
-    const dims = this.checkShape(x.shape);
-    if (this.checkFinite) checkFinite(x.data, x.shape, dims, 'input');
-    const y = this.checkOut(options?.out, x.data);
-    checkInPlaceOrApart(y, x.data, 'input.data');
-    this.checkRunningStats();
-    const T = x.data instanceof Float64Array ? Float64Array : Float32Array;
-    // PyTorch's _BatchNorm.forward: batch statistics in training mode, and in
-    // eval mode when there are no running ones (trackRunningStats false, or
-    // both set to null); the running statistics are updated only in training
-    // mode with trackRunningStats.
-    // An empty batch (a dimension 0) runs no kernel and leaves the running
-    // statistics exactly as they are; a training forward still counts it, as
-    // in PyTorch.
-    const empty = x.data.length === 0;
-    const batchStats = this.training || (this.runningMean === null && this.runningVar === null);
-    const counting = this.training && this.trackRunningStats && this.numBatchesTracked !== null;
-    const updateRunning = this.training && this.trackRunningStats && this.runningMean !== null && !empty;
-    if (batchStats) checkValuesPerChannel(x.shape, dims);
-    const weight = convert(this.weight?.data ?? null, T), bias = convert(this.bias?.data ?? null, T);
-    const rm = convert(this.runningMean, T), rv = convert(this.runningVar, T);
-    // The last forward's saved statistics are overwritten in place: this
-    // forward replaces them anyway (see channelArray).
-    const saveMean = this.channelArray(this.saved?.mean, x.data), saveInvstd = this.channelArray(this.saved?.invstd, x.data);
-    const { n, c, s, channelsLast } = dims;
-    let call: ForwardCall;
-    if (batchStats) {
-      const momentum = this.momentum ?? 1 / ((this.numBatchesTracked ?? 0) + 1);
-      call = {
-        op: 'forwardTraining',
-        args: [x.data, y, weight, bias, updateRunning ? rm : null, updateRunning ? rv : null, saveMean, saveInvstd, n, c, s, channelsLast, this.eps, momentum, this.unbiasedRunningVar],
+  /**
+   * One forward, sync or async. Every input — the options, the tensor, the
+   * module's state — is read once into locals and checked; the kernel writes
+   * into the spare saved statistics and into the running statistics (copies
+   * for an input of the other float type); the module's state changes only
+   * after the kernel succeeded.
+   */
+  #forward(input: unknown, options: unknown, method: string, async: boolean): Tensor | Promise<Tensor> {
+    const name = this.constructor.name;
+    this.#enter(method);
+    let settlesLater = false;
+    try {
+      checkOptions(options, `${name}.${method}`, CALL_OPTIONS);
+      const { out } = options as CallOptions;
+      const training = checkBoolean(this.training, `${name}.training`);
+      const x = readTensor(input, 'input', (this.#tfLayout ??= `'${this.#channelsLastName() ?? this.layout}'`));
+      const dims = this.#dims(x.shape);
+      const numel = lengthOf(x.data), f64 = isFloat64(x.data);
+      const rm0 = this.#runningMean, rv0 = this.#runningVar, count = this.#numBatchesTracked;
+      checkBothOrNeither(rm0, rv0, 'runningMean', `runningVar of ${name}`);
+      const w0 = this.weight ? this.#own(this.weight.data, 'weight.data') : null, b0 = this.bias ? this.#own(this.bias.data, 'bias.data') : null;
+      if (rm0 && rv0) this.#own(rm0, 'runningMean'), this.#own(rv0, 'runningVar');
+      this.#outApart(out, w0, b0, rm0, rv0);
+      // PyTorch's _BatchNorm.forward: batch statistics in training mode, and in
+      // eval mode when there are no running ones (trackRunningStats false, or
+      // both set to null); the running statistics are updated only in training
+      // mode with trackRunningStats. An empty batch (a dimension 0) runs no
+      // kernel and leaves the running statistics as they are; a training
+      // forward still counts it, as in PyTorch.
+      const batchStats = training || rm0 === null;
+      const updateRunning = training && this.trackRunningStats && rm0 !== null && numel > 0;
+      const counting = training && this.trackRunningStats && count !== null;
+      const momentum = this.momentum ?? 1 / ((count ?? 0) + 1);
+      const rm = convert(rm0, f64), rv = convert(rv0, f64);
+      const plan = planForward({
+        x, channelsLast: dims.channelsLast, channelsLastName: null, out, weight: convert(w0, f64), bias: convert(b0, f64),
+        runningMean: batchStats && !updateRunning ? null : rm, runningVar: batchStats && !updateRunning ? null : rv,
+        batchStats, eps: this.eps, momentum, unbiased: this.unbiasedRunningVar, checkFinite: this.checkFinite,
+        saveMeanOut: this.#perChannel(this.#spareMean, f64), saveInvstdOut: this.#perChannel(this.#spareInvstd, f64), names: this.#names, apart: false, async,
+      });
+      const commit = (): Tensor => {
+        if (updateRunning) {
+          if (rm !== rm0) rm0!.set(rm!);
+          if (rv !== rv0) rv0!.set(rv!);
+        }
+        if (counting) this.#numBatchesTracked = count + 1;
+        const last = this.#saved;
+        this.#spareMean = last ? last.mean : null;
+        this.#spareInvstd = last ? last.invstd : null;
+        const overwrittenBy = plan.inPlace ? 'forward' : null;
+        this.#saved = { x: x.data, numel, shape: x.shape, dims, mean: plan.saveMean, invstd: plan.saveInvstd, batchStats, overwrittenBy };
+        return { data: plan.y, shape: x.shape.slice() };
       };
-    } else {
-      call = { op: 'forwardEval', args: [x.data, y, weight, bias, rm!, rv!, n, c, s, channelsLast, this.eps] };
-    }
-    // Runs only after the kernel succeeded.
-    const commit = (): Tensor => {
-      if (updateRunning) {
-        if (rm !== this.runningMean) this.runningMean!.set(rm!);
-        if (rv !== this.runningVar) this.runningVar!.set(rv!);
+      if (!async) {
+        execute({ forward: plan }, false);
+        return commit();
       }
-      if (counting) this.numBatchesTracked! += 1;
-      if (!batchStats) saveRunningStats(rm!, rv!, this.eps, saveMean, saveInvstd);
-      this.saved = { x: x.data, shape: [...x.shape], dims, mean: saveMean, invstd: saveInvstd, batchStats, overwritten: sharesMemory(y, x.data) };
-      return { data: y, shape: [...x.shape] };
-    };
-    return { call, commit, T, empty };
+      settlesLater = true;
+      return execute({ forward: plan }, true).then(commit).finally(() => {
+        this.#busy = null;
+      });
+    } finally {
+      if (!settlesLater) this.#busy = null;
+    }
   }
 
   /**
@@ -320,74 +400,81 @@ abstract class BatchNormBase {
    * Returns `{ data, shape }` of the input's type.
    */
   forward<A extends FloatArray>(input: Tensor<A>, options: CallOptions<A> = {}): Tensor<A> {
-    this.checkIdle('forward');
-    const p = this.prepareForward(input, options);
-    if (!p.empty) {
-      if (p.call.op === 'forwardTraining') kernels.forwardTraining(...p.call.args);
-      else kernels.forwardEval(...p.call.args);
-    }
-    return p.commit() as Tensor<A>;
+    return this.#forward(input, options, 'forward', false) as Tensor<A>;
   }
 
-  /** `forward` off the event loop (native path); rejects on bad input. */
+  /** `forward` off the event loop (native path); rejects on bad input. Its buffers become untransferable (see batchNormAsync). */
   async forwardAsync<A extends FloatArray>(input: Tensor<A>, options: CallOptions<A> = {}): Promise<Tensor<A>> {
-    this.checkIdle('forwardAsync');
-    const p = this.prepareForward(input, options);
-    this.pending = 'forwardAsync';
-    try {
-      if (!p.empty) {
-        if (p.call.op === 'forwardTraining') await kernels.forwardTrainingAsync(...p.call.args);
-        else await kernels.forwardEvalAsync(...p.call.args);
-      }
-    } finally {
-      this.pending = null;
-    }
-    return p.commit() as Tensor<A>;
+    return this.#forward(input, options, 'forwardAsync', true) as Promise<Tensor<A>>;
   }
 
-  private prepareBackward(gradOutput: Tensor, options: CallOptions) {
+  // ------------------------------------------------------------ backward
+
+  #backward(gradOutput: unknown, options: unknown, method: string, async: boolean): Tensor | Promise<Tensor> {
     const name = this.constructor.name;
-    const saved = this.saved;
-    if (!saved) throw new Error(`${name}.backward() needs a forward() first: there are no saved statistics`);
-    // PyTorch's autograd refuses the same ("a variable needed for gradient
-    // computation has been modified by an inplace operation"). Only a frozen
-    // (eval) backward without affine parameters does without x.
-    if (saved.overwritten && (saved.batchStats || this.affine))
-      throw new Error(
-        `${name}.backward() needs the input of the last forward, which that forward overwrote (out was input.data): give forward a separate out, or none, when a backward follows`,
-      );
-    const dy = checkTensor(gradOutput, 'gradOutput');
-    if (!sameShape(dy.shape, saved.shape))
-      throw new RangeError(`Expected gradOutput of the last forward's shape ${formatShape(saved.shape)} but received shape ${formatShape(dy.shape)}`);
-    if (dy.data.constructor !== saved.x.constructor)
-      throw new TypeError(`Expected a ${saved.x.constructor.name} for gradOutput.data (the last forward's type) but received ${describe(dy.data)}`);
-    if (this.checkFinite) checkFinite(dy.data, dy.shape, saved.dims, 'gradOutput');
-    const dx = this.checkOut(options?.out, saved.x);
-    checkInPlaceOrApart(dx, dy.data, 'gradOutput.data');
-    checkInPlaceOrApart(dx, saved.x, "the last forward's input");
-    const T = saved.x instanceof Float64Array ? Float64Array : Float32Array;
-    const weight = convert(this.weight?.data ?? null, T);
-    // The kernel overwrites gw and gb (zeros for an empty batch, which runs
-    // none), and commit adds them into .grad: the last backward's serve again.
-    const gw = this.affine ? this.channelArray(this.gradScratch?.[0], saved.x) : null, gb = this.affine ? this.channelArray(this.gradScratch?.[1], saved.x) : null;
-    if (gw && gb) {
-      this.gradScratch = [gw, gb];
-      if (saved.x.length === 0) gw.fill(0), gb.fill(0);
-    }
-    const { n, c, s, channelsLast } = saved.dims;
-    const args: Parameters<Kernels['backward']> = [saved.x, dy.data, dx, weight, saved.mean, saved.invstd, gw, gb, n, c, s, channelsLast, saved.batchStats];
-    const commit = (): Tensor => {
-      if (this.weight && this.bias && gw && gb) {
-        this.weight.grad ??= new this.ctor(this.numFeatures);
-        this.bias.grad ??= new this.ctor(this.numFeatures);
-        for (let i = 0; i < this.numFeatures; i++) {
-          this.weight.grad[i] += gw[i];
-          this.bias.grad[i] += gb[i];
+    this.#enter(method);
+    let settlesLater = false;
+    try {
+      checkOptions(options, `${name}.${method}`, CALL_OPTIONS);
+      const { out } = options as CallOptions;
+      const saved = this.#saved;
+      if (!saved) throw new Error(`${name}.${method}() needs a forward() first: there are no saved statistics`);
+      // PyTorch's autograd refuses the same ("a variable needed for gradient
+      // computation has been modified by an inplace operation"). Only a frozen
+      // (eval) backward without affine parameters does without x.
+      const needsX = saved.batchStats || this.affine;
+      if (saved.overwrittenBy && needsX)
+        throw new Error(
+          saved.overwrittenBy === 'forward'
+            ? `${name}.${method}() needs the input of the last forward, which that forward overwrote (out was input.data): give forward a separate out, or none, when a backward follows`
+            : `${name}.${method}() needs the input of the last forward, which the last backward overwrote (its out was that input): run forward again, or give backward a separate out`,
+        );
+      if (lengthOf(saved.x) !== saved.numel)
+        throw new TypeError(
+          invalidParameterError(`${name}.${method}()`, "the last forward's input (input.data) still readable", 'one whose buffer was detached (transferred) since', 'keep it until the backward, or run forward again'),
+        );
+      const dy = readTensor(gradOutput, 'gradOutput');
+      const f64 = isFloat64(saved.x);
+      const w0 = this.weight ? this.#own(this.weight.data, 'weight.data') : null, b0 = this.bias ? this.#own(this.bias.data, 'bias.data') : null;
+      const gw0 = this.weight?.grad ?? null, gb0 = this.bias?.grad ?? null;
+      if (gw0 !== null) this.#own(gw0, 'weight.grad');
+      if (gb0 !== null) this.#own(gb0, 'bias.grad');
+      this.#outApart(out, w0, b0, this.#runningMean, this.#runningVar);
+      // The kernel overwrites this module's scratch (zeros for an empty batch),
+      // and commit adds it into .grad.
+      const gw = this.affine ? (this.#gradWeight = this.#perChannel(this.#gradWeight, f64)) : null;
+      const gb = this.affine ? (this.#gradBias = this.#perChannel(this.#gradBias, f64)) : null;
+      const plan = planBackward({
+        x: { data: saved.x, shape: saved.shape }, dy, dims: saved.dims, out, weight: convert(w0, f64), mean: saved.mean, invstd: saved.invstd,
+        gradWeightOut: gw, gradBiasOut: gb, gradients: this.affine, batchStats: saved.batchStats, checkFinite: this.checkFinite,
+        shapeName: "the last forward's shape", apart: false, names: this.#backwardNames, async,
+      });
+      const commit = (): Tensor => {
+        if (this.weight && this.bias && gw && gb) {
+          const C = this.numFeatures;
+          const gradW = gw0 ?? (this.#f64 ? new Float64Array(C) : new Float32Array(C)), gradB = gb0 ?? (this.#f64 ? new Float64Array(C) : new Float32Array(C));
+          for (let i = 0; i < C; i++) {
+            gradW[i] += gw[i];
+            gradB[i] += gb[i];
+          }
+          this.weight.grad = gradW;
+          this.bias.grad = gradB;
         }
+        // dx written over x: a second backward of this forward would read it.
+        if (plan.overwritesX) saved.overwrittenBy = 'backward';
+        return { data: plan.dx, shape: saved.shape.slice() };
+      };
+      if (!async) {
+        execute({ backward: plan }, false);
+        return commit();
       }
-      return { data: dx, shape: [...saved.shape] };
-    };
-    return { args, commit, empty: saved.x.length === 0 };
+      settlesLater = true;
+      return execute({ backward: plan }, true).then(commit).finally(() => {
+        this.#busy = null;
+      });
+    } finally {
+      if (!settlesLater) this.#busy = null;
+    }
   }
 
   /**
@@ -397,47 +484,38 @@ abstract class BatchNormBase {
    * constants (frozen BatchNorm, as in fine-tuning).
    */
   backward<A extends FloatArray>(gradOutput: Tensor<A>, options: CallOptions<A> = {}): Tensor<A> {
-    this.checkIdle('backward');
-    const p = this.prepareBackward(gradOutput, options);
-    if (!p.empty) kernels.backward(...p.args);
-    return p.commit() as Tensor<A>;
+    return this.#backward(gradOutput, options, 'backward', false) as Tensor<A>;
   }
 
   /** `backward` off the event loop (native path); rejects on bad input. */
   async backwardAsync<A extends FloatArray>(gradOutput: Tensor<A>, options: CallOptions<A> = {}): Promise<Tensor<A>> {
-    this.checkIdle('backwardAsync');
-    const p = this.prepareBackward(gradOutput, options);
-    this.pending = 'backwardAsync';
-    try {
-      if (!p.empty) await kernels.backwardAsync(...p.args);
-    } finally {
-      this.pending = null;
-    }
-    return p.commit() as Tensor<A>;
+    return this.#backward(gradOutput, options, 'backwardAsync', true) as Promise<Tensor<A>>;
   }
 
+  // ------------------------------------------------------------ state dicts
+
   /** PyTorch's: the parameters, then the buffers that are not null. */
-  private stateKeys(): string[] {
+  #stateKeys(): string[] {
     const present: Array<[string, unknown]> = [
-      ['weight', this.weight], ['bias', this.bias], ['running_mean', this.runningMean], ['running_var', this.runningVar], ['num_batches_tracked', this.numBatchesTracked],
+      ['weight', this.weight], ['bias', this.bias], ['running_mean', this.#runningMean], ['running_var', this.#runningVar], ['num_batches_tracked', this.#numBatchesTracked],
     ];
     return present.filter(([, v]) => v !== null).map(([k]) => k);
   }
 
   /**
    * Copies of the parameters and buffers under PyTorch's keys. `JSON.stringify`
-   * writes the arrays as plain number arrays, which loadStateDict takes back.
+   * writes the arrays as plain number arrays (NaN as null), which loadStateDict takes back.
    */
   stateDict(): StateDict {
-    this.checkIdle('stateDict');
+    this.#idle('stateDict');
     const sd: StateDict = {};
     if (this.weight && this.bias) {
       sd.weight = this.weight.data.slice();
       sd.bias = this.bias.data.slice();
     }
-    if (this.runningMean) sd.running_mean = this.runningMean.slice();
-    if (this.runningVar) sd.running_var = this.runningVar.slice();
-    if (this.numBatchesTracked !== null) sd.num_batches_tracked = this.numBatchesTracked;
+    if (this.#runningMean) sd.running_mean = this.#runningMean.slice();
+    if (this.#runningVar) sd.running_var = this.#runningVar.slice();
+    if (this.#numBatchesTracked !== null) sd.num_batches_tracked = this.#numBatchesTracked;
     Object.defineProperty(sd, 'toJSON', {
       enumerable: false,
       value: () => Object.fromEntries(Object.entries(sd).map(([k, v]) => [k, typeof v === 'number' ? v : Array.from(v as ArrayLike<number>)])),
@@ -446,28 +524,32 @@ abstract class BatchNormBase {
   }
 
   /**
-   * Loads a state dict (PyTorch's keys; typed or plain arrays). `strict`
-   * (default true): the keys must be exactly this module's. Sizes are always
-   * checked. Nothing changes when it throws. A dict without
-   * num_batches_tracked (PyTorch before 0.4.1) sets it to 0, as PyTorch does.
+   * Loads a state dict (PyTorch's keys; typed or plain arrays, where `null`
+   * is NaN, as JSON writes it). `strict` (default true): the keys must be
+   * exactly this module's. Sizes are always checked. Nothing changes when it
+   * throws. A dict without num_batches_tracked (PyTorch before 0.4.1) sets it
+   * to 0, as PyTorch does.
    */
   loadStateDict(stateDict: StateDict, options: { strict?: boolean } = {}): { missingKeys: string[]; unexpectedKeys: string[] } {
     const name = this.constructor.name;
-    this.checkIdle('loadStateDict');
-    if (typeof options !== 'object' || options === null) throw new TypeError(`Expected an options object for loadStateDict but received ${describe(options)}`);
-    const { strict = true } = options;
-    if (typeof strict !== 'boolean') throw new TypeError(`Expected a boolean for strict but received ${describe(strict)}`);
-    if (typeof stateDict !== 'object' || stateDict === null) throw new TypeError(`Expected a state dict object but received ${describe(stateDict)}`);
-    const keys = this.stateKeys();
+    this.#enter('loadStateDict');
+    try {
+      checkOptions(options, `${name}.loadStateDict`, LOAD_OPTIONS);
+      const { strict = true } = options;
+      checkBoolean(strict, 'strict');
+      if (typeof stateDict !== 'object' || stateDict === null || Array.isArray(stateDict)) throw typeError('the state dict', 'an object', stateDict);
+      return this.#load(stateDict, strict);
+    } finally {
+      this.#busy = null;
+    }
+  }
+
+  #load(stateDict: StateDict, strict: boolean): { missingKeys: string[]; unexpectedKeys: string[] } {
+    const keys = this.#stateKeys();
     if (this.trackRunningStats && !('num_batches_tracked' in stateDict)) stateDict = { ...stateDict, num_batches_tracked: 0 };
     const missingKeys = keys.filter((k) => !(k in stateDict));
     const unexpectedKeys = Object.keys(stateDict).filter((k) => !keys.includes(k));
-    if (strict && (missingKeys.length || unexpectedKeys.length)) {
-      const parts = [];
-      if (missingKeys.length) parts.push(`Missing key(s) in state_dict: ${missingKeys.map((k) => `"${k}"`).join(', ')}.`);
-      if (unexpectedKeys.length) parts.push(`Unexpected key(s) in state_dict: ${unexpectedKeys.map((k) => `"${k}"`).join(', ')}.`);
-      throw new TypeError(`Error(s) in loading state_dict for ${name}: ${parts.join(' ')}`);
-    }
+    if (strict && (missingKeys.length || unexpectedKeys.length)) throw stateDictKeysError(this.constructor.name, missingKeys, unexpectedKeys);
     // Each value is read once, into a copy, before anything changes: a
     // getter or Proxy cannot make a later read differ from the checked one.
     const updates: Array<() => void> = [];
@@ -475,30 +557,46 @@ abstract class BatchNormBase {
       if (!(k in stateDict)) continue;
       const v = stateDict[k];
       if (k === 'num_batches_tracked') {
-        const raw = typeof v === 'number' || typeof v === 'bigint' ? v : (v as ArrayLike<number | bigint>)?.length === 1 ? (v as ArrayLike<number | bigint>)[0] : undefined;
-        if (typeof raw !== 'number' && typeof raw !== 'bigint')
-          throw new TypeError(`Expected a number, a bigint or an array of one for num_batches_tracked but received ${describe(v)}`);
+        const raw = typeof v === 'number' || typeof v === 'bigint' ? v : (v as ArrayLike<unknown>)?.length === 1 ? (v as ArrayLike<unknown>)[0] : undefined;
+        if (typeof raw !== 'number' && typeof raw !== 'bigint') throw typeError('num_batches_tracked', 'a number, a bigint or an array of one', v);
         const count = Number(raw);
         if (!Number.isSafeInteger(count) || count < 0)
-          throw new RangeError(`Expected a non-negative integer of at most 2^53 - 1 for num_batches_tracked but received ${String(raw)}`);
-        updates.push(() => (this.numBatchesTracked = count));
+          throw new RangeError(invalidParameterError('num_batches_tracked', 'a non-negative integer of at most 2^53 - 1', String(raw)));
+        updates.push(() => (this.#numBatchesTracked = count));
         continue;
       }
-      const values = v instanceof Float32Array || v instanceof Float64Array ? v : Array.isArray(v) ? Array.from(v) : null;
-      if (!values || !isNumberArrayLike(values)) throw new TypeError(`Expected a Float32Array, Float64Array or array of numbers for ${k} but received ${describe(v)}`);
-      const copy = this.ctor.from(values);
+      const copy = this.#readValues(v, k);
       if (copy.length !== this.numFeatures)
-        throw new RangeError(`size mismatch for ${k}: copying a param with shape [${copy.length}] from checkpoint, the shape in current model is [${this.numFeatures}].`);
-      const target = { weight: this.weight?.data, bias: this.bias?.data, running_mean: this.runningMean, running_var: this.runningVar }[k]!;
+        throw sizeMismatchError(k, copy.length, this.numFeatures);
+      const target = { weight: this.weight?.data, bias: this.bias?.data, running_mean: this.#runningMean, running_var: this.#runningVar }[k]!;
       updates.push(() => target.set(copy));
     }
     for (const u of updates) u();
     return { missingKeys, unexpectedKeys };
   }
+
+  /** A state-dict value as a copy of the module's type: a float array, or an array of numbers where null is NaN (JSON's NaN). */
+  #readValues(v: unknown, key: string): FloatArray {
+    const out = (n: number) => (this.#f64 ? new Float64Array(n) : new Float32Array(n));
+    if (isFloatArray(v)) {
+      const copy = out(lengthOf(v));
+      copy.set(v);
+      return copy;
+    }
+    if (!Array.isArray(v)) throw typeError(key, 'a Float32Array, Float64Array or array of numbers', v);
+    const n = v.length, copy = out(n);
+    for (let i = 0; i < n; i++) {
+      const e = v[i] as unknown;
+      if (typeof e === 'number') copy[i] = e;
+      else if (e === null) copy[i] = NaN;
+      else throw typeError(`${key}[${i}]`, 'a number (or null for NaN, as JSON writes it)', e);
+    }
+    return copy;
+  }
 }
 
 /** Batch normalization over (N, C) or (N, C, L) input (NLC with layout 'NLC'). */
-export class BatchNorm1d extends BatchNormBase {
+export class BatchNorm1d<Affine extends boolean = true> extends BatchNormBase<Affine> {
   protected get ranks() {
     return [2, 3];
   }
@@ -514,7 +612,7 @@ export class BatchNorm1d extends BatchNormBase {
 }
 
 /** Batch normalization over (N, C, H, W) input (NHWC with layout 'NHWC'). */
-export class BatchNorm2d extends BatchNormBase {
+export class BatchNorm2d<Affine extends boolean = true> extends BatchNormBase<Affine> {
   protected get ranks() {
     return [4];
   }
@@ -530,7 +628,7 @@ export class BatchNorm2d extends BatchNormBase {
 }
 
 /** Batch normalization over (N, C, D, H, W) input (NDHWC with layout 'NDHWC'). */
-export class BatchNorm3d extends BatchNormBase {
+export class BatchNorm3d<Affine extends boolean = true> extends BatchNormBase<Affine> {
   protected get ranks() {
     return [5];
   }

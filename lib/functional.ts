@@ -1,11 +1,23 @@
 /**
  * The functional API, like `torch.nn.functional.batch_norm`, with its backward
- * spelled out for users who keep their own tensors and autograd.
+ * spelled out for users who keep their own tensors and autograd — and the one
+ * place that builds kernel calls: the modules (batchnorm.ts) plan their calls
+ * here too, as PyTorch's `_BatchNorm.forward` ends in `F.batch_norm`.
+ *
+ * A call goes in three steps: read every input once into locals and check
+ * everything (plan*), run the kernel (execute: one runner for the sync and the
+ * async forms), then finish (eval's saved statistics, an empty batch's zeros).
+ * Nothing is written before the kernel runs, and the kernel writes nothing
+ * when its own checks fail: a call that throws changes nothing.
  */
+import { markAsUntransferable } from 'node:worker_threads';
 import type { FloatArray, Kernels } from './backend/kernels.js';
 import { kernels } from './backend/loader.js';
-import { describe } from './backend/validate.js';
-import { allocLike, zerosLike, checkArray, checkFinite, checkLayout, checkTensor, dimsOf, formatShape, isChannelsLast, sameShape, sharesMemory, type Dims, type Layout, type Tensor } from './tensor.js';
+import {
+  bufferOf, bufferOrNull, channelCountError, checkApart, checkArray, checkBothOrNeither, evalNeedsStatisticsError, gradientShapeError, checkBoolean, checkEps, checkFinite, checkInPlaceOrApart, checkMomentum, checkNotResizable, checkOneOf,
+  checkOptions, checkRank, checkValuesPerChannel, lengthOf, readTensor, typedArrayName, type ReadTensor,
+} from './check.js';
+import { allocLike, dimsOf, isChannelsLast, LAYOUTS, sameShape, zerosLike, type Dims, type Layout, type Tensor } from './tensor.js';
 
 export interface BatchNormOptions<A extends FloatArray = FloatArray> {
   /** γ, one per channel; default none (1). */
@@ -20,7 +32,7 @@ export interface BatchNormOptions<A extends FloatArray = FloatArray> {
    * (Keras' momentum is 1 − this.)
    */
   momentum?: number;
-  /** Added to the variance before the square root. Default 1e-5. */
+  /** Added to the variance before the square root: a number in [0, 1]. Default 1e-5. */
   eps?: number;
   /** Memory order of the input; default channels-first (NCHW). */
   layout?: Layout;
@@ -70,104 +82,436 @@ export interface BatchNormGradients<A extends FloatArray = FloatArray> {
   gradBias: A;
 }
 
-/** PyTorch's check: batch statistics need two or more values per channel (none, an empty batch, is fine). */
-export function checkValuesPerChannel(shape: readonly number[], d: Dims): void {
-  if (d.n * d.s === 1) throw new RangeError(`Expected more than 1 value per channel when training, got input size ${formatShape(shape)}`);
+const FORWARD_OPTIONS = ['weight', 'bias', 'training', 'momentum', 'eps', 'layout', 'out', 'saveMeanOut', 'saveInvstdOut', 'unbiasedRunningVar', 'checkFinite'] as const;
+const BACKWARD_OPTIONS = ['weight', 'saveMean', 'saveInvstd', 'training', 'layout', 'out', 'gradWeightOut', 'gradBiasOut'] as const;
+/** Keras' and TF.js' names for this package's options. */
+export const OPTION_HINTS: Readonly<Record<string, string>> = {
+  epsilon: 'did you mean eps? (Keras\' epsilon; fromKeras converts a whole Keras config)',
+  dataFormat: "did you mean layout? ('channelsLast' or 'channelsFirst')",
+  axis: "did you mean layout? (axis -1 is layout 'channelsLast')",
+  center: 'did you mean bias? (fromKeras converts a whole Keras config)',
+  scale: 'did you mean weight? (fromKeras converts a whole Keras config)',
+};
+
+// ------------------------------------------------------------ plans: every input read once and checked
+
+/** A forward, every input read once and checked; nothing written yet. */
+export interface ForwardPlan {
+  x: FloatArray;
+  shape: number[];
+  dims: Dims;
+  y: FloatArray;
+  /** y is x itself (out: input.data). */
+  inPlace: boolean;
+  /** y is the caller's `out`, the save arrays the caller's (else this call allocated them). */
+  outGiven: boolean;
+  savesGiven: boolean;
+  weight: FloatArray | null;
+  bias: FloatArray | null;
+  /** Training: the running statistics to update (or null); eval: the ones to normalize with. */
+  runningMean: FloatArray | null;
+  runningVar: FloatArray | null;
+  saveMean: FloatArray;
+  saveInvstd: FloatArray;
+  batchStats: boolean;
+  eps: number;
+  momentum: number;
+  unbiased: boolean;
 }
 
-function checkInput(input: unknown, name: string, layout: Layout): { x: Tensor; dims: Dims } {
-  const x = checkTensor(input, name);
-  if (x.shape.length < 2) throw new RangeError(`Expected ${name} of at least 2 dimensions (N, C, …) but received shape ${formatShape(x.shape)}`);
-  return { x, dims: dimsOf(x.shape, isChannelsLast(layout)) };
+/** What a forward is asked, as locals (from the functional options or from a module's state). */
+export interface ForwardSpec {
+  x: ReadTensor;
+  /** Layout already checked; channelsLast decides the channel dimension. */
+  channelsLast: boolean;
+  /** The layout's channels-last name for hints ('NHWC', …), or null when already channels-last. */
+  channelsLastName: string | null;
+  out: unknown;
+  weight: unknown;
+  bias: unknown;
+  runningMean: unknown;
+  runningVar: unknown;
+  /** Whether the running statistics are updated (training) or used (eval). */
+  batchStats: boolean;
+  eps: number;
+  momentum: number;
+  unbiased: boolean;
+  checkFinite: boolean;
+  saveMeanOut: unknown;
+  saveInvstdOut: unknown;
+  /** Names for messages: 'out', 'weight', … or the module's. */
+  names: ForwardNames;
+  /**
+   * Check the per-channel arrays, and out and the save arrays against the
+   * others (the functional form). A module has checked its own arrays, its
+   * save arrays are private, and it checks out against its arrays: false.
+   */
+  apart: boolean;
+  async: boolean;
 }
 
-/** Options come as an object; anything else (null, a string) is a TypeError, not a property read of null. */
-function checkOptions(options: unknown, fn: string): void {
-  if (typeof options !== 'object' || options === null) throw new TypeError(`Expected an options object for ${fn} but received ${describe(options)}`);
+export interface ForwardNames {
+  out: string;
+  weight: string;
+  bias: string;
+  runningMean: string;
+  runningVar: string;
+}
+const FUNCTIONAL_NAMES: ForwardNames = { out: 'out', weight: 'weight', bias: 'bias', runningMean: 'runningMean', runningVar: 'runningVar' };
+
+function perChannel(x: FloatArray, c: number, given: unknown): FloatArray {
+  if (given !== undefined && given !== null) return given as FloatArray;
+  try {
+    return zerosLike(x, c);
+  } catch {
+    throw channelCountError('input.shape', c);
+  }
 }
 
-/** Boolean options are booleans: the string 'false' is truthy and would switch the mode. */
-function checkBoolean(v: unknown, name: string): void {
-  if (typeof v !== 'boolean') throw new TypeError(`Expected a boolean for ${name} but received ${describe(v)}`);
+/** Checks a forward and allocates its outputs; writes nothing. */
+export function planForward(sp: ForwardSpec): ForwardPlan {
+  const { x, names } = sp;
+  const data = x.data, numel = lengthOf(data);
+  checkRank(x.shape, 'input', 2);
+  const dims = dimsOf(x.shape, sp.channelsLast);
+  const { c } = dims;
+  const type = typedArrayName(data)!;
+  // A per-channel array as long as the input's last dimension (not C): the input is likely channels-last.
+  const last = x.shape[x.shape.length - 1];
+  const hintLayout = last !== c ? sp.channelsLastName : null;
+  if (sp.apart) {
+    if (!sp.batchStats && (sp.runningMean === null || sp.runningMean === undefined || sp.runningVar === null || sp.runningVar === undefined))
+      throw evalNeedsStatisticsError();
+    checkArray(sp.weight, names.weight, type, c, true, last, hintLayout);
+    checkArray(sp.bias, names.bias, type, c, true, last, hintLayout);
+    checkArray(sp.runningMean, names.runningMean, type, c, sp.batchStats, last, hintLayout);
+    checkArray(sp.runningVar, names.runningVar, type, c, sp.batchStats, last, hintLayout);
+    checkBothOrNeither(sp.runningMean, sp.runningVar, names.runningMean, names.runningVar);
+    checkArray(sp.saveMeanOut, 'saveMeanOut', type, c, true);
+    checkArray(sp.saveInvstdOut, 'saveInvstdOut', type, c, true);
+  }
+  checkArray(sp.out, names.out, type, numel, true);
+  const weight = (sp.weight ?? null) as FloatArray | null, bias = (sp.bias ?? null) as FloatArray | null;
+  const runningMean = (sp.runningMean ?? null) as FloatArray | null, runningVar = (sp.runningVar ?? null) as FloatArray | null;
+  const out = (sp.out ?? null) as FloatArray | null;
+  const saveMeanOut = (sp.saveMeanOut ?? null) as FloatArray | null, saveInvstdOut = (sp.saveInvstdOut ?? null) as FloatArray | null;
+  // Overlaps under the user's names (the kernels check again under theirs).
+  // A module checks `out` against its own arrays, and its saved statistics are private: `apart` false.
+  const inPlace = out !== null && checkInPlaceOrApart(out, data, names.out, 'input.data');
+  if (sp.apart && (out || saveMeanOut || saveInvstdOut)) {
+    const bx = bufferOf(data), bo = bufferOrNull(out), bw = bufferOrNull(weight), bb = bufferOrNull(bias), brm = bufferOrNull(runningMean), brv = bufferOrNull(runningVar);
+    if (out) {
+      checkApart(out, bo!, weight, bw, names.out, names.weight);
+      checkApart(out, bo!, bias, bb, names.out, names.bias);
+      checkApart(out, bo!, runningMean, brm, names.out, names.runningMean);
+      checkApart(out, bo!, runningVar, brv, names.out, names.runningVar);
+    }
+    // saveMeanOut and saveInvstdOut are written (by the kernel in training, by
+    // the finish in eval) while the others are read: nothing may share them.
+    for (let k = 0; k < 2; k++) {
+      const a = k === 0 ? saveMeanOut : saveInvstdOut, name = k === 0 ? 'saveMeanOut' : 'saveInvstdOut';
+      if (!a) continue;
+      const ba = bufferOf(a);
+      checkApart(a, ba, data, bx, name, 'input');
+      checkApart(a, ba, out, bo, name, names.out);
+      checkApart(a, ba, weight, bw, name, names.weight);
+      checkApart(a, ba, bias, bb, name, names.bias);
+      checkApart(a, ba, runningMean, brm, name, names.runningMean);
+      checkApart(a, ba, runningVar, brv, name, names.runningVar);
+      if (k === 1) checkApart(a, ba, saveMeanOut, bufferOrNull(saveMeanOut), name, 'saveMeanOut');
+    }
+  }
+  if (sp.batchStats) checkValuesPerChannel(x.shape, dims.n * dims.s);
+  if (sp.checkFinite) checkFinite(data, x.shape, dims.c, dims.s, dims.channelsLast, 'input');
+  if (sp.async) {
+    checkNotResizable(data, 'input.data');
+    if (out) checkNotResizable(out, names.out);
+    if (weight) checkNotResizable(weight, names.weight);
+    if (bias) checkNotResizable(bias, names.bias);
+    if (runningMean) checkNotResizable(runningMean, names.runningMean);
+    if (runningVar) checkNotResizable(runningVar, names.runningVar);
+    if (saveMeanOut) checkNotResizable(saveMeanOut, 'saveMeanOut');
+    if (saveInvstdOut) checkNotResizable(saveInvstdOut, 'saveInvstdOut');
+  }
+  const y = out ?? allocLike(data, numel);
+  const saveMean = perChannel(data, c, saveMeanOut), saveInvstd = perChannel(data, c, saveInvstdOut);
+  return {
+    x: data, shape: x.shape, dims, y, inPlace, outGiven: out !== null, savesGiven: sp.apart && (saveMeanOut !== null || saveInvstdOut !== null), weight, bias, runningMean, runningVar, saveMean, saveInvstd,
+    batchStats: sp.batchStats, eps: sp.eps, momentum: sp.momentum, unbiased: sp.unbiased,
+  };
 }
 
-/** A number option: a TypeError if it is not a number, a RangeError if `ok` refuses it. */
-function checkNumber(v: unknown, name: string, what: string, ok: (v: number) => boolean): void {
-  if (typeof v !== 'number' || !ok(v)) throw new (typeof v === 'number' ? RangeError : TypeError)(`Expected ${name} to be ${what} but received ${describe(v)}`);
+/** A backward, every input read once and checked; nothing written yet. */
+export interface BackwardPlan {
+  x: FloatArray;
+  dy: FloatArray;
+  shape: number[];
+  dims: Dims;
+  dx: FloatArray;
+  /** dx is x itself (out: the forward's input). */
+  overwritesX: boolean;
+  /** dx is the caller's `out` (else this call allocated it). */
+  outGiven: boolean;
+  weight: FloatArray | null;
+  mean: FloatArray;
+  invstd: FloatArray;
+  gradWeight: FloatArray | null;
+  gradBias: FloatArray | null;
+  batchStats: boolean;
 }
-// The tests of checkNumber, made once: a call then allocates nothing.
-const positiveFinite = (v: number): boolean => v > 0 && v < Infinity;
-const unitInterval = (v: number): boolean => v >= 0 && v <= 1;
 
-/** In eval the statistics a backward needs are the running ones: writes them as saveMean and saveInvstd. */
-export function saveRunningStats(runningMean: FloatArray, runningVar: FloatArray, eps: number, saveMean: FloatArray, saveInvstd: FloatArray): void {
-  saveMean.set(runningMean);
-  for (let c = 0; c < saveInvstd.length; c++) saveInvstd[c] = 1 / Math.sqrt(runningVar[c] + eps);
+export interface BackwardSpec {
+  x: ReadTensor;
+  dy: ReadTensor;
+  dims: Dims;
+  out: unknown;
+  weight: unknown;
+  mean: unknown;
+  invstd: unknown;
+  gradWeightOut: unknown;
+  gradBiasOut: unknown;
+  /** The module computes its own weight and bias gradients only when affine. */
+  gradients: boolean;
+  batchStats: boolean;
+  checkFinite: boolean;
+  /** The shape the gradient must have, and what to call it in the message. */
+  shapeName: string;
+  /** Check the per-channel arrays, and the outputs against the others (the functional form); a module checks its own: false. */
+  apart: boolean;
+  names: { x: string; mean: string; invstd: string; weight: string };
+  async: boolean;
+}
+
+/** Checks a backward and allocates its outputs; writes nothing. */
+export function planBackward(sp: BackwardSpec): BackwardPlan {
+  const { x, dy, dims, names } = sp;
+  const data = x.data, numel = lengthOf(data), c = dims.c;
+  if (!sameShape(dy.shape, x.shape))
+    throw gradientShapeError(sp.shapeName, x.shape, dy.shape);
+  const type = typedArrayName(data)!;
+  checkArray(dy.data, 'gradOutput.data', type, numel);
+  if (sp.apart) {
+    checkArray(sp.weight, names.weight, type, c, true);
+    checkArray(sp.mean, names.mean, type, c);
+    checkArray(sp.invstd, names.invstd, type, c);
+    checkArray(sp.gradWeightOut, 'gradWeightOut', type, c, true);
+    checkArray(sp.gradBiasOut, 'gradBiasOut', type, c, true);
+  }
+  checkArray(sp.out, 'out', type, numel, true);
+  const out = (sp.out ?? null) as FloatArray | null;
+  let overwritesX = false;
+  if (out) {
+    checkInPlaceOrApart(out, dy.data, 'out', 'gradOutput.data');
+    overwritesX = checkInPlaceOrApart(out, data, 'out', names.x);
+  }
+  const weight = (sp.weight ?? null) as FloatArray | null, mean = sp.mean as FloatArray, invstd = sp.invstd as FloatArray;
+  const gwOut = (sp.gradWeightOut ?? null) as FloatArray | null, gbOut = (sp.gradBiasOut ?? null) as FloatArray | null;
+  // The outputs share no memory with what the kernel reads, or with each other (dx may be dy or x itself, above).
+  // A module's gradient scratch is private: it passes them as gradWeightOut/gradBiasOut with `apart` false.
+  if (sp.apart && (out || gwOut || gbOut)) {
+    const bx = bufferOf(data), bdy = bufferOf(dy.data), bo = bufferOrNull(out), bw = bufferOrNull(weight), bm = bufferOf(mean), bi = bufferOf(invstd);
+    if (out) {
+      checkApart(out, bo!, weight, bw, 'out', names.weight);
+      checkApart(out, bo!, mean, bm, 'out', names.mean);
+      checkApart(out, bo!, invstd, bi, 'out', names.invstd);
+    }
+    for (let k = 0; k < 2; k++) {
+      const a = k === 0 ? gwOut : gbOut, name = k === 0 ? 'gradWeightOut' : 'gradBiasOut';
+      if (!a) continue;
+      const ba = bufferOf(a);
+      checkApart(a, ba, data, bx, name, names.x);
+      checkApart(a, ba, dy.data, bdy, name, 'gradOutput.data');
+      checkApart(a, ba, out, bo, name, 'out');
+      checkApart(a, ba, weight, bw, name, names.weight);
+      checkApart(a, ba, mean, bm, name, names.mean);
+      checkApart(a, ba, invstd, bi, name, names.invstd);
+      if (k === 1) checkApart(a, ba, gwOut, bufferOrNull(gwOut), name, 'gradWeightOut');
+    }
+  }
+  if (sp.checkFinite) checkFinite(dy.data, dy.shape, c, dims.s, dims.channelsLast, 'gradOutput');
+  if (sp.async) {
+    checkNotResizable(data, names.x);
+    checkNotResizable(dy.data, 'gradOutput.data');
+    if (out) checkNotResizable(out, 'out');
+    if (weight) checkNotResizable(weight, names.weight);
+    if (gwOut) checkNotResizable(gwOut, 'gradWeightOut');
+    if (gbOut) checkNotResizable(gbOut, 'gradBiasOut');
+  }
+  const dx = out ?? allocLike(data, numel);
+  const gradWeight = sp.gradients ? perChannel(data, c, sp.gradWeightOut) : null, gradBias = sp.gradients ? perChannel(data, c, sp.gradBiasOut) : null;
+  return { x: data, dy: dy.data, shape: x.shape, dims, dx, overwritesX, outGiven: out !== null, weight, mean, invstd, gradWeight, gradBias, batchStats: sp.batchStats };
+}
+
+// ------------------------------------------------------------ the runner
+
+/**
+ * Running statistics that an async training call is updating, by buffer: the
+ * promise settles when it is done. Calls sharing them are serialized (async)
+ * or refused (sync) so that no update is lost: two kernels updating one
+ * running mean at once on the thread pool would each read the old value.
+ */
+const updating = new WeakMap<ArrayBufferLike, Promise<unknown>>();
+/** How many async training calls are updating running statistics: a sync call looks them up only when there are some. */
+let updatingCalls = 0;
+
+function statBuffers(p: ForwardPlan): ArrayBufferLike[] {
+  return p.runningMean && p.runningVar ? [bufferOf(p.runningMean), bufferOf(p.runningVar)] : [];
+}
+
+function refuseWhileUpdating(p: ForwardPlan): void {
+  if (updatingCalls === 0 || !p.runningMean || !p.runningVar) return;
+  if (updating.has(bufferOf(p.runningMean)) || updating.has(bufferOf(p.runningVar)))
+    throw new Error('batchNorm() called with runningMean or runningVar that a batchNormAsync() (or forwardAsync()) training call is still updating; await it first (async calls sharing them run one after another)');
 }
 
 /**
- * saveMeanOut and saveInvstdOut are written (by the kernel in training, by
- * saveRunningStats in eval) while the other arrays are read: neither may
- * share memory with them or with each other. Checked here, under the
- * options' names, because the eval kernel never sees them.
+ * Makes every buffer an async call holds untransferable for good
+ * (worker_threads.markAsUntransferable): a transfer (postMessage,
+ * structuredClone with `transfer`) then copies it, or throws on newer Node
+ * versions (ArrayBuffer.prototype.transfer too), instead of detaching it and
+ * letting the garbage collector free memory the kernel is still writing on
+ * the thread pool. About 1 us for a buffer not yet marked, tens of ns after.
  */
-function checkSaveOverlaps(saveMeanOut: FloatArray | undefined, saveInvstdOut: FloatArray | undefined, others: Array<[string, FloatArray | null | undefined]>): void {
-  const outs: Array<[string, FloatArray | undefined]> = [['saveMeanOut', saveMeanOut], ['saveInvstdOut', saveInvstdOut]];
-  for (const [name, a] of outs) {
-    if (!a) continue;
-    for (const [other, b] of name === 'saveInvstdOut' ? [...others, outs[0]] : others)
-      if (b && sharesMemory(a, b)) throw new RangeError(`Expected ${name} not to share memory with ${other}, but it overlaps it`);
+function pin(arrays: ReadonlyArray<FloatArray | null>): void {
+  for (const a of arrays) if (a) markAsUntransferable(bufferOf(a));
+}
+
+function zeroStats(p: ForwardPlan): void {
+  p.saveMean.fill(0);
+  p.saveInvstd.fill(0);
+}
+
+/** After a forward's kernel: in eval the saved statistics are the running ones (read now, after any update before it). */
+function finishForward(p: ForwardPlan): void {
+  if (lengthOf(p.x) === 0 && p.batchStats) zeroStats(p);
+  else if (p.batchStats && p.eps === 0) constantChannels(p);
+  else if (!p.batchStats) {
+    const rm = p.runningMean!, rv = p.runningVar!;
+    p.saveMean.set(rm);
+    for (let c = 0; c < p.saveInvstd.length; c++) p.saveInvstd[c] = 1 / Math.sqrt(rv[c] + p.eps);
   }
 }
 
-/** Shared by the sync and async forms: checks, allocates and returns the kernel call. */
-function prepareForward(
-  input: Tensor, runningMean: FloatArray | null, runningVar: FloatArray | null, options: BatchNormOptions,
-  fn: string,
-): { args: Parameters<Kernels['forwardTraining']> | Parameters<Kernels['forwardEval']>; training: boolean; empty: boolean; result: BatchNormResult } {
-  checkOptions(options, fn);
-  const { weight = null, bias = null, training = false, momentum = 0.1, eps = 1e-5, out, saveMeanOut, saveInvstdOut, unbiasedRunningVar = true, checkFinite: finite = false } = options;
+/**
+ * PyTorch's rule for a channel of zero variance with eps 0 (InvStd in
+ * ATen's Normalization.cpp): invstd is 0, not 1/√0, so that the channel's
+ * output is its bias (0 without one) and its gradients 0 — not the NaNs of
+ * (x − mean)·∞. The kernels compute 1/√(var + eps); this finish applies the
+ * rule on both backends, and costs a scan of C values only when eps is 0.
+ */
+function constantChannels(p: ForwardPlan): void {
+  const { n, c, s, channelsLast } = p.dims, y = p.y;
+  for (let ch = 0; ch < c; ch++) {
+    if (p.saveInvstd[ch] !== Infinity) continue;
+    p.saveInvstd[ch] = 0;
+    const v = p.bias ? p.bias[ch] : 0;
+    if (channelsLast) for (let i = ch; i < n * s * c; i += c) y[i] = v;
+    else for (let k = 0; k < n; k++) y.fill(v, (k * c + ch) * s, (k * c + ch + 1) * s);
+  }
+}
+
+function forwardArgs(p: ForwardPlan): Parameters<Kernels['forwardTraining']> {
+  const { n, c, s, channelsLast } = p.dims;
+  return [p.x, p.y, p.weight, p.bias, p.runningMean, p.runningVar, p.saveMean, p.saveInvstd, n, c, s, channelsLast, p.eps, p.momentum, p.unbiased];
+}
+function evalArgs(p: ForwardPlan): Parameters<Kernels['forwardEval']> {
+  const { n, c, s, channelsLast } = p.dims;
+  return [p.x, p.y, p.weight, p.bias, p.runningMean!, p.runningVar!, n, c, s, channelsLast, p.eps];
+}
+function backwardArgs(p: BackwardPlan): Parameters<Kernels['backward']> {
+  const { n, c, s, channelsLast } = p.dims;
+  return [p.x, p.dy, p.dx, p.weight, p.mean, p.invstd, p.gradWeight, p.gradBias, n, c, s, channelsLast, p.batchStats];
+}
+
+export type Plan = { forward: ForwardPlan } | { backward: BackwardPlan };
+
+/**
+ * Runs a checked plan: the kernel (none for an empty batch), then its finish.
+ * Sync: on this thread, now. Async: its buffers pinned, after any async
+ * training call updating the same running statistics, on the thread pool.
+ */
+export function execute(plan: Plan, async: false): void;
+export function execute(plan: Plan, async: true): Promise<void>;
+export function execute(plan: Plan, async: boolean): void | Promise<void> {
+  if ('forward' in plan) {
+    const p = plan.forward, empty = lengthOf(p.x) === 0;
+    if (!async) {
+      refuseWhileUpdating(p);
+      if (!empty) p.batchStats ? kernels.forwardTraining(...forwardArgs(p)) : kernels.forwardEval(...evalArgs(p));
+      finishForward(p);
+      return;
+    }
+    // Arrays this call allocated reach the caller only once it settles: no need to pin them.
+    pin([p.x, p.inPlace || p.outGiven ? p.y : null, p.weight, p.bias, p.runningMean, p.runningVar, p.savesGiven ? p.saveMean : null, p.savesGiven ? p.saveInvstd : null]);
+    const keys = statBuffers(p);
+    const before = keys.map((k) => updating.get(k)).filter((w) => w !== undefined);
+    const run = async (): Promise<void> => {
+      if (before.length) await Promise.allSettled(before);
+      if (!empty) await (p.batchStats ? kernels.forwardTrainingAsync(...forwardArgs(p)) : kernels.forwardEvalAsync(...evalArgs(p)));
+      finishForward(p);
+    };
+    const done = run();
+    if (p.batchStats && keys.length && !empty) {
+      for (const k of keys) updating.set(k, done);
+      updatingCalls++;
+      const release = () => {
+        updatingCalls--;
+        for (const k of keys) if (updating.get(k) === done) updating.delete(k);
+      };
+      done.then(release, release);
+    }
+    return done;
+  }
+  const p = plan.backward, empty = lengthOf(p.x) === 0;
+  if (!async) {
+    if (empty) zeroGradients(p);
+    else kernels.backward(...backwardArgs(p));
+    return;
+  }
+  pin([p.x, p.dy, p.outGiven ? p.dx : null, p.weight, p.mean, p.invstd, p.gradWeight, p.gradBias]);
+  return (async () => {
+    if (empty) zeroGradients(p);
+    else await kernels.backwardAsync(...backwardArgs(p));
+  })();
+}
+
+/** An empty batch: no kernel; the weight and bias gradients are sums over nothing. */
+function zeroGradients(p: BackwardPlan): void {
+  p.gradWeight?.fill(0);
+  p.gradBias?.fill(0);
+}
+
+// ------------------------------------------------------------ the public functions
+
+function readLayout(v: unknown): Layout {
+  return v === undefined ? 'channelsFirst' : checkOneOf(v, 'layout', LAYOUTS);
+}
+
+function channelsLastNameFor(layout: Layout, rank: number): string | null {
+  if (isChannelsLast(layout)) return null;
+  return rank === 3 ? 'NLC' : rank === 4 ? 'NHWC' : rank === 5 ? 'NDHWC' : 'channelsLast';
+}
+
+/** Reads the forward options once, into locals, and plans the call. */
+function planFunctionalForward(input: unknown, runningMean: unknown, runningVar: unknown, options: unknown, fn: string, async: boolean): ForwardPlan {
+  checkOptions(options, fn, FORWARD_OPTIONS, OPTION_HINTS);
+  const o = options as BatchNormOptions;
+  const { weight = null, bias = null, training = false, momentum = 0.1, eps = 1e-5, layout, out, saveMeanOut, saveInvstdOut, unbiasedRunningVar = true, checkFinite = false } = o;
   checkBoolean(training, 'training');
   checkBoolean(unbiasedRunningVar, 'unbiasedRunningVar');
-  checkBoolean(finite, 'checkFinite');
-  checkNumber(eps, 'eps', 'a positive finite number', positiveFinite);
-  checkNumber(momentum, 'momentum', 'a number in [0, 1]', unitInterval);
-  const layout = checkLayout(options.layout ?? 'channelsFirst');
-  const { x, dims } = checkInput(input, 'input', layout);
-  const { n, c, s, channelsLast } = dims;
-  if (!training && (!runningMean || !runningVar))
-    throw new TypeError('Expected runningMean and runningVar when training is false (evaluation uses the running statistics) but received null');
-  checkArray(weight, 'weight', x.data, c, true);
-  checkArray(bias, 'bias', x.data, c, true);
-  checkArray(runningMean, 'runningMean', x.data, c, training);
-  checkArray(runningVar, 'runningVar', x.data, c, training);
-  checkArray(out, 'out', x.data, x.data.length, true);
-  checkArray(saveMeanOut, 'saveMeanOut', x.data, c, true);
-  checkArray(saveInvstdOut, 'saveInvstdOut', x.data, c, true);
-  if (saveMeanOut || saveInvstdOut) checkSaveOverlaps(saveMeanOut, saveInvstdOut, [['input', x.data], ['out', out], ['weight', weight], ['bias', bias], ['runningMean', runningMean], ['runningVar', runningVar]]);
-  if (training) checkValuesPerChannel(x.shape, dims);
-  if (finite) checkFinite(x.data, x.shape, dims, 'input');
-  const y = out ?? allocLike(x.data, x.data.length);
-  const saveMean = saveMeanOut ?? zerosLike(x.data, c), saveInvstd = saveInvstdOut ?? zerosLike(x.data, c);
-  const result: BatchNormResult = { data: y, shape: [...x.shape], saveMean, saveInvstd };
-  // An empty batch (a dimension 0) runs no kernel and leaves the running statistics as they are, as in PyTorch.
-  const empty = x.data.length === 0;
-  if (empty && training) saveMean.fill(0), saveInvstd.fill(0); // what allocated ones would hold
-  if (training) {
-    return {
-      training,
-      empty,
-      result,
-      args: [x.data, y, weight, bias, runningMean, runningVar, saveMean, saveInvstd, n, c, s, channelsLast, eps, momentum, unbiasedRunningVar],
-    };
-  }
-  return { training, empty, result, args: [x.data, y, weight, bias, runningMean!, runningVar!, n, c, s, channelsLast, eps] };
+  checkBoolean(checkFinite, 'checkFinite');
+  checkEps(eps);
+  checkMomentum(momentum, false);
+  const l = readLayout(layout);
+  const x = readTensor(input, 'input', "'channelsLast'");
+  return planForward({
+    x, channelsLast: isChannelsLast(l), channelsLastName: channelsLastNameFor(l, x.shape.length), out, weight, bias, runningMean, runningVar,
+    batchStats: training, eps, momentum, unbiased: unbiasedRunningVar, checkFinite, saveMeanOut, saveInvstdOut, names: FUNCTIONAL_NAMES, apart: true, async,
+  });
 }
 
-/** After the kernel ran: in eval the saved statistics are the running ones. */
-function finishForward(result: BatchNormResult, training: boolean, runningMean: FloatArray | null, runningVar: FloatArray | null, eps: number): BatchNormResult {
-  if (!training && runningMean && runningVar) saveRunningStats(runningMean, runningVar, eps, result.saveMean, result.saveInvstd);
-  return result;
+function result<A extends FloatArray>(p: ForwardPlan): BatchNormResult<A> {
+  return { data: p.y as A, shape: p.shape, saveMean: p.saveMean as A, saveInvstd: p.saveInvstd as A };
 }
 
 /**
@@ -176,54 +520,43 @@ function finishForward(result: BatchNormResult, training: boolean, runningMean: 
  * runningVar are given, updates them in place. Eval: uses them.
  */
 export function batchNorm<A extends FloatArray>(
-  input: Tensor<A>, runningMean: A | null, runningVar: A | null, options: BatchNormOptions<A> = {}
+  input: Tensor<A>, runningMean: A | null, runningVar: A | null, options: BatchNormOptions<A> = {},
 ): BatchNormResult<A> {
-  const p = prepareForward(input, runningMean, runningVar, options, 'batchNorm');
-  if (!p.empty) {
-    if (p.training) kernels.forwardTraining(...(p.args as Parameters<Kernels['forwardTraining']>));
-    else kernels.forwardEval(...(p.args as Parameters<Kernels['forwardEval']>));
-  }
-  return finishForward(p.result, p.training, runningMean, runningVar, options.eps ?? 1e-5) as BatchNormResult<A>;
+  const p = planFunctionalForward(input, runningMean, runningVar, options, 'batchNorm', false);
+  execute({ forward: p }, false);
+  return result(p);
 }
 
-/** `batchNorm` off the event loop (native path); rejects on bad input. */
+/**
+ * `batchNorm` off the event loop (native path); rejects on bad input. Its
+ * buffers become untransferable (see README: a transfer then copies), and
+ * calls that update the same running statistics run one after another.
+ */
 export async function batchNormAsync<A extends FloatArray>(
-  input: Tensor<A>, runningMean: A | null, runningVar: A | null, options: BatchNormOptions<A> = {}
+  input: Tensor<A>, runningMean: A | null, runningVar: A | null, options: BatchNormOptions<A> = {},
 ): Promise<BatchNormResult<A>> {
-  const p = prepareForward(input, runningMean, runningVar, options, 'batchNormAsync');
-  if (!p.empty) {
-    if (p.training) await kernels.forwardTrainingAsync(...(p.args as Parameters<Kernels['forwardTraining']>));
-    else await kernels.forwardEvalAsync(...(p.args as Parameters<Kernels['forwardEval']>));
-  }
-  return finishForward(p.result, p.training, runningMean, runningVar, options.eps ?? 1e-5) as BatchNormResult<A>;
+  const p = planFunctionalForward(input, runningMean, runningVar, options, 'batchNormAsync', true);
+  await execute({ forward: p }, true);
+  return result(p);
 }
 
-function prepareBackward(
-  gradOutput: Tensor, input: Tensor, options: BatchNormBackwardOptions, fn: string,
-): { args: Parameters<Kernels['backward']>; empty: boolean; result: BatchNormGradients } {
-  checkOptions(options, fn);
-  const { weight = null, saveMean, saveInvstd, training = false, out, gradWeightOut, gradBiasOut } = options;
+function planFunctionalBackward(gradOutput: unknown, input: unknown, options: unknown, fn: string, async: boolean): BackwardPlan {
+  checkOptions(options, fn, BACKWARD_OPTIONS, OPTION_HINTS);
+  const o = options as BatchNormBackwardOptions;
+  const { weight = null, saveMean, saveInvstd, training = false, layout, out, gradWeightOut, gradBiasOut } = o;
   checkBoolean(training, 'training');
-  const layout = checkLayout(options.layout ?? 'channelsFirst');
-  const { x, dims } = checkInput(input, 'input', layout);
-  const dy = checkTensor(gradOutput, 'gradOutput');
-  if (!sameShape(dy.shape, x.shape))
-    throw new RangeError(`Expected gradOutput of the input's shape ${formatShape(x.shape)} but received shape ${formatShape(dy.shape)}`);
-  const { n, c, s, channelsLast } = dims;
-  checkArray(dy.data, 'gradOutput.data', x.data, x.data.length);
-  checkArray(weight, 'weight', x.data, c, true);
-  checkArray(saveMean, 'saveMean', x.data, c);
-  checkArray(saveInvstd, 'saveInvstd', x.data, c);
-  checkArray(out, 'out', x.data, x.data.length, true);
-  checkArray(gradWeightOut, 'gradWeightOut', x.data, c, true);
-  checkArray(gradBiasOut, 'gradBiasOut', x.data, c, true);
-  const dx = out ?? allocLike(x.data, x.data.length);
-  const gradWeight = gradWeightOut ?? zerosLike(x.data, c), gradBias = gradBiasOut ?? zerosLike(x.data, c);
-  const args: Parameters<Kernels['backward']> = [x.data, dy.data, dx, weight, saveMean, saveInvstd, gradWeight, gradBias, n, c, s, channelsLast, training];
-  // An empty batch: no kernel; the weight and bias gradients are sums over nothing.
-  const empty = x.data.length === 0;
-  if (empty) gradWeight.fill(0), gradBias.fill(0);
-  return { args, empty, result: { gradInput: { data: dx, shape: [...x.shape] }, gradWeight, gradBias } };
+  const l = readLayout(layout);
+  const x = readTensor(input, 'input');
+  checkRank(x.shape, 'input', 2);
+  const dy = readTensor(gradOutput, 'gradOutput');
+  return planBackward({
+    x, dy, dims: dimsOf(x.shape, isChannelsLast(l)), out, weight, mean: saveMean, invstd: saveInvstd, gradWeightOut, gradBiasOut,
+    gradients: true, batchStats: training, checkFinite: false, shapeName: "the input's shape", apart: true, names: { x: 'input.data', mean: 'saveMean', invstd: 'saveInvstd', weight: 'weight' }, async,
+  });
+}
+
+function gradients<A extends FloatArray>(p: BackwardPlan): BatchNormGradients<A> {
+  return { gradInput: { data: p.dx as A, shape: p.shape }, gradWeight: p.gradWeight as A, gradBias: p.gradBias as A };
 }
 
 /**
@@ -232,18 +565,19 @@ function prepareBackward(
  * `training: false` the statistics are treated as constants (frozen BN).
  */
 export function batchNormBackward<A extends FloatArray>(
-  gradOutput: Tensor<A>, input: Tensor<A>, options: BatchNormBackwardOptions<A>
+  gradOutput: Tensor<A>, input: Tensor<A>, options: BatchNormBackwardOptions<A>,
 ): BatchNormGradients<A> {
-  const p = prepareBackward(gradOutput, input, options, 'batchNormBackward');
-  if (!p.empty) kernels.backward(...p.args);
-  return p.result as BatchNormGradients<A>;
+  const p = planFunctionalBackward(gradOutput, input, options, 'batchNormBackward', false);
+  execute({ backward: p }, false);
+  return gradients(p);
 }
 
 /** `batchNormBackward` off the event loop (native path); rejects on bad input. */
 export async function batchNormBackwardAsync<A extends FloatArray>(
-  gradOutput: Tensor<A>, input: Tensor<A>, options: BatchNormBackwardOptions<A>
+  gradOutput: Tensor<A>, input: Tensor<A>, options: BatchNormBackwardOptions<A>,
 ): Promise<BatchNormGradients<A>> {
-  const p = prepareBackward(gradOutput, input, options, 'batchNormBackwardAsync');
-  if (!p.empty) await kernels.backwardAsync(...p.args);
-  return p.result as BatchNormGradients<A>;
+  const p = planFunctionalBackward(gradOutput, input, options, 'batchNormBackwardAsync', true);
+  await execute({ backward: p }, true);
+  return gradients(p);
 }
+

@@ -3,7 +3,8 @@ import type { FloatArray } from './backend/kernels.js';
 import type { Parameter } from './batchnorm.js';
 import { channelsInput, checkEps, checkPositiveInteger, groupNormBackwardPlan, groupNormPlan } from './norm-functional.js';
 import { NormModule, checkDtype, checkFlag, checkModuleOptions, convert, pyBool, pyFloat, type DtypeOption, type Saved, type StateEntry } from './norm-module.js';
-import { checkLayout, formatShape, type Layout, type Tensor } from './tensor.js';
+import { LAYOUTS, isChannelsLast, type Layout, type Tensor } from './tensor.js';
+import { checkOneOf, groupNormModuleError, moduleShapeError } from './check.js';
 
 export interface GroupNormModuleOptions extends DtypeOption {
   /** Added to the variance before the square root. Default 1e-5. */
@@ -33,10 +34,10 @@ export class GroupNorm extends NormModule {
     super(checkDtype(o.dtype ?? 'float32'));
     this.numGroups = checkPositiveInteger(numGroups, 'numGroups');
     this.numChannels = checkPositiveInteger(numChannels, 'numChannels');
-    if (numChannels % numGroups !== 0) throw new RangeError('num_channels must be divisible by num_groups');
+    if (numChannels % numGroups !== 0) throw groupNormModuleError();
     this.eps = checkEps(o.eps ?? 1e-5);
     this.affine = checkFlag(o.affine ?? true, 'affine');
-    this.layout = checkLayout(o.layout ?? 'channelsFirst');
+    this.layout = o.layout === undefined ? 'channelsFirst' : checkOneOf(o.layout, 'layout', LAYOUTS);
     this.weight = this.affine ? { data: new this.ctor(numChannels).fill(1), grad: null } : null;
     this.bias = this.affine ? { data: new this.ctor(numChannels), grad: null } : null;
   }
@@ -51,9 +52,12 @@ export class GroupNorm extends NormModule {
 
   /** The input's channels are this module's. */
   private checkChannels(input: Tensor): void {
-    const { x, dims } = channelsInput(input, this.layout, 'GroupNorm');
-    if (dims.c !== this.numChannels)
-      throw new RangeError(`GroupNorm expected input with ${this.numChannels} channels (layout ${this.layout}) but received shape ${formatShape(x.shape)}`);
+    const { x, dims } = channelsInput(input, this.layout);
+    if (dims.c !== this.numChannels) {
+      const last = isChannelsLast(this.layout), rank = x.shape.length;
+      const dimsText = last ? ['N', ...Array(rank - 2).fill('…'), String(this.numChannels)] : ['N', String(this.numChannels), ...Array(rank - 2).fill('…')];
+      throw moduleShapeError('GroupNorm', this.numChannels, [rank], `[${dimsText.join(', ')}]`, this.layout, last ? null : 'channelsLast', x.shape);
+    }
   }
 
   protected planForward(input: Tensor, out: FloatArray | undefined) {

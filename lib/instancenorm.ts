@@ -8,8 +8,8 @@ import type { FloatArray } from './backend/kernels.js';
 import type { Parameter } from './batchnorm.js';
 import { checkEps, checkPositiveInteger, instanceNormBackwardPlan, instanceNormPlan, type NormGradients, type Plan } from './norm-functional.js';
 import { NormModule, checkDtype, checkFlag, checkModuleOptions, convert, pyBool, pyFloat, type DtypeOption, type Saved, type StateEntry } from './norm-module.js';
-import { checkLayout, checkTensor, formatShape, isChannelsLast, sameShape, type Layout, type Tensor } from './tensor.js';
-import { describe } from './backend/validate.js';
+import { LAYOUTS, isChannelsLast, sameShape, type Layout, type Tensor } from './tensor.js';
+import { checkMomentum, checkOneOf, gradientShapeError, instanceChannelsError, instanceRankError, readTensor } from './check.js';
 
 export interface InstanceNormModuleOptions extends DtypeOption {
   /** Added to the variance before the square root. Default 1e-5. */
@@ -50,13 +50,10 @@ abstract class InstanceNormBase extends NormModule {
     super(checkDtype(o.dtype ?? 'float32'));
     this.numFeatures = checkPositiveInteger(numFeatures, 'numFeatures');
     this.eps = checkEps(o.eps ?? 1e-5);
-    const momentum = o.momentum ?? 0.1;
-    if (typeof momentum !== 'number' || !(momentum >= 0 && momentum <= 1))
-      throw new (typeof momentum === 'number' ? RangeError : TypeError)(`Expected momentum to be a number in [0, 1] but received ${describe(momentum)}`);
-    this.momentum = momentum;
+    this.momentum = checkMomentum(o.momentum ?? 0.1, false)!;
     this.affine = checkFlag(o.affine ?? false, 'affine');
     this.trackRunningStats = checkFlag(o.trackRunningStats ?? false, 'trackRunningStats');
-    this.layout = checkLayout(o.layout ?? 'channelsFirst');
+    this.layout = o.layout === undefined ? 'channelsFirst' : checkOneOf(o.layout, 'layout', LAYOUTS);
     const C = numFeatures;
     this.weight = this.affine ? { data: new this.ctor(C).fill(1), grad: null } : null;
     this.bias = this.affine ? { data: new this.ctor(C), grad: null } : null;
@@ -84,12 +81,11 @@ abstract class InstanceNormBase extends NormModule {
    * (C, …) seen as a batch of one.
    */
   private batched(input: Tensor): Tensor {
-    const x = checkTensor(input, 'input'), r = this.rank, name = this.constructor.name;
-    if (x.shape.length !== r && x.shape.length !== r + 1) throw new RangeError(`${name} expected ${r}D or ${r + 1}D input (got ${x.shape.length}D input)`);
+    const x = readTensor(input, 'input'), r = this.rank, name = this.constructor.name;
+    if (x.shape.length !== r && x.shape.length !== r + 1) throw instanceRankError(name, r, x.shape.length);
     const shape = x.shape.length === r ? [1, ...x.shape] : [...x.shape];
     const dim = isChannelsLast(this.layout) ? shape.length - 1 : 1;
-    if (shape[dim] !== this.numFeatures)
-      throw new RangeError(`${name} expected input's size at dim=${dim - (x.shape.length === r ? 1 : 0)} to match num_features (${this.numFeatures}), but got: ${shape[dim]} (layout ${this.layout}).`);
+    if (shape[dim] !== this.numFeatures) throw instanceChannelsError(name, dim - (x.shape.length === r ? 1 : 0), this.numFeatures, shape[dim], this.layout);
     return { data: x.data, shape };
   }
 
@@ -119,9 +115,8 @@ abstract class InstanceNormBase extends NormModule {
 
   protected planBackward(gradOutput: Tensor, saved: Saved, out: FloatArray | undefined) {
     const x = this.batched(saved.x);
-    const g = checkTensor(gradOutput, 'gradOutput');
-    if (!sameShape(g.shape, saved.x.shape))
-      throw new RangeError(`Expected gradOutput of the input's shape ${formatShape(saved.x.shape)} but received shape ${formatShape(g.shape)}`);
+    const g = readTensor(gradOutput, 'gradOutput');
+    if (!sameShape(g.shape, saved.x.shape)) throw gradientShapeError("the last forward's shape", saved.x.shape, g.shape);
     const dy = { data: g.data, shape: x.shape };
     const opts = { weight: convert(this.weight?.data ?? null, x), saveMean: saved.saveMean, saveInvstd: saved.saveInvstd, useInputStats: saved.inputStats, layout: this.layout, out };
     return this.reshaped(instanceNormBackwardPlan(dy, x, opts, `${this.constructor.name}.backward`), saved.x.shape, true);

@@ -12,8 +12,13 @@
  */
 import type { FloatArray, Kernels } from './backend/kernels.js';
 import { kernels } from './backend/loader.js';
-import { describe } from './backend/validate.js';
-import { allocLike, checkArray, checkLayout, checkTensor, dimsOf, formatShape, isChannelsLast, sameShape, zerosLike, type Layout, type Tensor } from './tensor.js';
+import {
+  checkArray as checkArrayOf, checkBoolean, checkBothOrNeither, checkEps, checkMomentum, checkNormalizedShape, checkOneOf, checkOptions, checkPositiveInteger, checkRank,
+  gradientShapeError, groupsNotDividingError, instanceNeedsStatisticsError, normalizedShapeError, readTensor, spatialError, typedArrayName,
+} from './check.js';
+import { LAYOUTS, allocLike, dimsOf, isChannelsLast, sameShape, zerosLike, type Layout, type Tensor } from './tensor.js';
+
+export { checkBoolean, checkEps, checkNormalizedShape, checkPositiveInteger };
 
 // ----------------------------------------------------------------- options and results
 
@@ -120,69 +125,42 @@ export interface NormGradients<A extends FloatArray = FloatArray> {
 
 // ----------------------------------------------------------------- checks
 
-/** Options come as an object with known keys only (PyTorch raises on an unexpected keyword). */
-function checkOptions(options: unknown, fn: string, keys: readonly string[]): Record<string, unknown> {
-  if (typeof options !== 'object' || options === null) throw new TypeError(`Expected an options object for ${fn} but received ${describe(options)}`);
-  for (const k of Object.keys(options))
-    if (!keys.includes(k)) throw new TypeError(`Unknown option ${JSON.stringify(k)} for ${fn}; the options are ${keys.join(', ')}`);
-  return options as Record<string, unknown>;
+/** An array argument of x's type (check.ts's checkArray, x's type read once). */
+function checkArray(v: unknown, name: string, x: FloatArray, length: number, nullable = false): void {
+  checkArrayOf(v, name, typedArrayName(x)!, length, nullable);
 }
 
-export function checkEps(eps: unknown): number {
-  if (typeof eps !== 'number' || !(eps >= 0) || eps === Infinity)
-    throw new (typeof eps === 'number' ? RangeError : TypeError)(`Expected eps to be a finite number ≥ 0 but received ${describe(eps)}`);
-  return eps;
-}
-
-export function checkBoolean(v: unknown, name: string): boolean {
-  if (typeof v !== 'boolean') throw new TypeError(`Expected a boolean for ${name} but received ${describe(v)}`);
-  return v;
-}
-
-export function checkPositiveInteger(v: unknown, name: string): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1)
-    throw new (typeof v === 'number' ? RangeError : TypeError)(`Expected a positive integer for ${name} but received ${describe(v)}`);
-  return v;
-}
-
-/** A normalized shape: a positive integer or an array of them (PyTorch's `int or list`). */
-export function checkNormalizedShape(v: unknown): number[] {
-  const shape = typeof v === 'number' ? [v] : v;
-  if (!Array.isArray(shape) || shape.length === 0 || !shape.every((d) => typeof d === 'number' && Number.isInteger(d) && d >= 1))
-    throw new TypeError(`Expected normalizedShape to be a positive integer or a non-empty array of them but received ${Array.isArray(v) ? `[${v.map(String).join(', ')}]` : describe(v)}`);
-  return [...shape] as number[];
+function readLayout(v: unknown): Layout {
+  return v === undefined ? 'channelsFirst' : checkOneOf(v, 'layout', LAYOUTS);
 }
 
 /** PyTorch's LayerNorm check: the input's last dimensions are normalizedShape. */
 function checkEndsWith(shape: readonly number[], normalizedShape: readonly number[]): void {
   const k = normalizedShape.length;
-  if (shape.length < k || !sameShape(shape.slice(shape.length - k), normalizedShape))
-    throw new RangeError(`Given normalized_shape=${formatShape(normalizedShape)}, expected input with shape [*, ${normalizedShape.join(', ')}], but got input of size${formatShape(shape)}`);
+  if (shape.length < k || !sameShape(shape.slice(shape.length - k), normalizedShape)) throw normalizedShapeError(normalizedShape, shape);
 }
 
 function checkGradOutput(gradOutput: unknown, x: Tensor): Tensor {
-  const dy = checkTensor(gradOutput, 'gradOutput');
-  if (!sameShape(dy.shape, x.shape))
-    throw new RangeError(`Expected gradOutput of the input's shape ${formatShape(x.shape)} but received shape ${formatShape(dy.shape)}`);
+  const dy = readTensor(gradOutput, 'gradOutput');
+  if (!sameShape(dy.shape, x.shape)) throw gradientShapeError("the input's shape", x.shape, dy.shape);
   checkArray(dy.data, 'gradOutput.data', x.data, x.data.length);
   return dy;
 }
 
-export function channelsInput(input: unknown, layout: Layout, fn: string) {
-  const x = checkTensor(input, 'input');
-  if (x.shape.length < 2) throw new RangeError(`Expected input of ${fn} to have at least 2 dimensions (N, C, …) but received shape ${formatShape(x.shape)}`);
+export function channelsInput(input: unknown, layout: Layout) {
+  const x = readTensor(input, 'input');
+  checkRank(x.shape, 'input', 2);
   return { x, dims: dimsOf(x.shape, isChannelsLast(layout)) };
 }
 
 /** PyTorch's check: instance statistics need two or more values per instance. */
 export function checkSpatial(shape: readonly number[], s: number): void {
-  if (s === 1) throw new RangeError(`Expected more than 1 spatial element when training, got input size ${formatShape(shape)}`);
+  if (s === 1) throw spatialError(shape);
 }
 
 /** PyTorch's check of F.group_norm. */
 export function checkGroups(shape: readonly number[], c: number, groups: number): void {
-  if (c % groups !== 0)
-    throw new RangeError(`Expected number of channels in input to be divisible by num_groups, but got input of shape ${formatShape(shape)} and num_groups=${groups}`);
+  if (c % groups !== 0) throw groupsNotDividingError(shape, groups);
 }
 
 // ----------------------------------------------------------------- the runner
@@ -242,10 +220,11 @@ function groupBackwardPlan(
 const LAYER_NORM_KEYS = ['weight', 'bias', 'eps', 'out'] as const;
 
 export function layerNormPlan(input: unknown, normalizedShape: unknown, options: unknown, fn: string): Plan<NormResult> {
-  const o = checkOptions(options, fn, LAYER_NORM_KEYS);
+  checkOptions(options, fn, LAYER_NORM_KEYS);
+  const o = options as Record<string, unknown>;
   const ns = checkNormalizedShape(normalizedShape);
   const eps = checkEps(o.eps ?? 1e-5);
-  const x = checkTensor(input, 'input');
+  const x = readTensor(input, 'input');
   checkEndsWith(x.shape, ns);
   const d = ns.reduce((a, b) => a * b, 1);
   return groupPlan(x, (o.weight ?? null) as FloatArray | null, (o.bias ?? null) as FloatArray | null, o.out, eps, false, x.data.length / d, d, 1, 1, false);
@@ -264,9 +243,10 @@ export function layerNormAsync<A extends FloatArray>(input: Tensor<A>, normalize
 const NORM_BACKWARD_KEYS = ['weight', 'saveMean', 'saveInvstd', 'out'] as const;
 
 export function layerNormBackwardPlan(gradOutput: unknown, input: unknown, normalizedShape: unknown, options: unknown, fn: string): Plan<NormGradients> {
-  const o = checkOptions(options, fn, NORM_BACKWARD_KEYS);
+  checkOptions(options, fn, NORM_BACKWARD_KEYS);
+  const o = options as Record<string, unknown>;
   const ns = checkNormalizedShape(normalizedShape);
-  const x = checkTensor(input, 'input');
+  const x = readTensor(input, 'input');
   checkEndsWith(x.shape, ns);
   const d = ns.reduce((a, b) => a * b, 1);
   return groupBackwardPlan(gradOutput, x, o, false, x.data.length / d, d, 1, 1, false);
@@ -292,9 +272,10 @@ export function rmsEps(eps: unknown, x: FloatArray): number {
 }
 
 export function rmsNormPlan(input: unknown, normalizedShape: unknown, options: unknown, fn: string): Plan<RMSNormResult> {
-  const o = checkOptions(options, fn, RMS_NORM_KEYS);
+  checkOptions(options, fn, RMS_NORM_KEYS);
+  const o = options as Record<string, unknown>;
   const ns = checkNormalizedShape(normalizedShape);
-  const x = checkTensor(input, 'input');
+  const x = readTensor(input, 'input');
   const eps = rmsEps(o.eps, x.data);
   checkEndsWith(x.shape, ns);
   const d = ns.reduce((a, b) => a * b, 1);
@@ -317,9 +298,10 @@ export function rmsNormAsync<A extends FloatArray>(input: Tensor<A>, normalizedS
 const RMS_BACKWARD_KEYS = ['weight', 'saveInvstd', 'out'] as const;
 
 export function rmsNormBackwardPlan(gradOutput: unknown, input: unknown, normalizedShape: unknown, options: unknown, fn: string): Plan<NormGradients> {
-  const o = checkOptions(options, fn, RMS_BACKWARD_KEYS);
+  checkOptions(options, fn, RMS_BACKWARD_KEYS);
+  const o = options as Record<string, unknown>;
   const ns = checkNormalizedShape(normalizedShape);
-  const x = checkTensor(input, 'input');
+  const x = readTensor(input, 'input');
   checkEndsWith(x.shape, ns);
   const d = ns.reduce((a, b) => a * b, 1);
   return groupBackwardPlan(gradOutput, x, o, true, x.data.length / d, d, 1, 1, false);
@@ -337,10 +319,11 @@ export function rmsNormBackwardAsync<A extends FloatArray>(gradOutput: Tensor<A>
 const GROUP_NORM_KEYS = ['weight', 'bias', 'eps', 'layout', 'out'] as const;
 
 export function groupNormPlan(input: unknown, numGroups: unknown, options: unknown, fn: string): Plan<NormResult> {
-  const o = checkOptions(options, fn, GROUP_NORM_KEYS);
+  checkOptions(options, fn, GROUP_NORM_KEYS);
+  const o = options as Record<string, unknown>;
   const groups = checkPositiveInteger(numGroups, 'numGroups');
   const eps = checkEps(o.eps ?? 1e-5);
-  const { x, dims } = channelsInput(input, checkLayout(o.layout ?? 'channelsFirst'), fn);
+  const { x, dims } = channelsInput(input, readLayout(o.layout));
   checkGroups(x.shape, dims.c, groups);
   return groupPlan(x, (o.weight ?? null) as FloatArray | null, (o.bias ?? null) as FloatArray | null, o.out, eps, false, dims.n, dims.c, dims.s, groups, dims.channelsLast);
 }
@@ -357,9 +340,10 @@ export function groupNormAsync<A extends FloatArray>(input: Tensor<A>, numGroups
 const GROUP_BACKWARD_KEYS = ['weight', 'saveMean', 'saveInvstd', 'layout', 'out'] as const;
 
 export function groupNormBackwardPlan(gradOutput: unknown, input: unknown, numGroups: unknown, options: unknown, fn: string): Plan<NormGradients> {
-  const o = checkOptions(options, fn, GROUP_BACKWARD_KEYS);
+  checkOptions(options, fn, GROUP_BACKWARD_KEYS);
+  const o = options as Record<string, unknown>;
   const groups = checkPositiveInteger(numGroups, 'numGroups');
-  const { x, dims } = channelsInput(input, checkLayout(o.layout ?? 'channelsFirst'), fn);
+  const { x, dims } = channelsInput(input, readLayout(o.layout));
   checkGroups(x.shape, dims.c, groups);
   return groupBackwardPlan(gradOutput, x, o, false, dims.n, dims.c, dims.s, groups, dims.channelsLast);
 }
@@ -407,23 +391,20 @@ function perSample<K extends 'forwardTraining' | 'backward'>(op: K, n: number, c
 const INSTANCE_NORM_KEYS = ['weight', 'bias', 'useInputStats', 'momentum', 'eps', 'layout', 'out'] as const;
 
 export function instanceNormPlan(input: unknown, runningMean: unknown, runningVar: unknown, options: unknown, fn: string): Plan<NormResult> {
-  const o = checkOptions(options, fn, INSTANCE_NORM_KEYS);
+  checkOptions(options, fn, INSTANCE_NORM_KEYS);
+  const o = options as Record<string, unknown>;
   const useInputStats = checkBoolean(o.useInputStats ?? true, 'useInputStats');
   const eps = checkEps(o.eps ?? 1e-5);
-  const momentum = o.momentum ?? 0.1;
-  if (typeof momentum !== 'number' || !(momentum >= 0 && momentum <= 1))
-    throw new (typeof momentum === 'number' ? RangeError : TypeError)(`Expected momentum to be a number in [0, 1] but received ${describe(momentum)}`);
-  const { x, dims } = channelsInput(input, checkLayout(o.layout ?? 'channelsFirst'), fn);
+  const momentum = checkMomentum(o.momentum ?? 0.1, false)!;
+  const { x, dims } = channelsInput(input, readLayout(o.layout));
   const { n, c, s, channelsLast } = dims;
   const weight = (o.weight ?? null) as FloatArray | null, bias = (o.bias ?? null) as FloatArray | null;
   checkArray(weight, 'weight', x.data, c, true);
   checkArray(bias, 'bias', x.data, c, true);
   checkArray(runningMean, 'runningMean', x.data, c, true);
   checkArray(runningVar, 'runningVar', x.data, c, true);
-  if (!runningMean !== !runningVar)
-    throw new TypeError(`Expected runningMean and runningVar to be both arrays or both null but received ${runningMean ? 'an array and null' : 'null and an array'}`);
-  if (!useInputStats && !runningMean)
-    throw new TypeError('Expected runningMean and runningVar when useInputStats is false (normalizing with the running statistics) but received null');
+  checkBothOrNeither(runningMean, runningVar, 'runningMean', 'runningVar');
+  if (!useInputStats && !runningMean) throw instanceNeedsStatisticsError();
   checkArray(o.out, 'out', x.data, x.data.length, true);
   const y = (o.out as FloatArray | undefined) ?? allocLike(x.data, x.data.length);
   const rm = runningMean as FloatArray | null, rv = runningVar as FloatArray | null;
@@ -470,9 +451,10 @@ export function instanceNormAsync<A extends FloatArray>(input: Tensor<A>, runnin
 const INSTANCE_BACKWARD_KEYS = ['weight', 'saveMean', 'saveInvstd', 'useInputStats', 'layout', 'out'] as const;
 
 export function instanceNormBackwardPlan(gradOutput: unknown, input: unknown, options: unknown, fn: string): Plan<NormGradients> {
-  const o = checkOptions(options, fn, INSTANCE_BACKWARD_KEYS);
+  checkOptions(options, fn, INSTANCE_BACKWARD_KEYS);
+  const o = options as Record<string, unknown>;
   const useInputStats = checkBoolean(o.useInputStats ?? true, 'useInputStats');
-  const { x, dims } = channelsInput(input, checkLayout(o.layout ?? 'channelsFirst'), fn);
+  const { x, dims } = channelsInput(input, readLayout(o.layout));
   const { n, c, s, channelsLast } = dims;
   const dy = checkGradOutput(gradOutput, x);
   const weight = (o.weight ?? null) as FloatArray | null;

@@ -8,10 +8,12 @@
  */
 import { inspect } from 'node:util';
 import type { FloatArray } from './backend/kernels.js';
-import { describe } from './backend/validate.js';
 import type { Parameter, StateDict } from './batchnorm.js';
+import {
+  busyError, checkBoolean, checkDtype as checkDtypeOf, checkOptions, isFloatArray, overlapError, sharesMemory, sizeMismatchError, stateDictKeysError, typeError, rangeError,
+} from './check.js';
 import { runAsync, runSync, type NormGradients, type Plan } from './norm-functional.js';
-import { formatShape, sharesMemory, type Tensor } from './tensor.js';
+import type { Tensor } from './tensor.js';
 
 export type Dtype = 'float32' | 'float64';
 
@@ -56,21 +58,16 @@ export function convert(a: FloatArray | null, input: unknown): FloatArray | null
 }
 
 export function checkModuleOptions(options: unknown, name: string, keys: readonly string[]): Record<string, unknown> {
-  if (typeof options !== 'object' || options === null) throw new TypeError(`Expected an options object for ${name} but received ${describe(options)}`);
-  for (const k of Object.keys(options))
-    if (!keys.includes(k)) throw new TypeError(`Unknown option ${JSON.stringify(k)} for ${name}; the options are ${keys.join(', ')}`);
+  checkOptions(options, name, keys);
   return options as Record<string, unknown>;
 }
 
 export function checkDtype(v: unknown): Dtype {
-  if (v !== 'float32' && v !== 'float64')
-    throw new (typeof v === 'string' ? RangeError : TypeError)(`Expected dtype to be 'float32' or 'float64' but received ${typeof v === 'string' ? JSON.stringify(v) : describe(v)}`);
-  return v;
+  return checkDtypeOf(v);
 }
 
 export function checkFlag(v: unknown, name: string): boolean {
-  if (typeof v !== 'boolean') throw new TypeError(`Expected a boolean for ${name} but received ${describe(v)}`);
-  return v;
+  return checkBoolean(v, name);
 }
 
 /** Python's float repr: 1e-05, 0.1, 1.0 (scientific below 1e-4 and from 1e16, two exponent digits at least). */
@@ -111,7 +108,7 @@ export abstract class NormModule {
 
   /** Training mode (true, the default) or eval mode. Returns this. */
   train(mode = true): this {
-    if (typeof mode !== 'boolean') throw new TypeError(`Expected a boolean for mode but received ${describe(mode)}`);
+    checkBoolean(mode, 'mode');
     this.training = mode;
     return this;
   }
@@ -130,19 +127,18 @@ export abstract class NormModule {
   }
 
   protected checkIdle(method: string): void {
-    if (this.#pending) throw new Error(`${this.constructor.name}.${method}() called while ${this.#pending}() is still running; await it first`);
+    if (this.#pending) throw busyError(this.constructor.name, method, this.#pending);
   }
 
   /** `out` shares no memory with the module's parameters, gradients or buffers. */
   private checkOut(out: unknown): FloatArray | undefined {
     if (out === undefined) return undefined;
-    if (!(out instanceof Float32Array) && !(out instanceof Float64Array)) return out as FloatArray;  // the plan says what is wrong
+    if (!isFloatArray(out)) return out as FloatArray;  // the plan says what is wrong
     for (const [name, p] of this.namedParameters()) {
-      if (sharesMemory(out, p.data)) throw new RangeError(`Expected out not to share memory with the module's ${name}, but it overlaps it`);
-      if (p.grad && sharesMemory(out, p.grad)) throw new RangeError(`Expected out not to share memory with the module's ${name}.grad, but it overlaps it`);
+      if (sharesMemory(out, p.data)) throw overlapError('out', `the module's ${name}`, false);
+      if (p.grad && sharesMemory(out, p.grad)) throw overlapError('out', `the module's ${name}.grad`, false);
     }
-    for (const e of this.stateEntries())
-      if (sharesMemory(out, e.array)) throw new RangeError(`Expected out not to share memory with the module's ${e.key}, but it overlaps it`);
+    for (const e of this.stateEntries()) if (sharesMemory(out, e.array)) throw overlapError('out', `the module's ${e.key}`, false);
     return out;
   }
 
@@ -250,35 +246,29 @@ export abstract class NormModule {
     this.checkIdle('loadStateDict');
     const { strict = true } = checkModuleOptions(options, 'loadStateDict', ['strict']);
     checkFlag(strict, 'strict');
-    if (typeof stateDict !== 'object' || stateDict === null) throw new TypeError(`Expected a state dict object but received ${describe(stateDict)}`);
+    if (typeof stateDict !== 'object' || stateDict === null || Array.isArray(stateDict)) throw typeError('the state dict', 'an object', stateDict);
     const entries = this.stateEntries(), counter = this.counter();
     const keys = [...entries.map((e) => e.key), ...(counter ? [counter.key] : [])];
     if (counter && !(counter.key in stateDict)) stateDict = { ...stateDict, [counter.key]: 0 };
     const missingKeys = keys.filter((k) => !(k in stateDict));
     const unexpectedKeys = Object.keys(stateDict).filter((k) => !keys.includes(k));
-    if (strict && (missingKeys.length || unexpectedKeys.length)) {
-      const parts = [];
-      if (missingKeys.length) parts.push(`Missing key(s) in state_dict: ${missingKeys.map((k) => `"${k}"`).join(', ')}.`);
-      if (unexpectedKeys.length) parts.push(`Unexpected key(s) in state_dict: ${unexpectedKeys.map((k) => `"${k}"`).join(', ')}.`);
-      throw new TypeError(`Error(s) in loading state_dict for ${name}: ${parts.join(' ')}`);
-    }
+    if (strict && (missingKeys.length || unexpectedKeys.length)) throw stateDictKeysError(name, missingKeys, unexpectedKeys);
     const updates: Array<() => void> = [];
     for (const e of entries) {
       if (!(e.key in stateDict)) continue;
       const v = stateDict[e.key];
       const values = v instanceof Float32Array || v instanceof Float64Array ? v : Array.isArray(v) && v.every((x) => typeof x === 'number') ? (v as number[]) : null;
-      if (!values) throw new TypeError(`Expected a Float32Array, Float64Array or array of numbers for ${e.key} but received ${describe(v)}`);
+      if (!values) throw typeError(e.key, 'a Float32Array, Float64Array or array of numbers', v);
       const copy = this.ctor.from(values);
-      if (copy.length !== e.array.length)
-        throw new RangeError(`size mismatch for ${e.key}: copying a param with shape [${copy.length}] from checkpoint, the shape in current model is ${formatShape(e.shape)}.`);
+      if (copy.length !== e.array.length) throw sizeMismatchError(e.key, copy.length, e.shape);
       updates.push(() => e.array.set(copy));
     }
     if (counter && counter.key in stateDict) {
       const v = stateDict[counter.key];
       const raw = typeof v === 'number' || typeof v === 'bigint' ? v : (v as ArrayLike<number | bigint>)?.length === 1 ? (v as ArrayLike<number | bigint>)[0] : undefined;
-      if (typeof raw !== 'number' && typeof raw !== 'bigint') throw new TypeError(`Expected a number, a bigint or an array of one for ${counter.key} but received ${describe(v)}`);
+      if (typeof raw !== 'number' && typeof raw !== 'bigint') throw typeError(counter.key, 'a number, a bigint or an array of one', v);
       const count = Number(raw);
-      if (!Number.isSafeInteger(count) || count < 0) throw new RangeError(`Expected a non-negative integer of at most 2^53 - 1 for ${counter.key} but received ${String(raw)}`);
+      if (!Number.isSafeInteger(count) || count < 0) throw rangeError(counter.key, 'a non-negative integer of at most 2^53 - 1', raw);
       updates.push(() => counter.set(count));
     }
     for (const u of updates) u();

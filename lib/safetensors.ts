@@ -5,7 +5,7 @@
  * then the raw little-endian tensor bytes. Parsed here directly, so that a
  * model trained in PyTorch drops in: `bn.loadStateDict(readSafetensors(bytes, { prefix: 'bn1.' }))`.
  */
-import { describe } from './backend/validate.js';
+import { checkOptions, fileError, invalidParameterError, rangeError, typeError } from './check.js';
 import type { StateDict } from './batchnorm.js';
 
 interface Entry {
@@ -33,39 +33,39 @@ function halfToFloat(h: number): number {
  * `prefix` keeps only the keys that start with it, and strips it.
  */
 export function readSafetensors(bytes: Uint8Array, options: { prefix?: string } = {}): StateDict {
-  if (!(bytes instanceof Uint8Array)) throw new TypeError(`Expected a Uint8Array (or Buffer) of a safetensors file but received ${describe(bytes)}`);
-  if (typeof options !== 'object' || options === null) throw new TypeError(`Expected an options object for readSafetensors but received ${describe(options)}`);
+  if (!(bytes instanceof Uint8Array)) throw typeError('bytes', 'a Uint8Array (or Buffer) of a safetensors file', bytes);
+  checkOptions(options, 'readSafetensors', ['prefix']);
   const { prefix = '' } = options;
-  if (typeof prefix !== 'string') throw new TypeError(`Expected a string for prefix but received ${describe(prefix)}`);
+  if (typeof prefix !== 'string') throw typeError('prefix', 'a string', prefix);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (bytes.length < 8) throw new RangeError(`Expected a safetensors file of at least 8 bytes but received ${bytes.length} bytes`);
+  if (bytes.length < 8) throw new RangeError(invalidParameterError('bytes', 'a safetensors file of at least 8 bytes', `${bytes.length} bytes`));
   const headerLength = Number(view.getBigUint64(0, true));
-  if (headerLength > bytes.length - 8) throw new RangeError(`Expected a header of at most ${bytes.length - 8} bytes but the file declares ${headerLength}`);
+  if (headerLength > bytes.length - 8) throw fileError('the header length', `at most ${bytes.length - 8} bytes`, String(headerLength));
   let header: unknown;
   try {
     header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength)));
   } catch (e) {
-    throw new RangeError(`Expected a JSON header in the safetensors file: ${(e as Error).message}`);
+    throw fileError('the safetensors header', 'JSON', `text that does not parse (${(e as Error).message})`);
   }
   if (typeof header !== 'object' || header === null || Array.isArray(header))
-    throw new RangeError(`Expected a JSON object for the safetensors header but received ${describe(header)}`);
+    throw rangeError('the safetensors header', 'a JSON object', header);
   const base = 8 + headerLength;
   const out: StateDict = {};
   for (const [name, raw] of Object.entries(header)) {
     if (name === '__metadata__' || !name.startsWith(prefix)) continue;
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
-      throw new RangeError(`Expected an object { dtype, shape, data_offsets } for ${name} but the file has ${JSON.stringify(raw)}`);
+      throw fileError(name, 'an object { dtype, shape, data_offsets }', JSON.stringify(raw));
     const entry = raw as Entry;
     const size = SIZES.get(entry.dtype);
-    if (size === undefined) throw new RangeError(`Expected a dtype of ${[...SIZES.keys()].join(', ')} for ${name} but the file has ${JSON.stringify(entry.dtype)}`);
+    if (size === undefined) throw fileError(name, `a dtype of ${[...SIZES.keys()].join(', ')}`, JSON.stringify(entry.dtype));
     if (!Array.isArray(entry.shape) || !entry.shape.every(isNonNegativeInteger))
-      throw new RangeError(`Expected a shape of non-negative integers for ${name} but the file has ${JSON.stringify(entry.shape)}`);
+      throw fileError(name, 'a shape of non-negative integers', String(JSON.stringify(entry.shape)));
     if (!Array.isArray(entry.data_offsets) || entry.data_offsets.length !== 2 || !entry.data_offsets.every(isNonNegativeInteger))
-      throw new RangeError(`Expected data_offsets of two non-negative integers [begin, end] for ${name} but the file has ${JSON.stringify(entry.data_offsets)}`);
+      throw fileError(name, 'data_offsets of two non-negative integers [begin, end]', String(JSON.stringify(entry.data_offsets)));
     const numel = entry.shape.reduce((a, b) => a * b, 1);
     const [begin, end] = entry.data_offsets;
     if (!(end - begin === numel * size && base + end <= bytes.length))
-      throw new RangeError(`Expected ${numel * size} bytes inside the file for ${name} but its offsets are [${begin}, ${end}]`);
+      throw fileError(name, `${numel * size} bytes inside the file`, `the offsets [${begin}, ${end}]`);
     const at = (i: number) => base + begin + i * size;
     let value: StateDict[string];
     switch (entry.dtype) {
@@ -90,7 +90,7 @@ export function readSafetensors(bytes: Uint8Array, options: { prefix?: string } 
 
 /** Writes a state dict as a safetensors file (F32/F64 arrays, I64 scalars), readable by PyTorch's `safetensors.torch.load_file`. */
 export function writeSafetensors(stateDict: StateDict): Uint8Array {
-  if (typeof stateDict !== 'object' || stateDict === null) throw new TypeError(`Expected a state dict object but received ${describe(stateDict)}`);
+  if (typeof stateDict !== 'object' || stateDict === null || Array.isArray(stateDict)) throw typeError('the state dict', 'an object', stateDict);
   const names = Object.keys(stateDict).sort();
   // No prototype: a key "__proto__" is then an own property like any other.
   const header: Record<string, unknown> = Object.assign(Object.create(null), { __metadata__: { format: 'pt' } });
@@ -102,7 +102,7 @@ export function writeSafetensors(stateDict: StateDict): Uint8Array {
     if (typeof v === 'number' || typeof v === 'bigint') {
       // An integer scalar (num_batches_tracked): int64, as PyTorch saves it.
       if (typeof v === 'number' ? !Number.isSafeInteger(v) : BigInt.asIntN(64, v) !== v)
-        throw new RangeError(`Expected an integer in int64's range for ${name} but received ${String(v)}`);
+        throw new RangeError(invalidParameterError(name, "an integer in int64's range", String(v)));
       bytes = new Uint8Array(new BigInt64Array([BigInt(v)]).buffer);
       dtype = 'I64';
       shape = [];
@@ -112,7 +112,7 @@ export function writeSafetensors(stateDict: StateDict): Uint8Array {
       shape = [v.length];
     } else {
       if (!(v instanceof Float32Array) && !(Array.isArray(v) && v.every((e) => typeof e === 'number')))
-        throw new TypeError(`Expected a Float32Array, Float64Array, array of numbers or integer for ${name} but received ${describe(v)}`);
+        throw typeError(name, 'a Float32Array, Float64Array, array of numbers or integer', v);
       const f = Float32Array.from(v as ArrayLike<number>);
       bytes = new Uint8Array(f.buffer);
       dtype = 'F32';

@@ -263,7 +263,7 @@ Job parse_forward_training(const Napi::CallbackInfo& info, const KernelTable& kt
   const int64_t numel = sh.numel(), C = sh.c;
   ForwardTrainingArgs<T> a;
   a.shape = sh;
-  a.eps = r.number(12, "eps", 0, INFINITY, true);
+  a.eps = r.number(12, "eps", 0, INFINITY, false);
   a.momentum = r.number(13, "momentum", 0, 1, false);
   a.unbiased = info[14].IsUndefined() ? true : r.boolean(14, "unbiased");
   a.x = r.array(0, "x", numel, Arg::input);
@@ -296,7 +296,7 @@ Job parse_forward_eval(const Napi::CallbackInfo& info, const KernelTable& kt, bo
   const int64_t numel = sh.numel(), C = sh.c;
   ForwardEvalArgs<T> a;
   a.shape = sh;
-  a.eps = r.number(10, "eps", 0, INFINITY, true);
+  a.eps = r.number(10, "eps", 0, INFINITY, false);
   a.x = r.array(0, "x", numel, Arg::input);
   a.y = r.array(1, "y", numel, Arg::output);
   a.weight = r.array(2, "weight", C, Arg::optional_input);
@@ -375,7 +375,7 @@ Job parse_group_norm_forward(const Napi::CallbackInfo& info, const NormKernelTab
   const int64_t numel = a.shape.numel(), C = a.shape.c, rows = a.shape.rows();
   a.eps = r.number(11, "eps", 0, INFINITY, false);
   if (std::isinf(a.eps))
-    range_error(info.Env(), "Expected eps to be a finite number \u2265 0 but received " + describe(info[11]));
+    range_error(info.Env(), "Expected a finite number \u2265 0 for eps but received " + describe(info[11]));
   a.rms = r.boolean(12, "rms");
   a.x = r.array(0, "x", numel, Arg::input);
   a.y = r.array(1, "y", numel, Arg::output);

@@ -90,7 +90,30 @@ bool poll_for(int64_t ns, F&& done) {
 class Pool {
  public:
   int num_threads() const { return num_threads_.load(std::memory_order_relaxed); }
-  void set_num_threads(int n) { num_threads_.store(std::max(1, n), std::memory_order_relaxed); }
+  // Lowering the count also ends the workers past it (a pool once grown to
+  // 1024 would otherwise keep 1023 threads for good). It waits for a region
+  // in flight to end, so that no region reads claims_ while it shrinks.
+  void set_num_threads(int n) {
+    n = std::max(1, n);
+    num_threads_.store(n, std::memory_order_relaxed);
+    while (busy_.exchange(true, std::memory_order_acquire)) std::this_thread::yield();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      // A retired worker's Claim lives until the worker has seen it (exited).
+      retired_.erase(std::remove_if(retired_.begin(), retired_.end(), [](const std::unique_ptr<Claim>& c) { return c->exited; }), retired_.end());
+      if (int(claims_.size()) > n - 1) {
+        for (size_t i = size_t(n - 1); i < claims_.size(); ++i) {
+          claims_[i]->retired = true;
+          retired_.push_back(std::move(claims_[i]));
+        }
+        claims_.resize(size_t(n - 1));
+        parts_ = 0;  // the wake-up below is no region: a worker that stays runs nothing
+        generation_.fetch_add(1, std::memory_order_release);
+      }
+    }
+    wake_.notify_all();
+    busy_.store(false, std::memory_order_release);
+  }
 
   void run(int64_t n, int64_t grain, void (*fn)(void*, int64_t, int64_t), void* ctx) {
     if (n <= 0) return;
@@ -146,6 +169,8 @@ class Pool {
   // holding an ended region can never take a part of a later one.
   struct Claim {
     alignas(64) std::atomic<uint64_t> region{0};
+    bool retired = false;  // its worker is to end (set_num_threads lowered the count); under mutex_
+    bool exited = false;   // its worker saw that and ended; under mutex_
     bool take(uint64_t r) {
       uint64_t v = region.load(std::memory_order_relaxed);
       do {
@@ -195,6 +220,10 @@ class Pool {
         lock.lock();
         wake_.wait(lock, posted);
       }
+      if (claim->retired) {
+        claim->exited = true;
+        return;
+      }
       seen = generation_.load(std::memory_order_relaxed);
       if (id >= parts_) continue;
       auto fn = fn_;
@@ -215,7 +244,8 @@ class Pool {
   std::atomic<bool> busy_{false};
   std::mutex mutex_;
   std::condition_variable wake_, done_;
-  std::vector<std::unique_ptr<Claim>> claims_;  // one per worker; grows only inside run()
+  std::vector<std::unique_ptr<Claim>> claims_;  // one per worker; grows only inside run(), shrinks in set_num_threads()
+  std::vector<std::unique_ptr<Claim>> retired_;  // of workers told to end, until they have
   std::atomic<uint64_t> generation_{0};
   void (*fn_)(void*, int64_t, int64_t) = nullptr;
   void* ctx_ = nullptr;

@@ -166,3 +166,51 @@ it('a thread that cannot be created: same bits on the threads there are, no cras
   expect(m.asked).toBe(1024);  // setNumThreads is taken as asked; the next region tries again
   expect(m.again).toBe(m.after);
 });
+
+// Issue 26: lowering the thread count ends the workers past it. Before, a
+// pool grown to 64 kept its 63 workers after setNumThreads(2) (74 OS
+// threads), and one grown to 1024 kept 1023. In a child process, so that the
+// thread count is this pool's alone.
+it('setNumThreads shrinks the pool: workers past the new count end, results keep their bits', () => {
+  const script = `
+    import { createRequire } from 'node:module';
+    import { resolve } from 'node:path';
+    import { readFileSync } from 'node:fs';
+    const threads = () => Number(readFileSync('/proc/self/status', 'utf8').match(/^Threads:\\s+(\\d+)/m)[1]);
+    const addon = createRequire(resolve('package.json'))(resolve(process.env.BATCHNORM_ADDON || 'build/Release/batchnorm.node'));
+    const n = 64, c = 64, s = 1024, x = new Float32Array(n * c * s).map((_, i) => Math.sin(i)), y = new Float32Array(x.length);
+    const run = () => {
+      const st = () => new Float32Array(c);
+      const rm = st(), rv = st().fill(1), sm = st(), si = st();
+      addon.forwardTraining(x, y, null, null, rm, rv, sm, si, n, c, s, false, 1e-5, 0.1, true);
+      return Buffer.concat([y, rm, rv, sm, si].map((a) => Buffer.from(a.buffer)));
+    };
+    const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+    const base = threads();
+    addon.setNumThreads(1);
+    const expected = run();
+    const counts = {};
+    let same = 0;
+    for (const t of [64, 2, 1024, 3, 1, 64, 1]) {
+      addon.setNumThreads(t);
+      if (run().equals(expected)) same++;
+      const grown = threads() - base;
+      addon.setNumThreads(2);
+      let after = threads() - base;
+      for (let i = 0; i < 100 && after > 1; i++) { await sleep(20); after = threads() - base; }
+      counts[t] = { grown, after };
+    }
+    console.log(JSON.stringify({ counts, same, now: addon.getNumThreads() }));
+  `;
+  const root = fileURLToPath(new URL('..', import.meta.url));
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: root, env: process.env, encoding: 'utf8', timeout: 120_000 });
+  expect(r.stderr).toBe('');
+  expect(r.status).toBe(0);
+  const m = JSON.parse(r.stdout);
+  expect(m.same).toBe(7);
+  expect(m.now).toBe(2);
+  // The pool did grow past 2 (so that there was something to shrink), and came back to its one worker.
+  expect(m.counts[64].grown).toBeGreaterThan(8);
+  expect(m.counts[1024].grown).toBeGreaterThan(8);
+  for (const t of [64, 1024, 3, 1]) expect(m.counts[t].after, `after ${t} threads, then 2`).toBeLessThanOrEqual(1);
+}, 180_000);

@@ -8,16 +8,17 @@
  */
 import type { FloatArray } from './kernels.js';
 import type { NormKernels } from './norm-kernels.js';
-import { deferred } from './deferred.js';
-import { ArgReader } from './validate.js';
+import { deferred, sync } from './deferred.js';
+import { groupsError, rangeError } from '../check.js';
+import { Arg, ArgReader } from './validate.js';
 
 interface GroupShape { n: number; c: number; s: number; groups: number; cg: number; channelsLast: boolean; numel: number }
 
-function readShape(r: ArgReader, n: unknown, c: unknown, s: unknown, groups: unknown, channelsLast: unknown): GroupShape {
-  const d = r.shape(n, c, s, channelsLast);
+function readShape(r: ArgReader, n: number, c: number, s: number, groups: unknown, channelsLast: boolean): GroupShape {
+  const numel = r.shape(n, c, s, channelsLast);
   const g = r.dim(groups, 'groups');
-  if (d.c % g !== 0) throw new RangeError(`Expected groups to divide c (${d.c}) but received ${g}`);
-  return { ...d, groups: g, cg: d.c / g };
+  if (c % g !== 0) throw groupsError(c, g);
+  return { n, c, s, channelsLast, numel, groups: g, cg: c / g };
 }
 
 /**
@@ -49,20 +50,21 @@ function rowStats(x: FloatArray, base: number, m: number, eps: number, rms: bool
 }
 
 function groupNormForward(
+  async: boolean,
   x: FloatArray, y: FloatArray, weight: FloatArray | null, bias: FloatArray | null, saveMean: FloatArray, saveInvstd: FloatArray,
   n: number, c: number, s: number, groups: number, channelsLast: boolean, eps: number, rms: boolean,
 ): void {
-  const r = ArgReader.forX(x);
+  const r = ArgReader.forX(x, async);
   const d = readShape(r, n, c, s, groups, channelsLast);
   eps = r.number(eps, 'eps', 0, Infinity, false);
-  if (!Number.isFinite(eps)) throw new RangeError(`Expected eps to be a finite number ≥ 0 but received the number ${eps}`);
+  if (eps === Infinity) throw rangeError('eps', 'a finite number ≥ 0', eps);
   rms = r.boolean(rms, 'rms');
-  r.array(x, 'x', d.numel, false, false);
-  r.array(y, 'y', d.numel, false, true);
-  r.array(weight, 'weight', d.c, true, false);
-  r.array(bias, 'bias', d.c, true, false);
-  r.array(saveMean, 'saveMean', d.n * d.groups, false, true);
-  r.array(saveInvstd, 'saveInvstd', d.n * d.groups, false, true);
+  r.array(x, 'x', d.numel, Arg.input);
+  r.array(y, 'y', d.numel, Arg.output);
+  r.array(weight, 'weight', d.c, Arg.optionalInput);
+  r.array(bias, 'bias', d.c, Arg.optionalInput);
+  r.array(saveMean, 'saveMean', d.n * d.groups, Arg.output);
+  r.array(saveInvstd, 'saveInvstd', d.n * d.groups, Arg.output);
   r.checkOverlaps([['y', 'x']]);
   if (d.channelsLast && d.s > 1) forwardChannelsLast(x, y, weight, bias, saveMean, saveInvstd, d, eps, rms);
   else forwardRows(x, y, weight, bias, saveMean, saveInvstd, d, eps, rms);
@@ -142,21 +144,22 @@ function forwardChannelsLast(x: FloatArray, y: FloatArray, weight: FloatArray | 
 }
 
 function groupNormBackward(
+  async: boolean,
   x: FloatArray, dy: FloatArray, dx: FloatArray | null, weight: FloatArray | null, saveMean: FloatArray, saveInvstd: FloatArray,
   gradWeight: FloatArray | null, gradBias: FloatArray | null,
   n: number, c: number, s: number, groups: number, channelsLast: boolean, rms: boolean,
 ): void {
-  const r = ArgReader.forX(x);
+  const r = ArgReader.forX(x, async);
   const d = readShape(r, n, c, s, groups, channelsLast);
   rms = r.boolean(rms, 'rms');
-  r.array(x, 'x', d.numel, false, false);
-  r.array(dy, 'dy', d.numel, false, false);
-  r.array(dx, 'dx', d.numel, true, true);
-  r.array(weight, 'weight', d.c, true, false);
-  r.array(saveMean, 'saveMean', d.n * d.groups, false, false);
-  r.array(saveInvstd, 'saveInvstd', d.n * d.groups, false, false);
-  r.array(gradWeight, 'gradWeight', d.c, true, true);
-  r.array(gradBias, 'gradBias', d.c, true, true);
+  r.array(x, 'x', d.numel, Arg.input);
+  r.array(dy, 'dy', d.numel, Arg.input);
+  r.array(dx, 'dx', d.numel, Arg.optionalOutput);
+  r.array(weight, 'weight', d.c, Arg.optionalInput);
+  r.array(saveMean, 'saveMean', d.n * d.groups, Arg.input);
+  r.array(saveInvstd, 'saveInvstd', d.n * d.groups, Arg.input);
+  r.array(gradWeight, 'gradWeight', d.c, Arg.optionalOutput);
+  r.array(gradBias, 'gradBias', d.c, Arg.optionalOutput);
   r.checkOverlaps([['dx', 'dy'], ['dx', 'x']]);
   const gw = new Float64Array(d.c), gb = new Float64Array(d.c);
   if (d.channelsLast && d.s > 1) backwardChannelsLast(x, dy, dx, weight, saveMean, saveInvstd, gw, gb, d, rms);
@@ -261,8 +264,8 @@ function backwardChannelsLast(x: FloatArray, dy: FloatArray, dx: FloatArray | nu
 }
 
 export const jsNormKernels: NormKernels = {
-  groupNormForward,
-  groupNormBackward,
+  groupNormForward: sync(groupNormForward),
+  groupNormBackward: sync(groupNormBackward),
   groupNormForwardAsync: deferred(groupNormForward),
   groupNormBackwardAsync: deferred(groupNormBackward),
 };

@@ -6,8 +6,9 @@
  * in the elementwise passes, no allocation inside loops.
  */
 import type { FloatArray, Kernels } from './kernels.js';
-import { ArgReader } from './validate.js';
-import { deferred } from './deferred.js';
+import { checkBothOrNeither } from '../check.js';
+import { Arg, ArgReader } from './validate.js';
+import { deferred, sync } from './deferred.js';
 import { jsNormKernels } from './js-norms.js';
 
 /**
@@ -80,25 +81,25 @@ function applyAffine(x: FloatArray, y: FloatArray, n: number, c: number, s: numb
 }
 
 function forwardTraining(
+  async: boolean,
   x: FloatArray, y: FloatArray, weight: FloatArray | null, bias: FloatArray | null,
   runningMean: FloatArray | null, runningVar: FloatArray | null, saveMean: FloatArray, saveInvstd: FloatArray,
   n: number, c: number, s: number, channelsLast: boolean, eps: number, momentum: number, unbiased = true,
 ): void {
-  const r = ArgReader.forX(x);
-  const { numel } = r.shape(n, c, s, channelsLast);
-  eps = r.number(eps, 'eps', 0, Infinity, true);
+  const r = ArgReader.forX(x, async);
+  const numel = r.shape(n, c, s, channelsLast);
+  eps = r.number(eps, 'eps', 0, Infinity, false);
   momentum = r.number(momentum, 'momentum', 0, 1, false);
   unbiased = r.boolean(unbiased, 'unbiased');
-  r.array(x, 'x', numel, false, false);
-  r.array(y, 'y', numel, false, true);
-  r.array(weight, 'weight', c, true, false);
-  r.array(bias, 'bias', c, true, false);
-  r.array(runningMean, 'runningMean', c, true, true);
-  r.array(runningVar, 'runningVar', c, true, true);
-  if (!runningMean !== !runningVar)
-    throw new TypeError(`Expected runningMean and runningVar to be both arrays or both null but received ${runningMean ? 'an array and null' : 'null and an array'}`);
-  r.array(saveMean, 'saveMean', c, false, true);
-  r.array(saveInvstd, 'saveInvstd', c, false, true);
+  r.array(x, 'x', numel, Arg.input);
+  r.array(y, 'y', numel, Arg.output);
+  r.array(weight, 'weight', c, Arg.optionalInput);
+  r.array(bias, 'bias', c, Arg.optionalInput);
+  r.array(runningMean, 'runningMean', c, Arg.optionalOutput);
+  r.array(runningVar, 'runningVar', c, Arg.optionalOutput);
+  checkBothOrNeither(runningMean, runningVar, 'runningMean', 'runningVar');
+  r.array(saveMean, 'saveMean', c, Arg.output);
+  r.array(saveInvstd, 'saveInvstd', c, Arg.output);
   r.checkOverlaps([['y', 'x']]);
 
   const count = n * s;
@@ -120,18 +121,19 @@ function forwardTraining(
 }
 
 function forwardEval(
+  async: boolean,
   x: FloatArray, y: FloatArray, weight: FloatArray | null, bias: FloatArray | null,
   mean: FloatArray, variance: FloatArray, n: number, c: number, s: number, channelsLast: boolean, eps: number,
 ): void {
-  const r = ArgReader.forX(x);
-  const { numel } = r.shape(n, c, s, channelsLast);
-  eps = r.number(eps, 'eps', 0, Infinity, true);
-  r.array(x, 'x', numel, false, false);
-  r.array(y, 'y', numel, false, true);
-  r.array(weight, 'weight', c, true, false);
-  r.array(bias, 'bias', c, true, false);
-  r.array(mean, 'mean', c, false, false);
-  r.array(variance, 'var', c, false, false);
+  const r = ArgReader.forX(x, async);
+  const numel = r.shape(n, c, s, channelsLast);
+  eps = r.number(eps, 'eps', 0, Infinity, false);
+  r.array(x, 'x', numel, Arg.input);
+  r.array(y, 'y', numel, Arg.output);
+  r.array(weight, 'weight', c, Arg.optionalInput);
+  r.array(bias, 'bias', c, Arg.optionalInput);
+  r.array(mean, 'mean', c, Arg.input);
+  r.array(variance, 'var', c, Arg.input);
   r.checkOverlaps([['y', 'x']]);
 
   const a = new Float64Array(c), b = new Float64Array(c);
@@ -143,21 +145,22 @@ function forwardEval(
 }
 
 function backward(
+  async: boolean,
   x: FloatArray, dy: FloatArray, dx: FloatArray | null, weight: FloatArray | null,
   mean: FloatArray, invstd: FloatArray, gradWeight: FloatArray | null, gradBias: FloatArray | null,
   n: number, c: number, s: number, channelsLast: boolean, useBatchStats: boolean,
 ): void {
-  const r = ArgReader.forX(x);
-  const { numel } = r.shape(n, c, s, channelsLast);
+  const r = ArgReader.forX(x, async);
+  const numel = r.shape(n, c, s, channelsLast);
   useBatchStats = r.boolean(useBatchStats, 'useBatchStats');
-  r.array(x, 'x', numel, false, false);
-  r.array(dy, 'dy', numel, false, false);
-  r.array(dx, 'dx', numel, true, true);
-  r.array(weight, 'weight', c, true, false);
-  r.array(mean, 'mean', c, false, false);
-  r.array(invstd, 'invstd', c, false, false);
-  r.array(gradWeight, 'gradWeight', c, true, true);
-  r.array(gradBias, 'gradBias', c, true, true);
+  r.array(x, 'x', numel, Arg.input);
+  r.array(dy, 'dy', numel, Arg.input);
+  r.array(dx, 'dx', numel, Arg.optionalOutput);
+  r.array(weight, 'weight', c, Arg.optionalInput);
+  r.array(mean, 'mean', c, Arg.input);
+  r.array(invstd, 'invstd', c, Arg.input);
+  r.array(gradWeight, 'gradWeight', c, Arg.optionalOutput);
+  r.array(gradBias, 'gradBias', c, Arg.optionalOutput);
   r.checkOverlaps([['dx', 'dy'], ['dx', 'x']]);
 
   // Per channel: sdy = Σdy, sdyx = Σdy·(x − mean).
@@ -222,9 +225,9 @@ function backward(
 }
 
 export const jsKernels: Kernels = {
-  forwardTraining,
-  forwardEval,
-  backward,
+  forwardTraining: sync(forwardTraining),
+  forwardEval: sync(forwardEval),
+  backward: sync(backward),
   forwardTrainingAsync: deferred(forwardTraining),
   forwardEvalAsync: deferred(forwardEval),
   backwardAsync: deferred(backward),

@@ -19,7 +19,8 @@ export type FloatArray = Float32Array | Float64Array;
 export interface Kernels extends NormKernels {
   /**
    * Training forward with batch statistics (biased variance):
-   * `y = (x − mean)·invstd·weight + bias`, `invstd = 1/√(var + eps)`;
+   * `y = (x − mean)·invstd·weight + bias`, `invstd = 1/√(var + eps)` (eps ≥ 0:
+   * a constant channel with eps 0 gives invstd = inf and NaN outputs, as PyTorch);
    * writes saveMean and saveInvstd; if runningMean/runningVar are given, updates them:
    * `running_mean ← (1−momentum)·running_mean + momentum·mean`,
    * `running_var ← (1−momentum)·running_var + momentum·var·m/(m−1)` with m = n·s.
@@ -51,7 +52,12 @@ export interface Kernels extends NormKernels {
     n: number, c: number, s: number, channelsLast: boolean, useBatchStats: boolean,
   ): void;
 
-  /** The same three, off the event loop on the native path; rejects on bad input. */
+  /**
+   * The same three, off the event loop on the native path; rejects on bad
+   * input (and refuses resizable buffers). The caller must keep the buffers
+   * from being detached until the promise settles: the public functions make
+   * them untransferable first (functional.ts, execute).
+   */
   forwardTrainingAsync(...args: Parameters<Kernels['forwardTraining']>): Promise<void>;
   forwardEvalAsync(...args: Parameters<Kernels['forwardEval']>): Promise<void>;
   backwardAsync(...args: Parameters<Kernels['backward']>): Promise<void>;

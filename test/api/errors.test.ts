@@ -50,7 +50,7 @@ const forwardTrainingCases: Case[] = [
   ['s NaN', 10, NaN, RangeError, /positive integer for s but received the number NaN/],
   ['s a string', 10, '5', TypeError, /positive integer for s but received a string/],
   ['channelsLast not boolean', 11, 1, TypeError, /boolean for channelsLast but received the number 1/],
-  ['eps zero', 12, 0, RangeError, /eps to be a number in \(0, Infinity\] but received the number 0/],
+  ['eps negative', 12, -1, RangeError, /eps to be a number in \[0, Infinity\] but received the number -1/],
   ['momentum above 1', 13, 1.5, RangeError, /momentum to be a number in \[0, 1\] but received the number 1.5/],
   ['n·c·s overflowing', 8, 2 ** 52, RangeError, /n \* c \* s to be at most 2\^53 but received 4503599627370496 \* 3 \* 5/],
 ];
@@ -142,9 +142,9 @@ describe('module and functional checks change nothing', () => {
   it.each([
     ['a wrong rank', { data: new Float32Array(NUMEL), shape: [N, C, S] }, RangeError, /BatchNorm2d expected 4D input \(got 3D input\): expected shape \[N, 3, H, W\] \(layout NCHW\)/],
     ['a wrong channel count', { data: new Float32Array(NUMEL), shape: [N, 5, 3, 1] }, RangeError, /expected input with 3 channels/],
-    ['data shorter than the shape', { data: new Float32Array(NUMEL - 1), shape: [N, C, 1, S] }, RangeError, /input.data to have 30 elements for shape \[2, 3, 1, 5\]/],
-    ['a negative dimension', { data: new Float32Array(0), shape: [-2, C, 1, 1] }, RangeError, /input.shape to be an array of non-negative integers but received \[-2, 3, 1, 1\]/],
-    ['a shape with NaN', { data: new Float32Array(NUMEL), shape: [NaN, C, 1, S] }, RangeError, /non-negative integers but received \[NaN, 3, 1, 5\]/],
+    ['data shorter than the shape', { data: new Float32Array(NUMEL - 1), shape: [N, C, 1, S] }, RangeError, /Expected 30 elements for shape \[2, 3, 1, 5\] for input.data but received a Float32Array of length 29/],
+    ['a negative dimension', { data: new Float32Array(0), shape: [-2, C, 1, 1] }, RangeError, /Expected an array of non-negative integers for input.shape but received \[-2, 3, 1, 1\]/],
+    ['a shape with NaN', { data: new Float32Array(NUMEL), shape: [NaN, C, 1, S] }, RangeError, /non-negative integers for input.shape but received \[NaN, 3, 1, 5\]/],
     ['an Array as data', { data: [1, 2], shape: [2, 1, 1, 1] }, TypeError, /Float32Array or Float64Array for input.data but received an Array/],
     ['no tensor', null, TypeError, /tensor \{ data, shape \} for input but received null/],
     ['one value per channel', { data: new Float32Array(C), shape: [1, C, 1, 1] }, RangeError, /Expected more than 1 value per channel when training, got input size \[1, 3, 1, 1\]/],
@@ -176,10 +176,10 @@ describe('module and functional checks change nothing', () => {
     expect(() => new BatchNorm2d(0)).toThrow(/positive integer for numFeatures of BatchNorm2d but received the number 0/);
     expect(() => new BatchNorm2d(2.5)).toThrow(RangeError);
     expect(() => new BatchNorm2d('3' as any)).toThrow(TypeError);
-    expect(() => new BatchNorm2d(3, { eps: 0 })).toThrow(/eps to be a positive finite number/);
-    expect(() => new BatchNorm2d(3, { momentum: -0.1 })).toThrow(/momentum to be a number in \[0, 1\] or null/);
+    expect(() => new BatchNorm2d(3, { eps: -1 })).toThrow(/Expected a number in \[0, 1\] for eps but received the number -1/);
+    expect(() => new BatchNorm2d(3, { momentum: -0.1 })).toThrow(/Expected a number in \[0, 1\] or null for momentum but received the number -0.1/);
     expect(() => new BatchNorm2d(3, { affine: 1 as any })).toThrow(/boolean for affine/);
-    expect(() => new BatchNorm2d(3, { layout: 'NLC' })).toThrow(/layout of BatchNorm2d to be one of NCHW, NHWC/);
+    expect(() => new BatchNorm2d(3, { layout: 'NLC' })).toThrow('Expected one of NCHW, NHWC, channelsFirst, channelsLast for layout of BatchNorm2d but received the string "NLC"');
     expect(() => fromKeras({ center: false })).toThrow(/center and scale to be equal/);
   });
 
@@ -228,11 +228,12 @@ describe('functional option checks', () => {
     ['training 1', { training: 1 }, TypeError, /Expected a boolean for training but received the number 1/],
     ['checkFinite a string', { training: true, checkFinite: 'yes' }, TypeError, /Expected a boolean for checkFinite but received a string/],
     ['unbiasedRunningVar 0', { training: true, unbiasedRunningVar: 0 }, TypeError, /Expected a boolean for unbiasedRunningVar but received the number 0/],
-    ['eps 0 in eval', { eps: 0 }, RangeError, /Expected eps to be a positive finite number but received the number 0/],
-    ['eps Infinity', { training: true, eps: Infinity }, RangeError, /Expected eps to be a positive finite number but received the number Infinity/],
-    ['eps a string', { eps: '1e-5' }, TypeError, /Expected eps to be a positive finite number but received a string/],
-    ['momentum NaN', { training: true, momentum: NaN }, RangeError, /Expected momentum to be a number in \[0, 1\] but received the number NaN/],
-    ['momentum a string', { training: true, momentum: '0.1' }, TypeError, /Expected momentum to be a number in \[0, 1\] but received a string/],
+    ['eps -1 in eval', { eps: -1 }, RangeError, /Expected a number in \[0, 1\] for eps but received the number -1: it is added to the variance/],
+    ['eps Infinity', { training: true, eps: Infinity }, RangeError, /Expected a number in \[0, 1\] for eps but received the number Infinity/],
+    ['eps 2**53', { training: true, eps: 2 ** 53 }, RangeError, /Expected a number in \[0, 1\] for eps but received the number 9007199254740992/],
+    ['eps a string', { eps: '1e-5' }, TypeError, /Expected a number in \[0, 1\] for eps but received a string/],
+    ['momentum NaN', { training: true, momentum: NaN }, RangeError, /Expected a number in \[0, 1\] for momentum but received the number NaN/],
+    ['momentum a string', { training: true, momentum: '0.1' }, TypeError, /Expected a number in \[0, 1\] for momentum but received a string/],
   ] as const)('batchNorm with %s throws and changes nothing; batchNormAsync rejects', async (_label, options, Err, message) => {
     const rm = new Float32Array(C).fill(0.5), rv = new Float32Array(C).fill(2), out = new Float32Array(NUMEL).fill(7);
     const state = () => JSON.stringify([rm, rv, out].map((a) => Array.from(a)));
@@ -359,7 +360,7 @@ describe('readSafetensors checks the header', () => {
 
 describe('writeSafetensors checks what it writes', () => {
   it('refuses values it would write wrongly, naming the key', () => {
-    expect(() => writeSafetensors(null as any)).toThrow('Expected a state dict object but received null');
+    expect(() => writeSafetensors(null as any)).toThrow('Expected an object for the state dict but received null');
     expect(() => writeSafetensors({ w: 'abc' as any })).toThrow(TypeError);
     expect(() => writeSafetensors({ w: 'abc' as any })).toThrow(/for w but received a string/);
     expect(() => writeSafetensors({ w: [1, '2'] as any })).toThrow(TypeError);
