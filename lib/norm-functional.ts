@@ -388,6 +388,24 @@ function perSample<K extends 'forwardTraining' | 'backward'>(op: K, n: number, c
   return calls;
 }
 
+/**
+ * eps = 0 and a constant instance: PyTorch's batch_norm (which its
+ * instance_norm runs) takes invstd as 0 where var and eps are both 0, so
+ * the instance gives its bias, not 0 · inf = NaN. As BatchNorm's
+ * constantChannels (functional.ts), per (sample, channel).
+ */
+function constantInstances(y: FloatArray, bias: FloatArray | null, saveInvstd: FloatArray, n: number, c: number, s: number, channelsLast: boolean): void {
+  for (let i = 0; i < n; i++) {
+    for (let ch = 0; ch < c; ch++) {
+      if (saveInvstd[i * c + ch] !== Infinity) continue;
+      saveInvstd[i * c + ch] = 0;
+      const v = bias ? bias[ch] : 0;
+      if (channelsLast) for (let j = 0; j < s; j++) y[(i * s + j) * c + ch] = v;
+      else y.fill(v, (i * c + ch) * s, (i * c + ch + 1) * s);
+    }
+  }
+}
+
 const INSTANCE_NORM_KEYS = ['weight', 'bias', 'useInputStats', 'momentum', 'eps', 'layout', 'out'] as const;
 
 export function instanceNormPlan(input: unknown, runningMean: unknown, runningVar: unknown, options: unknown, fn: string): Plan<NormResult> {
@@ -430,6 +448,7 @@ export function instanceNormPlan(input: unknown, runningMean: unknown, runningVa
   ]);
   return { calls, finish: () => {
     if (rm && rv && rmRep && rvRep) reduceSamples(rmRep, rm, n, true), reduceSamples(rvRep, rv, n, true);
+    if (eps === 0) constantInstances(y, bias, saveInvstd, n, c, s, channelsLast);
     return { data: y, shape, saveMean, saveInvstd };
   } };
 }

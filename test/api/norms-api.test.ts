@@ -166,15 +166,22 @@ describe('state dicts, safetensors, repr', () => {
 describe('errors name the argument, the expectation and what came, and change nothing', () => {
   it('constructors', () => {
     expect(() => new LayerNorm(0)).toThrow(TypeError);
-    expect(() => new LayerNorm([2, 1.5])).toThrow('Expected normalizedShape to be a positive integer or a non-empty array of them but received [2, 1.5]');
-    expect(() => new LayerNorm(4, { epsilon: 1e-3 } as any)).toThrow('Unknown option "epsilon" for LayerNorm; the options are eps, elementwiseAffine, bias, dtype');
-    expect(() => new LayerNorm(4, { eps: -1 })).toThrow('Expected eps to be a finite number ≥ 0 but received the number -1');
+    expect(() => new LayerNorm([2, 1.5])).toThrow('Expected a positive integer or a non-empty array of them for normalizedShape but received [2, 1.5]');
+    expect(() => new LayerNorm(4, { epsilon: 1e-3 } as any)).toThrow('Expected only the options eps, elementwiseAffine, bias, dtype for LayerNorm but received an unknown option "epsilon"');
+    expect(() => new LayerNorm(4, { eps: -1 })).toThrow('Expected a number in [0, 1] for eps but received the number -1');
     expect(() => new GroupNorm(3, 4)).toThrow('num_channels must be divisible by num_groups');
     expect(() => new GroupNorm(2, 4, { affine: 'yes' } as any)).toThrow('Expected a boolean for affine but received a string');
-    expect(() => new InstanceNorm1d(4, { momentum: 2 })).toThrow('Expected momentum to be a number in [0, 1] but received the number 2');
-    expect(() => new RMSNorm(4, { dtype: 'float16' } as any)).toThrow("Expected dtype to be 'float32' or 'float64' but received \"float16\"");
+    expect(() => new InstanceNorm1d(4, { momentum: 2 })).toThrow('Expected a number in [0, 1] for momentum but received the number 2');
+    expect(() => new RMSNorm(4, { dtype: 'float16' } as any)).toThrow("Expected 'float32' or 'float64' for dtype but received the string \"float16\"");
     // eps = 0 is accepted, as in PyTorch: a constant row then gives NaN, as PyTorch's invstd = inf does.
     expect(Number.isNaN(layerNorm({ data: new Float32Array(4).fill(2), shape: [1, 4] }, 4, { eps: 0 }).data[0])).toBe(true);
+    expect(Number.isNaN(groupNorm({ data: new Float32Array(8).fill(2), shape: [1, 2, 4] }, 1, { eps: 0 }).data[0])).toBe(true);
+    // InstanceNorm is PyTorch's batch_norm, whose invstd is 0 where var and eps are: a constant instance gives its bias.
+    const r = instanceNorm({ data: new Float32Array(8).fill(2), shape: [1, 2, 4] }, null, null, { eps: 0, bias: new Float32Array([0.5, -1]) });
+    expect(Array.from(r.data)).toEqual([0.5, 0.5, 0.5, 0.5, -1, -1, -1, -1]);
+    expect(Array.from(r.saveInvstd)).toEqual([0, 0]);
+    const cl = instanceNorm({ data: new Float32Array(8).fill(2), shape: [1, 4, 2] }, null, null, { eps: 0, bias: new Float32Array([0.5, -1]), layout: 'channelsLast' });
+    expect(Array.from(cl.data)).toEqual([0.5, -1, 0.5, -1, 0.5, -1, 0.5, -1]);
   });
 
   it('calls: shapes, types, options, backward before forward', () => {
@@ -182,10 +189,10 @@ describe('errors name the argument, the expectation and what came, and change no
     expect(() => ln.backward(x32([2, 4]))).toThrow('LayerNorm.backward() needs a forward() first');
     expect(() => ln.forward({ data: new Float32Array(6), shape: [2, 3] })).toThrow('Given normalized_shape=[4], expected input with shape [*, 4], but got input of size[2, 3]');
     expect(() => ln.forward({ data: [1, 2, 3, 4] as any, shape: [1, 4] })).toThrow('Expected a Float32Array or Float64Array for input.data but received an Array');
-    expect(() => ln.forward(x32([2, 4]), { output: null } as any)).toThrow('Unknown option "output"');
+    expect(() => ln.forward(x32([2, 4]), { output: null } as any)).toThrow('received an unknown option "output"');
     expect(() => layerNorm(x32([2, 4]), 4, { weight: new Float32Array(3) })).toThrow('Expected a Float32Array of length 4 for weight but received a Float32Array of length 3');
     expect(() => layerNorm(x32([2, 4]), 4, { weight: new Float64Array(4) })).toThrow(TypeError);
-    expect(() => groupNorm(x32([2, 4, 3]), 2, { layout: 'NWHC' as any })).toThrow(/Expected layout to be one of/);
+    expect(() => groupNorm(x32([2, 4, 3]), 2, { layout: 'NWHC' as any })).toThrow(/Expected one of NC, NCL, .* for layout but received the string "NWHC"/);
     expect(() => groupNormBackward(x32([2, 4, 3]), x32([2, 4, 3]), 2, { saveMean: new Float32Array(3), saveInvstd: new Float32Array(4) })).toThrow('Expected a Float32Array of length 4 for saveMean but received a Float32Array of length 3');
     expect(() => layerNormBackward(x32([2, 5]), x32([2, 4]), 4, { saveMean: new Float32Array(2), saveInvstd: new Float32Array(2) })).toThrow("Expected gradOutput of the input's shape [2, 4] but received shape [2, 5]");
     expect(() => instanceNorm(x32([2, 4, 3]), null, null, { useInputStats: false })).toThrow('Expected runningMean and runningVar when useInputStats is false');
