@@ -1,16 +1,20 @@
 import { defineConfig } from 'vitest/config';
 
-// Two runs of the public-API tests, one per backend, each forced so that a
-// missing addon fails loudly instead of silently testing the JS path twice.
+// Three runs of the public-API tests, one per backend, each forced so that a
+// missing addon (or wasm/batchnorm.wasm: scripts/build-wasm.sh) fails loudly
+// instead of silently testing the JS path twice.
 // Tests of the native internals (kernels against a float64 reference, ISAs,
 // threads, the loader, the build files, the package, the demo) run once.
+// `extends: true`: the projects take the root's time limits (vitest 4's inline
+// projects inherit nothing by default, and ran with its 5 s).
 export default defineConfig({
   test: {
     testTimeout: 60_000,
     hookTimeout: 60_000,
     projects: [
-      { test: { name: 'native', include: ['test/**/*.test.ts'], exclude: ['test/arm64/**'], env: { BATCHNORM_BACKEND: 'native' } } },
-      { test: { name: 'js', include: ['test/api/**/*.test.ts'], env: { BATCHNORM_BACKEND: 'js' } } },
+      { extends: true, test: { name: 'native', include: ['test/**/*.test.ts'], exclude: ['test/arm64/**'], env: { BATCHNORM_BACKEND: 'native' } } },
+      { extends: true, test: { name: 'wasm', include: ['test/api/**/*.test.ts'], env: { BATCHNORM_BACKEND: 'wasm' } } },
+      { extends: true, test: { name: 'js', include: ['test/api/**/*.test.ts'], env: { BATCHNORM_BACKEND: 'js' } } },
     ],
   },
 });

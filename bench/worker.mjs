@@ -23,13 +23,13 @@ if (process.argv[2] === '--probe') {
 
 const cfg = JSON.parse(process.argv[2] ?? '{}');
 const info = backendInfo();
-const impl = info.backend; // 'native' | 'js'
+const impl = info.backend; // 'native' | 'wasm' | 'js'
 const wantedIsa = process.env.BATCHNORM_ISA;
 if (impl === 'native' && wantedIsa && info.isa !== wantedIsa) {
   console.error(`worker: asked for BATCHNORM_ISA=${wantedIsa} but the addon runs ${info.isa}`);
   process.exit(3);
 }
-const threadCounts = impl === 'js' ? [1] : cfg.threads ?? [1];
+const threadCounts = impl === 'native' ? cfg.threads ?? [1] : [1]; // wasm and JS: one thread
 const filter = cfg.filter ? new RegExp(cfg.filter) : null;
 const rows = packageRows(impl, info.isa, threadCounts).filter((r) => !filter || filter.test(rowKey(r)));
 const evict = cfg.cold ? makeEvictor() : null;

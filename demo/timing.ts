@@ -28,7 +28,7 @@ export interface TimingOptions {
 }
 
 export interface TimingResult {
-  backend: 'native' | 'js';
+  backend: 'native' | 'wasm' | 'js';
   isa: string;
   threads: number;
   /** Wall time of one epoch of training (forward, backward, optimizer step), ms. */

@@ -1,18 +1,23 @@
 /**
- * The two kernel implementations (native addon, pure JS) against a float64
+ * The three kernel implementations (native addon, WebAssembly, pure JS) against a float64
  * reference, over random shapes including odd ones, both memory orders, both
  * element types and subarray views.
  */
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { jsKernels } from '../lib/backend/js.js';
 import type { FloatArray, Kernels } from '../lib/backend/kernels.js';
 import { backendInfo, kernels as nativeKernels } from '../lib/backend/loader.js';
+import { loadWasm } from '../lib/backend/wasm.js';
 import { expectClose, randn, refBackward, refMoments, refNormalize, relError, rng, type Dims } from './helpers.js';
 
-const paths: Array<[string, Kernels]> = [['native', nativeKernels], ['js', jsKernels]];
+// The WebAssembly kernels loaded directly (this project forces the native path).
+const wasm = loadWasm(process.env.BATCHNORM_WASM || fileURLToPath(new URL('../wasm/batchnorm.wasm', import.meta.url)));
+const paths: Array<[string, Kernels]> = [['native', nativeKernels], ['wasm', wasm.kernels!], ['js', jsKernels]];
 
-it('runs the native path in this project', () => {
+it('runs the native path in this project, and has the WebAssembly kernels (scripts/build-wasm.sh)', () => {
   expect(backendInfo().backend).toBe('native');
+  expect(wasm.why).toBe('');
 });
 
 /** Shapes (n, c, s): odd sizes, C = 1, N = 1 with s > 1, s = 1 ((N, C) input), and sizes above the parallel threshold. */
@@ -191,12 +196,63 @@ describe.each(paths)('%s kernels', (_name, k) => {
   });
 });
 
-it('native and JS paths agree with each other on a large NCHW tensor', () => {
+it('native, WebAssembly and JS paths agree with each other on a large NCHW tensor', () => {
   const n = 8, c = 16, s = 4096, x = randn(n * c * s, 21, -2, 3);
   const out = paths.map(([, k]) => {
     const y = new Float32Array(n * c * s), sm = new Float32Array(c), si = new Float32Array(c);
     k.forwardTraining(x, y, null, null, null, null, sm, si, n, c, s, false, 1e-5, 0.1);
     return y;
   });
-  expect(relError(out[0], out[1])).toBeLessThan(1e-6);
+  expect(relError(out[0], out[2])).toBeLessThan(1e-6);
+  expect(relError(out[1], out[2])).toBeLessThan(1e-6);
+});
+
+describe('the WebAssembly path copies large NCHW tensors a channel (eval: a group of samples) at a time', () => {
+  // From 4 MiB, with planes of at least 2 KB (lib/backend/wasm.ts): the chunks must give what the whole tensor gives.
+  const k = wasm.kernels!;
+  // Bitwise equality of two large arrays (toEqual walks 2M elements slowly).
+  const same = (a: FloatArray, b: FloatArray, what: string) =>
+    expect(Buffer.compare(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), new Uint8Array(b.buffer, b.byteOffset, b.byteLength)), what).toBe(0);
+  for (const T of [Float32Array, Float64Array]) {
+    it(`forward-training, eval and backward match float64, in place too (${T.name})`, () => {
+      const f32 = T === Float32Array, tol = f32 ? 2e-5 : 1e-11;
+      const n = 5, c = 3, s = (f32 ? 1 : 0.5) * 80_000, numel = n * c * s, d = { n, c, s, channelsLast: false };
+      const x = view(T, randn(numel, 41, 3, 2, T), 1), w = randn(c, 42, 1, 0.5, T), b = randn(c, 43, 0, 1, T);
+      const rm = randn(c, 44, 0, 1, T), rv = T.from(randn(c, 45, 0, 1, T), (v) => 0.5 + Math.abs(v)), rm0 = rm.slice(), rv0 = rv.slice();
+      const y = new T(numel), sm = new T(c), si = new T(c);
+      k.forwardTraining(x, y, w, b, rm, rv, sm, si, n, c, s, false, 1e-5, 0.1);
+      const { mean, variance } = refMoments(x, d);
+      expectClose(sm, mean, tol, tol, 'saveMean');
+      expectClose(si, Array.from(variance, (v) => 1 / Math.sqrt(v + 1e-5)), tol, tol, 'saveInvstd');
+      expectClose(y, refNormalize(x, d, mean, variance, 1e-5, w, b), tol, tol, 'y');
+      expectClose(rm, Array.from(rm0, (v, i) => 0.9 * v + 0.1 * mean[i]), tol, tol, 'running_mean');
+      expectClose(rv, Array.from(rv0, (v, i) => 0.9 * v + 0.1 * variance[i] * (n * s) / (n * s - 1)), tol, tol, 'running_var');
+      const inPlace = x.slice();
+      k.forwardTraining(inPlace, inPlace, w, b, null, null, new T(c), new T(c), n, c, s, false, 1e-5, 0.1);
+      same(inPlace, y, 'y in place');
+
+      const ye = new T(numel);
+      k.forwardEval(x, ye, w, b, rm0, rv0, n, c, s, false, 1e-3);
+      expectClose(ye, refNormalize(x, d, rm0, rv0, 1e-3, w, b), tol, tol, 'eval y');
+      const xe = x.slice();
+      k.forwardEval(xe, xe, w, b, rm0, rv0, n, c, s, false, 1e-3);
+      same(xe, ye, 'eval y in place');
+
+      const dy = randn(numel, 46, 0, 1, T);
+      for (const batchStats of [true, false]) {
+        const dx = new T(numel), gw = new T(c), gb = new T(c);
+        k.backward(x, dy, dx, w, sm, si, gw, gb, n, c, s, false, batchStats);
+        const ref = refBackward(x, dy, d, sm, si, w, batchStats);
+        expect(relError(dx, ref.dx), `dx (batchStats ${batchStats})`).toBeLessThan(f32 ? 2e-5 : 1e-10);
+        expect(relError(gw, ref.gw), 'gradWeight').toBeLessThan(f32 ? 2e-5 : 1e-10);
+        expect(relError(gb, ref.gb), 'gradBias').toBeLessThan(f32 ? 2e-5 : 1e-10);
+        // dx over dy and over x give the same.
+        const overDy = dy.slice(), overX = x.slice();
+        k.backward(x, overDy, overDy, w, sm, si, null, null, n, c, s, false, batchStats);
+        k.backward(overX, dy, overX, w, sm, si, null, null, n, c, s, false, batchStats);
+        same(overDy, dx, 'dx over dy');
+        same(overX, dx, 'dx over x');
+      }
+    }, 120_000);
+  }
 });

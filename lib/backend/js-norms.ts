@@ -8,17 +8,12 @@
  */
 import type { FloatArray } from './kernels.js';
 import type { NormKernels } from './norm-kernels.js';
-import { deferred, sync } from './deferred.js';
-import { groupsError, rangeError } from '../check.js';
-import { Arg, ArgReader } from './validate.js';
+import { checkGroupNormBackwardArgs, checkGroupNormForwardArgs, deferredForm, syncForm } from './validate.js';
 
 interface GroupShape { n: number; c: number; s: number; groups: number; cg: number; channelsLast: boolean; numel: number }
 
-function readShape(r: ArgReader, n: number, c: number, s: number, groups: unknown, channelsLast: boolean): GroupShape {
-  const numel = r.shape(n, c, s, channelsLast);
-  const g = r.dim(groups, 'groups');
-  if (c % g !== 0) throw groupsError(c, g);
-  return { n, c, s, channelsLast, numel, groups: g, cg: c / g };
+function groupShape(n: number, c: number, s: number, groups: number, channelsLast: boolean, numel: number): GroupShape {
+  return { n, c, s, channelsLast, numel, groups, cg: c / groups };
 }
 
 /**
@@ -54,18 +49,7 @@ function groupNormForward(
   x: FloatArray, y: FloatArray, weight: FloatArray | null, bias: FloatArray | null, saveMean: FloatArray, saveInvstd: FloatArray,
   n: number, c: number, s: number, groups: number, channelsLast: boolean, eps: number, rms: boolean,
 ): void {
-  const r = ArgReader.forX(x, async);
-  const d = readShape(r, n, c, s, groups, channelsLast);
-  eps = r.number(eps, 'eps', 0, Infinity, false);
-  if (eps === Infinity) throw rangeError('eps', 'a finite number ≥ 0', eps);
-  rms = r.boolean(rms, 'rms');
-  r.array(x, 'x', d.numel, Arg.input);
-  r.array(y, 'y', d.numel, Arg.output);
-  r.array(weight, 'weight', d.c, Arg.optionalInput);
-  r.array(bias, 'bias', d.c, Arg.optionalInput);
-  r.array(saveMean, 'saveMean', d.n * d.groups, Arg.output);
-  r.array(saveInvstd, 'saveInvstd', d.n * d.groups, Arg.output);
-  r.checkOverlaps([['y', 'x']]);
+  const d = groupShape(n, c, s, groups, channelsLast, checkGroupNormForwardArgs(async, x, y, weight, bias, saveMean, saveInvstd, n, c, s, groups, channelsLast, eps, rms));
   if (d.channelsLast && d.s > 1) forwardChannelsLast(x, y, weight, bias, saveMean, saveInvstd, d, eps, rms);
   else forwardRows(x, y, weight, bias, saveMean, saveInvstd, d, eps, rms);
 }
@@ -149,18 +133,7 @@ function groupNormBackward(
   gradWeight: FloatArray | null, gradBias: FloatArray | null,
   n: number, c: number, s: number, groups: number, channelsLast: boolean, rms: boolean,
 ): void {
-  const r = ArgReader.forX(x, async);
-  const d = readShape(r, n, c, s, groups, channelsLast);
-  rms = r.boolean(rms, 'rms');
-  r.array(x, 'x', d.numel, Arg.input);
-  r.array(dy, 'dy', d.numel, Arg.input);
-  r.array(dx, 'dx', d.numel, Arg.optionalOutput);
-  r.array(weight, 'weight', d.c, Arg.optionalInput);
-  r.array(saveMean, 'saveMean', d.n * d.groups, Arg.input);
-  r.array(saveInvstd, 'saveInvstd', d.n * d.groups, Arg.input);
-  r.array(gradWeight, 'gradWeight', d.c, Arg.optionalOutput);
-  r.array(gradBias, 'gradBias', d.c, Arg.optionalOutput);
-  r.checkOverlaps([['dx', 'dy'], ['dx', 'x']]);
+  const d = groupShape(n, c, s, groups, channelsLast, checkGroupNormBackwardArgs(async, x, dy, dx, weight, saveMean, saveInvstd, gradWeight, gradBias, n, c, s, groups, channelsLast, rms));
   const gw = new Float64Array(d.c), gb = new Float64Array(d.c);
   if (d.channelsLast && d.s > 1) backwardChannelsLast(x, dy, dx, weight, saveMean, saveInvstd, gw, gb, d, rms);
   else if (d.s === 1) backwardRows(x, dy, dx, weight, saveMean, saveInvstd, gw, gb, d, rms);
@@ -264,8 +237,8 @@ function backwardChannelsLast(x: FloatArray, dy: FloatArray, dx: FloatArray | nu
 }
 
 export const jsNormKernels: NormKernels = {
-  groupNormForward: sync(groupNormForward),
-  groupNormBackward: sync(groupNormBackward),
-  groupNormForwardAsync: deferred(groupNormForward),
-  groupNormBackwardAsync: deferred(groupNormBackward),
+  groupNormForward: syncForm(groupNormForward),
+  groupNormBackward: syncForm(groupNormBackward),
+  groupNormForwardAsync: deferredForm(groupNormForward),
+  groupNormBackwardAsync: deferredForm(groupNormBackward),
 };

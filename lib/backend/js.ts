@@ -6,9 +6,7 @@
  * in the elementwise passes, no allocation inside loops.
  */
 import type { FloatArray, Kernels } from './kernels.js';
-import { checkBothOrNeither } from '../check.js';
-import { Arg, ArgReader } from './validate.js';
-import { deferred, sync } from './deferred.js';
+import { checkBackwardArgs, checkForwardEvalArgs, checkForwardTrainingArgs, deferredForm, syncForm } from './validate.js';
 import { jsNormKernels } from './js-norms.js';
 
 /**
@@ -86,21 +84,7 @@ function forwardTraining(
   runningMean: FloatArray | null, runningVar: FloatArray | null, saveMean: FloatArray, saveInvstd: FloatArray,
   n: number, c: number, s: number, channelsLast: boolean, eps: number, momentum: number, unbiased = true,
 ): void {
-  const r = ArgReader.forX(x, async);
-  const numel = r.shape(n, c, s, channelsLast);
-  eps = r.number(eps, 'eps', 0, Infinity, false);
-  momentum = r.number(momentum, 'momentum', 0, 1, false);
-  unbiased = r.boolean(unbiased, 'unbiased');
-  r.array(x, 'x', numel, Arg.input);
-  r.array(y, 'y', numel, Arg.output);
-  r.array(weight, 'weight', c, Arg.optionalInput);
-  r.array(bias, 'bias', c, Arg.optionalInput);
-  r.array(runningMean, 'runningMean', c, Arg.optionalOutput);
-  r.array(runningVar, 'runningVar', c, Arg.optionalOutput);
-  checkBothOrNeither(runningMean, runningVar, 'runningMean', 'runningVar');
-  r.array(saveMean, 'saveMean', c, Arg.output);
-  r.array(saveInvstd, 'saveInvstd', c, Arg.output);
-  r.checkOverlaps([['y', 'x']]);
+  checkForwardTrainingArgs(async, x, y, weight, bias, runningMean, runningVar, saveMean, saveInvstd, n, c, s, channelsLast, eps, momentum, unbiased);
 
   const count = n * s;
   const mean = new Float64Array(c), m2 = new Float64Array(c), a = new Float64Array(c), b = new Float64Array(c);
@@ -125,16 +109,7 @@ function forwardEval(
   x: FloatArray, y: FloatArray, weight: FloatArray | null, bias: FloatArray | null,
   mean: FloatArray, variance: FloatArray, n: number, c: number, s: number, channelsLast: boolean, eps: number,
 ): void {
-  const r = ArgReader.forX(x, async);
-  const numel = r.shape(n, c, s, channelsLast);
-  eps = r.number(eps, 'eps', 0, Infinity, false);
-  r.array(x, 'x', numel, Arg.input);
-  r.array(y, 'y', numel, Arg.output);
-  r.array(weight, 'weight', c, Arg.optionalInput);
-  r.array(bias, 'bias', c, Arg.optionalInput);
-  r.array(mean, 'mean', c, Arg.input);
-  r.array(variance, 'var', c, Arg.input);
-  r.checkOverlaps([['y', 'x']]);
+  checkForwardEvalArgs(async, x, y, weight, bias, mean, variance, n, c, s, channelsLast, eps);
 
   const a = new Float64Array(c), b = new Float64Array(c);
   for (let ch = 0; ch < c; ch++) {
@@ -150,18 +125,7 @@ function backward(
   mean: FloatArray, invstd: FloatArray, gradWeight: FloatArray | null, gradBias: FloatArray | null,
   n: number, c: number, s: number, channelsLast: boolean, useBatchStats: boolean,
 ): void {
-  const r = ArgReader.forX(x, async);
-  const numel = r.shape(n, c, s, channelsLast);
-  useBatchStats = r.boolean(useBatchStats, 'useBatchStats');
-  r.array(x, 'x', numel, Arg.input);
-  r.array(dy, 'dy', numel, Arg.input);
-  r.array(dx, 'dx', numel, Arg.optionalOutput);
-  r.array(weight, 'weight', c, Arg.optionalInput);
-  r.array(mean, 'mean', c, Arg.input);
-  r.array(invstd, 'invstd', c, Arg.input);
-  r.array(gradWeight, 'gradWeight', c, Arg.optionalOutput);
-  r.array(gradBias, 'gradBias', c, Arg.optionalOutput);
-  r.checkOverlaps([['dx', 'dy'], ['dx', 'x']]);
+  checkBackwardArgs(async, x, dy, dx, weight, mean, invstd, gradWeight, gradBias, n, c, s, channelsLast, useBatchStats);
 
   // Per channel: sdy = Σdy, sdyx = Σdy·(x − mean).
   const sdy = new Float64Array(c), sdyx = new Float64Array(c);
@@ -225,11 +189,11 @@ function backward(
 }
 
 export const jsKernels: Kernels = {
-  forwardTraining: sync(forwardTraining),
-  forwardEval: sync(forwardEval),
-  backward: sync(backward),
-  forwardTrainingAsync: deferred(forwardTraining),
-  forwardEvalAsync: deferred(forwardEval),
-  backwardAsync: deferred(backward),
+  forwardTraining: syncForm(forwardTraining),
+  forwardEval: syncForm(forwardEval),
+  backward: syncForm(backward),
+  forwardTrainingAsync: deferredForm(forwardTraining),
+  forwardEvalAsync: deferredForm(forwardEval),
+  backwardAsync: deferredForm(backward),
   ...jsNormKernels,
 };

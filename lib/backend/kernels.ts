@@ -1,6 +1,7 @@
 /**
- * The kernel interface: one contract, implemented twice — by the native addon
- * (`native.ts`) and by plain JavaScript (`js.ts`). Semantics (modes, running
+ * The kernel interface: one contract, implemented three times — by the native
+ * addon (`native.ts`), by its kernels compiled to WebAssembly (`wasm.ts`) and by
+ * plain JavaScript (`js.ts`). Semantics (modes, running
  * statistic policy, shapes) live above it, in `../batchnorm.ts` and
  * `../functional.ts`; a kernel only does arithmetic on caller-allocated arrays.
  *
@@ -65,11 +66,11 @@ export interface Kernels extends NormKernels {
 
 /** Which implementation runs, as `backendInfo()` reports it. */
 export interface BackendInfo {
-  /** `'native'` (the C++ addon) or `'js'` (the pure-JavaScript path). */
-  backend: 'native' | 'js';
-  /** The instruction set the kernels use: `'avx512' | 'avx2' | 'neon' | 'scalar'`, or `'js'`. */
+  /** `'native'` (the C++ addon), `'wasm'` (its kernels compiled to WebAssembly) or `'js'` (the pure-JavaScript path). */
+  backend: 'native' | 'wasm' | 'js';
+  /** The instruction set the kernels use: `'avx512' | 'avx2' | 'neon' | 'scalar'`, `'simd128'` (wasm), or `'js'`. */
   isa: string;
-  /** Threads a call may use (always 1 on the JS path). */
+  /** Threads a call may use (always 1 on the wasm and JS paths). */
   threads: number;
   /** This package's version. */
   version: string;

@@ -1,5 +1,7 @@
 // Per-call scratch arrays.
 #pragma once
+#include <cstddef>
+
 #include "isa_ns.h"
 
 namespace batchnorm {
@@ -11,7 +13,7 @@ namespace BATCHNORM_ISA_NS {
 template <class U>
 struct Scratch {
   static constexpr int64_t kLocal = 512 / int64_t(sizeof(U)) > 0 ? 512 / int64_t(sizeof(U)) : 1;
-  explicit Scratch(int64_t n) : p(n > kLocal ? new U[size_t(n)]() : local) {
+  explicit Scratch(int64_t n) : p(n > kLocal ? new U[std::size_t(n)]() : local) {
     if (p == local)
       for (int64_t i = 0; i < n; ++i) local[i] = U();
   }

@@ -1,8 +1,9 @@
 /**
  * Property tests (fast-check) of both paths in one process: the native addon
- * (loaded directly from BATCHNORM_ADDON or build/Release, whatever project this
- * runs in) against the pure-JS kernels, and the public API instantiated twice
- * (module graph re-imported with BATCHNORM_BACKEND=native and =js).
+ * (loaded directly from BATCHNORM_ADDON or build/Release; in the 'wasm'
+ * project the WebAssembly kernels instead) against the pure-JS kernels, and
+ * the public API instantiated twice (module graph re-imported with
+ * BATCHNORM_BACKEND=native, or =wasm in the 'wasm' project, and =js).
  *
  * 1. Valid random calls — shapes, layouts, dtypes, magnitudes from denormal to
  *    1e30, constant channels, NaN/±Inf, null or given weight/bias/running
@@ -34,6 +35,7 @@ import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { jsKernels } from '../../lib/backend/js.js';
 import type { FloatArray, Kernels } from '../../lib/backend/kernels.js';
+import { loadWasm } from '../../lib/backend/wasm.js';
 import { rng } from '../helpers.js';
 
 type Api = typeof import('../../lib/index.js');
@@ -42,14 +44,20 @@ type Ctor = Float32ArrayConstructor | Float64ArrayConstructor;
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const addonPath = process.env.BATCHNORM_ADDON || join(root, 'build', 'Release', 'batchnorm.node');
 const addon = existsSync(addonPath) ? (createRequire(import.meta.url)(addonPath) as Kernels) : null;
-const native: Kernels = addon ?? jsKernels;
-// A different stream per vitest project, so that the two runs of this file add up.
-const SEED = Number(process.env.FC_SEED ?? 0x5eed) + (process.env.BATCHNORM_BACKEND === 'js' ? 1 : 0);
+// The 'wasm' project puts the WebAssembly kernels where the addon is otherwise.
+const onWasm = process.env.BATCHNORM_BACKEND === 'wasm';
+const wasmPath = process.env.BATCHNORM_WASM || join(root, 'wasm', 'batchnorm.wasm');
+const wasm = onWasm ? loadWasm(wasmPath) : null;
+const native: Kernels = wasm?.kernels ?? addon ?? jsKernels;
+const nativeName = onWasm ? 'wasm' : 'native';
+// A different stream per vitest project, so that the runs of this file add up.
+const SEED = Number(process.env.FC_SEED ?? 0x5eed) + (({ js: 1, wasm: 2 } as Record<string, number>)[process.env.BATCHNORM_BACKEND ?? ''] ?? 0);
 const RUNS = Number(process.env.FC_RUNS ?? 1);
 const runs = (n: number) => ({ seed: SEED, numRuns: Math.max(1, Math.round(n * RUNS)), endOnFailure: true });
 
 it('has the addon whenever the native path is required', () => {
   if (process.env.BATCHNORM_BACKEND === 'native') expect(addon, `no addon at ${addonPath}`).not.toBeNull();
+  if (onWasm) expect(wasm?.why).toBe('');
 });
 
 // ---------------------------------------------------------------- helpers
@@ -459,7 +467,7 @@ describe('kernels: random valid calls agree with the float64 reference and acros
         const b = await runKernels(jsKernels, kc, inp, asyncForm);
         const T = inp.T;
         const finite = !kc.bad;
-        for (const [tag, r] of [['native', a], ['js', b]] as const) {
+        for (const [tag, r] of [[nativeName, a], ['js', b]] as const) {
           if (!finite) continue;
           checkClose(`${tag} y`, T, r.ft.y, ref.ft.y, ref.ft.yT);
           checkClose(`${tag} saveMean`, T, r.ft.sm, ref.ft.sm, ref.ft.smT);
@@ -655,7 +663,7 @@ describe('kernels: garbage arguments throw the same error on both paths, or both
         }
         const [a, b] = results;
         const label = `${gc.op}${gc.asyncForm ? 'Async' : ''}(${what.join(', ') || 'valid'})`;
-        expect(a.out.ok, `${label}: native ${a.out.ok ? 'succeeded' : `threw ${(a.out as any).error.message}`}, js ${b.out.ok ? 'succeeded' : `threw ${(b.out as any).error.message}`}`).toBe(b.out.ok);
+        expect(a.out.ok, `${label}: ${nativeName} ${a.out.ok ? 'succeeded' : `threw ${(a.out as any).error.message}`}, js ${b.out.ok ? 'succeeded' : `threw ${(b.out as any).error.message}`}`).toBe(b.out.ok);
         if (!a.out.ok && !b.out.ok) {
           sameError(a.out.error, b.out.error, exotic);
           threw++;
@@ -685,7 +693,7 @@ describe('kernels: garbage arguments throw the same error on both paths, or both
 let apis: Array<[string, Api]> = [];
 
 beforeAll(async () => {
-  const load = async (backend: 'native' | 'js'): Promise<Api> => {
+  const load = async (backend: 'native' | 'wasm' | 'js'): Promise<Api> => {
     vi.resetModules();
     vi.stubEnv('BATCHNORM_BACKEND', backend);
     try {
@@ -695,8 +703,9 @@ beforeAll(async () => {
     }
   };
   const js = await load('js');
-  apis = [[addon ? 'native' : 'js (no addon)', addon ? await load('native') : js], ['js', js]];
-  expect(apis[0][1].backendInfo().backend).toBe(addon ? 'native' : 'js');
+  const first = onWasm ? 'wasm' : addon ? 'native' : null;
+  apis = [[first ?? 'js (no addon)', first ? await load(first) : js], ['js', js]];
+  expect(apis[0][1].backendInfo().backend).toBe(first ?? 'js');
   expect(apis[1][1].backendInfo().backend).toBe('js');
 });
 
