@@ -16,61 +16,108 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { copyBandwidth } from './copybw.mjs';
-import { PYTHON, fillUniform, makeEvictor, median, parseCommandLine, timeCallsSync } from './common.mjs';
+import { copyBandwidth } from './lib/copybw.mjs';
+import { PYTHON, fillUniform, makeEvictor, median, parseCommandLine, timeCallsSync } from './lib/common.mjs';
 
-/** Rows: name, op family, shape (PyTorch's), the norm's own argument. */
+/**
+ * @typedef {{ norm: 'layerNorm' | 'rmsNorm' | 'groupNorm' | 'instanceNorm', shape: number[], arg: number }} NormRow
+ * @typedef {{ cold: boolean, filter?: string, threads: number[], iters: number }} Config
+ * @typedef {{ key: string, impl: string, norm: string, op: string, shape: number[], threads: number, medianMs: number, minMs?: number, iters?: number, gbps?: number, mode?: string, note?: string }} Row
+ */
+
+/** Rows: the norm, PyTorch's shape, the norm's own argument (normalized size, groups; 0 for InstanceNorm). @type {NormRow[]} */
 export const NORM_ROWS = [
-  { norm: 'layerNorm', shape: [4096, 768], arg: [768] },
-  { norm: 'layerNorm', shape: [4096, 4096], arg: [4096] },
-  { norm: 'layerNorm', shape: [64, 64], arg: [64] },
-  { norm: 'rmsNorm', shape: [4096, 4096], arg: [4096] },
+  { norm: 'layerNorm', shape: [4096, 768], arg: 768 },
+  { norm: 'layerNorm', shape: [4096, 4096], arg: 4096 },
+  { norm: 'layerNorm', shape: [64, 64], arg: 64 },
+  { norm: 'rmsNorm', shape: [4096, 4096], arg: 4096 },
   { norm: 'groupNorm', shape: [32, 64, 56, 56], arg: 32 },
   { norm: 'groupNorm', shape: [8, 256, 28, 28], arg: 32 },
-  { norm: 'instanceNorm', shape: [8, 32, 128, 128], arg: null },
+  { norm: 'instanceNorm', shape: [8, 32, 128, 128], arg: 0 },
 ];
 // Bytes a pass must move per element: forward reads x and writes y, backward reads x and dy and writes dx.
-const BYTES = { forward: 8, backward: 12 };
+/** @param {string} op */
+const bytesPerElement = (op) => (op === 'forward' ? 8 : 12);
 
 const HELP = `usage: node bench/norms.mjs [--cold] [--json FILE] [--filter REGEX] [--threads 1,2] [--iters N] [--no-js] [--peers]`;
 
+/**
+ * The forward and backward calls of one row, on fixed tensors, through the functional forms with `out`.
+ * @param {typeof import('batchnorm')} lib
+ * @param {NormRow} row
+ * @returns {{ forward: () => unknown, backward: () => unknown }}
+ */
+function calls(lib, row) {
+  const n = row.shape.reduce((a, b) => a * b, 1);
+  const C = row.norm === 'layerNorm' || row.norm === 'rmsNorm' ? row.shape[row.shape.length - 1] : row.shape[1];
+  const X = { data: fillUniform(new Float32Array(n), 1), shape: row.shape };
+  const DY = { data: fillUniform(new Float32Array(n), 2, -1, 1), shape: row.shape };
+  const y = new Float32Array(n),
+    dx = new Float32Array(n);
+  const weight = fillUniform(new Float32Array(C), 3, -1.5, 1.5),
+    bias = fillUniform(new Float32Array(C), 4, -1, 1);
+  if (row.norm === 'layerNorm') {
+    const f = lib.layerNorm(X, row.arg, { weight, bias, out: y });
+    return {
+      forward: () => lib.layerNorm(X, row.arg, { weight, bias, out: y }),
+      backward: () => lib.layerNormBackward(DY, X, row.arg, { weight, saveMean: f.saveMean, saveInvstd: f.saveInvstd, out: dx }),
+    };
+  }
+  if (row.norm === 'rmsNorm') {
+    const f = lib.rmsNorm(X, row.arg, { weight, out: y });
+    return {
+      forward: () => lib.rmsNorm(X, row.arg, { weight, out: y }),
+      backward: () => lib.rmsNormBackward(DY, X, row.arg, { weight, saveInvstd: f.saveInvstd, out: dx }),
+    };
+  }
+  if (row.norm === 'groupNorm') {
+    const f = lib.groupNorm(X, row.arg, { weight, bias, out: y });
+    return {
+      forward: () => lib.groupNorm(X, row.arg, { weight, bias, out: y }),
+      backward: () => lib.groupNormBackward(DY, X, row.arg, { weight, saveMean: f.saveMean, saveInvstd: f.saveInvstd, out: dx }),
+    };
+  }
+  const f = lib.instanceNorm(X, null, null, { weight, bias, out: y });
+  return {
+    forward: () => lib.instanceNorm(X, null, null, { weight, bias, out: y }),
+    backward: () => lib.instanceNormBackward(DY, X, { weight, saveMean: f.saveMean, saveInvstd: f.saveInvstd, out: dx }),
+  };
+}
+
+/** @param {Config} cfg */
 async function worker(cfg) {
   const lib = await import('batchnorm');
   const info = lib.backendInfo();
   const evict = cfg.cold ? makeEvictor() : null;
   const filter = cfg.filter ? new RegExp(cfg.filter) : null;
-  const threads = info.backend === 'js' ? [1] : cfg.threads;
+  const threads = info.backend === 'native' ? cfg.threads : [1];
+  /** @type {Row[]} */
   const out = [];
   for (const row of NORM_ROWS) {
-    for (const op of ['forward', 'backward']) {
+    const fns = calls(lib, row),
+      n = row.shape.reduce((a, b) => a * b, 1);
+    for (const op of /** @type {const} */ (['forward', 'backward'])) {
       const key = `${info.backend}/${row.norm}/${op}/${row.shape.join('x')}`;
       if (filter && !filter.test(key)) continue;
-      const n = row.shape.reduce((a, b) => a * b, 1), C = row.norm === 'layerNorm' || row.norm === 'rmsNorm' ? row.shape.at(-1) : row.shape[1];
-      const X = { data: fillUniform(new Float32Array(n), 1), shape: row.shape }, DY = { data: fillUniform(new Float32Array(n), 2, -1, 1), shape: row.shape };
-      const y = new Float32Array(n), dx = new Float32Array(n);
-      const weight = fillUniform(new Float32Array(C), 3, -1.5, 1.5), bias = fillUniform(new Float32Array(C), 4, -1, 1);
-      const forward = {
-        layerNorm: () => lib.layerNorm(X, row.arg, { weight, bias, out: y }),
-        rmsNorm: () => lib.rmsNorm(X, row.arg, { weight, out: y }),
-        groupNorm: () => lib.groupNorm(X, row.arg, { weight, bias, out: y }),
-        instanceNorm: () => lib.instanceNorm(X, null, null, { weight, bias, out: y }),
-      }[row.norm];
-      const f = forward();
-      const backward = {
-        layerNorm: () => lib.layerNormBackward(DY, X, row.arg, { weight, saveMean: f.saveMean, saveInvstd: f.saveInvstd, out: dx }),
-        rmsNorm: () => lib.rmsNormBackward(DY, X, row.arg, { weight, saveInvstd: f.saveInvstd, out: dx }),
-        groupNorm: () => lib.groupNormBackward(DY, X, row.arg, { weight, saveMean: f.saveMean, saveInvstd: f.saveInvstd, out: dx }),
-        instanceNorm: () => lib.instanceNormBackward(DY, X, { weight, saveMean: f.saveMean, saveInvstd: f.saveInvstd, out: dx }),
-      }[row.norm];
-      const fn = op === 'forward' ? forward : backward;
       for (const t of threads) {
         lib.setNumThreads(t);
         // The JS path on the large rows takes 50-300 ms a call: fewer calls.
-        const iters = info.backend === 'js' ? Math.max(3, Math.min(cfg.iters, Math.round(2e7 / n))) : cfg.iters;
-        const ms = timeCallsSync(fn, { iters, warmup: 2, cold: !!evict, evict: () => evict(t) });
+        const iters = /** @type {number} */ (info.backend === 'native' ? cfg.iters : Math.max(3, Math.min(cfg.iters, Math.round(2e7 / n))));
+        const ms = timeCallsSync(fns[op], { iters, warmup: 2, cold: !!evict, evict: () => (evict ? evict(t) : 0) });
         const medianMs = median(ms);
-        out.push({ key: `${key}/t${t}`, impl: info.backend, isa: info.isa, norm: row.norm, op, shape: row.shape, threads: t, medianMs, minMs: Math.min(...ms), iters,
-          gbps: (n * BYTES[op]) / medianMs / 1e6, mode: evict ? 'cold' : 'hot' });
+        out.push({
+          key: `${key}/t${t}`,
+          impl: info.backend,
+          norm: row.norm,
+          op,
+          shape: row.shape,
+          threads: t,
+          medianMs,
+          minMs: Math.min(...ms),
+          iters: iters ?? 0,
+          gbps: (n * bytesPerElement(op)) / medianMs / 1e6,
+          mode: evict ? 'cold' : 'hot',
+        });
         process.stderr.write(`  ${key}/t${t}  ${medianMs.toFixed(3)} ms\n`);
       }
     }
@@ -80,37 +127,64 @@ async function worker(cfg) {
 }
 
 async function main() {
-  const args = parseCommandLine({ defaults: { cold: false, js: true, peers: false, help: false }, flags: ['cold', 'js', 'peers', 'help'], options: ['json', 'filter', 'threads', 'iters'] }, HELP);
+  const args = parseCommandLine(
+    { defaults: { cold: false, js: true, peers: false, help: false }, flags: ['cold', 'js', 'peers', 'help'], options: ['json', 'filter', 'threads', 'iters'] },
+    HELP,
+  );
   const N = os.availableParallelism();
-  const cfg = { cold: args.cold, filter: args.filter, threads: args.threads ? args.threads.split(',').map(Number) : [...new Set([1, N])], iters: Number(args.iters ?? 15) };
+  const cfg = {
+    cold: args.cold,
+    filter: args.filter,
+    threads: args.threads ? args.threads.split(',').map(Number) : [...new Set([1, N])],
+    iters: Number(args.iters ?? 15),
+  };
+  /** @type {Row[]} */
   const rows = [];
   for (const backend of args.js ? ['native', 'js'] : ['native']) {
     const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--worker', JSON.stringify(cfg)], {
-      env: { ...process.env, BATCHNORM_BACKEND: backend }, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', maxBuffer: 64 << 20,
+      env: { ...process.env, BATCHNORM_BACKEND: backend },
+      stdio: ['ignore', 'pipe', 'inherit'],
+      encoding: 'utf8',
+      maxBuffer: 64 << 20,
     });
     if (r.status !== 0) throw new Error(`the ${backend} worker failed (status ${r.status})`);
-    rows.push(...JSON.parse(r.stdout.trim().split('\n').at(-1)));
+    rows.push(...JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '[]'));
   }
   if (args.peers)
     for (const t of cfg.threads) {
       const torchFilter = cfg.filter ? ['--filter', cfg.filter.replace(/^(native|js)\//, '')] : [];
-      const r = spawnSync(PYTHON, [fileURLToPath(new URL('./peers/torch_norms.py', import.meta.url)), '--threads', String(t), '--iters', String(cfg.iters), ...torchFilter], {
-        cwd: '/tmp', stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', maxBuffer: 64 << 20,
-      });
+      const r = spawnSync(
+        PYTHON,
+        [fileURLToPath(new URL('./peers/torch_norms.py', import.meta.url)), '--threads', String(t), '--iters', String(cfg.iters), ...torchFilter],
+        {
+          cwd: '/tmp',
+          stdio: ['ignore', 'pipe', 'inherit'],
+          encoding: 'utf8',
+          maxBuffer: 64 << 20,
+        },
+      );
       if (r.status !== 0) process.stderr.write(`PyTorch harness failed (status ${r.status}); is python3-torch installed?\n`);
-      else rows.push(...JSON.parse(r.stdout.trim().split('\n').at(-1)).rows);
+      else rows.push(...JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '{"rows":[]}').rows);
     }
+  /** @type {Record<number, { gbps: number }>} */
   const copy = {};
   for (const t of cfg.threads) copy[t] = await copyBandwidth({ threads: t });
   const js = new Map(rows.filter((r) => r.impl === 'js').map((r) => [`${r.norm}/${r.op}/${r.shape.join('x')}`, r]));
   const torch = new Map(rows.filter((r) => r.impl === 'pytorch').map((r) => [`${r.norm}/${r.op}/${r.shape.join('x')}/${r.threads}`, r]));
-  const lines = ['| norm | op | shape | threads | native ms | GB/s | % of copy | JS ms | native / JS speed-up | PyTorch ms |', '|---|---|---|---|---|---|---|---|---|---|'];
+  const lines = [
+    '| norm | op | shape | threads | native ms | GB/s | % of copy | JS ms | native / JS speed-up | PyTorch ms |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+  ];
   for (const r of rows.filter((x) => x.impl === 'native')) {
-    const j = js.get(`${r.norm}/${r.op}/${r.shape.join('x')}`), p = torch.get(`${r.norm}/${r.op}/${r.shape.join('x')}/${r.threads}`);
-    const cbw = copy[r.threads]?.gbps ?? copy[r.threads];
-    lines.push(`| ${r.norm} | ${r.op} | ${r.shape.join('×')} | ${r.threads} | ${r.medianMs.toFixed(3)} | ${r.gbps.toFixed(1)} | ${typeof cbw === 'number' ? ((100 * r.gbps) / cbw).toFixed(0) + '%' : '?'} | ${j ? j.medianMs.toFixed(2) : '–'} | ${j ? (j.medianMs / r.medianMs).toFixed(1) + '×' : '–'} | ${p ? p.medianMs.toFixed(3) + (p.note ? ' *' : '') : '–'} |`);
+    const j = js.get(`${r.norm}/${r.op}/${r.shape.join('x')}`),
+      p = torch.get(`${r.norm}/${r.op}/${r.shape.join('x')}/${r.threads}`);
+    const cbw = copy[r.threads]?.gbps,
+      gbps = r.gbps ?? 0;
+    lines.push(
+      `| ${r.norm} | ${r.op} | ${r.shape.join('×')} | ${r.threads} | ${r.medianMs.toFixed(3)} | ${gbps.toFixed(1)} | ${cbw ? ((100 * gbps) / cbw).toFixed(0) + '%' : '?'} | ${j ? j.medianMs.toFixed(2) : '–'} | ${j ? (j.medianMs / r.medianMs).toFixed(1) + '×' : '–'} | ${p ? p.medianMs.toFixed(3) + (p.note ? ' *' : '') : '–'} |`,
+    );
   }
-  if (torch.size) lines.push('', '\\* PyTorch\'s backward of RMSNorm (composed) and InstanceNorm goes through autograd, its forward included.');
+  if (torch.size) lines.push('', "\\* PyTorch's backward of RMSNorm (composed) and InstanceNorm goes through autograd, its forward included.");
   process.stdout.write(`${lines.join('\n')}\n\ncopy bandwidth: ${JSON.stringify(copy)} (${cfg.cold ? 'cold' : 'hot'} caches)\n`);
   if (args.json) writeFileSync(args.json, JSON.stringify({ when: new Date().toISOString(), cfg, copy, rows }, null, 1));
 }

@@ -2,7 +2,18 @@
 import type { FloatArray } from './backend/kernels.js';
 import type { Parameter } from './batchnorm.js';
 import { channelsInput, checkEps, checkPositiveInteger, groupNormBackwardPlan, groupNormPlan } from './norm-functional.js';
-import { NormModule, checkDtype, checkFlag, checkModuleOptions, convert, pyBool, pyFloat, type DtypeOption, type Saved, type StateEntry } from './norm-module.js';
+import {
+  NormModule,
+  checkDtype,
+  checkFlag,
+  checkModuleOptions,
+  convert,
+  pyBool,
+  pyFloat,
+  type DtypeOption,
+  type Saved,
+  type StateEntry,
+} from './norm-module.js';
 import { LAYOUTS, isChannelsLast, type Layout, type Tensor } from './tensor.js';
 import { checkOneOf, groupNormModuleError, moduleShapeError } from './check.js';
 
@@ -43,7 +54,12 @@ export class GroupNorm extends NormModule {
   }
 
   protected namedParameters(): Array<[string, Parameter]> {
-    return this.weight && this.bias ? [['weight', this.weight], ['bias', this.bias]] : [];
+    return this.weight && this.bias
+      ? [
+          ['weight', this.weight],
+          ['bias', this.bias],
+        ]
+      : [];
   }
 
   protected stateEntries(): StateEntry[] {
@@ -54,7 +70,8 @@ export class GroupNorm extends NormModule {
   private checkChannels(input: Tensor): void {
     const { x, dims } = channelsInput(input, this.layout);
     if (dims.c !== this.numChannels) {
-      const last = isChannelsLast(this.layout), rank = x.shape.length;
+      const last = isChannelsLast(this.layout),
+        rank = x.shape.length;
       const dimsText = last ? ['N', ...Array(rank - 2).fill('…'), String(this.numChannels)] : ['N', String(this.numChannels), ...Array(rank - 2).fill('…')];
       throw moduleShapeError('GroupNorm', this.numChannels, [rank], `[${dimsText.join(', ')}]`, this.layout, last ? null : 'channelsLast', x.shape);
     }

@@ -7,7 +7,18 @@
 import type { FloatArray } from './backend/kernels.js';
 import type { Parameter } from './batchnorm.js';
 import { checkEps, checkPositiveInteger, instanceNormBackwardPlan, instanceNormPlan, type NormGradients, type Plan } from './norm-functional.js';
-import { NormModule, checkDtype, checkFlag, checkModuleOptions, convert, pyBool, pyFloat, type DtypeOption, type Saved, type StateEntry } from './norm-module.js';
+import {
+  NormModule,
+  checkDtype,
+  checkFlag,
+  checkModuleOptions,
+  convert,
+  pyBool,
+  pyFloat,
+  type DtypeOption,
+  type Saved,
+  type StateEntry,
+} from './norm-module.js';
 import { LAYOUTS, isChannelsLast, sameShape, type Layout, type Tensor } from './tensor.js';
 import { checkMomentum, checkOneOf, gradientShapeError, instanceChannelsError, instanceRankError, readTensor } from './check.js';
 
@@ -63,17 +74,28 @@ abstract class InstanceNormBase extends NormModule {
   }
 
   protected namedParameters(): Array<[string, Parameter]> {
-    return this.weight && this.bias ? [['weight', this.weight], ['bias', this.bias]] : [];
+    return this.weight && this.bias
+      ? [
+          ['weight', this.weight],
+          ['bias', this.bias],
+        ]
+      : [];
   }
 
   protected stateEntries(): StateEntry[] {
     const e: StateEntry[] = this.namedParameters().map(([key, p]) => ({ key, array: p.data, shape: [this.numFeatures] }));
-    if (this.runningMean && this.runningVar) e.push({ key: 'running_mean', array: this.runningMean, shape: [this.numFeatures] }, { key: 'running_var', array: this.runningVar, shape: [this.numFeatures] });
+    if (this.runningMean && this.runningVar)
+      e.push(
+        { key: 'running_mean', array: this.runningMean, shape: [this.numFeatures] },
+        { key: 'running_var', array: this.runningVar, shape: [this.numFeatures] },
+      );
     return e;
   }
 
   protected override counter() {
-    return this.numBatchesTracked === null ? null : { key: 'num_batches_tracked', get: () => this.numBatchesTracked ?? 0, set: (v: number) => void (this.numBatchesTracked = v) };
+    return this.numBatchesTracked === null
+      ? null
+      : { key: 'num_batches_tracked', get: () => this.numBatchesTracked ?? 0, set: (v: number) => void (this.numBatchesTracked = v) };
   }
 
   /**
@@ -81,7 +103,9 @@ abstract class InstanceNormBase extends NormModule {
    * (C, …) seen as a batch of one.
    */
   private batched(input: Tensor): Tensor {
-    const x = readTensor(input, 'input'), r = this.rank, name = this.constructor.name;
+    const x = readTensor(input, 'input'),
+      r = this.rank,
+      name = this.constructor.name;
     if (x.shape.length !== r && x.shape.length !== r + 1) throw instanceRankError(name, r, x.shape.length);
     const shape = x.shape.length === r ? [1, ...x.shape] : [...x.shape];
     const dim = isChannelsLast(this.layout) ? shape.length - 1 : 1;
@@ -91,20 +115,32 @@ abstract class InstanceNormBase extends NormModule {
 
   /** The plan's result in the caller's shape (unbatched stays unbatched). */
   private reshaped<R extends { gradInput: Tensor } | Tensor>(plan: Plan<R>, shape: readonly number[], grad: boolean): Plan<R> {
-    return { calls: plan.calls, finish: () => {
-      const r = plan.finish();
-      if (grad) (r as NormGradients).gradInput = { data: (r as NormGradients).gradInput.data, shape: [...shape] };
-      else (r as Tensor).shape = [...shape];
-      return r;
-    } };
+    return {
+      calls: plan.calls,
+      finish: () => {
+        const r = plan.finish();
+        if (grad) (r as NormGradients).gradInput = { data: (r as NormGradients).gradInput.data, shape: [...shape] };
+        else (r as Tensor).shape = [...shape];
+        return r;
+      },
+    };
   }
 
   protected planForward(input: Tensor, out: FloatArray | undefined) {
     const x = this.batched(input);
     const useInputStats = this.training || !this.trackRunningStats;
     // Running statistics of the input's type: the module's own arrays, or copies written back after the call.
-    const rm = convert(this.runningMean, x), rv = convert(this.runningVar, x);
-    const opts = { weight: convert(this.weight?.data ?? null, x), bias: convert(this.bias?.data ?? null, x), useInputStats, momentum: this.momentum, eps: this.eps, layout: this.layout, out };
+    const rm = convert(this.runningMean, x),
+      rv = convert(this.runningVar, x);
+    const opts = {
+      weight: convert(this.weight?.data ?? null, x),
+      bias: convert(this.bias?.data ?? null, x),
+      useInputStats,
+      momentum: this.momentum,
+      eps: this.eps,
+      layout: this.layout,
+      out,
+    };
     const plan = instanceNormPlan(x, rm, rv, opts, `${this.constructor.name}.forward`);
     const commit = () => {
       if (rm && rm !== this.runningMean) this.runningMean!.set(rm);
@@ -118,7 +154,14 @@ abstract class InstanceNormBase extends NormModule {
     const g = readTensor(gradOutput, 'gradOutput');
     if (!sameShape(g.shape, saved.x.shape)) throw gradientShapeError("the last forward's shape", saved.x.shape, g.shape);
     const dy = { data: g.data, shape: x.shape };
-    const opts = { weight: convert(this.weight?.data ?? null, x), saveMean: saved.saveMean, saveInvstd: saved.saveInvstd, useInputStats: saved.inputStats, layout: this.layout, out };
+    const opts = {
+      weight: convert(this.weight?.data ?? null, x),
+      saveMean: saved.saveMean,
+      saveInvstd: saved.saveInvstd,
+      useInputStats: saved.inputStats,
+      layout: this.layout,
+      out,
+    };
     return this.reshaped(instanceNormBackwardPlan(dy, x, opts, `${this.constructor.name}.backward`), saved.x.shape, true);
   }
 

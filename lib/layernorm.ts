@@ -2,7 +2,18 @@
 import type { FloatArray } from './backend/kernels.js';
 import type { Parameter } from './batchnorm.js';
 import { checkEps, checkNormalizedShape, layerNormBackwardPlan, layerNormPlan } from './norm-functional.js';
-import { NormModule, checkDtype, checkFlag, checkModuleOptions, convert, pyBool, pyFloat, type DtypeOption, type Saved, type StateEntry } from './norm-module.js';
+import {
+  NormModule,
+  checkDtype,
+  checkFlag,
+  checkModuleOptions,
+  convert,
+  pyBool,
+  pyFloat,
+  type DtypeOption,
+  type Saved,
+  type StateEntry,
+} from './norm-module.js';
 import type { Tensor } from './tensor.js';
 
 export interface LayerNormModuleOptions extends DtypeOption {

@@ -13,8 +13,23 @@
 import type { FloatArray, Kernels } from './backend/kernels.js';
 import { kernels } from './backend/loader.js';
 import {
-  checkArray as checkArrayOf, checkBoolean, checkBothOrNeither, checkEps, checkMomentum, checkNormalizedShape, checkOneOf, checkOptions, checkPositiveInteger, checkRank,
-  gradientShapeError, groupsNotDividingError, instanceNeedsStatisticsError, normalizedShapeError, readTensor, spatialError, typedArrayName,
+  checkArray as checkArrayOf,
+  checkBoolean,
+  checkBothOrNeither,
+  checkEps,
+  checkMomentum,
+  checkNormalizedShape,
+  checkOneOf,
+  checkOptions,
+  checkPositiveInteger,
+  checkRank,
+  gradientShapeError,
+  groupsNotDividingError,
+  instanceNeedsStatisticsError,
+  normalizedShapeError,
+  readTensor,
+  spatialError,
+  typedArrayName,
 } from './check.js';
 import { LAYOUTS, allocLike, dimsOf, isChannelsLast, sameShape, zerosLike, type Layout, type Tensor } from './tensor.js';
 
@@ -188,21 +203,39 @@ export async function runAsync<R>(p: Plan<R>): Promise<R> {
 
 /** Shared by LayerNorm, RMSNorm and GroupNorm: (n, c, s) in `groups` groups. */
 function groupPlan(
-  x: Tensor, weight: FloatArray | null, bias: FloatArray | null, out: unknown, eps: number, rms: boolean,
-  n: number, c: number, s: number, groups: number, channelsLast: boolean,
+  x: Tensor,
+  weight: FloatArray | null,
+  bias: FloatArray | null,
+  out: unknown,
+  eps: number,
+  rms: boolean,
+  n: number,
+  c: number,
+  s: number,
+  groups: number,
+  channelsLast: boolean,
 ): Plan<NormResult> {
   checkArray(weight, 'weight', x.data, c, true);
   checkArray(bias, 'bias', x.data, c, true);
   checkArray(out, 'out', x.data, x.data.length, true);
   const y = (out as FloatArray | undefined) ?? allocLike(x.data, x.data.length);
-  const saveMean = zerosLike(x.data, n * groups), saveInvstd = zerosLike(x.data, n * groups);
-  const calls: Call[] = x.data.length === 0 ? [] : [{ op: 'groupNormForward', args: [x.data, y, weight, bias, saveMean, saveInvstd, n, c, s, groups, channelsLast, eps, rms] }];
+  const saveMean = zerosLike(x.data, n * groups),
+    saveInvstd = zerosLike(x.data, n * groups);
+  const calls: Call[] =
+    x.data.length === 0 ? [] : [{ op: 'groupNormForward', args: [x.data, y, weight, bias, saveMean, saveInvstd, n, c, s, groups, channelsLast, eps, rms] }];
   return { calls, finish: () => ({ data: y, shape: [...x.shape], saveMean, saveInvstd }) };
 }
 
 function groupBackwardPlan(
-  gradOutput: unknown, x: Tensor, o: Record<string, unknown>, rms: boolean,
-  n: number, c: number, s: number, groups: number, channelsLast: boolean,
+  gradOutput: unknown,
+  x: Tensor,
+  o: Record<string, unknown>,
+  rms: boolean,
+  n: number,
+  c: number,
+  s: number,
+  groups: number,
+  channelsLast: boolean,
 ): Plan<NormGradients> {
   const dy = checkGradOutput(gradOutput, x);
   const weight = (o.weight ?? null) as FloatArray | null;
@@ -212,8 +245,17 @@ function groupBackwardPlan(
   checkArray(o.out, 'out', x.data, x.data.length, true);
   const saveMean = rms ? zerosLike(x.data, n * groups) : (o.saveMean as FloatArray);
   const dx = (o.out as FloatArray | undefined) ?? allocLike(x.data, x.data.length);
-  const gradWeight = weight ? zerosLike(x.data, c) : null, gradBias = weight && !rms ? zerosLike(x.data, c) : null;
-  const calls: Call[] = x.data.length === 0 ? [] : [{ op: 'groupNormBackward', args: [x.data, dy.data, dx, weight, saveMean, o.saveInvstd as FloatArray, gradWeight, gradBias, n, c, s, groups, channelsLast, rms] }];
+  const gradWeight = weight ? zerosLike(x.data, c) : null,
+    gradBias = weight && !rms ? zerosLike(x.data, c) : null;
+  const calls: Call[] =
+    x.data.length === 0
+      ? []
+      : [
+          {
+            op: 'groupNormBackward',
+            args: [x.data, dy.data, dx, weight, saveMean, o.saveInvstd as FloatArray, gradWeight, gradBias, n, c, s, groups, channelsLast, rms],
+          },
+        ];
   return { calls, finish: () => ({ gradInput: { data: dx, shape: [...x.shape] }, gradWeight, gradBias }) };
 }
 
@@ -231,12 +273,20 @@ export function layerNormPlan(input: unknown, normalizedShape: unknown, options:
 }
 
 /** Layer normalization over the last dimensions (`normalizedShape`), like `torch.nn.functional.layer_norm`. */
-export function layerNorm<A extends FloatArray>(input: Tensor<A>, normalizedShape: number | readonly number[], options: LayerNormOptions<A> = {}): NormResult<A> {
+export function layerNorm<A extends FloatArray>(
+  input: Tensor<A>,
+  normalizedShape: number | readonly number[],
+  options: LayerNormOptions<A> = {},
+): NormResult<A> {
   return runSync(layerNormPlan(input, normalizedShape, options, 'layerNorm')) as NormResult<A>;
 }
 
 /** `layerNorm` off the event loop (native path); rejects on bad input. */
-export function layerNormAsync<A extends FloatArray>(input: Tensor<A>, normalizedShape: number | readonly number[], options: LayerNormOptions<A> = {}): Promise<NormResult<A>> {
+export function layerNormAsync<A extends FloatArray>(
+  input: Tensor<A>,
+  normalizedShape: number | readonly number[],
+  options: LayerNormOptions<A> = {},
+): Promise<NormResult<A>> {
   return tryAsync(() => runAsync(layerNormPlan(input, normalizedShape, options, 'layerNormAsync'))) as Promise<NormResult<A>>;
 }
 
@@ -256,11 +306,21 @@ export function layerNormBackwardPlan(gradOutput: unknown, input: unknown, norma
  * Gradients of `layerNorm` given dy, from the forward's saveMean and
  * saveInvstd: the input's, and the weight's and bias' (null without weight).
  */
-export function layerNormBackward<A extends FloatArray>(gradOutput: Tensor<A>, input: Tensor<A>, normalizedShape: number | readonly number[], options: NormBackwardOptions<A>): NormGradients<A> {
+export function layerNormBackward<A extends FloatArray>(
+  gradOutput: Tensor<A>,
+  input: Tensor<A>,
+  normalizedShape: number | readonly number[],
+  options: NormBackwardOptions<A>,
+): NormGradients<A> {
   return runSync(layerNormBackwardPlan(gradOutput, input, normalizedShape, options, 'layerNormBackward')) as NormGradients<A>;
 }
 
-export function layerNormBackwardAsync<A extends FloatArray>(gradOutput: Tensor<A>, input: Tensor<A>, normalizedShape: number | readonly number[], options: NormBackwardOptions<A>): Promise<NormGradients<A>> {
+export function layerNormBackwardAsync<A extends FloatArray>(
+  gradOutput: Tensor<A>,
+  input: Tensor<A>,
+  normalizedShape: number | readonly number[],
+  options: NormBackwardOptions<A>,
+): Promise<NormGradients<A>> {
   return tryAsync(() => runAsync(layerNormBackwardPlan(gradOutput, input, normalizedShape, options, 'layerNormBackwardAsync'))) as Promise<NormGradients<A>>;
 }
 
@@ -280,18 +340,29 @@ export function rmsNormPlan(input: unknown, normalizedShape: unknown, options: u
   checkEndsWith(x.shape, ns);
   const d = ns.reduce((a, b) => a * b, 1);
   const p = groupPlan(x, (o.weight ?? null) as FloatArray | null, null, o.out, eps, true, x.data.length / d, d, 1, 1, false);
-  return { calls: p.calls, finish: () => {
-    const { data, shape, saveInvstd } = p.finish();
-    return { data, shape, saveInvstd };
-  } };
+  return {
+    calls: p.calls,
+    finish: () => {
+      const { data, shape, saveInvstd } = p.finish();
+      return { data, shape, saveInvstd };
+    },
+  };
 }
 
 /** RMS normalization, as PyTorch 2.4's `torch.nn.functional.rms_norm`: y = x / √(mean(x²) + eps) · weight. */
-export function rmsNorm<A extends FloatArray>(input: Tensor<A>, normalizedShape: number | readonly number[], options: RMSNormOptions<A> = {}): RMSNormResult<A> {
+export function rmsNorm<A extends FloatArray>(
+  input: Tensor<A>,
+  normalizedShape: number | readonly number[],
+  options: RMSNormOptions<A> = {},
+): RMSNormResult<A> {
   return runSync(rmsNormPlan(input, normalizedShape, options, 'rmsNorm')) as RMSNormResult<A>;
 }
 
-export function rmsNormAsync<A extends FloatArray>(input: Tensor<A>, normalizedShape: number | readonly number[], options: RMSNormOptions<A> = {}): Promise<RMSNormResult<A>> {
+export function rmsNormAsync<A extends FloatArray>(
+  input: Tensor<A>,
+  normalizedShape: number | readonly number[],
+  options: RMSNormOptions<A> = {},
+): Promise<RMSNormResult<A>> {
   return tryAsync(() => runAsync(rmsNormPlan(input, normalizedShape, options, 'rmsNormAsync'))) as Promise<RMSNormResult<A>>;
 }
 
@@ -308,11 +379,21 @@ export function rmsNormBackwardPlan(gradOutput: unknown, input: unknown, normali
 }
 
 /** Gradients of `rmsNorm`: the input's and the weight's (gradBias is null: RMSNorm has no bias). */
-export function rmsNormBackward<A extends FloatArray>(gradOutput: Tensor<A>, input: Tensor<A>, normalizedShape: number | readonly number[], options: RMSNormBackwardOptions<A>): NormGradients<A> {
+export function rmsNormBackward<A extends FloatArray>(
+  gradOutput: Tensor<A>,
+  input: Tensor<A>,
+  normalizedShape: number | readonly number[],
+  options: RMSNormBackwardOptions<A>,
+): NormGradients<A> {
   return runSync(rmsNormBackwardPlan(gradOutput, input, normalizedShape, options, 'rmsNormBackward')) as NormGradients<A>;
 }
 
-export function rmsNormBackwardAsync<A extends FloatArray>(gradOutput: Tensor<A>, input: Tensor<A>, normalizedShape: number | readonly number[], options: RMSNormBackwardOptions<A>): Promise<NormGradients<A>> {
+export function rmsNormBackwardAsync<A extends FloatArray>(
+  gradOutput: Tensor<A>,
+  input: Tensor<A>,
+  normalizedShape: number | readonly number[],
+  options: RMSNormBackwardOptions<A>,
+): Promise<NormGradients<A>> {
   return tryAsync(() => runAsync(rmsNormBackwardPlan(gradOutput, input, normalizedShape, options, 'rmsNormBackwardAsync'))) as Promise<NormGradients<A>>;
 }
 
@@ -325,7 +406,19 @@ export function groupNormPlan(input: unknown, numGroups: unknown, options: unkno
   const eps = checkEps(o.eps ?? 1e-5);
   const { x, dims } = channelsInput(input, readLayout(o.layout));
   checkGroups(x.shape, dims.c, groups);
-  return groupPlan(x, (o.weight ?? null) as FloatArray | null, (o.bias ?? null) as FloatArray | null, o.out, eps, false, dims.n, dims.c, dims.s, groups, dims.channelsLast);
+  return groupPlan(
+    x,
+    (o.weight ?? null) as FloatArray | null,
+    (o.bias ?? null) as FloatArray | null,
+    o.out,
+    eps,
+    false,
+    dims.n,
+    dims.c,
+    dims.s,
+    groups,
+    dims.channelsLast,
+  );
 }
 
 /** Group normalization of (N, C, …) input, like `torch.nn.functional.group_norm`; channels-last with `layout`. */
@@ -349,11 +442,21 @@ export function groupNormBackwardPlan(gradOutput: unknown, input: unknown, numGr
 }
 
 /** Gradients of `groupNorm` given dy, from the forward's saveMean and saveInvstd (N·numGroups values each). */
-export function groupNormBackward<A extends FloatArray>(gradOutput: Tensor<A>, input: Tensor<A>, numGroups: number, options: NormBackwardOptions<A>): NormGradients<A> {
+export function groupNormBackward<A extends FloatArray>(
+  gradOutput: Tensor<A>,
+  input: Tensor<A>,
+  numGroups: number,
+  options: NormBackwardOptions<A>,
+): NormGradients<A> {
   return runSync(groupNormBackwardPlan(gradOutput, input, numGroups, options, 'groupNormBackward')) as NormGradients<A>;
 }
 
-export function groupNormBackwardAsync<A extends FloatArray>(gradOutput: Tensor<A>, input: Tensor<A>, numGroups: number, options: NormBackwardOptions<A>): Promise<NormGradients<A>> {
+export function groupNormBackwardAsync<A extends FloatArray>(
+  gradOutput: Tensor<A>,
+  input: Tensor<A>,
+  numGroups: number,
+  options: NormBackwardOptions<A>,
+): Promise<NormGradients<A>> {
   return tryAsync(() => runAsync(groupNormBackwardPlan(gradOutput, input, numGroups, options, 'groupNormBackwardAsync'))) as Promise<NormGradients<A>>;
 }
 
@@ -381,7 +484,14 @@ function reduceSamples(rep: FloatArray, out: FloatArray, n: number, mean: boolea
  * The per-sample BatchNorm calls of instance statistics: one call on (1, N·C, S)
  * in NCHW; one per sample of (S, C) channels-last.
  */
-function perSample<K extends 'forwardTraining' | 'backward'>(op: K, n: number, c: number, s: number, channelsLast: boolean, args: (sub: (a: FloatArray | null, per: number) => FloatArray | null, i: number) => Parameters<Kernels[K]>): Call[] {
+function perSample<K extends 'forwardTraining' | 'backward'>(
+  op: K,
+  n: number,
+  c: number,
+  s: number,
+  channelsLast: boolean,
+  args: (sub: (a: FloatArray | null, per: number) => FloatArray | null, i: number) => Parameters<Kernels[K]>,
+): Call[] {
   if (!channelsLast) return [{ op, args: args((a) => a, 0) } as Call];
   const calls: Call[] = [];
   for (let i = 0; i < n; i++) calls.push({ op, args: args((a, per) => a && a.subarray(i * per, (i + 1) * per), i) } as Call);
@@ -416,7 +526,8 @@ export function instanceNormPlan(input: unknown, runningMean: unknown, runningVa
   const momentum = checkMomentum(o.momentum ?? 0.1, false)!;
   const { x, dims } = channelsInput(input, readLayout(o.layout));
   const { n, c, s, channelsLast } = dims;
-  const weight = (o.weight ?? null) as FloatArray | null, bias = (o.bias ?? null) as FloatArray | null;
+  const weight = (o.weight ?? null) as FloatArray | null,
+    bias = (o.bias ?? null) as FloatArray | null;
   checkArray(weight, 'weight', x.data, c, true);
   checkArray(bias, 'bias', x.data, c, true);
   checkArray(runningMean, 'runningMean', x.data, c, true);
@@ -425,32 +536,58 @@ export function instanceNormPlan(input: unknown, runningMean: unknown, runningVa
   if (!useInputStats && !runningMean) throw instanceNeedsStatisticsError();
   checkArray(o.out, 'out', x.data, x.data.length, true);
   const y = (o.out as FloatArray | undefined) ?? allocLike(x.data, x.data.length);
-  const rm = runningMean as FloatArray | null, rv = runningVar as FloatArray | null;
-  const shape = [...x.shape], empty = x.data.length === 0;
+  const rm = runningMean as FloatArray | null,
+    rv = runningVar as FloatArray | null;
+  const shape = [...x.shape],
+    empty = x.data.length === 0;
   if (!useInputStats) {
     // Running statistics: BatchNorm's eval over (N, C, S).
-    const saveMean = zerosLike(x.data, c), saveInvstd = zerosLike(x.data, c);
+    const saveMean = zerosLike(x.data, c),
+      saveInvstd = zerosLike(x.data, c);
     const calls: Call[] = empty ? [] : [{ op: 'forwardEval', args: [x.data, y, weight, bias, rm!, rv!, n, c, s, channelsLast, eps] }];
-    return { calls, finish: () => {
-      for (let ch = 0; ch < c; ch++) saveMean[ch] = rm![ch], saveInvstd[ch] = 1 / Math.sqrt(rv![ch] + eps);
-      return { data: y, shape, saveMean, saveInvstd };
-    } };
+    return {
+      calls,
+      finish: () => {
+        for (let ch = 0; ch < c; ch++) ((saveMean[ch] = rm![ch]), (saveInvstd[ch] = 1 / Math.sqrt(rv![ch] + eps)));
+        return { data: y, shape, saveMean, saveInvstd };
+      },
+    };
   }
   checkSpatial(x.shape, s);
-  const saveMean = zerosLike(x.data, n * c), saveInvstd = zerosLike(x.data, n * c);
+  const saveMean = zerosLike(x.data, n * c),
+    saveInvstd = zerosLike(x.data, n * c);
   if (empty) return { calls: [], finish: () => ({ data: y, shape, saveMean, saveInvstd }) };
   // PyTorch's instance_norm: the running statistics repeated per sample, updated as BatchNorm's, then averaged over the samples.
-  const w = channelsLast ? weight : repeat(weight, n), b = channelsLast ? bias : repeat(bias, n);
-  const rmRep = repeat(rm, n), rvRep = repeat(rv, n);
+  const w = channelsLast ? weight : repeat(weight, n),
+    b = channelsLast ? bias : repeat(bias, n);
+  const rmRep = repeat(rm, n),
+    rvRep = repeat(rv, n);
   const cc = channelsLast ? c : n * c;
   const calls = perSample('forwardTraining', n, c, s, channelsLast, (sub) => [
-    sub(x.data, s * c)!, sub(y, s * c)!, w, b, sub(rmRep, c), sub(rvRep, c), sub(saveMean, c)!, sub(saveInvstd, c)!, 1, cc, s, channelsLast, eps, momentum, true,
+    sub(x.data, s * c)!,
+    sub(y, s * c)!,
+    w,
+    b,
+    sub(rmRep, c),
+    sub(rvRep, c),
+    sub(saveMean, c)!,
+    sub(saveInvstd, c)!,
+    1,
+    cc,
+    s,
+    channelsLast,
+    eps,
+    momentum,
+    true,
   ]);
-  return { calls, finish: () => {
-    if (rm && rv && rmRep && rvRep) reduceSamples(rmRep, rm, n, true), reduceSamples(rvRep, rv, n, true);
-    if (eps === 0) constantInstances(y, bias, saveInvstd, n, c, s, channelsLast);
-    return { data: y, shape, saveMean, saveInvstd };
-  } };
+  return {
+    calls,
+    finish: () => {
+      if (rm && rv && rmRep && rvRep) (reduceSamples(rmRep, rm, n, true), reduceSamples(rvRep, rv, n, true));
+      if (eps === 0) constantInstances(y, bias, saveInvstd, n, c, s, channelsLast);
+      return { data: y, shape, saveMean, saveInvstd };
+    },
+  };
 }
 
 /**
@@ -459,11 +596,21 @@ export function instanceNormPlan(input: unknown, runningMean: unknown, runningVa
  * runningMean/runningVar, those updated in place with the batch's average),
  * or with the running statistics when useInputStats is false.
  */
-export function instanceNorm<A extends FloatArray>(input: Tensor<A>, runningMean: A | null = null, runningVar: A | null = null, options: InstanceNormOptions<A> = {}): NormResult<A> {
+export function instanceNorm<A extends FloatArray>(
+  input: Tensor<A>,
+  runningMean: A | null = null,
+  runningVar: A | null = null,
+  options: InstanceNormOptions<A> = {},
+): NormResult<A> {
   return runSync(instanceNormPlan(input, runningMean, runningVar, options, 'instanceNorm')) as NormResult<A>;
 }
 
-export function instanceNormAsync<A extends FloatArray>(input: Tensor<A>, runningMean: A | null = null, runningVar: A | null = null, options: InstanceNormOptions<A> = {}): Promise<NormResult<A>> {
+export function instanceNormAsync<A extends FloatArray>(
+  input: Tensor<A>,
+  runningMean: A | null = null,
+  runningVar: A | null = null,
+  options: InstanceNormOptions<A> = {},
+): Promise<NormResult<A>> {
   return tryAsync(() => runAsync(instanceNormPlan(input, runningMean, runningVar, options, 'instanceNormAsync'))) as Promise<NormResult<A>>;
 }
 
@@ -482,23 +629,45 @@ export function instanceNormBackwardPlan(gradOutput: unknown, input: unknown, op
   checkArray(o.saveMean, 'saveMean', x.data, stats);
   checkArray(o.saveInvstd, 'saveInvstd', x.data, stats);
   checkArray(o.out, 'out', x.data, x.data.length, true);
-  const saveMean = o.saveMean as FloatArray, saveInvstd = o.saveInvstd as FloatArray;
+  const saveMean = o.saveMean as FloatArray,
+    saveInvstd = o.saveInvstd as FloatArray;
   const dx = (o.out as FloatArray | undefined) ?? allocLike(x.data, x.data.length);
-  const gradWeight = weight ? zerosLike(x.data, c) : null, gradBias = weight ? zerosLike(x.data, c) : null;
+  const gradWeight = weight ? zerosLike(x.data, c) : null,
+    gradBias = weight ? zerosLike(x.data, c) : null;
   const shape = [...x.shape];
   const finished = () => ({ gradInput: { data: dx, shape }, gradWeight, gradBias });
   if (x.data.length === 0) return { calls: [], finish: finished };
-  if (!useInputStats) return { calls: [{ op: 'backward', args: [x.data, dy.data, dx, weight, saveMean, saveInvstd, gradWeight, gradBias, n, c, s, channelsLast, false] }], finish: finished };
+  if (!useInputStats)
+    return {
+      calls: [{ op: 'backward', args: [x.data, dy.data, dx, weight, saveMean, saveInvstd, gradWeight, gradBias, n, c, s, channelsLast, false] }],
+      finish: finished,
+    };
   const w = channelsLast ? weight : repeat(weight, n);
-  const gwRep = weight ? zerosLike(x.data, n * c) : null, gbRep = weight ? zerosLike(x.data, n * c) : null;
+  const gwRep = weight ? zerosLike(x.data, n * c) : null,
+    gbRep = weight ? zerosLike(x.data, n * c) : null;
   const cc = channelsLast ? c : n * c;
   const calls = perSample('backward', n, c, s, channelsLast, (sub) => [
-    sub(x.data, s * c)!, sub(dy.data, s * c)!, sub(dx, s * c), w, sub(saveMean, c)!, sub(saveInvstd, c)!, sub(gwRep, c), sub(gbRep, c), 1, cc, s, channelsLast, true,
+    sub(x.data, s * c)!,
+    sub(dy.data, s * c)!,
+    sub(dx, s * c),
+    w,
+    sub(saveMean, c)!,
+    sub(saveInvstd, c)!,
+    sub(gwRep, c),
+    sub(gbRep, c),
+    1,
+    cc,
+    s,
+    channelsLast,
+    true,
   ]);
-  return { calls, finish: () => {
-    if (gradWeight && gradBias && gwRep && gbRep) reduceSamples(gwRep, gradWeight, n, false), reduceSamples(gbRep, gradBias, n, false);
-    return finished();
-  } };
+  return {
+    calls,
+    finish: () => {
+      if (gradWeight && gradBias && gwRep && gbRep) (reduceSamples(gwRep, gradWeight, n, false), reduceSamples(gbRep, gradBias, n, false));
+      return finished();
+    },
+  };
 }
 
 /** Gradients of `instanceNorm` given dy, from the forward's saveMean and saveInvstd. */
@@ -506,7 +675,11 @@ export function instanceNormBackward<A extends FloatArray>(gradOutput: Tensor<A>
   return runSync(instanceNormBackwardPlan(gradOutput, input, options, 'instanceNormBackward')) as NormGradients<A>;
 }
 
-export function instanceNormBackwardAsync<A extends FloatArray>(gradOutput: Tensor<A>, input: Tensor<A>, options: InstanceNormBackwardOptions<A>): Promise<NormGradients<A>> {
+export function instanceNormBackwardAsync<A extends FloatArray>(
+  gradOutput: Tensor<A>,
+  input: Tensor<A>,
+  options: InstanceNormBackwardOptions<A>,
+): Promise<NormGradients<A>> {
   return tryAsync(() => runAsync(instanceNormBackwardPlan(gradOutput, input, options, 'instanceNormBackwardAsync'))) as Promise<NormGradients<A>>;
 }
 

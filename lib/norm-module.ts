@@ -10,7 +10,17 @@ import { inspect } from 'node:util';
 import type { FloatArray } from './backend/kernels.js';
 import type { Parameter, StateDict } from './batchnorm.js';
 import {
-  busyError, checkBoolean, checkDtype as checkDtypeOf, checkOptions, isFloatArray, overlapError, sharesMemory, sizeMismatchError, stateDictKeysError, typeError, rangeError,
+  busyError,
+  checkBoolean,
+  checkDtype as checkDtypeOf,
+  checkOptions,
+  isFloatArray,
+  overlapError,
+  sharesMemory,
+  sizeMismatchError,
+  stateDictKeysError,
+  typeError,
+  rangeError,
 } from './check.js';
 import { runAsync, runSync, type NormGradients, type Plan } from './norm-functional.js';
 import type { Tensor } from './tensor.js';
@@ -133,7 +143,7 @@ export abstract class NormModule {
   /** `out` shares no memory with the module's parameters, gradients or buffers. */
   private checkOut(out: unknown): FloatArray | undefined {
     if (out === undefined) return undefined;
-    if (!isFloatArray(out)) return out as FloatArray;  // the plan says what is wrong
+    if (!isFloatArray(out)) return out as FloatArray; // the plan says what is wrong
     for (const [name, p] of this.namedParameters()) {
       if (sharesMemory(out, p.data)) throw overlapError('out', `the module's ${name}`, false);
       if (p.grad && sharesMemory(out, p.grad)) throw overlapError('out', `the module's ${name}.grad`, false);
@@ -152,7 +162,13 @@ export abstract class NormModule {
     const p = this.planForward(input, out);
     const done = (r: ForwardResult): Tensor => {
       p.commit?.();
-      this.#saved = { x: { data: input.data, shape: [...input.shape] }, saveMean: r.saveMean ?? null, saveInvstd: r.saveInvstd, inputStats: p.inputStats, overwritten: sharesMemory(r.data, input.data) };
+      this.#saved = {
+        x: { data: input.data, shape: [...input.shape] },
+        saveMean: r.saveMean ?? null,
+        saveInvstd: r.saveInvstd,
+        inputStats: p.inputStats,
+        overwritten: sharesMemory(r.data, input.data),
+      };
       return { data: r.data, shape: r.shape };
     };
     return { plan: p.plan, done };
@@ -178,10 +194,13 @@ export abstract class NormModule {
   }
 
   private startBackward(gradOutput: Tensor, options: unknown) {
-    const name = this.constructor.name, saved = this.#saved;
+    const name = this.constructor.name,
+      saved = this.#saved;
     if (!saved) throw new Error(`${name}.backward() needs a forward() first: there are no saved statistics`);
     if (saved.overwritten && this.needsInput(saved))
-      throw new Error(`${name}.backward() needs the input of the last forward, which that forward overwrote (out was input.data): give forward a separate out, or none, when a backward follows`);
+      throw new Error(
+        `${name}.backward() needs the input of the last forward, which that forward overwrote (out was input.data): give forward a separate out, or none, when a backward follows`,
+      );
     const out = this.callOptions(options);
     const plan = this.planBackward(gradOutput, saved, out);
     const done = (g: NormGradients): Tensor => {
@@ -247,7 +266,8 @@ export abstract class NormModule {
     const { strict = true } = checkModuleOptions(options, 'loadStateDict', ['strict']);
     checkFlag(strict, 'strict');
     if (typeof stateDict !== 'object' || stateDict === null || Array.isArray(stateDict)) throw typeError('the state dict', 'an object', stateDict);
-    const entries = this.stateEntries(), counter = this.counter();
+    const entries = this.stateEntries(),
+      counter = this.counter();
     const keys = [...entries.map((e) => e.key), ...(counter ? [counter.key] : [])];
     if (counter && !(counter.key in stateDict)) stateDict = { ...stateDict, [counter.key]: 0 };
     const missingKeys = keys.filter((k) => !(k in stateDict));
@@ -257,7 +277,8 @@ export abstract class NormModule {
     for (const e of entries) {
       if (!(e.key in stateDict)) continue;
       const v = stateDict[e.key];
-      const values = v instanceof Float32Array || v instanceof Float64Array ? v : Array.isArray(v) && v.every((x) => typeof x === 'number') ? (v as number[]) : null;
+      const values =
+        v instanceof Float32Array || v instanceof Float64Array ? v : Array.isArray(v) && v.every((x) => typeof x === 'number') ? (v as number[]) : null;
       if (!values) throw typeError(e.key, 'a Float32Array, Float64Array or array of numbers', v);
       const copy = this.ctor.from(values);
       if (copy.length !== e.array.length) throw sizeMismatchError(e.key, copy.length, e.shape);
@@ -265,7 +286,8 @@ export abstract class NormModule {
     }
     if (counter && counter.key in stateDict) {
       const v = stateDict[counter.key];
-      const raw = typeof v === 'number' || typeof v === 'bigint' ? v : (v as ArrayLike<number | bigint>)?.length === 1 ? (v as ArrayLike<number | bigint>)[0] : undefined;
+      const raw =
+        typeof v === 'number' || typeof v === 'bigint' ? v : (v as ArrayLike<number | bigint>)?.length === 1 ? (v as ArrayLike<number | bigint>)[0] : undefined;
       if (typeof raw !== 'number' && typeof raw !== 'bigint') throw typeError(counter.key, 'a number, a bigint or an array of one', v);
       const count = Number(raw);
       if (!Number.isSafeInteger(count) || count < 0) throw rangeError(counter.key, 'a non-negative integer of at most 2^53 - 1', raw);

@@ -5,7 +5,18 @@
 import type { FloatArray } from './backend/kernels.js';
 import type { Parameter } from './batchnorm.js';
 import { checkEps, checkNormalizedShape, rmsNormBackwardPlan, rmsNormPlan } from './norm-functional.js';
-import { NormModule, checkDtype, checkFlag, checkModuleOptions, convert, pyBool, pyFloat, type DtypeOption, type Saved, type StateEntry } from './norm-module.js';
+import {
+  NormModule,
+  checkDtype,
+  checkFlag,
+  checkModuleOptions,
+  convert,
+  pyBool,
+  pyFloat,
+  type DtypeOption,
+  type Saved,
+  type StateEntry,
+} from './norm-module.js';
 import type { Tensor } from './tensor.js';
 
 export interface RMSNormModuleOptions extends DtypeOption {

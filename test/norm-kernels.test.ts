@@ -33,10 +33,15 @@ const cases: Case[] = [
 
 /** The float64 reference of norm-kernels.ts' formulas. */
 function reference(x: ArrayLike<number>, dy: ArrayLike<number>, w: ArrayLike<number>, b: ArrayLike<number>, [, n, c, s, groups, cl, rms]: Case, eps: number) {
-  const cg = c / groups, m = cg * s;
+  const cg = c / groups,
+    m = cg * s;
   const at = (i: number, ch: number, j: number) => (cl ? (i * s + j) * c + ch : (i * c + ch) * s + j);
-  const y = new Float64Array(x.length), dx = new Float64Array(x.length), gw = new Float64Array(c), gb = new Float64Array(c);
-  const mean = new Float64Array(n * groups), invstd = new Float64Array(n * groups);
+  const y = new Float64Array(x.length),
+    dx = new Float64Array(x.length),
+    gw = new Float64Array(c),
+    gb = new Float64Array(c);
+  const mean = new Float64Array(n * groups),
+    invstd = new Float64Array(n * groups);
   for (let i = 0; i < n; i++) {
     for (let g = 0; g < groups; g++) {
       const idx: number[] = [];
@@ -44,18 +49,22 @@ function reference(x: ArrayLike<number>, dy: ArrayLike<number>, w: ArrayLike<num
       const chOf = (k: number) => g * cg + Math.floor(k / s);
       let mu = 0;
       if (!rms) mu = idx.reduce((a, k) => a + x[k], 0) / m;
-      const v = idx.reduce((a, k) => a + (x[k] - mu) ** 2, 0) / m, r = 1 / Math.sqrt(v + eps);
-      mean[i * groups + g] = mu, invstd[i * groups + g] = r;
-      let g1 = 0, g2 = 0;
+      const v = idx.reduce((a, k) => a + (x[k] - mu) ** 2, 0) / m,
+        r = 1 / Math.sqrt(v + eps);
+      ((mean[i * groups + g] = mu), (invstd[i * groups + g] = r));
+      let g1 = 0,
+        g2 = 0;
       idx.forEach((k, t) => {
-        const ch = chOf(t), xh = (x[k] - mu) * r;
+        const ch = chOf(t),
+          xh = (x[k] - mu) * r;
         y[k] = xh * w[ch] + b[ch];
-        gw[ch] += dy[k] * xh, gb[ch] += dy[k];
-        g1 += w[ch] * dy[k], g2 += w[ch] * dy[k] * xh;
+        ((gw[ch] += dy[k] * xh), (gb[ch] += dy[k]));
+        ((g1 += w[ch] * dy[k]), (g2 += w[ch] * dy[k] * xh));
       });
       idx.forEach((k, t) => {
-        const ch = chOf(t), xh = (x[k] - mu) * r;
-        dx[k] = r * (w[ch] * dy[k] - (rms ? 0 : g1 / m) - xh * g2 / m);
+        const ch = chOf(t),
+          xh = (x[k] - mu) * r;
+        dx[k] = r * (w[ch] * dy[k] - (rms ? 0 : g1 / m) - (xh * g2) / m);
       });
     }
   }
@@ -65,13 +74,26 @@ function reference(x: ArrayLike<number>, dy: ArrayLike<number>, w: ArrayLike<num
 function inputs(tc: Case, seed: number) {
   const [, n, c, s] = tc;
   // Weights of both signs (a backward bug can hide behind weight = 1); x with an offset.
-  return { x: randn(n * c * s, seed, 3, 2, Float64Array), dy: randn(n * c * s, seed + 1, 0, 1, Float64Array), w: randn(c, seed + 2, 0, 1, Float64Array), b: randn(c, seed + 3, 0, 1, Float64Array) };
+  return {
+    x: randn(n * c * s, seed, 3, 2, Float64Array),
+    dy: randn(n * c * s, seed + 1, 0, 1, Float64Array),
+    w: randn(c, seed + 2, 0, 1, Float64Array),
+    b: randn(c, seed + 3, 0, 1, Float64Array),
+  };
 }
 
 function run(T: Float32ArrayConstructor | Float64ArrayConstructor, tc: Case, inp: ReturnType<typeof inputs>, eps: number, k: NormKernels = kernels) {
   const [, n, c, s, groups, cl, rms] = tc;
-  const x = T.from(inp.x), dy = T.from(inp.dy), w = T.from(inp.w), b = T.from(inp.b);
-  const y = new T(x.length), sm = new T(n * groups), si = new T(n * groups), dx = new T(x.length), gw = new T(c), gb = new T(c);
+  const x = T.from(inp.x),
+    dy = T.from(inp.dy),
+    w = T.from(inp.w),
+    b = T.from(inp.b);
+  const y = new T(x.length),
+    sm = new T(n * groups),
+    si = new T(n * groups),
+    dx = new T(x.length),
+    gw = new T(c),
+    gb = new T(c);
   k.groupNormForward(x, y, w, rms ? null : b, sm, si, n, c, s, groups, cl, eps, rms);
   k.groupNormBackward(x, dy, dx, w, sm, si, gw, gb, n, c, s, groups, cl, rms);
   return { y, sm, si, dx, gw, gb };
@@ -132,19 +154,27 @@ const script = `
   process.stdout.write(JSON.stringify(out));
 `;
 
-it.each(capabilities())('ISA %s (forced) matches the float64 reference', (isa) => {
-  const small = cases.filter((tc) => tc[1] * tc[2] * tc[3] <= 20_000);
-  const all = small.map((tc) => inputs(tc, 11)).map((i) => [i.x, i.dy, i.w, i.b].map((a) => Array.from(a)));
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
-    input: JSON.stringify([small, all]), cwd: new URL('..', import.meta.url), encoding: 'utf8', maxBuffer: 1 << 28,
-    env: { ...process.env, BATCHNORM_ISA: isa, BATCHNORM_BACKEND: 'native' },
-  });
-  expect(r.stderr).toBe('');
-  const out = JSON.parse(r.stdout) as Array<Array<Record<string, number[]>>>;
-  small.forEach((tc, k) => {
-    const inp = inputs(tc, 11);
-    const asT = (o: Record<string, number[]>, T: Float32ArrayConstructor | Float64ArrayConstructor) => Object.fromEntries(Object.entries(o).map(([key, v]) => [key, T.from(v)]));
-    check(asT(out[k][0], Float32Array), tc, inp, 'f32', 1e-5);
-    check(asT(out[k][1], Float64Array), tc, inp, 'f64', 1e-5);
-  });
-}, 120_000);
+it.each(capabilities())(
+  'ISA %s (forced) matches the float64 reference',
+  (isa) => {
+    const small = cases.filter((tc) => tc[1] * tc[2] * tc[3] <= 20_000);
+    const all = small.map((tc) => inputs(tc, 11)).map((i) => [i.x, i.dy, i.w, i.b].map((a) => Array.from(a)));
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      input: JSON.stringify([small, all]),
+      cwd: new URL('..', import.meta.url),
+      encoding: 'utf8',
+      maxBuffer: 1 << 28,
+      env: { ...process.env, BATCHNORM_ISA: isa, BATCHNORM_BACKEND: 'native' },
+    });
+    expect(r.stderr).toBe('');
+    const out = JSON.parse(r.stdout) as Array<Array<Record<string, number[]>>>;
+    small.forEach((tc, k) => {
+      const inp = inputs(tc, 11);
+      const asT = (o: Record<string, number[]>, T: Float32ArrayConstructor | Float64ArrayConstructor) =>
+        Object.fromEntries(Object.entries(o).map(([key, v]) => [key, T.from(v)]));
+      check(asT(out[k][0], Float32Array), tc, inp, 'f32', 1e-5);
+      check(asT(out[k][1], Float64Array), tc, inp, 'f64', 1e-5);
+    });
+  },
+  120_000,
+);

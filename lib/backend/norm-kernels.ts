@@ -24,9 +24,19 @@ export interface NormKernels {
    * weight/bias null mean 1 and 0. y may be x itself (in place).
    */
   groupNormForward(
-    x: FloatArray, y: FloatArray, weight: FloatArray | null, bias: FloatArray | null,
-    saveMean: FloatArray, saveInvstd: FloatArray,
-    n: number, c: number, s: number, groups: number, channelsLast: boolean, eps: number, rms: boolean,
+    x: FloatArray,
+    y: FloatArray,
+    weight: FloatArray | null,
+    bias: FloatArray | null,
+    saveMean: FloatArray,
+    saveInvstd: FloatArray,
+    n: number,
+    c: number,
+    s: number,
+    groups: number,
+    channelsLast: boolean,
+    eps: number,
+    rms: boolean,
   ): void;
   /**
    * Backward from the forward's statistics, x̂ = (x − mean)·invstd, g = dy·weight,
@@ -36,9 +46,20 @@ export interface NormKernels {
    * (written, not accumulated; null to skip). dx null to skip; dx may be dy or x.
    */
   groupNormBackward(
-    x: FloatArray, dy: FloatArray, dx: FloatArray | null, weight: FloatArray | null,
-    saveMean: FloatArray, saveInvstd: FloatArray, gradWeight: FloatArray | null, gradBias: FloatArray | null,
-    n: number, c: number, s: number, groups: number, channelsLast: boolean, rms: boolean,
+    x: FloatArray,
+    dy: FloatArray,
+    dx: FloatArray | null,
+    weight: FloatArray | null,
+    saveMean: FloatArray,
+    saveInvstd: FloatArray,
+    gradWeight: FloatArray | null,
+    gradBias: FloatArray | null,
+    n: number,
+    c: number,
+    s: number,
+    groups: number,
+    channelsLast: boolean,
+    rms: boolean,
   ): void;
 
   /** The same two, off the event loop on the native path; rejects on bad input. */
