@@ -22,33 +22,13 @@ export { InstanceNorm1d, InstanceNorm2d, InstanceNorm3d } from './instancenorm.j
 export type { InstanceNormBase, InstanceNormModuleOptions } from './instancenorm.js';
 export type { NormModule, NormCallOptions, Dtype } from './norm-module.js';
 export {
-  layerNorm,
-  layerNormAsync,
-  layerNormBackward,
-  layerNormBackwardAsync,
-  rmsNorm,
-  rmsNormAsync,
-  rmsNormBackward,
-  rmsNormBackwardAsync,
-  groupNorm,
-  groupNormAsync,
-  groupNormBackward,
-  groupNormBackwardAsync,
-  instanceNorm,
-  instanceNormAsync,
-  instanceNormBackward,
-  instanceNormBackwardAsync,
+  layerNorm, layerNormAsync, layerNormBackward, layerNormBackwardAsync,
+  rmsNorm, rmsNormAsync, rmsNormBackward, rmsNormBackwardAsync,
+  groupNorm, groupNormAsync, groupNormBackward, groupNormBackwardAsync,
+  instanceNorm, instanceNormAsync, instanceNormBackward, instanceNormBackwardAsync,
 } from './norm-functional.js';
 export type {
-  LayerNormOptions,
-  RMSNormOptions,
-  GroupNormOptions,
-  InstanceNormOptions,
-  NormResult,
-  RMSNormResult,
-  NormBackwardOptions,
-  RMSNormBackwardOptions,
-  InstanceNormBackwardOptions,
-  NormGradients,
+  LayerNormOptions, RMSNormOptions, GroupNormOptions, InstanceNormOptions, NormResult, RMSNormResult,
+  NormBackwardOptions, RMSNormBackwardOptions, InstanceNormBackwardOptions, NormGradients,
 } from './norm-functional.js';
 export type { NormKernels } from './backend/norm-kernels.js';

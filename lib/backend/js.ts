@@ -24,8 +24,7 @@ function channelMoments(x: FloatArray, n: number, c: number, s: number, channels
         for (let i = (k * c + ch) * s, e = i + s; i < e; i++) sum += x[i];
       }
       const m = sum / count;
-      let sd = 0,
-        q = 0;
+      let sd = 0, q = 0;
       for (let k = 0; k < n; k++) {
         for (let i = (k * c + ch) * s, e = i + s; i < e; i++) {
           const d = x[i] - m;
@@ -33,7 +32,7 @@ function channelMoments(x: FloatArray, n: number, c: number, s: number, channels
           q += d * d;
         }
       }
-      mean[ch] = Number.isFinite(sd) ? m + sd / count : m; // a non-finite channel keeps Σx/m, as PyTorch
+      mean[ch] = Number.isFinite(sd) ? m + sd / count : m;  // a non-finite channel keeps Σx/m, as PyTorch
       m2[ch] = Math.max(q - (sd * sd) / count, 0);
     }
     return;
@@ -52,7 +51,7 @@ function channelMoments(x: FloatArray, n: number, c: number, s: number, channels
     }
   }
   for (let ch = 0; ch < c; ch++) {
-    if (Number.isFinite(sd[ch])) mean[ch] += sd[ch] / count; // a non-finite channel keeps Σx/m, as PyTorch
+    if (Number.isFinite(sd[ch])) mean[ch] += sd[ch] / count;  // a non-finite channel keeps Σx/m, as PyTorch
     m2[ch] = Math.max(m2[ch] - (sd[ch] * sd[ch]) / count, 0);
   }
 }
@@ -63,23 +62,11 @@ function channelMoments(x: FloatArray, n: number, c: number, s: number, channels
  * the mean is large beside the spread (a constant channel of 1e8 with bias 0.3
  * came out 0.2999992, one of 1e15 gave 0).
  */
-function applyAffine(
-  x: FloatArray,
-  y: FloatArray,
-  n: number,
-  c: number,
-  s: number,
-  channelsLast: boolean,
-  m: ArrayLike<number>,
-  a: Float64Array,
-  b: Float64Array,
-): void {
+function applyAffine(x: FloatArray, y: FloatArray, n: number, c: number, s: number, channelsLast: boolean, m: ArrayLike<number>, a: Float64Array, b: Float64Array): void {
   if (!channelsLast) {
     for (let k = 0; k < n; k++) {
       for (let ch = 0; ch < c; ch++) {
-        const mk = m[ch],
-          ak = a[ch],
-          bk = b[ch];
+        const mk = m[ch], ak = a[ch], bk = b[ch];
         for (let i = (k * c + ch) * s, e = i + s; i < e; i++) y[i] = (x[i] - mk) * ak + bk;
       }
     }
@@ -93,33 +80,17 @@ function applyAffine(
 
 function forwardTraining(
   async: boolean,
-  x: FloatArray,
-  y: FloatArray,
-  weight: FloatArray | null,
-  bias: FloatArray | null,
-  runningMean: FloatArray | null,
-  runningVar: FloatArray | null,
-  saveMean: FloatArray,
-  saveInvstd: FloatArray,
-  n: number,
-  c: number,
-  s: number,
-  channelsLast: boolean,
-  eps: number,
-  momentum: number,
-  unbiased = true,
+  x: FloatArray, y: FloatArray, weight: FloatArray | null, bias: FloatArray | null,
+  runningMean: FloatArray | null, runningVar: FloatArray | null, saveMean: FloatArray, saveInvstd: FloatArray,
+  n: number, c: number, s: number, channelsLast: boolean, eps: number, momentum: number, unbiased = true,
 ): void {
   checkForwardTrainingArgs(async, x, y, weight, bias, runningMean, runningVar, saveMean, saveInvstd, n, c, s, channelsLast, eps, momentum, unbiased);
 
   const count = n * s;
-  const mean = new Float64Array(c),
-    m2 = new Float64Array(c),
-    a = new Float64Array(c),
-    b = new Float64Array(c);
+  const mean = new Float64Array(c), m2 = new Float64Array(c), a = new Float64Array(c), b = new Float64Array(c);
   channelMoments(x, n, c, s, channelsLast, mean, m2);
   for (let ch = 0; ch < c; ch++) {
-    const v = m2[ch] / count,
-      invstd = 1 / Math.sqrt(v + eps);
+    const v = m2[ch] / count, invstd = 1 / Math.sqrt(v + eps);
     saveMean[ch] = mean[ch];
     saveInvstd[ch] = invstd;
     if (runningMean && runningVar) {
@@ -135,22 +106,12 @@ function forwardTraining(
 
 function forwardEval(
   async: boolean,
-  x: FloatArray,
-  y: FloatArray,
-  weight: FloatArray | null,
-  bias: FloatArray | null,
-  mean: FloatArray,
-  variance: FloatArray,
-  n: number,
-  c: number,
-  s: number,
-  channelsLast: boolean,
-  eps: number,
+  x: FloatArray, y: FloatArray, weight: FloatArray | null, bias: FloatArray | null,
+  mean: FloatArray, variance: FloatArray, n: number, c: number, s: number, channelsLast: boolean, eps: number,
 ): void {
   checkForwardEvalArgs(async, x, y, weight, bias, mean, variance, n, c, s, channelsLast, eps);
 
-  const a = new Float64Array(c),
-    b = new Float64Array(c);
+  const a = new Float64Array(c), b = new Float64Array(c);
   for (let ch = 0; ch < c; ch++) {
     a[ch] = (weight ? weight[ch] : 1) / Math.sqrt(variance[ch] + eps);
     b[ch] = bias ? bias[ch] : 0;
@@ -160,30 +121,18 @@ function forwardEval(
 
 function backward(
   async: boolean,
-  x: FloatArray,
-  dy: FloatArray,
-  dx: FloatArray | null,
-  weight: FloatArray | null,
-  mean: FloatArray,
-  invstd: FloatArray,
-  gradWeight: FloatArray | null,
-  gradBias: FloatArray | null,
-  n: number,
-  c: number,
-  s: number,
-  channelsLast: boolean,
-  useBatchStats: boolean,
+  x: FloatArray, dy: FloatArray, dx: FloatArray | null, weight: FloatArray | null,
+  mean: FloatArray, invstd: FloatArray, gradWeight: FloatArray | null, gradBias: FloatArray | null,
+  n: number, c: number, s: number, channelsLast: boolean, useBatchStats: boolean,
 ): void {
   checkBackwardArgs(async, x, dy, dx, weight, mean, invstd, gradWeight, gradBias, n, c, s, channelsLast, useBatchStats);
 
   // Per channel: sdy = Σdy, sdyx = Σdy·(x − mean).
-  const sdy = new Float64Array(c),
-    sdyx = new Float64Array(c);
+  const sdy = new Float64Array(c), sdyx = new Float64Array(c);
   if (!channelsLast) {
     for (let ch = 0; ch < c; ch++) {
       const m = mean[ch];
-      let g = 0,
-        h = 0;
+      let g = 0, h = 0;
       for (let k = 0; k < n; k++) {
         for (let i = (k * c + ch) * s, e = i + s; i < e; i++) {
           const d = dy[i];
@@ -208,12 +157,9 @@ function backward(
   // dx = dy·k1 + (x − mean)·k2 + k3, with k2 = k3 = 0 for frozen statistics
   // (the mean taken off x first, as in applyAffine).
   const count = n * s;
-  const k1 = new Float64Array(c),
-    k2 = new Float64Array(c),
-    k3 = new Float64Array(c);
+  const k1 = new Float64Array(c), k2 = new Float64Array(c), k3 = new Float64Array(c);
   for (let ch = 0; ch < c; ch++) {
-    const is = invstd[ch],
-      gw = is * sdyx[ch];
+    const is = invstd[ch], gw = is * sdyx[ch];
     if (gradWeight) gradWeight[ch] = gw;
     if (gradBias) gradBias[ch] = sdy[ch];
     k1[ch] = (weight ? weight[ch] : 1) * is;
@@ -224,16 +170,13 @@ function backward(
   }
   if (!dx) return;
   if (!useBatchStats) {
-    applyAffine(dy, dx, n, c, s, channelsLast, k2, k1, k3); // k2 is all zeros here: dx = dy·k1
+    applyAffine(dy, dx, n, c, s, channelsLast, k2, k1, k3);  // k2 is all zeros here: dx = dy·k1
     return;
   }
   if (!channelsLast) {
     for (let k = 0; k < n; k++) {
       for (let ch = 0; ch < c; ch++) {
-        const a = k1[ch],
-          b = k2[ch],
-          d = k3[ch],
-          m = mean[ch];
+        const a = k1[ch], b = k2[ch], d = k3[ch], m = mean[ch];
         for (let i = (k * c + ch) * s, e = i + s; i < e; i++) dx[i] = dy[i] * a + (x[i] - m) * b + d;
       }
     }
