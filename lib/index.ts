@@ -32,3 +32,14 @@ export type {
   NormBackwardOptions, RMSNormBackwardOptions, InstanceNormBackwardOptions, NormGradients,
 } from './norm-functional.js';
 export type { NormKernels } from './backend/norm-kernels.js';
+export { SyncBatchNorm } from './syncbatchnorm.js';
+export type { SyncBatchNormOptions } from './syncbatchnorm.js';
+export {
+  batchNormStats, batchNormGatherStats, batchNormElemt, batchNormBackwardReduce, batchNormBackwardElemt, packStats, unpackStats, invstdOf, updateRunningStats,
+} from './splitphase.js';
+export type { BatchNormStats, BackwardSums, ElemtOptions } from './splitphase.js';
+export { allReduceGradients, checkCollective, sumInRankOrder } from './collective/collective.js';
+export type { Collective, GradParameter, AllReduceGradientsOptions } from './collective/collective.js';
+export { WorkerCollective } from './collective/worker.js';
+export type { WorkerGroup, WorkerGroupOptions } from './collective/worker.js';
+export { MpiCollective, mpiAddonPath } from './collective/mpi.js';

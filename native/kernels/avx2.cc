@@ -4,10 +4,15 @@
 #include "../simd/avx2.h"
 #include "batchnorm.h"
 #include "groupnorm.h"
+#include "split_phase.h"
 
 namespace batchnorm {
 const KernelTable* avx2_kernels() {
-  static const KernelTable table = avx2::make_table<simd::Avx2F32, simd::Avx2F64>("avx2");
+  static const KernelTable table = [] {
+    KernelTable t = avx2::make_table<simd::Avx2F32, simd::Avx2F64>("avx2");
+    t.split = avx2::split_table<simd::Avx2F32, simd::Avx2F64>();
+    return t;
+  }();
   return &table;
 }
 const NormKernelTable* avx2_norm_kernels() {

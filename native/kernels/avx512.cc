@@ -4,10 +4,15 @@
 #include "../simd/avx512.h"
 #include "batchnorm.h"
 #include "groupnorm.h"
+#include "split_phase.h"
 
 namespace batchnorm {
 const KernelTable* avx512_kernels() {
-  static const KernelTable table = avx512::make_table<simd::Avx512F32, simd::Avx512F64>("avx512");
+  static const KernelTable table = [] {
+    KernelTable t = avx512::make_table<simd::Avx512F32, simd::Avx512F64>("avx512");
+    t.split = avx512::split_table<simd::Avx512F32, simd::Avx512F64>();
+    return t;
+  }();
   return &table;
 }
 const NormKernelTable* avx512_norm_kernels() {

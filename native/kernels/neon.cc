@@ -4,10 +4,15 @@
 #include "../simd/neon.h"
 #include "batchnorm.h"
 #include "groupnorm.h"
+#include "split_phase.h"
 
 namespace batchnorm {
 const KernelTable* neon_kernels() {
-  static const KernelTable table = neon::make_table<simd::NeonF32, simd::NeonF64>("neon");
+  static const KernelTable table = [] {
+    KernelTable t = neon::make_table<simd::NeonF32, simd::NeonF64>("neon");
+    t.split = neon::split_table<simd::NeonF32, simd::NeonF64>();
+    return t;
+  }();
   return &table;
 }
 const NormKernelTable* neon_norm_kernels() {
