@@ -17,7 +17,8 @@
 # build_kernel_test <x86|arm64> <output binary> [extra compiler flags...]
 # Builds the standalone kernel test from the sources under $KT_ROOT (default:
 # the current directory): every file to an object, in parallel, the per-ISA
-# kernel files with their ISA flags, then one link. The flags are the addon's
+# kernel files with their ISA flags, then one link. KT_MAIN names another
+# test driver (test/native/norms_test.cc) in place of kernels_test.cc. The flags are the addon's
 # (-ffp-contract=off; binding.gyp) at -O2; extra flags come last and win.
 build_kernel_test() {
   local arch=$1 out=$2; shift 2
@@ -42,7 +43,7 @@ build_kernel_test() {
   _kt_cc scalar.o "$root/native/kernels/scalar.cc"
   _kt_cc dispatch.o "$root/native/dispatch.cc" "${defs[@]}"
   _kt_cc threads.o "$root/native/threads.cc"
-  _kt_cc kernels_test.o "$root/test/native/kernels_test.cc" "${defs[@]}"
+  _kt_cc kernels_test.o "$root/${KT_MAIN:-test/native/kernels_test.cc}" "${defs[@]}"
   local rc=0
   for p in "${pids[@]}"; do wait "$p" || rc=1; done
   [ "$rc" = 0 ] && "$cxx" "${flags[@]}" "${objs[@]}" -o "$out"
@@ -167,6 +168,9 @@ step build_kernel_test arm64 "$OUT/kernels_test"
 for cpu in max neoverse-n1 cortex-a53; do
   bg "kernels_test QEMU_CPU=$cpu" "$OUT/kernels_test.$cpu.txt" env QEMU_CPU=$cpu qemu-aarch64 "$OUT/kernels_test" --small
 done
+# The LayerNorm / RMSNorm / GroupNorm kernels (test/native/norms_test.cc), NEON under qemu's default CPU.
+KT_MAIN=test/native/norms_test.cc step build_kernel_test arm64 "$OUT/norms_test"
+bg "norms_test QEMU_CPU=max" "$OUT/norms_test.max.txt" env QEMU_CPU=max qemu-aarch64 "$OUT/norms_test" --small
 step build_kernel_test arm64 "$OUT/kernels_test.asan" "${KT_SANITIZE[@]}"
 # LeakSanitizer cannot run under qemu. Threads 1 and 4 reach both branches of
 # every thread-dependent path; the other counts add nothing for ASan.

@@ -308,6 +308,11 @@ export function kernelNumberError(name: string, lo: number, hi: number, openLo: 
   return new RangeError(`Expected ${name} to be a number in ${openLo ? '(' : '['}${lo}, ${hi}] but received ${describe(v)}`);
 }
 
+/** The kernels' groups must divide the channels (the binding says the same). */
+export function groupsError(c: number, groups: number): RangeError {
+  return new RangeError(invalidParameterError('groups', `a divisor of c (${c})`, describe(groups)));
+}
+
 export function kernelSizeError(n: number, c: number, s: number): RangeError {
   return new RangeError(`Expected n * c * s to be at most 2^53 but received ${n} * ${c} * ${s}`);
 }
@@ -388,9 +393,9 @@ export function stateDictKeysError(module: string, missing: readonly string[], u
   return new TypeError(`Error(s) in loading state_dict for ${module}: ${parts.join(' ')}`);
 }
 
-/** PyTorch's words for a state-dict value of the wrong size. */
-export function sizeMismatchError(key: string, got: number, want: number): RangeError {
-  return new RangeError(`size mismatch for ${key}: copying a param with shape [${got}] from checkpoint, the shape in current model is [${want}].`);
+/** PyTorch's words for a state-dict value of the wrong size (`want`: the model's length, or its shape). */
+export function sizeMismatchError(key: string, got: number, want: number | readonly number[]): RangeError {
+  return new RangeError(`size mismatch for ${key}: copying a param with shape [${got}] from checkpoint, the shape in current model is [${typeof want === 'number' ? want : want.join(', ')}].`);
 }
 
 /** Keras' center and scale, which this package (as PyTorch's affine) has as one. */
@@ -400,6 +405,51 @@ export function centerScaleError(center: boolean, scale: boolean): RangeError {
 
 export function busyError(module: string, method: string, pending: string): Error {
   return new Error(`${module}.${method}() called while ${pending}() is still running; await it first`);
+}
+
+// ------------------------------------------------------------ LayerNorm, RMSNorm, GroupNorm, InstanceNorm
+
+/** A normalized shape: a positive integer or a non-empty array of them (PyTorch's `int or list`). */
+export function checkNormalizedShape(v: unknown): number[] {
+  const shape = typeof v === 'number' ? [v] : v;
+  if (!Array.isArray(shape) || shape.length === 0 || !shape.every((d) => typeof d === 'number' && Number.isSafeInteger(d) && d >= 1))
+    throw new TypeError(invalidParameterError('normalizedShape', 'a positive integer or a non-empty array of them', Array.isArray(v) ? shapeText(v) : describe(v)));
+  return [...(shape as number[])];
+}
+
+/** PyTorch's words: the input must end in normalizedShape. */
+export function normalizedShapeError(normalizedShape: readonly number[], shape: readonly number[]): RangeError {
+  return new RangeError(`Given normalized_shape=${shapeText(normalizedShape)}, expected input with shape [*, ${normalizedShape.join(', ')}], but got input of size${shapeText(shape)}`);
+}
+
+/** PyTorch's words (F.group_norm): the channels must divide into the groups. */
+export function groupsNotDividingError(shape: readonly number[], groups: number): RangeError {
+  return new RangeError(`Expected number of channels in input to be divisible by num_groups, but got input of shape ${shapeText(shape)} and num_groups=${groups}`);
+}
+
+/** PyTorch's words (nn.GroupNorm). */
+export function groupNormModuleError(): RangeError {
+  return new RangeError('num_channels must be divisible by num_groups');
+}
+
+/** PyTorch's words: instance statistics need two or more values per instance. */
+export function spatialError(shape: readonly number[]): RangeError {
+  return new RangeError(`Expected more than 1 spatial element when training, got input size ${shapeText(shape)}`);
+}
+
+/** InstanceNorm normalizing with running statistics it was not given. */
+export function instanceNeedsStatisticsError(): TypeError {
+  return new TypeError('Expected runningMean and runningVar when useInputStats is false (normalizing with the running statistics) but received null');
+}
+
+/** PyTorch's words for an InstanceNorm input of the wrong rank. */
+export function instanceRankError(module: string, rank: number, got: number): RangeError {
+  return new RangeError(`${module} expected ${rank}D or ${rank + 1}D input (got ${got}D input)`);
+}
+
+/** PyTorch's words for an InstanceNorm input whose channels are not numFeatures. */
+export function instanceChannelsError(module: string, dim: number, numFeatures: number, got: number, layout: string): RangeError {
+  return new RangeError(`${module} expected input's size at dim=${dim} to match num_features (${numFeatures}), but got: ${got} (layout ${layout}).`);
 }
 
 // ------------------------------------------------------------ collectives and split phases (SyncBatchNorm)

@@ -12,6 +12,26 @@ export { readSafetensors, writeSafetensors } from './safetensors.js';
 export type { Layout, Tensor } from './tensor.js';
 export { backendInfo, capabilities, setNumThreads, getNumThreads } from './backend/loader.js';
 export type { BackendInfo, FloatArray, Kernels } from './backend/kernels.js';
+export { LayerNorm } from './layernorm.js';
+export type { LayerNormModuleOptions } from './layernorm.js';
+export { RMSNorm } from './rmsnorm.js';
+export type { RMSNormModuleOptions } from './rmsnorm.js';
+export { GroupNorm } from './groupnorm.js';
+export type { GroupNormModuleOptions } from './groupnorm.js';
+export { InstanceNorm1d, InstanceNorm2d, InstanceNorm3d } from './instancenorm.js';
+export type { InstanceNormBase, InstanceNormModuleOptions } from './instancenorm.js';
+export type { NormModule, NormCallOptions, Dtype } from './norm-module.js';
+export {
+  layerNorm, layerNormAsync, layerNormBackward, layerNormBackwardAsync,
+  rmsNorm, rmsNormAsync, rmsNormBackward, rmsNormBackwardAsync,
+  groupNorm, groupNormAsync, groupNormBackward, groupNormBackwardAsync,
+  instanceNorm, instanceNormAsync, instanceNormBackward, instanceNormBackwardAsync,
+} from './norm-functional.js';
+export type {
+  LayerNormOptions, RMSNormOptions, GroupNormOptions, InstanceNormOptions, NormResult, RMSNormResult,
+  NormBackwardOptions, RMSNormBackwardOptions, InstanceNormBackwardOptions, NormGradients,
+} from './norm-functional.js';
+export type { NormKernels } from './backend/norm-kernels.js';
 export { SyncBatchNorm } from './syncbatchnorm.js';
 export type { SyncBatchNormOptions } from './syncbatchnorm.js';
 export {

@@ -457,6 +457,93 @@ Job parse_backward_elemt(const Napi::CallbackInfo& info, const KernelTable& kt, 
   return Job{[fn, a] { fn(a); }, r.take_refs()};
 }
 
+// ------------------------------------------------ LayerNorm, RMSNorm, GroupNorm
+
+const NormKernelTable& norm_table(Napi::Env env) {
+  table(env);  // the same error when BATCHNORM_ISA cannot run
+  return *norm_kernels();
+}
+
+// n, c, s, groups and channelsLast at positions i .. i + 4, in the JS path's order.
+template <class T>
+GroupShape group_shape(Reader<T>& r, const Napi::CallbackInfo& info, size_t i) {
+  GroupShape g;
+  g.n = r.dim(i, "n"), g.c = r.dim(i + 1, "c"), g.s = r.dim(i + 2, "s");
+  g.channels_last = r.boolean(i + 4, "channelsLast");
+  int64_t nc = 0, ncs = 0;
+  if (__builtin_mul_overflow(g.n, g.c, &nc) || __builtin_mul_overflow(nc, g.s, &ncs) ||
+      ncs > (int64_t(1) << 53))
+    range_error(info.Env(), "Expected n * c * s to be at most 2^53 but received " + std::to_string(g.n) +
+                                " * " + std::to_string(g.c) + " * " + std::to_string(g.s));
+  g.groups = r.dim(i + 3, "groups");
+  if (g.c % g.groups != 0)
+    range_error(info.Env(), "Expected groups to divide c (" + std::to_string(g.c) + ") but received " +
+                                std::to_string(g.groups));
+  return g;
+}
+
+// groupNormForward(x, y, weight, bias, saveMean, saveInvstd, n, c, s, groups, channelsLast, eps, rms)
+template <class T>
+Job parse_group_norm_forward(const Napi::CallbackInfo& info, const NormKernelTable& kt, bool async) {
+  expect_args(info, 13, "groupNormForward");
+  Reader<T> r(info, async);
+  GroupNormForwardArgs<T> a;
+  a.shape = group_shape(r, info, 6);
+  const int64_t numel = a.shape.numel(), C = a.shape.c, rows = a.shape.rows();
+  a.eps = r.number(11, "eps", 0, INFINITY, false);
+  if (std::isinf(a.eps))
+    range_error(info.Env(), "Expected a finite number \u2265 0 for eps but received " + describe(info[11]));
+  a.rms = r.boolean(12, "rms");
+  a.x = r.array(0, "x", numel, Arg::input);
+  a.y = r.array(1, "y", numel, Arg::output);
+  a.weight = r.array(2, "weight", C, Arg::optional_input);
+  a.bias = r.array(3, "bias", C, Arg::optional_input);
+  a.save_mean = r.array(4, "saveMean", rows, Arg::output);
+  a.save_invstd = r.array(5, "saveInvstd", rows, Arg::output);
+  r.check_overlaps({{"y", "x"}});
+  void (*fn)(const GroupNormForwardArgs<T>&);
+  if constexpr (std::is_same_v<T, float>)
+    fn = kt.group_norm_forward_f32;
+  else
+    fn = kt.group_norm_forward_f64;
+  return Job{[fn, a] { fn(a); }, r.take_refs()};
+}
+
+// groupNormBackward(x, dy, dx, weight, saveMean, saveInvstd, gradWeight, gradBias, n, c, s, groups,
+// channelsLast, rms)
+template <class T>
+Job parse_group_norm_backward(const Napi::CallbackInfo& info, const NormKernelTable& kt, bool async) {
+  expect_args(info, 14, "groupNormBackward");
+  Reader<T> r(info, async);
+  GroupNormBackwardArgs<T> a;
+  a.shape = group_shape(r, info, 8);
+  const int64_t numel = a.shape.numel(), C = a.shape.c, rows = a.shape.rows();
+  a.rms = r.boolean(13, "rms");
+  a.x = r.array(0, "x", numel, Arg::input);
+  a.dy = r.array(1, "dy", numel, Arg::input);
+  a.dx = r.array(2, "dx", numel, Arg::optional_output);
+  a.weight = r.array(3, "weight", C, Arg::optional_input);
+  a.mean = r.array(4, "saveMean", rows, Arg::input);
+  a.invstd = r.array(5, "saveInvstd", rows, Arg::input);
+  a.grad_weight = r.array(6, "gradWeight", C, Arg::optional_output);
+  a.grad_bias = r.array(7, "gradBias", C, Arg::optional_output);
+  r.check_overlaps({{"dx", "dy"}, {"dx", "x"}});
+  void (*fn)(const GroupNormBackwardArgs<T>&);
+  if constexpr (std::is_same_v<T, float>)
+    fn = kt.group_norm_backward_f32;
+  else
+    fn = kt.group_norm_backward_f64;
+  return Job{[fn, a] { fn(a); }, r.take_refs()};
+}
+
+using NormParser = Job (*)(const Napi::CallbackInfo&, const NormKernelTable&, bool);
+
+template <NormParser F32, NormParser F64>
+Job parse_norm(const Napi::CallbackInfo& info, bool async) {
+  const NormKernelTable& kt = norm_table(info.Env());
+  return is_f64(info) ? F64(info, kt, async) : F32(info, kt, async);
+}
+
 using Parser = Job (*)(const Napi::CallbackInfo&, const KernelTable&, bool);
 
 template <Parser F32, Parser F64>
@@ -558,6 +645,11 @@ constexpr Job (*kBackwardReduce)(const Napi::CallbackInfo&,
 constexpr Job (*kBackwardElemt)(const Napi::CallbackInfo&,
                                 bool) = parse<parse_backward_elemt<float>, parse_backward_elemt<double>>;
 
+constexpr Job (*kGroupNormForward)(const Napi::CallbackInfo&, bool) =
+    parse_norm<parse_group_norm_forward<float>, parse_group_norm_forward<double>>;
+constexpr Job (*kGroupNormBackward)(const Napi::CallbackInfo&, bool) =
+    parse_norm<parse_group_norm_backward<float>, parse_group_norm_backward<double>>;
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   std::string error;
   if (!kernels(&error)) throw Napi::Error::New(env, error);  // BATCHNORM_ISA names an ISA that cannot run
@@ -575,6 +667,13 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("normalize", Napi::Function::New(env, run_sync<kNormalize>, "normalize"));
   exports.Set("backwardReduce", Napi::Function::New(env, run_sync<kBackwardReduce>, "backwardReduce"));
   exports.Set("backwardElemt", Napi::Function::New(env, run_sync<kBackwardElemt>, "backwardElemt"));
+  exports.Set("groupNormForward", Napi::Function::New(env, run_sync<kGroupNormForward>, "groupNormForward"));
+  exports.Set("groupNormBackward",
+              Napi::Function::New(env, run_sync<kGroupNormBackward>, "groupNormBackward"));
+  exports.Set("groupNormForwardAsync",
+              Napi::Function::New(env, run_async<kGroupNormForward>, "groupNormForwardAsync"));
+  exports.Set("groupNormBackwardAsync",
+              Napi::Function::New(env, run_async<kGroupNormBackward>, "groupNormBackwardAsync"));
   return exports;
 }
 

@@ -49,6 +49,7 @@ Cpu detect() {
 struct Entry {
   const char* name;
   const KernelTable* (*table)();
+  const NormKernelTable* (*norms)();
   bool runs;
 };
 
@@ -56,6 +57,7 @@ struct Choice {
   std::vector<std::string> names;  // runnable, best last
   std::vector<Entry> entries;
   const KernelTable* table = nullptr;
+  const NormKernelTable* norms = nullptr;
   std::string error;
 };
 
@@ -65,25 +67,25 @@ const Choice& choice() {
   std::call_once(once, [] {
     auto* ch = new Choice();
     const Cpu cpu = detect();
-    ch->entries.push_back({"scalar", &scalar_kernels, true});
+    ch->entries.push_back({"scalar", &scalar_kernels, &scalar_norm_kernels, true});
 #if defined(BATCHNORM_HAVE_NEON)
-    ch->entries.push_back({"neon", &neon_kernels, cpu.neon});
+    ch->entries.push_back({"neon", &neon_kernels, &neon_norm_kernels, cpu.neon});
 #endif
 #if defined(BATCHNORM_HAVE_AVX2)
-    ch->entries.push_back({"avx2", &avx2_kernels, cpu.avx2});
+    ch->entries.push_back({"avx2", &avx2_kernels, &avx2_norm_kernels, cpu.avx2});
 #endif
 #if defined(BATCHNORM_HAVE_AVX512)
-    ch->entries.push_back({"avx512", &avx512_kernels, cpu.avx512});
+    ch->entries.push_back({"avx512", &avx512_kernels, &avx512_norm_kernels, cpu.avx512});
 #endif
     (void)cpu;
     for (const Entry& e : ch->entries)
-      if (e.runs) ch->names.push_back(e.name), ch->table = e.table();
+      if (e.runs) ch->names.push_back(e.name), ch->table = e.table(), ch->norms = e.norms();
     const char* forced = std::getenv("BATCHNORM_ISA");
     if (forced && *forced) {
       const std::string want(forced);
-      ch->table = nullptr;
+      ch->table = nullptr, ch->norms = nullptr;
       for (const Entry& e : ch->entries)
-        if (want == e.name && e.runs) ch->table = e.table();
+        if (want == e.name && e.runs) ch->table = e.table(), ch->norms = e.norms();
       if (!ch->table) {
         std::string list;
         for (const std::string& n : ch->names) list += (list.empty() ? "" : ", ") + n;
@@ -108,5 +110,7 @@ const KernelTable* kernels(std::string* error) {
   if (!ch.table && error) *error = ch.error;
   return ch.table;
 }
+
+const NormKernelTable* norm_kernels() { return choice().norms; }
 
 }  // namespace batchnorm

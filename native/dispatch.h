@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "kernels/args.h"
+#include "kernels/norm_args.h"
 
 namespace batchnorm {
 
@@ -14,5 +15,9 @@ const std::vector<std::string>& capabilities();
 // else the best of capabilities(). Chosen on first call, then fixed.
 // Returns nullptr and sets *error when BATCHNORM_ISA names an ISA that cannot run.
 const KernelTable* kernels(std::string* error);
+
+// The norm kernels (LayerNorm, RMSNorm, GroupNorm) of the same ISA as kernels();
+// nullptr exactly when kernels() is.
+const NormKernelTable* norm_kernels();
 
 }  // namespace batchnorm

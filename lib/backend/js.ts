@@ -7,8 +7,14 @@
  */
 import type { FloatArray, Kernels } from './kernels.js';
 import { checkBackwardArgs, checkForwardEvalArgs, checkForwardTrainingArgs, deferredForm, syncForm } from './validate.js';
+import { jsNormKernels } from './js-norms.js';
 
-/** Per channel: mean and sum of squared deviations, two passes in float64. */
+/**
+ * Per channel: mean and sum of squared deviations, two passes in float64, the
+ * second correcting the first's mean by Σ(x − mean)/m: a constant channel's
+ * mean is then its value exactly (float64 sums of a repeated value round), so
+ * it normalizes to exactly 0 (PyTorch #108072).
+ */
 export function channelMoments(x: FloatArray, n: number, c: number, s: number, channelsLast: boolean, mean: Float64Array, m2: Float64Array): void {
   const count = n * s;
   if (!channelsLast) {
@@ -18,15 +24,16 @@ export function channelMoments(x: FloatArray, n: number, c: number, s: number, c
         for (let i = (k * c + ch) * s, e = i + s; i < e; i++) sum += x[i];
       }
       const m = sum / count;
-      let q = 0;
+      let sd = 0, q = 0;
       for (let k = 0; k < n; k++) {
         for (let i = (k * c + ch) * s, e = i + s; i < e; i++) {
           const d = x[i] - m;
+          sd += d;
           q += d * d;
         }
       }
-      mean[ch] = m;
-      m2[ch] = q;
+      mean[ch] = Number.isFinite(sd) ? m + sd / count : m;  // a non-finite channel keeps Σx/m, as PyTorch
+      m2[ch] = Math.max(q - (sd * sd) / count, 0);
     }
     return;
   }
@@ -35,11 +42,17 @@ export function channelMoments(x: FloatArray, n: number, c: number, s: number, c
     for (let ch = 0; ch < c; ch++, i++) mean[ch] += x[i];
   }
   for (let ch = 0; ch < c; ch++) mean[ch] /= count;
+  const sd = new Float64Array(c);
   for (let r = 0, i = 0; r < rows; r++) {
     for (let ch = 0; ch < c; ch++, i++) {
       const d = x[i] - mean[ch];
+      sd[ch] += d;
       m2[ch] += d * d;
     }
+  }
+  for (let ch = 0; ch < c; ch++) {
+    if (Number.isFinite(sd[ch])) mean[ch] += sd[ch] / count;  // a non-finite channel keeps Σx/m, as PyTorch
+    m2[ch] = Math.max(m2[ch] - (sd[ch] * sd[ch]) / count, 0);
   }
 }
 
@@ -197,4 +210,5 @@ export const jsKernels: Kernels = {
   forwardTrainingAsync: deferredForm(forwardTraining),
   forwardEvalAsync: deferredForm(forwardEval),
   backwardAsync: deferredForm(backward),
+  ...jsNormKernels,
 };

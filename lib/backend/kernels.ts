@@ -12,9 +12,12 @@
  * Every argument is checked before anything is written: a call that throws
  * leaves every array as it was.
  */
+import type { NormKernels } from './norm-kernels.js';
+
 export type FloatArray = Float32Array | Float64Array;
 
-export interface Kernels {
+/** BatchNorm's three (and their async forms) below; LayerNorm's, RMSNorm's and GroupNorm's in NormKernels. */
+export interface Kernels extends NormKernels {
   /**
    * Training forward with batch statistics (biased variance):
    * `y = (x − mean)·invstd·weight + bias`, `invstd = 1/√(var + eps)` (eps ≥ 0:

@@ -19,5 +19,9 @@ export function nativeKernels(addon: Addon): Kernels {
     forwardTrainingAsync: addon.forwardTrainingAsync,
     forwardEvalAsync: addon.forwardEvalAsync,
     backwardAsync: addon.backwardAsync,
+    groupNormForward: addon.groupNormForward,
+    groupNormBackward: addon.groupNormBackward,
+    groupNormForwardAsync: addon.groupNormForwardAsync,
+    groupNormBackwardAsync: addon.groupNormBackwardAsync,
   };
 }

@@ -5,7 +5,7 @@
  * The words themselves are made in ../check.ts.
  */
 import type { FloatArray } from './kernels.js';
-import { checkBothOrNeither, checkNotResizable, describe, detachedError, isDetached, kernelNumberError, kernelSizeError, lengthOf, overlapError, sharesMemory, sameMemory, typeError, rangeError, typedArrayName } from '../check.js';
+import { checkBothOrNeither, checkNotResizable, describe, detachedError, groupsError, isDetached, kernelNumberError, kernelSizeError, lengthOf, overlapError, sharesMemory, sameMemory, typeError, rangeError, typedArrayName } from '../check.js';
 
 export { describe, isDetached };
 
@@ -157,6 +157,59 @@ export function checkBackwardArgs(
   r.array(weight, 'weight', c, Arg.optionalInput);
   r.array(mean, 'mean', c, Arg.input);
   r.array(invstd, 'invstd', c, Arg.input);
+  r.array(gradWeight, 'gradWeight', c, Arg.optionalOutput);
+  r.array(gradBias, 'gradBias', c, Arg.optionalOutput);
+  r.checkOverlaps([['dx', 'dy'], ['dx', 'x']]);
+  return numel;
+}
+
+/**
+ * The group-statistics norms' ops (norm-kernels.ts), as the binding reads
+ * them: n, c, s and channelsLast, then groups (a divisor of c). Each returns
+ * the element count.
+ */
+function readGroupShape(r: ArgReader, n: number, c: number, s: number, groups: number, channelsLast: boolean): number {
+  const numel = r.shape(n, c, s, channelsLast);
+  r.dim(groups, 'groups');
+  if (c % groups !== 0) throw groupsError(c, groups);
+  return numel;
+}
+
+export function checkGroupNormForwardArgs(
+  async: boolean,
+  x: FloatArray, y: FloatArray, weight: FloatArray | null, bias: FloatArray | null, saveMean: FloatArray, saveInvstd: FloatArray,
+  n: number, c: number, s: number, groups: number, channelsLast: boolean, eps: number, rms: boolean,
+): number {
+  const r = ArgReader.forX(x, async);
+  const numel = readGroupShape(r, n, c, s, groups, channelsLast);
+  r.number(eps, 'eps', 0, Infinity, false);
+  if (eps === Infinity) throw rangeError('eps', 'a finite number \u2265 0', eps);
+  r.boolean(rms, 'rms');
+  r.array(x, 'x', numel, Arg.input);
+  r.array(y, 'y', numel, Arg.output);
+  r.array(weight, 'weight', c, Arg.optionalInput);
+  r.array(bias, 'bias', c, Arg.optionalInput);
+  r.array(saveMean, 'saveMean', n * groups, Arg.output);
+  r.array(saveInvstd, 'saveInvstd', n * groups, Arg.output);
+  r.checkOverlaps([['y', 'x']]);
+  return numel;
+}
+
+export function checkGroupNormBackwardArgs(
+  async: boolean,
+  x: FloatArray, dy: FloatArray, dx: FloatArray | null, weight: FloatArray | null, saveMean: FloatArray, saveInvstd: FloatArray,
+  gradWeight: FloatArray | null, gradBias: FloatArray | null,
+  n: number, c: number, s: number, groups: number, channelsLast: boolean, rms: boolean,
+): number {
+  const r = ArgReader.forX(x, async);
+  const numel = readGroupShape(r, n, c, s, groups, channelsLast);
+  r.boolean(rms, 'rms');
+  r.array(x, 'x', numel, Arg.input);
+  r.array(dy, 'dy', numel, Arg.input);
+  r.array(dx, 'dx', numel, Arg.optionalOutput);
+  r.array(weight, 'weight', c, Arg.optionalInput);
+  r.array(saveMean, 'saveMean', n * groups, Arg.input);
+  r.array(saveInvstd, 'saveInvstd', n * groups, Arg.input);
   r.array(gradWeight, 'gradWeight', c, Arg.optionalOutput);
   r.array(gradBias, 'gradBias', c, Arg.optionalOutput);
   r.checkOverlaps([['dx', 'dy'], ['dx', 'x']]);

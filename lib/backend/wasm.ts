@@ -16,7 +16,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import type { FloatArray, Kernels } from './kernels.js';
-import { checkBackwardArgs, checkForwardEvalArgs, checkForwardTrainingArgs, deferredForm, syncForm } from './validate.js';
+import { checkBackwardArgs, checkForwardEvalArgs, checkForwardTrainingArgs, checkGroupNormBackwardArgs, checkGroupNormForwardArgs, deferredForm, syncForm } from './validate.js';
 
 type Ptr = number;
 
@@ -43,6 +43,10 @@ interface Exports {
   forward_eval_f64(x: Ptr, y: Ptr, w: Ptr, b: Ptr, mean: Ptr, variance: Ptr, n: number, c: number, s: number, channelsLast: number, eps: number): void;
   backward_f32(x: Ptr, dy: Ptr, dx: Ptr, w: Ptr, mean: Ptr, invstd: Ptr, gw: Ptr, gb: Ptr, n: number, c: number, s: number, channelsLast: number, useBatchStats: number): void;
   backward_f64(x: Ptr, dy: Ptr, dx: Ptr, w: Ptr, mean: Ptr, invstd: Ptr, gw: Ptr, gb: Ptr, n: number, c: number, s: number, channelsLast: number, useBatchStats: number): void;
+  group_norm_forward_f32(x: Ptr, y: Ptr, w: Ptr, b: Ptr, sm: Ptr, si: Ptr, n: number, c: number, s: number, groups: number, channelsLast: number, eps: number, rms: number): void;
+  group_norm_forward_f64(x: Ptr, y: Ptr, w: Ptr, b: Ptr, sm: Ptr, si: Ptr, n: number, c: number, s: number, groups: number, channelsLast: number, eps: number, rms: number): void;
+  group_norm_backward_f32(x: Ptr, dy: Ptr, dx: Ptr, w: Ptr, mean: Ptr, invstd: Ptr, gw: Ptr, gb: Ptr, n: number, c: number, s: number, groups: number, channelsLast: number, rms: number): void;
+  group_norm_backward_f64(x: Ptr, dy: Ptr, dx: Ptr, w: Ptr, mean: Ptr, invstd: Ptr, gw: Ptr, gb: Ptr, n: number, c: number, s: number, groups: number, channelsLast: number, rms: number): void;
 }
 
 type Ctor = Float32ArrayConstructor | Float64ArrayConstructor;
@@ -235,6 +239,42 @@ export class WasmKernels {
     });
     for (const [p, a] of [[pgw, gradWeight], [pgb, gradBias]] as const) WasmKernels.get(e, at(p), a);
   }
+
+  /**
+   * LayerNorm, RMSNorm and GroupNorm (norm-kernels.ts): every array copied in
+   * whole, the kernel run (y over x, dx over dy), the outputs copied out.
+   */
+  groupNormForward(
+    async: boolean,
+    x: FloatArray, y: FloatArray, weight: FloatArray | null, bias: FloatArray | null, saveMean: FloatArray, saveInvstd: FloatArray,
+    n: number, c: number, s: number, groups: number, channelsLast: boolean, eps: number, rms: boolean,
+  ): void {
+    const numel = checkGroupNormForwardArgs(async, x, y, weight, bias, saveMean, saveInvstd, n, c, s, groups, channelsLast, eps, rms);
+    const bpe = x.BYTES_PER_ELEMENT, f = new Frame();
+    const px = f.take(numel, bpe), pw = f.place(weight), pb = f.place(bias), psm = f.place(saveMean), psi = f.place(saveInvstd);
+    const { e, at } = this.reserve(f);
+    const run = bpe === 4 ? e.group_norm_forward_f32 : e.group_norm_forward_f64;
+    for (const [p, a] of [[px, x], [pw, weight], [pb, bias]] as const) WasmKernels.put(e, at(p), a);
+    this.guard(() => run(at(px), at(px), at(pw), at(pb), at(psm), at(psi), n, c, s, groups, channelsLast ? 1 : 0, eps, rms ? 1 : 0));
+    for (const [p, a] of [[px, y], [psm, saveMean], [psi, saveInvstd]] as const) WasmKernels.get(e, at(p), a);
+  }
+
+  groupNormBackward(
+    async: boolean,
+    x: FloatArray, dy: FloatArray, dx: FloatArray | null, weight: FloatArray | null, saveMean: FloatArray, saveInvstd: FloatArray,
+    gradWeight: FloatArray | null, gradBias: FloatArray | null,
+    n: number, c: number, s: number, groups: number, channelsLast: boolean, rms: boolean,
+  ): void {
+    const numel = checkGroupNormBackwardArgs(async, x, dy, dx, weight, saveMean, saveInvstd, gradWeight, gradBias, n, c, s, groups, channelsLast, rms);
+    const bpe = x.BYTES_PER_ELEMENT, f = new Frame();
+    const px = f.take(numel, bpe), pdy = f.take(numel, bpe), pw = f.place(weight), pm = f.place(saveMean), pi = f.place(saveInvstd);
+    const pgw = f.place(gradWeight), pgb = f.place(gradBias), pdx = dx ? pdy : -1;
+    const { e, at } = this.reserve(f);
+    const run = bpe === 4 ? e.group_norm_backward_f32 : e.group_norm_backward_f64;
+    for (const [p, a] of [[px, x], [pdy, dy], [pw, weight], [pm, saveMean], [pi, saveInvstd]] as const) WasmKernels.put(e, at(p), a);
+    this.guard(() => run(at(px), at(pdy), at(pdx), at(pw), at(pm), at(pi), at(pgw), at(pgb), n, c, s, groups, channelsLast ? 1 : 0, rms ? 1 : 0));
+    for (const [p, a] of [[pdx, dx], [pgw, gradWeight], [pgb, gradBias]] as const) WasmKernels.get(e, at(p), a);
+  }
 }
 
 /**
@@ -252,6 +292,7 @@ export function loadWasm(path: string): { kernels: Kernels; why: '' } | { kernel
     return { kernels: null, why: `${path} failed to load (it needs WebAssembly SIMD128): ${(e as Error).message}` };
   }
   const forwardTraining = k.forwardTraining.bind(k), forwardEval = k.forwardEval.bind(k), backward = k.backward.bind(k);
+  const groupNormForward = k.groupNormForward.bind(k), groupNormBackward = k.groupNormBackward.bind(k);
   return {
     kernels: {
       forwardTraining: syncForm(forwardTraining),
@@ -260,6 +301,10 @@ export function loadWasm(path: string): { kernels: Kernels; why: '' } | { kernel
       forwardTrainingAsync: deferredForm(forwardTraining),
       forwardEvalAsync: deferredForm(forwardEval),
       backwardAsync: deferredForm(backward),
+      groupNormForward: syncForm(groupNormForward),
+      groupNormBackward: syncForm(groupNormBackward),
+      groupNormForwardAsync: deferredForm(groupNormForward),
+      groupNormBackwardAsync: deferredForm(groupNormBackward),
     },
     why: '',
   };

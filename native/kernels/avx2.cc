@@ -3,6 +3,7 @@
 #define BATCHNORM_ISA_NS avx2
 #include "../simd/avx2.h"
 #include "batchnorm.h"
+#include "groupnorm.h"
 #include "split_phase.h"
 
 namespace batchnorm {
@@ -12,6 +13,10 @@ const KernelTable* avx2_kernels() {
     t.split = avx2::split_table<simd::Avx2F32, simd::Avx2F64>();
     return t;
   }();
+  return &table;
+}
+const NormKernelTable* avx2_norm_kernels() {
+  static const NormKernelTable table = avx2::make_norm_table<simd::Avx2F32, simd::Avx2F64>("avx2");
   return &table;
 }
 }  // namespace batchnorm

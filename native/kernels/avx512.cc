@@ -3,6 +3,7 @@
 #define BATCHNORM_ISA_NS avx512
 #include "../simd/avx512.h"
 #include "batchnorm.h"
+#include "groupnorm.h"
 #include "split_phase.h"
 
 namespace batchnorm {
@@ -12,6 +13,10 @@ const KernelTable* avx512_kernels() {
     t.split = avx512::split_table<simd::Avx512F32, simd::Avx512F64>();
     return t;
   }();
+  return &table;
+}
+const NormKernelTable* avx512_norm_kernels() {
+  static const NormKernelTable table = avx512::make_norm_table<simd::Avx512F32, simd::Avx512F64>("avx512");
   return &table;
 }
 }  // namespace batchnorm

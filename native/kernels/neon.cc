@@ -3,6 +3,7 @@
 #define BATCHNORM_ISA_NS neon
 #include "../simd/neon.h"
 #include "batchnorm.h"
+#include "groupnorm.h"
 #include "split_phase.h"
 
 namespace batchnorm {
@@ -12,6 +13,10 @@ const KernelTable* neon_kernels() {
     t.split = neon::split_table<simd::NeonF32, simd::NeonF64>();
     return t;
   }();
+  return &table;
+}
+const NormKernelTable* neon_norm_kernels() {
+  static const NormKernelTable table = neon::make_norm_table<simd::NeonF32, simd::NeonF64>("neon");
   return &table;
 }
 }  // namespace batchnorm

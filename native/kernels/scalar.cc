@@ -1,6 +1,7 @@
 // The portable kernels: the templates of batchnorm.h over one-lane vectors.
 #define BATCHNORM_ISA_NS scalar
 #include "batchnorm.h"
+#include "groupnorm.h"
 #include "split_phase.h"
 
 namespace batchnorm {
@@ -10,6 +11,11 @@ const KernelTable* scalar_kernels() {
     t.split = scalar::split_table<simd::ScalarVec<float>, simd::ScalarVec<double>>();
     return t;
   }();
+  return &table;
+}
+const NormKernelTable* scalar_norm_kernels() {
+  static const NormKernelTable table =
+      scalar::make_norm_table<simd::ScalarVec<float>, simd::ScalarVec<double>>("scalar");
   return &table;
 }
 }  // namespace batchnorm

@@ -89,5 +89,20 @@ constexpr int64_t kStreamBytes = int64_t(24) << 20;
 // again, then keeps its place in the L3.
 constexpr int64_t kPrefetchBytes = int64_t(16) << 20;
 
+// ---- LayerNorm, RMSNorm and GroupNorm (groupnorm.h)
+
+// Values a row's rough mean (the shift of its sums) is taken from: its first
+// ones, rounded to T, so that a constant row's deviations are exactly 0.
+constexpr int64_t kShiftValues = 64;
+// Rows whose weight-gradient column sums one unit of the S = 1 backward adds
+// up in T before it hands them to double: few, so that T's rounding stays at
+// a few ulps; fixed by the shape, never by the thread count.
+constexpr int64_t kGradRows = 16;
+// Blocks of those units, at most: each adds its units' sums in double, and
+// the blocks are the units of work of the S = 1 backward.
+constexpr int64_t kGradBlocks = 32;
+// Channels-last rows a sample's column sums take in T before double.
+constexpr int64_t kColumnRows = 16;
+
 }  // namespace tuning
 }  // namespace batchnorm

@@ -28,6 +28,11 @@ build() {
   local a=$!
   build_kernel_test x86 "$OUT/kernels_test.asan" "${KT_SANITIZE[@]}"
   wait "$a"
+  KT_MAIN=test/native/norms_test.cc build_kernel_test x86 "$OUT/norms_test"
+}
+run_norms() {  # the LayerNorm / RMSNorm / GroupNorm kernels
+  "$OUT/norms_test" > "$OUT/norms_test.txt" || { grep -v '^ok ' "$OUT/norms_test.txt"; return 1; }
+  echo "norms_test: $(tail -1 "$OUT/norms_test.txt")"
 }
 run() {
   "$OUT/kernels_test" "$@"
@@ -58,4 +63,5 @@ step build
 rc=0
 step run "$@" || rc=1
 step run_asan "$@" || rc=1   # runs even when the plain run failed: its findings are different
+step run_norms || rc=1
 exit $rc
