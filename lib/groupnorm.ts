@@ -49,8 +49,8 @@ export class GroupNorm extends NormModule {
     this.eps = checkEps(o.eps ?? 1e-5);
     this.affine = checkFlag(o.affine ?? true, 'affine');
     this.layout = o.layout === undefined ? 'channelsFirst' : checkOneOf(o.layout, 'layout', LAYOUTS);
-    this.weight = this.affine ? { data: new this.ctor(numChannels).fill(1), grad: null } : null;
-    this.bias = this.affine ? { data: new this.ctor(numChannels), grad: null } : null;
+    this.weight = this.affine ? { data: new this.ctor(numChannels).fill(1), grad: null, requiresGrad: true } : null;
+    this.bias = this.affine ? { data: new this.ctor(numChannels), grad: null, requiresGrad: true } : null;
   }
 
   protected namedParameters(): Array<[string, Parameter]> {

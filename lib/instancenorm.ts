@@ -66,8 +66,8 @@ abstract class InstanceNormBase extends NormModule {
     this.trackRunningStats = checkFlag(o.trackRunningStats ?? false, 'trackRunningStats');
     this.layout = o.layout === undefined ? 'channelsFirst' : checkOneOf(o.layout, 'layout', LAYOUTS);
     const C = numFeatures;
-    this.weight = this.affine ? { data: new this.ctor(C).fill(1), grad: null } : null;
-    this.bias = this.affine ? { data: new this.ctor(C), grad: null } : null;
+    this.weight = this.affine ? { data: new this.ctor(C).fill(1), grad: null, requiresGrad: true } : null;
+    this.bias = this.affine ? { data: new this.ctor(C), grad: null, requiresGrad: true } : null;
     this.runningMean = this.trackRunningStats ? new this.ctor(C) : null;
     this.runningVar = this.trackRunningStats ? new this.ctor(C).fill(1) : null;
     this.numBatchesTracked = this.trackRunningStats ? 0 : null;

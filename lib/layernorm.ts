@@ -44,8 +44,8 @@ export class LayerNorm extends NormModule {
     this.elementwiseAffine = checkFlag(o.elementwiseAffine ?? true, 'elementwiseAffine');
     const bias = checkFlag(o.bias ?? true, 'bias');
     const d = this.normalizedShape.reduce((a, b) => a * b, 1);
-    this.weight = this.elementwiseAffine ? { data: new this.ctor(d).fill(1), grad: null } : null;
-    this.bias = this.elementwiseAffine && bias ? { data: new this.ctor(d), grad: null } : null;
+    this.weight = this.elementwiseAffine ? { data: new this.ctor(d).fill(1), grad: null, requiresGrad: true } : null;
+    this.bias = this.elementwiseAffine && bias ? { data: new this.ctor(d), grad: null, requiresGrad: true } : null;
   }
 
   protected namedParameters(): Array<[string, Parameter]> {

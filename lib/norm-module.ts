@@ -206,7 +206,8 @@ export abstract class NormModule {
     const done = (g: NormGradients): Tensor => {
       for (const [pname, p] of this.namedParameters()) {
         const grad = pname === 'bias' ? g.gradBias : g.gradWeight;
-        if (!grad) continue;
+        // A frozen parameter (requiresGrad false) keeps its .grad, as BatchNorm's do.
+        if (!grad || p.requiresGrad === false) continue;
         p.grad ??= new this.ctor(p.data.length);
         for (let i = 0; i < grad.length; i++) p.grad[i] += grad[i];
       }

@@ -39,7 +39,7 @@ export class RMSNorm extends NormModule {
     this.eps = o.eps === null || o.eps === undefined ? null : checkEps(o.eps);
     this.elementwiseAffine = checkFlag(o.elementwiseAffine ?? true, 'elementwiseAffine');
     const d = this.normalizedShape.reduce((a, b) => a * b, 1);
-    this.weight = this.elementwiseAffine ? { data: new this.ctor(d).fill(1), grad: null } : null;
+    this.weight = this.elementwiseAffine ? { data: new this.ctor(d).fill(1), grad: null, requiresGrad: true } : null;
   }
 
   protected namedParameters(): Array<[string, Parameter]> {
