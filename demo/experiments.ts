@@ -36,8 +36,16 @@ export interface TrainConfig {
   arch?: 'mlp' | 'cnn';
   /** Hidden layer sizes of the MLP; default [256, 128]. */
   hidden?: number[];
+  /** Multiplies the initial weights' He standard deviation (MLP; default 1). */
+  initScale?: number;
+  /** Dropout probability after each ReLU (MLP; default 0). */
+  dropout?: number;
+  /** CNN: Conv → ReLU → BatchNorm2d instead of Conv → BatchNorm2d → ReLU. */
+  bnAfterRelu?: boolean;
   /** Record the running statistics of these channels of the first BatchNorm at every step. */
   watchChannels?: number[];
+  /** Called after every optimizer step (the gradients of the step are still there). */
+  onStep?: (step: number, model: Net) => void;
   progress?: ProgressSink;
 }
 
@@ -135,8 +143,8 @@ export function train(cfg: TrainConfig): RunResult {
   // Same seed: the BatchNorm model and the plain one start from the same Linear weights and see the same batches.
   const model =
     cfg.arch === 'cnn'
-      ? cnn(ds.height, ds.width, data.classes, { batchNorm: cfg.batchNorm, rng: rng.fork() })
-      : mlp([ds.features, ...(cfg.hidden ?? [256, 128]), data.classes], { batchNorm: cfg.batchNorm, rng: rng.fork() });
+      ? cnn(ds.height, ds.width, data.classes, { batchNorm: cfg.batchNorm, rng: rng.fork(), bnAfterRelu: cfg.bnAfterRelu })
+      : mlp([ds.features, ...(cfg.hidden ?? [256, 128]), data.classes], { batchNorm: cfg.batchNorm, rng: rng.fork(), initScale: cfg.initScale, dropout: cfg.dropout });
   const order = new Uint32Array(ds.n).map((_, i) => i);
   const shuffleRng = rng.fork();
   const opt = makeOptimizer(model, cfg.optimizer, cfg.lr, cfg.momentum);
@@ -183,6 +191,7 @@ export function train(cfg: TrainConfig): RunResult {
       sum += loss;
       count++;
       if (watch && bnLayer) recordWatch(watch, step, bnLayer, n);
+      cfg.onStep?.(step, model);
       progress.update(step, { epoch: epoch + 1, loss });
     }
     epochLoss.push(count ? sum / count : NaN);

@@ -48,7 +48,9 @@ export class RowBuffer {
 /**
  * y = x·W + b, with W stored as [in, out] (the transpose of PyTorch's
  * [out, in]) so that the forward's inner loop runs along a row of W.
- * He (Kaiming normal) initialisation: W ~ N(0, 2 / in), b = 0.
+ * He (Kaiming normal) initialisation: W ~ N(0, 2 / in), b = 0; `initScale`
+ * multiplies that standard deviation (PyTorch's default init of nn.Linear,
+ * uniform ±1/√in, has std 1/√(3·in): He's times 1/√6).
  */
 export class Linear implements Layer {
   readonly weight: Param & { grad: Float32Array };
@@ -61,10 +63,10 @@ export class Linear implements Layer {
     readonly inFeatures: number,
     readonly outFeatures: number,
     rng: Rng,
-    options: { bias?: boolean } = {},
+    options: { bias?: boolean; initScale?: number } = {},
   ) {
     const w = new Float32Array(inFeatures * outFeatures);
-    const std = Math.sqrt(2 / inFeatures);
+    const std = Math.sqrt(2 / inFeatures) * (options.initScale ?? 1);
     for (let i = 0; i < w.length; i++) w[i] = rng.normal() * std;
     this.weight = { data: w, grad: new Float32Array(w.length) };
     this.bias = options.bias === false ? null : { data: new Float32Array(outFeatures), grad: new Float32Array(outFeatures) };
@@ -342,6 +344,51 @@ export class ReLU implements Layer {
     return [];
   }
   train(): void {}
+}
+
+/**
+ * Inverted dropout: in training mode each value is zeroed with probability p
+ * and the others scaled by 1/(1 − p); in eval mode the identity.
+ */
+export class Dropout implements Layer {
+  private readonly y: RowBuffer;
+  private readonly dx: RowBuffer;
+  private readonly keep: RowBuffer;
+  private training = true;
+  constructor(
+    readonly inFeatures: number,
+    readonly p: number,
+    private readonly rng: Rng,
+  ) {
+    this.y = new RowBuffer(inFeatures);
+    this.dx = new RowBuffer(inFeatures);
+    this.keep = new RowBuffer(inFeatures);
+  }
+  get outFeatures(): number {
+    return this.inFeatures;
+  }
+  forward(x: Float32Array, n: number): Float32Array {
+    if (!this.training || this.p === 0) return x;
+    const y = this.y.rows(n), keep = this.keep.rows(n);
+    const scale = 1 / (1 - this.p);
+    for (let i = 0; i < y.length; i++) {
+      keep[i] = this.rng.next() < this.p ? 0 : scale;
+      y[i] = x[i] * keep[i];
+    }
+    return y;
+  }
+  backward(dy: Float32Array, n: number): Float32Array {
+    if (!this.training || this.p === 0) return dy;
+    const dx = this.dx.rows(n), keep = this.keep.rows(n);
+    for (let i = 0; i < dx.length; i++) dx[i] = dy[i] * keep[i];
+    return dx;
+  }
+  parameters(): Param[] {
+    return [];
+  }
+  train(mode: boolean): void {
+    this.training = mode;
+  }
 }
 
 /** Index of the largest of row i's k values (NaN never wins, so a diverged net predicts class 0). */
