@@ -4,9 +4,14 @@ import { defineConfig } from 'vitest/config';
 // missing addon (or wasm/batchnorm.wasm: scripts/build-wasm.sh) fails loudly
 // instead of silently testing the JS path twice.
 // Tests of the native internals (kernels against a float64 reference, ISAs,
-// threads, the loader, the build files, the package, the demo) run once.
-// `extends: true`: the projects take the root's time limits (vitest 4's inline
-// projects inherit nothing by default, and ran with its 5 s).
+// threads, the loader, the build files, the package, the demo, the README's
+// examples) run once.
+//
+// Time limits: every test that spawns processes or does heavy work states its
+// own, generous enough for a machine whose cores are all busy with other work.
+// The default below is for the rest (milliseconds each); `extends: true` makes
+// the projects inherit it (an inline project does not otherwise, and would get
+// vitest's 5 s).
 export default defineConfig({
   test: {
     testTimeout: 60_000,

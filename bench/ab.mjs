@@ -17,7 +17,7 @@
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
-import { makeEvictor, median, parseCommandLine } from './common.mjs';
+import { makeEvictor, median, parseCommandLine } from './lib/common.mjs';
 
 const HELP = `usage: node bench/ab.mjs A.node B.node [options]
   --shape N,C[,H,W]   default 32,64,56,56
@@ -46,6 +46,7 @@ const require = createRequire(import.meta.url);
 const addons = files.map((f) => require(resolve(f)));
 for (const a of addons) a.setNumThreads(Number(args.threads));
 
+/** @type {number[]} */
 const dims = args.shape.split(',').map(Number);
 const [N, C] = dims, S = dims.slice(2).reduce((a, b) => a * b, 1), n = N * C * S;
 const channelsLast = args.layout === 'nhwc' || dims.length === 2;
@@ -53,10 +54,10 @@ let seed = 1;
 const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
 const x = new Float32Array(n).map(() => rand() * 2 + 1), dy = new Float32Array(n).map(() => rand() * 2 - 1);
 const y = new Float32Array(n).fill(0.5), dx = new Float32Array(n).fill(0.5);
-const perChannel = (v) => new Float32Array(C).fill(v);
+const perChannel = (/** @type {number} */ v) => new Float32Array(C).fill(v);
 const w = perChannel(1.2), b = perChannel(0.1), rm = perChannel(0), rv = perChannel(1), sm = perChannel(0), si = perChannel(0), gw = perChannel(0), gb = perChannel(0);
 addons[0].forwardTraining(x, y, w, b, rm, rv, sm, si, N, C, S, channelsLast, 1e-5, 0.1);
-const calls = addons.map((a) => ({
+const calls = addons.map((a) => /** @type {Record<string, () => unknown>} */ ({
   'forward-training': () => a.forwardTraining(x, y, w, b, rm, rv, sm, si, N, C, S, channelsLast, 1e-5, 0.1),
   'forward-eval': () => a.forwardEval(x, y, w, b, sm, rv, N, C, S, channelsLast, 1e-5),
   backward: () => a.backward(x, dy, dx, w, sm, si, gw, gb, N, C, S, channelsLast, true),
@@ -66,7 +67,8 @@ const busy = Array.from({ length: Number(args.busy ?? 0) }, () => spawn(process.
 process.on('exit', () => busy.forEach((p) => p.kill()));  // also on an error
 if (busy.length) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300); // until they spin
 
-const us = (t0) => Number(process.hrtime.bigint() - t0) / 1e3;
+const us = (/** @type {bigint} */ t0) => Number(process.hrtime.bigint() - t0) / 1e3;
+/** @type {[number[], number[]]} */
 const times = [[], []];
 const single = args['idle-ms'] !== undefined || args.cold;
 if (args.cold) {

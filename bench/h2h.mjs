@@ -9,7 +9,7 @@
 //   node bench/h2h.mjs                      # the issue's six NCHW rows, all cores, 7 rounds
 //   node bench/h2h.mjs --rounds 11 --threads 1 --filter 64x16
 //
-// The package: bench/worker.mjs (functional API, benchmark.js, as run.mjs);
+// The package: bench/lib/worker.mjs (functional API, benchmark.js, as run.mjs);
 // peers: the harnesses of bench/peers/ (oneDNN in the same layout and in
 // nChw16c, PyTorch's default dispatch and its AVX-512 kernels), as run.mjs.
 import { spawnSync } from 'node:child_process';
@@ -17,12 +17,13 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ONEDNN_HARNESS, PYTHON, SHAPES, harnessCommand, lastJsonLine, median, parseCommandLine, rowKey } from './common.mjs';
+import { ONEDNN_HARNESS, PYTHON, SHAPES, harnessCommand, lastJsonLine, median, parseCommandLine, rowKey } from './lib/common.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '..');
 
 /** The rows of the issue's performance table (NCHW; (N, C) for the 1-d shape). */
+/** @type {Array<[string, import('./lib/common.mjs').Op]>} */
 const ISSUE_ROWS = [
   ['32x64x56x56', 'forward-training'],
   ['32x64x56x56', 'forward-eval'],
@@ -53,22 +54,31 @@ if (!(Number.isInteger(rounds) && rounds >= 1 && Number.isInteger(threads) && th
 }
 const filterRe = args.filter ? new RegExp(args.filter) : null;
 const cold = args.cold;
-const note = (s) => process.stderr.write(`${s}\n`);
+const note = (/** @type {string} */ s) => process.stderr.write(`${s}\n`);
 
+/**
+ * Runs a child to completion; its last JSON line.
+ * @param {string} cmd
+ * @param {string[]} argv
+ * @param {Record<string, string>} env
+ */
 function run(cmd, argv, env = {}) {
   const r = spawnSync(cmd, argv, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', maxBuffer: 16 << 20 });
   if (r.status !== 0) throw new Error(`${cmd} ${argv.join(' ')}: exit ${r.status}${r.error ? ` (${r.error.message})` : ''}`);
   return lastJsonLine(r.stdout);
 }
 
-const probe = run(process.execPath, [join(HERE, 'worker.mjs'), '--probe'], { BATCHNORM_BACKEND: 'native' });
+const probe = run(process.execPath, [join(HERE, 'lib', 'worker.mjs'), '--probe'], { BATCHNORM_BACKEND: 'native' });
 const isa = args.isa ?? probe.capabilities[probe.capabilities.length - 1];
 if (!probe.capabilities.includes(isa)) {
   console.error(`--isa ${isa}: this CPU runs ${probe.capabilities.join(', ')}`);
   process.exit(2);
 }
 
-/** The peers to race: those installed (bench/peers/setup.sh). */
+/**
+ * The peers to race: those installed (bench/peers/setup.sh).
+ * @type {Array<{ label: string, impl: string, blocked?: boolean, env: Record<string, string> }>}
+ */
 const peers = [];
 if (existsSync(ONEDNN_HARNESS)) peers.push({ label: 'oneDNN', impl: 'onednn', env: {} }, { label: 'oneDNN nChw16c', impl: 'onednn', blocked: true, env: {} });
 if (spawnSync(PYTHON, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0) {
@@ -80,32 +90,50 @@ if (!peers.length) {
   process.exit(2);
 }
 
+/**
+ * The package's median time of one row, in a child (bench/lib/worker.mjs).
+ * @param {string} shape
+ * @param {import('./lib/common.mjs').Op} op
+ * @param {import('./lib/common.mjs').Layout} layout
+ * @returns {number}
+ */
 function oursMs(shape, op, layout) {
   const key = rowKey({ impl: 'native', isa, threads, api: 'functional', op, shape, layout });
   const cfg = { threads: [threads], filter: `^${key}$`, cold, coldIters: 20, bench: { minSamples: 10, maxTime: 0.5, minTime: 0.05 } };
-  const rows = run(process.execPath, [join(HERE, 'worker.mjs'), JSON.stringify(cfg)], { BATCHNORM_BACKEND: 'native', BATCHNORM_ISA: isa }).rows;
+  const rows = run(process.execPath, [join(HERE, 'lib', 'worker.mjs'), JSON.stringify(cfg)], { BATCHNORM_BACKEND: 'native', BATCHNORM_ISA: isa }).rows;
   if (rows.length !== 1) throw new Error(`worker: expected the row ${key}, got ${rows.length} rows`);
   return rows[0].medianMs;
 }
 
+/**
+ * A peer's median time of the same row, in its harness.
+ * @param {typeof peers[number]} p
+ * @param {number[]} dims
+ * @param {import('./lib/common.mjs').Op} op
+ * @param {import('./lib/common.mjs').Layout} layout
+ * @returns {number}
+ */
 function peerMs(p, dims, op, layout) {
   const r = { impl: p.impl, threads, op, dims, layout: p.blocked ? 'nchw16c' : layout };
   return run(...harnessCommand(r, { iters: 30, warmup: 5, cold }), p.env).median_ms;
 }
 
-const fmt = (ms) => (ms < 0.1 ? ms.toFixed(4) : ms.toFixed(3));
+const fmt = (/** @type {number} */ ms) => (ms < 0.1 ? ms.toFixed(4) : ms.toFixed(3));
+/** @type {any[]} */
 const results = [];
 note(`head to head: native/${isa}, ${threads} thread${threads > 1 ? 's' : ''}, ${cold ? 'cold' : 'hot'}, ${rounds} rounds; peers ${peers.map((p) => p.label).join(', ')}`);
 for (const [shape, op] of ISSUE_ROWS) {
   if (filterRe && !filterRe.test(`${shape}/${op}`)) continue;
-  const dims = SHAPES.find((s) => s.id === shape).dims;
+  const dims = /** @type {(typeof SHAPES)[number]} */ (SHAPES.find((s) => s.id === shape)).dims;
   const layout = dims.length === 2 ? 'nc' : 'nchw';
   const racers = peers.filter((p) => !(p.blocked && dims.length !== 4));
+  /** @type {Array<{ ours: number, peers: Record<string, number>, best: string, ratio: number }>} */
   const perRound = [];
   for (let k = 0; k < rounds; k++) {
+    /** @type {Record<string, number>} */
     const peerTimes = {};
     const racePeers = () => racers.forEach((p) => (peerTimes[p.label] = peerMs(p, dims, op, layout)));
-    let ours;
+    let ours = 0;
     if (k % 2 === 0) (ours = oursMs(shape, op, layout)), racePeers();
     else racePeers(), (ours = oursMs(shape, op, layout));
     const [bestLabel, bestMs] = Object.entries(peerTimes).sort((a, b) => a[1] - b[1])[0];

@@ -1,19 +1,31 @@
 #!/usr/bin/env node
-// Regenerates bench/RESULTS.md and bench/results.svg from run.mjs's JSON.
+// Regenerates bench/results/RESULTS.md and bench/results/results.svg from run.mjs's JSON.
 //
-//   node bench/report.mjs RUN.json [MORE.json ...] [--md bench/RESULTS.md] [--svg bench/results.svg]
+//   node bench/report.mjs RUN.json [MORE.json ...] [--md bench/results/RESULTS.md] [--svg bench/results/results.svg]
 //
 // The first file is the main run (chart, summary tables); each further file
 // (e.g. a --cold run) adds its own summary section and full table.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BYTES_PER_ELEMENT, OPS, SHAPES } from './common.mjs';
+import { BYTES_PER_ELEMENT, OPS, SHAPES } from './lib/common.mjs';
+
+/**
+ * @typedef {import('./lib/common.mjs').Row} Row
+ * @typedef {import('./lib/common.mjs').Op} Op
+ * @typedef {{ threadCounts: number[], cold: boolean, command: string, date: string, seconds: number, machine: Record<string, any>, [field: string]: any }} Meta
+ * @typedef {{ file: string, meta: Meta, copy: Record<number, { gbps: number, startGbps: number, endGbps: number }>, skipped?: Array<{ impl: string, key?: string, reason: string }>, rows: Row[] }} Run
+ *   One JSON file of run.mjs, and the path it was read from.
+ * @typedef {{ shape: string, layout: string, label: string, note: string }} Case
+ * @typedef {{ id: string, label: string, short: string, color?: string | null, get: (c: Case, op: Op) => Row | undefined }} Series
+ *   One implementation compared: a column of the tables, a bar of the chart.
+ */
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const argv = process.argv.slice(2);
+/** @type {string[]} */
 const files = [];
-let mdPath = join(HERE, 'RESULTS.md'), svgPath = join(HERE, 'results.svg');
+let mdPath = join(HERE, 'results', 'RESULTS.md'), svgPath = join(HERE, 'results', 'results.svg');
 for (let i = 0; i < argv.length; i++) {
   if (argv[i] === '--md') mdPath = resolve(argv[++i]);
   else if (argv[i] === '--svg') svgPath = resolve(argv[++i]);
@@ -26,24 +38,31 @@ if (!files.length) {
   console.error('usage: node bench/report.mjs RUN.json [MORE.json ...] [--md FILE] [--svg FILE]');
   process.exit(2);
 }
+/** @type {Run[]} */
 const runs = files.map((f) => ({ file: f, ...JSON.parse(readFileSync(f, 'utf8')) }));
 const main = runs[0];
 const M = main.meta.machine;
 
 // ---------------------------------------------------------------- series
 
+/** @type {Case[]} */
 const CASES = SHAPES.flatMap((s) => s.layouts.map((layout) => ({ shape: s.id, layout, label: `${s.id.replace(/x/g, '×')} ${layout.toUpperCase()}`, note: s.note })));
 const ISA_ORDER = ['avx512', 'avx2', 'scalar'];
 
-/** The implementations compared, as columns (tables) and bars (chart), for one run. */
+/**
+ * The implementations compared, as columns (tables) and bars (chart), for one run.
+ * @param {Run} run
+ * @returns {Series[]}
+ */
 function seriesOf(run) {
   const rows = run.rows;
   const N = Math.max(...run.meta.threadCounts);
   const isas = ISA_ORDER.filter((i) => rows.some((r) => r.impl === 'native' && r.isa === i));
-  const has = (p) => rows.some(p);
+  const has = (/** @type {(r: Row) => boolean} */ p) => rows.some(p);
+  /** @type {Series[]} */
   const S = [];
+  /** @type {(pred: (r: Row, c: Case) => boolean) => Series['get']} */
   const pick = (pred) => (c, op) => rows.filter((r) => r.op === op && r.shape === c.shape && pred(r, c)).sort((a, b) => a.medianMs - b.medianMs)[0];
-  const T = (t) => (t === 1 ? '1 thread' : `${t} threads`);
   for (const [i, isa] of isas.entries()) {
     for (const t of i === 0 ? [...new Set([N, 1])] : [N]) {
       if (!has((r) => r.impl === 'native' && r.isa === isa && r.threads === t)) continue;
@@ -51,11 +70,12 @@ function seriesOf(run) {
     }
   }
   if (has((r) => r.impl === 'js')) S.push({ id: 'js', label: 'batchnorm pure JS, 1 thread', short: 'pure JS', get: pick((r, c) => r.impl === 'js' && r.api === 'functional' && r.layout === c.layout) });
+  /** @type {(impl: string, label: string, short: string, extra?: (r: Row, c: Case) => boolean, threads?: number) => void} */
   const peer = (impl, label, short, extra = () => true, threads = N) => {
     const get = pick((r, c) => r.impl === impl && r.threads === threads && extra(r, c));
     if (OPS.some((op) => CASES.some((c) => get(c, op)))) S.push({ id: `${impl}-${short}`, label, short, get });
   };
-  const ver = (impl) => rows.find((r) => r.impl === impl)?.version ?? '';
+  const ver = (/** @type {string} */ impl) => rows.find((r) => r.impl === impl)?.version ?? '';
   const torchIsas = [...new Set(rows.filter((r) => r.impl === 'pytorch').map((r) => r.isa))];
   peer('pytorch', `PyTorch ${ver('pytorch')}, ${T(N)}${torchIsas.length > 1 ? ` (best of ${torchIsas.join('/')})` : ''}`, 'PyTorch', (r, c) => r.layout === c.layout);
   peer('onednn', `oneDNN ${ver('onednn')}, same layout, ${T(N)}`, 'oneDNN', (r, c) => r.layout === c.layout);
@@ -70,11 +90,12 @@ function seriesOf(run) {
 
 // ---------------------------------------------------------------- formatting
 
-const fgb = (g) => (g >= 10 ? g.toFixed(1) : g >= 1 ? g.toFixed(2) : g.toPrecision(2));
-const fms = (ms) => (ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixed(1) : ms >= 1 ? ms.toFixed(2) : ms >= 0.1 ? ms.toFixed(3) : ms.toFixed(4));
-const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-const T = (t) => (t === 1 ? '1 thread' : `${t} threads`);
+const fgb = (/** @type {number} */ g) => (g >= 10 ? g.toFixed(1) : g >= 1 ? g.toFixed(2) : g.toPrecision(2));
+const fms = (/** @type {number} */ ms) => (ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixed(1) : ms >= 1 ? ms.toFixed(2) : ms >= 0.1 ? ms.toFixed(3) : ms.toFixed(4));
+const esc = (/** @type {unknown} */ s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+const T = (/** @type {number} */ t) => (t === 1 ? '1 thread' : `${t} threads`);
 
+/** @param {Run} run */
 function machineLines(run) {
   const m = run.meta.machine;
   return [
@@ -86,10 +107,25 @@ function machineLines(run) {
   ];
 }
 
-function copyLine(run) {
-  return run.meta.threadCounts.map((t) => `${T(t)} **${run.copy[t].gbps.toFixed(1)} GB/s** (start ${run.copy[t].startGbps.toFixed(1)}, end ${run.copy[t].endGbps.toFixed(1)})`).join('; ');
+/**
+ * The commit a run measured, as run.mjs recorded it (`git rev-parse HEAD`; dirty: tracked files differed from it).
+ * @param {Run} run
+ */
+function measuredCommit(run) {
+  const m = run.meta.machine;
+  if (!m.commit) return 'an unknown commit (not run from a git checkout)';
+  return `commit \`${m.commit}\`${m.dirty ? ' with uncommitted changes to tracked files (the figures may not match any commit)' : ' (clean tree)'}`;
 }
 
+/** @param {Run} run */
+function copyLine(run) {
+  return run.meta.threadCounts.map((/** @type {number} */ t) => `${T(t)} **${run.copy[t].gbps.toFixed(1)} GB/s** (start ${run.copy[t].startGbps.toFixed(1)}, end ${run.copy[t].endGbps.toFixed(1)})`).join('; ');
+}
+
+/**
+ * @param {Run} run
+ * @param {Op} op
+ */
 function pivot(run, op) {
   const S = seriesOf(run);
   const lines = [`| ${op} | ${S.map((s) => s.short).join(' | ')} |`, `|---|${S.map(() => '---:').join('|')}|`];
@@ -104,10 +140,12 @@ function pivot(run, op) {
   return lines.join('\n');
 }
 
+/** @param {Run} run */
 function legend(run) {
   return seriesOf(run).map((s) => `**${s.short}**: ${s.label}`).join(' · ');
 }
 
+/** @param {Run} run */
 function fullTable(run) {
   const head = '| impl | api | isa | thr | op | shape | layout | median ms | GB/s | % copy | × vs JS | samples |';
   const sep = '|---|---|---|---:|---|---|---|---:|---:|---:|---:|---:|';
@@ -116,13 +154,16 @@ function fullTable(run) {
   return [head, sep, ...body].join('\n');
 }
 
+/** @param {Run} run */
 function speedupSummary(run) {
   // Median over the cases of native (best ISA, all threads, functional) ÷ JS, and vs each peer at the same thread count.
   const S = seriesOf(run);
   const best = S[0];
   if (!best || !best.id.startsWith('native')) return '';
+  /** @type {string[]} */
   const out = [];
   for (const s of S.slice(1)) {
+    /** @type {number[]} */
     const ratios = [];
     for (const op of OPS)
       for (const c of CASES) {
@@ -139,12 +180,14 @@ function speedupSummary(run) {
 
 // ---------------------------------------------------------------- SVG
 
+/** @param {Run} run */
 function svgChart(run) {
   const S = seriesOf(run);
   const N = Math.max(...run.meta.threadCounts);
   const cases = CASES.filter((c) => OPS.some((op) => S.some((s) => s.get(c, op))));
   const W = 1180, left = 64, right = 16, panelH = 250, top = 96, gapY = 70, bottomPad = 40;
   // Legend layout first: its height moves the panels down.
+  /** @type {Array<[number, number]>} */
   const legendPos = [];
   let lx = left, ly = 60;
   for (const s of S) {
@@ -176,7 +219,7 @@ function svgChart(run) {
     const vmax = Math.max(...vals, copyMax) * 1.08;
     const step = [5, 10, 20, 25, 50, 100, 200].find((s) => vmax / s <= 8) ?? 500;
     const ymax = Math.ceil(vmax / step) * step;
-    const Y = (v) => y0 + panelH - (v / ymax) * panelH;
+    const Y = (/** @type {number} */ v) => y0 + panelH - (v / ymax) * panelH;
     out.push(`<text x="${left}" y="${y0 - 10}" font-size="13" font-weight="bold">${op}${op === 'backward' ? (S.some((x) => x.id.startsWith('tfjs')) ? ' (TF.js: forward + backward via tf.grads)' : '') : op === 'forward-eval' ? '' : ' (batch statistics + running-stat update)'}</text>`);
     for (let v = 0; v <= ymax; v += step) {
       out.push(`<line x1="${left}" x2="${W - right}" y1="${Y(v)}" y2="${Y(v)}" stroke="#e5e5e5"/>`);
@@ -208,6 +251,10 @@ function svgChart(run) {
 
 // ---------------------------------------------------------------- Markdown
 
+/**
+ * @param {Run} run
+ * @param {boolean} isMain
+ */
 function section(run, isMain) {
   const N = Math.max(...run.meta.threadCounts);
   const s = [];
@@ -242,7 +289,7 @@ function section(run, isMain) {
   return s.join('\n');
 }
 
-const runCmd = (r) => {
+const runCmd = (/** @type {Run} */ r) => {
   const opts = r.meta.command.replace(/^node bench\/run\.mjs\s*/, '').replace(/--json\s+\S+/, '').replace(/\s+/g, ' ').trim();
   return `node bench/run.mjs ${opts ? opts + ' ' : ''}--json ${relative(process.cwd(), resolve(r.file))}`;
 };
@@ -252,7 +299,11 @@ const peersVersions = [...new Map(runs.flatMap((r) => r.rows).filter((r) => r.ve
 const md = [];
 md.push('# Benchmark results');
 md.push('');
-md.push(`Generated by \`node bench/report.mjs\` on ${new Date().toISOString().slice(0, 10)} from ${runs.map((r) => `\`${relative(dirname(mdPath), resolve(r.file))}\``).join(', ')}. Regenerate everything (about ${Math.ceil(runs.reduce((a, r) => a + r.meta.seconds, 0) / 60)} min) with`);
+const commits = [...new Set(runs.map(measuredCommit))];
+const where = (/** @type {Run} */ r) => `\`${relative(dirname(mdPath), resolve(r.file))}\``;
+md.push(`Generated by \`node bench/report.mjs\` on ${new Date().toISOString().slice(0, 10)} from ${runs.map(where).join(', ')}.`);
+md.push(commits.length === 1 ? `Measured at ${commits[0]}.` : `Measured at ${runs.map((r) => `${measuredCommit(r)} (${where(r)})`).join(', ')}.`);
+md.push(`Regenerate everything (about ${Math.ceil(runs.reduce((a, r) => a + r.meta.seconds, 0) / 60)} min) with`);
 md.push('');
 md.push('```sh');
 md.push('npm run bench:results');

@@ -6,16 +6,20 @@
 //                      [--peers | --no-peers] [--isa avx2,avx512] [--threads 1,2]
 //
 // One child process per (backend, ISA) — the package chooses both once per
-// process from BATCHNORM_BACKEND / BATCHNORM_ISA — running bench/worker.mjs;
-// one per Node peer (bench/node-peers.mjs); one per row for the PyTorch and
+// process from BATCHNORM_BACKEND / BATCHNORM_ISA — running bench/lib/worker.mjs;
+// one per Node peer (bench/lib/node-peers.mjs); one per row for the PyTorch and
 // oneDNN harnesses of bench/peers/.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { copyBandwidth } from './copybw.mjs';
-import { ONEDNN_HARNESS as ONEDNN, PEERS, PYTHON as PY, TORCH_HARNESS as TORCH, harnessCommand, lastJsonLine, numel, packageRows, parseCommandLine, peerRows, rowKey, BYTES_PER_ELEMENT } from './common.mjs';
+import { copyBandwidth } from './lib/copybw.mjs';
+/**
+ * @typedef {import('./lib/common.mjs').Row} Row
+ * @typedef {{ gbps: number, bestGbps: number, medianMs: number, threads: number, bytesCopied: number, reps: number }} Copy
+ */
+import { ONEDNN_HARNESS as ONEDNN, PEERS, PYTHON as PY, TORCH_HARNESS as TORCH, harnessCommand, lastJsonLine, numel, packageRows, parseCommandLine, peerRows, rowKey, BYTES_PER_ELEMENT } from './lib/common.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '..');
@@ -44,9 +48,11 @@ const cold = args.cold;
 const peersOn = args.peers ?? !quick;
 const filterRe = args.filter ? new RegExp(args.filter) : null;
 const N = os.availableParallelism();
+/** @type {number[]} */
 const threadCounts = args.threads ? args.threads.split(',').map(Number) : [...new Set([1, N])];
 const started = Date.now();
-const note = (s) => process.stderr.write(`${s}\n`);
+const note = (/** @type {string} */ s) => process.stderr.write(`${s}\n`);
+/** @type {Array<{ impl: string, key?: string, reason: string }>} */
 const skipped = [];
 
 // Sampling settings (benchmark.js, seconds) and iteration counts (manual loops).
@@ -54,6 +60,12 @@ const SETTINGS = quick
   ? { native: { minSamples: 5, maxTime: 0.08, minTime: 0.02 }, js: { minSamples: 3, maxTime: 0.05, minTime: 0.02 }, coldIters: { native: 5, js: 3 }, peerIters: 10, peerWarmup: 2, tfjsIters: 3, slowIters: 1 }
   : { native: { minSamples: 10, maxTime: 0.75, minTime: 0.05 }, js: { minSamples: 5, maxTime: 1, minTime: 0.05 }, coldIters: { native: 20, js: 5 }, peerIters: 30, peerWarmup: 5, tfjsIters: 10, slowIters: 2 };
 
+/**
+ * Runs a child to completion, its stderr passed through.
+ * @param {string} cmd
+ * @param {string[]} argv
+ * @param {{ env?: Record<string, string>, input?: string }} [options]
+ */
 function run(cmd, argv, { env = {}, input } = {}) {
   const r = spawnSync(cmd, argv, { cwd: ROOT, env: { ...process.env, ...env }, input, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', maxBuffer: 64 << 20 });
   return { status: r.status, stdout: r.stdout ?? '', error: r.error };
@@ -61,6 +73,7 @@ function run(cmd, argv, { env = {}, input } = {}) {
 
 // ---------------------------------------------------------------- machine
 
+/** @param {string} p */
 function readText(p) {
   try {
     return readFileSync(p, 'utf8').trim();
@@ -72,6 +85,7 @@ function readText(p) {
 function machine() {
   const cpuinfo = readText('/proc/cpuinfo') ?? '';
   const flags = (cpuinfo.match(/^flags\s*:\s*(.*)$/m)?.[1] ?? '').split(/\s+/);
+  /** @type {string[]} */
   const caches = [];
   const base = '/sys/devices/system/cpu/cpu0/cache';
   if (existsSync(base))
@@ -80,7 +94,7 @@ function machine() {
       const shared = readText(join(base, d, 'shared_cpu_list'));
       caches.push(`L${level}${type === 'Data' ? 'd' : type === 'Instruction' ? 'i' : ''} ${size} (cpus ${shared})`);
     }
-  const git = (a) => spawnSync('git', a, { cwd: ROOT, encoding: 'utf8' }).stdout?.trim() || null;
+  const git = (/** @type {string[]} */ a) => spawnSync('git', a, { cwd: ROOT, encoding: 'utf8' }).stdout?.trim() || null;
   return {
     cpu: os.cpus()[0]?.model ?? '?',
     cpus: os.cpus().length,
@@ -94,7 +108,7 @@ function machine() {
     node: process.version,
     v8: process.versions.v8,
     package: JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version,
-    commit: git(['rev-parse', '--short', 'HEAD']),
+    commit: git(['rev-parse', 'HEAD']),
     dirty: !!git(['status', '--porcelain', '--untracked-files=no']),
     loadavg: os.loadavg().map((x) => +x.toFixed(2)),
   };
@@ -116,19 +130,29 @@ function cpuBusy(ms = 2000) {
 
 // ---------------------------------------------------------------- package rows
 
+/** @param {Record<string, string>} env */
 function probePackage(env) {
-  const r = run(process.execPath, [join(HERE, 'worker.mjs'), '--probe'], { env });
+  const r = run(process.execPath, [join(HERE, 'lib', 'worker.mjs'), '--probe'], { env });
   if (r.status !== 0) return null;
   return lastJsonLine(r.stdout);
 }
 
+/**
+ * The package's rows of one (backend, ISA), in a child (bench/lib/worker.mjs).
+ * @param {Record<string, string>} env
+ * @param {string} label
+ * @param {string} impl
+ * @param {string} isa
+ * @param {{ bench: object, coldIters: number }} opts
+ * @returns {Row[]}
+ */
 function runWorker(env, label, impl, isa, opts) {
   const rows = packageRows(impl, isa, impl === 'native' ? threadCounts : [1]);
   if (!rows.some((r) => !filterRe || filterRe.test(rowKey(r)))) return [];
   note(`${label}: ${rows.filter((r) => !filterRe || filterRe.test(rowKey(r))).length} rows`);
   const cfg = { threads: threadCounts, filter: args.filter ?? null, cold, coldIters: opts.coldIters, bench: opts.bench };
   waitIdle();
-  const r = run(process.execPath, [join(HERE, 'worker.mjs'), JSON.stringify(cfg)], { env });
+  const r = run(process.execPath, [join(HERE, 'lib', 'worker.mjs'), JSON.stringify(cfg)], { env });
   if (r.status !== 0) {
     skipped.push({ impl: label, reason: `worker exited with ${r.status}` });
     return [];
@@ -138,16 +162,25 @@ function runWorker(env, label, impl, isa, opts) {
 
 // ---------------------------------------------------------------- peers
 
+/** @param {Record<string, string>} env */
 function torchCapability(env) {
   const r = spawnSync(PY, ['-c', 'import torch; print(torch.__version__); print(torch.__config__.show())'], { env: { ...process.env, ...env }, encoding: 'utf8' });
   if (r.status !== 0) return null;
   return { version: r.stdout.split('\n')[0], capability: r.stdout.match(/CPU capability usage:\s*(\S+)/)?.[1]?.toLowerCase() ?? 'default' };
 }
 
+/**
+ * A harness peer's rows (PyTorch, oneDNN), one child per row.
+ * @param {string} impl
+ * @param {string} isa
+ * @param {Record<string, string>} env
+ * @returns {Row[]}
+ */
 function runHarness(impl, isa, env) {
   const rows = peerRows(impl, isa, threadCounts).filter((r) => !filterRe || filterRe.test(rowKey(r)));
   if (!rows.length) return [];
   note(`${impl}/${isa}: ${rows.length} rows`);
+  /** @type {Row[]} */
   const out = [];
   for (const r of rows) {
     waitIdle(300, 300);
@@ -170,6 +203,11 @@ function runHarness(impl, isa, env) {
   return out;
 }
 
+/**
+ * A Node peer's rows (TF.js, onnxruntime-node), in a child (bench/lib/node-peers.mjs).
+ * @param {string} impl
+ * @returns {Row[]}
+ */
 function runNodePeer(impl) {
   const rows = peerRows(impl, 'auto', threadCounts).filter((r) => !filterRe || filterRe.test(rowKey(r)));
   if (!rows.length) return [];
@@ -180,7 +218,7 @@ function runNodePeer(impl) {
   note(`${impl}: ${rows.length} rows`);
   const cfg = { impl, threads: threadCounts, iters: impl.startsWith('tfjs') ? SETTINGS.tfjsIters : SETTINGS.peerIters, warmup: SETTINGS.peerWarmup, slowIters: SETTINGS.slowIters, cold, filter: args.filter ?? null };
   waitIdle();
-  const r = run(process.execPath, [join(HERE, 'node-peers.mjs'), JSON.stringify(cfg)]);
+  const r = run(process.execPath, [join(HERE, 'lib', 'node-peers.mjs'), JSON.stringify(cfg)]);
   if (r.status !== 0) {
     skipped.push({ impl, reason: `node-peers exited with ${r.status}` });
     return [];
@@ -196,6 +234,7 @@ function runNodePeer(impl) {
 
 // ---------------------------------------------------------------- main
 
+/** @type {Record<string, any>} */
 const meta = { date: new Date().toISOString(), command: `node bench/run.mjs ${process.argv.slice(2).join(' ')}`.trim(), quick, cold, peers: peersOn, filter: args.filter ?? null, threadCounts, settings: SETTINGS, machine: machine() };
 const waitIdleOn = args['wait-idle'] !== undefined;
 const waitLimit = Number(args['wait-idle']) || 900;
@@ -223,7 +262,12 @@ waitIdle(2000);
 meta.backgroundCpusStart = cpuBusy(1000);
 note(`batchnorm bench: ${quick ? 'quick' : 'full'}, ${cold ? 'cold' : 'hot'} caches, threads ${threadCounts.join(',')}, peers ${peersOn ? 'on' : 'off'}`);
 
+/**
+ * @param {string} when
+ * @returns {Promise<Record<number, Copy>>}
+ */
 async function copyAll(when) {
+  /** @type {Record<number, Copy>} */
   const res = {};
   for (const t of threadCounts) {
     res[t] = await copyBandwidth({ threads: t, reps: quick ? 6 : 15 });
@@ -235,6 +279,7 @@ const copyStart = await copyAll('start');
 
 const repeat = Math.max(1, Number(args.repeat ?? 1) | 0);
 const probe = probePackage({ BATCHNORM_BACKEND: 'native' });
+/** @type {string[]} */
 let isas = [];
 if (!probe) {
   skipped.push({ impl: 'native', reason: 'the native addon does not load (build it: npm rebuild / node-gyp rebuild)' });
@@ -256,7 +301,8 @@ if (peersOn) {
 } else skipped.push({ impl: 'peers', reason: quick ? 'not run with --quick (add --peers)' : 'not run (--no-peers)' });
 
 /** One pass over every configuration. `first`: also the slow ones run only once (TF.js cpu). */
-function pass(first) {
+function pass(/** @type {boolean} */ first) {
+  /** @type {Row[]} */
   const rows = [];
   for (const isa of isas)
     rows.push(...runWorker({ BATCHNORM_BACKEND: 'native', BATCHNORM_ISA: isa }, `native/${isa}`, 'native', isa, { bench: SETTINGS.native, coldIters: SETTINGS.coldIters.native }));
@@ -276,6 +322,7 @@ function pass(first) {
  * --repeat K: K passes over everything; each row keeps the pass with the lowest
  * median (the least disturbed on a shared machine) and lists all of them in `passesMs`.
  */
+/** @type {Map<string, Row>} */
 const best = new Map();
 for (let k = 0; k < repeat; k++) {
   if (repeat > 1) note(`pass ${k + 1} of ${repeat}`);
@@ -296,9 +343,10 @@ meta.loadavgEnd = os.loadavg().map((x) => +x.toFixed(2));
 // ---------------------------------------------------------------- derived columns
 
 /** The copy bandwidth per thread count: the higher of the start and end medians (the machine is shared). */
+/** @type {Record<number, Copy & { startGbps: number, endGbps: number }>} */
 const copy = {};
 for (const t of threadCounts) copy[t] = { ...copyStart[t], gbps: Math.max(copyStart[t].gbps, copyEnd[t].gbps), startGbps: copyStart[t].gbps, endGbps: copyEnd[t].gbps };
-const copyFor = (t) => copy[t]?.gbps ?? copy[Math.max(...threadCounts.filter((x) => x <= t))]?.gbps;
+const copyFor = (/** @type {number} */ t) => copy[t]?.gbps ?? copy[Math.max(...threadCounts.filter((x) => x <= t))]?.gbps;
 
 const jsRow = new Map(rows.filter((r) => r.impl === 'js').map((r) => [`${r.api}/${r.op}/${r.shape}/${r.layout}`, r]));
 for (const r of rows) {
@@ -311,9 +359,9 @@ for (const r of rows) {
 
 // Table order: by shape, layout and op, then implementation.
 const IMPL_ORDER = ['native', 'wasm', 'js', 'pytorch', 'onednn', 'onnxruntime', 'tfjs-wasm', 'tfjs-cpu'];
-const ISA_RANK = (isa) => { const i = ['scalar', 'avx2', 'avx512'].indexOf(isa); return i < 0 ? 9 : i; };
+const ISA_RANK = (/** @type {string} */ isa) => { const i = ['scalar', 'avx2', 'avx512'].indexOf(isa); return i < 0 ? 9 : i; };
 const caseOrder = [...new Set(packageRows('x', 'x', [1]).map((r) => `${r.shape}/${r.layout}/${r.op}`))];
-const ck = (r) => `${r.shape}/${r.layout === 'nchw16c' ? 'nchw' : r.layout}/${r.op}`;
+const ck = (/** @type {Row} */ r) => `${r.shape}/${r.layout === 'nchw16c' ? 'nchw' : r.layout}/${r.op}`;
 rows.sort((a, b) =>
   caseOrder.indexOf(ck(a)) - caseOrder.indexOf(ck(b)) ||
   IMPL_ORDER.indexOf(a.impl) - IMPL_ORDER.indexOf(b.impl) ||
@@ -321,6 +369,7 @@ rows.sort((a, b) =>
 
 // ---------------------------------------------------------------- output
 
+/** @param {Row[]} rows */
 function formatTable(rows) {
   const head = ['impl', 'api', 'isa', 'thr', 'op', 'shape', 'layout', 'median ms', 'GB/s', '% copy', '× vs JS'];
   const body = rows.map((r) => [
@@ -329,8 +378,9 @@ function formatTable(rows) {
   ]);
   const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const right = new Set([3, 7, 8, 9, 10]);
-  const fmt = (cells) => cells.map((c, i) => (right.has(i) ? c.padStart(w[i]) : c.padEnd(w[i]))).join('  ');
+  const fmt = (/** @type {string[]} */ cells) => cells.map((c, i) => (right.has(i) ? c.padStart(w[i]) : c.padEnd(w[i]))).join('  ');
   const lines = [fmt(head), w.map((x) => '-'.repeat(x)).join('  ')];
+  /** @type {string | null} */
   let prev = null;
   rows.forEach((r, i) => {
     if (prev !== null && ck(r) !== prev) lines.push('');

@@ -26,7 +26,7 @@
 // package by name: build first (npx tsc -p tsconfig.json, and the addon).
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { median, parseCommandLine } from './common.mjs';
+import { median, parseCommandLine } from './lib/common.mjs';
 import { cnnData, smallCnn } from './lib/tfjs-cnn.mjs';
 
 const HELP = `usage: node bench/tfjs.mjs [options]

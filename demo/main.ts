@@ -1,17 +1,17 @@
 /**
  * `npm run demo`: trains an MLP on MNIST with and without BatchNorm and shows
- * what BatchNorm does, in five experiments, on the terminal and in
+ * what BatchNorm does, in six experiments, on the terminal and in
  * demo-report/index.html. `node demo/dist/main.js --help` lists the options.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import cliProgress from 'cli-progress';
 import { backendInfo } from 'batchnorm';
-import { loadData } from './data.js';
-import { pitfall, train, type OptimizerName, type ProgressSink, type RunResult } from './experiments.js';
-import { renderHtml, summarizeRun, terminalSummary, pct, type Summary } from './report.js';
+import { loadData, type Data } from './data.js';
+import { pitfall, train, type OptimizerName, type Pitfall, type RunResult } from './experiments.js';
+import { makeProgress } from './progress.js';
+import { renderHtml, summarizeRun, terminalSummary, type Summary } from './report.js';
 import { timeBackend, type TimingOptions } from './timing.js';
 
 export type { Summary } from './report.js';
@@ -90,76 +90,28 @@ Options:
 
 Environment: BATCHNORM_BACKEND=native|js chooses the backend of experiments 1–4.`;
 
-/** cli-progress bars on a terminal, one line per finished run elsewhere. */
-function makeProgress(enabled: boolean, log: ((line: string) => void) | null): { sink: ProgressSink; stop(): void } {
-  if (enabled) {
-    const multi = new cliProgress.MultiBar(
-      {
-        format: ' {label} |{bar}| {percentage}% | epoch {epoch} | loss {loss} | {status}',
-        barsize: 28,
-        hideCursor: true,
-        clearOnComplete: false,
-        stopOnComplete: false,
-        autopadding: true,
-        fps: 8,
-        stream: process.stdout,
-      },
-      cliProgress.Presets.shades_classic,
-    );
-    // Training is synchronous, so cli-progress's redraw timer never fires during a run: redraw from here.
-    let lastDraw = 0;
-    const draw = (force: boolean): void => {
-      const now = performance.now();
-      if (force || now - lastDraw > 100) {
-        lastDraw = now;
-        multi.update();
-      }
-    };
-    return {
-      sink: {
-        start(label, total) {
-          const bar = multi.create(total, 0, { label: label.padEnd(30), epoch: 1, loss: '  …  ', status: '' });
-          const start = performance.now();
-          return {
-            update(step, info) {
-              const eta = ((performance.now() - start) / step) * (total - step);
-              bar.update(step, { epoch: info.epoch, loss: info.loss.toFixed(3).padStart(5), status: `ETA ${(eta / 1000).toFixed(1)} s` });
-              draw(false);
-            },
-            done(info) {
-              bar.update(info.diverged ? Math.round(bar.getProgress() * total) : total, {
-                status: `test ${pct(info.accuracy)}${info.diverged ? ' (diverged)' : ''} in ${(info.ms / 1000).toFixed(1)} s`,
-              });
-              draw(true);
-            },
-          };
-        },
-      },
-      stop: () => multi.stop(),
-    };
-  }
-  return {
-    sink: {
-      start(label) {
-        return {
-          update() {},
-          done(info) {
-            log?.(`  ${label.padEnd(30)} test ${pct(info.accuracy)}${info.diverged ? ' (diverged)' : ''} in ${(info.ms / 1000).toFixed(1)} s`);
-          },
-        };
-      },
-    },
-    stop() {},
-  };
-}
-
 function checkPositiveInt(name: string, v: number, allowZero = false): void {
   if (!Number.isInteger(v) || v < (allowZero ? 0 : 1)) throw new RangeError(`${name} must be a ${allowZero ? 'non-negative' : 'positive'} integer, got ${v}`);
 }
 
-/** Runs the five experiments and writes the report; resolves to the numbers it shows. */
-export async function runDemo(options: DemoOptions = {}): Promise<Summary> {
-  const t0 = performance.now();
+/** The options of a run, with every default filled in and checked. */
+interface Config {
+  quick: boolean;
+  optimizer: OptimizerName;
+  seed: number;
+  epochs: number;
+  lr: number;
+  batchSize: number;
+  trainSize: number;
+  testSize: number;
+  sweep: number[];
+  pitfallSizes: number[];
+  log: ((line: string) => void) | null;
+  outDir: string;
+  showProgress: boolean;
+}
+
+function resolveConfig(options: DemoOptions): Config {
   const quick = options.quick ?? false;
   const size = quick ? DEFAULTS.quick : DEFAULTS.full;
   const optimizer = options.optimizer ?? 'sgd';
@@ -181,64 +133,104 @@ export async function runDemo(options: DemoOptions = {}): Promise<Summary> {
   checkPositiveInt('train', trainSize, true);
   checkPositiveInt('test', testSize, true);
   for (const r of sweep) if (!(r > 0) || !Number.isFinite(r)) throw new RangeError(`learning rates must be positive, got ${r}`);
+  const showProgress = options.progress ?? (process.stdout.isTTY === true && log !== null);
+  return { quick, optimizer, seed, epochs, lr, batchSize, trainSize, testSize, sweep, pitfallSizes, log, outDir, showProgress };
+}
 
-  const info = backendInfo();
-  const data = loadData({ dir: options.dataDir, trainSize, testSize, seed });
-  log?.(
-    `batchnorm ${info.version} (${info.backend}${info.backend === 'native' ? `, ${info.isa}, ${info.threads} threads` : ''}) · ${data.name}: ${data.train.n} training / ${data.test.n} test images · ${optimizer === 'adam' ? 'Adam' : 'SGD momentum 0.9'} · batch ${batchSize} · ${epochs} epochs · seed ${seed}`,
-  );
-  const progress = makeProgress(options.progress ?? (process.stdout.isTTY === true && log !== null), log);
+/** One learning rate, trained with and without BatchNorm from the same weights and batches. */
+interface Pair {
+  lr: number;
+  batchNorm: RunResult;
+  plain: RunResult;
+}
 
-  // Experiments 1, 2 and 4: every learning rate, with and without BatchNorm; the run at `lr` also records running statistics.
-  const runs: Array<{ lr: number; batchNorm: RunResult; plain: RunResult }> = [];
-  const fmt = (x: number): string => String(x);
+const fmt = (x: number): string => String(x);
+
+/**
+ * Experiments 1, 2 and 4 share their training: the MLP with and without
+ * BatchNorm at every learning rate of the sweep. The pair at the main rate is
+ * experiment 1, and its BatchNorm run records the running statistics of a few
+ * channels (experiment 4).
+ */
+function trainSweep(cfg: Config, data: Data): Pair[] {
+  const progress = makeProgress(cfg.showProgress, cfg.log);
+  const runs: Pair[] = [];
   try {
-    for (const r of sweep) {
-      const common = { data, lr: r, optimizer, epochs, batchSize, seed };
-      const bn = train({ ...common, label: `lr ${fmt(r)} with BatchNorm`, batchNorm: true, watchChannels: r === lr ? [0, 1, 2, 3] : undefined, progress: progress.sink });
+    for (const r of cfg.sweep) {
+      const common = { data, lr: r, optimizer: cfg.optimizer, epochs: cfg.epochs, batchSize: cfg.batchSize, seed: cfg.seed };
+      const bn = train({ ...common, label: `lr ${fmt(r)} with BatchNorm`, batchNorm: true, watchChannels: r === cfg.lr ? [0, 1, 2, 3] : undefined, progress: progress.sink });
       const plain = train({ ...common, label: `lr ${fmt(r)} without`, batchNorm: false, progress: progress.sink });
       runs.push({ lr: r, batchNorm: bn, plain });
     }
   } finally {
     progress.stop();
   }
-  const main = runs.find((r) => r.lr === lr)!;
+  return runs;
+}
 
-  // Experiment 6: the small CNN, with and without BatchNorm, at `lr` and at the sweep's highest rate.
-  let cnnRuns: Array<{ lr: number; batchNorm: RunResult; plain: RunResult }> | null = null;
-  if (options.cnn ?? true) {
-    const cnnProgress = makeProgress(options.progress ?? (process.stdout.isTTY === true && log !== null), log);
-    cnnRuns = [];
-    try {
-      for (const r of [...new Set([lr, sweep[sweep.length - 1]])]) {
-        const common = { data, arch: 'cnn' as const, lr: r, optimizer, epochs, batchSize, seed };
-        const bn = train({ ...common, label: `CNN lr ${fmt(r)} with BatchNorm`, batchNorm: true, progress: cnnProgress.sink });
-        const plain = train({ ...common, label: `CNN lr ${fmt(r)} without`, batchNorm: false, progress: cnnProgress.sink });
-        cnnRuns.push({ lr: r, batchNorm: bn, plain });
-      }
-    } finally {
-      cnnProgress.stop();
+/** Experiment 3: the BatchNorm model of experiment 1 tested in train mode with small batches vs in eval mode. */
+function trainModePitfall(cfg: Config, data: Data, main: Pair): Pitfall {
+  return pitfall(main.batchNorm.model, data.test, cfg.pitfallSizes.filter((b) => b >= 2 && b <= data.test.n));
+}
+
+/** Experiment 5: one epoch per backend, each in a child process. */
+function timeBackends(cfg: Config, dataDir: string | undefined): Summary['timing'] {
+  cfg.log?.('Timing one epoch on the native path and on the pure-JS path (child processes)…');
+  const topts: TimingOptions = {
+    dataDir,
+    trainSize: cfg.trainSize,
+    testSize: Math.min(cfg.testSize || 1000, 1000),
+    seed: cfg.seed,
+    batchSize: cfg.batchSize,
+    lr: cfg.lr,
+    optimizer: cfg.optimizer,
+    warmupSteps: 20,
+  };
+  return { native: timeBackend('native', topts), js: timeBackend('js', topts) };
+}
+
+/** Experiment 6: the small CNN, with and without BatchNorm, at the main rate and at the sweep's highest. */
+function trainCnn(cfg: Config, data: Data): Pair[] {
+  const progress = makeProgress(cfg.showProgress, cfg.log);
+  const runs: Pair[] = [];
+  try {
+    for (const r of [...new Set([cfg.lr, cfg.sweep[cfg.sweep.length - 1]])]) {
+      const common = { data, arch: 'cnn' as const, lr: r, optimizer: cfg.optimizer, epochs: cfg.epochs, batchSize: cfg.batchSize, seed: cfg.seed };
+      const bn = train({ ...common, label: `CNN lr ${fmt(r)} with BatchNorm`, batchNorm: true, progress: progress.sink });
+      const plain = train({ ...common, label: `CNN lr ${fmt(r)} without`, batchNorm: false, progress: progress.sink });
+      runs.push({ lr: r, batchNorm: bn, plain });
     }
+  } finally {
+    progress.stop();
   }
+  return runs;
+}
 
-  // Experiment 3: the model of experiment 1 tested in train mode with small batches vs in eval mode.
-  const pit = pitfall(main.batchNorm.model, data.test, pitfallSizes.filter((b) => b >= 2 && b <= data.test.n));
+const summarizePair = (r: Pair) => ({ lr: r.lr, batchNorm: summarizeRun(r.batchNorm), plain: summarizeRun(r.plain) });
 
-  // Experiment 5: one epoch per backend, each in a child process.
-  let timing: Summary['timing'] = null;
-  if (options.timing ?? true) {
-    log?.('Timing one epoch on the native path and on the pure-JS path (child processes)…');
-    const topts: TimingOptions = { dataDir: options.dataDir, trainSize, testSize: Math.min(testSize || 1000, 1000), seed, batchSize, lr, optimizer, warmupSteps: 20 };
-    timing = { native: timeBackend('native', topts), js: timeBackend('js', topts) };
-  }
+/** Runs the experiments and writes the report; resolves to the numbers it shows. */
+export async function runDemo(options: DemoOptions = {}): Promise<Summary> {
+  const t0 = performance.now();
+  const cfg = resolveConfig(options);
+  const info = backendInfo();
+  const data = loadData({ dir: options.dataDir, trainSize: cfg.trainSize, testSize: cfg.testSize, seed: cfg.seed });
+  cfg.log?.(
+    `batchnorm ${info.version} (${info.backend}${info.backend === 'native' ? `, ${info.isa}, ${info.threads} threads` : ''}) · ${data.name}: ${data.train.n} training / ${data.test.n} test images · ${cfg.optimizer === 'adam' ? 'Adam' : 'SGD momentum 0.9'} · batch ${cfg.batchSize} · ${cfg.epochs} epochs · seed ${cfg.seed}`,
+  );
+
+  const runs = trainSweep(cfg, data);
+  const main = runs.find((r) => r.lr === cfg.lr)!;
+  const cnnRuns = (options.cnn ?? true) ? trainCnn(cfg, data) : null;
+  const pit = trainModePitfall(cfg, data, main);
+  const timing = (options.timing ?? true) ? timeBackends(cfg, options.dataDir) : null;
 
   const watch = main.batchNorm.watch!;
   const summary: Summary = {
     data: { name: data.name, source: data.source, trainSize: data.train.n, testSize: data.test.n, features: data.train.features, classes: data.classes },
-    config: { seed, epochs, batchSize, optimizer, lr, sweep, quick },
+    config: { seed: cfg.seed, epochs: cfg.epochs, batchSize: cfg.batchSize, optimizer: cfg.optimizer, lr: cfg.lr, sweep: cfg.sweep, quick: cfg.quick },
     backend: info,
-    comparison: { lr, batchNorm: summarizeRun(main.batchNorm), plain: summarizeRun(main.plain) },
-    sweep: runs.map((r) => ({ lr: r.lr, batchNorm: summarizeRun(r.batchNorm), plain: summarizeRun(r.plain) })),
+    comparison: { lr: cfg.lr, batchNorm: summarizeRun(main.batchNorm), plain: summarizeRun(main.plain) },
+    sweep: runs.map(summarizePair),
     pitfall: pit,
     runningStats: {
       channels: watch.channels,
@@ -247,22 +239,19 @@ export async function runDemo(options: DemoOptions = {}): Promise<Summary> {
       finalVar: watch.runningVar.map((s) => s[s.length - 1] ?? 1),
     },
     timing,
-    cnn: cnnRuns && {
-      description: cnnRuns[0].batchNorm.model.description,
-      runs: cnnRuns.map((r) => ({ lr: r.lr, batchNorm: summarizeRun(r.batchNorm), plain: summarizeRun(r.plain) })),
-    },
-    reportPath: join(outDir, 'index.html'),
+    cnn: cnnRuns && { description: cnnRuns[0].batchNorm.model.description, runs: cnnRuns.map(summarizePair) },
+    reportPath: join(cfg.outDir, 'index.html'),
     seconds: 0,
   };
   summary.seconds = (performance.now() - t0) / 1000;
-  mkdirSync(outDir, { recursive: true });
+  mkdirSync(cfg.outDir, { recursive: true });
   const commandLine = options.commandLine ?? `runDemo(${JSON.stringify({ ...options, log: undefined })})`;
   writeFileSync(summary.reportPath, renderHtml({ summary, comparison: { batchNorm: main.batchNorm, plain: main.plain }, watch, commandLine }));
-  writeFileSync(join(outDir, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
-  log?.('');
-  log?.(terminalSummary(summary));
-  log?.('');
-  log?.(`Report: ${summary.reportPath}  (${summary.seconds.toFixed(1)} s)`);
+  writeFileSync(join(cfg.outDir, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
+  cfg.log?.('');
+  cfg.log?.(terminalSummary(summary));
+  cfg.log?.('');
+  cfg.log?.(`Report: ${summary.reportPath}  (${summary.seconds.toFixed(1)} s)`);
   return summary;
 }
 

@@ -4,6 +4,8 @@
  */
 import type { BackendTiming, TimingResult } from './timing.js';
 import type { Pitfall, RunResult, Watch } from './experiments.js';
+import { COLORS, esc, ms, num, pct } from './format.js';
+import * as prose from './prose.js';
 
 // ---------------------------------------------------------------- summary types
 
@@ -62,24 +64,8 @@ export function summarizeRun(r: RunResult): RunSummary {
   };
 }
 
-// ---------------------------------------------------------------- formatting
-
-export const pct = (a: number): string => `${(100 * a).toFixed(1)}%`;
-const ms = (v: number): string => (v >= 10_000 ? `${(v / 1000).toFixed(1)} s` : `${Math.round(v)} ms`);
-
-function esc(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-}
-
-function num(v: number, digits = 3): string {
-  if (!Number.isFinite(v)) return String(v);
-  if (v !== 0 && (Math.abs(v) >= 1e4 || Math.abs(v) < 1e-3)) return v.toExponential(1).replace('e+', 'e');
-  return String(Number(v.toPrecision(digits)));
-}
-
 // ---------------------------------------------------------------- charts
 
-export const COLORS = { bn: '#2563eb', plain: '#dc2626', eval: '#059669', channels: ['#2563eb', '#dc2626', '#059669', '#d97706', '#7c3aed', '#db2777'] };
 
 export interface Series {
   name: string;
@@ -457,31 +443,6 @@ export function cnnChart(s: Summary): string {
 
 // ---------------------------------------------------------------- the page
 
-function timingText(t: Summary['timing']): string {
-  if (!t) return '<p class="warn">Skipped (<code>--no-timing</code>).</p>';
-  const n = t.native, j = t.js;
-  const parts: string[] = [];
-  if (n.ok && j.ok) {
-    const bnSpeed = j.result.bnMs / Math.max(1e-9, n.result.bnMs);
-    const epochSpeed = j.result.epochMs / Math.max(1e-9, n.result.epochMs);
-    parts.push(
-      `<p>The BatchNorm layers took <b>${ms(n.result.bnMs)}</b> per epoch on the native path (${esc(n.result.isa)}, ${n.result.threads} thread${n.result.threads === 1 ? '' : 's'}) and <b>${ms(j.result.bnMs)}</b> on the pure-JS path: <b>${bnSpeed.toFixed(1)}×</b> faster, over ${n.result.bnCalls} calls (${((1000 * n.result.bnMs) / n.result.bnCalls).toFixed(1)} µs vs ${((1000 * j.result.bnMs) / j.result.bnCalls).toFixed(1)} µs per call). The whole epoch — ${n.result.steps} steps over ${n.result.trainSize.toLocaleString('en-US')} images — took ${ms(n.result.epochMs)} vs ${ms(j.result.epochMs)} (${epochSpeed.toFixed(2)}×): in this small MLP most of the time goes to the demo's own matrix products in TypeScript, which are the same on both paths.</p>`,
-    );
-  }
-  for (const r of [n, j]) if (!r.ok) parts.push(`<p class="warn">The ${r.backend === 'native' ? 'native' : 'pure-JS'} path was not measured: ${esc(r.reason)}</p>`);
-  return parts.join('\n');
-}
-
-function lastLoss(r: RunSummary): number {
-  return r.epochLoss[r.epochLoss.length - 1];
-}
-
-function divergenceText(r: RunSummary, k: number): string {
-  if (r.divergedAtStep !== null) return `the loss overflows to ${Number.isNaN(r.peakLoss) ? 'NaN' : 'infinity'} at step ${r.divergedAtStep}`;
-  const blowUp = r.peakLoss > 3 * Math.log(k) ? `the training loss blows up (to ${num(r.peakLoss)}; a uniform guess scores ln ${k} = ${num(Math.log(k))}) and` : 'training';
-  return `${blowUp} never recovers: the model ends near chance (${pct(r.finalAccuracy)} on the test set)`;
-}
-
 function table(headers: string[], rows: string[][]): string {
   return `<table><thead><tr>${headers.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>${rows.map((r) => `<tr>${r.map((c) => `<td>${c}</td>`).join('')}</tr>`).join('')}</tbody></table>`;
 }
@@ -489,7 +450,6 @@ function table(headers: string[], rows: string[][]): string {
 export function renderHtml(input: ReportInput): string {
   const s = input.summary;
   const c = s.comparison;
-  const optimizer = s.config.optimizer === 'adam' ? 'Adam' : 'SGD with momentum 0.9';
   const status = (r: RunSummary): string => (r.diverged ? `<span class="bad">diverged</span>${r.divergedAtStep ? ` (NaN at step ${r.divergedAtStep})` : ' (near chance)'}` : 'trained');
   const sweepRows = s.sweep.map((r) => [
     String(r.lr),
@@ -502,9 +462,6 @@ export function renderHtml(input: ReportInput): string {
   const small = s.pitfall.trainMode.filter((t) => t.batchSize <= 4);
   const pitRows = s.pitfall.trainMode.map((t) => [String(t.batchSize), pct(t.accuracy), pct(s.pitfall.evalAccuracy)]);
   const highest = s.sweep[s.sweep.length - 1];
-  const bestPlain = s.sweep.reduce((a, b) => (b.plain.finalAccuracy > a.plain.finalAccuracy ? b : a));
-  const firstPlainDiverged = s.sweep.find((r) => r.plain.diverged);
-  const firstBnDiverged = s.sweep.find((r) => r.batchNorm.diverged);
   const w = input.watch;
   return `<!doctype html>
 <html lang="en">
@@ -526,8 +483,7 @@ footer{color:#6b7280;font-size:13px;margin-top:24px}
 </style>
 </head>
 <body>
-<h1>BatchNorm on ${esc(s.data.name)}: with and without</h1>
-<p class="sub">An MLP ${s.data.features}-256-128-${s.data.classes} trained with ${optimizer}, mini-batches of ${s.config.batchSize}, on ${s.data.trainSize.toLocaleString('en-US')} training images and tested on ${s.data.testSize.toLocaleString('en-US')} others from ${esc(s.data.source)}. Blocks are Linear → <b>BatchNorm1d</b> → ReLU (<span class="bn">with BatchNorm</span>) or Linear → ReLU (<span class="plain">without</span>), from the same initial weights and the same batches. BatchNorm is the <code>batchnorm</code> package ${esc(s.backend.version)} (${esc(s.backend.backend)} backend${s.backend.backend === 'native' ? `, ${esc(s.backend.isa)}` : ''}); the rest is the demo's own TypeScript. Seed ${s.config.seed}.</p>
+${prose.intro(s)}
 
 <div class="cards">
 <div class="card"><div class="k">lr ${c.lr}, with / without BatchNorm</div><div class="v"><span class="bn">${pct(c.batchNorm.finalAccuracy)}</span> / <span class="plain">${pct(c.plain.finalAccuracy)}</span></div></div>
@@ -537,45 +493,37 @@ ${s.timing && s.timing.native.ok && s.timing.js.ok ? `<div class="card"><div cla
 </div>
 
 <section id="experiment-1">
-<h2>1. With vs without BatchNorm at the same learning rate (${c.lr})</h2>
-<p>Both models start from the same Linear weights and see the same batches. With BatchNorm each hidden layer's pre-activations are re-centred and re-scaled on every batch${lastLoss(c.batchNorm) < lastLoss(c.plain) ? `, and the training loss falls faster (last epoch: ${num(lastLoss(c.batchNorm))} vs ${num(lastLoss(c.plain))})` : ` (last epoch's training loss: ${num(lastLoss(c.batchNorm))} with, ${num(lastLoss(c.plain))} without)`}. After ${s.config.epochs} epoch${s.config.epochs === 1 ? '' : 's'} the test accuracy is <span class="bn">${pct(c.batchNorm.finalAccuracy)}</span> with BatchNorm and <span class="plain">${pct(c.plain.finalAccuracy)}</span> without.</p>
+${prose.comparison(s)}
 ${comparisonChart(input)}
 </section>
 
 <section id="experiment-2">
-<h2>2. Learning-rate sweep: where each model diverges</h2>
-<p>The same training at learning rates ${s.sweep.map((r) => r.lr).join(', ')}. ${firstPlainDiverged ? `Without BatchNorm the model fails from lr ${firstPlainDiverged.lr} on: ${divergenceText(firstPlainDiverged.plain, s.data.classes)}.` : 'Without BatchNorm the model trained at every rate of this sweep.'} ${firstBnDiverged ? `With BatchNorm it fails from lr ${firstBnDiverged.lr} on: ${divergenceText(firstBnDiverged.batchNorm, s.data.classes)}.` : `With BatchNorm it trains at every rate here, because the scale of each layer's weights no longer sets the scale of its outputs.`} The best model without BatchNorm reached ${pct(bestPlain.plain.finalAccuracy)} (at lr ${bestPlain.lr}).</p>
+${prose.sweep(s)}
 ${sweepChart(s)}
 ${table(['lr', 'with BatchNorm', '', 'without', '', 'difference'], sweepRows)}
 </section>
 
 <section id="experiment-3">
-<h2>3. The pitfall: testing in train mode</h2>
-<p>In training mode BatchNorm normalizes with the statistics of the batch in front of it; in eval mode with the running statistics gathered during training. Forgetting <code>model.eval()</code> before testing makes every prediction depend on the other images of its test batch. With a batch of 2, each feature is normalized to exactly −1 and +1 before γ and β (whatever the two images are), and with 4 the batch mean and variance are still very noisy, so most of the information the next layer relies on is lost and the accuracy collapses — while in eval mode the model gives <span style="color:${COLORS.eval};font-weight:600">${pct(s.pitfall.evalAccuracy)}</span> whatever the batch size. (A batch of 1 cannot be normalized at all in training mode: PyTorch and this package throw.) Running the test set in train mode also overwrites the running statistics; the demo puts them back.</p>
+${prose.pitfall(s)}
 ${pitfallChart(s)}
 ${table(['test batch size', 'train mode', 'eval mode'], pitRows)}
 </section>
 
 <section id="experiment-4">
-<h2>4. Running mean and variance during training</h2>
-<p>Channels ${w.channels.join(', ')} of the first BatchNorm1d (256 channels, after Linear 784→256), in the run of experiment 1. The running statistics start at mean 0 and variance 1 and follow each batch's statistics (faint) as an exponential moving average with momentum 0.1 (<code>running = 0.9·running + 0.1·batch</code>, with the unbiased batch variance, as PyTorch does), smoothing out the batch-to-batch noise; they drift as the weights before them learn. These are what eval mode normalizes with. After ${s.runningStats.steps} steps: mean ${s.runningStats.finalMean.map((v) => num(v)).join(', ')}; variance ${s.runningStats.finalVar.map((v) => num(v)).join(', ')}.</p>
+${prose.runningStats(s, w.channels)}
 ${runningStatsChart(input)}
 </section>
 
 <section id="experiment-5">
-<h2>5. Time per epoch: native addon vs pure JS</h2>
-<p>The same epoch of the BatchNorm model, timed in a child process per backend (<code>BATCHNORM_BACKEND=native</code> and <code>=js</code>) after a warm-up.</p>
+${prose.timingIntro()}
 ${s.timing ? timingChart(s.timing, 5) : '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1000 40" width="100%" data-experiment="5"><text x="10" y="25" font-family="system-ui" font-size="13">Timing skipped.</text></svg>'}
-${timingText(s.timing)}
+${prose.timingResult(s.timing)}
 </section>
 
 ${
   s.cnn
     ? `<section id="experiment-6">
-<h2>6. The same with a small CNN: Conv → BatchNorm2d → ReLU</h2>
-<p>${esc(s.cnn.description)}; without BatchNorm the same layers without the BatchNorm ones. ${s.cnn.runs
-        .map((r) => `At lr ${r.lr}: <span class="bn">${pct(r.batchNorm.finalAccuracy)}</span> with BatchNorm${r.batchNorm.diverged ? ' (diverged)' : ''}, <span class="plain">${pct(r.plain.finalAccuracy)}</span> without${r.plain.diverged ? ' (diverged)' : ''}.`)
-        .join(' ')} BatchNorm2d normalizes each channel over the batch and all its pixels, with the same running statistics and the same train/eval switch.</p>
+${prose.cnn(s.cnn)}
 ${cnnChart(s)}
 </section>
 `

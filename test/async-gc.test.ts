@@ -14,6 +14,11 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
 
+// Tests here run Node child processes: seconds each on a quiet machine. Each
+// test states its limit, generous enough for every core being busy with other
+// work; a child is killed a little before, so that a hang fails with its output.
+const TEST_MS = 180_000, CHILD_MS = 150_000;
+
 const root = fileURLToPath(new URL('..', import.meta.url));
 
 function node(script: string, env: Record<string, string> = {}) {
@@ -21,7 +26,7 @@ function node(script: string, env: Record<string, string> = {}) {
     cwd: root,
     env: { ...process.env, ...env },
     encoding: 'utf8',
-    timeout: 50_000,
+    timeout: CHILD_MS,
   });
   return r;
 }
@@ -100,7 +105,7 @@ console.log(JSON.stringify({ gcs, checks, rejected, alive }));
   expect(out.checks, 'GCs ran while calls were in flight').toBeGreaterThanOrEqual(5);
   expect(out.rejected).toBe(12);
   expect(out.alive, 'inputs still referenced after every call settled').toBe(0);
-}, 60_000);
+}, TEST_MS);
 
 it('the public async API under GC pressure: the same results as sync', () => {
   const script = `${PRELUDE}
@@ -126,7 +131,7 @@ console.log(JSON.stringify({ ok: (await all).every(Boolean) }));
   const r = node(script, { UV_THREADPOOL_SIZE: '2' });
   expect(r.status, `exit ${r.status} ${r.signal ?? ''}\n${r.stderr}`).toBe(0);
   expect(JSON.parse(r.stdout.trim().split('\n').pop()!).ok).toBe(true);
-}, 60_000);
+}, TEST_MS);
 
 it('terminating workers with calls in flight, a worker exiting itself, and the process exiting with calls in flight do not crash', () => {
   const script = `${PRELUDE}
@@ -166,7 +171,7 @@ process.exit(0);
   const r = node(script);
   expect(r.status, `exit ${r.status} ${r.signal ?? ''}\n${r.stderr}`).toBe(0);
   expect(r.stdout.trim()).toBe('ok');
-}, 60_000);
+}, TEST_MS);
 
 // Node-API pins the typed-array objects of an in-flight call, not their memory,
 // so the async forms refuse what JS could shrink meanwhile: resizable buffers.
@@ -194,4 +199,4 @@ console.log(JSON.stringify(out));
   expect(native).toMatch(/^TypeError: Expected a Float32Array of length 8388608 for x but received one backed by a resizable ArrayBuffer/);
   // The JS path checks when it runs (next turn), after the resize here: it sees the new length.
   expect(js).toBe('RangeError: Expected a Float32Array of length 8388608 for x but received a Float32Array of length 0');
-}, 60_000);
+}, TEST_MS);

@@ -21,7 +21,7 @@ describe('npm run demo (quick, on a small subset)', () => {
   beforeAll(async () => {
     // The sweep keeps the two rates asserted below (the demo's default adds 0.01 and 0.5).
     summary = await runDemo({ quick: true, trainSize: 2000, testSize: 500, epochs: 2, seed: 7, sweep: [0.1, 1], outDir, log: null, progress: false });
-  }, 60_000);
+  }, 900_000); // trains every experiment's models and times an epoch in child processes: the heaviest test by far
 
   afterAll(() => rmSync(outDir, { recursive: true, force: true }));
 
@@ -103,7 +103,7 @@ describe('demo training', () => {
     expect(a.finalAccuracy).toBe(b.finalAccuracy);
     const other = train({ label: 'x', data, batchNorm: true, lr: 0.1, optimizer: 'sgd', epochs: 1, batchSize: 32, seed: 4 });
     expect(other.stepLoss).not.toEqual(a.stepLoss);
-  });
+  }, 180_000); // three training runs
 });
 
 describe("the demo's own layers", () => {

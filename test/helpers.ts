@@ -1,6 +1,21 @@
 /** Test helpers: a seeded generator, a float64 reference of the kernels' math, comparisons, and hand-made safetensors files. */
 import type { FloatArray } from '../lib/backend/kernels.js';
 
+/**
+ * Float32Array's or Float64Array's constructor. Their union has no callable
+ * `from(src, map)` or `new T(buffer, offset, length)` for a buffer of either
+ * kind (TypeScript cannot merge two overload sets); this one type has the
+ * calls the tests make, and both constructors are assignable to it.
+ */
+export interface FloatArrayConstructor {
+  readonly BYTES_PER_ELEMENT: number;
+  new (length: number): FloatArray;
+  new (values: ArrayLike<number> | Iterable<number>): FloatArray;
+  new (buffer: ArrayBufferLike, byteOffset?: number, length?: number): FloatArray;
+  from(src: ArrayLike<number> | Iterable<number>): FloatArray;
+  from<U>(src: ArrayLike<U> | Iterable<U>, map: (v: U, i: number) => number): FloatArray;
+}
+
 /** Deterministic uniform [0, 1) generator (mulberry32). */
 export function rng(seed: number): () => number {
   let a = seed >>> 0;
@@ -14,7 +29,7 @@ export function rng(seed: number): () => number {
 }
 
 /** Standard normal values from a seeded generator (Box-Muller). */
-export function randn(n: number, seed: number, mean = 0, std = 1, T: Float32ArrayConstructor | Float64ArrayConstructor = Float32Array): FloatArray {
+export function randn(n: number, seed: number, mean = 0, std = 1, T: FloatArrayConstructor = Float32Array): FloatArray {
   const r = rng(seed);
   const out = new T(n);
   for (let i = 0; i < n; i++) out[i] = mean + std * Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
@@ -98,7 +113,7 @@ export function relError(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 /** NC… → N…C: moves axis 1 last. */
-export function toChannelsLast(data: ArrayLike<number>, shape: readonly number[], T: Float32ArrayConstructor | Float64ArrayConstructor = Float32Array) {
+export function toChannelsLast(data: ArrayLike<number>, shape: readonly number[], T: FloatArrayConstructor = Float32Array) {
   const [n, c] = shape, s = shape.slice(2).reduce((a, b) => a * b, 1);
   const out = new T(data.length);
   for (let i = 0; i < n; i++) for (let ch = 0; ch < c; ch++) for (let j = 0; j < s; j++) out[(i * s + j) * c + ch] = data[(i * c + ch) * s + j];

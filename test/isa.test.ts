@@ -9,6 +9,11 @@ import { expect, it } from 'vitest';
 import { backendInfo, capabilities } from '../lib/index.js';
 import { randn, refBackward, refMoments, refNormalize, relError } from './helpers.js';
 
+// Tests here run Node child processes: seconds each on a quiet machine. Each
+// test states its limit, generous enough for every core being busy with other
+// work; a child is killed a little before, so that a hang fails with its output.
+const TEST_MS = 180_000, CHILD_MS = 150_000;
+
 const cases = [[3, 5, 37, false], [16, 24, 3136, false], [64, 40, 1, true], [4, 33, 49, true], [2, 1, 70000, false]] as const;
 
 /**
@@ -49,7 +54,7 @@ function runWith(isa: string) {
   const arg = JSON.stringify([cases, inputs.map((p) => p.map((a) => Buffer.from(a.buffer).toString('base64')))]);
   return spawnSync(process.execPath, ['--input-type=module', '-e', script], {
     input: arg,
-    cwd: new URL('..', import.meta.url), env: { ...process.env, BATCHNORM_ISA: isa, BATCHNORM_BACKEND: 'native' }, encoding: 'utf8', maxBuffer: 1 << 28,
+    cwd: new URL('..', import.meta.url), env: { ...process.env, BATCHNORM_ISA: isa, BATCHNORM_BACKEND: 'native' }, encoding: 'utf8', maxBuffer: 1 << 28, timeout: CHILD_MS,
   });
 }
 
@@ -62,7 +67,7 @@ it('reports the best ISA by default and lists what runs', () => {
     if (/\bavx2\b/.test(cpu) && /\bfma\b/.test(cpu)) expect(caps).toContain('avx2');
     if (/\bavx512f\b/.test(cpu) && /\bavx512bw\b/.test(cpu)) expect(caps).toContain('avx512');
   }
-});
+}, TEST_MS);
 
 it.each(capabilities())('BATCHNORM_ISA=%s matches the float64 reference, float32 and float64', (isa) => {
   const r = runWith(isa);
@@ -89,11 +94,11 @@ it.each(capabilities())('BATCHNORM_ISA=%s matches the float64 reference, float32
       expect(relError(dxf, frozen.dx), `${tag} frozen dx`).toBeLessThan(1e-6 * tol);
     }
   });
-});
+}, TEST_MS);
 
 it('BATCHNORM_ISA naming an ISA that cannot run is a clear error', () => {
   const other = process.arch === 'x64' ? 'neon' : 'avx2';
   const r = runWith(other);
   expect(r.status).not.toBe(0);
   expect(r.stderr).toContain(`BATCHNORM_ISA=${other} is not an ISA of this build; expected one of: ${capabilities().join(', ')}`);
-});
+}, TEST_MS);

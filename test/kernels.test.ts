@@ -9,7 +9,13 @@ import { jsKernels } from '../lib/backend/js.js';
 import type { FloatArray, Kernels } from '../lib/backend/kernels.js';
 import { backendInfo, kernels as nativeKernels } from '../lib/backend/loader.js';
 import { loadWasm } from '../lib/backend/wasm.js';
-import { expectClose, randn, refBackward, refMoments, refNormalize, relError, rng, type Dims } from './helpers.js';
+import { expectClose, randn, type FloatArrayConstructor, refBackward, refMoments, refNormalize, relError, rng, type Dims } from './helpers.js';
+
+// The tests over many shapes, of 2^22 values or of a large tensor check
+// millions of values against a float64 reference in JS: a second or so each
+// on a quiet machine. They state a limit generous enough for every core being
+// busy with other work.
+const HEAVY_MS = 120_000;
 
 // The WebAssembly kernels loaded directly (this project forces the native path).
 const wasm = loadWasm(process.env.BATCHNORM_WASM || fileURLToPath(new URL('../wasm/batchnorm.wasm', import.meta.url)));
@@ -32,7 +38,7 @@ function shapes(): Array<[number, number, number]> {
 }
 
 /** A view into a larger buffer at an odd offset, so the kernels see byteOffset ≠ 0 and unaligned data. */
-function view(T: Float32ArrayConstructor | Float64ArrayConstructor, src: ArrayLike<number>, offset: number): FloatArray {
+function view(T: FloatArrayConstructor, src: ArrayLike<number>, offset: number): FloatArray {
   const big = new T(src.length + offset + 3);
   const v = big.subarray(offset, offset + src.length);
   v.set(src);
@@ -40,7 +46,7 @@ function view(T: Float32ArrayConstructor | Float64ArrayConstructor, src: ArrayLi
 }
 
 describe.each(paths)('%s kernels', (_name, k) => {
-  for (const T of [Float32Array, Float64Array]) {
+  for (const T of [Float32Array, Float64Array] as FloatArrayConstructor[]) {
     const f32 = T === Float32Array;
     const rtol = f32 ? 2e-5 : 1e-11, atol = f32 ? 2e-5 : 1e-11;
     for (const channelsLast of [false, true]) {
@@ -84,7 +90,7 @@ describe.each(paths)('%s kernels', (_name, k) => {
             expect(relError(gb, ref.gb), `${tag} gradBias`).toBeLessThan(f32 ? 2e-5 : 1e-10);
           }
         }
-      });
+      }, HEAVY_MS);
     }
   }
 
@@ -191,7 +197,7 @@ describe.each(paths)('%s kernels', (_name, k) => {
         expect(Math.abs(v - variance[0]) / variance[0]).toBeLessThan(1e-6);
         // y is O(1): compare normwise against the float64 result.
         expect(relError(y, refNormalize(x, d, mean, variance, 1e-8, null, null))).toBeLessThan(1e-6);
-      });
+      }, HEAVY_MS);
     }
   });
 });
@@ -205,7 +211,7 @@ it('native, WebAssembly and JS paths agree with each other on a large NCHW tenso
   });
   expect(relError(out[0], out[2])).toBeLessThan(1e-6);
   expect(relError(out[1], out[2])).toBeLessThan(1e-6);
-});
+}, HEAVY_MS);
 
 describe('the WebAssembly path copies large NCHW tensors a channel (eval: a group of samples) at a time', () => {
   // From 4 MiB, with planes of at least 2 KB (lib/backend/wasm.ts): the chunks must give what the whole tensor gives.
@@ -253,6 +259,6 @@ describe('the WebAssembly path copies large NCHW tensors a channel (eval: a grou
         same(overDy, dx, 'dx over dy');
         same(overX, dx, 'dx over x');
       }
-    }, 120_000);
+    }, HEAVY_MS);
   }
 });

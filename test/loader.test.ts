@@ -11,6 +11,11 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { expect, it } from 'vitest';
 
+// Tests here run Node child processes: seconds each on a quiet machine. Each
+// test states its limit, generous enough for every core being busy with other
+// work; a child is killed a little before, so that a hang fails with its output.
+const TEST_MS = 240_000, CHILD_MS = 100_000;
+
 const root = new URL('..', import.meta.url);
 const script = `
   const bn = await import('./dist/index.js');
@@ -25,7 +30,7 @@ function run(env: Record<string, string>) {
   delete clean.BATCHNORM_BACKEND;
   delete clean.BATCHNORM_ISA;
   delete clean.BATCHNORM_WASM;
-  return spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: root, env: { ...clean, ...env }, encoding: 'utf8' });
+  return spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: root, env: { ...clean, ...env }, encoding: 'utf8', timeout: CHILD_MS });
 }
 
 const missing = join(tmpdir(), 'no-such-dir', 'batchnorm.node');
@@ -54,7 +59,7 @@ it('falls back to the JS path with one warning when neither the addon nor the We
   expect(r.stderr.match(/BATCHNORM_FALLBACK/g)).toHaveLength(1);
   expect(r.stderr).toContain(`no compiled addon at ${missing}, and no WebAssembly module at ${noWasm}`);
   expect(r.stderr).toContain('npm rebuild batchnorm');
-});
+}, TEST_MS);
 
 it('falls back to the JS path when the engine runs no WebAssembly (node --jitless)', () => {
   const clean = { ...process.env, BATCHNORM_ADDON: missing };
@@ -87,7 +92,7 @@ it('falls back with the load error when the addon file is broken', () => {
   expect(r.status, r.stderr).toBe(0);
   expect(JSON.parse(r.stdout).info.backend).toBe('wasm');
   expect(r.stderr).toContain(`${broken} failed to load`);
-});
+}, TEST_MS);
 
 it('falls back when BATCHNORM_ISA names an ISA that cannot run, saying so', () => {
   const r = run({ BATCHNORM_ISA: process.arch === 'x64' ? 'neon' : 'avx512' });
@@ -97,13 +102,13 @@ it('falls back when BATCHNORM_ISA names an ISA that cannot run, saying so', () =
   // The fix it suggests is the variable, not a rebuild (which would not help).
   expect(r.stderr).toContain('unset BATCHNORM_ISA');
   expect(r.stderr).not.toContain('npm rebuild');
-});
+}, TEST_MS);
 
 it('BATCHNORM_BACKEND=native without the addon is a clear error', () => {
   const r = run({ BATCHNORM_ADDON: missing, BATCHNORM_BACKEND: 'native' });
   expect(r.status).not.toBe(0);
   expect(r.stderr).toContain('BATCHNORM_BACKEND=native, but the native addon is unavailable');
-});
+}, TEST_MS);
 
 it('BATCHNORM_BACKEND=js or =wasm forces that path without a warning; native is the default', () => {
   const js = run({ BATCHNORM_BACKEND: 'js' });
@@ -117,13 +122,13 @@ it('BATCHNORM_BACKEND=js or =wasm forces that path without a warning; native is 
   expect(native.status, native.stderr).toBe(0);
   expect(JSON.parse(native.stdout).info.backend).toBe('native');
   expect(native.stderr).toBe('');
-});
+}, TEST_MS);
 
 it('an unknown BATCHNORM_BACKEND is an error', () => {
   const r = run({ BATCHNORM_BACKEND: 'gpu' });
   expect(r.status).not.toBe(0);
   expect(r.stderr).toContain('Expected BATCHNORM_BACKEND to be "native", "wasm" or "js" (or unset) but received "gpu"');
-});
+}, TEST_MS);
 
 it('looks in build/Release, build/Debug, then prebuilds/<platform>-<arch>/: the first that loads wins', () => {
   // A scratch package (dist/, package.json) with a broken local build and a working prebuilt addon.
@@ -138,7 +143,7 @@ it('looks in build/Release, build/Debug, then prebuilds/<platform>-<arch>/: the 
   const clean = { ...process.env };
   delete clean.BATCHNORM_BACKEND;
   delete clean.BATCHNORM_ISA;
-  const runIn = () => spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: dir, env: clean, encoding: 'utf8' });
+  const runIn = () => spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: dir, env: clean, encoding: 'utf8', timeout: CHILD_MS });
 
   const both = runIn();
   expect(both.status, both.stderr).toBe(0);
@@ -151,4 +156,4 @@ it('looks in build/Release, build/Debug, then prebuilds/<platform>-<arch>/: the 
   expect(none.stderr).toContain(`${join(dir, 'build', 'Release', 'batchnorm.node')} failed to load`);
   expect(none.stderr).toContain(`${prebuilt} failed to load`);
   expect(none.stderr).toContain('npm rebuild batchnorm --build-from-source');
-}, 60_000);
+}, TEST_MS);

@@ -9,6 +9,12 @@ import { kernels } from '../lib/backend/loader.js';
 import { getNumThreads, setNumThreads } from '../lib/index.js';
 import { randn } from './helpers.js';
 
+// The bitwise tests run large tensors on 1 to 5 threads, the others Node child
+// processes: a second or two each on a quiet machine. Each states its limit,
+// generous enough for every core being busy with other work; a child is killed
+// a little before, so that a hang fails with its output.
+const TEST_MS = 180_000, CHILD_MS = 150_000;
+
 const initial = getNumThreads();
 afterAll(() => setNumThreads(initial));
 
@@ -40,7 +46,7 @@ it.each([
     return Buffer.concat([y, rm, rv, sm, si, dx, gw, gb].map((a) => Buffer.from(a.buffer)));
   });
   for (const r of results.slice(1)) expect(r.equals(results[0])).toBe(true);
-});
+}, TEST_MS);
 
 // Workers poll for at most BATCHNORM_SPIN_US (50 us) after a region, then
 // block: a process that has made parallel calls and then waits uses no CPU.
@@ -71,7 +77,7 @@ it.each([
     console.log(JSON.stringify({ idleMs: (d.user + d.system) / 1e3, busyMs: (used.user + used.system) / 1e3, wall, workers }));
   `;
   const root = fileURLToPath(new URL('..', import.meta.url));
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: root, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 50_000 });
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: root, env: { ...process.env, ...env }, encoding: 'utf8', timeout: CHILD_MS });
   expect(r.stderr).toBe('');
   const m = JSON.parse(r.stdout);
   // 400 ms of waiting: a polling worker would burn about 400 ms of CPU.
@@ -80,7 +86,7 @@ it.each([
   // them, so the idle figure is that of a pool that exists (Linux: /proc/self/status counts the threads).
   expect(m.busyMs).toBeGreaterThan(0);
   expect(m.workers).toBeGreaterThanOrEqual(3);
-});
+}, TEST_MS);
 
 // A worker that has not woken when the caller finishes its own part leaves
 // that part to the caller. With BATCHNORM_SPIN_US=0 every worker sleeps
@@ -114,12 +120,12 @@ it('a sleeping worker whose part the caller took: every part runs once, same bit
   `;
   const root = fileURLToPath(new URL('..', import.meta.url));
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
-    cwd: root, env: { ...process.env, BATCHNORM_SPIN_US: '0' }, encoding: 'utf8', timeout: 60_000,
+    cwd: root, env: { ...process.env, BATCHNORM_SPIN_US: '0' }, encoding: 'utf8', timeout: CHILD_MS,
   });
   expect(r.stderr).toBe('');
   expect(r.status).toBe(0);
   expect(JSON.parse(r.stdout).same).toBe(120);
-});
+}, TEST_MS);
 
 // A worker thread that cannot be created (here: no address space left for
 // its stack) must not take the process down: the region runs on the threads
@@ -154,7 +160,7 @@ it('a thread that cannot be created: same bits on the threads there are, no cras
   const env = { ...process.env };
   if (env.LD_PRELOAD?.includes('libasan')) delete env.LD_PRELOAD, delete env.BATCHNORM_ADDON;
   const r = spawnSync('sh', ['-c', 'ulimit -s 8192 && ulimit -v 4000000 && exec "$0" --input-type=module -e "$1"', process.execPath, script], {
-    cwd: root, env, encoding: 'utf8', timeout: 50_000,
+    cwd: root, env, encoding: 'utf8', timeout: CHILD_MS,
   });
   expect(r.stderr).toBe('');
   expect(r.status).toBe(0);
@@ -165,7 +171,7 @@ it('a thread that cannot be created: same bits on the threads there are, no cras
   expect(m.after).toBeLessThan(1024);
   expect(m.asked).toBe(1024);  // setNumThreads is taken as asked; the next region tries again
   expect(m.again).toBe(m.after);
-});
+}, TEST_MS);
 
 // Issue 26: lowering the thread count ends the workers past it. Before, a
 // pool grown to 64 kept its 63 workers after setNumThreads(2) (74 OS

@@ -1,4 +1,4 @@
-import { fillUniform } from '../common.mjs';
+import { fillUniform } from './common.mjs';
 
 /**
  * The small CNN of the TF.js drop-in's test and benchmark (issue 23):

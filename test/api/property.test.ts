@@ -36,10 +36,9 @@ import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { jsKernels } from '../../lib/backend/js.js';
 import type { FloatArray, Kernels } from '../../lib/backend/kernels.js';
 import { loadWasm } from '../../lib/backend/wasm.js';
-import { rng } from '../helpers.js';
+import { rng, type FloatArrayConstructor as Ctor } from '../helpers.js';
 
 type Api = typeof import('../../lib/index.js');
-type Ctor = Float32ArrayConstructor | Float64ArrayConstructor;
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const addonPath = process.env.BATCHNORM_ADDON || join(root, 'build', 'Release', 'batchnorm.node');
@@ -54,6 +53,9 @@ const nativeName = onWasm ? 'wasm' : 'native';
 const SEED = Number(process.env.FC_SEED ?? 0x5eed) + (({ js: 1, wasm: 2 } as Record<string, number>)[process.env.BATCHNORM_BACKEND ?? ''] ?? 0);
 const RUNS = Number(process.env.FC_RUNS ?? 1);
 const runs = (n: number) => ({ seed: SEED, numRuns: Math.max(1, Math.round(n * RUNS)), endOnFailure: true });
+// Each property runs hundreds of cases: seconds on a quiet machine. Its limit allows for every core
+// being busy with other work, and grows with FC_RUNS.
+const timeLimit = (ms: number) => ms * Math.max(1, RUNS);
 
 it('has the addon whenever the native path is required', () => {
   if (process.env.BATCHNORM_BACKEND === 'native') expect(addon, `no addon at ${addonPath}`).not.toBeNull();
@@ -498,7 +500,7 @@ describe('kernels: random valid calls agree with the float64 reference and acros
       }),
       runs(200),
     );
-  }, 60_000);
+  }, timeLimit(180_000));
 });
 
 // ------------------------------------------------ garbage kernel arguments
@@ -685,7 +687,7 @@ describe('kernels: garbage arguments throw the same error on both paths, or both
     // Both kinds of outcome were exercised.
     expect(threw).toBeGreaterThan(250 * RUNS);
     expect(passed).toBeGreaterThan(50 * RUNS);
-  }, 60_000);
+  }, timeLimit(180_000));
 });
 
 // ------------------------------------------------------------ public API
@@ -743,16 +745,19 @@ function layoutOf(ac: ApiCase): any {
   return ac.channelsLast ? 'NDHWC' : 'NCDHW';
 }
 
+/** What one step gave: its results (float64 copies) and the state after it, or the error it threw. */
+type StepOutcome = Record<string, number[] | number | string | null>;
+
 /** Runs a case's steps through one API instance; returns every result (float64 copies) or the error each step threw. */
-async function runApi(api: Api, ac: ApiCase): Promise<Array<Record<string, number[] | number | string | null>>> {
+async function runApi(api: Api, ac: ApiCase): Promise<Array<StepOutcome>> {
   const shape = apiShape(ac), numel = shape.reduce((a, b) => a * b, 1), T: Ctor = ac.inputF64 ? Float64Array : Float32Array;
   const r = rng(ac.seed);
   const fresh = (len: number, mu = 0, sd = 1) => T.from({ length: len }, () => mu + sd * (2 * r() - 1) * 1.7);
   const copy = (a: ArrayLike<number> | null | undefined) => (a ? Array.from(a) : null);
-  const record: Array<Record<string, number[] | number | string | null>> = [];
+  const record: Array<StepOutcome> = [];
   const layout = layoutOf(ac);
   const outFor = (x: FloatArray) => (ac.out === 'none' ? undefined : ac.out === 'inPlace' ? x : new T(x.length));
-  const attempt = async (f: () => Promise<Record<string, number[] | number | string | null>>) => {
+  const attempt = async (f: () => Promise<StepOutcome>) => {
     try {
       record.push(await f());
     } catch (e) {
@@ -764,7 +769,7 @@ async function runApi(api: Api, ac: ApiCase): Promise<Array<Record<string, numbe
     const rm = ac.track ? fresh(ac.c, 0, 1) : null, rv = ac.track ? T.from(fresh(ac.c, 1, 0.5), Math.abs) : null;
     let last: { saveMean: FloatArray; saveInvstd: FloatArray; x: { data: FloatArray; shape: number[] }; training: boolean } | null = null;
     for (const step of ac.steps) {
-      await attempt(async () => {
+      await attempt(async (): Promise<StepOutcome> => {
         if (step === 'train' || step === 'eval') {
           const x = { data: fresh(numel, 2 * r() - 1, 1 + r()), shape };
           const xs = x.data.slice();
@@ -843,7 +848,7 @@ describe('public API: random valid use agrees across paths', () => {
       }),
       runs(300),
     );
-  }, 60_000);
+  }, timeLimit(180_000));
 });
 
 /** One thing wrong with a valid public call. */
@@ -992,5 +997,5 @@ describe('public API: garbage throws the same error on both paths and changes no
       runs(600),
     );
     expect(threw).toBeGreaterThan(300 * RUNS);
-  }, 60_000);
+  }, timeLimit(180_000));
 });

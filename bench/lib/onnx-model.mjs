@@ -5,6 +5,10 @@
 // Protobuf wire types.
 const VARINT = 0, I32 = 5, LEN = 2;
 
+/**
+ * @param {number} n
+ * @returns {number[]}
+ */
 function varint(n) {
   const out = [];
   let v = BigInt(n);
@@ -17,10 +21,15 @@ function varint(n) {
   return out;
 }
 
+/** @type {(field: number, wire: number) => number[]} */
 const tag = (field, wire) => varint((field << 3) | wire);
+/** @type {(field: number, b: ArrayLike<number> & Iterable<number>) => number[]} */
 const bytes = (field, b) => [...tag(field, LEN), ...varint(b.length), ...b];
+/** @type {(field: number, s: string) => number[]} */
 const str = (field, s) => bytes(field, [...new TextEncoder().encode(s)]);
+/** @type {(field: number, n: number) => number[]} */
 const int = (field, n) => [...tag(field, VARINT), ...varint(n)];
+/** @type {(field: number, x: number) => number[]} */
 const f32 = (field, x) => {
   const b = new Uint8Array(4);
   new DataView(b.buffer).setFloat32(0, x, true);
@@ -29,13 +38,22 @@ const f32 = (field, x) => {
 
 const FLOAT = 1; // TensorProto.DataType.FLOAT
 
-/** TensorProto: dims = 1, data_type = 2, name = 8, raw_data = 9. */
+/**
+ * TensorProto: dims = 1, data_type = 2, name = 8, raw_data = 9.
+ * @param {string} name
+ * @param {number[]} dims
+ * @param {ArrayLike<number>} data
+ */
 function tensor(name, dims, data) {
   const raw = new Uint8Array(Float32Array.from(data).buffer);
   return [...dims.flatMap((d) => int(1, d)), ...int(2, FLOAT), ...str(8, name), ...bytes(9, [...raw])];
 }
 
-/** ValueInfoProto { name = 1, type = 2: TypeProto { tensor_type = 1: { elem_type = 1, shape = 2: { dim = 1: { dim_value = 1 } } } } }. */
+/**
+ * ValueInfoProto { name = 1, type = 2: TypeProto { tensor_type = 1: { elem_type = 1, shape = 2: { dim = 1: { dim_value = 1 } } } } }.
+ * @param {string} name
+ * @param {number[]} dims
+ */
 function valueInfo(name, dims) {
   const shape = dims.flatMap((d) => bytes(1, int(1, d)));
   const tensorType = [...int(1, FLOAT), ...bytes(2, shape)];

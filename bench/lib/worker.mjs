@@ -2,8 +2,8 @@
 // backend and ISA are chosen once per process from BATCHNORM_BACKEND and
 // BATCHNORM_ISA. Spawned by run.mjs:
 //
-//   BATCHNORM_BACKEND=native BATCHNORM_ISA=avx2 node bench/worker.mjs '{"threads":[1,2],...}'
-//   node bench/worker.mjs --probe          # prints {info, capabilities}
+//   BATCHNORM_BACKEND=native BATCHNORM_ISA=avx2 node bench/lib/worker.mjs '{"threads":[1,2],...}'
+//   node bench/lib/worker.mjs --probe          # prints {info, capabilities}
 //
 // Prints one JSON object on stdout ({ info, rows }); progress on stderr.
 import Benchmark from 'benchmark';
@@ -11,6 +11,12 @@ import {
   BatchNorm1d, BatchNorm2d, batchNorm, batchNormBackward, backendInfo, capabilities, setNumThreads, getNumThreads,
 } from 'batchnorm';
 import { BYTES_PER_ELEMENT, fillUniform, makeEvictor, median, numel, packageRows, physicalShape, rowKey, timeCallsSync } from './common.mjs';
+
+/**
+ * @typedef {import('./common.mjs').Layout} Layout
+ * @typedef {import('./common.mjs').RowSpec} RowSpec
+ * @typedef {ReturnType<typeof makeData>} Data
+ */
 
 // Call the benchmarked function by reference: benchmark.js would otherwise
 // decompile it into a loop, losing the closure it reads its tensors from.
@@ -37,11 +43,19 @@ const evict = cfg.cold ? makeEvictor() : null;
 /** benchmark.js settings (seconds): smaller for the slow JS path and for --quick. */
 const opts = cfg.bench ?? { minSamples: 10, maxTime: 1, minTime: 0.05 };
 
+/**
+ * @param {Layout} layout
+ * @returns {import('batchnorm').Layout | undefined}
+ */
 function layoutOption(layout) {
   return layout === 'nhwc' ? 'NHWC' : layout === 'nchw' ? 'NCHW' : undefined;
 }
 
-/** Tensors of one (shape, layout), shared by its rows. */
+/**
+ * Tensors of one (shape, layout), shared by its rows.
+ * @param {number[]} dims
+ * @param {Layout} layout
+ */
 function makeData(dims, layout) {
   const n = numel(dims);
   const shape = physicalShape(dims, layout);
@@ -62,11 +76,17 @@ function makeData(dims, layout) {
   };
 }
 
-/** The function one row times, after whatever setup it needs (not timed). */
+/**
+ * The function one row times, after whatever setup it needs (not timed).
+ * @param {RowSpec} r
+ * @param {Data} d
+ * @returns {() => unknown}
+ */
 function makeFn(r, d) {
   const layout = layoutOption(r.layout);
   if (r.api === 'module') {
     const m = r.dims.length === 2 ? new BatchNorm1d(d.C) : new BatchNorm2d(d.C, { layout });
+    if (!m.weight || !m.bias) throw new Error('a default module has weight and bias');
     m.weight.data.set(d.gamma);
     m.bias.data.set(d.beta);
     const call = { out: d.out };
@@ -92,9 +112,15 @@ function makeFn(r, d) {
   return () => batchNormBackward(d.DY, d.X, bopts);
 }
 
+/**
+ * Times one row: benchmark.js (hot), or call by call with the caches evicted before each (cold).
+ * @param {RowSpec} r
+ * @param {() => unknown} fn
+ */
 function measure(r, fn) {
-  if (cfg.cold) {
-    const ms = timeCallsSync(fn, { iters: cfg.coldIters ?? 15, warmup: 2, cold: true, evict: () => evict(r.threads) });
+  if (evict) {
+    const ev = evict;
+    const ms = timeCallsSync(fn, { iters: cfg.coldIters ?? 15, warmup: 2, cold: true, evict: () => ev(r.threads) });
     return { medianMs: median(ms), minMs: Math.min(...ms), samples: ms.length, callsPerSample: 1, method: 'manual loop, caches evicted before each call' };
   }
   const b = new Benchmark(rowKey(r), fn, { ...opts, initCount: 1, delay: 0 });
@@ -111,14 +137,15 @@ function measure(r, fn) {
   };
 }
 
+/** @type {object[]} */
 const out = [];
 const t0 = Date.now();
 let done = 0;
+/** @type {Map<string, RowSpec[]>} */
 const byData = new Map();
 for (const r of rows) {
   const k = `${r.shape}/${r.layout}`;
-  if (!byData.has(k)) byData.set(k, []);
-  byData.get(k).push(r);
+  byData.set(k, [...(byData.get(k) ?? []), r]);
 }
 for (const group of byData.values()) {
   const d = makeData(group[0].dims, group[0].layout);

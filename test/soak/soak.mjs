@@ -6,7 +6,7 @@
 // second half of the run (after warm-up, call 2·10^4) exceeds that of the first
 // half by more than --max-growth MiB (default 16). Not part of `npm test`.
 //
-//   npm run build && node --expose-gc bench/soak.mjs [--calls 100000] [--every 10000] [--max-growth 16]
+//   npm run build && node --expose-gc test/soak/soak.mjs [--calls 100000] [--every 10000] [--max-growth 16]
 //
 // Uses the compiled package (dist/); BATCHNORM_BACKEND / BATCHNORM_ADDON apply
 // as usual. With --expose-gc a full GC runs before each report, so the figures
@@ -15,7 +15,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const bn = await import(pathToFileURL(join(root, 'dist', 'index.js')).href);
 const { values } = parseArgs({
   options: { calls: { type: 'string', default: '100000' }, every: { type: 'string', default: '10000' }, 'max-growth': { type: 'string', default: '16' } },
@@ -24,9 +24,13 @@ const CALLS = Number(values.calls), EVERY = Number(values.every), MAX_GROWTH = N
 
 let seed = 12345;
 const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296);
+/** @type {<T>(a: readonly T[]) => T} */
 const pick = (a) => a[Math.floor(rand() * a.length)];
 
+/** @typedef {{ cls: string, shape: number[], layout: string, big?: boolean }} Shape */
+
 // Mixed shapes: tiny (call overhead), medium, and a few above 2^18 elements (the thread pool).
+/** @type {Shape[]} */
 const SHAPES = [
   { cls: 'BatchNorm1d', shape: [16, 8], layout: 'NC' },
   { cls: 'BatchNorm1d', shape: [7, 5, 13], layout: 'NCL' },
@@ -39,21 +43,30 @@ const SHAPES = [
   { cls: 'BatchNorm2d', shape: [4, 16, 64, 64], layout: 'NCHW', big: true },
   { cls: 'BatchNorm2d', shape: [4, 64, 32, 32], layout: 'NHWC', big: true },
 ];
-const channelsOf = (s) => (/^N.*C$/.test(s.layout) && s.layout !== 'NC' ? s.shape[s.shape.length - 1] : s.shape[1]);
-const numelOf = (s) => s.shape.reduce((a, b) => a * b, 1);
+const channelsOf = (/** @type {Shape} */ s) => (/^N.*C$/.test(s.layout) && s.layout !== 'NC' ? s.shape[s.shape.length - 1] : s.shape[1]);
+const numelOf = (/** @type {Shape} */ s) => s.shape.reduce((a, b) => a * b, 1);
 
 // Long-lived modules (as in a training loop) and fresh arrays per call (as in a data pipeline).
 const modules = SHAPES.map((s) => ({ s, m: { float32: new bn[s.cls](channelsOf(s), { layout: s.layout }), float64: new bn[s.cls](channelsOf(s), { layout: s.layout, dtype: 'float64' }) } }));
 
+/**
+ * @param {Shape} s
+ * @param {Float32ArrayConstructor | Float64ArrayConstructor} T
+ */
 function tensor(s, T) {
   const data = new T(numelOf(s));
   for (let i = 0; i < data.length; i++) data[i] = rand() * 4 - 2;
   return { data, shape: s.shape };
 }
 
-const mib = (b) => (b / 1048576).toFixed(1);
+const mib = (/** @type {number} */ b) => (b / 1048576).toFixed(1);
 const gc = globalThis.gc;
+/** @type {Array<{ calls: number, rss: number }>} */
 const reports = [];
+/**
+ * @param {number} calls
+ * @param {number} t0
+ */
 function report(calls, t0) {
   gc?.();
   const m = process.memoryUsage();
@@ -126,7 +139,7 @@ while (done < CALLS) {
 // the limit. A leak of 100 bytes per call would add about 4 MiB per half; the default limit allows the noise.
 const after = reports.filter((r) => r.calls >= 2 * EVERY);
 const half = after.length >> 1;
-const max = (rs) => Math.max(...rs.map((r) => r.rss));
+const max = (/** @type {typeof reports} */ rs) => Math.max(...rs.map((r) => r.rss));
 const first = max(after.slice(0, Math.max(1, half))), second = max(after.slice(half));
 const growth = (second - first) / 1048576;
 console.log(`${done} calls (${threw} threw as they should) in ${((performance.now() - t0) / 1000).toFixed(1)} s; peak RSS after warm-up: ${mib(first)} MiB in the first half, ${mib(second)} MiB in the second: ${growth >= 0 ? '+' : ''}${growth.toFixed(1)} MiB (limit ${MAX_GROWTH})`);

@@ -2,7 +2,7 @@
 // onnxruntime-node. Optional packages: when one is missing this prints
 // { skipped: "why" } instead of rows. Spawned by run.mjs:
 //
-//   node bench/node-peers.mjs '{"impl":"tfjs-wasm","threads":[1,2],"iters":15,"warmup":3,"cold":false,"filter":null}'
+//   node bench/lib/node-peers.mjs '{"impl":"tfjs-wasm","threads":[1,2],"iters":15,"warmup":3,"cold":false,"filter":null}'
 //
 // Each call is timed individually (process.hrtime), median over `iters`, like
 // the PyTorch/oneDNN harnesses. Before timing, each implementation is checked
@@ -12,26 +12,40 @@ import {
   BYTES_PER_ELEMENT, fillUniform, makeEvictor, maxAbsDiff, median, numel, peerRows, physicalShape, reference, rowKey, timeCalls, timeCallsSync,
 } from './common.mjs';
 
+/**
+ * @typedef {import('./common.mjs').Layout} Layout
+ * @typedef {import('./common.mjs').RowSpec} RowSpec
+ * @typedef {any} TfTensor  a TF.js tensor (TF.js is optional: its types are not installed)
+ */
+
 const cfg = JSON.parse(process.argv[2] ?? '{}');
 const impl = cfg.impl;
 const EPS = 1e-5, MOMENTUM = 0.1;
 const evict = cfg.cold ? makeEvictor() : null;
 const filter = cfg.filter ? new RegExp(cfg.filter) : null;
-const log = (s) => process.stderr.write(`  [${impl}] ${s}\n`);
+const log = (/** @type {string} */ s) => process.stderr.write(`  [${impl}] ${s}\n`);
 
+/** @param {object} obj */
 function emit(obj) {
   process.stdout.write('\n' + JSON.stringify(obj) + '\n');
 }
 
+/**
+ * An optional package, or null when it is not installed.
+ * @param {string} name
+ * @returns {Promise<any>}
+ */
 async function tryImport(name) {
   try {
     return await import(name);
   } catch (e) {
-    if (e.code === 'ERR_MODULE_NOT_FOUND' || /Cannot find (module|package)/.test(e.message)) return null;
+    const err = /** @type {NodeJS.ErrnoException} */ (e);
+    if (err.code === 'ERR_MODULE_NOT_FOUND' || /Cannot find (module|package)/.test(err.message)) return null;
     throw e;
   }
 }
 
+/** @param {readonly number[]} dims */
 function testData(dims, seed = 7) {
   const n = numel(dims), C = dims[1];
   return {
@@ -44,6 +58,7 @@ function testData(dims, seed = 7) {
 
 // ---------------------------------------------------------------- TensorFlow.js
 
+/** @param {'wasm' | 'cpu'} backend */
 async function tfjs(backend) {
   const tf = await tryImport('@tensorflow/tfjs');
   if (!tf) return { skipped: '@tensorflow/tfjs is not installed (optional; see bench/README.md)' };
@@ -65,6 +80,10 @@ async function tfjs(backend) {
    * parameters (tf.batchNorm with [1,C,1,1] parameters on NCHW data is wrong:
    * it cycles them along the last axis). NHWC and (N,C): tf.batchNorm with
    * C-vectors, the fused kernel.
+   * @param {readonly number[]} dims
+   * @param {Layout} layout
+   * @param {Float32Array} gamma
+   * @param {Float32Array} beta
    */
   function ops(dims, layout, gamma, beta) {
     const C = dims[1];
@@ -73,18 +92,22 @@ async function tfjs(backend) {
     const axes = nchw ? [0, 2, 3] : layout === 'nhwc' ? [0, 1, 2] : [0];
     const pshape = nchw ? [1, C, 1, 1] : [C];
     const g = tf.tensor(gamma, pshape), b = tf.tensor(beta, pshape);
+    /** @type {(x: TfTensor, mean: TfTensor, variance: TfTensor, g: TfTensor, b: TfTensor) => TfTensor} */
     const normalize = (x, mean, variance, g, b) => {
       if (!nchw) return tf.batchNorm(x, mean, variance, b, g, EPS);
       const scale = tf.rsqrt(variance.add(EPS)).mul(g);
       return x.mul(scale).add(b.sub(mean.mul(scale)));
     };
+    /** @type {(x: TfTensor, g: TfTensor, b: TfTensor) => { y: TfTensor, mean: TfTensor, variance: TfTensor }} */
     const train = (x, g, b) => {
       const { mean, variance } = tf.moments(x, axes, nchw);
       return { y: normalize(x, mean, variance, g, b), mean, variance };
     };
+    /** @type {{ rm: TfTensor, rv: TfTensor, out: TfTensor[] }} */
     const state = { rm: tf.keep(tf.zeros(pshape)), rv: tf.keep(tf.ones(pshape)), out: [] };
-    const gradFn = tf.grads((x, g, b) => train(x, g, b).y);
-    return {
+    const gradFn = tf.grads((/** @type {TfTensor} */ x, /** @type {TfTensor} */ g, /** @type {TfTensor} */ b) => train(x, g, b).y);
+    /** @type {{ g: TfTensor, b: TfTensor, train: typeof train, gradFn: any, state: typeof state } & Record<import('./common.mjs').Op, (x: TfTensor, dy?: TfTensor) => void>} */
+    const o = {
       g, b, train, gradFn, state,
       'forward-training': (x) => {
         const r = tf.tidy(() => {
@@ -109,11 +132,15 @@ async function tfjs(backend) {
         state.out = r;
       },
     };
+    return o;
   }
 
   // Self-check against the float64 reference (training forward y, backward dx).
+  /** @type {Record<string, { y: number, dx: number }>} */
   const check = {};
-  for (const [dims, layout] of [[[4, 3, 5, 5], 'nchw'], [[4, 3, 5, 5], 'nhwc'], [[8, 6], 'nc']]) {
+  /** @type {Array<[number[], Layout]>} */
+  const checkCases = [[[4, 3, 5, 5], 'nchw'], [[4, 3, 5, 5], 'nhwc'], [[8, 6], 'nc']];
+  for (const [dims, layout] of checkCases) {
     const d = testData(dims);
     const ref = reference(d.x, d.dy, dims, layout, d.gamma, d.beta, EPS);
     const shape = physicalShape(dims, layout);
@@ -127,8 +154,9 @@ async function tfjs(backend) {
   log(`self-check ${checkOk ? 'ok' : 'FAILED'} ${JSON.stringify(check)}`);
 
   const rows = peerRows(impl, 'auto', [1]).filter((r) => !filter || filter.test(rowKey(r)));
+  /** @type {object[]} */
   const out = [];
-  let cur = null;
+  let cur = /** @type {{ dk: string, d: ReturnType<typeof testData>, x: TfTensor, dy: TfTensor } | null} */ (null);
   for (const r of rows) {
     const dk = `${r.shape}/${r.layout}`;
     if (cur?.dk !== dk) {
@@ -139,9 +167,10 @@ async function tfjs(backend) {
     }
     const o = ops(r.dims, r.layout, cur.d.gamma, cur.d.beta);
     if (r.op !== 'forward-training') o['forward-training'](cur.x); // running stats
-    const fn = () => o[r.op](cur.x, cur.dy);
+    const { x, dy } = cur;
+    const fn = () => o[r.op](x, dy);
     const slow = backend === 'cpu';
-    const ms = timeCallsSync(fn, { iters: slow ? cfg.slowIters ?? 3 : cfg.iters, warmup: slow ? 1 : cfg.warmup, cold: cfg.cold, evict: () => evict(r.threads) });
+    const ms = timeCallsSync(fn, { iters: slow ? cfg.slowIters ?? 3 : cfg.iters, warmup: slow ? 1 : cfg.warmup, cold: cfg.cold, evict: () => /** @type {NonNullable<typeof evict>} */ (evict)(r.threads) });
     tf.dispose([o.g, o.b, o.state.rm, o.state.rv, ...o.state.out]);
     const notes = [
       r.layout === 'nchw' ? 'broadcasting ops, [1,C,1,1] parameters' : 'tf.moments + tf.batchNorm (fused kernel)',
@@ -162,10 +191,19 @@ async function onnxruntime() {
   if (!ort) return { skipped: 'onnxruntime-node is not installed (optional; see bench/README.md)' };
   const version = ort.env?.versions?.node ?? '?';
 
+  /**
+   * @param {number[]} dims
+   * @param {Layout} layout
+   * @param {ReturnType<typeof testData>} d
+   * @param {Float32Array} rm
+   * @param {Float32Array} rv
+   * @param {number} threads
+   */
   async function session(dims, layout, d, rm, rv, threads) {
     const model = batchNormModel({ shape: dims, scale: d.gamma, bias: d.beta, mean: rm, variance: rv, eps: EPS });
     return ort.InferenceSession.create(model, { intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' });
   }
+  /** @type {(x: Float32Array, dims: number[], g: Float32Array, b: Float32Array, rm: Float32Array, rv: Float32Array) => Float64Array} */
   const evalRef = (x, dims, g, b, rm, rv) => {
     const C = dims[1], s = numel(dims.slice(2));
     return Float64Array.from(x, (v, i) => {
@@ -174,6 +212,7 @@ async function onnxruntime() {
     });
   };
   // Self-check: eval forward against float64, with preallocated output.
+  /** @type {Record<string, { y: number }>} */
   const check = {};
   for (const dims of [[4, 3, 5, 5], [8, 6]]) {
     const d = testData(dims);
@@ -188,6 +227,7 @@ async function onnxruntime() {
   log(`self-check ${checkOk ? 'ok' : 'FAILED'} ${JSON.stringify(check)}`);
 
   const rows = peerRows(impl, 'auto', cfg.threads).filter((r) => !filter || filter.test(rowKey(r)));
+  /** @type {object[]} */
   const out = [];
   for (const r of rows) {
     const d = testData(r.dims, 1);
@@ -195,7 +235,7 @@ async function onnxruntime() {
     const s = await session(r.dims, r.layout, d, rm, rv, r.threads);
     const X = new ort.Tensor('float32', d.x, r.dims);
     const Y = new ort.Tensor('float32', new Float32Array(d.x.length), r.dims);
-    const ms = await timeCalls(() => s.run({ X }, { Y }), { iters: cfg.iters, warmup: cfg.warmup, cold: cfg.cold, evict: () => evict(r.threads) });
+    const ms = await timeCalls(() => s.run({ X }, { Y }), { iters: cfg.iters, warmup: cfg.warmup, cold: cfg.cold, evict: () => /** @type {NonNullable<typeof evict>} */ (evict)(r.threads) });
     await s.release();
     out.push(row(r, ms, {
       version, isaDetail: 'MLAS (CPU EP)',
@@ -207,6 +247,12 @@ async function onnxruntime() {
   return { version, check, rows: out };
 }
 
+/**
+ * A result row: the spec, its key and traffic, and the timing of its calls.
+ * @param {RowSpec} r
+ * @param {number[]} ms
+ * @param {object} extra
+ */
 function row(r, ms, extra) {
   const { dims, ...rest } = r;
   return {

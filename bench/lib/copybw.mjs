@@ -4,7 +4,7 @@
 // worker_threads over a SharedArrayBuffer. GB/s counts read + write bytes
 // (2 x bytes copied / time), the convention of the ops' 8 bytes per element.
 //
-//   node bench/copybw.mjs [threads...]     # stand-alone: prints JSON
+//   node bench/lib/copybw.mjs [threads...]     # stand-alone: prints JSON
 import { Worker } from 'node:worker_threads';
 import os from 'node:os';
 import { median } from './common.mjs';
@@ -70,7 +70,7 @@ export async function copyBandwidth({ threads = 1, bytes = 128 << 20, reps = 15 
     Atomics.notify(ctl, 0);
     await Promise.all(workers.map((w) => new Promise((res) => w.once('exit', res))));
   }
-  const gbps = (t) => (2 * bytes) / 1e9 / (t / 1e3);
+  const gbps = (/** @type {number} */ t) => (2 * bytes) / 1e9 / (t / 1e3);
   return { threads, bytesCopied: bytes, reps, medianMs: median(ms), gbps: gbps(median(ms)), bestGbps: gbps(Math.min(...ms)) };
 }
 
