@@ -144,7 +144,12 @@ export function train(cfg: TrainConfig): RunResult {
   const model =
     cfg.arch === 'cnn'
       ? cnn(ds.height, ds.width, data.classes, { batchNorm: cfg.batchNorm, rng: rng.fork(), bnAfterRelu: cfg.bnAfterRelu })
-      : mlp([ds.features, ...(cfg.hidden ?? [256, 128]), data.classes], { batchNorm: cfg.batchNorm, rng: rng.fork(), initScale: cfg.initScale, dropout: cfg.dropout });
+      : mlp([ds.features, ...(cfg.hidden ?? [256, 128]), data.classes], {
+          batchNorm: cfg.batchNorm,
+          rng: rng.fork(),
+          initScale: cfg.initScale,
+          dropout: cfg.dropout,
+        });
   const order = new Uint32Array(ds.n).map((_, i) => i);
   const shuffleRng = rng.fork();
   const opt = makeOptimizer(model, cfg.optimizer, cfg.lr, cfg.momentum);
@@ -159,18 +164,28 @@ export function train(cfg: TrainConfig): RunResult {
   const bnLayer = model.layers.find((l): l is BatchNormLayer => l instanceof BatchNormLayer && l.spatial === null) ?? null;
   const watch: Watch | null =
     bnLayer && cfg.watchChannels
-      ? { channels: cfg.watchChannels, steps: [], runningMean: cfg.watchChannels.map(() => []), runningVar: cfg.watchChannels.map(() => []), batchMean: cfg.watchChannels.map(() => []), batchVar: cfg.watchChannels.map(() => []) }
+      ? {
+          channels: cfg.watchChannels,
+          steps: [],
+          runningMean: cfg.watchChannels.map(() => []),
+          runningVar: cfg.watchChannels.map(() => []),
+          batchMean: cfg.watchChannels.map(() => []),
+          batchVar: cfg.watchChannels.map(() => []),
+        }
       : null;
 
   const stepLoss: number[] = [];
   const epochAccuracy: number[] = [];
   const epochLoss: number[] = [];
-  let nonFinite = false, divergedAtStep: number | null = null, step = 0;
+  let nonFinite = false,
+    divergedAtStep: number | null = null,
+    step = 0;
 
   for (let epoch = 0; epoch < cfg.epochs && !nonFinite; epoch++) {
     model.train();
     shuffleRng.shuffle(order);
-    let sum = 0, count = 0;
+    let sum = 0,
+      count = 0;
     for (const [s, e] of bounds) {
       const n = e - s;
       gather(ds, order, s, n, x, y);
@@ -206,7 +221,23 @@ export function train(cfg: TrainConfig): RunResult {
   const diverged = nonFinite || finalAccuracy < 2 / data.classes;
   const ms = performance.now() - t0;
   progress.done({ accuracy: finalAccuracy, diverged, ms });
-  return { label: cfg.label, batchNorm: cfg.batchNorm, lr: cfg.lr, optimizer: cfg.optimizer, stepLoss, stepsPerEpoch, epochAccuracy, epochLoss, finalAccuracy, diverged, divergedAtStep, peakLoss, ms, model, watch };
+  return {
+    label: cfg.label,
+    batchNorm: cfg.batchNorm,
+    lr: cfg.lr,
+    optimizer: cfg.optimizer,
+    stepLoss,
+    stepsPerEpoch,
+    epochAccuracy,
+    epochLoss,
+    finalAccuracy,
+    diverged,
+    divergedAtStep,
+    peakLoss,
+    ms,
+    model,
+    watch,
+  };
 }
 
 function recordWatch(w: Watch, step: number, layer: BatchNormLayer, n: number): void {
@@ -217,7 +248,8 @@ function recordWatch(w: Watch, step: number, layer: BatchNormLayer, n: number): 
   w.channels.forEach((c, i) => {
     w.runningMean[i].push(bn.runningMean![c]);
     w.runningVar[i].push(bn.runningVar![c]);
-    let m = 0, v = 0;
+    let m = 0,
+      v = 0;
     if (input) {
       for (let r = 0; r < n; r++) m += input[r * C + c];
       m /= n;

@@ -71,12 +71,8 @@ export interface Depth {
   startScale: StartScale[];
   /** The training runs at `initScale`. */
   runs: Pair;
-  /** Steps at which `shift` and `gradients` were recorded. */
+  /** Steps at which `gradients` were recorded. */
   steps: number[];
-  /** Which hidden unit's pre-activations `shift` follows: block (0-based) and unit. */
-  shiftUnit: { block: number; unit: number };
-  /** [quantile][record]: QUANTILES of that unit's pre-activation over a fixed batch of test images. */
-  shift: { batchNorm: number[][]; plain: number[][] };
   /** [layer][record]: ‖∂L/∂W‖₂ of each Linear, the input layer first. */
   gradients: { batchNorm: number[][]; plain: number[][] };
 }
@@ -104,27 +100,89 @@ function std(a: Float32Array): number {
 /** The q-quantile of sorted values, linearly interpolated (numpy's default). */
 export function quantile(sorted: ArrayLike<number>, q: number): number {
   const pos = q * (sorted.length - 1);
-  const lo = Math.floor(pos), hi = Math.min(sorted.length - 1, lo + 1);
+  const lo = Math.floor(pos),
+    hi = Math.min(sorted.length - 1, lo + 1);
   return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
+}
+
+/** A fixed batch of (at most) 256 test images that probes a model during training. */
+export function probeOf(data: Data): { x: Float32Array; n: number } {
+  const n = Math.min(256, data.test.n);
+  return { x: data.test.images.subarray(0, n * data.test.features), n };
+}
+
+/** Every how many steps to record so that a run of `epochs` makes about `records` records. */
+export function recordEvery(data: Data, batchSize: number, epochs: number, records: number): number {
+  return Math.max(1, Math.floor((Math.floor(data.train.n / batchSize) * epochs) / records));
+}
+
+/** Records, every `every` steps, the gradient norm of each Linear's weights: [layer][record]. */
+export function gradientRecorder(every: number): { onStep: (step: number, model: Net) => void; steps: number[]; norms: number[][] } {
+  const steps: number[] = [],
+    norms: number[][] = [];
+  const onStep = (step: number, model: Net): void => {
+    if (step % every !== 0) return;
+    steps.push(step);
+    model.layers
+      .filter((l): l is Linear => l instanceof Linear)
+      .forEach((l, i) => {
+        const g = l.weight.grad;
+        let s = 0;
+        for (let j = 0; j < g.length; j++) s += g[j] * g[j];
+        (norms[i] ??= []).push(Math.sqrt(s));
+      });
+  };
+  return { onStep, steps, norms };
+}
+
+export interface Shift {
+  /** Which hidden unit: the ReLU input of block `block` (0-based), unit `unit`. */
+  block: number;
+  unit: number;
+  steps: number[];
+  /** [quantile][record]: QUANTILES of that unit's pre-activation over the probe batch. */
+  quantiles: number[][];
+}
+
+/**
+ * Records, every `every` steps, the QUANTILES of one hidden unit's ReLU input
+ * over the probe batch, run in training mode (as the next layer sees its
+ * inputs during training); the running statistics are put back.
+ */
+export function shiftRecorder(
+  probe: { x: Float32Array; n: number },
+  block: number,
+  unit: number,
+  every: number,
+): { onStep: (step: number, model: Net) => void; shift: Shift } {
+  const shift: Shift = { block, unit, steps: [], quantiles: QUANTILES.map(() => []) };
+  const onStep = (step: number, model: Net): void => {
+    if (step % every !== 0) return;
+    const saved = model.saveRunningStats();
+    const inputs = reluInputs(model, probe.x, probe.n)[block];
+    model.restoreRunningStats(saved);
+    const width = inputs.length / probe.n;
+    const values = Float64Array.from({ length: probe.n }, (_, r) => inputs[r * width + unit]).sort();
+    shift.steps.push(step);
+    QUANTILES.forEach((q, i) => shift.quantiles[i].push(quantile(values, q)));
+  };
+  return { onStep, shift };
 }
 
 /**
  * A 10-layer MLP (9 hidden layers of `width`) with and without BatchNorm, at
  * PyTorch's default init: the scale of the activations layer by layer at the
  * start (also at He's init and above it), then training, recording about
- * `records` times the pre-activation quantiles of one unit and the gradient
- * norm of every layer.
+ * `records` times the gradient norm of every layer.
  */
 export function depth(base: Base, options: { width?: number; layers?: number; records?: number } = {}): Depth {
-  const width = options.width ?? 128, layers = options.layers ?? 10;
+  const width = options.width ?? 128,
+    layers = options.layers ?? 10;
   const hidden = Array<number>(layers - 1).fill(width);
   const { data } = base;
   const sizes = [data.train.features, ...hidden, data.classes];
   const initScale = TORCH_DEFAULT_INIT;
-  // A fixed batch of 256 test images probes the models: at the start and during training.
-  const probeN = Math.min(256, data.test.n);
-  const probe = data.test.images.subarray(0, probeN * data.test.features);
-
+  const probe = probeOf(data);
   const variants: Array<Omit<StartScale, 'std'>> = [
     { name: 'with BatchNorm (PyTorch default init)', batchNorm: true, initScale },
     { name: 'without, PyTorch default init (He ×0.41)', batchNorm: false, initScale },
@@ -134,35 +192,15 @@ export function depth(base: Base, options: { width?: number; layers?: number; re
   const startScale = variants.map((v) => {
     // The weights train() would start from: the same seed, the same draws.
     const model = mlp(sizes, { batchNorm: v.batchNorm, rng: new Rng(base.seed).fork(), initScale: v.initScale }).train();
-    return { ...v, std: reluInputs(model, probe, probeN).map(std) };
+    return { ...v, std: reluInputs(model, probe.x, probe.n).map(std) };
   });
-
-  const every = Math.max(1, Math.floor((Math.floor(data.train.n / base.batchSize) * base.epochs) / (options.records ?? 60)));
-  const steps: number[] = [];
-  const shiftUnit = { block: layers - 2, unit: 0 };
-  const record = (shift: number[][], gradients: number[][], isMain: boolean) => (step: number, model: Net) => {
-    if (step % every !== 0) return;
-    if (isMain) steps.push(step);
-    const linears = model.layers.filter((l): l is Linear => l instanceof Linear);
-    linears.forEach((l, i) => {
-      const g = l.weight.grad;
-      let s = 0;
-      for (let j = 0; j < g.length; j++) s += g[j] * g[j];
-      (gradients[i] ??= []).push(Math.sqrt(s));
-    });
-    // The probe in training mode, as the next layer sees its inputs during training; the running statistics are put back.
-    const saved = model.saveRunningStats();
-    const inputs = reluInputs(model, probe, probeN)[shiftUnit.block];
-    model.restoreRunningStats(saved);
-    const values = Float64Array.from({ length: probeN }, (_, r) => inputs[r * width + shiftUnit.unit]).sort();
-    QUANTILES.forEach((q, i) => (shift[i] ??= []).push(quantile(values, q)));
-  };
-  const shift = { batchNorm: [] as number[][], plain: [] as number[][] };
-  const gradients = { batchNorm: [] as number[][], plain: [] as number[][] };
+  const every = recordEvery(data, base.batchSize, base.epochs, options.records ?? 60);
+  const gBn = gradientRecorder(every),
+    gPlain = gradientRecorder(every);
   const common = { ...base, hidden, initScale };
-  const bn = train({ ...common, label: `${layers} layers with BatchNorm`, batchNorm: true, onStep: record(shift.batchNorm, gradients.batchNorm, true) });
-  const plain = train({ ...common, label: `${layers} layers without`, batchNorm: false, onStep: record(shift.plain, gradients.plain, false) });
-  return { hidden, initScale, startScale, runs: { batchNorm: bn, plain }, steps, shiftUnit, shift, gradients };
+  const bn = train({ ...common, label: `${layers} layers with BatchNorm`, batchNorm: true, onStep: gBn.onStep });
+  const plain = train({ ...common, label: `${layers} layers without`, batchNorm: false, onStep: gPlain.onStep });
+  return { hidden, initScale, startScale, runs: { batchNorm: bn, plain }, steps: gBn.steps, gradients: { batchNorm: gBn.norms, plain: gPlain.norms } };
 }
 
 // ---------------------------------------------------------------- placement

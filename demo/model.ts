@@ -177,7 +177,9 @@ export function cnn(
   const [c1, c2] = options.channels ?? [8, 16];
   const hidden = options.hidden ?? 64;
   const layers: Layer[] = [];
-  let c = 1, h = height, w = width;
+  let c = 1,
+    h = height,
+    w = width;
   for (const oc of [c1, c2]) {
     // Conv → ReLU → BatchNorm keeps the conv's bias: the ReLU between them makes it count.
     const conv = new Conv2d(c, oc, h, w, 3, rng, { stride: 2, padding: 1, bias: !batchNorm || after });
@@ -193,7 +195,8 @@ export function cnn(
   if (batchNorm) layers.push(new BatchNormLayer(hidden));
   layers.push(new ReLU(hidden));
   layers.push(new Linear(hidden, classes, rng));
-  const bn2 = batchNorm ? ' → BatchNorm2d' : '', bn1 = batchNorm ? ' → BatchNorm1d' : '';
+  const bn2 = batchNorm ? ' → BatchNorm2d' : '',
+    bn1 = batchNorm ? ' → BatchNorm1d' : '';
   const block = after ? 'Conv 3×3 stride 2 → ReLU → BatchNorm2d' : `Conv 3×3 stride 2${bn2} → ReLU`;
   const desc = `CNN: 2 × (${block}) with ${c1} and ${c2} channels, Linear ${c * h * w}→${hidden}${bn1} → ReLU → Linear ${hidden}→${classes}`;
   return new Net(layers, classes, desc);

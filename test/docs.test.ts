@@ -18,7 +18,9 @@ const TYPECHECK_MS = 120_000;
 const RUN_MS = 120_000;
 
 const docsDir = join(root, 'docs');
-const pages = readdirSync(docsDir).filter((f) => f.endsWith('.md')).sort();
+const pages = readdirSync(docsDir)
+  .filter((f) => f.endsWith('.md'))
+  .sort();
 const box = sandbox('batchnorm-docs-');
 afterAll(() => box.remove());
 
@@ -57,10 +59,12 @@ it('every page is linked from docs/README.md, and docs/ from the README', () => 
 it(
   'type-checks every ts block under the strict options of tsconfig.json',
   () => {
-    expect(typeCheck(
-      tsBlocks.map((b) => b.file),
-      box.dir,
-    )).toBe('');
+    expect(
+      typeCheck(
+        tsBlocks.map((b) => b.file),
+        box.dir,
+      ),
+    ).toBe('');
   },
   TYPECHECK_MS,
 );
