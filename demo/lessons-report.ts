@@ -68,7 +68,7 @@ export function depth(d: Lessons['depth'], s: Summary): string {
   const plainDefault = d.startScale.find((v) => !v.batchNorm && v.initScale === d.initScale)!;
   const last = (v: { std: number[] }): number => v.std[v.std.length - 1];
   const scale: Panel = {
-    title: 'Scale of each layer’s pre-activations at the start (std over 256 images)',
+    title: 'Pre-activation std per layer, before training',
     xLabel: 'hidden layer',
     yLabel: 'std (log scale)',
     yLog: true,
@@ -97,7 +97,7 @@ export function depth(d: Lessons['depth'], s: Summary): string {
     ],
   };
   return `${h2(8)}
-<p>An MLP of ${layers} Linear layers (${d.hidden.length} hidden layers of ${d.hidden[0]}), started from PyTorch's default init of <code>nn.Linear</code> (uniform ±1/√fan_in: He's standard deviation ×${num(d.initScale)}). Left: the standard deviation of each hidden layer's pre-activations on the first batch, before any training. Without BatchNorm each layer multiplies the scale by about ${num(Math.exp(Math.log(last(plainDefault) / plainDefault.std[0]) / (plainDefault.std.length - 1)))}, and by layer ${d.hidden.length} it is ${num(last(plainDefault))}: the signal vanishes. He's init (×1) is exactly the scale that keeps it; ×1.5 makes it grow ×${num(last(d.startScale[3]) / d.startScale[3].std[0])} over the same depth. With BatchNorm every layer starts at 1, whatever the init. Right: training at lr ${s.config.lr}: <span class="bn">${acc(d.batchNorm)}</span> with BatchNorm, <span class="plain">${acc(d.plain)}</span> without${d.plain.diverged ? ' — the plain network barely moves from a uniform guess: its output, and so its gradients, are too small for SGD to get going in this many steps' : ''}.</p>
+<p>An MLP of ${layers} Linear layers (${d.hidden.length} hidden layers of ${d.hidden[0]}), started from PyTorch's default init of <code>nn.Linear</code> (uniform ±1/√fan_in: He's standard deviation ×${num(d.initScale)}). Left: the standard deviation of each hidden layer's pre-activations over 256 test images, before any training (PyTorch init: He's ×0.41). Without BatchNorm each layer multiplies the scale by about ${num(Math.exp(Math.log(last(plainDefault) / plainDefault.std[0]) / (plainDefault.std.length - 1)))}, and by layer ${d.hidden.length} it is ${num(last(plainDefault))}: the signal vanishes. He's init (×1) is exactly the scale that keeps it; ×1.5 makes it grow ×${num(last(d.startScale[3]) / d.startScale[3].std[0])} over the same depth. With BatchNorm every layer starts at 1, whatever the init. Right: training at lr ${s.config.lr}: <span class="bn">${acc(d.batchNorm)}</span> with BatchNorm, <span class="plain">${acc(d.plain)}</span> without${d.plain.diverged ? ' — the plain network barely moves from a uniform guess: its output, and so its gradients, are too small for SGD to get going in this many steps' : ''}.</p>
 ${lineChart([scale, loss], { experiment: 8, title: titleOf(8) })}`;
 }
 
@@ -152,7 +152,7 @@ export function gradients(d: Lessons['depth'], s: Summary): string {
     pn = panel('with BatchNorm', d.gradients.batchNorm);
   pb.yDomain = pn.yDomain = yDomain;
   return `${h2(10)}
-<p>The norm of each Linear layer's weight gradient during the runs of experiment 8 (same ${d.hidden.length + 1}-layer MLP, PyTorch's default init), colored from the input layer (blue) to the output layer (red); both panels share the axis. <span class="plain">Without BatchNorm</span> the gradients are tiny — at the first record ${num(first(d.gradients.plain))} at the input layer and ${num(lastLayer(d.gradients.plain))} at the output layer — because the backward pass shrinks the signal layer by layer just as the forward did, and SGD makes almost no progress. <span class="bn">With BatchNorm</span> they are ${num(first(d.gradients.batchNorm))} and ${num(lastLayer(d.gradients.batchNorm))}: each BatchNorm divides the gradient by the batch's standard deviation on the way back, so every layer gets a usable signal.</p>
+<p>The norm of each Linear layer's weight gradient during the runs of experiment 8 (same ${d.hidden.length + 1}-layer MLP, PyTorch's default init), colored from the input layer (blue) to the output layer (orange); both panels share the axis. <span class="plain">Without BatchNorm</span> the gradients are tiny — at the first record ${num(first(d.gradients.plain))} at the input layer and ${num(lastLayer(d.gradients.plain))} at the output layer — because the backward pass shrinks the signal layer by layer just as the forward did, and SGD makes almost no progress. <span class="bn">With BatchNorm</span> they are ${num(first(d.gradients.batchNorm))} and ${num(lastLayer(d.gradients.batchNorm))}: each BatchNorm divides the gradient by the batch's standard deviation on the way back, so every layer gets a usable signal.</p>
 ${lineChart([pb, pn], { experiment: 10, title: titleOf(10) })}`;
 }
 

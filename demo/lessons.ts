@@ -184,10 +184,10 @@ export function depth(base: Base, options: { width?: number; layers?: number; re
   const initScale = TORCH_DEFAULT_INIT;
   const probe = probeOf(data);
   const variants: Array<Omit<StartScale, 'std'>> = [
-    { name: 'with BatchNorm (PyTorch default init)', batchNorm: true, initScale },
-    { name: 'without, PyTorch default init (He ×0.41)', batchNorm: false, initScale },
-    { name: 'without, He init', batchNorm: false, initScale: 1 },
-    { name: 'without, He ×1.5', batchNorm: false, initScale: 1.5 },
+    { name: 'BN, PyTorch init', batchNorm: true, initScale },
+    { name: 'no BN, PyTorch init', batchNorm: false, initScale },
+    { name: 'no BN, He init', batchNorm: false, initScale: 1 },
+    { name: 'no BN, He ×1.5', batchNorm: false, initScale: 1.5 },
   ];
   const startScale = variants.map((v) => {
     // The weights train() would start from: the same seed, the same draws.
