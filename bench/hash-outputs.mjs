@@ -23,10 +23,19 @@ import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+/**
+ * @typedef {import('../dist/backend/native.js').Addon} Addon
+ * @typedef {import('../dist/backend/kernels.js').FloatArray} FloatArray
+ * @typedef {{ new (length: number): FloatArray, from(src: ArrayLike<number>): FloatArray, from<U>(src: ArrayLike<U>, map: (v: U, i: number) => number): FloatArray, readonly name: string }} FloatArrayConstructor
+ *   Float32Array or Float64Array, as one type (the union's `from` overloads do not resolve).
+ * @typedef {'u' | 'shift' | 'drift' | 'nonfinite'} Data
+ */
+
 const addonPath = resolve(process.argv[2] ?? 'build/Release/batchnorm.node');
 
 // [N, C, S, channelsLast, data]: data 'u' uniform in [1, 3), 'shift' mean 100
 // std ~0.01, 'drift' each sample's mean moves, 'nonfinite' inf/NaN in some channels.
+/** @type {Array<[number, number, number, boolean, Data]>} */
 const SHAPES = [
   [2, 3, 5, false, 'u'], [2, 3, 5, true, 'u'],
   [7, 5, 1, false, 'u'], [256, 512, 1, true, 'u'], [1000, 37, 1, true, 'shift'], [1, 3, 1, true, 'u'],
@@ -42,23 +51,28 @@ const THREADS = [1, 2, 3];
 
 function child() {
   const require = createRequire(import.meta.url);
+  /** @type {Addon} */
   const addon = require(addonPath);
   const isa = addon.info().isa;
   if (isa !== process.env.BATCHNORM_ISA) throw new Error(`asked for ${process.env.BATCHNORM_ISA}, got ${isa}`);
   const hash = createHash('sha256');
+  /**
+   * @param {string} label
+   * @param {Array<FloatArray | null>} arrays
+   */
   const put = (label, arrays) => {
     hash.update(label);
     for (const a of arrays) if (a) hash.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
   };
-  for (const Arr of [Float32Array, Float64Array]) {
+  for (const Arr of /** @type {FloatArrayConstructor[]} */ ([Float32Array, Float64Array])) {
     for (const [N, C, S, last, kind] of SHAPES) {
       const n = N * C * S;
       let seed = 12345 + n + C;
       const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
-      const chan = (i) => (last ? i % C : Math.floor(i / S) % C);
-      const sample = (i) => Math.floor(i / (C * S));
+      const chan = (/** @type {number} */ i) => (last ? i % C : Math.floor(i / S) % C);
+      const sample = (/** @type {number} */ i) => Math.floor(i / (C * S));
       // One element past the start of its buffer: outputs off vector alignment.
-      const make = (len, off = 0) => new Arr(len + off).subarray(off);
+      const make = (/** @type {number} */ len, off = 0) => new Arr(len + off).subarray(off);
       const x = make(n);
       for (let i = 0; i < n; i++) {
         const r = rand();
@@ -75,7 +89,7 @@ function child() {
       }
       const dy = make(n);
       for (let i = 0; i < n; i++) dy[i] = rand() * 2 - 1 + (kind === 'shift' ? 0.5 : 0);
-      const per = (f) => Arr.from({ length: C }, (_, c) => f(c));
+      const per = (/** @type {(c: number) => number} */ f) => Arr.from({ length: C }, (_, c) => f(c));
       const weight = per((c) => 0.5 + 0.1 * c - (c % 4 === 3 ? 1.7 : 0)), bias = per((c) => 0.25 - 0.05 * c);
       for (const threads of THREADS) {
         addon.setNumThreads(threads);
@@ -86,6 +100,7 @@ function child() {
           { w: null, b: null, running: true, unbiased: false, inPlace: false },
           { w: weight, b: null, running: false, unbiased: true, inPlace: n < 1 << 20 },
         ];
+        /** @type {{ sm: FloatArray, si: FloatArray, rm: FloatArray | null, rv: FloatArray | null } | undefined} */
         let saved;
         for (const v of variants) {
           const xin = v.inPlace ? Arr.from(x) : x;
@@ -96,12 +111,15 @@ function child() {
           put(`${tag} ft${k++}`, [y, rm, rv, sm, si]);
           saved ??= { sm, si, rm, rv };
         }
+        if (!saved?.rm || !saved.rv) throw new Error('the first variant keeps running statistics: forward-eval reads them');
         for (const [w, b] of [[weight, bias], [null, null]]) {
           const y = make(n, 1);
           addon.forwardEval(x, y, w, b, saved.rm, saved.rv, N, C, S, last, 1e-3);
           put(`${tag} fe${k++}`, [y]);
         }
-        for (const [batch, w, grads, withDx] of [[true, weight, true, true], [false, weight, true, true], [true, null, true, true], [true, weight, false, true], [true, weight, true, false], [false, null, false, true]]) {
+        /** @type {Array<[batch: boolean, w: FloatArray | null, grads: boolean, withDx: boolean]>} */
+        const backwards = [[true, weight, true, true], [false, weight, true, true], [true, null, true, true], [true, weight, false, true], [true, weight, true, false], [false, null, false, true]];
+        for (const [batch, w, grads, withDx] of backwards) {
           const dx = withDx ? make(n, 1) : null, gw = grads ? make(C) : null, gb = grads ? make(C) : null;
           addon.backward(x, dy, dx, w, saved.sm, saved.si, gw, gb, N, C, S, last, batch);
           put(`${tag} bw${k++}`, [dx, gw, gb]);

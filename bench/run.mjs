@@ -15,6 +15,7 @@ import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { copyBandwidth } from './lib/copybw.mjs';
+import { dataParallelRows, formatParallel } from './lib/parallel.mjs';
 /**
  * @typedef {import('./lib/common.mjs').Row} Row
  * @typedef {{ gbps: number, bestGbps: number, medianMs: number, threads: number, bytesCopied: number, reps: number }} Copy
@@ -35,11 +36,12 @@ const HELP = `usage: node bench/run.mjs [options]
   --threads LIST     thread counts (default: 1 and os.availableParallelism())
   --repeat K         K passes over everything; each row keeps its best pass (least disturbed)
   --wait-idle [S]    first wait (up to S seconds, default 900) until other processes use < 0.2 CPUs
+  --no-parallel      skip the data-parallel rows (SyncBatchNorm training on 1 and 2 worker threads / MPI processes)
   --help`;
 
 const args = parseCommandLine({
-  defaults: { quick: false, cold: false, peers: undefined, help: false },
-  flags: ['quick', 'cold', 'peers', 'help'],
+  defaults: { quick: false, cold: false, peers: undefined, parallel: true, help: false },
+  flags: ['quick', 'cold', 'peers', 'parallel', 'help'],
   options: ['json', 'filter', 'isa', 'threads', 'repeat'],
   optionalValue: ['wait-idle'],
 }, HELP);
@@ -392,6 +394,13 @@ function formatTable(rows) {
 
 console.log(formatTable(rows));
 console.log();
+const parallel = args.parallel ? dataParallelRows({ quick }) : { rows: [], skipped: [{ impl: 'data-parallel', reason: 'not run (--no-parallel)' }] };
+skipped.push(...parallel.skipped);
+if (parallel.rows.length) {
+  console.log('data-parallel training of the demo MLP (SyncBatchNorm, gradients all-reduced; comm: one layer\'s forward + backward communication, median):');
+  console.log(formatParallel(parallel.rows));
+  console.log();
+}
 console.log(`copy bandwidth (Float32Array.prototype.set, 128 MiB, read+write counted): ${threadCounts.map((t) => `${t} thread${t > 1 ? 's' : ''} ${copy[t].gbps.toFixed(1)} GB/s`).join(', ')}`);
 console.log(`GB/s: ${Object.entries(BYTES_PER_ELEMENT).map(([k, v]) => `${k} ${v} B/element`).join(', ')}; × vs JS = pure-JS time ÷ this time (same api/op/shape/layout; peers vs the functional JS row). Caches: ${cold ? 'cold (128 MiB written before each call)' : 'hot (same buffers every call)'}.`);
 const tfjsBackward = rows.some((r) => r.impl.startsWith('tfjs') && r.op === 'backward');
@@ -403,6 +412,6 @@ console.log(`${rows.length} rows in ${seconds.toFixed(0)} s`);
 if (args.json) {
   const file = resolve(process.cwd(), args.json);
   mkdirSync(dirname(file), { recursive: true });
-  writeFileSync(file, JSON.stringify({ meta: { ...meta, seconds }, copy, skipped, rows }, null, 1) + '\n');
+  writeFileSync(file, JSON.stringify({ meta: { ...meta, seconds }, copy, skipped, rows, dataParallel: parallel.rows }, null, 1) + '\n');
   note(`wrote ${file}`);
 }

@@ -29,6 +29,13 @@ import os from 'node:os';
 import { median, parseCommandLine } from './lib/common.mjs';
 import { cnnData, smallCnn } from './lib/tfjs-cnn.mjs';
 
+/**
+ * @typedef {import('@tensorflow/tfjs-core').Tensor} Tensor
+ * @typedef {'cnn-step' | 'mlp-step' | 'bn-train' | 'bn-infer'} Row
+ * @typedef {{ id: string, backend: string, bn: (args: import('batchnorm/tfjs').BatchNormalizationLayerArgs) => import('@tensorflow/tfjs-layers').layers.Layer, label: string }} Impl
+ *   One implementation: a TF.js backend and the normalization layers' factory.
+ */
+
 const HELP = `usage: node bench/tfjs.mjs [options]
   --quick          2 rounds, batch 4 (default: 3 rounds, batch 8)
   --rounds K       rounds (each: every implementation, every row)
@@ -47,35 +54,45 @@ if (![rounds, batch, threads].every((v) => Number.isInteger(v) && v >= 1)) {
   console.error(`--rounds, --batch and --threads take positive integers\n\n${HELP}`);
   process.exit(2);
 }
-const note = (s) => process.stderr.write(`${s}\n`);
+const note = (/** @type {string} */ s) => process.stderr.write(`${s}\n`);
 
-async function tryImport(name) {
+/**
+ * The module `load` imports, or null if it is not installed.
+ * @template M
+ * @param {() => Promise<M>} load
+ * @returns {Promise<M | null>}
+ */
+async function tryImport(load) {
   try {
-    return await import(name);
+    return await load();
   } catch (e) {
-    if (e.code === 'ERR_MODULE_NOT_FOUND') return null;
+    if (e instanceof Error && 'code' in e && e.code === 'ERR_MODULE_NOT_FOUND') return null;
     throw e;
   }
 }
 
-const tf = await tryImport('@tensorflow/tfjs-core');
-const tfl = await tryImport('@tensorflow/tfjs-layers');
-if (!tf || !tfl || !(await tryImport('@tensorflow/tfjs-backend-cpu'))) {
+const tfCore = await tryImport(() => import('@tensorflow/tfjs-core'));
+const tfLayers = await tryImport(() => import('@tensorflow/tfjs-layers'));
+if (!tfCore || !tfLayers || !(await tryImport(() => import('@tensorflow/tfjs-backend-cpu')))) {
   console.log('skipped: @tensorflow/tfjs-core, -layers and -backend-cpu are not installed (dev dependencies: npm install)');
   process.exit(0);
 }
-const wasm = args.wasm ? await tryImport('@tensorflow/tfjs-backend-wasm') : null;
+// Narrowed once here: the functions below see them as present.
+const tf = tfCore, tfl = tfLayers;
+const wasm = args.wasm ? await tryImport(() => import('@tensorflow/tfjs-backend-wasm')) : null;
 const { backendInfo, setNumThreads } = await import('batchnorm');
 const { installTfjsKernels, batchNormalization } = await import('batchnorm/tfjs');
 setNumThreads(threads);
 installTfjsKernels({ backend: 'cpu-bn' });
 
+/** @type {Impl[]} */
 const IMPLS = [
   { id: 'tfjs-cpu', backend: 'cpu', bn: (a) => tfl.layers.batchNormalization(a), label: 'TF.js cpu (stock, pure JS)' },
   { id: 'batchnorm', backend: 'cpu-bn', bn: batchNormalization, label: 'batchnorm/tfjs (cpu-bn)' },
-  ...(wasm ? [{ id: 'tfjs-wasm', backend: 'wasm', bn: (a) => tfl.layers.batchNormalization(a), label: 'TF.js wasm (stock)' }] : []),
+  ...(wasm ? [{ id: 'tfjs-wasm', backend: 'wasm', bn: (/** @type {import('batchnorm/tfjs').BatchNormalizationLayerArgs} */ a) => tfl.layers.batchNormalization(a), label: 'TF.js wasm (stock)' }] : []),
 ];
 
+/** @param {string} backend */
 async function use(backend) {
   const log = console.log, warn = console.warn; // the cpu backend's banner
   console.log = console.warn = () => {};
@@ -87,17 +104,28 @@ async function use(backend) {
   }
 }
 
-/** Timed calls per row and round. */
+/**
+ * Timed calls per row and round.
+ * @type {Record<Row, number>}
+ */
 const CALLS = { 'cnn-step': 1, 'mlp-step': 3, 'bn-train': 3, 'bn-infer': 5 };
-const ROWS = args.rows ? args.rows.split(',') : Object.keys(CALLS);
-if (!ROWS.every((r) => r in CALLS)) {
+/** @type {string[]} */
+const rowNames = args.rows ? args.rows.split(',') : Object.keys(CALLS);
+const isRow = /** @type {(r: string) => r is Row} */ ((r) => r in CALLS);
+if (!rowNames.every(isRow)) {
   console.error(`--rows takes some of ${Object.keys(CALLS).join(',')} (got ${args.rows})\n\n${HELP}`);
   process.exit(2);
 }
+/** @type {readonly Row[]} */
+const ROWS = rowNames;
 const now = () => Number(process.hrtime.bigint()) / 1e6;
 const HW = 16, C2 = 32;
 
-/** Each implementation's models and tensors, made on its own backend. */
+/**
+ * Each implementation's models and tensors, made on its own backend.
+ * @param {Impl} impl
+ * @returns {Promise<Partial<Record<Row, () => unknown>>>} the rows it runs
+ */
 async function setUp(impl) {
   await use(impl.backend);
   const model = smallCnn(tfl, impl.bn, { height: HW, width: HW, channels: 3, filters: [16, C2], classes: 10 });
@@ -115,31 +143,37 @@ async function setUp(impl) {
   ] });
   mlp.compile({ loss: 'categoricalCrossentropy', optimizer: tf.train.sgd(0.01) });
   const mlpData = { xs: tf.randomUniform([8 * batch, 784], 0, 1, 'float32', 3), ys: tf.oneHot(tf.randomUniform([8 * batch], 0, 10, 'int32', 4), 10) };
+  /** @type {Partial<Record<Row, () => unknown>>} */
   const rows = {
     'cnn-step': async () => tf.dispose(await model.trainOnBatch(xs, ys)),
     'mlp-step': async () => tf.dispose(await mlp.trainOnBatch(mlpData.xs, mlpData.ys)),
     'bn-train': () => {
-      const { value, grads } = tf.engine().gradients(() => layer.apply(x, { training: true }), wrt, dy);
+      const { value, grads } = tf.engine().gradients(() => /** @type {Tensor} */ (layer.apply(x, { training: true })), wrt, dy);
       tf.dispose([value, ...grads]);
     },
-    'bn-infer': () => tf.dispose(layer.apply(x, { training: false })),
+    'bn-infer': () => tf.dispose(/** @type {Tensor} */ (layer.apply(x, { training: false }))),
   };
   // Warm-up (kernels, allocations); a row the backend cannot run is left out, with the reason.
-  for (const [row, f] of Object.entries(rows))
+  for (const [row, f] of /** @type {Array<[Row, () => unknown]>} */ (Object.entries(rows)))
     if (!ROWS.includes(row)) delete rows[row];
     else try {
       await f();
     } catch (e) {
       delete rows[row];
-      missing.push(`${impl.id} ${row}: ${e.message}`);
+      missing.push(`${impl.id} ${row}: ${e instanceof Error ? e.message : e}`);
     }
   if (args.profile && rows['cnn-step']) {
     const info = await tf.profile(() => model.trainOnBatch(xs, ys));
+    /** @type {Record<string, number>} */
     const byKernel = {};
-    for (const k of info.kernels) byKernel[k.name] = (byKernel[k.name] ?? 0) + (await k.kernelTimeMs);
+    for (const k of info.kernels) {
+      const ms = await k.kernelTimeMs;
+      if (typeof ms !== 'number') throw new Error(`TF.js could not time kernel ${k.name}: ${ms.error}`);
+      byKernel[k.name] = (byKernel[k.name] ?? 0) + ms;
+    }
     // The convolutions are TF.js' own code on both sides (the op wrappers, named in lower case, nest their kernels: left out).
     const kernels = Object.entries(byKernel).filter(([k]) => /^[A-Z_]/.test(k));
-    const sum = (list) => list.reduce((a, [, ms]) => a + ms, 0);
+    const sum = (/** @type {Array<[string, number]>} */ list) => list.reduce((a, [, ms]) => a + ms, 0);
     const conv = sum(kernels.filter(([k]) => /Conv2D/.test(k)));
     const top = kernels.sort((a, b) => b[1] - a[1]).slice(0, 8);
     profiles.push(`${impl.id}: one step's kernels ${sum(kernels).toFixed(0)} ms, of which convolutions ${conv.toFixed(0)} ms and all else ${(sum(kernels) - conv).toFixed(0)} ms; most: ${top.map(([k, ms]) => `${k} ${ms.toFixed(0)}`).join(', ')}`);
@@ -148,28 +182,36 @@ async function setUp(impl) {
 }
 
 note(`TF.js ${tf.version_core}; package ${JSON.stringify(backendInfo())} on ${threads} thread(s); batch ${batch}, ${rounds} rounds`);
-const missing = [], profiles = [];
+/** @type {string[]} */
+const missing = [];
+/** @type {string[]} */
+const profiles = [];
+/** @type {Record<string, Partial<Record<Row, () => unknown>>>} */
 const rowsOf = {};
 for (const impl of IMPLS) rowsOf[impl.id] = await setUp(impl);
-const fmt = (ms) => (Number.isNaN(ms) ? 'n/a' : ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixed(1) : ms.toFixed(2));
-const med = (id, row) => (times[id][row].length ? median(times[id][row]) : NaN);
+const fmt = (/** @type {number} */ ms) => (Number.isNaN(ms) ? 'n/a' : ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixed(1) : ms.toFixed(2));
+const med = (/** @type {string} */ id, /** @type {Row} */ row) => (times[id][row].length ? median(times[id][row]) : NaN);
+/** @type {Record<string, Record<string, number[]>>} */
 const times = Object.fromEntries(IMPLS.map((i) => [i.id, Object.fromEntries(ROWS.map((r) => [r, []]))]));
 for (let round = 0; round < rounds; round++) {
   const order = round % 2 ? [...IMPLS].reverse() : IMPLS;
   for (const impl of order) {
     await use(impl.backend);
-    for (const row of ROWS)
-      for (let k = 0; k < CALLS[row] && rowsOf[impl.id][row]; k++) {
+    for (const row of ROWS) {
+      const f = rowsOf[impl.id][row]; // undefined: a row this implementation cannot run
+      for (let k = 0; k < CALLS[row] && f; k++) {
         const t0 = now();
-        await rowsOf[impl.id][row]();
+        await f();
         times[impl.id][row].push(now() - t0);
       }
+    }
   }
   note(`round ${round + 1}/${rounds}: ${IMPLS.filter((i) => times[i.id][ROWS[0]].length).map((i) => `${i.id} ${ROWS[0]} ${fmt(med(i.id, ROWS[0]))} ms`).join(', ')}`);
 }
 
 console.log(`\n| median ms (batch ${batch}) | ${IMPLS.map((i) => i.label).join(' | ')} | stock cpu ÷ batchnorm |`);
 console.log(`|---|${IMPLS.map(() => '---|').join('')}---|`);
+/** @type {Record<Row, string>} */
 const WHAT = {
   'cnn-step': `CNN training step (trainOnBatch, ${batch}×${HW}×${HW}×3)`,
   'mlp-step': `MLP training step (trainOnBatch, ${8 * batch}×784)`,
@@ -177,7 +219,7 @@ const WHAT = {
   'bn-infer': `BatchNormalization inference (${batch}×${HW}×${HW}×${C2})`,
 };
 for (const row of ROWS) console.log(`| ${WHAT[row]} | ${IMPLS.map((i) => fmt(med(i.id, row))).join(' | ')} | ${(med('tfjs-cpu', row) / med('batchnorm', row)).toFixed(1)}× |`);
-for (const row of ['cnn-step', 'mlp-step'].filter((r) => ROWS.includes(r))) {
+for (const row of /** @type {Row[]} */ (['cnn-step', 'mlp-step']).filter((r) => ROWS.includes(r))) {
   const stock = med('tfjs-cpu', row), ours = med('batchnorm', row);
   console.log(`\n${WHAT[row]}: ${fmt(stock)} → ${fmt(ours)} ms (${((100 * (stock - ours)) / stock).toFixed(0)}% less); two normalization layers, the rest is TF.js' either way.`);
 }

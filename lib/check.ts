@@ -401,3 +401,59 @@ export function centerScaleError(center: boolean, scale: boolean): RangeError {
 export function busyError(module: string, method: string, pending: string): Error {
   return new Error(`${module}.${method}() called while ${pending}() is still running; await it first`);
 }
+
+// ------------------------------------------------------------ collectives and split phases (SyncBatchNorm)
+
+/** A Collective { rank, worldSize, allGather, allReduceSum }: checked at construction and before every use (a rank set out of range later must not send a wrong rank's data). */
+export function checkCollective(c: unknown, name = 'collective'): void {
+  if (typeof c !== 'object' || c === null) throw typeError(name, 'a Collective { rank, worldSize, allGather, allReduceSum }', c);
+  const { rank, worldSize, allGather, allReduceSum } = c as Record<string, unknown>;
+  if (typeof worldSize !== 'number') throw typeError(`${name}.worldSize`, 'a positive integer', worldSize);
+  if (!Number.isSafeInteger(worldSize) || worldSize < 1) throw rangeError(`${name}.worldSize`, 'a positive integer', worldSize);
+  const ranks = `an integer in [0, ${worldSize - 1}] (worldSize ${worldSize})`;
+  if (typeof rank !== 'number') throw typeError(`${name}.rank`, ranks, rank);
+  if (!Number.isInteger(rank) || rank < 0 || rank >= worldSize) throw rangeError(`${name}.rank`, ranks, rank, 'give each member of the group its own rank');
+  if (typeof allGather !== 'function') throw typeError(`${name}.allGather`, 'a function (Float64Array) => Promise<Float64Array>', allGather);
+  if (typeof allReduceSum !== 'function') throw typeError(`${name}.allReduceSum`, 'a function (Float64Array) => Promise<Float64Array>', allReduceSum);
+}
+
+/** A collective's Promise rejected: the rank, the op, and the transport's words. */
+export function collectiveRejectedError(name: string, op: string, rank: number, worldSize: number, cause: unknown): Error {
+  const err = new Error(`${name}.${op} (rank ${rank} of ${worldSize}) rejected: ${cause instanceof Error ? cause.message : String(cause)}`);
+  (err as Error & { cause?: unknown }).cause = cause;
+  return err;
+}
+
+/** A collective resolved to something other than `expected` float64 values (`what` says where the number comes from). */
+export function collectiveResultError(name: string, op: string, expected: number, what: string, result: unknown): TypeError | RangeError {
+  const full = `${name}.${op}'s result`;
+  if (typedArrayName(result) !== 'Float64Array') return typeError(full, `a Float64Array of ${expected} values (${what})`, result);
+  return rangeError(full, `a Float64Array of ${expected} values (${what})`, result, 'do all ranks pass the same lengths and call the same collectives in the same order?');
+}
+
+/** What the ranks of a group called differently, as every rank sees it (WorkerCollective). */
+export function collectiveMismatchError(op: string, what: 'collective' | 'length', perRank: readonly string[]): Error {
+  const list = perRank.map((v, r) => `${v} (rank ${r})`).join(', ');
+  if (what === 'collective') return new Error(`Expected every rank to call the same collective, but the ranks called ${list}`);
+  return new RangeError(`Expected every rank to pass the same length to ${op}, but the ranks passed ${list}`);
+}
+
+/** The statistics of a slice as split-phase functions take them: a Float64Array per channel. */
+export function checkStatistic(v: unknown, name: string, c: number): Float64Array {
+  if (typedArrayName(v) !== 'Float64Array') throw typeError(name, `a Float64Array of length ${c} (one per channel)`, v);
+  if (lengthOf(v as Float64Array) !== c) throw rangeError(name, `a Float64Array of length ${c} (one per channel)`, v);
+  return v as Float64Array;
+}
+
+/** A count of values per channel (a non-negative integer), of a rank's slice or of the whole batch. */
+export function checkCount(v: unknown, name: string, min = 0): number {
+  const expected = min > 0 ? `an integer of at least ${min}` : 'a non-negative integer';
+  if (typeof v !== 'number') throw typeError(name, expected, v);
+  if (!Number.isSafeInteger(v) || v < min) throw rangeError(name, expected, v);
+  return v;
+}
+
+/** PyTorch's check for SyncBatchNorm: more than one value per channel over all the ranks. */
+export function syncValuesPerChannelError(worldSize: number, shape: readonly number[]): RangeError {
+  return new RangeError(`Expected more than 1 value per channel when training, got 1 over the ${worldSize} ranks (input size here ${shapeText(shape)})`);
+}

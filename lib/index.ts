@@ -12,3 +12,14 @@ export { readSafetensors, writeSafetensors } from './safetensors.js';
 export type { Layout, Tensor } from './tensor.js';
 export { backendInfo, capabilities, setNumThreads, getNumThreads } from './backend/loader.js';
 export type { BackendInfo, FloatArray, Kernels } from './backend/kernels.js';
+export { SyncBatchNorm } from './syncbatchnorm.js';
+export type { SyncBatchNormOptions } from './syncbatchnorm.js';
+export {
+  batchNormStats, batchNormGatherStats, batchNormElemt, batchNormBackwardReduce, batchNormBackwardElemt, packStats, unpackStats, invstdOf, updateRunningStats,
+} from './splitphase.js';
+export type { BatchNormStats, BackwardSums, ElemtOptions } from './splitphase.js';
+export { allReduceGradients, checkCollective, sumInRankOrder } from './collective/collective.js';
+export type { Collective, GradParameter, AllReduceGradientsOptions } from './collective/collective.js';
+export { WorkerCollective } from './collective/worker.js';
+export type { WorkerGroup, WorkerGroupOptions } from './collective/worker.js';
+export { MpiCollective, mpiAddonPath } from './collective/mpi.js';

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "dispatch.h"
+#include "kernels/split_args.h"
 #include "threads.h"
 
 namespace batchnorm {
@@ -137,23 +138,25 @@ class Reader {
     return v.As<Napi::Boolean>().Value();
   }
 
-  // A typed array of T with `len` elements; nullptr when optional and null/undefined.
+  // A typed array of T (or of U: the split-phase statistics are double for
+  // either T) with `len` elements; nullptr when optional and null/undefined.
   // A good array costs one Node-API call: napi_get_typedarray_info fails on
   // anything but a typed array and gives the type and length (data comes
   // adjusted by the view's byte offset, SharedArrayBuffer-backed views
   // included). A detached buffer's views have length 0. The messages are
   // built only on the way to an error.
-  T* array(size_t i, const char* name, int64_t len, Arg kind) {
+  template <class U = T>
+  U* array(size_t i, const char* name, int64_t len, Arg kind) {
     const Napi::Value v = info_[i];
     const bool nullable = is_optional(kind), written = is_written(kind);
-    auto want = [&] { return std::string("a ") + dtype_name<T>() + " of length " + std::to_string(len); };
+    auto want = [&] { return std::string("a ") + dtype_name<U>() + " of length " + std::to_string(len); };
     napi_typedarray_type type;
     size_t length = 0;
     void* data = nullptr;
     napi_value buffer;
     size_t offset = 0;
     if (napi_get_typedarray_info(env_, v, &type, &length, &data, &buffer, &offset) != napi_ok ||
-        type != dtype_of<T>()) {
+        type != dtype_of<U>()) {
       if (nullable && (v.IsNull() || v.IsUndefined())) return nullptr;
       type_error(env_, "Expected " + want() + (nullable ? " or null" : "") + " for " + name +
                            " but received " + describe(v));
@@ -173,10 +176,10 @@ class Reader {
                            " but received one backed by a resizable ArrayBuffer, which an async call cannot "
                            "hold (use the sync form)");
     if (views_n_ == kMaxViews) throw Napi::Error::New(env_, "batchnorm: more arrays than Reader::kMaxViews");
-    views_[views_n_++] = View{name, reinterpret_cast<uintptr_t>(data), size_t(len) * sizeof(T), written};
+    views_[views_n_++] = View{name, reinterpret_cast<uintptr_t>(data), size_t(len) * sizeof(U), written};
     if (async_)
       refs_.push_back(Napi::Persistent(v.As<Napi::Object>()));  // a sync call's arguments live through it
-    return static_cast<T*>(data);
+    return static_cast<U*>(data);
   }
 
   // Outputs may not overlap anything, except an elementwise output that is
@@ -216,7 +219,7 @@ class Reader {
   const Napi::CallbackInfo& info_;
   Napi::Env env_;
   bool async_;
-  static constexpr int kMaxViews = 8;  // the most arrays an op takes
+  static constexpr int kMaxViews = 9;  // the most arrays an op takes (backwardElemt)
   View views_[kMaxViews];
   int views_n_ = 0;
   std::vector<Napi::ObjectReference> refs_;
@@ -340,6 +343,120 @@ Job parse_backward(const Napi::CallbackInfo& info, const KernelTable& kt, bool a
   return Job{[fn, a] { fn(a); }, r.take_refs()};
 }
 
+// ------------------------------------------------- split phases (SyncBatchNorm)
+// The statistics and sums are Float64Arrays whatever x's type is. Sync forms
+// only: SyncBatchNorm's time goes to waiting for the other ranks, and its
+// elementwise passes are those of one slice.
+
+const SplitTable& split_of(Napi::Env env, const KernelTable& kt) {
+  if (!kt.split)
+    throw Napi::Error::New(env,
+                           std::string("batchnorm: the ") + kt.isa + " kernels have no split-phase entries");
+  return *kt.split;
+}
+
+// localMoments(x, mean, m2, n, c, s, channelsLast)
+template <class T>
+Job parse_local_moments(const Napi::CallbackInfo& info, const KernelTable& kt, bool async) {
+  expect_args(info, 7, "localMoments");
+  Reader<T> r(info, async);
+  const Shape sh = r.shape(3);
+  LocalMomentsArgs<T> a;
+  a.shape = sh;
+  a.x = r.array(0, "x", sh.numel(), Arg::input);
+  a.mean = r.template array<double>(1, "mean", sh.c, Arg::output);
+  a.m2 = r.template array<double>(2, "m2", sh.c, Arg::output);
+  r.check_overlaps({});
+  const SplitTable& st = split_of(info.Env(), kt);
+  void (*fn)(const LocalMomentsArgs<T>&);
+  if constexpr (std::is_same_v<T, float>)
+    fn = st.local_moments_f32;
+  else
+    fn = st.local_moments_f64;
+  return Job{[fn, a] { fn(a); }, r.take_refs()};
+}
+
+// normalize(x, y, weight, bias, mean, invstd, n, c, s, channelsLast)
+template <class T>
+Job parse_normalize(const Napi::CallbackInfo& info, const KernelTable& kt, bool async) {
+  expect_args(info, 10, "normalize");
+  Reader<T> r(info, async);
+  const Shape sh = r.shape(6);
+  const int64_t numel = sh.numel(), C = sh.c;
+  NormalizeArgs<T> a;
+  a.shape = sh;
+  a.x = r.array(0, "x", numel, Arg::input);
+  a.y = r.array(1, "y", numel, Arg::output);
+  a.weight = r.array(2, "weight", C, Arg::optional_input);
+  a.bias = r.array(3, "bias", C, Arg::optional_input);
+  a.mean = r.template array<double>(4, "mean", C, Arg::input);
+  a.invstd = r.template array<double>(5, "invstd", C, Arg::input);
+  r.check_overlaps({{"y", "x"}});
+  const SplitTable& st = split_of(info.Env(), kt);
+  void (*fn)(const NormalizeArgs<T>&);
+  if constexpr (std::is_same_v<T, float>)
+    fn = st.normalize_f32;
+  else
+    fn = st.normalize_f64;
+  return Job{[fn, a] { fn(a); }, r.take_refs()};
+}
+
+// backwardReduce(x, dy, mean, sumDy, sumDyXmu, n, c, s, channelsLast)
+template <class T>
+Job parse_backward_reduce(const Napi::CallbackInfo& info, const KernelTable& kt, bool async) {
+  expect_args(info, 9, "backwardReduce");
+  Reader<T> r(info, async);
+  const Shape sh = r.shape(5);
+  const int64_t numel = sh.numel(), C = sh.c;
+  BackwardReduceArgs<T> a;
+  a.shape = sh;
+  a.x = r.array(0, "x", numel, Arg::input);
+  a.dy = r.array(1, "dy", numel, Arg::input);
+  a.mean = r.template array<double>(2, "mean", C, Arg::input);
+  a.sum_dy = r.template array<double>(3, "sumDy", C, Arg::output);
+  a.sum_dy_xmu = r.template array<double>(4, "sumDyXmu", C, Arg::output);
+  r.check_overlaps({});
+  const SplitTable& st = split_of(info.Env(), kt);
+  void (*fn)(const BackwardReduceArgs<T>&);
+  if constexpr (std::is_same_v<T, float>)
+    fn = st.backward_reduce_f32;
+  else
+    fn = st.backward_reduce_f64;
+  return Job{[fn, a] { fn(a); }, r.take_refs()};
+}
+
+// backwardElemt(x, dy, dx, weight, mean, invstd, sumDy, sumDyXmu, count, n, c, s, channelsLast)
+template <class T>
+Job parse_backward_elemt(const Napi::CallbackInfo& info, const KernelTable& kt, bool async) {
+  expect_args(info, 13, "backwardElemt");
+  Reader<T> r(info, async);
+  const Shape sh = r.shape(9);
+  const int64_t numel = sh.numel(), C = sh.c;
+  BackwardElemtArgs<T> a;
+  a.shape = sh;
+  a.count = double(r.dim(8, "count"));
+  if (a.count < double(sh.n * sh.s))
+    range_error(info.Env(),
+                "Expected count (the values per channel of the whole batch) to be at least n * s = " +
+                    std::to_string(sh.n * sh.s) + " but received " + describe(info[8]));
+  a.x = r.array(0, "x", numel, Arg::input);
+  a.dy = r.array(1, "dy", numel, Arg::input);
+  a.dx = r.array(2, "dx", numel, Arg::output);
+  a.weight = r.array(3, "weight", C, Arg::optional_input);
+  a.mean = r.template array<double>(4, "mean", C, Arg::input);
+  a.invstd = r.template array<double>(5, "invstd", C, Arg::input);
+  a.sum_dy = r.template array<double>(6, "sumDy", C, Arg::input);
+  a.sum_dy_xmu = r.template array<double>(7, "sumDyXmu", C, Arg::input);
+  r.check_overlaps({{"dx", "dy"}, {"dx", "x"}});
+  const SplitTable& st = split_of(info.Env(), kt);
+  void (*fn)(const BackwardElemtArgs<T>&);
+  if constexpr (std::is_same_v<T, float>)
+    fn = st.backward_elemt_f32;
+  else
+    fn = st.backward_elemt_f64;
+  return Job{[fn, a] { fn(a); }, r.take_refs()};
+}
+
 using Parser = Job (*)(const Napi::CallbackInfo&, const KernelTable&, bool);
 
 template <Parser F32, Parser F64>
@@ -432,6 +549,15 @@ constexpr Job (*kForwardEval)(const Napi::CallbackInfo&,
 constexpr Job (*kBackward)(const Napi::CallbackInfo&,
                            bool) = parse<parse_backward<float>, parse_backward<double>>;
 
+constexpr Job (*kLocalMoments)(const Napi::CallbackInfo&,
+                               bool) = parse<parse_local_moments<float>, parse_local_moments<double>>;
+constexpr Job (*kNormalize)(const Napi::CallbackInfo&,
+                            bool) = parse<parse_normalize<float>, parse_normalize<double>>;
+constexpr Job (*kBackwardReduce)(const Napi::CallbackInfo&,
+                                 bool) = parse<parse_backward_reduce<float>, parse_backward_reduce<double>>;
+constexpr Job (*kBackwardElemt)(const Napi::CallbackInfo&,
+                                bool) = parse<parse_backward_elemt<float>, parse_backward_elemt<double>>;
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   std::string error;
   if (!kernels(&error)) throw Napi::Error::New(env, error);  // BATCHNORM_ISA names an ISA that cannot run
@@ -445,6 +571,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
               Napi::Function::New(env, run_async<kForwardTraining>, "forwardTrainingAsync"));
   exports.Set("forwardEvalAsync", Napi::Function::New(env, run_async<kForwardEval>, "forwardEvalAsync"));
   exports.Set("backwardAsync", Napi::Function::New(env, run_async<kBackward>, "backwardAsync"));
+  exports.Set("localMoments", Napi::Function::New(env, run_sync<kLocalMoments>, "localMoments"));
+  exports.Set("normalize", Napi::Function::New(env, run_sync<kNormalize>, "normalize"));
+  exports.Set("backwardReduce", Napi::Function::New(env, run_sync<kBackwardReduce>, "backwardReduce"));
+  exports.Set("backwardElemt", Napi::Function::New(env, run_sync<kBackwardElemt>, "backwardElemt"));
   return exports;
 }
 

@@ -219,7 +219,7 @@ describe('the WebAssembly path copies large NCHW tensors a channel (eval: a grou
   // Bitwise equality of two large arrays (toEqual walks 2M elements slowly).
   const same = (a: FloatArray, b: FloatArray, what: string) =>
     expect(Buffer.compare(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), new Uint8Array(b.buffer, b.byteOffset, b.byteLength)), what).toBe(0);
-  for (const T of [Float32Array, Float64Array]) {
+  for (const T of [Float32Array, Float64Array] as FloatArrayConstructor[]) {
     it(`forward-training, eval and backward match float64, in place too (${T.name})`, () => {
       const f32 = T === Float32Array, tol = f32 ? 2e-5 : 1e-11;
       const n = 5, c = 3, s = (f32 ? 1 : 0.5) * 80_000, numel = n * c * s, d = { n, c, s, channelsLast: false };

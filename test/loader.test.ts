@@ -62,7 +62,7 @@ it('falls back to the JS path with one warning when neither the addon nor the We
 }, TEST_MS);
 
 it('falls back to the JS path when the engine runs no WebAssembly (node --jitless)', () => {
-  const clean = { ...process.env, BATCHNORM_ADDON: missing };
+  const clean: NodeJS.ProcessEnv = { ...process.env, BATCHNORM_ADDON: missing };
   delete clean.BATCHNORM_BACKEND;
   const r = spawnSync(process.execPath, ['--jitless', '--input-type=module', '-e', script], { cwd: root, env: clean, encoding: 'utf8' });
   expect(r.status, r.stderr).toBe(0);

@@ -16,7 +16,7 @@ import { fillUniform } from './common.mjs';
  */
 export function smallCnn(tfl, bn, options = {}) {
   const { height = 16, width = 16, channels = 3, filters = [16, 32], classes = 10, seed = 1 } = options;
-  const init = (k) => tfl.initializers.glorotUniform({ seed: seed + k });
+  const init = (/** @type {number} */ k) => tfl.initializers.glorotUniform({ seed: seed + k });
   const model = tfl.sequential();
   model.add(tfl.layers.conv2d({ inputShape: [height, width, channels], filters: filters[0], kernelSize: 3, padding: 'same', useBias: false, kernelInitializer: init(0) }));
   model.add(bn({}));
@@ -34,6 +34,8 @@ export function smallCnn(tfl, bn, options = {}) {
  * the model has something to learn).
  *
  * @param {typeof import('@tensorflow/tfjs-core')} tf
+ * @param {number} n images
+ * @param {{ height?: number, width?: number, channels?: number, classes?: number, seed?: number }} [options]
  */
 export function cnnData(tf, n, { height = 16, width = 16, channels = 3, classes = 10, seed = 7 } = {}) {
   const per = height * width * channels;

@@ -9,7 +9,7 @@ import type { FloatArray, Kernels } from './kernels.js';
 import { checkBackwardArgs, checkForwardEvalArgs, checkForwardTrainingArgs, deferredForm, syncForm } from './validate.js';
 
 /** Per channel: mean and sum of squared deviations, two passes in float64. */
-function channelMoments(x: FloatArray, n: number, c: number, s: number, channelsLast: boolean, mean: Float64Array, m2: Float64Array): void {
+export function channelMoments(x: FloatArray, n: number, c: number, s: number, channelsLast: boolean, mean: Float64Array, m2: Float64Array): void {
   const count = n * s;
   if (!channelsLast) {
     for (let ch = 0; ch < c; ch++) {
@@ -49,7 +49,7 @@ function channelMoments(x: FloatArray, n: number, c: number, s: number, channels
  * the mean is large beside the spread (a constant channel of 1e8 with bias 0.3
  * came out 0.2999992, one of 1e15 gave 0).
  */
-function applyAffine(x: FloatArray, y: FloatArray, n: number, c: number, s: number, channelsLast: boolean, m: ArrayLike<number>, a: Float64Array, b: Float64Array): void {
+export function applyAffine(x: FloatArray, y: FloatArray, n: number, c: number, s: number, channelsLast: boolean, m: ArrayLike<number>, a: Float64Array, b: Float64Array): void {
   if (!channelsLast) {
     for (let k = 0; k < n; k++) {
       for (let ch = 0; ch < c; ch++) {
@@ -62,6 +62,56 @@ function applyAffine(x: FloatArray, y: FloatArray, n: number, c: number, s: numb
   const rows = n * s;
   for (let r = 0, i = 0; r < rows; r++) {
     for (let ch = 0; ch < c; ch++, i++) y[i] = (x[i] - m[ch]) * a[ch] + b[ch];
+  }
+}
+
+/** Per channel, added into sdy and sdyx (zeroed by the caller): Σdy and Σdy·(x − mean). */
+export function gradSums(
+  x: FloatArray, dy: FloatArray, mean: ArrayLike<number>, sdy: Float64Array, sdyx: Float64Array, n: number, c: number, s: number, channelsLast: boolean,
+): void {
+  if (!channelsLast) {
+    for (let ch = 0; ch < c; ch++) {
+      const m = mean[ch];
+      let g = 0, h = 0;
+      for (let k = 0; k < n; k++) {
+        for (let i = (k * c + ch) * s, e = i + s; i < e; i++) {
+          const d = dy[i];
+          g += d;
+          h += d * (x[i] - m);
+        }
+      }
+      sdy[ch] = g;
+      sdyx[ch] = h;
+    }
+    return;
+  }
+  const rows = n * s;
+  for (let rr = 0, i = 0; rr < rows; rr++) {
+    for (let ch = 0; ch < c; ch++, i++) {
+      const d = dy[i];
+      sdy[ch] += d;
+      sdyx[ch] += d * (x[i] - mean[ch]);
+    }
+  }
+}
+
+/** dx = dy·k1 + (x − mean)·k2 + k3 per channel (the mean taken off x first, as in applyAffine). */
+export function gradInput(
+  x: FloatArray, dy: FloatArray, dx: FloatArray, mean: ArrayLike<number>, k1: Float64Array, k2: Float64Array, k3: Float64Array,
+  n: number, c: number, s: number, channelsLast: boolean,
+): void {
+  if (!channelsLast) {
+    for (let k = 0; k < n; k++) {
+      for (let ch = 0; ch < c; ch++) {
+        const a = k1[ch], b = k2[ch], d = k3[ch], m = mean[ch];
+        for (let i = (k * c + ch) * s, e = i + s; i < e; i++) dx[i] = dy[i] * a + (x[i] - m) * b + d;
+      }
+    }
+    return;
+  }
+  const rows = n * s;
+  for (let rr = 0, i = 0; rr < rows; rr++) {
+    for (let ch = 0; ch < c; ch++, i++) dx[i] = dy[i] * k1[ch] + (x[i] - mean[ch]) * k2[ch] + k3[ch];
   }
 }
 
@@ -116,30 +166,7 @@ function backward(
 
   // Per channel: sdy = Σdy, sdyx = Σdy·(x − mean).
   const sdy = new Float64Array(c), sdyx = new Float64Array(c);
-  if (!channelsLast) {
-    for (let ch = 0; ch < c; ch++) {
-      const m = mean[ch];
-      let g = 0, h = 0;
-      for (let k = 0; k < n; k++) {
-        for (let i = (k * c + ch) * s, e = i + s; i < e; i++) {
-          const d = dy[i];
-          g += d;
-          h += d * (x[i] - m);
-        }
-      }
-      sdy[ch] = g;
-      sdyx[ch] = h;
-    }
-  } else {
-    const rows = n * s;
-    for (let rr = 0, i = 0; rr < rows; rr++) {
-      for (let ch = 0; ch < c; ch++, i++) {
-        const d = dy[i];
-        sdy[ch] += d;
-        sdyx[ch] += d * (x[i] - mean[ch]);
-      }
-    }
-  }
+  gradSums(x, dy, mean, sdy, sdyx, n, c, s, channelsLast);
 
   // dx = dy·k1 + (x − mean)·k2 + k3, with k2 = k3 = 0 for frozen statistics
   // (the mean taken off x first, as in applyAffine).
@@ -160,19 +187,7 @@ function backward(
     applyAffine(dy, dx, n, c, s, channelsLast, k2, k1, k3);  // k2 is all zeros here: dx = dy·k1
     return;
   }
-  if (!channelsLast) {
-    for (let k = 0; k < n; k++) {
-      for (let ch = 0; ch < c; ch++) {
-        const a = k1[ch], b = k2[ch], d = k3[ch], m = mean[ch];
-        for (let i = (k * c + ch) * s, e = i + s; i < e; i++) dx[i] = dy[i] * a + (x[i] - m) * b + d;
-      }
-    }
-    return;
-  }
-  const rows = n * s;
-  for (let rr = 0, i = 0; rr < rows; rr++) {
-    for (let ch = 0; ch < c; ch++, i++) dx[i] = dy[i] * k1[ch] + (x[i] - mean[ch]) * k2[ch] + k3[ch];
-  }
+  gradInput(x, dy, dx, mean, k1, k2, k3, n, c, s, channelsLast);
 }
 
 export const jsKernels: Kernels = {

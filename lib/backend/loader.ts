@@ -109,6 +109,8 @@ const chosen = choose();
 
 /** The kernels every public function calls. */
 export const kernels: Kernels = chosen.kernels;
+/** The addon, when the native path runs (for kernels outside the Kernels interface: backend/split.ts). */
+export const addon: Addon | null = chosen.addon;
 
 /** Which implementation runs: `{ backend, isa, threads, version }`. */
 export function backendInfo(): BackendInfo {

@@ -73,6 +73,8 @@ struct BackwardArgs {
   bool use_batch_stats;
 };
 
+struct SplitTable;  // split_args.h: the split-phase kernels (SyncBatchNorm)
+
 // One ISA's kernels; the dispatcher picks one table at load.
 struct KernelTable {
   const char* isa;
@@ -82,6 +84,7 @@ struct KernelTable {
   void (*forward_eval_f64)(const ForwardEvalArgs<double>&);
   void (*backward_f32)(const BackwardArgs<float>&);
   void (*backward_f64)(const BackwardArgs<double>&);
+  const SplitTable* split = nullptr;
 };
 
 }  // namespace batchnorm

@@ -3,10 +3,15 @@
 #define BATCHNORM_ISA_NS avx512
 #include "../simd/avx512.h"
 #include "batchnorm.h"
+#include "split_phase.h"
 
 namespace batchnorm {
 const KernelTable* avx512_kernels() {
-  static const KernelTable table = avx512::make_table<simd::Avx512F32, simd::Avx512F64>("avx512");
+  static const KernelTable table = [] {
+    KernelTable t = avx512::make_table<simd::Avx512F32, simd::Avx512F64>("avx512");
+    t.split = avx512::split_table<simd::Avx512F32, simd::Avx512F64>();
+    return t;
+  }();
   return &table;
 }
 }  // namespace batchnorm

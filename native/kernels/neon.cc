@@ -3,10 +3,15 @@
 #define BATCHNORM_ISA_NS neon
 #include "../simd/neon.h"
 #include "batchnorm.h"
+#include "split_phase.h"
 
 namespace batchnorm {
 const KernelTable* neon_kernels() {
-  static const KernelTable table = neon::make_table<simd::NeonF32, simd::NeonF64>("neon");
+  static const KernelTable table = [] {
+    KernelTable t = neon::make_table<simd::NeonF32, simd::NeonF64>("neon");
+    t.split = neon::split_table<simd::NeonF32, simd::NeonF64>();
+    return t;
+  }();
   return &table;
 }
 }  // namespace batchnorm

@@ -13,7 +13,7 @@ import { randn } from '../helpers.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
-const x4 = (seed = 1, shape = [4, 3, 2, 2]) => ({ data: randn(shape.reduce((a, b) => a * b, 1), seed, 1, 2) as Float32Array, shape });
+const x4 = (seed = 1, shape = [4, 3, 2, 2]) => ({ data: randn(shape.reduce((a, b) => a * b, 1), seed, 1, 2) as Float32Array<ArrayBuffer>, shape });
 
 /** Everything a module holds that a call may change, as JSON (NaN-safe). */
 function moduleState(bn: BatchNorm2d | BatchNorm1d): string {
@@ -330,7 +330,7 @@ describe('issue 19 item 7: eps = 0', () => {
   // gradient Σdy: ATen's InvStd gives invstd 0 (not 1/√0) for a variance of 0 with eps 0.
   it('is accepted; a constant channel gives what PyTorch gives: invstd 0, y = bias, zero gradients', async () => {
     for (const [shape, layout] of [[[4, 3, 1, 1], 'NCHW'], [[4, 3, 7, 5], 'NCHW'], [[2, 3, 64, 64], 'NCHW'], [[8, 5, 5, 3], 'NHWC'], [[4, 3, 40, 40], 'NHWC']] as const) {
-      const numel = shape.reduce((a, b) => a * b, 1), c = layout === 'NHWC' ? shape[3] : shape[1];
+      const numel = shape.reduce((a: number, b) => a * b, 1), c = layout === 'NHWC' ? shape[3] : shape[1];
       const channelOf = (i: number) => (layout === 'NHWC' ? i % c : Math.floor(i / (numel / shape[0] / c)) % c);
       for (const T of [Float32Array, Float64Array]) {
         const label = `${shape} ${layout} ${T.name}`;

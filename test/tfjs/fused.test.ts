@@ -151,7 +151,7 @@ describe("FusedBatchNorm on 'cpu': broadcasting against a float64 reference", T,
       layer.build(x.shape);
       layer.setWeights([tf.tensor1d([1, -2, 3]), tf.tensor1d([0.5, 0, -0.5]), tf.tensor1d([1, 0, -1]), tf.tensor1d([1, 2, 4])]);
       const y = layer.apply(x, { training: false }) as tf.Tensor;
-      const bshape = [1, 3, 1, 1];
+      const bshape: [number, number, number, number] = [1, 3, 1, 1];
       const t = (v: number[]) => tf.tensor4d(v, bshape);
       expectClose(y, reference(x, t([1, 0, -1]), t([1, 2, 4]), t([0.5, 0, -0.5]), t([1, -2, 3]), 1e-3), 1e-5);
     }
@@ -165,7 +165,8 @@ describe("installTfjsKernels({ backend: 'cpu' }) also trains on 'cpu'", T, () =>
     model.compile({ loss: 'meanSquaredError', optimizer: 'sgd' });
     const { result, kernelNames } = await kernelsRun(() => model.fit(tf.tensor2d(randn(40, 31), [8, 5]), tf.zeros([8, 6]), { epochs: 2, verbose: 0 }));
     expect(kernelNames).toEqual(expect.arrayContaining(['BatchNormTraining', 'BatchNormTrainingGrad']));
-    expect(result.history.loss[1]).toBeLessThan(result.history.loss[0]);
+    const loss = result.history.loss as number[]; // fit() reports numbers (tf.History holds number | Tensor)
+    expect(loss[1]).toBeLessThan(loss[0]);
   });
 
   it('bad options are errors that name them', () => {
