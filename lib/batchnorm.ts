@@ -8,10 +8,11 @@
  */
 import type { FloatArray } from './backend/kernels.js';
 import {
-  bufferOf, bufferOrNull, busyError, checkApart, checkBoolean, checkBothOrNeither, sizeMismatchError, stateDictKeysError, checkDtype, checkEps, checkMomentum, checkOneOf, checkOptions, checkPositiveInteger, checkStatisticAssignment,
+  bufferOf, bufferOrNull, busyError, contextDetachedError, contextOverwrittenError, contextUsedError, noForwardError, notAContextError, checkApart, checkBoolean, checkBothOrNeither, sizeMismatchError, stateDictKeysError, checkDtype, checkEps, checkMomentum, checkOneOf, checkOptions, checkPositiveInteger, checkStatisticAssignment,
   invalidParameterError, isFloat64, isFloatArray, lengthOf, typedArrayName, moduleShapeError, readTensor, typeError, rangeError,
 } from './check.js';
-import { execute, OPTION_HINTS, planBackward, planForward, type ForwardNames } from './functional.js';
+import { checkActivation, execute, OPTION_HINTS, planBackward, planForward, type Activation, type ForwardNames } from './functional.js';
+import { HookList, type BackwardHook, type ForwardHook, type RemovableHandle } from './hooks.js';
 import { dimsOf, isChannelsLast, type Dims, type Layout, type Tensor } from './tensor.js';
 
 export interface BatchNormModuleOptions<Affine extends boolean = boolean> {
@@ -47,6 +48,12 @@ export interface BatchNormModuleOptions<Affine extends boolean = boolean> {
    * and statistics NaN).
    */
   checkFinite?: boolean;
+  /**
+   * 'relu': the module computes relu(bn(x) + residual) (residual: forward's
+   * option, else relu(bn(x))), and its backward differentiates through the
+   * ReLU, masking dy by the saved output (y > 0). Default null: none.
+   */
+  activation?: Activation;
 }
 
 /** A learnable per-channel array and its accumulated gradient. */
@@ -54,6 +61,8 @@ export interface Parameter<A extends FloatArray = FloatArray> {
   data: A;
   /** Null until the first backward; backward adds into it until zeroGrad(). */
   grad: A | null;
+  /** Default true; false freezes it: backward leaves `grad` as it is (PyTorch's `requires_grad_(False)`). */
+  requiresGrad: boolean;
 }
 
 /**
@@ -69,8 +78,39 @@ export interface CallOptions<A extends FloatArray = FloatArray> {
   out?: A;
 }
 
-/** What the last forward normalized with; the backward uses it. */
-interface Saved {
+export interface ForwardCallOptions<A extends FloatArray = FloatArray> extends CallOptions<A> {
+  /** Added to bn(x) before the activation (a skip connection): the input's shape and type; its gradient comes back from backward as gradResidual. */
+  residual?: Tensor<A> | null;
+}
+
+/** A backward's result: dx, and with a residual in the forward its gradient. */
+export interface GradInput<A extends FloatArray = FloatArray> extends Tensor<A> {
+  /** The residual's gradient (dy masked by the ReLU, or dy's own array without an activation); absent when the forward had no residual. */
+  gradResidual?: Tensor<A>;
+}
+
+export interface BackwardCallOptions<A extends FloatArray = FloatArray> extends CallOptions<A> {
+  /**
+   * Which forward to differentiate: the object a forward() of this module
+   * returned. Default: the last forward. Several forwards can wait for their
+   * backwards, taken in any order (last-in first-out through the time steps
+   * of an RNN, or interleaved), as autograd's saved tensors; each one once.
+   */
+  of?: Tensor<A>;
+  /**
+   * Keep the forward's context for another backward (PyTorch's
+   * `retain_graph=True`): for differentiating one forward with several
+   * gradients, or timing a backward. Default false.
+   */
+  retainGraph?: boolean;
+}
+
+/**
+ * What one forward normalized with, for its backward (autograd's saved
+ * tensors): the input, its shape and the statistics used.
+ */
+interface Context {
+  module: object;
   x: FloatArray;
   numel: number;
   shape: number[];
@@ -78,12 +118,49 @@ interface Saved {
   mean: FloatArray;
   invstd: FloatArray;
   batchStats: boolean;
-  /** What overwrote x since (out: input.data in the forward or in a backward), or null: x is gone. */
-  overwrittenBy: 'forward' | 'backward' | null;
+  /** The output (for the ReLU's mask, y > 0), when the module has an activation, and its buffer's version then. */
+  y: FloatArray | null;
+  yVersion: number;
+  residual: boolean;
+  /** The version of x's buffer when the forward read it (see `versions`). */
+  version: number;
+  /** Its backward ran: a second one throws, and its statistics arrays went back to the module's pool. */
+  used: boolean;
 }
 
-const MODULE_OPTIONS = ['eps', 'momentum', 'affine', 'trackRunningStats', 'layout', 'dtype', 'unbiasedRunningVar', 'checkFinite'] as const;
-const CALL_OPTIONS = ['out'] as const;
+/** What wrote over a saved array: a forward in place, a forward into it as its out, a backward into it as its out. */
+type Overwriter = 'inPlace' | 'out' | 'backward';
+
+/** The context of each forward's result object (the key is the object forward returned). */
+const contexts = new WeakMap<object, Context>();
+
+/**
+ * PyTorch's version counters, for the writes this package makes over an
+ * input it saved: a module's forward with `out: input.data`, or a backward
+ * whose `out` is a saved input, bumps the count of that buffer; a backward
+ * whose context saw another count throws instead of reading overwritten
+ * values. (Writes by the caller's own code cannot be seen, as in PyTorch
+ * they can through `.data`.) A forward given an `out` counts as a write
+ * over that array too: a context that saved it (as its input, or as its
+ * output for the ReLU's mask) sees it changed.
+ */
+const versions = new WeakMap<ArrayBufferLike, { n: number; by: Overwriter }>();
+
+function versionOf(a: FloatArray): number {
+  return versions.get(bufferOf(a))?.n ?? 0;
+}
+
+function bumpVersion(a: FloatArray, by: Overwriter): void {
+  const buffer = bufferOf(a), v = versions.get(buffer);
+  if (v) {
+    v.n++;
+    v.by = by;
+  } else versions.set(buffer, { n: 1, by });
+}
+
+const MODULE_OPTIONS = ['eps', 'momentum', 'affine', 'trackRunningStats', 'layout', 'dtype', 'unbiasedRunningVar', 'checkFinite', 'activation'] as const;
+const CALL_OPTIONS = ['out', 'residual'] as const;
+const BACKWARD_CALL_OPTIONS = ['out', 'of', 'retainGraph'] as const;
 const LOAD_OPTIONS = ['strict'] as const;
 
 /** a of the type `f64` says, converted (copied) when it is of the other float type. */
@@ -115,6 +192,8 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
   readonly layout: Layout;
   readonly unbiasedRunningVar: boolean;
   readonly checkFinite: boolean;
+  /** 'relu' or null (see the option). */
+  readonly activation: Activation;
   /** γ; null when affine is false. */
   readonly weight: Affine extends true ? Parameter : Parameter | null;
   /** β; null when affine is false. */
@@ -125,16 +204,25 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
   #runningMean: FloatArray | null;
   #runningVar: FloatArray | null;
   #numBatchesTracked: number | null;
-  #saved: Saved | null = null;
-  /** The saved statistics of the forward before the last: the next forward writes there (double buffering). */
-  #spareMean: FloatArray | null = null;
-  #spareInvstd: FloatArray | null = null;
+  /** The last forward's context: what backward differentiates by default. */
+  #last: Context | null = null;
+  /**
+   * Statistics arrays of contexts whose backward ran, for the next forwards
+   * to write into: a loop of forwards and backwards (one or many forwards
+   * deep) allocates none once warm.
+   */
+  #pool: FloatArray[] = [];
+  /** dy·(y > 0) of the last backward with an activation and no residual (reused when the size fits). */
+  #mask: FloatArray | null = null;
   /** The weight and bias gradients of the last backward, before they were added into .grad. */
   #gradWeight: FloatArray | null = null;
   #gradBias: FloatArray | null = null;
   /** The call running now (a sync one, or an async one until it settles), or null. */
   #busy: string | null = null;
-  readonly #f64: boolean;
+  #f64: boolean;
+  // Typed with unknown modules, not `this`: a list typed by its module would make BatchNorm2d<true> unassignable to BatchNormBase.
+  #forwardHooks: HookList<unknown> | null = null;
+  #backwardHooks: HookList<unknown> | null = null;
   /** The names a call's messages give this module's arrays (made once: a call allocates no strings). */
   readonly #names: ForwardNames;
   readonly #backwardNames: { x: string; mean: string; invstd: string; weight: string };
@@ -160,6 +248,7 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
     checkBoolean(unbiasedRunningVar, 'unbiasedRunningVar');
     checkBoolean(checkFinite, 'checkFinite');
     checkDtype(dtype);
+    this.activation = checkActivation(options.activation, `activation of ${name}`) ? 'relu' : null;
     this.layout = layout === undefined ? this.defaultLayout() : this.#checkLayout(layout);
     this.numFeatures = numFeatures;
     this.eps = eps;
@@ -178,8 +267,8 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
         throw new RangeError(invalidParameterError(`numFeatures of ${name}`, `a count small enough for ${dtype} arrays of that length`, String(numFeatures)));
       }
     };
-    this.weight = (affine ? { data: alloc(1), grad: null } : null) as this['weight'];
-    this.bias = (affine ? { data: alloc(0), grad: null } : null) as this['bias'];
+    this.weight = (affine ? { data: alloc(1), grad: null, requiresGrad: true } : null) as this['weight'];
+    this.bias = (affine ? { data: alloc(0), grad: null, requiresGrad: true } : null) as this['bias'];
     this.#runningMean = trackRunningStats ? alloc(0) : null;
     this.#runningVar = trackRunningStats ? alloc(1) : null;
     this.#numBatchesTracked = trackRunningStats ? 0 : null;
@@ -249,9 +338,70 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
     return this.weight && this.bias ? [this.weight, this.bias] : [];
   }
 
+  /** [['weight', γ], ['bias', β]] when affine, else [] (PyTorch's named_parameters; the names are the state dict's). */
+  namedParameters(): Array<[string, Parameter]> {
+    return this.weight && this.bias ? [['weight', this.weight], ['bias', this.bias]] : [];
+  }
+
   /** Zeroes the gradients (keeping their arrays, so a training loop does not allocate). */
   zeroGrad(): void {
     for (const p of this.parameters()) p.grad?.fill(0);
+  }
+
+  /** Running mean 0, running variance 1, numBatchesTracked 0 (PyTorch's reset_running_stats); in place. */
+  resetRunningStats(): void {
+    this.#idle('resetRunningStats');
+    this.#runningMean?.fill(0);
+    this.#runningVar?.fill(1);
+    if (this.#numBatchesTracked !== null) this.#numBatchesTracked = 0;
+  }
+
+  /** resetRunningStats(), and weight 1, bias 0 (PyTorch's reset_parameters); in place; gradients stay. */
+  resetParameters(): void {
+    this.resetRunningStats();
+    this.weight?.data.fill(1);
+    this.bias?.data.fill(0);
+  }
+
+  /** Element type of the parameters and buffers. */
+  get dtype(): 'float32' | 'float64' {
+    return this.#f64 ? 'float64' : 'float32';
+  }
+
+  /**
+   * Converts the parameters, their gradients and the running statistics to
+   * `dtype` (new arrays of it, as PyTorch's `module.to(torch.float64)`; the
+   * Parameter objects stay). Returns this. Forwards waiting for their
+   * backward keep their own arrays and still work.
+   */
+  to(dtype: 'float32' | 'float64'): this {
+    this.#idle('to');
+    const f64 = checkDtype(dtype) === 'float64';
+    if (f64 === this.#f64) return this;
+    for (const p of this.parameters()) {
+      p.data = convert(p.data, f64);
+      p.grad = convert(p.grad, f64);
+    }
+    this.#runningMean = convert(this.#runningMean, f64);
+    this.#runningVar = convert(this.#runningVar, f64);
+    this.#f64 = f64;
+    return this;
+  }
+
+  /**
+   * Calls fn(module, input, output) after each forward that succeeded (PyTorch's
+   * register_forward_hook; its return value is ignored). Returns `{ remove() }`.
+   */
+  registerForwardHook(fn: ForwardHook<this>): RemovableHandle {
+    return (this.#forwardHooks ??= new HookList<unknown>()).add(fn, 'the forward hook');
+  }
+
+  /**
+   * Calls fn(module, gradInput, gradOutput) after each backward that
+   * succeeded: dx and dy (PyTorch's register_full_backward_hook). Returns `{ remove() }`.
+   */
+  registerBackwardHook(fn: BackwardHook<this>): RemovableHandle {
+    return (this.#backwardHooks ??= new HookList<unknown>()).add(fn, 'the backward hook');
   }
 
   // ------------------------------------------------------------ one call at a time
@@ -328,6 +478,18 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
     return spare && isFloat64(spare) === f64 ? spare : f64 ? new Float64Array(this.numFeatures) : new Float32Array(this.numFeatures);
   }
 
+  /** A per-channel array from the pool (taken out only when the call commits), or a new one. */
+  #fromPool(f64: boolean, skip: FloatArray | null): FloatArray {
+    const pool = this.#pool;
+    for (let i = pool.length - 1; i >= 0; i--) if (isFloat64(pool[i]) === f64 && pool[i] !== skip) return pool[i];
+    return f64 ? new Float64Array(this.numFeatures) : new Float32Array(this.numFeatures);
+  }
+
+  #release(a: FloatArray): void {
+    const i = this.#pool.indexOf(a);
+    if (i >= 0) this.#pool.splice(i, 1);
+  }
+
   /**
    * One forward, sync or async. Every input — the options, the tensor, the
    * module's state — is read once into locals and checked; the kernel writes
@@ -341,7 +503,7 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
     let settlesLater = false;
     try {
       checkOptions(options, `${name}.${method}`, CALL_OPTIONS);
-      const { out } = options as CallOptions;
+      const { out, residual } = options as ForwardCallOptions;
       const training = checkBoolean(this.training, `${name}.training`);
       const x = readTensor(input, 'input', (this.#tfLayout ??= `'${this.#channelsLastName() ?? this.layout}'`));
       const dims = this.#dims(x.shape);
@@ -362,11 +524,13 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
       const counting = training && this.trackRunningStats && count !== null;
       const momentum = this.momentum ?? 1 / ((count ?? 0) + 1);
       const rm = convert(rm0, f64), rv = convert(rv0, f64);
+      const saveMean = this.#fromPool(f64, null), saveInvstd = this.#fromPool(f64, saveMean);
       const plan = planForward({
         x, channelsLast: dims.channelsLast, channelsLastName: null, out, weight: convert(w0, f64), bias: convert(b0, f64),
         runningMean: batchStats && !updateRunning ? null : rm, runningVar: batchStats && !updateRunning ? null : rv,
         batchStats, eps: this.eps, momentum, unbiased: this.unbiasedRunningVar, checkFinite: this.checkFinite,
-        saveMeanOut: this.#perChannel(this.#spareMean, f64), saveInvstdOut: this.#perChannel(this.#spareInvstd, f64), names: this.#names, apart: false, async,
+        saveMeanOut: saveMean, saveInvstdOut: saveInvstd, names: this.#names, apart: false, async,
+        relu: this.activation === 'relu', residual: residual === undefined || residual === null ? null : readTensor(residual, 'residual'),
       });
       const commit = (): Tensor => {
         if (updateRunning) {
@@ -374,12 +538,19 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
           if (rv !== rv0) rv0!.set(rv!);
         }
         if (counting) this.#numBatchesTracked = count + 1;
-        const last = this.#saved;
-        this.#spareMean = last ? last.mean : null;
-        this.#spareInvstd = last ? last.invstd : null;
-        const overwrittenBy = plan.inPlace ? 'forward' : null;
-        this.#saved = { x: x.data, numel, shape: x.shape, dims, mean: plan.saveMean, invstd: plan.saveInvstd, batchStats, overwrittenBy };
-        return { data: plan.y, shape: x.shape.slice() };
+        this.#release(saveMean);
+        this.#release(saveInvstd);
+        const ctx: Context = { module: this, x: x.data, numel, shape: x.shape, dims, mean: plan.saveMean, invstd: plan.saveInvstd, batchStats,
+          y: plan.relu ? plan.y : null, yVersion: 0, residual: plan.residual !== null, version: versionOf(x.data), used: false };
+        // y written over x: this forward's own backward would read y as x.
+        // Written into the caller's out: whatever context saved that array sees it.
+        if (plan.inPlace) bumpVersion(x.data, 'inPlace');
+        else if (out !== undefined) bumpVersion(plan.y, 'out');
+        if (ctx.y) ctx.yVersion = versionOf(ctx.y);
+        this.#last = ctx;
+        const result = { data: plan.y, shape: x.shape.slice() };
+        contexts.set(result, ctx);
+        return result;
       };
       if (!async) {
         execute({ forward: plan }, false);
@@ -396,43 +567,56 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
 
   /**
    * Normalizes `input`: with the batch statistics in training mode (updating
-   * the running ones), with the running statistics in eval mode.
-   * Returns `{ data, shape }` of the input's type.
+   * the running ones), with the running statistics in eval mode; then adds
+   * `residual` and applies the module's activation, if any.
+   * Returns `{ data, shape }` of the input's type; `backward(dy, { of })` takes it.
    */
-  forward<A extends FloatArray>(input: Tensor<A>, options: CallOptions<A> = {}): Tensor<A> {
-    return this.#forward(input, options, 'forward', false) as Tensor<A>;
+  forward<A extends FloatArray>(input: Tensor<A>, options: ForwardCallOptions<A> = {}): Tensor<A> {
+    const y = this.#forward(input, options, 'forward', false) as Tensor<A>;
+    if (this.#forwardHooks !== null) this.#forwardHooks.call(this, input, y);
+    return y;
   }
 
   /** `forward` off the event loop (native path); rejects on bad input. Its buffers become untransferable (see batchNormAsync). */
-  async forwardAsync<A extends FloatArray>(input: Tensor<A>, options: CallOptions<A> = {}): Promise<Tensor<A>> {
-    return this.#forward(input, options, 'forwardAsync', true) as Promise<Tensor<A>>;
+  async forwardAsync<A extends FloatArray>(input: Tensor<A>, options: ForwardCallOptions<A> = {}): Promise<Tensor<A>> {
+    const y = await (this.#forward(input, options, 'forwardAsync', true) as Promise<Tensor<A>>);
+    if (this.#forwardHooks !== null) this.#forwardHooks.call(this, input, y);
+    return y;
   }
 
   // ------------------------------------------------------------ backward
+
+  /** The context a backward differentiates: of's, or the last forward's. */
+  #context(of: unknown, method: string): Context {
+    const name = this.constructor.name;
+    if (of === undefined) {
+      if (!this.#last) throw noForwardError(name, method);
+      return this.#last;
+    }
+    const ctx = typeof of === 'object' && of !== null ? contexts.get(of) : undefined;
+    if (!ctx || ctx.module !== this) throw notAContextError(name, method, of, ctx !== undefined);
+    return ctx;
+  }
 
   #backward(gradOutput: unknown, options: unknown, method: string, async: boolean): Tensor | Promise<Tensor> {
     const name = this.constructor.name;
     this.#enter(method);
     let settlesLater = false;
     try {
-      checkOptions(options, `${name}.${method}`, CALL_OPTIONS);
-      const { out } = options as CallOptions;
-      const saved = this.#saved;
-      if (!saved) throw new Error(`${name}.${method}() needs a forward() first: there are no saved statistics`);
+      checkOptions(options, `${name}.${method}`, BACKWARD_CALL_OPTIONS);
+      const { out, of, retainGraph = false } = options as BackwardCallOptions;
+      checkBoolean(retainGraph, 'retainGraph');
+      const saved = this.#context(of, method);
+      const which = of === undefined ? 'the last forward' : 'the forward given as of';
+      if (saved.used) throw contextUsedError(name, method, which);
       // PyTorch's autograd refuses the same ("a variable needed for gradient
       // computation has been modified by an inplace operation"). Only a frozen
       // (eval) backward without affine parameters does without x.
       const needsX = saved.batchStats || this.affine;
-      if (saved.overwrittenBy && needsX)
-        throw new Error(
-          saved.overwrittenBy === 'forward'
-            ? `${name}.${method}() needs the input of the last forward, which that forward overwrote (out was input.data): give forward a separate out, or none, when a backward follows`
-            : `${name}.${method}() needs the input of the last forward, which the last backward overwrote (its out was that input): run forward again, or give backward a separate out`,
-        );
-      if (lengthOf(saved.x) !== saved.numel)
-        throw new TypeError(
-          invalidParameterError(`${name}.${method}()`, "the last forward's input (input.data) still readable", 'one whose buffer was detached (transferred) since', 'keep it until the backward, or run forward again'),
-        );
+      const version = versionOf(saved.x);
+      if (version !== saved.version && needsX) throw contextOverwrittenError(name, method, which, 'input', versions.get(bufferOf(saved.x))!.by);
+      if (saved.y && versionOf(saved.y) !== saved.yVersion) throw contextOverwrittenError(name, method, which, 'output', versions.get(bufferOf(saved.y))!.by);
+      if (lengthOf(saved.x) !== saved.numel) throw contextDetachedError(name, method, of === undefined ? "the last forward's" : "that forward's");
       const dy = readTensor(gradOutput, 'gradOutput');
       const f64 = isFloat64(saved.x);
       const w0 = this.weight ? this.#own(this.weight.data, 'weight.data') : null, b0 = this.bias ? this.#own(this.bias.data, 'bias.data') : null;
@@ -442,27 +626,40 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
       this.#outApart(out, w0, b0, this.#runningMean, this.#runningVar);
       // The kernel overwrites this module's scratch (zeros for an empty batch),
       // and commit adds it into .grad.
-      const gw = this.affine ? (this.#gradWeight = this.#perChannel(this.#gradWeight, f64)) : null;
-      const gb = this.affine ? (this.#gradBias = this.#perChannel(this.#gradBias, f64)) : null;
+      // Frozen parameters (requiresGrad false) keep their .grad; with both frozen the kernel skips the sums.
+      const wantW = this.weight !== null && this.weight.requiresGrad !== false, wantB = this.bias !== null && this.bias.requiresGrad !== false;
+      const gradients = wantW || wantB;
+      const gw = gradients ? (this.#gradWeight = this.#perChannel(this.#gradWeight, f64)) : null;
+      const gb = gradients ? (this.#gradBias = this.#perChannel(this.#gradBias, f64)) : null;
       const plan = planBackward({
         x: { data: saved.x, shape: saved.shape }, dy, dims: saved.dims, out, weight: convert(w0, f64), mean: saved.mean, invstd: saved.invstd,
-        gradWeightOut: gw, gradBiasOut: gb, gradients: this.affine, batchStats: saved.batchStats, checkFinite: this.checkFinite,
+        gradWeightOut: gw, gradBiasOut: gb, gradients, batchStats: saved.batchStats, checkFinite: this.checkFinite,
         shapeName: "the last forward's shape", apart: false, names: this.#backwardNames, async,
+        relu: saved.y !== null, output: saved.y, outputName: "the forward's output", residual: saved.residual, maskScratch: this.#mask,
       });
+      if (plan.masked && !saved.residual) this.#mask = plan.masked;
       const commit = (): Tensor => {
-        if (this.weight && this.bias && gw && gb) {
-          const C = this.numFeatures;
-          const gradW = gw0 ?? (this.#f64 ? new Float64Array(C) : new Float32Array(C)), gradB = gb0 ?? (this.#f64 ? new Float64Array(C) : new Float32Array(C));
-          for (let i = 0; i < C; i++) {
-            gradW[i] += gw[i];
-            gradB[i] += gb[i];
-          }
+        const C = this.numFeatures;
+        if (this.weight && gw && wantW) {
+          const gradW = gw0 ?? (this.#f64 ? new Float64Array(C) : new Float32Array(C));
+          for (let i = 0; i < C; i++) gradW[i] += gw[i];
           this.weight.grad = gradW;
+        }
+        if (this.bias && gb && wantB) {
+          const gradB = gb0 ?? (this.#f64 ? new Float64Array(C) : new Float32Array(C));
+          for (let i = 0; i < C; i++) gradB[i] += gb[i];
           this.bias.grad = gradB;
         }
-        // dx written over x: a second backward of this forward would read it.
-        if (plan.overwritesX) saved.overwrittenBy = 'backward';
-        return { data: plan.dx, shape: saved.shape.slice() };
+        // dx written over x: another forward of the same x would read dx as x.
+        if (plan.overwritesX) bumpVersion(saved.x, 'backward');
+        // Differentiated (and not retained): the statistics arrays go back to the pool.
+        if (!retainGraph) {
+          saved.used = true;
+          this.#pool.push(saved.mean, saved.invstd);
+        }
+        const dx: GradInput = { data: plan.dx, shape: saved.shape.slice() };
+        if (plan.gradResidual) dx.gradResidual = { data: plan.gradResidual, shape: saved.shape.slice() };
+        return dx;
       };
       if (!async) {
         execute({ backward: plan }, false);
@@ -478,18 +675,24 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
   }
 
   /**
-   * Gradient of the last forward: returns dx (`{ data, shape }`) and adds the
-   * weight and bias gradients into `.grad`. After a training forward the batch
+   * Gradient of the last forward (or of the one `of` names): returns dx
+   * (`{ data, shape }`, with `gradResidual` when that forward added a
+   * residual) and adds the weight and bias gradients into `.grad` (of the
+   * parameters whose requiresGrad is not false). After a training forward the batch
    * statistics are differentiated through; after an eval forward they are
    * constants (frozen BatchNorm, as in fine-tuning).
    */
-  backward<A extends FloatArray>(gradOutput: Tensor<A>, options: CallOptions<A> = {}): Tensor<A> {
-    return this.#backward(gradOutput, options, 'backward', false) as Tensor<A>;
+  backward<A extends FloatArray>(gradOutput: Tensor<A>, options: BackwardCallOptions<A> = {}): GradInput<A> {
+    const dx = this.#backward(gradOutput, options, 'backward', false) as GradInput<A>;
+    if (this.#backwardHooks !== null) this.#backwardHooks.call(this, dx, gradOutput);
+    return dx;
   }
 
   /** `backward` off the event loop (native path); rejects on bad input. */
-  async backwardAsync<A extends FloatArray>(gradOutput: Tensor<A>, options: CallOptions<A> = {}): Promise<Tensor<A>> {
-    return this.#backward(gradOutput, options, 'backwardAsync', true) as Promise<Tensor<A>>;
+  async backwardAsync<A extends FloatArray>(gradOutput: Tensor<A>, options: BackwardCallOptions<A> = {}): Promise<GradInput<A>> {
+    const dx = await (this.#backward(gradOutput, options, 'backwardAsync', true) as Promise<GradInput<A>>);
+    if (this.#backwardHooks !== null) this.#backwardHooks.call(this, dx, gradOutput);
+    return dx;
   }
 
   // ------------------------------------------------------------ state dicts

@@ -321,8 +321,8 @@ export function evalNeedsStatisticsError(): TypeError {
   return new TypeError('Expected runningMean and runningVar when training is false (evaluation uses the running statistics) but received null');
 }
 
-export function gradientShapeError(shapeName: string, shape: readonly number[], got: readonly number[]): RangeError {
-  return new RangeError(`Expected gradOutput of ${shapeName} ${shapeText(shape)} but received shape ${shapeText(got)}`);
+export function gradientShapeError(shapeName: string, shape: readonly number[], got: readonly number[], name = 'gradOutput'): RangeError {
+  return new RangeError(`Expected ${name} of ${shapeName} ${shapeText(shape)} but received shape ${shapeText(got)}`);
 }
 
 /**
@@ -456,4 +456,46 @@ export function checkCount(v: unknown, name: string, min = 0): number {
 /** PyTorch's check for SyncBatchNorm: more than one value per channel over all the ranks. */
 export function syncValuesPerChannelError(worldSize: number, shape: readonly number[]): RangeError {
   return new RangeError(`Expected more than 1 value per channel when training, got 1 over the ${worldSize} ranks (input size here ${shapeText(shape)})`);
+}
+
+// ------------------------------------------------------------ per-call contexts (a module's saved forwards)
+
+/** A backward with no forward to differentiate. */
+export function noForwardError(module: string, method: string): Error {
+  return new Error(`${module}.${method}() needs a forward() first: there are no saved statistics`);
+}
+
+/** `of` is not the result object of one of this module's forwards. */
+export function notAContextError(module: string, method: string, v: unknown, other: boolean): TypeError {
+  return new TypeError(
+    invalidParameterError(
+      `of of ${module}.${method}()`,
+      `the result of a forward() of this ${module}`,
+      other ? 'the result of a forward() of another module' : describe(v),
+      other ? 'call the backward of the module that made it' : 'pass the object forward() returned (not a copy of it, nor its data)',
+    ),
+  );
+}
+
+/** Backward twice through one forward: PyTorch's "Trying to backward through the graph a second time". */
+export function contextUsedError(module: string, method: string, which: string): Error {
+  return new Error(
+    `${module}.${method}() was already called for ${which}: each forward is differentiated once (PyTorch: "Trying to backward through the graph a second time"); run forward again, add the gradients up before one backward, or pass retainGraph: true to the backwards before the last`,
+  );
+}
+
+/** The saved input of a forward was written over since (PyTorch's version-counter error). */
+export function contextOverwrittenError(module: string, method: string, which: string, what: 'input' | 'output', by: 'inPlace' | 'out' | 'backward'): Error {
+  const how =
+    by === 'inPlace'
+      ? 'a forward overwrote in place (out was input.data): give forward a separate out, or none, when a backward follows'
+      : by === 'out'
+        ? 'a later forward wrote its output over (its out was that array): give each forward waiting for a backward its own out'
+        : 'a backward overwrote (its out was that array): run forward again, or give backward a separate out';
+  return new Error(`${module}.${method}() needs the ${what} of ${which}, which ${how}`);
+}
+
+/** The saved input of a forward was detached (transferred) since. */
+export function contextDetachedError(module: string, method: string, whose: string): TypeError {
+  return new TypeError(invalidParameterError(`${module}.${method}()`, `${whose} input (input.data) still readable`, 'one whose buffer was detached (transferred) since', 'keep it until the backward, or run forward again'));
 }

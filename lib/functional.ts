@@ -49,7 +49,15 @@ export interface BatchNormOptions<A extends FloatArray = FloatArray> {
   unbiasedRunningVar?: boolean;
   /** Throw on NaN or infinities in the input, naming the first bad channel (default false: they propagate, as in PyTorch). */
   checkFinite?: boolean;
+  /** 'relu': y = max(bn(x) + residual, 0), PyTorch's relu(bn(x) + r). Default null: none. */
+  activation?: Activation;
+  /** Added to bn(x) before the activation (a skip connection): the input's shape and type. */
+  residual?: Tensor<A> | null;
 }
+
+/** The activation after the BatchNorm (and the residual add). */
+export type Activation = 'relu' | null;
+const ACTIVATIONS: readonly string[] = ['relu'];
 
 /** y, and the statistics it was normalized with (batch or running), for the backward. */
 export interface BatchNormResult<A extends FloatArray = FloatArray> extends Tensor<A> {
@@ -74,16 +82,31 @@ export interface BatchNormBackwardOptions<A extends FloatArray = FloatArray> {
   /** Write the weight and bias gradients here instead of allocating (they are overwritten, not accumulated). */
   gradWeightOut?: A;
   gradBiasOut?: A;
+  /** The forward's activation ('relu': dy is masked by y > 0). Default null. */
+  activation?: Activation;
+  /** With an activation: the forward's output y (its `data`), whose y > 0 is the ReLU's mask. */
+  output?: A;
+  /** The forward added a residual: return its gradient as gradResidual. Default false. */
+  residual?: boolean;
 }
 
 export interface BatchNormGradients<A extends FloatArray = FloatArray> {
   gradInput: Tensor<A>;
   gradWeight: A;
   gradBias: A;
+  /** With `residual: true`: the residual's gradient (dy masked by the ReLU; dy's own array without an activation). */
+  gradResidual?: Tensor<A>;
 }
 
-const FORWARD_OPTIONS = ['weight', 'bias', 'training', 'momentum', 'eps', 'layout', 'out', 'saveMeanOut', 'saveInvstdOut', 'unbiasedRunningVar', 'checkFinite'] as const;
-const BACKWARD_OPTIONS = ['weight', 'saveMean', 'saveInvstd', 'training', 'layout', 'out', 'gradWeightOut', 'gradBiasOut'] as const;
+const FORWARD_OPTIONS = ['weight', 'bias', 'training', 'momentum', 'eps', 'layout', 'out', 'saveMeanOut', 'saveInvstdOut', 'unbiasedRunningVar', 'checkFinite', 'activation', 'residual'] as const;
+const BACKWARD_OPTIONS = ['weight', 'saveMean', 'saveInvstd', 'training', 'layout', 'out', 'gradWeightOut', 'gradBiasOut', 'activation', 'output', 'residual'] as const;
+
+/** An activation option: 'relu', or null/undefined for none. */
+export function checkActivation(v: unknown, name: string): boolean {
+  if (v === undefined || v === null) return false;
+  checkOneOf(v, name, ACTIVATIONS);
+  return true;
+}
 /** Keras' and TF.js' names for this package's options. */
 export const OPTION_HINTS: Readonly<Record<string, string>> = {
   epsilon: 'did you mean eps? (Keras\' epsilon; fromKeras converts a whole Keras config)',
@@ -117,6 +140,9 @@ export interface ForwardPlan {
   eps: number;
   momentum: number;
   unbiased: boolean;
+  /** After the kernel: y = max(y + residual, 0) (relu), y + residual, or nothing. */
+  relu: boolean;
+  residual: FloatArray | null;
 }
 
 /** What a forward is asked, as locals (from the functional options or from a module's state). */
@@ -139,6 +165,8 @@ export interface ForwardSpec {
   checkFinite: boolean;
   saveMeanOut: unknown;
   saveInvstdOut: unknown;
+  relu?: boolean;
+  residual?: ReadTensor | null;
   /** Names for messages: 'out', 'weight', … or the module's. */
   names: ForwardNames;
   /**
@@ -221,6 +249,15 @@ export function planForward(sp: ForwardSpec): ForwardPlan {
       if (k === 1) checkApart(a, ba, saveMeanOut, bufferOrNull(saveMeanOut), name, 'saveMeanOut');
     }
   }
+  // The residual is read after the kernel wrote y: y must not be it (not even in place).
+  const residual = sp.residual ? sp.residual.data : null;
+  if (sp.residual && residual) {
+    if (!sameShape(sp.residual.shape, x.shape)) throw gradientShapeError("the input's shape", x.shape, sp.residual.shape, 'residual');
+    checkArray(residual, 'residual.data', type, numel);
+    if (out) checkApart(out, bufferOf(out), residual, bufferOf(residual), names.out, 'residual.data');
+    else if (inPlace) checkApart(data, bufferOf(data), residual, bufferOf(residual), 'input.data', 'residual.data');
+    if (sp.async) checkNotResizable(residual, 'residual.data');
+  }
   if (sp.batchStats) checkValuesPerChannel(x.shape, dims.n * dims.s);
   if (sp.checkFinite) checkFinite(data, x.shape, dims.c, dims.s, dims.channelsLast, 'input');
   if (sp.async) {
@@ -237,7 +274,7 @@ export function planForward(sp: ForwardSpec): ForwardPlan {
   const saveMean = perChannel(data, c, saveMeanOut), saveInvstd = perChannel(data, c, saveInvstdOut);
   return {
     x: data, shape: x.shape, dims, y, inPlace, outGiven: out !== null, savesGiven: sp.apart && (saveMeanOut !== null || saveInvstdOut !== null), weight, bias, runningMean, runningVar, saveMean, saveInvstd,
-    batchStats: sp.batchStats, eps: sp.eps, momentum: sp.momentum, unbiased: sp.unbiased,
+    batchStats: sp.batchStats, eps: sp.eps, momentum: sp.momentum, unbiased: sp.unbiased, relu: sp.relu === true, residual,
   };
 }
 
@@ -245,6 +282,11 @@ export function planForward(sp: ForwardSpec): ForwardPlan {
 export interface BackwardPlan {
   x: FloatArray;
   dy: FloatArray;
+  /** With relu: the forward's y (the mask is y > 0) and where dy·(y > 0) goes, the gradient the kernel takes. */
+  output: FloatArray | null;
+  masked: FloatArray | null;
+  /** The residual's gradient: masked, or dy itself without an activation; null without a residual. */
+  gradResidual: FloatArray | null;
   shape: number[];
   dims: Dims;
   dx: FloatArray;
@@ -280,6 +322,13 @@ export interface BackwardSpec {
   apart: boolean;
   names: { x: string; mean: string; invstd: string; weight: string };
   async: boolean;
+  relu?: boolean;
+  /** With relu: the forward's output. */
+  output?: unknown;
+  outputName?: string;
+  residual?: boolean;
+  /** With relu and no residual: an array of x's type and length for dy·(y > 0) (a module's reused scratch), else allocated. */
+  maskScratch?: FloatArray | null;
 }
 
 /** Checks a backward and allocates its outputs; writes nothing. */
@@ -337,9 +386,18 @@ export function planBackward(sp: BackwardSpec): BackwardPlan {
     if (gwOut) checkNotResizable(gwOut, 'gradWeightOut');
     if (gbOut) checkNotResizable(gbOut, 'gradBiasOut');
   }
+  let output: FloatArray | null = null, masked: FloatArray | null = null;
+  if (sp.relu) {
+    checkArray(sp.output, sp.outputName ?? 'output', type, numel);
+    output = sp.output as FloatArray;
+    if (sp.async) checkNotResizable(output, sp.outputName ?? 'output');
+    const scratch = sp.maskScratch;
+    masked = !sp.residual && scratch && typedArrayName(scratch) === type && lengthOf(scratch) === numel ? scratch : allocLike(data, numel);
+  }
   const dx = out ?? allocLike(data, numel);
   const gradWeight = sp.gradients ? perChannel(data, c, sp.gradWeightOut) : null, gradBias = sp.gradients ? perChannel(data, c, sp.gradBiasOut) : null;
-  return { x: data, dy: dy.data, shape: x.shape, dims, dx, overwritesX, outGiven: out !== null, weight, mean, invstd, gradWeight, gradBias, batchStats: sp.batchStats };
+  const gradResidual = sp.residual ? (masked ?? dy.data) : null;
+  return { x: data, dy: dy.data, output, masked, gradResidual, shape: x.shape, dims, dx, overwritesX, outGiven: out !== null, weight, mean, invstd, gradWeight, gradBias, batchStats: sp.batchStats };
 }
 
 // ------------------------------------------------------------ the runner
@@ -390,6 +448,35 @@ function finishForward(p: ForwardPlan): void {
     p.saveMean.set(rm);
     for (let c = 0; c < p.saveInvstd.length; c++) p.saveInvstd[c] = 1 / Math.sqrt(rv[c] + p.eps);
   }
+  if (p.relu || p.residual) addAndActivate(p.y, p.residual, p.relu);
+}
+
+/**
+ * y = max(y + residual, 0), y + residual, or max(y, 0): PyTorch's
+ * relu(bn(x) + r). A NaN stays NaN, as torch.relu keeps it. A pass of its
+ * own after the kernel's (issue 21 asks for it inside the kernels' affine
+ * pass; not done yet).
+ */
+function addAndActivate(y: FloatArray, residual: FloatArray | null, relu: boolean): void {
+  const n = lengthOf(y);
+  if (residual && relu)
+    for (let i = 0; i < n; i++) {
+      const v = y[i] + residual[i];
+      y[i] = v < 0 ? 0 : v;
+    }
+  else if (residual) for (let i = 0; i < n; i++) y[i] += residual[i];
+  else for (let i = 0; i < n; i++) if (y[i] < 0) y[i] = 0;
+}
+
+/**
+ * The ReLU's gradient from the saved output: dy where y > 0, else 0. (y > 0
+ * exactly where relu's input was > 0, so no mask is kept: oneDNN's
+ * fuse_norm_relu keeps a bit-mask workspace instead, which costs memory and
+ * a write in the forward; reading y costs one read in the backward.)
+ */
+function maskGradient(p: BackwardPlan): void {
+  const y = p.output!, dy = p.dy, g = p.masked!, n = lengthOf(dy);
+  for (let i = 0; i < n; i++) g[i] = y[i] > 0 ? dy[i] : 0;
 }
 
 /**
@@ -420,7 +507,7 @@ function evalArgs(p: ForwardPlan): Parameters<Kernels['forwardEval']> {
 }
 function backwardArgs(p: BackwardPlan): Parameters<Kernels['backward']> {
   const { n, c, s, channelsLast } = p.dims;
-  return [p.x, p.dy, p.dx, p.weight, p.mean, p.invstd, p.gradWeight, p.gradBias, n, c, s, channelsLast, p.batchStats];
+  return [p.x, p.masked ?? p.dy, p.dx, p.weight, p.mean, p.invstd, p.gradWeight, p.gradBias, n, c, s, channelsLast, p.batchStats];
 }
 
 export type Plan = { forward: ForwardPlan } | { backward: BackwardPlan };
@@ -463,12 +550,13 @@ export function execute(plan: Plan, async: boolean): void | Promise<void> {
     return done;
   }
   const p = plan.backward, empty = lengthOf(p.x) === 0;
+  if (p.masked) maskGradient(p);
   if (!async) {
     if (empty) zeroGradients(p);
     else kernels.backward(...backwardArgs(p));
     return;
   }
-  pin([p.x, p.dy, p.outGiven ? p.dx : null, p.weight, p.mean, p.invstd, p.gradWeight, p.gradBias]);
+  pin([p.x, p.dy, p.outGiven ? p.dx : null, p.weight, p.mean, p.invstd, p.gradWeight, p.gradBias, p.masked]);
   return (async () => {
     if (empty) zeroGradients(p);
     else await kernels.backwardAsync(...backwardArgs(p));
@@ -496,7 +584,8 @@ function channelsLastNameFor(layout: Layout, rank: number): string | null {
 function planFunctionalForward(input: unknown, runningMean: unknown, runningVar: unknown, options: unknown, fn: string, async: boolean): ForwardPlan {
   checkOptions(options, fn, FORWARD_OPTIONS, OPTION_HINTS);
   const o = options as BatchNormOptions;
-  const { weight = null, bias = null, training = false, momentum = 0.1, eps = 1e-5, layout, out, saveMeanOut, saveInvstdOut, unbiasedRunningVar = true, checkFinite = false } = o;
+  const { weight = null, bias = null, training = false, momentum = 0.1, eps = 1e-5, layout, out, saveMeanOut, saveInvstdOut, unbiasedRunningVar = true, checkFinite = false, activation, residual } = o;
+  const relu = checkActivation(activation, 'activation');
   checkBoolean(training, 'training');
   checkBoolean(unbiasedRunningVar, 'unbiasedRunningVar');
   checkBoolean(checkFinite, 'checkFinite');
@@ -507,6 +596,7 @@ function planFunctionalForward(input: unknown, runningMean: unknown, runningVar:
   return planForward({
     x, channelsLast: isChannelsLast(l), channelsLastName: channelsLastNameFor(l, x.shape.length), out, weight, bias, runningMean, runningVar,
     batchStats: training, eps, momentum, unbiased: unbiasedRunningVar, checkFinite, saveMeanOut, saveInvstdOut, names: FUNCTIONAL_NAMES, apart: true, async,
+    relu, residual: residual === undefined || residual === null ? null : readTensor(residual, 'residual'),
   });
 }
 
@@ -543,7 +633,9 @@ export async function batchNormAsync<A extends FloatArray>(
 function planFunctionalBackward(gradOutput: unknown, input: unknown, options: unknown, fn: string, async: boolean): BackwardPlan {
   checkOptions(options, fn, BACKWARD_OPTIONS, OPTION_HINTS);
   const o = options as BatchNormBackwardOptions;
-  const { weight = null, saveMean, saveInvstd, training = false, layout, out, gradWeightOut, gradBiasOut } = o;
+  const { weight = null, saveMean, saveInvstd, training = false, layout, out, gradWeightOut, gradBiasOut, activation, output, residual = false } = o;
+  const relu = checkActivation(activation, 'activation');
+  checkBoolean(residual, 'residual');
   checkBoolean(training, 'training');
   const l = readLayout(layout);
   const x = readTensor(input, 'input');
@@ -552,11 +644,14 @@ function planFunctionalBackward(gradOutput: unknown, input: unknown, options: un
   return planBackward({
     x, dy, dims: dimsOf(x.shape, isChannelsLast(l)), out, weight, mean: saveMean, invstd: saveInvstd, gradWeightOut, gradBiasOut,
     gradients: true, batchStats: training, checkFinite: false, shapeName: "the input's shape", apart: true, names: { x: 'input.data', mean: 'saveMean', invstd: 'saveInvstd', weight: 'weight' }, async,
+    relu, output, outputName: 'output', residual,
   });
 }
 
 function gradients<A extends FloatArray>(p: BackwardPlan): BatchNormGradients<A> {
-  return { gradInput: { data: p.dx as A, shape: p.shape }, gradWeight: p.gradWeight as A, gradBias: p.gradBias as A };
+  const g: BatchNormGradients<A> = { gradInput: { data: p.dx as A, shape: p.shape }, gradWeight: p.gradWeight as A, gradBias: p.gradBias as A };
+  if (p.gradResidual) g.gradResidual = { data: p.gradResidual as A, shape: p.shape.slice() };
+  return g;
 }
 
 /**

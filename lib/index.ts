@@ -3,9 +3,9 @@
  * SIMD native kernels with a pure-JS fallback.
  */
 export { BatchNorm1d, BatchNorm2d, BatchNorm3d } from './batchnorm.js';
-export type { BatchNormBase, BatchNormModuleOptions, CallOptions, Parameter, StateDict } from './batchnorm.js';
+export type { BackwardCallOptions, ForwardCallOptions, GradInput, BatchNormBase, BatchNormModuleOptions, CallOptions, Parameter, StateDict } from './batchnorm.js';
 export { batchNorm, batchNormAsync, batchNormBackward, batchNormBackwardAsync } from './functional.js';
-export type { BatchNormBackwardOptions, BatchNormGradients, BatchNormOptions, BatchNormResult } from './functional.js';
+export type { Activation, BatchNormBackwardOptions, BatchNormGradients, BatchNormOptions, BatchNormResult } from './functional.js';
 export { fromKeras } from './keras.js';
 export type { KerasBatchNormConfig } from './keras.js';
 export { readSafetensors, writeSafetensors } from './safetensors.js';
@@ -23,3 +23,8 @@ export type { Collective, GradParameter, AllReduceGradientsOptions } from './col
 export { WorkerCollective } from './collective/worker.js';
 export type { WorkerGroup, WorkerGroupOptions } from './collective/worker.js';
 export { MpiCollective, mpiAddonPath } from './collective/mpi.js';
+export { foldBatchNorm } from './fold.js';
+export type { FoldLayer, FoldOptions } from './fold.js';
+export type { BackwardHook, ForwardHook, RemovableHandle } from './hooks.js';
+export { monitor } from './monitor.js';
+export type { BackwardRecord, ForwardRecord, Monitor } from './monitor.js';

@@ -97,7 +97,7 @@ function makeFn(r, d) {
       m.eval();
       return () => m.forward(d.X, call);
     }
-    const bcall = { out: d.dxOut };
+    const bcall = { out: d.dxOut, retainGraph: true };  // the same forward's backward, timed again and again
     return () => m.backward(d.DY, bcall);
   }
   const rm = new Float32Array(d.C), rv = new Float32Array(d.C).fill(1);

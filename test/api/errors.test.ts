@@ -133,6 +133,7 @@ describe('module and functional checks change nothing', () => {
     const x = { data: randn(NUMEL, 5) as Float32Array, shape: [N, C, 1, S] };
     bn.forward(x);
     bn.backward({ data: randn(NUMEL, 6) as Float32Array, shape: x.shape });
+    bn.forward(x);  // a forward waiting for its backward (each forward is differentiated once)
     return bn;
   }
   function state(bn: BatchNorm2d): string {
