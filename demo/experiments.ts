@@ -36,8 +36,16 @@ export interface TrainConfig {
   arch?: 'mlp' | 'cnn';
   /** Hidden layer sizes of the MLP; default [256, 128]. */
   hidden?: number[];
+  /** Multiplies the initial weights' He standard deviation (MLP; default 1). */
+  initScale?: number;
+  /** Dropout probability after each ReLU (MLP; default 0). */
+  dropout?: number;
+  /** CNN: Conv → ReLU → BatchNorm2d instead of Conv → BatchNorm2d → ReLU. */
+  bnAfterRelu?: boolean;
   /** Record the running statistics of these channels of the first BatchNorm at every step. */
   watchChannels?: number[];
+  /** Called after every optimizer step (the gradients of the step are still there). */
+  onStep?: (step: number, model: Net) => void;
   progress?: ProgressSink;
 }
 
@@ -135,8 +143,13 @@ export function train(cfg: TrainConfig): RunResult {
   // Same seed: the BatchNorm model and the plain one start from the same Linear weights and see the same batches.
   const model =
     cfg.arch === 'cnn'
-      ? cnn(ds.height, ds.width, data.classes, { batchNorm: cfg.batchNorm, rng: rng.fork() })
-      : mlp([ds.features, ...(cfg.hidden ?? [256, 128]), data.classes], { batchNorm: cfg.batchNorm, rng: rng.fork() });
+      ? cnn(ds.height, ds.width, data.classes, { batchNorm: cfg.batchNorm, rng: rng.fork(), bnAfterRelu: cfg.bnAfterRelu })
+      : mlp([ds.features, ...(cfg.hidden ?? [256, 128]), data.classes], {
+          batchNorm: cfg.batchNorm,
+          rng: rng.fork(),
+          initScale: cfg.initScale,
+          dropout: cfg.dropout,
+        });
   const order = new Uint32Array(ds.n).map((_, i) => i);
   const shuffleRng = rng.fork();
   const opt = makeOptimizer(model, cfg.optimizer, cfg.lr, cfg.momentum);
@@ -151,18 +164,28 @@ export function train(cfg: TrainConfig): RunResult {
   const bnLayer = model.layers.find((l): l is BatchNormLayer => l instanceof BatchNormLayer && l.spatial === null) ?? null;
   const watch: Watch | null =
     bnLayer && cfg.watchChannels
-      ? { channels: cfg.watchChannels, steps: [], runningMean: cfg.watchChannels.map(() => []), runningVar: cfg.watchChannels.map(() => []), batchMean: cfg.watchChannels.map(() => []), batchVar: cfg.watchChannels.map(() => []) }
+      ? {
+          channels: cfg.watchChannels,
+          steps: [],
+          runningMean: cfg.watchChannels.map(() => []),
+          runningVar: cfg.watchChannels.map(() => []),
+          batchMean: cfg.watchChannels.map(() => []),
+          batchVar: cfg.watchChannels.map(() => []),
+        }
       : null;
 
   const stepLoss: number[] = [];
   const epochAccuracy: number[] = [];
   const epochLoss: number[] = [];
-  let nonFinite = false, divergedAtStep: number | null = null, step = 0;
+  let nonFinite = false,
+    divergedAtStep: number | null = null,
+    step = 0;
 
   for (let epoch = 0; epoch < cfg.epochs && !nonFinite; epoch++) {
     model.train();
     shuffleRng.shuffle(order);
-    let sum = 0, count = 0;
+    let sum = 0,
+      count = 0;
     for (const [s, e] of bounds) {
       const n = e - s;
       gather(ds, order, s, n, x, y);
@@ -183,6 +206,7 @@ export function train(cfg: TrainConfig): RunResult {
       sum += loss;
       count++;
       if (watch && bnLayer) recordWatch(watch, step, bnLayer, n);
+      cfg.onStep?.(step, model);
       progress.update(step, { epoch: epoch + 1, loss });
     }
     epochLoss.push(count ? sum / count : NaN);
@@ -197,7 +221,23 @@ export function train(cfg: TrainConfig): RunResult {
   const diverged = nonFinite || finalAccuracy < 2 / data.classes;
   const ms = performance.now() - t0;
   progress.done({ accuracy: finalAccuracy, diverged, ms });
-  return { label: cfg.label, batchNorm: cfg.batchNorm, lr: cfg.lr, optimizer: cfg.optimizer, stepLoss, stepsPerEpoch, epochAccuracy, epochLoss, finalAccuracy, diverged, divergedAtStep, peakLoss, ms, model, watch };
+  return {
+    label: cfg.label,
+    batchNorm: cfg.batchNorm,
+    lr: cfg.lr,
+    optimizer: cfg.optimizer,
+    stepLoss,
+    stepsPerEpoch,
+    epochAccuracy,
+    epochLoss,
+    finalAccuracy,
+    diverged,
+    divergedAtStep,
+    peakLoss,
+    ms,
+    model,
+    watch,
+  };
 }
 
 function recordWatch(w: Watch, step: number, layer: BatchNormLayer, n: number): void {
@@ -208,7 +248,8 @@ function recordWatch(w: Watch, step: number, layer: BatchNormLayer, n: number): 
   w.channels.forEach((c, i) => {
     w.runningMean[i].push(bn.runningMean![c]);
     w.runningVar[i].push(bn.runningVar![c]);
-    let m = 0, v = 0;
+    let m = 0,
+      v = 0;
     if (input) {
       for (let r = 0; r < n; r++) m += input[r * C + c];
       m /= n;

@@ -1,6 +1,6 @@
 /**
  * `npm run demo`: trains an MLP on MNIST with and without BatchNorm and shows
- * what BatchNorm does, in six experiments, on the terminal and in
+ * what BatchNorm does, in the twelve experiments of catalog.ts, on the terminal and in
  * demo-report/index.html. `node demo/dist/main.js --help` lists the options.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -9,9 +9,11 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { backendInfo } from 'batchnorm';
 import { loadData, type Data } from './data.js';
+import { EXPERIMENTS, parseOnly } from './catalog.js';
 import { pitfall, train, type OptimizerName, type Pitfall, type RunResult } from './experiments.js';
+import * as lessons from './lessons.js';
 import { makeProgress } from './progress.js';
-import { renderHtml, summarizeRun, terminalSummary, type Summary } from './report.js';
+import { renderHtml, summarizeRun, terminalSummary, type LessonsSummary, type Summary } from './report.js';
 import { timeBackend, type TimingOptions } from './timing.js';
 
 export type { Summary } from './report.js';
@@ -39,6 +41,8 @@ export interface DemoOptions {
   timing?: boolean;
   /** Experiment 6: the small CNN with and without BatchNorm2d (default true). */
   cnn?: boolean;
+  /** The experiments to run, by number (catalog.ts); default all. */
+  only?: Iterable<number>;
   /** Test batch sizes for the train-mode pitfall. */
   pitfallBatchSizes?: number[];
   /** Progress bars on a terminal (default: when stdout is a TTY). */
@@ -51,24 +55,21 @@ export interface DemoOptions {
 
 const DEFAULTS = {
   full: { trainSize: 8000, testSize: 2000, epochs: 6 },
-  quick: { trainSize: 3000, testSize: 1000, epochs: 3 },
-  sgd: { lr: 0.1, sweep: [0.01, 0.1, 0.5, 1.0] },
-  adam: { lr: 0.001, sweep: [0.0003, 0.001, 0.01, 0.1] },
+  quick: { trainSize: 2000, testSize: 500, epochs: 2 },
+  sgd: { lr: 0.1, sweep: [0.01, 0.1, 0.5, 1.0], quickSweep: [0.1, 1.0] },
+  adam: { lr: 0.001, sweep: [0.0003, 0.001, 0.01, 0.1], quickSweep: [0.001, 0.1] },
 };
 
 const HELP = `Usage: npm run demo -- [options]    (or: node demo/dist/main.js [options])
 
 Trains an MLP 784-256-128-10 (Linear → BatchNorm1d → ReLU blocks) on MNIST with
-and without BatchNorm, and writes a report with one chart per experiment:
-  1. with vs without BatchNorm at the same learning rate
-  2. a learning-rate sweep: where each model diverges
-  3. the pitfall: testing in train mode with small batches vs in eval mode
-  4. the running mean and variance of a few channels during training
-  5. time per epoch on the native path vs the pure-JS path
-  6. the same with a small CNN (Conv → BatchNorm2d → ReLU) at a gentle and a high rate
+and without BatchNorm, and writes a report with one chart per experiment
+(number, name for --only, what it shows):
+${EXPERIMENTS.map((e) => `  ${String(e.n).padStart(2)}. ${e.name.padEnd(10)} ${e.title}`).join('\n')}
 
 Options:
-  --quick             ${DEFAULTS.quick.trainSize} training / ${DEFAULTS.quick.testSize} test images, ${DEFAULTS.quick.epochs} epochs: under a minute
+  --quick             ${DEFAULTS.quick.trainSize} training / ${DEFAULTS.quick.testSize} test images, ${DEFAULTS.quick.epochs} epochs, the sweep
+                      only at ${DEFAULTS.sgd.quickSweep.join(' and ')} (Adam ${DEFAULTS.adam.quickSweep.join(' and ')})
   --seed N            seed of weights, data split and batch order (default 42)
   --epochs N          epochs per run (default ${DEFAULTS.full.epochs}; --quick: ${DEFAULTS.quick.epochs})
   --lr X              learning rate of experiment 1 (default ${DEFAULTS.sgd.lr}; Adam ${DEFAULTS.adam.lr})
@@ -83,12 +84,13 @@ Options:
                       package "mnist"; e.g. Fashion-MNIST from Debian's dataset-fashion-mnist:
                       --data /usr/share/datasets/fashion-mnist
   --out DIR           report directory (default demo-report)
+  --only LIST         run only these experiments, by number or name: --only 1,3,init
   --no-timing         skip experiment 5 (the child processes that time each backend)
-  --no-cnn            skip experiment 6 (the CNN)
+  --no-cnn            skip experiments 6 and 11 (the CNN)
   --no-progress       no progress bars
   -h, --help          this text
 
-Environment: BATCHNORM_BACKEND=native|js chooses the backend of experiments 1–4.`;
+Environment: BATCHNORM_BACKEND=native|wasm|js chooses the backend of the training runs.`;
 
 function checkPositiveInt(name: string, v: number, allowZero = false): void {
   if (!Number.isInteger(v) || v < (allowZero ? 0 : 1)) throw new RangeError(`${name} must be a ${allowZero ? 'non-negative' : 'positive'} integer, got ${v}`);
@@ -105,6 +107,7 @@ interface Config {
   trainSize: number;
   testSize: number;
   sweep: number[];
+  only: Set<number>;
   pitfallSizes: number[];
   log: ((line: string) => void) | null;
   outDir: string;
@@ -122,7 +125,7 @@ function resolveConfig(options: DemoOptions): Config {
   const batchSize = options.batchSize ?? 64;
   const trainSize = options.trainSize ?? size.trainSize;
   const testSize = options.testSize ?? size.testSize;
-  const sweep = [...new Set([...(options.sweep ?? DEFAULTS[optimizer].sweep), lr])].sort((a, b) => a - b);
+  const sweep = [...new Set([...(options.sweep ?? DEFAULTS[optimizer][quick ? 'quickSweep' : 'sweep']), lr])].sort((a, b) => a - b);
   const pitfallSizes = options.pitfallBatchSizes ?? [2, 4, 8, 16, 32, 64, 256];
   const log = options.log === undefined ? (line: string) => console.log(line) : options.log;
   const outDir = resolve(options.outDir ?? 'demo-report');
@@ -134,7 +137,14 @@ function resolveConfig(options: DemoOptions): Config {
   checkPositiveInt('test', testSize, true);
   for (const r of sweep) if (!(r > 0) || !Number.isFinite(r)) throw new RangeError(`learning rates must be positive, got ${r}`);
   const showProgress = options.progress ?? (process.stdout.isTTY === true && log !== null);
-  return { quick, optimizer, seed, epochs, lr, batchSize, trainSize, testSize, sweep, pitfallSizes, log, outDir, showProgress };
+  const only = new Set(options.only ?? EXPERIMENTS.map((e) => e.n));
+  for (const n of only) if (!EXPERIMENTS.some((e) => e.n === n)) throw new RangeError(`only: experiment ${n} does not exist (1-${EXPERIMENTS.length})`);
+  if (options.timing === false) only.delete(5);
+  if (options.cnn === false) {
+    only.delete(6);
+    only.delete(11);
+  }
+  return { quick, optimizer, seed, epochs, lr, batchSize, trainSize, testSize, sweep, only, pitfallSizes, log, outDir, showProgress };
 }
 
 /** One learning rate, trained with and without BatchNorm from the same weights and batches. */
@@ -152,25 +162,53 @@ const fmt = (x: number): string => String(x);
  * experiment 1, and its BatchNorm run records the running statistics of a few
  * channels (experiment 4).
  */
-function trainSweep(cfg: Config, data: Data): Pair[] {
+function trainSweep(
+  cfg: Config,
+  data: Data,
+  rates: number[],
+  withShift: boolean,
+): { runs: Pair[]; shift: { batchNorm: lessons.Shift; plain: lessons.Shift } | null } {
   const progress = makeProgress(cfg.showProgress, cfg.log);
   const runs: Pair[] = [];
+  // Experiment 9 follows one unit of the second hidden layer of the main pair, about 40 times a run
+  // (each record is a forward of 256 probe images: about four steps' forward passes).
+  const every = lessons.recordEvery(data, cfg.batchSize, cfg.epochs, 40);
+  const probe = lessons.probeOf(data);
+  const recorders = withShift ? { batchNorm: lessons.shiftRecorder(probe, 1, 0, every), plain: lessons.shiftRecorder(probe, 1, 0, every) } : null;
   try {
-    for (const r of cfg.sweep) {
+    for (const r of rates) {
       const common = { data, lr: r, optimizer: cfg.optimizer, epochs: cfg.epochs, batchSize: cfg.batchSize, seed: cfg.seed };
-      const bn = train({ ...common, label: `lr ${fmt(r)} with BatchNorm`, batchNorm: true, watchChannels: r === cfg.lr ? [0, 1, 2, 3] : undefined, progress: progress.sink });
-      const plain = train({ ...common, label: `lr ${fmt(r)} without`, batchNorm: false, progress: progress.sink });
+      const main = r === cfg.lr;
+      const bn = train({
+        ...common,
+        label: `lr ${fmt(r)} with BatchNorm`,
+        batchNorm: true,
+        watchChannels: main ? [0, 1, 2, 3] : undefined,
+        onStep: main ? recorders?.batchNorm.onStep : undefined,
+        progress: progress.sink,
+      });
+      const plain = train({
+        ...common,
+        label: `lr ${fmt(r)} without`,
+        batchNorm: false,
+        onStep: main ? recorders?.plain.onStep : undefined,
+        progress: progress.sink,
+      });
       runs.push({ lr: r, batchNorm: bn, plain });
     }
   } finally {
     progress.stop();
   }
-  return runs;
+  return { runs, shift: recorders && { batchNorm: recorders.batchNorm.shift, plain: recorders.plain.shift } };
 }
 
 /** Experiment 3: the BatchNorm model of experiment 1 tested in train mode with small batches vs in eval mode. */
 function trainModePitfall(cfg: Config, data: Data, main: Pair): Pitfall {
-  return pitfall(main.batchNorm.model, data.test, cfg.pitfallSizes.filter((b) => b >= 2 && b <= data.test.n));
+  return pitfall(
+    main.batchNorm.model,
+    data.test,
+    cfg.pitfallSizes.filter((b) => b >= 2 && b <= data.test.n),
+  );
 }
 
 /** Experiment 5: one epoch per backend, each in a child process. */
@@ -190,11 +228,11 @@ function timeBackends(cfg: Config, dataDir: string | undefined): Summary['timing
 }
 
 /** Experiment 6: the small CNN, with and without BatchNorm, at the main rate and at the sweep's highest. */
-function trainCnn(cfg: Config, data: Data): Pair[] {
+function trainCnn(cfg: Config, data: Data, rates: number[]): Pair[] {
   const progress = makeProgress(cfg.showProgress, cfg.log);
   const runs: Pair[] = [];
   try {
-    for (const r of [...new Set([cfg.lr, cfg.sweep[cfg.sweep.length - 1]])]) {
+    for (const r of rates) {
       const common = { data, arch: 'cnn' as const, lr: r, optimizer: cfg.optimizer, epochs: cfg.epochs, batchSize: cfg.batchSize, seed: cfg.seed };
       const bn = train({ ...common, label: `CNN lr ${fmt(r)} with BatchNorm`, batchNorm: true, progress: progress.sink });
       const plain = train({ ...common, label: `CNN lr ${fmt(r)} without`, batchNorm: false, progress: progress.sink });
@@ -208,6 +246,46 @@ function trainCnn(cfg: Config, data: Data): Pair[] {
 
 const summarizePair = (r: Pair) => ({ lr: r.lr, batchNorm: summarizeRun(r.batchNorm), plain: summarizeRun(r.plain) });
 
+/** Experiments 7, 8, 10, 11 and 12 (lessons.ts); `main` and `cnnMain` are the runs at the main rate, reused where they fit. */
+function runLessons(cfg: Config, data: Data, main: Pair | null, cnnMain: Pair | null): Omit<LessonsSummary, 'shift'> {
+  const on = (n: number): boolean => cfg.only.has(n);
+  const progress = makeProgress(cfg.showProgress, cfg.log);
+  const base: lessons.Base = {
+    data,
+    lr: cfg.lr,
+    optimizer: cfg.optimizer,
+    epochs: cfg.epochs,
+    batchSize: cfg.batchSize,
+    seed: cfg.seed,
+    progress: progress.sink,
+  };
+  const s = (r: RunResult) => summarizeRun(r);
+  try {
+    const init = on(7) ? lessons.initSensitivity(base, [0.1, 10]) : null;
+    const depth = on(8) || on(10) ? lessons.depth(base) : null;
+    const placement = on(11) ? lessons.placement({ ...base }, cnnMain ? { before: cnnMain.batchNorm, plain: cnnMain.plain } : {}) : null;
+    const dropout = on(12) ? lessons.dropout(base, 0.3, main ?? {}) : null;
+    return {
+      init: init && { scales: init.scales, runs: init.runs.map((r) => ({ scale: r.scale, batchNorm: s(r.batchNorm), plain: s(r.plain) })) },
+      depth: depth && {
+        hidden: depth.hidden,
+        initScale: depth.initScale,
+        startScale: depth.startScale,
+        batchNorm: s(depth.runs.batchNorm),
+        plain: s(depth.runs.plain),
+        stepLoss: { batchNorm: depth.runs.batchNorm.stepLoss, plain: depth.runs.plain.stepLoss },
+        stepsPerEpoch: depth.runs.batchNorm.stepsPerEpoch,
+        steps: depth.steps,
+        gradients: depth.gradients,
+      },
+      placement: placement && { before: s(placement.before), after: s(placement.after), plain: s(placement.plain) },
+      dropout: dropout && dropout.map((d) => ({ name: d.name, batchNorm: d.batchNorm, dropout: d.dropout, trainAccuracy: d.trainAccuracy, run: s(d.run) })),
+    };
+  } finally {
+    progress.stop();
+  }
+}
+
 /** Runs the experiments and writes the report; resolves to the numbers it shows. */
 export async function runDemo(options: DemoOptions = {}): Promise<Summary> {
   const t0 = performance.now();
@@ -218,35 +296,53 @@ export async function runDemo(options: DemoOptions = {}): Promise<Summary> {
     `batchnorm ${info.version} (${info.backend}${info.backend === 'native' ? `, ${info.isa}, ${info.threads} threads` : ''}) · ${data.name}: ${data.train.n} training / ${data.test.n} test images · ${cfg.optimizer === 'adam' ? 'Adam' : 'SGD momentum 0.9'} · batch ${cfg.batchSize} · ${cfg.epochs} epochs · seed ${cfg.seed}`,
   );
 
-  const runs = trainSweep(cfg, data);
-  const main = runs.find((r) => r.lr === cfg.lr)!;
-  const cnnRuns = (options.cnn ?? true) ? trainCnn(cfg, data) : null;
-  const pit = trainModePitfall(cfg, data, main);
-  const timing = (options.timing ?? true) ? timeBackends(cfg, options.dataDir) : null;
+  const on = (n: number): boolean => cfg.only.has(n);
+  // Experiments 1-4, 9 and 12 share the MLP pair at the main rate; the sweep adds the other rates.
+  const sweep = [1, 2, 3, 4, 9, 12].some(on) ? trainSweep(cfg, data, on(2) ? cfg.sweep : [cfg.lr], on(9)) : null;
+  const runs = sweep?.runs ?? null;
+  const main = runs?.find((r) => r.lr === cfg.lr) ?? null;
+  // Experiment 6 trains the CNN at the main rate and the sweep's highest; experiment 11 reuses the first.
+  const cnnRuns = on(6) || on(11) ? trainCnn(cfg, data, on(6) ? [...new Set([cfg.lr, cfg.sweep[cfg.sweep.length - 1]])] : [cfg.lr]) : null;
+  const pit = main && on(3) ? trainModePitfall(cfg, data, main) : null;
+  const rest = runLessons(cfg, data, main, cnnRuns?.find((r) => r.lr === cfg.lr) ?? null);
+  const timing = on(5) ? timeBackends(cfg, options.dataDir) : null;
 
-  const watch = main.batchNorm.watch!;
+  const watch = main?.batchNorm.watch ?? null;
   const summary: Summary = {
     data: { name: data.name, source: data.source, trainSize: data.train.n, testSize: data.test.n, features: data.train.features, classes: data.classes },
-    config: { seed: cfg.seed, epochs: cfg.epochs, batchSize: cfg.batchSize, optimizer: cfg.optimizer, lr: cfg.lr, sweep: cfg.sweep, quick: cfg.quick },
-    backend: info,
-    comparison: { lr: cfg.lr, batchNorm: summarizeRun(main.batchNorm), plain: summarizeRun(main.plain) },
-    sweep: runs.map(summarizePair),
-    pitfall: pit,
-    runningStats: {
-      channels: watch.channels,
-      steps: watch.steps.length,
-      finalMean: watch.runningMean.map((s) => s[s.length - 1] ?? 0),
-      finalVar: watch.runningVar.map((s) => s[s.length - 1] ?? 1),
+    config: {
+      seed: cfg.seed,
+      epochs: cfg.epochs,
+      batchSize: cfg.batchSize,
+      optimizer: cfg.optimizer,
+      lr: cfg.lr,
+      sweep: cfg.sweep,
+      quick: cfg.quick,
+      only: [...cfg.only].sort((a, b) => a - b),
     },
+    backend: info,
+    comparison: main && on(1) ? { lr: cfg.lr, batchNorm: summarizeRun(main.batchNorm), plain: summarizeRun(main.plain) } : null,
+    sweep: runs && on(2) ? runs.map(summarizePair) : null,
+    pitfall: pit,
+    runningStats:
+      watch && on(4)
+        ? {
+            channels: watch.channels,
+            steps: watch.steps.length,
+            finalMean: watch.runningMean.map((s) => s[s.length - 1] ?? 0),
+            finalVar: watch.runningVar.map((s) => s[s.length - 1] ?? 1),
+          }
+        : null,
     timing,
-    cnn: cnnRuns && { description: cnnRuns[0].batchNorm.model.description, runs: cnnRuns.map(summarizePair) },
+    cnn: cnnRuns && on(6) ? { description: cnnRuns[0].batchNorm.model.description, runs: cnnRuns.map(summarizePair) } : null,
+    lessons: { ...rest, shift: sweep?.shift ? { ...sweep.shift, stepsPerEpoch: main!.batchNorm.stepsPerEpoch } : null },
     reportPath: join(cfg.outDir, 'index.html'),
     seconds: 0,
   };
   summary.seconds = (performance.now() - t0) / 1000;
   mkdirSync(cfg.outDir, { recursive: true });
   const commandLine = options.commandLine ?? `runDemo(${JSON.stringify({ ...options, log: undefined })})`;
-  writeFileSync(summary.reportPath, renderHtml({ summary, comparison: { batchNorm: main.batchNorm, plain: main.plain }, watch, commandLine }));
+  writeFileSync(summary.reportPath, renderHtml({ summary, comparison: main && { batchNorm: main.batchNorm, plain: main.plain }, watch, commandLine }));
   writeFileSync(join(cfg.outDir, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
   cfg.log?.('');
   cfg.log?.(terminalSummary(summary));
@@ -286,6 +382,7 @@ export async function cli(argv: string[]): Promise<number> {
         test: { type: 'string' },
         data: { type: 'string' },
         out: { type: 'string' },
+        only: { type: 'string' },
         'no-timing': { type: 'boolean' },
         'no-cnn': { type: 'boolean' },
         'no-progress': { type: 'boolean' },
@@ -315,6 +412,7 @@ export async function cli(argv: string[]): Promise<number> {
       testSize: parseNumber('test', values.test),
       dataDir: values.data,
       outDir: values.out,
+      only: values.only === undefined ? undefined : parseOnly(values.only),
       timing: !values['no-timing'],
       cnn: !values['no-cnn'],
       progress: values['no-progress'] ? false : undefined,

@@ -4,7 +4,7 @@
  * without BatchNorm.
  */
 import { BatchNorm1d, BatchNorm2d } from 'batchnorm';
-import { Conv2d, Linear, ReLU, RowBuffer, type Layer, type Param } from './nn.js';
+import { Conv2d, Dropout, Linear, ReLU, RowBuffer, type Layer, type Param } from './nn.js';
 import type { Rng } from './rng.js';
 
 /** Time spent inside the package's BatchNorm calls (forward + backward), in ms. */
@@ -127,22 +127,36 @@ export class Net {
   }
 }
 
+export interface MlpOptions {
+  batchNorm: boolean;
+  rng: Rng;
+  /** Multiplies the He standard deviation of every Linear's initial weights (default 1). */
+  initScale?: number;
+  /** Dropout probability after each ReLU (default 0: none). */
+  dropout?: number;
+}
+
 /**
  * An MLP, `sizes` e.g. [784, 256, 128, 10]. With BatchNorm the hidden Linears
  * have no bias: the BatchNorm right after subtracts the mean, bias included,
  * and its own β takes that role (as PyTorch code writes bias=False).
  */
-export function mlp(sizes: number[], options: { batchNorm: boolean; rng: Rng }): Net {
-  const { batchNorm, rng } = options;
+export function mlp(sizes: number[], options: MlpOptions): Net {
+  const { batchNorm, rng, initScale = 1, dropout = 0 } = options;
+  // Dropout draws from its own generator, made after the weights: a model with
+  // dropout starts from the same weights as one without.
+  const linears = sizes.slice(1).map((out, l) => new Linear(sizes[l], out, rng, { bias: l + 2 === sizes.length || !batchNorm, initScale }));
+  const dropRng = dropout > 0 ? rng.fork() : null;
   const layers: Layer[] = [];
-  for (let l = 0; l + 1 < sizes.length; l++) {
-    const last = l + 2 === sizes.length;
-    layers.push(new Linear(sizes[l], sizes[l + 1], rng, { bias: last || !batchNorm }));
-    if (last) break;
-    if (batchNorm) layers.push(new BatchNormLayer(sizes[l + 1]));
-    layers.push(new ReLU(sizes[l + 1]));
-  }
-  const desc = `MLP ${sizes.join('-')}: ${batchNorm ? 'Linear → BatchNorm1d → ReLU' : 'Linear → ReLU'} blocks`;
+  linears.forEach((linear, l) => {
+    layers.push(linear);
+    if (l + 1 === linears.length) return;
+    if (batchNorm) layers.push(new BatchNormLayer(linear.outFeatures));
+    layers.push(new ReLU(linear.outFeatures));
+    if (dropRng) layers.push(new Dropout(linear.outFeatures, dropout, dropRng));
+  });
+  const block = [batchNorm ? 'Linear → BatchNorm1d → ReLU' : 'Linear → ReLU', dropout > 0 ? ` → Dropout(${dropout})` : ''].join('');
+  const desc = `MLP ${sizes.join('-')}: ${block} blocks${initScale !== 1 ? `, initial weights ×${Number(initScale.toPrecision(3))}` : ''}`;
   return new Net(layers, sizes[sizes.length - 1], desc);
 }
 
@@ -152,17 +166,27 @@ export function mlp(sizes: number[], options: { batchNorm: boolean; rng: Rng }):
  * Linear → BatchNorm1d → ReLU → Linear. Without BatchNorm, the same without
  * the BatchNorm layers (and with biases).
  */
-export function cnn(height: number, width: number, classes: number, options: { batchNorm: boolean; rng: Rng; channels?: [number, number]; hidden?: number }): Net {
+export function cnn(
+  height: number,
+  width: number,
+  classes: number,
+  options: { batchNorm: boolean; rng: Rng; channels?: [number, number]; hidden?: number; bnAfterRelu?: boolean },
+): Net {
   const { batchNorm, rng } = options;
+  const after = batchNorm && options.bnAfterRelu === true;
   const [c1, c2] = options.channels ?? [8, 16];
   const hidden = options.hidden ?? 64;
   const layers: Layer[] = [];
-  let c = 1, h = height, w = width;
+  let c = 1,
+    h = height,
+    w = width;
   for (const oc of [c1, c2]) {
-    const conv = new Conv2d(c, oc, h, w, 3, rng, { stride: 2, padding: 1, bias: !batchNorm });
+    // Conv → ReLU → BatchNorm keeps the conv's bias: the ReLU between them makes it count.
+    const conv = new Conv2d(c, oc, h, w, 3, rng, { stride: 2, padding: 1, bias: !batchNorm || after });
     layers.push(conv);
-    if (batchNorm) layers.push(new BatchNormLayer(oc, [conv.outH, conv.outW]));
+    if (batchNorm && !after) layers.push(new BatchNormLayer(oc, [conv.outH, conv.outW]));
     layers.push(new ReLU(conv.outFeatures));
+    if (after) layers.push(new BatchNormLayer(oc, [conv.outH, conv.outW]));
     c = oc;
     h = conv.outH;
     w = conv.outW;
@@ -171,7 +195,9 @@ export function cnn(height: number, width: number, classes: number, options: { b
   if (batchNorm) layers.push(new BatchNormLayer(hidden));
   layers.push(new ReLU(hidden));
   layers.push(new Linear(hidden, classes, rng));
-  const bn2 = batchNorm ? ' → BatchNorm2d' : '', bn1 = batchNorm ? ' → BatchNorm1d' : '';
-  const desc = `CNN: 2 × (Conv 3×3 stride 2${bn2} → ReLU) with ${c1} and ${c2} channels, Linear ${c * h * w}→${hidden}${bn1} → ReLU → Linear ${hidden}→${classes}`;
+  const bn2 = batchNorm ? ' → BatchNorm2d' : '',
+    bn1 = batchNorm ? ' → BatchNorm1d' : '';
+  const block = after ? 'Conv 3×3 stride 2 → ReLU → BatchNorm2d' : `Conv 3×3 stride 2${bn2} → ReLU`;
+  const desc = `CNN: 2 × (${block}) with ${c1} and ${c2} channels, Linear ${c * h * w}→${hidden}${bn1} → ReLU → Linear ${hidden}→${classes}`;
   return new Net(layers, classes, desc);
 }

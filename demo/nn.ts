@@ -48,7 +48,9 @@ export class RowBuffer {
 /**
  * y = x·W + b, with W stored as [in, out] (the transpose of PyTorch's
  * [out, in]) so that the forward's inner loop runs along a row of W.
- * He (Kaiming normal) initialisation: W ~ N(0, 2 / in), b = 0.
+ * He (Kaiming normal) initialisation: W ~ N(0, 2 / in), b = 0; `initScale`
+ * multiplies that standard deviation (PyTorch's default init of nn.Linear,
+ * uniform ±1/√in, has std 1/√(3·in): He's times 1/√6).
  */
 export class Linear implements Layer {
   readonly weight: Param & { grad: Float32Array };
@@ -61,10 +63,10 @@ export class Linear implements Layer {
     readonly inFeatures: number,
     readonly outFeatures: number,
     rng: Rng,
-    options: { bias?: boolean } = {},
+    options: { bias?: boolean; initScale?: number } = {},
   ) {
     const w = new Float32Array(inFeatures * outFeatures);
-    const std = Math.sqrt(2 / inFeatures);
+    const std = Math.sqrt(2 / inFeatures) * (options.initScale ?? 1);
     for (let i = 0; i < w.length; i++) w[i] = rng.normal() * std;
     this.weight = { data: w, grad: new Float32Array(w.length) };
     this.bias = options.bias === false ? null : { data: new Float32Array(outFeatures), grad: new Float32Array(outFeatures) };
@@ -73,12 +75,14 @@ export class Linear implements Layer {
   }
 
   forward(x: Float32Array, n: number): Float32Array {
-    const I = this.inFeatures, O = this.outFeatures;
+    const I = this.inFeatures,
+      O = this.outFeatures;
     const W = this.weight.data as Float32Array;
     const b = this.bias?.data;
     const y = this.y.rows(n);
     for (let i = 0; i < n; i++) {
-      const yo = i * O, xo = i * I;
+      const yo = i * O,
+        xo = i * I;
       if (b) for (let j = 0; j < O; j++) y[yo + j] = b[j];
       else y.fill(0, yo, yo + O);
       for (let k = 0; k < I; k++) {
@@ -95,12 +99,14 @@ export class Linear implements Layer {
   backward(dy: Float32Array, n: number, needInputGrad: boolean): Float32Array | null {
     const x = this.x;
     if (!x) throw new Error('Linear.backward() needs a forward() first');
-    const I = this.inFeatures, O = this.outFeatures;
+    const I = this.inFeatures,
+      O = this.outFeatures;
     const W = this.weight.data as Float32Array;
     const gW = this.weight.grad;
     // dW[k, j] += Σ_i x[i, k] · dy[i, j]
     for (let i = 0; i < n; i++) {
-      const xo = i * I, yo = i * O;
+      const xo = i * I,
+        yo = i * O;
       for (let k = 0; k < I; k++) {
         const a = x[xo + k];
         if (a === 0) continue;
@@ -119,7 +125,8 @@ export class Linear implements Layer {
     // dx[i, k] = Σ_j dy[i, j] · W[k, j]: a dot product of two contiguous rows
     const dx = this.dx.rows(n);
     for (let i = 0; i < n; i++) {
-      const xo = i * I, yo = i * O;
+      const xo = i * I,
+        yo = i * O;
       for (let k = 0; k < I; k++) {
         const wo = k * O;
         let s = 0;
@@ -173,7 +180,8 @@ export class Conv2d implements Layer {
     rng: Rng,
     readonly options: { stride?: number; padding?: number; bias?: boolean } = {},
   ) {
-    const stride = options.stride ?? 1, pad = options.padding ?? 0;
+    const stride = options.stride ?? 1,
+      pad = options.padding ?? 0;
     this.outH = Math.floor((inH + 2 * pad - k) / stride) + 1;
     this.outW = Math.floor((inW + 2 * pad - k) / stride) + 1;
     this.inFeatures = inC * inH * inW;
@@ -195,7 +203,8 @@ export class Conv2d implements Layer {
 
   /** Output positions [lo, hi) along one axis whose input position o·stride + tap − pad lies inside the image. */
   private validRange(tap: number, size: number, out: number): [number, number] {
-    const s = this.options.stride ?? 1, p = this.options.padding ?? 0;
+    const s = this.options.stride ?? 1,
+      p = this.options.padding ?? 0;
     return [Math.max(0, Math.ceil((p - tap) / s)), Math.min(out, Math.floor((size - 1 + p - tap) / s) + 1)];
   }
 
@@ -205,7 +214,8 @@ export class Conv2d implements Layer {
    */
   private im2col(x: Float32Array, xo: number, cols: Float32Array, co: number): void {
     const { inC, inH, inW, outH, outW, k } = this;
-    const s = this.options.stride ?? 1, p = this.options.padding ?? 0;
+    const s = this.options.stride ?? 1,
+      p = this.options.padding ?? 0;
     const P = outH * outW;
     for (let ic = 0; ic < inC; ic++)
       for (let kh = 0; kh < k; kh++) {
@@ -215,7 +225,8 @@ export class Conv2d implements Layer {
           const q = co + ((ic * k + kh) * k + kw) * P;
           cols.fill(0, q, q + P);
           for (let oy = oy0; oy < oy1; oy++) {
-            const xr = xo + ic * inH * inW + (oy * s + kh - p) * inW + kw - p, cr = q + oy * outW;
+            const xr = xo + ic * inH * inW + (oy * s + kh - p) * inW + kw - p,
+              cr = q + oy * outW;
             for (let ox = ox0; ox < ox1; ox++) cols[cr + ox] = x[xr + ox * s];
           }
         }
@@ -225,7 +236,8 @@ export class Conv2d implements Layer {
   /** The adjoint of im2col: adds each tap's gradient back onto the input pixel it came from. */
   private col2im(dcols: Float32Array, dx: Float32Array, xo: number): void {
     const { inC, inH, inW, outH, outW, k } = this;
-    const s = this.options.stride ?? 1, p = this.options.padding ?? 0;
+    const s = this.options.stride ?? 1,
+      p = this.options.padding ?? 0;
     const P = outH * outW;
     for (let ic = 0; ic < inC; ic++)
       for (let kh = 0; kh < k; kh++) {
@@ -234,7 +246,8 @@ export class Conv2d implements Layer {
           const [ox0, ox1] = this.colsOf[kw];
           const q = ((ic * k + kh) * k + kw) * P;
           for (let oy = oy0; oy < oy1; oy++) {
-            const xr = xo + ic * inH * inW + (oy * s + kh - p) * inW + kw - p, cr = q + oy * outW;
+            const xr = xo + ic * inH * inW + (oy * s + kh - p) * inW + kw - p,
+              cr = q + oy * outW;
             for (let ox = ox0; ox < ox1; ox++) dx[xr + ox * s] += dcols[cr + ox];
           }
         }
@@ -286,7 +299,8 @@ export class Conv2d implements Layer {
         }
         for (let q = 0; q < Q; q++) {
           // dW[oc][q] += Σ_p dy[oc][p] · cols[q][p];  dcols[q][p] += W[oc][q] · dy[oc][p]
-          const cq = co + q * P, dq = q * P;
+          const cq = co + q * P,
+            dq = q * P;
           let acc = 0;
           if (dx) {
             const w = W[oc * Q + q];
@@ -344,9 +358,57 @@ export class ReLU implements Layer {
   train(): void {}
 }
 
+/**
+ * Inverted dropout: in training mode each value is zeroed with probability p
+ * and the others scaled by 1/(1 − p); in eval mode the identity.
+ */
+export class Dropout implements Layer {
+  private readonly y: RowBuffer;
+  private readonly dx: RowBuffer;
+  private readonly keep: RowBuffer;
+  private training = true;
+  constructor(
+    readonly inFeatures: number,
+    readonly p: number,
+    private readonly rng: Rng,
+  ) {
+    this.y = new RowBuffer(inFeatures);
+    this.dx = new RowBuffer(inFeatures);
+    this.keep = new RowBuffer(inFeatures);
+  }
+  get outFeatures(): number {
+    return this.inFeatures;
+  }
+  forward(x: Float32Array, n: number): Float32Array {
+    if (!this.training || this.p === 0) return x;
+    const y = this.y.rows(n),
+      keep = this.keep.rows(n);
+    const scale = 1 / (1 - this.p);
+    for (let i = 0; i < y.length; i++) {
+      keep[i] = this.rng.next() < this.p ? 0 : scale;
+      y[i] = x[i] * keep[i];
+    }
+    return y;
+  }
+  backward(dy: Float32Array, n: number): Float32Array {
+    if (!this.training || this.p === 0) return dy;
+    const dx = this.dx.rows(n),
+      keep = this.keep.rows(n);
+    for (let i = 0; i < dx.length; i++) dx[i] = dy[i] * keep[i];
+    return dx;
+  }
+  parameters(): Param[] {
+    return [];
+  }
+  train(mode: boolean): void {
+    this.training = mode;
+  }
+}
+
 /** Index of the largest of row i's k values (NaN never wins, so a diverged net predicts class 0). */
 export function argmaxRow(logits: Float32Array, i: number, k: number): number {
-  let best = 0, bv = -Infinity;
+  let best = 0,
+    bv = -Infinity;
   for (let j = 0; j < k; j++) {
     const v = logits[i * k + j];
     if (v > bv) {
@@ -370,7 +432,8 @@ export function softmaxCrossEntropy(
   k: number,
   grad: Float32Array | null,
 ): { loss: number; correct: number } {
-  let loss = 0, correct = 0;
+  let loss = 0,
+    correct = 0;
   for (let i = 0; i < n; i++) {
     const o = i * k;
     let m = -Infinity;
@@ -410,7 +473,9 @@ export class SGD implements Optimizer {
   step(): void {
     const { lr, momentum } = this;
     for (let q = 0; q < this.params.length; q++) {
-      const p = this.params[q], g = p.grad, v = this.velocity[q];
+      const p = this.params[q],
+        g = p.grad,
+        v = this.velocity[q];
       if (!g) continue;
       const d = p.data;
       for (let i = 0; i < d.length; i++) {
@@ -443,12 +508,17 @@ export class Adam implements Optimizer {
   step(): void {
     this.t++;
     const { lr, beta1, beta2, eps } = this;
-    const c1 = 1 - beta1 ** this.t, c2 = 1 - beta2 ** this.t;
-    const stepSize = lr / c1, sc2 = Math.sqrt(c2);
+    const c1 = 1 - beta1 ** this.t,
+      c2 = 1 - beta2 ** this.t;
+    const stepSize = lr / c1,
+      sc2 = Math.sqrt(c2);
     for (let q = 0; q < this.params.length; q++) {
-      const p = this.params[q], g = p.grad;
+      const p = this.params[q],
+        g = p.grad;
       if (!g) continue;
-      const d = p.data, m = this.m[q], v = this.v[q];
+      const d = p.data,
+        m = this.m[q],
+        v = this.v[q];
       for (let i = 0; i < d.length; i++) {
         const gi = g[i];
         const mi = beta1 * m[i] + (1 - beta1) * gi;

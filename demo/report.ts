@@ -4,6 +4,9 @@
  */
 import type { BackendTiming, TimingResult } from './timing.js';
 import type { Pitfall, RunResult, Watch } from './experiments.js';
+import type { Shift, StartScale } from './lessons.js';
+import * as lessonsReport from './lessons-report.js';
+import { EXPERIMENTS } from './catalog.js';
 import { COLORS, esc, ms, num, pct } from './format.js';
 import * as prose from './prose.js';
 
@@ -24,28 +27,53 @@ export interface RunSummary {
 
 export interface Summary {
   data: { name: string; source: string; trainSize: number; testSize: number; features: number; classes: number };
-  config: { seed: number; epochs: number; batchSize: number; optimizer: 'sgd' | 'adam'; lr: number; sweep: number[]; quick: boolean };
+  config: { seed: number; epochs: number; batchSize: number; optimizer: 'sgd' | 'adam'; lr: number; sweep: number[]; quick: boolean; only: number[] };
   backend: { backend: string; isa: string; threads: number; version: string };
-  /** Experiment 1: the same learning rate (config.lr) with and without BatchNorm. */
-  comparison: { lr: number; batchNorm: RunSummary; plain: RunSummary };
+  /** Experiment 1: the same learning rate (config.lr) with and without BatchNorm (null when not run, as every experiment). */
+  comparison: { lr: number; batchNorm: RunSummary; plain: RunSummary } | null;
   /** Experiment 2: the learning-rate sweep. */
-  sweep: Array<{ lr: number; batchNorm: RunSummary; plain: RunSummary }>;
+  sweep: Array<{ lr: number; batchNorm: RunSummary; plain: RunSummary }> | null;
   /** Experiment 3: train mode vs eval mode at test time. */
-  pitfall: Pitfall;
+  pitfall: Pitfall | null;
   /** Experiment 4: running statistics of a few channels of the first BatchNorm1d. */
-  runningStats: { channels: number[]; steps: number; finalMean: number[]; finalVar: number[] };
+  runningStats: { channels: number[]; steps: number; finalMean: number[]; finalVar: number[] } | null;
   /** Experiment 5: time per epoch on each backend (null when skipped). */
   timing: { native: BackendTiming; js: BackendTiming } | null;
   /** Experiment 6: the small CNN with and without BatchNorm (null when skipped). */
   cnn: { description: string; runs: Array<{ lr: number; batchNorm: RunSummary; plain: RunSummary }> } | null;
+  /** Experiments 7 to 12. */
+  lessons: LessonsSummary;
   reportPath: string;
   seconds: number;
 }
 
+export interface LessonsSummary {
+  /** Experiment 7: every initial weight ×0.1 and ×10. */
+  init: { scales: number[]; runs: Array<{ scale: number; batchNorm: RunSummary; plain: RunSummary }> } | null;
+  /** Experiments 8 and 10: the 10-layer MLP. */
+  depth: {
+    hidden: number[];
+    initScale: number;
+    startScale: StartScale[];
+    batchNorm: RunSummary;
+    plain: RunSummary;
+    stepLoss: { batchNorm: number[]; plain: number[] };
+    stepsPerEpoch: number;
+    steps: number[];
+    gradients: { batchNorm: number[][]; plain: number[][] };
+  } | null;
+  /** Experiment 9: quantiles of one unit's pre-activations in the runs of experiment 1. */
+  shift: { batchNorm: Shift; plain: Shift; stepsPerEpoch: number } | null;
+  /** Experiment 11: where BatchNorm goes in the CNN. */
+  placement: { before: RunSummary; after: RunSummary; plain: RunSummary } | null;
+  /** Experiment 12: BatchNorm, dropout, both, neither. */
+  dropout: Array<{ name: string; batchNorm: boolean; dropout: number; trainAccuracy: number; run: RunSummary }> | null;
+}
+
 export interface ReportInput {
   summary: Summary;
-  comparison: { batchNorm: RunResult; plain: RunResult };
-  watch: Watch;
+  comparison: { batchNorm: RunResult; plain: RunResult } | null;
+  watch: Watch | null;
   commandLine: string;
 }
 
@@ -65,7 +93,6 @@ export function summarizeRun(r: RunResult): RunSummary {
 }
 
 // ---------------------------------------------------------------- charts
-
 
 export interface Series {
   name: string;
@@ -128,7 +155,8 @@ function logTicks(lo: number, hi: number): number[] {
 function extent(values: number[], log: boolean): [number, number] {
   const v = values.filter((x) => Number.isFinite(x) && (!log || x > 0));
   if (v.length === 0) return log ? [0.1, 1] : [0, 1];
-  let lo = Math.min(...v), hi = Math.max(...v);
+  let lo = Math.min(...v),
+    hi = Math.max(...v);
   if (lo === hi) {
     if (log) {
       lo /= 2;
@@ -143,10 +171,21 @@ function extent(values: number[], log: boolean): [number, number] {
 
 function renderPanel(p: Panel, x0: number, y0: number, w: number, h: number): string {
   const m = { left: 58, right: 14, top: 34, bottom: 70 };
-  const pw = w - m.left - m.right, ph = h - m.top - m.bottom;
+  const pw = w - m.left - m.right,
+    ph = h - m.top - m.bottom;
   const all = p.series.flatMap((s) => s.points);
-  const [xl, xh] = p.xDomain ?? extent(all.map((q) => q[0]), !!p.xLog);
-  let [yl, yh] = p.yDomain ?? extent(all.map((q) => q[1]), !!p.yLog);
+  const [xl, xh] =
+    p.xDomain ??
+    extent(
+      all.map((q) => q[0]),
+      !!p.xLog,
+    );
+  let [yl, yh] =
+    p.yDomain ??
+    extent(
+      all.map((q) => q[1]),
+      !!p.yLog,
+    );
   if (!p.yDomain && !p.yLog) {
     const pad = (yh - yl) * 0.05;
     yl -= pad;
@@ -176,9 +215,7 @@ function renderPanel(p: Panel, x0: number, y0: number, w: number, h: number): st
     out.push(`<text x="${f(X(t))}" y="${f(y0 + m.top + ph + 16)}" class="tick" text-anchor="middle">${esc(xf(t))}</text>`);
   }
   out.push(`<text x="${f(x0 + m.left + pw / 2)}" y="${f(y0 + m.top + ph + 34)}" class="axis" text-anchor="middle">${esc(p.xLabel)}</text>`);
-  out.push(
-    `<text transform="translate(${f(x0 + 14)} ${f(y0 + m.top + ph / 2)}) rotate(-90)" class="axis" text-anchor="middle">${esc(p.yLabel)}</text>`,
-  );
+  out.push(`<text transform="translate(${f(x0 + 14)} ${f(y0 + m.top + ph / 2)}) rotate(-90)" class="axis" text-anchor="middle">${esc(p.yLabel)}</text>`);
   for (const s of p.series) {
     let d = '';
     let pen = false;
@@ -198,19 +235,25 @@ function renderPanel(p: Panel, x0: number, y0: number, w: number, h: number): st
           out.push(`<circle cx="${f(X(x))}" cy="${f(Y(y))}" r="3.5" fill="${s.color}"><title>${esc(`${s.name}: ${xf(x)} → ${yf(y)}`)}</title></circle>`);
   }
   for (const c of p.crosses ?? []) {
-    const cx = X(c.x), cy = Y(c.y), r = 6;
+    const cx = X(c.x),
+      cy = Y(c.y),
+      r = 6;
     out.push(
       `<path d="M${f(cx - r)} ${f(cy - r)}L${f(cx + r)} ${f(cy + r)}M${f(cx - r)} ${f(cy + r)}L${f(cx + r)} ${f(cy - r)}" stroke="${c.color}" stroke-width="2.5"><title>${esc(c.label)}</title></path>`,
     );
   }
   for (const n of p.notes ?? [])
-    out.push(`<text x="${f(X(n.x))}" y="${f(Y(n.y) + (n.dy ?? 0))}" class="note" fill="${n.color}" text-anchor="${n.anchor ?? 'middle'}">${esc(n.text)}</text>`);
+    out.push(
+      `<text x="${f(X(n.x))}" y="${f(Y(n.y) + (n.dy ?? 0))}" class="note" fill="${n.color}" text-anchor="${n.anchor ?? 'middle'}">${esc(n.text)}</text>`,
+    );
   // Legend under the axis label.
   let lx = x0 + m.left;
   const ly = y0 + m.top + ph + 56;
   for (const s of p.series) {
     if (s.hideLegend) continue;
-    out.push(`<line x1="${f(lx)}" x2="${f(lx + 18)}" y1="${f(ly - 4)}" y2="${f(ly - 4)}" stroke="${s.color}" stroke-width="3"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''}/>`);
+    out.push(
+      `<line x1="${f(lx)}" x2="${f(lx + 18)}" y1="${f(ly - 4)}" y2="${f(ly - 4)}" stroke="${s.color}" stroke-width="3"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''}/>`,
+    );
     out.push(`<text x="${f(lx + 23)}" y="${f(ly)}" class="legend">${esc(s.name)}</text>`);
     lx += 23 + s.name.length * 6.6 + 16;
   }
@@ -221,7 +264,8 @@ const STYLE = `<style>.pt{font:600 13px system-ui,sans-serif;fill:#111}.tick{fon
 
 /** An SVG with the panels side by side; `experiment` tags it for tests and readers. */
 export function lineChart(panels: Panel[], o: { experiment: number; title: string; width?: number; height?: number }): string {
-  const width = o.width ?? 1000, height = o.height ?? 360;
+  const width = o.width ?? 1000,
+    height = o.height ?? 360;
   const pw = width / panels.length;
   const body = panels.map((p, i) => renderPanel(p, i * pw, 0, pw, height)).join('\n');
   return `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${width} ${height}" width="100%" role="img" aria-label="${esc(o.title)}" data-experiment="${o.experiment}">${STYLE}\n${body}\n</svg>`;
@@ -229,20 +273,31 @@ export function lineChart(panels: Panel[], o: { experiment: number; title: strin
 
 /** Experiment 5's chart: per backend, the epoch (BatchNorm time | everything else), then the BatchNorm time alone. */
 export function timingChart(t: { native: BackendTiming; js: BackendTiming }, experiment: number): string {
-  const width = 1000, rowH = 46, left = 150, right = 260;
+  const width = 1000,
+    rowH = 46,
+    left = 150,
+    right = 260;
   const rows = [t.native, t.js];
   const f = (v: number): string => v.toFixed(1);
   const name = (r: BackendTiming): string => ((r.ok ? r.result.backend : r.backend) === 'native' ? 'native addon' : 'pure JS');
   const out: string[] = [];
   let y = 0;
-  const group = (title: string, value: (r: TimingResult) => number, bar: (r: TimingResult, x: number, y: number, scale: number) => string, label: (r: TimingResult) => [string, string]): void => {
+  const group = (
+    title: string,
+    value: (r: TimingResult) => number,
+    bar: (r: TimingResult, x: number, y: number, scale: number) => string,
+    label: (r: TimingResult) => [string, string],
+  ): void => {
     out.push(`<text x="${left}" y="${f(y + 22)}" class="pt">${esc(title)}</text>`);
     y += 34;
     const max = Math.max(1e-9, ...rows.map((r) => (r.ok ? value(r.result) : 0)));
     const scale = (width - left - right) / max;
     for (const r of rows) {
       out.push(`<text x="${left - 10}" y="${f(y + 22)}" class="axis" text-anchor="end">${name(r)}</text>`);
-      if (!r.ok) out.push(`<text x="${left}" y="${f(y + 22)}" class="note" fill="#b45309">${esc(`not measured: ${r.reason.replace(/^BATCHNORM_BACKEND=\w+, but the /, '').slice(0, 110)}…`)}</text>`);
+      if (!r.ok)
+        out.push(
+          `<text x="${left}" y="${f(y + 22)}" class="note" fill="#b45309">${esc(`not measured: ${r.reason.replace(/^BATCHNORM_BACKEND=\w+, but the /, '').slice(0, 110)}…`)}</text>`,
+        );
       else {
         out.push(bar(r.result, left, y + 6, scale));
         const [a, b] = label(r.result);
@@ -266,11 +321,18 @@ export function timingChart(t: { native: BackendTiming; js: BackendTiming }, exp
     'The BatchNorm1d calls alone: forward + backward over the same epoch (lower is better)',
     (r) => r.bnMs,
     (r, x, yy, sc) => `<rect x="${f(x)}" y="${f(yy)}" width="${f(r.bnMs * sc)}" height="26" fill="${COLORS.bn}"><title>${ms(r.bnMs)}</title></rect>`,
-    (r) => [`${ms(r.bnMs)} (${((1000 * r.bnMs) / Math.max(1, r.bnCalls)).toFixed(1)} µs per call)`, `${r.isa}, ${r.threads} thread${r.threads === 1 ? '' : 's'}, ${r.bnCalls} calls`],
+    (r) => [
+      `${ms(r.bnMs)} (${((1000 * r.bnMs) / Math.max(1, r.bnCalls)).toFixed(1)} µs per call)`,
+      `${r.isa}, ${r.threads} thread${r.threads === 1 ? '' : 's'}, ${r.bnCalls} calls`,
+    ],
   );
   y += 18;
-  out.push(`<rect x="${left}" y="${f(y - 11)}" width="14" height="14" fill="${COLORS.bn}"/><text x="${left + 20}" y="${f(y)}" class="legend">BatchNorm1d forward + backward (the package)</text>`);
-  out.push(`<rect x="${left + 330}" y="${f(y - 11)}" width="14" height="14" fill="#cbd5e1"/><text x="${left + 350}" y="${f(y)}" class="legend">Linear, ReLU, loss and optimizer (the demo's own TypeScript)</text>`);
+  out.push(
+    `<rect x="${left}" y="${f(y - 11)}" width="14" height="14" fill="${COLORS.bn}"/><text x="${left + 20}" y="${f(y)}" class="legend">BatchNorm1d forward + backward (the package)</text>`,
+  );
+  out.push(
+    `<rect x="${left + 330}" y="${f(y - 11)}" width="14" height="14" fill="#cbd5e1"/><text x="${left + 350}" y="${f(y)}" class="legend">Linear, ReLU, loss and optimizer (the demo's own TypeScript)</text>`,
+  );
   const height = y + 14;
   return `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${width} ${f(height)}" width="100%" role="img" aria-label="Time per epoch, native vs pure JS" data-experiment="${experiment}">${STYLE}\n${out.join('\n')}\n</svg>`;
 }
@@ -307,7 +369,7 @@ function strided(steps: number[], values: number[], stepsPerEpoch: number, maxPo
 // ---------------------------------------------------------------- the charts of the five experiments
 
 export function comparisonChart(input: ReportInput): string {
-  const { batchNorm: bn, plain } = input.comparison;
+  const { batchNorm: bn, plain } = input.comparison!;
   const spe = bn.stepsPerEpoch;
   const window = Math.max(5, Math.round(spe / 5));
   const epochs = bn.epochAccuracy.length;
@@ -325,7 +387,7 @@ export function comparisonChart(input: ReportInput): string {
     ],
   };
   const acc: Panel = {
-    title: 'Test accuracy after each epoch (eval mode)',
+    title: 'Test accuracy after each epoch (eval mode; zoomed axis)',
     xLabel: 'epoch',
     yLabel: 'accuracy',
     xDomain: [1, Math.max(2, epochs)],
@@ -340,9 +402,15 @@ export function comparisonChart(input: ReportInput): string {
 }
 
 export function sweepChart(s: Summary): string {
-  const lrs = s.sweep.map((r) => r.lr);
-  const crosses = s.sweep.flatMap((r) =>
-    ([['batchNorm', COLORS.bn, 'with BatchNorm'], ['plain', COLORS.plain, 'without BatchNorm']] as const)
+  const sweep = s.sweep!;
+  const lrs = sweep.map((r) => r.lr);
+  const crosses = sweep.flatMap((r) =>
+    (
+      [
+        ['batchNorm', COLORS.bn, 'with BatchNorm'],
+        ['plain', COLORS.plain, 'without BatchNorm'],
+      ] as const
+    )
       .filter(([k]) => r[k].diverged)
       .map(([k, color, name]) => ({ x: r.lr, y: r[k].finalAccuracy, color, label: `${name} at lr ${r.lr}: diverged (${pct(r[k].finalAccuracy)})` })),
   );
@@ -358,12 +426,21 @@ export function sweepChart(s: Summary): string {
     yTicks: [0, 0.2, 0.4, 0.6, 0.8, 1],
     yFormat: (v) => `${Math.round(v * 100)}%`,
     series: [
-      { name: 'with BatchNorm', color: COLORS.bn, markers: true, points: s.sweep.map((r) => [r.lr, r.batchNorm.finalAccuracy]) },
-      { name: 'without BatchNorm', color: COLORS.plain, markers: true, points: s.sweep.map((r) => [r.lr, r.plain.finalAccuracy]) },
-      { name: `chance (${pct(chance)})`, color: '#9ca3af', dash: '4 4', width: 1.5, points: [[Math.min(...lrs) / 1.5, chance], [Math.max(...lrs) * 1.5, chance]] },
+      { name: 'with BatchNorm', color: COLORS.bn, markers: true, points: sweep.map((r) => [r.lr, r.batchNorm.finalAccuracy]) },
+      { name: 'without BatchNorm', color: COLORS.plain, markers: true, points: sweep.map((r) => [r.lr, r.plain.finalAccuracy]) },
+      {
+        name: `chance (${pct(chance)})`,
+        color: '#9ca3af',
+        dash: '4 4',
+        width: 1.5,
+        points: [
+          [Math.min(...lrs) / 1.5, chance],
+          [Math.max(...lrs) * 1.5, chance],
+        ],
+      },
     ],
     crosses,
-    notes: s.sweep.flatMap((r) => [
+    notes: sweep.flatMap((r) => [
       { x: r.lr, y: r.batchNorm.finalAccuracy, text: pct(r.batchNorm.finalAccuracy), color: COLORS.bn, dy: -10 },
       { x: r.lr, y: r.plain.finalAccuracy, text: pct(r.plain.finalAccuracy), color: COLORS.plain, dy: r.plain.finalAccuracy < 0.2 ? -12 : 18 },
     ]),
@@ -372,9 +449,10 @@ export function sweepChart(s: Summary): string {
 }
 
 export function pitfallChart(s: Summary): string {
-  const p = s.pitfall;
+  const p = s.pitfall!;
   const sizes = p.trainMode.map((t) => t.batchSize);
-  const lo = Math.min(...sizes), hi = Math.max(...sizes);
+  const lo = Math.min(...sizes),
+    hi = Math.max(...sizes);
   const panel: Panel = {
     title: 'Test accuracy of the trained BatchNorm model, by test batch size',
     xLabel: 'test batch size (log scale)',
@@ -386,8 +464,21 @@ export function pitfallChart(s: Summary): string {
     yTicks: [0, 0.2, 0.4, 0.6, 0.8, 1],
     yFormat: (v) => `${Math.round(v * 100)}%`,
     series: [
-      { name: 'eval mode: running statistics (model.eval())', color: COLORS.eval, width: 2.5, points: [[lo / 1.3, p.evalAccuracy], [hi * 1.3, p.evalAccuracy]] },
-      { name: 'left in train mode: statistics of each test batch', color: COLORS.plain, markers: true, points: p.trainMode.map((t) => [t.batchSize, t.accuracy]) },
+      {
+        name: 'eval mode: running statistics (model.eval())',
+        color: COLORS.eval,
+        width: 2.5,
+        points: [
+          [lo / 1.3, p.evalAccuracy],
+          [hi * 1.3, p.evalAccuracy],
+        ],
+      },
+      {
+        name: 'left in train mode: statistics of each test batch',
+        color: COLORS.plain,
+        markers: true,
+        points: p.trainMode.map((t) => [t.batchSize, t.accuracy]),
+      },
     ],
     notes: [
       ...p.trainMode.map((t) => ({ x: t.batchSize, y: t.accuracy, text: pct(t.accuracy), color: COLORS.plain, dy: 18 })),
@@ -398,19 +489,40 @@ export function pitfallChart(s: Summary): string {
 }
 
 export function runningStatsChart(input: ReportInput): string {
-  const w = input.watch;
-  const spe = input.comparison.batchNorm.stepsPerEpoch;
-  const epochs = input.comparison.batchNorm.epochAccuracy.length;
+  const w = input.watch!;
+  const spe = input.comparison!.batchNorm.stepsPerEpoch;
+  const epochs = input.comparison!.batchNorm.epochAccuracy.length;
   const mk = (key: 'runningMean' | 'runningVar', batchKey: 'batchMean' | 'batchVar'): Series[] =>
     w.channels.flatMap((c, i) => [
-      { name: `batch, ch ${c}`, color: COLORS.channels[i % COLORS.channels.length], width: 1, opacity: 0.3, hideLegend: true, points: strided(w.steps, w[batchKey][i], spe) },
+      {
+        name: `batch, ch ${c}`,
+        color: COLORS.channels[i % COLORS.channels.length],
+        width: 1,
+        opacity: 0.3,
+        hideLegend: true,
+        points: strided(w.steps, w[batchKey][i], spe),
+      },
       { name: `channel ${c}`, color: COLORS.channels[i % COLORS.channels.length], width: 2.2, points: strided(w.steps, w[key][i], spe) },
     ]);
   const xTicks = Array.from({ length: epochs + 1 }, (_, i) => i).filter((e) => epochs <= 10 || e % Math.ceil(epochs / 10) === 0);
   return lineChart(
     [
-      { title: 'running_mean (bold) and each batch’s mean (faint)', xLabel: 'epoch', yLabel: 'mean', xDomain: [0, epochs], xTicks, series: mk('runningMean', 'batchMean') },
-      { title: 'running_var (bold) and each batch’s variance (faint)', xLabel: 'epoch', yLabel: 'variance', xDomain: [0, epochs], xTicks, series: mk('runningVar', 'batchVar') },
+      {
+        title: 'running_mean (bold) and each batch’s mean (faint)',
+        xLabel: 'epoch',
+        yLabel: 'mean',
+        xDomain: [0, epochs],
+        xTicks,
+        series: mk('runningMean', 'batchMean'),
+      },
+      {
+        title: 'running_var (bold) and each batch’s variance (faint)',
+        xLabel: 'epoch',
+        yLabel: 'variance',
+        xDomain: [0, epochs],
+        xTicks,
+        series: mk('runningVar', 'batchVar'),
+      },
     ],
     { experiment: 4, title: 'Running statistics during training' },
   );
@@ -435,7 +547,14 @@ export function cnnChart(s: Summary): string {
     ],
     notes: [
       { x: epochs, y: r.batchNorm.finalAccuracy, text: pct(r.batchNorm.finalAccuracy), color: COLORS.bn, dy: -10, anchor: 'end' as const },
-      { x: epochs, y: r.plain.finalAccuracy, text: pct(r.plain.finalAccuracy), color: COLORS.plain, dy: r.plain.finalAccuracy < r.batchNorm.finalAccuracy ? 18 : -10, anchor: 'end' as const },
+      {
+        x: epochs,
+        y: r.plain.finalAccuracy,
+        text: pct(r.plain.finalAccuracy),
+        color: COLORS.plain,
+        dy: r.plain.finalAccuracy < r.batchNorm.finalAccuracy ? 18 : -10,
+        anchor: 'end' as const,
+      },
     ],
   }));
   return lineChart(panels, { experiment: 6, title: 'A small CNN with and without BatchNorm2d' });
@@ -447,11 +566,17 @@ function table(headers: string[], rows: string[][]): string {
   return `<table><thead><tr>${headers.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>${rows.map((r) => `<tr>${r.map((c) => `<td>${c}</td>`).join('')}</tr>`).join('')}</tbody></table>`;
 }
 
+/** A section of the page: its anchor is experiment-N, as the table of contents links it. */
+function section(n: number, body: string): string {
+  return `<section id="experiment-${n}">\n${body}\n</section>\n`;
+}
+
 export function renderHtml(input: ReportInput): string {
   const s = input.summary;
   const c = s.comparison;
-  const status = (r: RunSummary): string => (r.diverged ? `<span class="bad">diverged</span>${r.divergedAtStep ? ` (NaN at step ${r.divergedAtStep})` : ' (near chance)'}` : 'trained');
-  const sweepRows = s.sweep.map((r) => [
+  const status = (r: RunSummary): string =>
+    r.diverged ? `<span class="bad">diverged</span>${r.divergedAtStep ? ` (NaN at step ${r.divergedAtStep})` : ' (near chance)'}` : 'trained';
+  const sweepRows = (s.sweep ?? []).map((r) => [
     String(r.lr),
     `<b>${pct(r.batchNorm.finalAccuracy)}</b>`,
     status(r.batchNorm),
@@ -459,10 +584,24 @@ export function renderHtml(input: ReportInput): string {
     status(r.plain),
     `${(100 * (r.batchNorm.finalAccuracy - r.plain.finalAccuracy)).toFixed(1)} points`,
   ]);
-  const small = s.pitfall.trainMode.filter((t) => t.batchSize <= 4);
-  const pitRows = s.pitfall.trainMode.map((t) => [String(t.batchSize), pct(t.accuracy), pct(s.pitfall.evalAccuracy)]);
-  const highest = s.sweep[s.sweep.length - 1];
-  const w = input.watch;
+  const small = s.pitfall?.trainMode.filter((t) => t.batchSize <= 4) ?? [];
+  const pitRows = s.pitfall?.trainMode.map((t) => [String(t.batchSize), pct(t.accuracy), pct(s.pitfall!.evalAccuracy)]) ?? [];
+  const highest = s.sweep?.[s.sweep.length - 1];
+  const L = s.lessons;
+  const sections: Array<[number, string]> = [];
+  if (c) sections.push([1, `${prose.comparison(s)}\n${comparisonChart(input)}`]);
+  if (s.sweep) sections.push([2, `${prose.sweep(s)}\n${sweepChart(s)}\n${table(['lr', 'with BatchNorm', '', 'without', '', 'difference'], sweepRows)}`]);
+  if (s.pitfall) sections.push([3, `${prose.pitfall(s)}\n${pitfallChart(s)}\n${table(['test batch size', 'train mode', 'eval mode'], pitRows)}`]);
+  if (s.runningStats && input.watch) sections.push([4, `${prose.runningStats(s, input.watch.channels)}\n${runningStatsChart(input)}`]);
+  if (s.timing) sections.push([5, `${prose.timingIntro()}\n${timingChart(s.timing, 5)}\n${prose.timingResult(s.timing)}`]);
+  if (s.cnn) sections.push([6, `${prose.cnn(s.cnn)}\n${cnnChart(s)}`]);
+  if (L.init) sections.push([7, lessonsReport.init(L.init, s)]);
+  if (L.depth && s.config.only.includes(8)) sections.push([8, lessonsReport.depth(L.depth, s)]);
+  if (L.shift) sections.push([9, lessonsReport.shift(L.shift, s)]);
+  if (L.depth && s.config.only.includes(10)) sections.push([10, lessonsReport.gradients(L.depth, s)]);
+  if (L.placement) sections.push([11, lessonsReport.placement(L.placement, s)]);
+  if (L.dropout) sections.push([12, lessonsReport.dropout(L.dropout, s)]);
+  const toc = `<nav class="toc"><b>Contents</b><ol>${sections.map(([n]) => `<li value="${n}"><a href="#experiment-${n}">${esc(EXPERIMENTS[n - 1].title)}</a></li>`).join('')}<li value="${EXPERIMENTS.length + 1}"><a href="#summary">Summary table</a></li></ol></nav>`;
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -477,6 +616,7 @@ section{background:#fff;border:1px solid #e5e7eb;border-radius:10px;padding:18px
 table{border-collapse:collapse;margin:8px 0;font-size:14px}th,td{border-bottom:1px solid #e5e7eb;padding:4px 12px;text-align:left}th{background:#f1f5f9}
 .cards{display:flex;gap:12px;flex-wrap:wrap}.card{flex:1 1 180px;background:#fff;border:1px solid #e5e7eb;border-radius:10px;padding:12px 14px}
 .card .v{font-size:24px;font-weight:700}.card .k{color:#6b7280;font-size:13px}
+.toc{background:#fff;border:1px solid #e5e7eb;border-radius:10px;padding:10px 20px;margin:16px 0}.toc ol{margin:4px 0;columns:2}
 .bad{color:#dc2626;font-weight:600}.warn{color:#b45309}code{background:#f1f5f9;padding:1px 4px;border-radius:4px}
 .bn{color:${COLORS.bn};font-weight:600}.plain{color:${COLORS.plain};font-weight:600}
 footer{color:#6b7280;font-size:13px;margin-top:24px}
@@ -486,49 +626,20 @@ footer{color:#6b7280;font-size:13px;margin-top:24px}
 ${prose.intro(s)}
 
 <div class="cards">
-<div class="card"><div class="k">lr ${c.lr}, with / without BatchNorm</div><div class="v"><span class="bn">${pct(c.batchNorm.finalAccuracy)}</span> / <span class="plain">${pct(c.plain.finalAccuracy)}</span></div></div>
-<div class="card"><div class="k">lr ${highest.lr}, with / without BatchNorm</div><div class="v"><span class="bn">${pct(highest.batchNorm.finalAccuracy)}</span> / <span class="plain">${pct(highest.plain.finalAccuracy)}</span></div></div>
-<div class="card"><div class="k">test batches of ${small.map((t) => t.batchSize).join(' and ')}: train mode vs eval mode</div><div class="v"><span class="plain">${small.map((t) => pct(t.accuracy)).join(' / ')}</span> vs <span style="color:${COLORS.eval}">${pct(s.pitfall.evalAccuracy)}</span></div></div>
+${c ? `<div class="card"><div class="k">lr ${c.lr}, with / without BatchNorm</div><div class="v"><span class="bn">${pct(c.batchNorm.finalAccuracy)}</span> / <span class="plain">${pct(c.plain.finalAccuracy)}</span></div></div>` : ''}
+${highest ? `<div class="card"><div class="k">lr ${highest.lr}, with / without BatchNorm</div><div class="v"><span class="bn">${pct(highest.batchNorm.finalAccuracy)}</span> / <span class="plain">${pct(highest.plain.finalAccuracy)}</span></div></div>` : ''}
+${s.pitfall && small.length ? `<div class="card"><div class="k">test batches of ${small.map((t) => t.batchSize).join(' and ')}: train mode vs eval mode</div><div class="v"><span class="plain">${small.map((t) => pct(t.accuracy)).join(' / ')}</span> vs <span style="color:${COLORS.eval}">${pct(s.pitfall.evalAccuracy)}</span></div></div>` : ''}
 ${s.timing && s.timing.native.ok && s.timing.js.ok ? `<div class="card"><div class="k">BatchNorm time per epoch, native vs JS</div><div class="v">${ms(s.timing.native.result.bnMs)} vs ${ms(s.timing.js.result.bnMs)}</div></div>` : ''}
 </div>
 
-<section id="experiment-1">
-${prose.comparison(s)}
-${comparisonChart(input)}
+${toc}
+
+${sections.map(([n, body]) => section(n, body)).join('\n')}
+<section id="summary">
+<h2>Summary</h2>
+<pre style="font-size:12px;overflow-x:auto">${esc(terminalSummary(s))}</pre>
 </section>
 
-<section id="experiment-2">
-${prose.sweep(s)}
-${sweepChart(s)}
-${table(['lr', 'with BatchNorm', '', 'without', '', 'difference'], sweepRows)}
-</section>
-
-<section id="experiment-3">
-${prose.pitfall(s)}
-${pitfallChart(s)}
-${table(['test batch size', 'train mode', 'eval mode'], pitRows)}
-</section>
-
-<section id="experiment-4">
-${prose.runningStats(s, w.channels)}
-${runningStatsChart(input)}
-</section>
-
-<section id="experiment-5">
-${prose.timingIntro()}
-${s.timing ? timingChart(s.timing, 5) : '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1000 40" width="100%" data-experiment="5"><text x="10" y="25" font-family="system-ui" font-size="13">Timing skipped.</text></svg>'}
-${prose.timingResult(s.timing)}
-</section>
-
-${
-  s.cnn
-    ? `<section id="experiment-6">
-${prose.cnn(s.cnn)}
-${cnnChart(s)}
-</section>
-`
-    : ''
-}
 <footer>Made by <code>${esc(input.commandLine)}</code> in ${s.seconds.toFixed(1)} s. Everything on this page is inline: it works offline. Same seed, same numbers (times aside).</footer>
 </body>
 </html>
@@ -544,25 +655,50 @@ function pad(s: string, n: number, right = false): string {
 export function terminalSummary(s: Summary): string {
   const lines: string[] = [];
   const rows: string[][] = [['experiment', 'with BatchNorm', 'without', 'note']];
-  rows.push([`1. same lr (${s.comparison.lr})`, pct(s.comparison.batchNorm.finalAccuracy), pct(s.comparison.plain.finalAccuracy), `test accuracy after ${s.config.epochs} epochs`]);
-  for (const r of s.sweep)
-    rows.push([`2. lr ${r.lr}`, `${pct(r.batchNorm.finalAccuracy)}${r.batchNorm.diverged ? ' ✗' : ''}`, `${pct(r.plain.finalAccuracy)}${r.plain.diverged ? ' ✗' : ''}`, r.plain.diverged || r.batchNorm.diverged ? '✗ = diverged' : '']);
-  for (const t of s.pitfall.trainMode.filter((t) => t.batchSize <= 8 || t === s.pitfall.trainMode[s.pitfall.trainMode.length - 1]))
-    rows.push([`3. test batch ${t.batchSize}`, `train ${pct(t.accuracy)}`, '', `eval mode: ${pct(s.pitfall.evalAccuracy)}`]);
-  rows.push([
-    `4. running stats`,
-    `ch ${s.runningStats.channels[0]}: μ ${num(s.runningStats.finalMean[0])}`,
-    '',
-    `σ² ${num(s.runningStats.finalVar[0])} after ${s.runningStats.steps} steps`,
-  ]);
+  if (s.comparison)
+    rows.push([
+      `1. same lr (${s.comparison.lr})`,
+      pct(s.comparison.batchNorm.finalAccuracy),
+      pct(s.comparison.plain.finalAccuracy),
+      `test accuracy after ${s.config.epochs} epochs`,
+    ]);
+  for (const r of s.sweep ?? [])
+    rows.push([
+      `2. lr ${r.lr}`,
+      `${pct(r.batchNorm.finalAccuracy)}${r.batchNorm.diverged ? ' ✗' : ''}`,
+      `${pct(r.plain.finalAccuracy)}${r.plain.diverged ? ' ✗' : ''}`,
+      r.plain.diverged || r.batchNorm.diverged ? '✗ = diverged' : '',
+    ]);
+  const pit = s.pitfall;
+  for (const t of pit?.trainMode.filter((t) => t.batchSize <= 8 || t.batchSize >= 64) ?? [])
+    rows.push([`3. test batch ${t.batchSize}`, `train ${pct(t.accuracy)}`, '', `eval mode: ${pct(pit!.evalAccuracy)}`]);
+  if (s.runningStats)
+    rows.push([
+      `4. running stats`,
+      `ch ${s.runningStats.channels[0]}: μ ${num(s.runningStats.finalMean[0])}`,
+      '',
+      `σ² ${num(s.runningStats.finalVar[0])} after ${s.runningStats.steps} steps`,
+    ]);
   if (s.timing)
     for (const r of [s.timing.native, s.timing.js]) {
-      if (r.ok) rows.push([`5. ${r.result.backend} epoch`, ms(r.result.epochMs), '', `BatchNorm part ${ms(r.result.bnMs)} (${r.result.isa})`]);
+      if (r.ok)
+        rows.push([
+          `5. ${r.result.backend} epoch`,
+          ms(r.result.epochMs),
+          '',
+          `BatchNorm part ${ms(r.result.bnMs)}, ${pct(r.result.bnMs / r.result.epochMs)} of it (${r.result.isa})`,
+        ]);
       else rows.push([`5. ${r.backend} epoch`, 'not measured', '', `${r.reason.replace(/^BATCHNORM_BACKEND=\w+, but the /, '').slice(0, 70)}…`]);
     }
   if (s.cnn)
     for (const r of s.cnn.runs)
-      rows.push([`6. CNN lr ${r.lr}`, `${pct(r.batchNorm.finalAccuracy)}${r.batchNorm.diverged ? ' ✗' : ''}`, `${pct(r.plain.finalAccuracy)}${r.plain.diverged ? ' ✗' : ''}`, 'Conv → BatchNorm2d → ReLU']);
+      rows.push([
+        `6. CNN lr ${r.lr}`,
+        `${pct(r.batchNorm.finalAccuracy)}${r.batchNorm.diverged ? ' ✗' : ''}`,
+        `${pct(r.plain.finalAccuracy)}${r.plain.diverged ? ' ✗' : ''}`,
+        'Conv → BatchNorm2d → ReLU',
+      ]);
+  rows.push(...lessonsReport.summaryRows(s));
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   const rule = widths.map((w) => '─'.repeat(w + 2)).join('┼');
   rows.forEach((r, i) => {

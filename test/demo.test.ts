@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runDemo, type Summary } from '../demo/main.js';
+import { EXPERIMENTS, parseOnly } from '../demo/catalog.js';
 import { loadData } from '../demo/data.js';
 import { train } from '../demo/experiments.js';
 import { timingScript } from '../demo/timing.js';
@@ -26,14 +27,14 @@ describe('npm run demo (quick, on a small subset)', () => {
   afterAll(() => rmSync(outDir, { recursive: true, force: true }));
 
   it('at a high learning rate, BatchNorm trains and the plain MLP does not', () => {
-    const high = summary.sweep.find((r) => r.lr === 1)!;
+    const high = summary.sweep!.find((r) => r.lr === 1)!;
     expect(high).toBeDefined();
     expect(high.batchNorm.diverged).toBe(false);
     expect(high.plain.diverged).toBe(true);
     expect(high.batchNorm.finalAccuracy).toBeGreaterThan(0.7);
     expect(high.batchNorm.finalAccuracy - high.plain.finalAccuracy).toBeGreaterThanOrEqual(0.15);
     // At a gentle learning rate both train.
-    const low = summary.sweep.find((r) => r.lr === 0.1)!;
+    const low = summary.sweep!.find((r) => r.lr === 0.1)!;
     expect(low.batchNorm.finalAccuracy).toBeGreaterThan(0.8);
     expect(low.plain.finalAccuracy).toBeGreaterThan(0.8);
   });
@@ -44,7 +45,7 @@ describe('npm run demo (quick, on a small subset)', () => {
     // γ and β) whatever the images are, and with 4 the statistics are still
     // very noisy: the next layer gets inputs unlike those it was trained on
     // (batches of 64). Eval mode uses the running statistics instead.
-    const { evalAccuracy, trainMode } = summary.pitfall;
+    const { evalAccuracy, trainMode } = summary.pitfall!;
     const at = (b: number): number => trainMode.find((t) => t.batchSize === b)!.accuracy;
     expect(evalAccuracy).toBeGreaterThan(0.8);
     expect(evalAccuracy - at(2)).toBeGreaterThan(0.2);
@@ -61,13 +62,20 @@ describe('npm run demo (quick, on a small subset)', () => {
   });
 
   it('tracks running statistics and writes a self-contained report with one chart per experiment', () => {
-    expect(summary.runningStats.steps).toBe(2 * Math.ceil(2000 / 64));
-    expect(summary.runningStats.finalVar.every((v) => v > 0 && Number.isFinite(v))).toBe(true);
+    expect(summary.runningStats!.steps).toBe(2 * Math.ceil(2000 / 64));
+    expect(summary.runningStats!.finalVar.every((v) => v > 0 && Number.isFinite(v))).toBe(true);
     expect(existsSync(summary.reportPath)).toBe(true);
     const html = readFileSync(summary.reportPath, 'utf8');
     const svgs = html.match(/<svg\b[^>]*>/g) ?? [];
-    expect(svgs).toHaveLength(6);
-    for (let e = 1; e <= 6; e++) expect(svgs.filter((s) => s.includes(`data-experiment="${e}"`))).toHaveLength(1);
+    expect(svgs).toHaveLength(EXPERIMENTS.length);
+    for (const { n } of EXPERIMENTS) {
+      expect(svgs.filter((s) => s.includes(`data-experiment="${n}"`))).toHaveLength(1);
+      // The table of contents links every section.
+      expect(html).toContain(`<a href="#experiment-${n}">`);
+      expect(html).toContain(`<section id="experiment-${n}">`);
+    }
+    // Accuracy axes start at 0 or say that they are zoomed.
+    expect(html).toContain('zoomed');
     // Nothing fetched from the network: no scripts, no external sources, stylesheets or fonts.
     expect(html).not.toMatch(/<script|<link|<img|@import|url\(|src=/i);
     expect(html.replace(/xmlns="http:\/\/www\.w3\.org\/2000\/svg"/g, '')).not.toMatch(/https?:/);
@@ -77,7 +85,10 @@ describe('npm run demo (quick, on a small subset)', () => {
   it('times both backends when the demo is built, and says why not otherwise', () => {
     const t = summary.timing!;
     expect(t).not.toBeNull();
-    for (const [backend, r] of [['native', t.native], ['js', t.js]] as const) {
+    for (const [backend, r] of [
+      ['native', t.native],
+      ['js', t.js],
+    ] as const) {
       if (r.ok) {
         // Each timing ran on the backend it is reported under.
         expect(r.result.backend).toBe(backend);
@@ -92,13 +103,59 @@ describe('npm run demo (quick, on a small subset)', () => {
       if (backendInfo().backend === 'native') expect(t.native.ok, t.native.ok ? '' : t.native.reason).toBe(true);
     }
   });
+  it('7: with BatchNorm the initial scale barely matters; without, ×10 diverges and ×0.1 stalls', () => {
+    const init = summary.lessons.init!;
+    const x10 = init.runs.find((r) => r.scale === 10)!,
+      x01 = init.runs.find((r) => r.scale === 0.1)!;
+    expect(x10.plain.diverged).toBe(true);
+    for (const r of [x10, x01]) expect(r.batchNorm.finalAccuracy).toBeGreaterThan(0.75);
+    expect(x01.batchNorm.finalAccuracy - x01.plain.finalAccuracy).toBeGreaterThanOrEqual(0.1);
+  });
+
+  it("8: in a 10-layer MLP at PyTorch's default init the activations vanish without BatchNorm, and it does not train", () => {
+    const d = summary.lessons.depth!;
+    expect(d.hidden).toHaveLength(9);
+    const [bn, torchDefault, he, above] = d.startScale;
+    for (const v of bn.std) expect(v).toBeCloseTo(1, 1);
+    expect(torchDefault.std[8] / torchDefault.std[0]).toBeLessThan(0.01); // ×0.41 per layer
+    expect(he.std[8] / he.std[0]).toBeGreaterThan(0.3);
+    expect(above.std[8] / above.std[0]).toBeGreaterThan(5);
+    expect(d.plain.diverged).toBe(true); // near chance
+    expect(d.batchNorm.finalAccuracy).toBeGreaterThan(0.6);
+  });
+
+  it("9: one unit's pre-activation quantiles are recorded over training, ordered", () => {
+    const sh = summary.lessons.shift!;
+    for (const r of [sh.batchNorm, sh.plain]) {
+      expect(r.steps.length).toBeGreaterThan(10);
+      for (let j = 0; j < r.steps.length; j++) for (let q = 1; q < 5; q++) expect(r.quantiles[q][j]).toBeGreaterThanOrEqual(r.quantiles[q - 1][j]);
+    }
+  });
+
+  it("10: without BatchNorm the deep MLP's gradients are orders of magnitude smaller at every layer", () => {
+    const g = summary.lessons.depth!.gradients;
+    expect(g.batchNorm).toHaveLength(10);
+    for (let l = 0; l < 10; l++) expect(g.plain[l][0]).toBeLessThan(0.01 * g.batchNorm[l][0]);
+  });
+
+  it('11 and 12: both placements train, and dropout narrows the train-test gap', () => {
+    const p = summary.lessons.placement!;
+    expect(p.before.finalAccuracy).toBeGreaterThan(0.7);
+    expect(p.after.finalAccuracy).toBeGreaterThan(0.7);
+    const [neither, bn, drop, both] = summary.lessons.dropout!;
+    expect([neither.name, bn.name, drop.name, both.name]).toEqual(['neither', 'BatchNorm', 'dropout 0.3', 'BatchNorm + dropout 0.3']);
+    const gap = (r: typeof bn): number => r.trainAccuracy - r.run.finalAccuracy;
+    expect(gap(drop)).toBeLessThan(gap(bn));
+    for (const r of [bn, drop, both]) expect(r.run.finalAccuracy).toBeGreaterThan(0.8);
+  });
 });
 
 describe('demo training', () => {
   it('is deterministic for a seed', () => {
     const data = loadData({ trainSize: 300, testSize: 100, seed: 3 });
     const run = () => train({ label: 'x', data, batchNorm: true, lr: 0.1, optimizer: 'sgd', epochs: 1, batchSize: 32, seed: 3 });
-    const a = run(), b = run();
+    const a = run(),
+      b = run();
     expect(a.stepLoss).toEqual(b.stepLoss);
     expect(a.finalAccuracy).toBe(b.finalAccuracy);
     const other = train({ label: 'x', data, batchNorm: true, lr: 0.1, optimizer: 'sgd', epochs: 1, batchSize: 32, seed: 4 });
@@ -132,7 +189,32 @@ describe("the demo's own layers", () => {
   it('Linear and Conv2d (stride, padding) have correct gradients', () => {
     const rng = new Rng(11);
     expect(gradCheck(new Linear(7, 5, rng), 3, rng)).toBeLessThan(1e-3);
-    for (const [stride, padding] of [[1, 0], [2, 1], [1, 1]])
+    for (const [stride, padding] of [
+      [1, 0],
+      [2, 1],
+      [1, 1],
+    ])
       expect(gradCheck(new Conv2d(2, 3, 5, 6, 3, rng, { stride, padding }), 2, rng)).toBeLessThan(1e-3);
   });
+});
+
+describe('--only', () => {
+  it('takes numbers and names, and refuses the others', () => {
+    expect([...parseOnly('1,init, 9')].sort((a, b) => a - b)).toEqual([1, 7, 9]);
+    expect(() => parseOnly('13')).toThrow(/--only expects experiment numbers 1-12 or names/);
+    expect(() => parseOnly('speedy')).toThrow(/got "speedy"/);
+  });
+
+  it('runs only the experiments asked for, and the report has only their sections', async () => {
+    const outDir = mkdtempSync(join(tmpdir(), 'batchnorm-demo-only-'));
+    try {
+      const s = await runDemo({ only: [3], trainSize: 500, testSize: 200, epochs: 1, seed: 1, outDir, log: null, progress: false });
+      expect(s.pitfall).not.toBeNull();
+      expect([s.comparison, s.sweep, s.runningStats, s.timing, s.cnn, ...Object.values(s.lessons)]).toEqual(Array(10).fill(null));
+      const html = readFileSync(s.reportPath, 'utf8');
+      expect(html.match(/<section id="experiment-\d+">/g)).toEqual(['<section id="experiment-3">']);
+    } finally {
+      rmSync(outDir, { recursive: true, force: true });
+    }
+  }, 180_000); // one small training run
 });

@@ -14,21 +14,13 @@
  * (npm test would run itself), but each `npm run X` in them must be a script
  * of package.json, and no other kind of block may appear unchecked.
  */
-import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import ts from 'typescript';
 import { afterAll, describe, expect, it } from 'vitest';
+import { codeBlocks, root, runModule, sandbox, typeCheck } from './code-blocks.js';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
 const readme = readFileSync(join(root, 'README.md'), 'utf8');
-const blocks = [...readme.matchAll(/^```(\w*)\n([\s\S]*?)^```$/gm)].map((m) => ({
-  lang: m[1],
-  code: m[2],
-  line: readme.slice(0, m.index).split('\n').length,
-}));
+const blocks = codeBlocks(readme);
 const tsBlocks = blocks.filter((b) => b.lang === 'ts');
 
 // Type-checking builds a program over the package's declarations, and each
@@ -37,17 +29,15 @@ const tsBlocks = blocks.filter((b) => b.lang === 'ts');
 const TYPECHECK_MS = 120_000;
 const RUN_MS = 120_000;
 
-const dir = mkdtempSync(join(tmpdir(), 'batchnorm-readme-'));
-mkdirSync(join(dir, 'node_modules'));
-symlinkSync(root, join(dir, 'node_modules', 'batchnorm'), 'dir');
-writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'readme-examples', type: 'module', private: true }));
+const box = sandbox('batchnorm-readme-');
+const dir = box.dir;
 copyFileSync(join(root, 'test', 'fixtures', 'model.safetensors'), join(dir, 'model.safetensors'));
 const files = tsBlocks.map((b) => {
   const file = join(dir, `readme-line-${b.line}.ts`);
   writeFileSync(file, b.code);
   return file;
 });
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(() => box.remove());
 
 it('has only ts and sh code blocks, and some of each', () => {
   expect(blocks.filter((b) => b.lang !== 'ts' && b.lang !== 'sh').map((b) => `line ${b.line}: \`\`\`${b.lang}`)).toEqual([]);
@@ -65,18 +55,7 @@ it('shows only npm scripts that package.json has', () => {
 it(
   'type-checks every ts block under the strict options of tsconfig.json',
   () => {
-    const config = ts.readConfigFile(join(root, 'tsconfig.json'), ts.sys.readFile);
-    const { options } = ts.parseJsonConfigFileContent(config.config, ts.sys, root);
-    const program = ts.createProgram(files, {
-      ...options,
-      noEmit: true,
-      rootDir: dir,
-      outDir: undefined,
-      declaration: false,
-      typeRoots: [join(root, 'node_modules', '@types')],
-    });
-    const host: ts.FormatDiagnosticsHost = { getCanonicalFileName: (f) => f, getCurrentDirectory: () => dir, getNewLine: () => '\n' };
-    expect(ts.formatDiagnostics(ts.getPreEmitDiagnostics(program), host)).toBe('');
+    expect(typeCheck(files, dir)).toBe('');
   },
   TYPECHECK_MS,
 );
@@ -85,12 +64,7 @@ describe.each(tsBlocks.map((b, i) => [b.line, files[i]] as const))('the ts block
   it(
     'runs',
     () => {
-      const js = ts.transpileModule(readFileSync(file, 'utf8'), {
-        compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
-      }).outputText;
-      const mjs = file.replace(/\.ts$/, '.mjs');
-      writeFileSync(mjs, js);
-      const r = spawnSync(process.execPath, [mjs], { cwd: dir, env: process.env, encoding: 'utf8', timeout: RUN_MS - 10_000 });
+      const r = runModule(file, dir, RUN_MS - 10_000);
       expect(r.error, 'the child could not run or timed out').toBeUndefined();
       expect(r.stderr).toBe('');
       expect(r.status).toBe(0);
