@@ -19,8 +19,22 @@ export default defineConfig({
     projects: [
       { extends: true, test: { name: 'native', include: ['test/**/*.test.ts'], exclude: ['test/arm64/**'], env: { BATCHNORM_BACKEND: 'native' } } },
       // SyncBatchNorm against BatchNorm and its bad-collective cases run on every backend: the split-phase kernels' JS twins serve wasm and js.
-      { extends: true, test: { name: 'wasm', include: ['test/api/**/*.test.ts', 'test/sync/syncbatchnorm.test.ts', 'test/sync/errors.test.ts'], env: { BATCHNORM_BACKEND: 'wasm' } } },
-      { extends: true, test: { name: 'js', include: ['test/api/**/*.test.ts', 'test/sync/syncbatchnorm.test.ts', 'test/sync/errors.test.ts'], env: { BATCHNORM_BACKEND: 'js' } } },
+      {
+        extends: true,
+        test: {
+          name: 'wasm',
+          include: ['test/api/**/*.test.ts', 'test/sync/syncbatchnorm.test.ts', 'test/sync/errors.test.ts'],
+          env: { BATCHNORM_BACKEND: 'wasm' },
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'js',
+          include: ['test/api/**/*.test.ts', 'test/sync/syncbatchnorm.test.ts', 'test/sync/errors.test.ts'],
+          env: { BATCHNORM_BACKEND: 'js' },
+        },
+      },
     ],
   },
 });

@@ -36,7 +36,11 @@ const spec = {
   options: ['shape', 'op', 'layout', 'threads', 'bursts', 'idle-ms', 'busy'],
   flags: ['help', 'cold'],
 };
-const args = parseCommandLine(spec, HELP, argv.filter((a) => !a.endsWith('.node')));
+const args = parseCommandLine(
+  spec,
+  HELP,
+  argv.filter((a) => !a.endsWith('.node')),
+);
 if (files.length !== 2 || !['forward-training', 'forward-eval', 'backward'].includes(args.op)) {
   console.error(HELP);
   process.exit(2);
@@ -48,23 +52,37 @@ for (const a of addons) a.setNumThreads(Number(args.threads));
 
 /** @type {number[]} */
 const dims = args.shape.split(',').map(Number);
-const [N, C] = dims, S = dims.slice(2).reduce((a, b) => a * b, 1), n = N * C * S;
+const [N, C] = dims,
+  S = dims.slice(2).reduce((a, b) => a * b, 1),
+  n = N * C * S;
 const channelsLast = args.layout === 'nhwc' || dims.length === 2;
 let seed = 1;
-const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
-const x = new Float32Array(n).map(() => rand() * 2 + 1), dy = new Float32Array(n).map(() => rand() * 2 - 1);
-const y = new Float32Array(n).fill(0.5), dx = new Float32Array(n).fill(0.5);
+const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+const x = new Float32Array(n).map(() => rand() * 2 + 1),
+  dy = new Float32Array(n).map(() => rand() * 2 - 1);
+const y = new Float32Array(n).fill(0.5),
+  dx = new Float32Array(n).fill(0.5);
 const perChannel = (/** @type {number} */ v) => new Float32Array(C).fill(v);
-const w = perChannel(1.2), b = perChannel(0.1), rm = perChannel(0), rv = perChannel(1), sm = perChannel(0), si = perChannel(0), gw = perChannel(0), gb = perChannel(0);
+const w = perChannel(1.2),
+  b = perChannel(0.1),
+  rm = perChannel(0),
+  rv = perChannel(1),
+  sm = perChannel(0),
+  si = perChannel(0),
+  gw = perChannel(0),
+  gb = perChannel(0);
 addons[0].forwardTraining(x, y, w, b, rm, rv, sm, si, N, C, S, channelsLast, 1e-5, 0.1);
-const calls = addons.map((a) => /** @type {Record<string, () => unknown>} */ ({
-  'forward-training': () => a.forwardTraining(x, y, w, b, rm, rv, sm, si, N, C, S, channelsLast, 1e-5, 0.1),
-  'forward-eval': () => a.forwardEval(x, y, w, b, sm, rv, N, C, S, channelsLast, 1e-5),
-  backward: () => a.backward(x, dy, dx, w, sm, si, gw, gb, N, C, S, channelsLast, true),
-})[args.op]);
+const calls = addons.map(
+  (a) =>
+    /** @type {Record<string, () => unknown>} */ ({
+      'forward-training': () => a.forwardTraining(x, y, w, b, rm, rv, sm, si, N, C, S, channelsLast, 1e-5, 0.1),
+      'forward-eval': () => a.forwardEval(x, y, w, b, sm, rv, N, C, S, channelsLast, 1e-5),
+      backward: () => a.backward(x, dy, dx, w, sm, si, gw, gb, N, C, S, channelsLast, true),
+    })[args.op],
+);
 
 const busy = Array.from({ length: Number(args.busy ?? 0) }, () => spawn(process.execPath, ['-e', 'for (;;);'], { stdio: 'ignore' }));
-process.on('exit', () => busy.forEach((p) => p.kill()));  // also on an error
+process.on('exit', () => busy.forEach((p) => p.kill())); // also on an error
 if (busy.length) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300); // until they spin
 
 const us = (/** @type {bigint} */ t0) => Number(process.hrtime.bigint() - t0) / 1e3;
@@ -74,7 +92,7 @@ const single = args['idle-ms'] !== undefined || args.cold;
 if (args.cold) {
   const evict = makeEvictor();
   for (let k = 0; k < 2 * Number(args.bursts); k++) {
-    const j = (k >> 1) % 2 ? 1 - (k % 2) : k % 2;  // A B, B A, A B, ...
+    const j = (k >> 1) % 2 ? 1 - (k % 2) : k % 2; // A B, B A, A B, ...
     evict(Number(args.threads));
     const t0 = process.hrtime.bigint();
     calls[j]();
@@ -99,7 +117,11 @@ if (args.cold) {
     }
   }
 }
-const mode = (args.cold ? 'single calls, caches evicted' : args['idle-ms'] !== undefined ? `single calls ${args['idle-ms']} ms apart` : 'bursts') + (busy.length ? `, ${busy.length} busy` : '');
+const mode =
+  (args.cold ? 'single calls, caches evicted' : args['idle-ms'] !== undefined ? `single calls ${args['idle-ms']} ms apart` : 'bursts') +
+  (busy.length ? `, ${busy.length} busy` : '');
 const ratio = single ? median(times[1]) / median(times[0]) : median(times[0].map((t, i) => times[1][i] / t));
-console.log(`${args.op} ${args.shape} ${dims.length === 2 ? 'nc' : args.layout} threads ${args.threads}, ${mode}: A ${median(times[0]).toFixed(1)} us, B ${median(times[1]).toFixed(1)} us, B/A ${ratio.toFixed(3)}`);
+console.log(
+  `${args.op} ${args.shape} ${dims.length === 2 ? 'nc' : args.layout} threads ${args.threads}, ${mode}: A ${median(times[0]).toFixed(1)} us, B ${median(times[1]).toFixed(1)} us, B/A ${ratio.toFixed(3)}`,
+);
 busy.forEach((p) => p.kill());

@@ -19,18 +19,27 @@ const HELP = `usage: node bench/fused.mjs [options]
   --layout L          nchw (default) or nhwc
   --threads T         default 2
   --bursts K          default 21`;
-const args = parseCommandLine({ defaults: { shape: '32,64,56,56', layout: 'nchw', threads: '2', bursts: '21' }, options: ['shape', 'layout', 'threads', 'bursts'], flags: ['help'] }, HELP);
+const args = parseCommandLine(
+  { defaults: { shape: '32,64,56,56', layout: 'nchw', threads: '2', bursts: '21' }, options: ['shape', 'layout', 'threads', 'bursts'], flags: ['help'] },
+  HELP,
+);
 setNumThreads(Number(args.threads));
 const dims = args.shape.split(',').map(Number);
 const nhwc = args.layout === 'nhwc';
 const shape = nhwc ? [dims[0], dims[2], dims[3], dims[1]] : dims;
-const n = dims.reduce((/** @type {number} */ a, /** @type {number} */ b) => a * b, 1), C = dims[1];
-const X = { data: new Float32Array(n), shape }, DY = { data: new Float32Array(n), shape };
+const n = dims.reduce((/** @type {number} */ a, /** @type {number} */ b) => a * b, 1),
+  C = dims[1];
+const X = { data: new Float32Array(n), shape },
+  DY = { data: new Float32Array(n), shape };
 fillUniform(X.data, 1, -1, 3);
 fillUniform(DY.data, 2, -1, 1);
-const out = new Float32Array(n), dxOut = new Float32Array(n), g = { data: new Float32Array(n), shape };
+const out = new Float32Array(n),
+  dxOut = new Float32Array(n),
+  g = { data: new Float32Array(n), shape };
 const make = (/** @type {'relu' | null} */ activation) => new BatchNorm2d(C, { activation, layout: nhwc ? 'NHWC' : 'NCHW' });
-const plain = make(null), fused = make('relu'), separate = make(null);
+const plain = make(null),
+  fused = make('relu'),
+  separate = make(null);
 
 /** @param {Float32Array} y */
 function relu(y) {
@@ -63,7 +72,8 @@ const per = Math.max(2, Math.min(100, Math.round(1e7 / n)));
 const info = backendInfo();
 console.log(`${info.backend}/${info.isa} threads ${args.threads}, (${dims}) ${args.layout}, ${args.bursts} bursts of ${per} calls`);
 for (const [op, fns] of Object.entries(variants)) {
-  const names = Object.keys(fns), times = names.map(() => /** @type {number[]} */ ([]));
+  const names = Object.keys(fns),
+    times = names.map(() => /** @type {number[]} */ ([]));
   // The backward rows differentiate a forward of the same module (kept with retainGraph).
   if (op === 'backward') {
     plain.forward(X, { out });
@@ -72,7 +82,7 @@ for (const [op, fns] of Object.entries(variants)) {
     fused.forward(X, { out: new Float32Array(n) });
   }
   for (let k = 0; k < Number(args.bursts); k++) {
-    const order = names.map((_, i) => (i + k) % names.length);  // rotate who goes first
+    const order = names.map((_, i) => (i + k) % names.length); // rotate who goes first
     for (const j of order) {
       fns[names[j]]();
       const t0 = process.hrtime.bigint();

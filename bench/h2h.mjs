@@ -41,11 +41,14 @@ const HELP = `usage: node bench/h2h.mjs [options]
   --cold           caches evicted before each timed call (as run.mjs --cold)
   --json FILE      write every round's times`;
 
-const args = parseCommandLine({
-  defaults: { rounds: '7', cold: false, help: false },
-  flags: ['cold', 'help'],
-  options: ['rounds', 'threads', 'isa', 'filter', 'json'],
-}, HELP);
+const args = parseCommandLine(
+  {
+    defaults: { rounds: '7', cold: false, help: false },
+    flags: ['cold', 'help'],
+    options: ['rounds', 'threads', 'isa', 'filter', 'json'],
+  },
+  HELP,
+);
 const rounds = Number(args.rounds);
 const threads = Number(args.threads ?? os.availableParallelism());
 if (!(Number.isInteger(rounds) && rounds >= 1 && Number.isInteger(threads) && threads >= 1)) {
@@ -83,7 +86,8 @@ const peers = [];
 if (existsSync(ONEDNN_HARNESS)) peers.push({ label: 'oneDNN', impl: 'onednn', env: {} }, { label: 'oneDNN nChw16c', impl: 'onednn', blocked: true, env: {} });
 if (spawnSync(PYTHON, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0) {
   peers.push({ label: 'PyTorch', impl: 'pytorch', env: {} });
-  if (/\bavx512f\b/.test(readFileSync('/proc/cpuinfo', 'utf8'))) peers.push({ label: 'PyTorch avx512', impl: 'pytorch', env: { ATEN_CPU_CAPABILITY: 'avx512' } });
+  if (/\bavx512f\b/.test(readFileSync('/proc/cpuinfo', 'utf8')))
+    peers.push({ label: 'PyTorch avx512', impl: 'pytorch', env: { ATEN_CPU_CAPABILITY: 'avx512' } });
 }
 if (!peers.length) {
   console.error('no peer installed: run bash bench/peers/setup.sh');
@@ -121,7 +125,9 @@ function peerMs(p, dims, op, layout) {
 const fmt = (/** @type {number} */ ms) => (ms < 0.1 ? ms.toFixed(4) : ms.toFixed(3));
 /** @type {any[]} */
 const results = [];
-note(`head to head: native/${isa}, ${threads} thread${threads > 1 ? 's' : ''}, ${cold ? 'cold' : 'hot'}, ${rounds} rounds; peers ${peers.map((p) => p.label).join(', ')}`);
+note(
+  `head to head: native/${isa}, ${threads} thread${threads > 1 ? 's' : ''}, ${cold ? 'cold' : 'hot'}, ${rounds} rounds; peers ${peers.map((p) => p.label).join(', ')}`,
+);
 for (const [shape, op] of ISSUE_ROWS) {
   if (filterRe && !filterRe.test(`${shape}/${op}`)) continue;
   const dims = /** @type {(typeof SHAPES)[number]} */ (SHAPES.find((s) => s.id === shape)).dims;
@@ -134,8 +140,8 @@ for (const [shape, op] of ISSUE_ROWS) {
     const peerTimes = {};
     const racePeers = () => racers.forEach((p) => (peerTimes[p.label] = peerMs(p, dims, op, layout)));
     let ours = 0;
-    if (k % 2 === 0) (ours = oursMs(shape, op, layout)), racePeers();
-    else racePeers(), (ours = oursMs(shape, op, layout));
+    if (k % 2 === 0) ((ours = oursMs(shape, op, layout)), racePeers());
+    else (racePeers(), (ours = oursMs(shape, op, layout)));
     const [bestLabel, bestMs] = Object.entries(peerTimes).sort((a, b) => a[1] - b[1])[0];
     perRound.push({ ours, peers: peerTimes, best: bestLabel, ratio: bestMs / ours });
     note(`  ${shape} ${op} round ${k + 1}: batchnorm ${fmt(ours)} ms, best peer ${bestLabel} ${fmt(bestMs)} ms, ratio ${(bestMs / ours).toFixed(2)}`);
@@ -143,14 +149,27 @@ for (const [shape, op] of ISSUE_ROWS) {
   const ratios = perRound.map((r) => r.ratio);
   const peerMedians = Object.fromEntries(racers.map((p) => [p.label, median(perRound.map((r) => r.peers[p.label]))]));
   results.push({
-    shape, op, layout, oursMs: median(perRound.map((r) => r.ours)), peerMs: peerMedians,
-    ratio: median(ratios), ratioMin: Math.min(...ratios), ratioMax: Math.max(...ratios), wins: ratios.filter((x) => x > 1).length, rounds: perRound,
+    shape,
+    op,
+    layout,
+    oursMs: median(perRound.map((r) => r.ours)),
+    peerMs: peerMedians,
+    ratio: median(ratios),
+    ratioMin: Math.min(...ratios),
+    ratioMax: Math.max(...ratios),
+    wins: ratios.filter((x) => x > 1).length,
+    rounds: perRound,
   });
 }
 
-console.log(`\nnative/${isa}, ${threads} thread${threads > 1 ? 's' : ''}, ${cold ? 'cold' : 'hot'}, ${rounds} alternating rounds; medians in ms; ratio = fastest peer's time ÷ batchnorm's, per round (> 1: batchnorm faster)\n`);
+console.log(
+  `\nnative/${isa}, ${threads} thread${threads > 1 ? 's' : ''}, ${cold ? 'cold' : 'hot'}, ${rounds} alternating rounds; medians in ms; ratio = fastest peer's time ÷ batchnorm's, per round (> 1: batchnorm faster)\n`,
+);
 console.log(`| row | batchnorm | ${peers.map((p) => p.label).join(' | ')} | ratio, median (range) | rounds won |`);
 console.log(`|---|---|${peers.map(() => '---').join('|')}|---|---|`);
 for (const r of results)
-  console.log(`| ${r.shape} ${r.op} | ${fmt(r.oursMs)} | ${peers.map((p) => (r.peerMs[p.label] === undefined ? '—' : fmt(r.peerMs[p.label]))).join(' | ')} | ${r.ratio.toFixed(2)} (${r.ratioMin.toFixed(2)}–${r.ratioMax.toFixed(2)}) | ${r.wins}/${rounds} |`);
-if (args.json) writeFileSync(args.json, JSON.stringify({ date: new Date().toISOString(), isa, threads, cold, rounds, loadavg: os.loadavg(), results }, null, 2) + '\n');
+  console.log(
+    `| ${r.shape} ${r.op} | ${fmt(r.oursMs)} | ${peers.map((p) => (r.peerMs[p.label] === undefined ? '—' : fmt(r.peerMs[p.label]))).join(' | ')} | ${r.ratio.toFixed(2)} (${r.ratioMin.toFixed(2)}–${r.ratioMax.toFixed(2)}) | ${r.wins}/${rounds} |`,
+  );
+if (args.json)
+  writeFileSync(args.json, JSON.stringify({ date: new Date().toISOString(), isa, threads, cold, rounds, loadavg: os.loadavg(), results }, null, 2) + '\n');

@@ -37,15 +37,30 @@ const addonPath = resolve(process.argv[2] ?? 'build/Release/batchnorm.node');
 // std ~0.01, 'drift' each sample's mean moves, 'nonfinite' inf/NaN in some channels.
 /** @type {Array<[number, number, number, boolean, Data]>} */
 const SHAPES = [
-  [2, 3, 5, false, 'u'], [2, 3, 5, true, 'u'],
-  [7, 5, 1, false, 'u'], [256, 512, 1, true, 'u'], [1000, 37, 1, true, 'shift'], [1, 3, 1, true, 'u'],
-  [32, 512, 16, false, 'u'], [64, 16, 64, false, 'u'], [64, 16, 64, true, 'u'],
-  [517, 7, 3, false, 'drift'], [521, 7, 20, false, 'drift'], [33, 7, 4, false, 'nonfinite'],
-  [3, 17, 437, false, 'u'], [3, 17, 437, true, 'drift'], [5, 3, 4099, false, 'shift'],
-  [2, 8, 16387, false, 'drift'], [2, 8, 16387, true, 'u'], [2, 3, 50001, false, 'nonfinite'],
-  [4, 19, 3449, true, 'nonfinite'], [2100, 35, 1, true, 'drift'],
-  [8, 16, 16384, false, 'u'], [8, 16, 16384, true, 'u'],
-  [4, 32, 24577, false, 'shift'], [4, 32, 24577, true, 'u'],
+  [2, 3, 5, false, 'u'],
+  [2, 3, 5, true, 'u'],
+  [7, 5, 1, false, 'u'],
+  [256, 512, 1, true, 'u'],
+  [1000, 37, 1, true, 'shift'],
+  [1, 3, 1, true, 'u'],
+  [32, 512, 16, false, 'u'],
+  [64, 16, 64, false, 'u'],
+  [64, 16, 64, true, 'u'],
+  [517, 7, 3, false, 'drift'],
+  [521, 7, 20, false, 'drift'],
+  [33, 7, 4, false, 'nonfinite'],
+  [3, 17, 437, false, 'u'],
+  [3, 17, 437, true, 'drift'],
+  [5, 3, 4099, false, 'shift'],
+  [2, 8, 16387, false, 'drift'],
+  [2, 8, 16387, true, 'u'],
+  [2, 3, 50001, false, 'nonfinite'],
+  [4, 19, 3449, true, 'nonfinite'],
+  [2100, 35, 1, true, 'drift'],
+  [8, 16, 16384, false, 'u'],
+  [8, 16, 16384, true, 'u'],
+  [4, 32, 24577, false, 'shift'],
+  [4, 32, 24577, true, 'u'],
 ];
 const THREADS = [1, 2, 3];
 
@@ -76,21 +91,25 @@ function child() {
       const x = make(n);
       for (let i = 0; i < n; i++) {
         const r = rand();
-        x[i] = kind === 'shift' ? 100 + (r - 0.5) * 0.02 * (1 + chan(i))
-          : kind === 'drift' ? sample(i) * 3.7 + r * (1 + chan(i) % 3)
-          : r * 2 + 1;
+        x[i] = kind === 'shift' ? 100 + (r - 0.5) * 0.02 * (1 + chan(i)) : kind === 'drift' ? sample(i) * 3.7 + r * (1 + (chan(i) % 3)) : r * 2 + 1;
       }
       if (kind === 'nonfinite') {
-        for (const [c, v] of [[0, Infinity], [1, -Infinity], [1 % C, Infinity], [2 % C, NaN]]) {
+        for (const [c, v] of [
+          [0, Infinity],
+          [1, -Infinity],
+          [1 % C, Infinity],
+          [2 % C, NaN],
+        ]) {
           const i = last ? 3 * C + c : (1 * C + c) * S + 2;
           x[i] = v;
         }
-        if (C > 3) x[last ? C + 3 : 3 * S] = 1e36;  // a float32 sum that overflows
+        if (C > 3) x[last ? C + 3 : 3 * S] = 1e36; // a float32 sum that overflows
       }
       const dy = make(n);
       for (let i = 0; i < n; i++) dy[i] = rand() * 2 - 1 + (kind === 'shift' ? 0.5 : 0);
       const per = (/** @type {(c: number) => number} */ f) => Arr.from({ length: C }, (_, c) => f(c));
-      const weight = per((c) => 0.5 + 0.1 * c - (c % 4 === 3 ? 1.7 : 0)), bias = per((c) => 0.25 - 0.05 * c);
+      const weight = per((c) => 0.5 + 0.1 * c - (c % 4 === 3 ? 1.7 : 0)),
+        bias = per((c) => 0.25 - 0.05 * c);
       for (const threads of THREADS) {
         addon.setNumThreads(threads);
         const tag = `${Arr.name} ${N},${C},${S} ${last ? 'nhwc' : 'nchw'} t${threads}`;
@@ -105,22 +124,36 @@ function child() {
         for (const v of variants) {
           const xin = v.inPlace ? Arr.from(x) : x;
           const y = v.inPlace ? xin : make(n, 1);
-          const rm = v.running ? per((c) => 0.1 * c) : null, rv = v.running ? per((c) => 1 + 0.2 * c) : null;
-          const sm = make(C), si = make(C);
+          const rm = v.running ? per((c) => 0.1 * c) : null,
+            rv = v.running ? per((c) => 1 + 0.2 * c) : null;
+          const sm = make(C),
+            si = make(C);
           addon.forwardTraining(xin, y, v.w, v.b, rm, rv, sm, si, N, C, S, last, 1e-5, 0.1, v.unbiased);
           put(`${tag} ft${k++}`, [y, rm, rv, sm, si]);
           saved ??= { sm, si, rm, rv };
         }
         if (!saved?.rm || !saved.rv) throw new Error('the first variant keeps running statistics: forward-eval reads them');
-        for (const [w, b] of [[weight, bias], [null, null]]) {
+        for (const [w, b] of [
+          [weight, bias],
+          [null, null],
+        ]) {
           const y = make(n, 1);
           addon.forwardEval(x, y, w, b, saved.rm, saved.rv, N, C, S, last, 1e-3);
           put(`${tag} fe${k++}`, [y]);
         }
         /** @type {Array<[batch: boolean, w: FloatArray | null, grads: boolean, withDx: boolean]>} */
-        const backwards = [[true, weight, true, true], [false, weight, true, true], [true, null, true, true], [true, weight, false, true], [true, weight, true, false], [false, null, false, true]];
+        const backwards = [
+          [true, weight, true, true],
+          [false, weight, true, true],
+          [true, null, true, true],
+          [true, weight, false, true],
+          [true, weight, true, false],
+          [false, null, false, true],
+        ];
         for (const [batch, w, grads, withDx] of backwards) {
-          const dx = withDx ? make(n, 1) : null, gw = grads ? make(C) : null, gb = grads ? make(C) : null;
+          const dx = withDx ? make(n, 1) : null,
+            gw = grads ? make(C) : null,
+            gb = grads ? make(C) : null;
           addon.backward(x, dy, dx, w, saved.sm, saved.si, gw, gb, N, C, S, last, batch);
           put(`${tag} bw${k++}`, [dx, gw, gb]);
         }

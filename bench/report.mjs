@@ -25,7 +25,8 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 const argv = process.argv.slice(2);
 /** @type {string[]} */
 const files = [];
-let mdPath = join(HERE, 'results', 'RESULTS.md'), svgPath = join(HERE, 'results', 'results.svg');
+let mdPath = join(HERE, 'results', 'RESULTS.md'),
+  svgPath = join(HERE, 'results', 'results.svg');
 for (let i = 0; i < argv.length; i++) {
   if (argv[i] === '--md') mdPath = resolve(argv[++i]);
   else if (argv[i] === '--svg') svgPath = resolve(argv[++i]);
@@ -46,7 +47,9 @@ const M = main.meta.machine;
 // ---------------------------------------------------------------- series
 
 /** @type {Case[]} */
-const CASES = SHAPES.flatMap((s) => s.layouts.map((layout) => ({ shape: s.id, layout, label: `${s.id.replace(/x/g, '×')} ${layout.toUpperCase()}`, note: s.note })));
+const CASES = SHAPES.flatMap((s) =>
+  s.layouts.map((layout) => ({ shape: s.id, layout, label: `${s.id.replace(/x/g, '×')} ${layout.toUpperCase()}`, note: s.note })),
+);
 const ISA_ORDER = ['avx512', 'avx2', 'scalar'];
 
 /**
@@ -66,10 +69,22 @@ function seriesOf(run) {
   for (const [i, isa] of isas.entries()) {
     for (const t of i === 0 ? [...new Set([N, 1])] : [N]) {
       if (!has((r) => r.impl === 'native' && r.isa === isa && r.threads === t)) continue;
-      S.push({ id: `native-${isa}-t${t}`, label: `batchnorm ${isa}, ${T(t)}`, short: `${isa} ×${t}`, color: null, get: pick((r, c) => r.impl === 'native' && r.isa === isa && r.threads === t && r.api === 'functional' && r.layout === c.layout) });
+      S.push({
+        id: `native-${isa}-t${t}`,
+        label: `batchnorm ${isa}, ${T(t)}`,
+        short: `${isa} ×${t}`,
+        color: null,
+        get: pick((r, c) => r.impl === 'native' && r.isa === isa && r.threads === t && r.api === 'functional' && r.layout === c.layout),
+      });
     }
   }
-  if (has((r) => r.impl === 'js')) S.push({ id: 'js', label: 'batchnorm pure JS, 1 thread', short: 'pure JS', get: pick((r, c) => r.impl === 'js' && r.api === 'functional' && r.layout === c.layout) });
+  if (has((r) => r.impl === 'js'))
+    S.push({
+      id: 'js',
+      label: 'batchnorm pure JS, 1 thread',
+      short: 'pure JS',
+      get: pick((r, c) => r.impl === 'js' && r.api === 'functional' && r.layout === c.layout),
+    });
   /** @type {(impl: string, label: string, short: string, extra?: (r: Row, c: Case) => boolean, threads?: number) => void} */
   const peer = (impl, label, short, extra = () => true, threads = N) => {
     const get = pick((r, c) => r.impl === impl && r.threads === threads && extra(r, c));
@@ -77,7 +92,12 @@ function seriesOf(run) {
   };
   const ver = (/** @type {string} */ impl) => rows.find((r) => r.impl === impl)?.version ?? '';
   const torchIsas = [...new Set(rows.filter((r) => r.impl === 'pytorch').map((r) => r.isa))];
-  peer('pytorch', `PyTorch ${ver('pytorch')}, ${T(N)}${torchIsas.length > 1 ? ` (best of ${torchIsas.join('/')})` : ''}`, 'PyTorch', (r, c) => r.layout === c.layout);
+  peer(
+    'pytorch',
+    `PyTorch ${ver('pytorch')}, ${T(N)}${torchIsas.length > 1 ? ` (best of ${torchIsas.join('/')})` : ''}`,
+    'PyTorch',
+    (r, c) => r.layout === c.layout,
+  );
   peer('onednn', `oneDNN ${ver('onednn')}, same layout, ${T(N)}`, 'oneDNN', (r, c) => r.layout === c.layout);
   peer('onednn', `oneDNN ${ver('onednn')}, nChw16c (blocked), ${T(N)}`, 'oneDNN 16c', (r, c) => r.layout === 'nchw16c' && c.layout === 'nchw');
   peer('onnxruntime', `onnxruntime-node ${ver('onnxruntime')}, ${T(N)}`, 'ORT', (r, c) => r.layout === c.layout);
@@ -91,7 +111,8 @@ function seriesOf(run) {
 // ---------------------------------------------------------------- formatting
 
 const fgb = (/** @type {number} */ g) => (g >= 10 ? g.toFixed(1) : g >= 1 ? g.toFixed(2) : g.toPrecision(2));
-const fms = (/** @type {number} */ ms) => (ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixed(1) : ms >= 1 ? ms.toFixed(2) : ms >= 0.1 ? ms.toFixed(3) : ms.toFixed(4));
+const fms = (/** @type {number} */ ms) =>
+  ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixed(1) : ms >= 1 ? ms.toFixed(2) : ms >= 0.1 ? ms.toFixed(3) : ms.toFixed(4);
 const esc = (/** @type {unknown} */ s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 const T = (/** @type {number} */ t) => (t === 1 ? '1 thread' : `${t} threads`);
 
@@ -119,7 +140,12 @@ function measuredCommit(run) {
 
 /** @param {Run} run */
 function copyLine(run) {
-  return run.meta.threadCounts.map((/** @type {number} */ t) => `${T(t)} **${run.copy[t].gbps.toFixed(1)} GB/s** (start ${run.copy[t].startGbps.toFixed(1)}, end ${run.copy[t].endGbps.toFixed(1)})`).join('; ');
+  return run.meta.threadCounts
+    .map(
+      (/** @type {number} */ t) =>
+        `${T(t)} **${run.copy[t].gbps.toFixed(1)} GB/s** (start ${run.copy[t].startGbps.toFixed(1)}, end ${run.copy[t].endGbps.toFixed(1)})`,
+    )
+    .join('; ');
 }
 
 /**
@@ -142,15 +168,19 @@ function pivot(run, op) {
 
 /** @param {Run} run */
 function legend(run) {
-  return seriesOf(run).map((s) => `**${s.short}**: ${s.label}`).join(' · ');
+  return seriesOf(run)
+    .map((s) => `**${s.short}**: ${s.label}`)
+    .join(' · ');
 }
 
 /** @param {Run} run */
 function fullTable(run) {
   const head = '| impl | api | isa | thr | op | shape | layout | median ms | GB/s | % copy | × vs JS | samples |';
   const sep = '|---|---|---|---:|---|---|---|---:|---:|---:|---:|---:|';
-  const body = run.rows.map((r) =>
-    `| ${r.impl} | ${r.api} | ${r.isaDetail && r.impl === 'onednn' ? `${r.isa} (${r.isaDetail})` : r.isa} | ${r.threads} | ${r.op} | ${r.shape} | ${r.layout} | ${fms(r.medianMs)} | ${fgb(r.gbps)} | ${r.pctCopy.toFixed(0)}% | ${r.vsJs == null ? '' : (r.vsJs < 1 ? r.vsJs.toPrecision(2) : r.vsJs.toFixed(1)) + '×'} | ${r.samples}${r.callsPerSample > 1 ? `×${r.callsPerSample}` : ''} |`);
+  const body = run.rows.map(
+    (r) =>
+      `| ${r.impl} | ${r.api} | ${r.isaDetail && r.impl === 'onednn' ? `${r.isa} (${r.isaDetail})` : r.isa} | ${r.threads} | ${r.op} | ${r.shape} | ${r.layout} | ${fms(r.medianMs)} | ${fgb(r.gbps)} | ${r.pctCopy.toFixed(0)}% | ${r.vsJs == null ? '' : (r.vsJs < 1 ? r.vsJs.toPrecision(2) : r.vsJs.toFixed(1)) + '×'} | ${r.samples}${r.callsPerSample > 1 ? `×${r.callsPerSample}` : ''} |`,
+  );
   return [head, sep, ...body].join('\n');
 }
 
@@ -167,7 +197,8 @@ function speedupSummary(run) {
     const ratios = [];
     for (const op of OPS)
       for (const c of CASES) {
-        const a = best.get(c, op), b = s.get(c, op);
+        const a = best.get(c, op),
+          b = s.get(c, op);
         if (a && b) ratios.push(b.medianMs / a.medianMs);
       }
     if (!ratios.length) continue;
@@ -175,7 +206,13 @@ function speedupSummary(run) {
     const med = ratios[ratios.length >> 1];
     out.push(`| ${s.label} | ${ratios.length} | ${med.toFixed(2)}× | ${ratios[0].toFixed(2)}× | ${ratios[ratios.length - 1].toFixed(2)}× |`);
   }
-  return [`Time of each implementation ÷ time of **${best.label}** (functional API), over the cases both ran (> 1: batchnorm is faster):`, '', '| vs | cases | median | min | max |', '|---|---:|---:|---:|---:|', ...out].join('\n');
+  return [
+    `Time of each implementation ÷ time of **${best.label}** (functional API), over the cases both ran (> 1: batchnorm is faster):`,
+    '',
+    '| vs | cases | median | min | max |',
+    '|---|---:|---:|---:|---:|',
+    ...out,
+  ].join('\n');
 }
 
 // ---------------------------------------------------------------- SVG
@@ -185,11 +222,18 @@ function svgChart(run) {
   const S = seriesOf(run);
   const N = Math.max(...run.meta.threadCounts);
   const cases = CASES.filter((c) => OPS.some((op) => S.some((s) => s.get(c, op))));
-  const W = 1180, left = 64, right = 16, panelH = 250, top = 96, gapY = 70, bottomPad = 40;
+  const W = 1180,
+    left = 64,
+    right = 16,
+    panelH = 250,
+    top = 96,
+    gapY = 70,
+    bottomPad = 40;
   // Legend layout first: its height moves the panels down.
   /** @type {Array<[number, number]>} */
   const legendPos = [];
-  let lx = left, ly = 60;
+  let lx = left,
+    ly = 60;
   for (const s of S) {
     const w = 16 + s.label.length * 5.9 + 14;
     if (lx + w > W - right) {
@@ -204,10 +248,16 @@ function svgChart(run) {
   const groupW = (W - left - right) / cases.length;
   const barW = Math.max(3, Math.min(14, (groupW - 14) / S.length));
   const out = [];
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="Helvetica, Arial, sans-serif" font-size="11">`);
+  out.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="Helvetica, Arial, sans-serif" font-size="11">`,
+  );
   out.push(`<rect width="${W}" height="${H}" fill="#ffffff"/>`);
-  out.push(`<text x="${left}" y="22" font-size="15" font-weight="bold">BatchNorm throughput, GB/s (higher is better) — ${esc(M.cpu)}, ${M.cpus} vCPUs, ${run.meta.cold ? 'cold caches' : 'hot caches'}</text>`);
-  out.push(`<text x="${left}" y="40" fill="#444">Effective GB/s: forward 8 B/element (read x, write y), backward 12 B/element (read x, dy; write dx). Dashed: copy bandwidth (${run.meta.threadCounts.map((t) => `${T(t)} ${run.copy[t].gbps.toFixed(1)}`).join(', ')} GB/s). ${esc(run.meta.date.slice(0, 10))}.</text>`);
+  out.push(
+    `<text x="${left}" y="22" font-size="15" font-weight="bold">BatchNorm throughput, GB/s (higher is better) — ${esc(M.cpu)}, ${M.cpus} vCPUs, ${run.meta.cold ? 'cold caches' : 'hot caches'}</text>`,
+  );
+  out.push(
+    `<text x="${left}" y="40" fill="#444">Effective GB/s: forward 8 B/element (read x, write y), backward 12 B/element (read x, dy; write dx). Dashed: copy bandwidth (${run.meta.threadCounts.map((t) => `${T(t)} ${run.copy[t].gbps.toFixed(1)}`).join(', ')} GB/s). ${esc(run.meta.date.slice(0, 10))}.</text>`,
+  );
   S.forEach((s, i) => {
     const [x, y] = legendPos[i];
     out.push(`<rect x="${x}" y="${y - 9}" width="11" height="11" fill="${s.color}"/><text x="${x + 15}" y="${y}">${esc(s.label)}</text>`);
@@ -220,7 +270,9 @@ function svgChart(run) {
     const step = [5, 10, 20, 25, 50, 100, 200].find((s) => vmax / s <= 8) ?? 500;
     const ymax = Math.ceil(vmax / step) * step;
     const Y = (/** @type {number} */ v) => y0 + panelH - (v / ymax) * panelH;
-    out.push(`<text x="${left}" y="${y0 - 10}" font-size="13" font-weight="bold">${op}${op === 'backward' ? (S.some((x) => x.id.startsWith('tfjs')) ? ' (TF.js: forward + backward via tf.grads)' : '') : op === 'forward-eval' ? '' : ' (batch statistics + running-stat update)'}</text>`);
+    out.push(
+      `<text x="${left}" y="${y0 - 10}" font-size="13" font-weight="bold">${op}${op === 'backward' ? (S.some((x) => x.id.startsWith('tfjs')) ? ' (TF.js: forward + backward via tf.grads)' : '') : op === 'forward-eval' ? '' : ' (batch statistics + running-stat update)'}</text>`,
+    );
     for (let v = 0; v <= ymax; v += step) {
       out.push(`<line x1="${left}" x2="${W - right}" y1="${Y(v)}" y2="${Y(v)}" stroke="#e5e5e5"/>`);
       out.push(`<text x="${left - 6}" y="${Y(v) + 4}" text-anchor="end" fill="#555">${v}</text>`);
@@ -232,7 +284,9 @@ function svgChart(run) {
         const r = s.get(c, op);
         if (!r) return;
         const v = Math.min(r.gbps, ymax);
-        out.push(`<rect x="${(gx + k * barW).toFixed(1)}" y="${Y(v).toFixed(1)}" width="${(barW - 1).toFixed(1)}" height="${(y0 + panelH - Y(v)).toFixed(1)}" fill="${s.color}"><title>${esc(`${s.label} — ${c.label} ${op}: ${fgb(r.gbps)} GB/s, ${fms(r.medianMs)} ms`)}</title></rect>`);
+        out.push(
+          `<rect x="${(gx + k * barW).toFixed(1)}" y="${Y(v).toFixed(1)}" width="${(barW - 1).toFixed(1)}" height="${(y0 + panelH - Y(v)).toFixed(1)}" fill="${s.color}"><title>${esc(`${s.label} — ${c.label} ${op}: ${fgb(r.gbps)} GB/s, ${fms(r.medianMs)} ms`)}</title></rect>`,
+        );
       });
       out.push(`<text x="${left + g * groupW + groupW / 2}" y="${y0 + panelH + 15}" text-anchor="middle">${esc(c.label)}</text>`);
       out.push(`<text x="${left + g * groupW + groupW / 2}" y="${y0 + panelH + 28}" text-anchor="middle" fill="#777" font-size="10">${esc(c.note)}</text>`);
@@ -260,8 +314,12 @@ function section(run, isMain) {
   const s = [];
   s.push(`## ${run.meta.cold ? 'Cold caches' : 'Hot caches'}${isMain ? '' : ` (${basename(run.file)})`}`);
   s.push('');
-  s.push(`Command: \`${run.meta.command}\` — ${run.meta.date}, ${run.rows.length} rows in ${Math.round(run.meta.seconds)} s. ` +
-    (run.meta.cold ? 'Before each timed call 128 MiB of other memory was read and written (not timed), split across as many threads as the row uses (the peers\' harnesses: their OpenMP threads), so the tensors come from DRAM.' : 'The same buffers every call: tensors up to ~L3 size (32 MB) partly stay in cache, so small shapes exceed the DRAM copy bandwidth.'));
+  s.push(
+    `Command: \`${run.meta.command}\` — ${run.meta.date}, ${run.rows.length} rows in ${Math.round(run.meta.seconds)} s. ` +
+      (run.meta.cold
+        ? "Before each timed call 128 MiB of other memory was read and written (not timed), split across as many threads as the row uses (the peers' harnesses: their OpenMP threads), so the tensors come from DRAM."
+        : 'The same buffers every call: tensors up to ~L3 size (32 MB) partly stay in cache, so small shapes exceed the DRAM copy bandwidth.'),
+  );
   s.push('');
   s.push(`Copy bandwidth in this run: ${copyLine(run)}.`);
   s.push('');
@@ -290,11 +348,22 @@ function section(run, isMain) {
 }
 
 const runCmd = (/** @type {Run} */ r) => {
-  const opts = r.meta.command.replace(/^node bench\/run\.mjs\s*/, '').replace(/--json\s+\S+/, '').replace(/\s+/g, ' ').trim();
+  const opts = r.meta.command
+    .replace(/^node bench\/run\.mjs\s*/, '')
+    .replace(/--json\s+\S+/, '')
+    .replace(/\s+/g, ' ')
+    .trim();
   return `node bench/run.mjs ${opts ? opts + ' ' : ''}--json ${relative(process.cwd(), resolve(r.file))}`;
 };
 const regen = `${runs.map(runCmd).join(' && ')} && node bench/report.mjs ${runs.map((r) => relative(process.cwd(), resolve(r.file))).join(' ')}`;
-const peersVersions = [...new Map(runs.flatMap((r) => r.rows).filter((r) => r.version).map((r) => [r.impl, `${r.impl} ${r.version}`])).values()];
+const peersVersions = [
+  ...new Map(
+    runs
+      .flatMap((r) => r.rows)
+      .filter((r) => r.version)
+      .map((r) => [r.impl, `${r.impl} ${r.version}`]),
+  ).values(),
+];
 
 const md = [];
 md.push('# Benchmark results');
@@ -319,16 +388,26 @@ md.push('![GB/s per shape and implementation](results.svg)');
 md.push('');
 md.push('## How to read this');
 md.push('');
-md.push([
-  `- **median ms**: the median over samples. Package rows: benchmark.js (each sample is the mean of several calls; ${main.meta.settings.native.minSamples}+ samples, up to ${main.meta.settings.native.maxTime} s per row native, ${main.meta.settings.js.maxTime} s pure JS) in hot mode; a manual loop with one call per sample in cold mode. Peers: each call timed on its own (${main.meta.settings.peerIters} calls after ${main.meta.settings.peerWarmup} warm-up; TF.js wasm ${main.meta.settings.tfjsIters}, TF.js cpu ${main.meta.settings.slowIters}).`,
-  ...(main.meta.repeat > 1 ? [`- **Repeats**: each run made ${main.meta.repeat} passes over every row (TF.js cpu: one); a row shows its fastest pass, the least disturbed by other work on the host (all passes: \`passesMs\` in the JSON).`] : []),
-  `- **GB/s**: the minimum traffic of the op ÷ time: ${Object.entries(BYTES_PER_ELEMENT).map(([k, v]) => `${k} ${v} B/element`).join(', ')}. The statistics pass of the training forward and backward re-reads x (and dy), so a fused single pass reaching 100% of copy is the ideal, not a given.`,
-  `- **% copy**: that ÷ the copy bandwidth of the same run at the same thread count: \`Float32Array.prototype.set\` of 128 MiB into another 128 MiB buffer (8× the L3), on one thread and split across worker_threads over a SharedArrayBuffer; GB/s counts read + write, as the ops do. The higher of the medians measured at the start and at the end of the run. Hot rows of tensors that fit in the 32 MB L3 exceed 100%.`,
-  `- **× vs JS**: the pure-JS path's time ÷ this row's time, same api, op, shape and layout (peers: vs the functional JS row; oneDNN nChw16c: vs NCHW).`,
-  '- **Threads**: `setNumThreads(1)` and `setNumThreads(os.availableParallelism())`; the peers get the same counts (PyTorch `torch.set_num_threads`, oneDNN `omp_set_num_threads`, onnxruntime `intraOpNumThreads`). The pure-JS path and TF.js (wasm is single-threaded under Node, cpu is plain JS) run on one thread.',
-  '- **Semantics** (float32): forward-training = batch statistics, normalize, affine, running mean/var update with the unbiased variance (oneDNN updates no running statistics; onnxruntime is inference only); forward-eval = running statistics; backward = dx, dγ, dβ from the saved mean and invstd. PyTorch: `native_batch_norm` / `native_batch_norm_backward` (allocates its outputs per call; the harness reuses warm pages). TF.js: NCHW with broadcasting ops (`tf.batchNorm` with [1,C,1,1] parameters is wrong on NCHW), NHWC and (N,C) with `tf.moments` + `tf.batchNorm`; its backward is `tf.grads`, which recomputes the forward, so it times forward + backward. onnxruntime: a one-node BatchNormalization model, `session.run` with a preallocated output (async: one `setImmediate` per call). Every Node peer is checked against a float64 reference before timing.',
-  `- **Noise**: a shared 2-vCPU VM: other work on the host moves 2-thread results by up to 2× between runs (1-thread within 5–20%). OpenMP peers (PyTorch, oneDNN) degrade sharply at 2 threads when the other vCPU is busy (their barriers wait for a descheduled thread). Compare within one run.`,
-].join('\n'));
+md.push(
+  [
+    `- **median ms**: the median over samples. Package rows: benchmark.js (each sample is the mean of several calls; ${main.meta.settings.native.minSamples}+ samples, up to ${main.meta.settings.native.maxTime} s per row native, ${main.meta.settings.js.maxTime} s pure JS) in hot mode; a manual loop with one call per sample in cold mode. Peers: each call timed on its own (${main.meta.settings.peerIters} calls after ${main.meta.settings.peerWarmup} warm-up; TF.js wasm ${main.meta.settings.tfjsIters}, TF.js cpu ${main.meta.settings.slowIters}).`,
+    ...(main.meta.repeat > 1
+      ? [
+          `- **Repeats**: each run made ${main.meta.repeat} passes over every row (TF.js cpu: one); a row shows its fastest pass, the least disturbed by other work on the host (all passes: \`passesMs\` in the JSON).`,
+        ]
+      : []),
+    `- **GB/s**: the minimum traffic of the op ÷ time: ${Object.entries(BYTES_PER_ELEMENT)
+      .map(([k, v]) => `${k} ${v} B/element`)
+      .join(
+        ', ',
+      )}. The statistics pass of the training forward and backward re-reads x (and dy), so a fused single pass reaching 100% of copy is the ideal, not a given.`,
+    `- **% copy**: that ÷ the copy bandwidth of the same run at the same thread count: \`Float32Array.prototype.set\` of 128 MiB into another 128 MiB buffer (8× the L3), on one thread and split across worker_threads over a SharedArrayBuffer; GB/s counts read + write, as the ops do. The higher of the medians measured at the start and at the end of the run. Hot rows of tensors that fit in the 32 MB L3 exceed 100%.`,
+    `- **× vs JS**: the pure-JS path's time ÷ this row's time, same api, op, shape and layout (peers: vs the functional JS row; oneDNN nChw16c: vs NCHW).`,
+    '- **Threads**: `setNumThreads(1)` and `setNumThreads(os.availableParallelism())`; the peers get the same counts (PyTorch `torch.set_num_threads`, oneDNN `omp_set_num_threads`, onnxruntime `intraOpNumThreads`). The pure-JS path and TF.js (wasm is single-threaded under Node, cpu is plain JS) run on one thread.',
+    '- **Semantics** (float32): forward-training = batch statistics, normalize, affine, running mean/var update with the unbiased variance (oneDNN updates no running statistics; onnxruntime is inference only); forward-eval = running statistics; backward = dx, dγ, dβ from the saved mean and invstd. PyTorch: `native_batch_norm` / `native_batch_norm_backward` (allocates its outputs per call; the harness reuses warm pages). TF.js: NCHW with broadcasting ops (`tf.batchNorm` with [1,C,1,1] parameters is wrong on NCHW), NHWC and (N,C) with `tf.moments` + `tf.batchNorm`; its backward is `tf.grads`, which recomputes the forward, so it times forward + backward. onnxruntime: a one-node BatchNormalization model, `session.run` with a preallocated output (async: one `setImmediate` per call). Every Node peer is checked against a float64 reference before timing.',
+    `- **Noise**: a shared 2-vCPU VM: other work on the host moves 2-thread results by up to 2× between runs (1-thread within 5–20%). OpenMP peers (PyTorch, oneDNN) degrade sharply at 2 threads when the other vCPU is busy (their barriers wait for a descheduled thread). Compare within one run.`,
+  ].join('\n'),
+);
 md.push('');
 runs.forEach((r, i) => md.push(section(r, i === 0)));
 

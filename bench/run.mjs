@@ -20,7 +20,20 @@ import { dataParallelRows, formatParallel } from './lib/parallel.mjs';
  * @typedef {import('./lib/common.mjs').Row} Row
  * @typedef {{ gbps: number, bestGbps: number, medianMs: number, threads: number, bytesCopied: number, reps: number }} Copy
  */
-import { ONEDNN_HARNESS as ONEDNN, PEERS, PYTHON as PY, TORCH_HARNESS as TORCH, harnessCommand, lastJsonLine, numel, packageRows, parseCommandLine, peerRows, rowKey, BYTES_PER_ELEMENT } from './lib/common.mjs';
+import {
+  ONEDNN_HARNESS as ONEDNN,
+  PEERS,
+  PYTHON as PY,
+  TORCH_HARNESS as TORCH,
+  harnessCommand,
+  lastJsonLine,
+  numel,
+  packageRows,
+  parseCommandLine,
+  peerRows,
+  rowKey,
+  BYTES_PER_ELEMENT,
+} from './lib/common.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '..');
@@ -39,12 +52,15 @@ const HELP = `usage: node bench/run.mjs [options]
   --no-parallel      skip the data-parallel rows (SyncBatchNorm training on 1 and 2 worker threads / MPI processes)
   --help`;
 
-const args = parseCommandLine({
-  defaults: { quick: false, cold: false, peers: undefined, parallel: true, help: false },
-  flags: ['quick', 'cold', 'peers', 'parallel', 'help'],
-  options: ['json', 'filter', 'isa', 'threads', 'repeat'],
-  optionalValue: ['wait-idle'],
-}, HELP);
+const args = parseCommandLine(
+  {
+    defaults: { quick: false, cold: false, peers: undefined, parallel: true, help: false },
+    flags: ['quick', 'cold', 'peers', 'parallel', 'help'],
+    options: ['json', 'filter', 'isa', 'threads', 'repeat'],
+    optionalValue: ['wait-idle'],
+  },
+  HELP,
+);
 const quick = args.quick;
 const cold = args.cold;
 const peersOn = args.peers ?? !quick;
@@ -59,8 +75,24 @@ const skipped = [];
 
 // Sampling settings (benchmark.js, seconds) and iteration counts (manual loops).
 const SETTINGS = quick
-  ? { native: { minSamples: 5, maxTime: 0.08, minTime: 0.02 }, js: { minSamples: 3, maxTime: 0.05, minTime: 0.02 }, coldIters: { native: 5, js: 3 }, peerIters: 10, peerWarmup: 2, tfjsIters: 3, slowIters: 1 }
-  : { native: { minSamples: 10, maxTime: 0.75, minTime: 0.05 }, js: { minSamples: 5, maxTime: 1, minTime: 0.05 }, coldIters: { native: 20, js: 5 }, peerIters: 30, peerWarmup: 5, tfjsIters: 10, slowIters: 2 };
+  ? {
+      native: { minSamples: 5, maxTime: 0.08, minTime: 0.02 },
+      js: { minSamples: 3, maxTime: 0.05, minTime: 0.02 },
+      coldIters: { native: 5, js: 3 },
+      peerIters: 10,
+      peerWarmup: 2,
+      tfjsIters: 3,
+      slowIters: 1,
+    }
+  : {
+      native: { minSamples: 10, maxTime: 0.75, minTime: 0.05 },
+      js: { minSamples: 5, maxTime: 1, minTime: 0.05 },
+      coldIters: { native: 20, js: 5 },
+      peerIters: 30,
+      peerWarmup: 5,
+      tfjsIters: 10,
+      slowIters: 2,
+    };
 
 /**
  * Runs a child to completion, its stderr passed through.
@@ -69,7 +101,14 @@ const SETTINGS = quick
  * @param {{ env?: Record<string, string>, input?: string }} [options]
  */
 function run(cmd, argv, { env = {}, input } = {}) {
-  const r = spawnSync(cmd, argv, { cwd: ROOT, env: { ...process.env, ...env }, input, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', maxBuffer: 64 << 20 });
+  const r = spawnSync(cmd, argv, {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    input,
+    stdio: ['ignore', 'pipe', 'inherit'],
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+  });
   return { status: r.status, stdout: r.stdout ?? '', error: r.error };
 }
 
@@ -91,8 +130,12 @@ function machine() {
   const caches = [];
   const base = '/sys/devices/system/cpu/cpu0/cache';
   if (existsSync(base))
-    for (const d of readdirSync(base).filter((d) => d.startsWith('index')).sort()) {
-      const level = readText(join(base, d, 'level')), type = readText(join(base, d, 'type')), size = readText(join(base, d, 'size'));
+    for (const d of readdirSync(base)
+      .filter((d) => d.startsWith('index'))
+      .sort()) {
+      const level = readText(join(base, d, 'level')),
+        type = readText(join(base, d, 'type')),
+        size = readText(join(base, d, 'size'));
       const shared = readText(join(base, d, 'shared_cpu_list'));
       caches.push(`L${level}${type === 'Data' ? 'd' : type === 'Instruction' ? 'i' : ''} ${size} (cpus ${shared})`);
     }
@@ -166,7 +209,10 @@ function runWorker(env, label, impl, isa, opts) {
 
 /** @param {Record<string, string>} env */
 function torchCapability(env) {
-  const r = spawnSync(PY, ['-c', 'import torch; print(torch.__version__); print(torch.__config__.show())'], { env: { ...process.env, ...env }, encoding: 'utf8' });
+  const r = spawnSync(PY, ['-c', 'import torch; print(torch.__version__); print(torch.__config__.show())'], {
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+  });
   if (r.status !== 0) return null;
   return { version: r.stdout.split('\n')[0], capability: r.stdout.match(/CPU capability usage:\s*(\S+)/)?.[1]?.toLowerCase() ?? 'default' };
 }
@@ -194,11 +240,28 @@ function runHarness(impl, isa, env) {
     }
     const j = lastJsonLine(res.stdout);
     const { dims, ...rest } = r;
-    const isaDetail = impl === 'onednn' ? (j.notes.match(/impl (\S+), isa (\S+)/)?.slice(1).join(', ') ?? '') : `ATen ${isa}`;
+    const isaDetail =
+      impl === 'onednn'
+        ? (j.notes
+            .match(/impl (\S+), isa (\S+)/)
+            ?.slice(1)
+            .join(', ') ?? '')
+        : `ATen ${isa}`;
     out.push({
-      ...rest, key: rowKey(r), dims, elements: numel(dims), bytes: numel(dims) * BYTES_PER_ELEMENT[r.op], mode: cold ? 'cold' : 'hot',
-      medianMs: j.median_ms, minMs: j.min_ms, samples: j.samples, callsPerSample: 1, method: cold ? 'harness, caches evicted before each call' : 'harness, each call timed',
-      version: j.version, isaDetail, notes: j.notes,
+      ...rest,
+      key: rowKey(r),
+      dims,
+      elements: numel(dims),
+      bytes: numel(dims) * BYTES_PER_ELEMENT[r.op],
+      mode: cold ? 'cold' : 'hot',
+      medianMs: j.median_ms,
+      minMs: j.min_ms,
+      samples: j.samples,
+      callsPerSample: 1,
+      method: cold ? 'harness, caches evicted before each call' : 'harness, each call timed',
+      version: j.version,
+      isaDetail,
+      notes: j.notes,
     });
     note(`  [${impl}/${isa}] ${out.length}/${rows.length} ${rowKey(r)}  ${j.median_ms.toFixed(3)} ms`);
   }
@@ -218,7 +281,15 @@ function runNodePeer(impl) {
     return [];
   }
   note(`${impl}: ${rows.length} rows`);
-  const cfg = { impl, threads: threadCounts, iters: impl.startsWith('tfjs') ? SETTINGS.tfjsIters : SETTINGS.peerIters, warmup: SETTINGS.peerWarmup, slowIters: SETTINGS.slowIters, cold, filter: args.filter ?? null };
+  const cfg = {
+    impl,
+    threads: threadCounts,
+    iters: impl.startsWith('tfjs') ? SETTINGS.tfjsIters : SETTINGS.peerIters,
+    warmup: SETTINGS.peerWarmup,
+    slowIters: SETTINGS.slowIters,
+    cold,
+    filter: args.filter ?? null,
+  };
   waitIdle();
   const r = run(process.execPath, [join(HERE, 'lib', 'node-peers.mjs'), JSON.stringify(cfg)]);
   if (r.status !== 0) {
@@ -237,7 +308,17 @@ function runNodePeer(impl) {
 // ---------------------------------------------------------------- main
 
 /** @type {Record<string, any>} */
-const meta = { date: new Date().toISOString(), command: `node bench/run.mjs ${process.argv.slice(2).join(' ')}`.trim(), quick, cold, peers: peersOn, filter: args.filter ?? null, threadCounts, settings: SETTINGS, machine: machine() };
+const meta = {
+  date: new Date().toISOString(),
+  command: `node bench/run.mjs ${process.argv.slice(2).join(' ')}`.trim(),
+  quick,
+  cold,
+  peers: peersOn,
+  filter: args.filter ?? null,
+  threadCounts,
+  settings: SETTINGS,
+  machine: machine(),
+};
 const waitIdleOn = args['wait-idle'] !== undefined;
 const waitLimit = Number(args['wait-idle']) || 900;
 meta.busyBeforeChildren = [];
@@ -296,7 +377,12 @@ if (!probe) {
 const wasmProbe = probePackage({ BATCHNORM_BACKEND: 'wasm' });
 if (!wasmProbe) skipped.push({ impl: 'wasm', reason: 'the WebAssembly kernels do not load (build them: npm run build:wasm)' });
 const torchDefault = peersOn && existsSync(TORCH) ? torchCapability({}) : null;
-const torchAvx512 = torchDefault && !quick && torchDefault.capability !== 'avx512' && /\bavx512f\b/.test(readText('/proc/cpuinfo') ?? '') && torchCapability({ ATEN_CPU_CAPABILITY: 'avx512' })?.capability === 'avx512';
+const torchAvx512 =
+  torchDefault &&
+  !quick &&
+  torchDefault.capability !== 'avx512' &&
+  /\bavx512f\b/.test(readText('/proc/cpuinfo') ?? '') &&
+  torchCapability({ ATEN_CPU_CAPABILITY: 'avx512' })?.capability === 'avx512';
 if (peersOn) {
   if (!torchDefault) skipped.push({ impl: 'pytorch', reason: `${PY} cannot import torch (run: bash bench/peers/setup.sh)` });
   if (!existsSync(ONEDNN)) skipped.push({ impl: 'onednn', reason: `${ONEDNN} not built (run: bash bench/peers/setup.sh)` });
@@ -307,9 +393,17 @@ function pass(/** @type {boolean} */ first) {
   /** @type {Row[]} */
   const rows = [];
   for (const isa of isas)
-    rows.push(...runWorker({ BATCHNORM_BACKEND: 'native', BATCHNORM_ISA: isa }, `native/${isa}`, 'native', isa, { bench: SETTINGS.native, coldIters: SETTINGS.coldIters.native }));
+    rows.push(
+      ...runWorker({ BATCHNORM_BACKEND: 'native', BATCHNORM_ISA: isa }, `native/${isa}`, 'native', isa, {
+        bench: SETTINGS.native,
+        coldIters: SETTINGS.coldIters.native,
+      }),
+    );
   // The WebAssembly path (one thread) when wasm/batchnorm.wasm is built (npm run build:wasm).
-  if (wasmProbe) rows.push(...runWorker({ BATCHNORM_BACKEND: 'wasm' }, 'wasm', 'wasm', wasmProbe.info.isa, { bench: SETTINGS.native, coldIters: SETTINGS.coldIters.native }));
+  if (wasmProbe)
+    rows.push(
+      ...runWorker({ BATCHNORM_BACKEND: 'wasm' }, 'wasm', 'wasm', wasmProbe.info.isa, { bench: SETTINGS.native, coldIters: SETTINGS.coldIters.native }),
+    );
   rows.push(...runWorker({ BATCHNORM_BACKEND: 'js' }, 'js', 'js', 'js', { bench: SETTINGS.js, coldIters: SETTINGS.coldIters.js }));
   if (!peersOn) return rows;
   // PyTorch: its default dispatch (AVX2 on this CPU) and, in a full run, its AVX-512 kernels.
@@ -347,7 +441,8 @@ meta.loadavgEnd = os.loadavg().map((x) => +x.toFixed(2));
 /** The copy bandwidth per thread count: the higher of the start and end medians (the machine is shared). */
 /** @type {Record<number, Copy & { startGbps: number, endGbps: number }>} */
 const copy = {};
-for (const t of threadCounts) copy[t] = { ...copyStart[t], gbps: Math.max(copyStart[t].gbps, copyEnd[t].gbps), startGbps: copyStart[t].gbps, endGbps: copyEnd[t].gbps };
+for (const t of threadCounts)
+  copy[t] = { ...copyStart[t], gbps: Math.max(copyStart[t].gbps, copyEnd[t].gbps), startGbps: copyStart[t].gbps, endGbps: copyEnd[t].gbps };
 const copyFor = (/** @type {number} */ t) => copy[t]?.gbps ?? copy[Math.max(...threadCounts.filter((x) => x <= t))]?.gbps;
 
 const jsRow = new Map(rows.filter((r) => r.impl === 'js').map((r) => [`${r.api}/${r.op}/${r.shape}/${r.layout}`, r]));
@@ -361,13 +456,21 @@ for (const r of rows) {
 
 // Table order: by shape, layout and op, then implementation.
 const IMPL_ORDER = ['native', 'wasm', 'js', 'pytorch', 'onednn', 'onnxruntime', 'tfjs-wasm', 'tfjs-cpu'];
-const ISA_RANK = (/** @type {string} */ isa) => { const i = ['scalar', 'avx2', 'avx512'].indexOf(isa); return i < 0 ? 9 : i; };
+const ISA_RANK = (/** @type {string} */ isa) => {
+  const i = ['scalar', 'avx2', 'avx512'].indexOf(isa);
+  return i < 0 ? 9 : i;
+};
 const caseOrder = [...new Set(packageRows('x', 'x', [1]).map((r) => `${r.shape}/${r.layout}/${r.op}`))];
 const ck = (/** @type {Row} */ r) => `${r.shape}/${r.layout === 'nchw16c' ? 'nchw' : r.layout}/${r.op}`;
-rows.sort((a, b) =>
-  caseOrder.indexOf(ck(a)) - caseOrder.indexOf(ck(b)) ||
-  IMPL_ORDER.indexOf(a.impl) - IMPL_ORDER.indexOf(b.impl) ||
-  ISA_RANK(a.isa) - ISA_RANK(b.isa) || a.threads - b.threads || a.layout.localeCompare(b.layout) || a.api.localeCompare(b.api));
+rows.sort(
+  (a, b) =>
+    caseOrder.indexOf(ck(a)) - caseOrder.indexOf(ck(b)) ||
+    IMPL_ORDER.indexOf(a.impl) - IMPL_ORDER.indexOf(b.impl) ||
+    ISA_RANK(a.isa) - ISA_RANK(b.isa) ||
+    a.threads - b.threads ||
+    a.layout.localeCompare(b.layout) ||
+    a.api.localeCompare(b.api),
+);
 
 // ---------------------------------------------------------------- output
 
@@ -375,8 +478,17 @@ rows.sort((a, b) =>
 function formatTable(rows) {
   const head = ['impl', 'api', 'isa', 'thr', 'op', 'shape', 'layout', 'median ms', 'GB/s', '% copy', '× vs JS'];
   const body = rows.map((r) => [
-    r.impl, r.api, r.isa, String(r.threads), r.op, r.shape, r.layout,
-    r.medianMs < 1 ? r.medianMs.toFixed(4) : r.medianMs.toFixed(3), r.gbps.toFixed(1), r.pctCopy.toFixed(0) + '%', r.vsJs == null ? '' : r.vsJs.toFixed(1) + '×',
+    r.impl,
+    r.api,
+    r.isa,
+    String(r.threads),
+    r.op,
+    r.shape,
+    r.layout,
+    r.medianMs < 1 ? r.medianMs.toFixed(4) : r.medianMs.toFixed(3),
+    r.gbps.toFixed(1),
+    r.pctCopy.toFixed(0) + '%',
+    r.vsJs == null ? '' : r.vsJs.toFixed(1) + '×',
   ]);
   const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const right = new Set([3, 7, 8, 9, 10]);
@@ -397,12 +509,20 @@ console.log();
 const parallel = args.parallel ? dataParallelRows({ quick }) : { rows: [], skipped: [{ impl: 'data-parallel', reason: 'not run (--no-parallel)' }] };
 skipped.push(...parallel.skipped);
 if (parallel.rows.length) {
-  console.log('data-parallel training of the demo MLP (SyncBatchNorm, gradients all-reduced; comm: one layer\'s forward + backward communication, median):');
+  console.log("data-parallel training of the demo MLP (SyncBatchNorm, gradients all-reduced; comm: one layer's forward + backward communication, median):");
   console.log(formatParallel(parallel.rows));
   console.log();
 }
-console.log(`copy bandwidth (Float32Array.prototype.set, 128 MiB, read+write counted): ${threadCounts.map((t) => `${t} thread${t > 1 ? 's' : ''} ${copy[t].gbps.toFixed(1)} GB/s`).join(', ')}`);
-console.log(`GB/s: ${Object.entries(BYTES_PER_ELEMENT).map(([k, v]) => `${k} ${v} B/element`).join(', ')}; × vs JS = pure-JS time ÷ this time (same api/op/shape/layout; peers vs the functional JS row). Caches: ${cold ? 'cold (128 MiB written before each call)' : 'hot (same buffers every call)'}.`);
+console.log(
+  `copy bandwidth (Float32Array.prototype.set, 128 MiB, read+write counted): ${threadCounts.map((t) => `${t} thread${t > 1 ? 's' : ''} ${copy[t].gbps.toFixed(1)} GB/s`).join(', ')}`,
+);
+console.log(
+  `GB/s: ${Object.entries(BYTES_PER_ELEMENT)
+    .map(([k, v]) => `${k} ${v} B/element`)
+    .join(
+      ', ',
+    )}; × vs JS = pure-JS time ÷ this time (same api/op/shape/layout; peers vs the functional JS row). Caches: ${cold ? 'cold (128 MiB written before each call)' : 'hot (same buffers every call)'}.`,
+);
 const tfjsBackward = rows.some((r) => r.impl.startsWith('tfjs') && r.op === 'backward');
 if (tfjsBackward) console.log('tfjs backward rows time tf.grads, which recomputes the forward: forward + backward together.');
 for (const s of skipped) console.log(`skipped ${s.impl}${s.key ? ` ${s.key}` : ''}: ${s.reason}`);

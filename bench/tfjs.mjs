@@ -46,7 +46,10 @@ const HELP = `usage: node bench/tfjs.mjs [options]
   --no-wasm        leave out TF.js wasm
   --json FILE      every timed call, the machine and the settings`;
 
-const args = parseCommandLine({ defaults: { quick: false, wasm: true, help: false }, flags: ['quick', 'wasm', 'profile', 'help'], options: ['rounds', 'batch', 'threads', 'json', 'rows'] }, HELP);
+const args = parseCommandLine(
+  { defaults: { quick: false, wasm: true, help: false }, flags: ['quick', 'wasm', 'profile', 'help'], options: ['rounds', 'batch', 'threads', 'json', 'rows'] },
+  HELP,
+);
 const rounds = Number(args.rounds ?? (args.quick ? 2 : 3));
 const batch = Number(args.batch ?? (args.quick ? 4 : 8));
 const threads = Number(args.threads ?? os.availableParallelism());
@@ -78,7 +81,8 @@ if (!tfCore || !tfLayers || !(await tryImport(() => import('@tensorflow/tfjs-bac
   process.exit(0);
 }
 // Narrowed once here: the functions below see them as present.
-const tf = tfCore, tfl = tfLayers;
+const tf = tfCore,
+  tfl = tfLayers;
 const wasm = args.wasm ? await tryImport(() => import('@tensorflow/tfjs-backend-wasm')) : null;
 const { backendInfo, setNumThreads } = await import('batchnorm');
 const { installTfjsKernels, batchNormalization } = await import('batchnorm/tfjs');
@@ -89,18 +93,28 @@ installTfjsKernels({ backend: 'cpu-bn' });
 const IMPLS = [
   { id: 'tfjs-cpu', backend: 'cpu', bn: (a) => tfl.layers.batchNormalization(a), label: 'TF.js cpu (stock, pure JS)' },
   { id: 'batchnorm', backend: 'cpu-bn', bn: batchNormalization, label: 'batchnorm/tfjs (cpu-bn)' },
-  ...(wasm ? [{ id: 'tfjs-wasm', backend: 'wasm', bn: (/** @type {import('batchnorm/tfjs').BatchNormalizationLayerArgs} */ a) => tfl.layers.batchNormalization(a), label: 'TF.js wasm (stock)' }] : []),
+  ...(wasm
+    ? [
+        {
+          id: 'tfjs-wasm',
+          backend: 'wasm',
+          bn: (/** @type {import('batchnorm/tfjs').BatchNormalizationLayerArgs} */ a) => tfl.layers.batchNormalization(a),
+          label: 'TF.js wasm (stock)',
+        },
+      ]
+    : []),
 ];
 
 /** @param {string} backend */
 async function use(backend) {
-  const log = console.log, warn = console.warn; // the cpu backend's banner
+  const log = console.log,
+    warn = console.warn; // the cpu backend's banner
   console.log = console.warn = () => {};
   try {
     if (!(await tf.setBackend(backend))) throw new Error(`TF.js backend ${backend} failed to initialise`);
     await tf.ready();
   } finally {
-    console.log = log, console.warn = warn;
+    ((console.log = log), (console.warn = warn));
   }
 }
 
@@ -119,7 +133,8 @@ if (!rowNames.every(isRow)) {
 /** @type {readonly Row[]} */
 const ROWS = rowNames;
 const now = () => Number(process.hrtime.bigint()) / 1e6;
-const HW = 16, C2 = 32;
+const HW = 16,
+  C2 = 32;
 
 /**
  * Each implementation's models and tensors, made on its own backend.
@@ -134,13 +149,20 @@ async function setUp(impl) {
   const shape = [batch, HW, HW, C2];
   const layer = impl.bn({});
   layer.build(shape);
-  const x = tf.variable(tf.randomNormal(shape, 0, 1, 'float32', 1)), dy = tf.randomNormal(shape, 0, 1, 'float32', 2);
+  const x = tf.variable(tf.randomNormal(shape, 0, 1, 'float32', 1)),
+    dy = tf.randomNormal(shape, 0, 1, 'float32', 2);
   const wrt = [x, ...layer.trainableWeights.map((v) => v.read())];
-  const mlp = tfl.sequential({ layers: [
-    tfl.layers.dense({ inputShape: [784], units: 256, useBias: false }), impl.bn({}), tfl.layers.reLU(),
-    tfl.layers.dense({ units: 256, useBias: false }), impl.bn({}), tfl.layers.reLU(),
-    tfl.layers.dense({ units: 10, activation: 'softmax' }),
-  ] });
+  const mlp = tfl.sequential({
+    layers: [
+      tfl.layers.dense({ inputShape: [784], units: 256, useBias: false }),
+      impl.bn({}),
+      tfl.layers.reLU(),
+      tfl.layers.dense({ units: 256, useBias: false }),
+      impl.bn({}),
+      tfl.layers.reLU(),
+      tfl.layers.dense({ units: 10, activation: 'softmax' }),
+    ],
+  });
   mlp.compile({ loss: 'categoricalCrossentropy', optimizer: tf.train.sgd(0.01) });
   const mlpData = { xs: tf.randomUniform([8 * batch, 784], 0, 1, 'float32', 3), ys: tf.oneHot(tf.randomUniform([8 * batch], 0, 10, 'int32', 4), 10) };
   /** @type {Partial<Record<Row, () => unknown>>} */
@@ -156,12 +178,13 @@ async function setUp(impl) {
   // Warm-up (kernels, allocations); a row the backend cannot run is left out, with the reason.
   for (const [row, f] of /** @type {Array<[Row, () => unknown]>} */ (Object.entries(rows)))
     if (!ROWS.includes(row)) delete rows[row];
-    else try {
-      await f();
-    } catch (e) {
-      delete rows[row];
-      missing.push(`${impl.id} ${row}: ${e instanceof Error ? e.message : e}`);
-    }
+    else
+      try {
+        await f();
+      } catch (e) {
+        delete rows[row];
+        missing.push(`${impl.id} ${row}: ${e instanceof Error ? e.message : e}`);
+      }
   if (args.profile && rows['cnn-step']) {
     const info = await tf.profile(() => model.trainOnBatch(xs, ys));
     /** @type {Record<string, number>} */
@@ -176,7 +199,9 @@ async function setUp(impl) {
     const sum = (/** @type {Array<[string, number]>} */ list) => list.reduce((a, [, ms]) => a + ms, 0);
     const conv = sum(kernels.filter(([k]) => /Conv2D/.test(k)));
     const top = kernels.sort((a, b) => b[1] - a[1]).slice(0, 8);
-    profiles.push(`${impl.id}: one step's kernels ${sum(kernels).toFixed(0)} ms, of which convolutions ${conv.toFixed(0)} ms and all else ${(sum(kernels) - conv).toFixed(0)} ms; most: ${top.map(([k, ms]) => `${k} ${ms.toFixed(0)}`).join(', ')}`);
+    profiles.push(
+      `${impl.id}: one step's kernels ${sum(kernels).toFixed(0)} ms, of which convolutions ${conv.toFixed(0)} ms and all else ${(sum(kernels) - conv).toFixed(0)} ms; most: ${top.map(([k, ms]) => `${k} ${ms.toFixed(0)}`).join(', ')}`,
+    );
   }
   return rows;
 }
@@ -206,7 +231,11 @@ for (let round = 0; round < rounds; round++) {
       }
     }
   }
-  note(`round ${round + 1}/${rounds}: ${IMPLS.filter((i) => times[i.id][ROWS[0]].length).map((i) => `${i.id} ${ROWS[0]} ${fmt(med(i.id, ROWS[0]))} ms`).join(', ')}`);
+  note(
+    `round ${round + 1}/${rounds}: ${IMPLS.filter((i) => times[i.id][ROWS[0]].length)
+      .map((i) => `${i.id} ${ROWS[0]} ${fmt(med(i.id, ROWS[0]))} ms`)
+      .join(', ')}`,
+  );
 }
 
 console.log(`\n| median ms (batch ${batch}) | ${IMPLS.map((i) => i.label).join(' | ')} | stock cpu ÷ batchnorm |`);
@@ -218,11 +247,32 @@ const WHAT = {
   'bn-train': `BatchNormalization training, forward + backward (${batch}×${HW}×${HW}×${C2})`,
   'bn-infer': `BatchNormalization inference (${batch}×${HW}×${HW}×${C2})`,
 };
-for (const row of ROWS) console.log(`| ${WHAT[row]} | ${IMPLS.map((i) => fmt(med(i.id, row))).join(' | ')} | ${(med('tfjs-cpu', row) / med('batchnorm', row)).toFixed(1)}× |`);
+for (const row of ROWS)
+  console.log(`| ${WHAT[row]} | ${IMPLS.map((i) => fmt(med(i.id, row))).join(' | ')} | ${(med('tfjs-cpu', row) / med('batchnorm', row)).toFixed(1)}× |`);
 for (const row of /** @type {Row[]} */ (['cnn-step', 'mlp-step']).filter((r) => ROWS.includes(r))) {
-  const stock = med('tfjs-cpu', row), ours = med('batchnorm', row);
-  console.log(`\n${WHAT[row]}: ${fmt(stock)} → ${fmt(ours)} ms (${((100 * (stock - ours)) / stock).toFixed(0)}% less); two normalization layers, the rest is TF.js' either way.`);
+  const stock = med('tfjs-cpu', row),
+    ours = med('batchnorm', row);
+  console.log(
+    `\n${WHAT[row]}: ${fmt(stock)} → ${fmt(ours)} ms (${((100 * (stock - ours)) / stock).toFixed(0)}% less); two normalization layers, the rest is TF.js' either way.`,
+  );
 }
 for (const m of missing) console.log(`n/a: ${m}`);
 for (const p of profiles) console.log(`profile: ${p}`);
-if (args.json) writeFileSync(args.json, JSON.stringify({ missing, machine: { cpus: os.cpus()[0]?.model, cores: os.availableParallelism() }, tfjs: tf.version_core, package: backendInfo(), threads, batch, rounds, times }, null, 1));
+if (args.json)
+  writeFileSync(
+    args.json,
+    JSON.stringify(
+      {
+        missing,
+        machine: { cpus: os.cpus()[0]?.model, cores: os.availableParallelism() },
+        tfjs: tf.version_core,
+        package: backendInfo(),
+        threads,
+        batch,
+        rounds,
+        times,
+      },
+      null,
+      1,
+    ),
+  );

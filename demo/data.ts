@@ -106,11 +106,13 @@ function findIdx(dir: string, prefixes: string[]): string {
 }
 
 function loadIdxPair(imagesFile: string, labelsFile: string): Dataset {
-  const im = readIdx(imagesFile), lb = readIdx(labelsFile);
+  const im = readIdx(imagesFile),
+    lb = readIdx(labelsFile);
   if (im.dims.length !== 3) throw new Error(`${imagesFile}: expected images of shape [n, rows, cols] but found [${im.dims.join(', ')}]`);
   if (lb.dims.length !== 1 || lb.dims[0] !== im.dims[0])
     throw new Error(`${labelsFile}: expected ${im.dims[0]} labels to match ${imagesFile} but found shape [${lb.dims.join(', ')}]`);
-  const n = im.dims[0], features = im.dims[1] * im.dims[2];
+  const n = im.dims[0],
+    features = im.dims[1] * im.dims[2];
   const images = new Float32Array(n * features);
   for (let i = 0; i < images.length; i++) images[i] = im.data[i] / 255;
   return { images, labels: Uint8Array.from(lb.data), n, features, height: im.dims[1], width: im.dims[2] };

@@ -68,7 +68,16 @@ export function timeEpoch(o: TimingOptions): TimingResult {
   for (const [s, e] of bounds) step(s, e);
   const epochMs = performance.now() - t0;
   const info = backendInfo();
-  return { backend: info.backend, isa: info.isa, threads: info.threads, epochMs, bnMs: bnClock.ms, bnCalls: bnClock.calls, steps: bounds.length, trainSize: ds.n };
+  return {
+    backend: info.backend,
+    isa: info.isa,
+    threads: info.threads,
+    epochMs,
+    bnMs: bnClock.ms,
+    bnCalls: bnClock.calls,
+    steps: bounds.length,
+    trainSize: ds.n,
+  };
 }
 
 /** The compiled timing script next to this module: itself when compiled, dist/timing.js when run from the TypeScript source. */
@@ -98,7 +107,10 @@ export function timeBackend(backend: 'native' | 'js', o: TimingOptions): Backend
   }
   const err = (child.error?.message ?? child.stderr ?? '').trim();
   // Node prints the throwing source line first; the message is on the line that starts with the error's name.
-  const message = err.split('\n').find((l) => /^[A-Za-z]*Error: /.test(l))?.replace(/^[A-Za-z]*Error: /, '');
+  const message = err
+    .split('\n')
+    .find((l) => /^[A-Za-z]*Error: /.test(l))
+    ?.replace(/^[A-Za-z]*Error: /, '');
   return { ok: false, backend, reason: (message ?? (err.split('\n')[0] || `exit code ${child.status}`)).slice(0, 400) };
 }
 

@@ -8,8 +8,35 @@
  */
 import type { FloatArray } from './backend/kernels.js';
 import {
-  bufferOf, bufferOrNull, busyError, contextDetachedError, contextOverwrittenError, contextUsedError, noForwardError, notAContextError, checkApart, checkBoolean, checkBothOrNeither, sizeMismatchError, stateDictKeysError, checkDtype, checkEps, checkMomentum, checkOneOf, checkOptions, checkPositiveInteger, checkStatisticAssignment,
-  invalidParameterError, isFloat64, isFloatArray, lengthOf, typedArrayName, moduleShapeError, readTensor, typeError, rangeError,
+  bufferOf,
+  bufferOrNull,
+  busyError,
+  contextDetachedError,
+  contextOverwrittenError,
+  contextUsedError,
+  noForwardError,
+  notAContextError,
+  checkApart,
+  checkBoolean,
+  checkBothOrNeither,
+  sizeMismatchError,
+  stateDictKeysError,
+  checkDtype,
+  checkEps,
+  checkMomentum,
+  checkOneOf,
+  checkOptions,
+  checkPositiveInteger,
+  checkStatisticAssignment,
+  invalidParameterError,
+  isFloat64,
+  isFloatArray,
+  lengthOf,
+  typedArrayName,
+  moduleShapeError,
+  readTensor,
+  typeError,
+  rangeError,
 } from './check.js';
 import { checkActivation, execute, OPTION_HINTS, planBackward, planForward, type Activation, type ForwardNames } from './functional.js';
 import { HookList, type BackwardHook, type ForwardHook, type RemovableHandle } from './hooks.js';
@@ -151,7 +178,8 @@ function versionOf(a: FloatArray): number {
 }
 
 function bumpVersion(a: FloatArray, by: Overwriter): void {
-  const buffer = bufferOf(a), v = versions.get(buffer);
+  const buffer = bufferOf(a),
+    v = versions.get(buffer);
   if (v) {
     v.n++;
     v.by = by;
@@ -240,7 +268,16 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
     const name = new.target.name;
     checkPositiveInteger(numFeatures, `numFeatures of ${name}`);
     checkOptions(options, name, MODULE_OPTIONS, OPTION_HINTS);
-    const { eps = 1e-5, momentum = 0.1, affine = true, trackRunningStats = true, layout, dtype = 'float32', unbiasedRunningVar = true, checkFinite = false } = options;
+    const {
+      eps = 1e-5,
+      momentum = 0.1,
+      affine = true,
+      trackRunningStats = true,
+      layout,
+      dtype = 'float32',
+      unbiasedRunningVar = true,
+      checkFinite = false,
+    } = options;
     checkEps(eps);
     checkMomentum(momentum, true);
     checkBoolean(affine, 'affine');
@@ -258,7 +295,13 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
     this.unbiasedRunningVar = unbiasedRunningVar;
     this.checkFinite = checkFinite;
     this.#f64 = dtype === 'float64';
-    this.#names = { out: 'out', weight: `${name}.weight.data`, bias: `${name}.bias.data`, runningMean: `${name}.runningMean`, runningVar: `${name}.runningVar` };
+    this.#names = {
+      out: 'out',
+      weight: `${name}.weight.data`,
+      bias: `${name}.bias.data`,
+      runningMean: `${name}.runningMean`,
+      runningVar: `${name}.runningVar`,
+    };
     this.#backwardNames = { x: "the last forward's input", mean: 'saveMean', invstd: 'saveInvstd', weight: `${name}.weight.data` };
     const alloc = (fill: number): FloatArray => {
       try {
@@ -340,7 +383,12 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
 
   /** [['weight', γ], ['bias', β]] when affine, else [] (PyTorch's named_parameters; the names are the state dict's). */
   namedParameters(): Array<[string, Parameter]> {
-    return this.weight && this.bias ? [['weight', this.weight], ['bias', this.bias]] : [];
+    return this.weight && this.bias
+      ? [
+          ['weight', this.weight],
+          ['bias', this.bias],
+        ]
+      : [];
   }
 
   /** Zeroes the gradients (keeping their arrays, so a training loop does not allocate). */
@@ -463,8 +511,10 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
    * copies), so they could not catch it.
    */
   #outApart(out: unknown, weight: FloatArray | null, bias: FloatArray | null, rm: FloatArray | null, rv: FloatArray | null): void {
-    if (!isFloatArray(out)) return;  // checked with its words in planForward/planBackward
-    const bo = bufferOf(out), gw = this.weight?.grad, gb = this.bias?.grad;
+    if (!isFloatArray(out)) return; // checked with its words in planForward/planBackward
+    const bo = bufferOf(out),
+      gw = this.weight?.grad,
+      gb = this.bias?.grad;
     checkApart(out, bo, weight, bufferOrNull(weight), 'out', "the module's weight");
     checkApart(out, bo, bias, bufferOrNull(bias), 'out', "the module's bias");
     checkApart(out, bo, gw, bufferOrNull(gw), 'out', "the module's weight.grad");
@@ -507,11 +557,15 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
       const training = checkBoolean(this.training, `${name}.training`);
       const x = readTensor(input, 'input', (this.#tfLayout ??= `'${this.#channelsLastName() ?? this.layout}'`));
       const dims = this.#dims(x.shape);
-      const numel = lengthOf(x.data), f64 = isFloat64(x.data);
-      const rm0 = this.#runningMean, rv0 = this.#runningVar, count = this.#numBatchesTracked;
+      const numel = lengthOf(x.data),
+        f64 = isFloat64(x.data);
+      const rm0 = this.#runningMean,
+        rv0 = this.#runningVar,
+        count = this.#numBatchesTracked;
       checkBothOrNeither(rm0, rv0, 'runningMean', `runningVar of ${name}`);
-      const w0 = this.weight ? this.#own(this.weight.data, 'weight.data') : null, b0 = this.bias ? this.#own(this.bias.data, 'bias.data') : null;
-      if (rm0 && rv0) this.#own(rm0, 'runningMean'), this.#own(rv0, 'runningVar');
+      const w0 = this.weight ? this.#own(this.weight.data, 'weight.data') : null,
+        b0 = this.bias ? this.#own(this.bias.data, 'bias.data') : null;
+      if (rm0 && rv0) (this.#own(rm0, 'runningMean'), this.#own(rv0, 'runningVar'));
       this.#outApart(out, w0, b0, rm0, rv0);
       // PyTorch's _BatchNorm.forward: batch statistics in training mode, and in
       // eval mode when there are no running ones (trackRunningStats false, or
@@ -523,14 +577,31 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
       const updateRunning = training && this.trackRunningStats && rm0 !== null && numel > 0;
       const counting = training && this.trackRunningStats && count !== null;
       const momentum = this.momentum ?? 1 / ((count ?? 0) + 1);
-      const rm = convert(rm0, f64), rv = convert(rv0, f64);
-      const saveMean = this.#fromPool(f64, null), saveInvstd = this.#fromPool(f64, saveMean);
+      const rm = convert(rm0, f64),
+        rv = convert(rv0, f64);
+      const saveMean = this.#fromPool(f64, null),
+        saveInvstd = this.#fromPool(f64, saveMean);
       const plan = planForward({
-        x, channelsLast: dims.channelsLast, channelsLastName: null, out, weight: convert(w0, f64), bias: convert(b0, f64),
-        runningMean: batchStats && !updateRunning ? null : rm, runningVar: batchStats && !updateRunning ? null : rv,
-        batchStats, eps: this.eps, momentum, unbiased: this.unbiasedRunningVar, checkFinite: this.checkFinite,
-        saveMeanOut: saveMean, saveInvstdOut: saveInvstd, names: this.#names, apart: false, async,
-        relu: this.activation === 'relu', residual: residual === undefined || residual === null ? null : readTensor(residual, 'residual'),
+        x,
+        channelsLast: dims.channelsLast,
+        channelsLastName: null,
+        out,
+        weight: convert(w0, f64),
+        bias: convert(b0, f64),
+        runningMean: batchStats && !updateRunning ? null : rm,
+        runningVar: batchStats && !updateRunning ? null : rv,
+        batchStats,
+        eps: this.eps,
+        momentum,
+        unbiased: this.unbiasedRunningVar,
+        checkFinite: this.checkFinite,
+        saveMeanOut: saveMean,
+        saveInvstdOut: saveInvstd,
+        names: this.#names,
+        apart: false,
+        async,
+        relu: this.activation === 'relu',
+        residual: residual === undefined || residual === null ? null : readTensor(residual, 'residual'),
       });
       const commit = (): Tensor => {
         if (updateRunning) {
@@ -540,8 +611,21 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
         if (counting) this.#numBatchesTracked = count + 1;
         this.#release(saveMean);
         this.#release(saveInvstd);
-        const ctx: Context = { module: this, x: x.data, numel, shape: x.shape, dims, mean: plan.saveMean, invstd: plan.saveInvstd, batchStats,
-          y: plan.relu ? plan.y : null, yVersion: 0, residual: plan.residual !== null, version: versionOf(x.data), used: false };
+        const ctx: Context = {
+          module: this,
+          x: x.data,
+          numel,
+          shape: x.shape,
+          dims,
+          mean: plan.saveMean,
+          invstd: plan.saveInvstd,
+          batchStats,
+          y: plan.relu ? plan.y : null,
+          yVersion: 0,
+          residual: plan.residual !== null,
+          version: versionOf(x.data),
+          used: false,
+        };
         // y written over x: this forward's own backward would read y as x.
         // Written into the caller's out: whatever context saved that array sees it.
         if (plan.inPlace) bumpVersion(x.data, 'inPlace');
@@ -557,9 +641,11 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
         return commit();
       }
       settlesLater = true;
-      return execute({ forward: plan }, true).then(commit).finally(() => {
-        this.#busy = null;
-      });
+      return execute({ forward: plan }, true)
+        .then(commit)
+        .finally(() => {
+          this.#busy = null;
+        });
     } finally {
       if (!settlesLater) this.#busy = null;
     }
@@ -619,23 +705,43 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
       if (lengthOf(saved.x) !== saved.numel) throw contextDetachedError(name, method, of === undefined ? "the last forward's" : "that forward's");
       const dy = readTensor(gradOutput, 'gradOutput');
       const f64 = isFloat64(saved.x);
-      const w0 = this.weight ? this.#own(this.weight.data, 'weight.data') : null, b0 = this.bias ? this.#own(this.bias.data, 'bias.data') : null;
-      const gw0 = this.weight?.grad ?? null, gb0 = this.bias?.grad ?? null;
+      const w0 = this.weight ? this.#own(this.weight.data, 'weight.data') : null,
+        b0 = this.bias ? this.#own(this.bias.data, 'bias.data') : null;
+      const gw0 = this.weight?.grad ?? null,
+        gb0 = this.bias?.grad ?? null;
       if (gw0 !== null) this.#own(gw0, 'weight.grad');
       if (gb0 !== null) this.#own(gb0, 'bias.grad');
       this.#outApart(out, w0, b0, this.#runningMean, this.#runningVar);
       // The kernel overwrites this module's scratch (zeros for an empty batch),
       // and commit adds it into .grad.
       // Frozen parameters (requiresGrad false) keep their .grad; with both frozen the kernel skips the sums.
-      const wantW = this.weight !== null && this.weight.requiresGrad !== false, wantB = this.bias !== null && this.bias.requiresGrad !== false;
+      const wantW = this.weight !== null && this.weight.requiresGrad !== false,
+        wantB = this.bias !== null && this.bias.requiresGrad !== false;
       const gradients = wantW || wantB;
       const gw = gradients ? (this.#gradWeight = this.#perChannel(this.#gradWeight, f64)) : null;
       const gb = gradients ? (this.#gradBias = this.#perChannel(this.#gradBias, f64)) : null;
       const plan = planBackward({
-        x: { data: saved.x, shape: saved.shape }, dy, dims: saved.dims, out, weight: convert(w0, f64), mean: saved.mean, invstd: saved.invstd,
-        gradWeightOut: gw, gradBiasOut: gb, gradients, batchStats: saved.batchStats, checkFinite: this.checkFinite,
-        shapeName: "the last forward's shape", apart: false, names: this.#backwardNames, async,
-        relu: saved.y !== null, output: saved.y, outputName: "the forward's output", residual: saved.residual, maskScratch: this.#mask,
+        x: { data: saved.x, shape: saved.shape },
+        dy,
+        dims: saved.dims,
+        out,
+        weight: convert(w0, f64),
+        mean: saved.mean,
+        invstd: saved.invstd,
+        gradWeightOut: gw,
+        gradBiasOut: gb,
+        gradients,
+        batchStats: saved.batchStats,
+        checkFinite: this.checkFinite,
+        shapeName: "the last forward's shape",
+        apart: false,
+        names: this.#backwardNames,
+        async,
+        relu: saved.y !== null,
+        output: saved.y,
+        outputName: "the forward's output",
+        residual: saved.residual,
+        maskScratch: this.#mask,
       });
       if (plan.masked && !saved.residual) this.#mask = plan.masked;
       const commit = (): Tensor => {
@@ -666,9 +772,11 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
         return commit();
       }
       settlesLater = true;
-      return execute({ backward: plan }, true).then(commit).finally(() => {
-        this.#busy = null;
-      });
+      return execute({ backward: plan }, true)
+        .then(commit)
+        .finally(() => {
+          this.#busy = null;
+        });
     } finally {
       if (!settlesLater) this.#busy = null;
     }
@@ -700,7 +808,11 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
   /** PyTorch's: the parameters, then the buffers that are not null. */
   #stateKeys(): string[] {
     const present: Array<[string, unknown]> = [
-      ['weight', this.weight], ['bias', this.bias], ['running_mean', this.#runningMean], ['running_var', this.#runningVar], ['num_batches_tracked', this.#numBatchesTracked],
+      ['weight', this.weight],
+      ['bias', this.bias],
+      ['running_mean', this.#runningMean],
+      ['running_var', this.#runningVar],
+      ['num_batches_tracked', this.#numBatchesTracked],
     ];
     return present.filter(([, v]) => v !== null).map(([k]) => k);
   }
@@ -769,8 +881,7 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
         continue;
       }
       const copy = this.#readValues(v, k);
-      if (copy.length !== this.numFeatures)
-        throw sizeMismatchError(k, copy.length, this.numFeatures);
+      if (copy.length !== this.numFeatures) throw sizeMismatchError(k, copy.length, this.numFeatures);
       const target = { weight: this.weight?.data, bias: this.bias?.data, running_mean: this.#runningMean, running_var: this.#runningVar }[k]!;
       updates.push(() => target.set(copy));
     }
@@ -787,7 +898,8 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
       return copy;
     }
     if (!Array.isArray(v)) throw typeError(key, 'a Float32Array, Float64Array or array of numbers', v);
-    const n = v.length, copy = out(n);
+    const n = v.length,
+      copy = out(n);
     for (let i = 0; i < n; i++) {
       const e = v[i] as unknown;
       if (typeof e === 'number') copy[i] = e;

@@ -54,7 +54,8 @@ function byteLengthOf(a: ArrayBufferView): number {
 /** Whether two arrays share any memory (views of one buffer whose byte ranges meet). */
 export function sharesMemory(a: ArrayBufferView, b: ArrayBufferView): boolean {
   if (bufferOf(a) !== bufferOf(b)) return false;
-  const a0 = byteOffsetOf(a), b0 = byteOffsetOf(b);
+  const a0 = byteOffsetOf(a),
+    b0 = byteOffsetOf(b);
   return a0 < b0 + byteLengthOf(b) && b0 < a0 + byteLengthOf(a);
 }
 
@@ -77,7 +78,11 @@ export function isDetached(a: ArrayBufferView): boolean {
 
 function isResizable(a: ArrayBufferView): boolean {
   const b = bufferOf(a);
-  return resizableGetter !== undefined && !(typeof SharedArrayBuffer !== 'undefined' && b instanceof SharedArrayBuffer) && resizableGetter.call(b as ArrayBuffer) === true;
+  return (
+    resizableGetter !== undefined &&
+    !(typeof SharedArrayBuffer !== 'undefined' && b instanceof SharedArrayBuffer) &&
+    resizableGetter.call(b as ArrayBuffer) === true
+  );
 }
 
 // ------------------------------------------------------------ describing what came
@@ -88,7 +93,8 @@ export function describe(v: unknown): string {
   if (v === null) return 'null';
   const tag = typedArrayName(v);
   if (tag !== undefined) return `${/^(Int|[AEIO])/.test(tag) ? 'an' : 'a'} ${tag} of length ${lengthOf(v as ArrayBufferView)}`;
-  if (typeof v === 'object' && TypedArrayPrototype.isPrototypeOf(v)) return 'an object that looks like a typed array but is not one (a Proxy or a subclass instance without storage)';
+  if (typeof v === 'object' && TypedArrayPrototype.isPrototypeOf(v))
+    return 'an object that looks like a typed array but is not one (a Proxy or a subclass instance without storage)';
   if (Array.isArray(v)) return 'an Array';
   if (typeof v === 'number') return `the number ${v}`;
   if (typeof v === 'boolean') return String(v);
@@ -134,9 +140,7 @@ export function checkOptions(options: unknown, fn: string, accepted: readonly st
   for (const key in options) {
     if (!accepted.includes(key)) {
       const hint = hints && Object.prototype.hasOwnProperty.call(hints, key) ? hints[key] : undefined;
-      throw new TypeError(
-        withFix(`Expected only the options ${accepted.join(', ')} for ${fn} but received an unknown option ${JSON.stringify(key)}`, hint),
-      );
+      throw new TypeError(withFix(`Expected only the options ${accepted.join(', ')} for ${fn} but received an unknown option ${JSON.stringify(key)}`, hint));
     }
   }
 }
@@ -204,15 +208,23 @@ export function readTensor(t: unknown, name: string, channelsLastName = "'channe
   const { data, shape } = t as { data: unknown; shape: unknown };
   if (typeof (t as { dataSync?: unknown }).dataSync === 'function')
     throw new TypeError(
-      invalidParameterError(name, 'a tensor { data, shape }', 'a tf.Tensor', `pass { data: t.dataSync(), shape: t.shape }, and layout: ${channelsLastName}, since TF.js is channels-last`),
+      invalidParameterError(
+        name,
+        'a tensor { data, shape }',
+        'a tf.Tensor',
+        `pass { data: t.dataSync(), shape: t.shape }, and layout: ${channelsLastName}, since TF.js is channels-last`,
+      ),
     );
   if (shape === undefined)
-    throw new TypeError(invalidParameterError(`${name}.shape`, 'an array of non-negative integers', 'undefined', `the tensor has no shape; pass { data, shape: [N, C, ...] }`));
+    throw new TypeError(
+      invalidParameterError(`${name}.shape`, 'an array of non-negative integers', 'undefined', `the tensor has no shape; pass { data, shape: [N, C, ...] }`),
+    );
   if (!isFloatArray(data)) throw typeError(`${name}.data`, 'a Float32Array or Float64Array', data);
   if (!Array.isArray(shape)) throw new RangeError(invalidParameterError(`${name}.shape`, 'an array of non-negative integers', describe(shape)));
   const rank = shape.length;
   const copy = new Array<number>(rank);
-  let numel = 1, ok = true;
+  let numel = 1,
+    ok = true;
   for (let i = 0; i < rank; i++) {
     const d = shape[i] as unknown;
     copy[i] = d as number;
@@ -229,8 +241,7 @@ export function readTensor(t: unknown, name: string, channelsLastName = "'channe
 }
 
 export function checkRank(shape: readonly number[], name: string, min: number): void {
-  if (shape.length < min)
-    throw new RangeError(invalidParameterError(`${name}.shape`, `at least ${min} dimensions (N, C, …)`, `shape ${shapeText(shape)}`));
+  if (shape.length < min) throw new RangeError(invalidParameterError(`${name}.shape`, `at least ${min} dimensions (N, C, …)`, `shape ${shapeText(shape)}`));
 }
 
 /** PyTorch's check (and words): batch statistics need two or more values per channel (none, an empty batch, is fine). */
@@ -240,7 +251,8 @@ export function checkValuesPerChannel(shape: readonly number[], valuesPerChannel
 
 /** A parameter object { data, grad } where its data was meant: say so. */
 function parameterHint(v: unknown, name: string): string | undefined {
-  if (typeof v === 'object' && v !== null && !Array.isArray(v) && 'data' in v && 'grad' in v) return `pass the parameter's array, ${name}.data (e.g. bn.${name}.data)`;
+  if (typeof v === 'object' && v !== null && !Array.isArray(v) && 'data' in v && 'grad' in v)
+    return `pass the parameter's array, ${name}.data (e.g. bn.${name}.data)`;
   return undefined;
 }
 
@@ -258,10 +270,14 @@ export function checkArray(v: unknown, name: string, type: string, length: numbe
     const received = typeof v === 'object' && v !== null && 'data' in v && 'grad' in v ? 'a Parameter { data, grad }' : describe(v);
     throw new TypeError(invalidParameterError(name, expected, received, parameterHint(v, name)));
   }
-  const a = v as FloatArray, got = lengthOf(a);
+  const a = v as FloatArray,
+    got = lengthOf(a);
   if (got !== length) {
     if (isDetached(a)) throw new TypeError(invalidParameterError(name, `a ${type} of length ${length}`, 'one whose buffer is detached (transferred)'));
-    const fix = hintLayout && got === hintLast ? `the input's last dimension is ${got}; if the input is channels-last (as TF.js'), pass layout: '${hintLayout}'` : undefined;
+    const fix =
+      hintLayout && got === hintLast
+        ? `the input's last dimension is ${got}; if the input is channels-last (as TF.js'), pass layout: '${hintLayout}'`
+        : undefined;
     throw new RangeError(invalidParameterError(name, `a ${type} of length ${length}`, describe(a), fix));
   }
 }
@@ -269,7 +285,13 @@ export function checkArray(v: unknown, name: string, type: string, length: numbe
 /** An async call holds its arrays past this turn: JS must not be able to shrink them meanwhile. */
 export function checkNotResizable(a: FloatArray, name: string): void {
   if (isResizable(a))
-    throw new TypeError(invalidParameterError(name, `a ${tagGetter.call(a) as string} of length ${lengthOf(a)}`, 'one backed by a resizable ArrayBuffer, which an async call cannot hold (use the sync form)'));
+    throw new TypeError(
+      invalidParameterError(
+        name,
+        `a ${tagGetter.call(a) as string} of length ${lengthOf(a)}`,
+        'one backed by a resizable ArrayBuffer, which an async call cannot hold (use the sync form)',
+      ),
+    );
 }
 
 /** An output that overlaps another array; `inPlace`: it could have been that array exactly. */
@@ -289,7 +311,14 @@ export function checkInPlaceOrApart(out: FloatArray, a: FloatArray, outName: str
  * (`bufferOrNull`): a call compares references, and reads offsets only for
  * arrays of one buffer.
  */
-export function checkApart(out: FloatArray, outBuffer: ArrayBufferLike, a: FloatArray | null | undefined, aBuffer: ArrayBufferLike | null, outName: string, name: string): void {
+export function checkApart(
+  out: FloatArray,
+  outBuffer: ArrayBufferLike,
+  a: FloatArray | null | undefined,
+  aBuffer: ArrayBufferLike | null,
+  outName: string,
+  name: string,
+): void {
   if (a && aBuffer === outBuffer && sharesMemory(out, a)) throw overlapError(outName, name, false);
 }
 
@@ -299,8 +328,10 @@ export function bufferOrNull(a: FloatArray | null | undefined): ArrayBufferLike 
 
 /** Running mean and variance come together or not at all. */
 export function checkBothOrNeither(mean: unknown, variance: unknown, meanName: string, varName: string): void {
-  const m = mean !== null && mean !== undefined, v = variance !== null && variance !== undefined;
-  if (m !== v) throw new TypeError(`Expected ${meanName} and ${varName} to be both arrays or both null but received ${m ? 'an array and null' : 'null and an array'}`);
+  const m = mean !== null && mean !== undefined,
+    v = variance !== null && variance !== undefined;
+  if (m !== v)
+    throw new TypeError(`Expected ${meanName} and ${varName} to be both arrays or both null but received ${m ? 'an array and null' : 'null and an array'}`);
 }
 
 /** The binding's words for a bounded number: "Expected eps to be a number in [0, Infinity] but received …". */
@@ -367,21 +398,39 @@ export function fileError(name: string, expected: string, has: string): RangeErr
 // ------------------------------------------------------------ module-specific words
 
 /** A module's input of the wrong rank or channel count, with the layout hint when the last dimension is C. */
-export function moduleShapeError(module: string, numFeatures: number, ranks: readonly number[], expectedShapes: string, layout: string, channelsLastLayout: string | null, shape: readonly number[]): RangeError {
+export function moduleShapeError(
+  module: string,
+  numFeatures: number,
+  ranks: readonly number[],
+  expectedShapes: string,
+  layout: string,
+  channelsLastLayout: string | null,
+  shape: readonly number[],
+): RangeError {
   const received = shapeText(shape);
   if (!ranks.includes(shape.length))
     return new RangeError(
       `${module} expected ${ranks.map((r) => `${r}D`).join(' or ')} input (got ${shape.length}D input): expected shape ${expectedShapes} (layout ${layout}) but received ${received}`,
     );
-  const fix = channelsLastLayout && shape[shape.length - 1] === numFeatures ? `: its last dimension is ${numFeatures}; if the input is channels-last (as TF.js'), pass layout: '${channelsLastLayout}'` : '';
-  return new RangeError(`${module} expected input with ${numFeatures} channels: expected shape ${expectedShapes} (layout ${layout}) but received ${received}${fix}`);
+  const fix =
+    channelsLastLayout && shape[shape.length - 1] === numFeatures
+      ? `: its last dimension is ${numFeatures}; if the input is channels-last (as TF.js'), pass layout: '${channelsLastLayout}'`
+      : '';
+  return new RangeError(
+    `${module} expected input with ${numFeatures} channels: expected shape ${expectedShapes} (layout ${layout}) but received ${received}${fix}`,
+  );
 }
 
 /** A module's running statistic assigned something other than a float array of numFeatures values (or null). */
 export function checkStatisticAssignment(v: unknown, module: string, name: string, numFeatures: number): void {
   if (v === null) return;
   if (!isFloatArray(v))
-    throw typeError(`${module}.${name}`, `a Float32Array or Float64Array of length ${numFeatures}, or null`, v, Array.isArray(v) ? `assign a typed array (${name} = Float32Array.from(values)), or load values with loadStateDict` : undefined);
+    throw typeError(
+      `${module}.${name}`,
+      `a Float32Array or Float64Array of length ${numFeatures}, or null`,
+      v,
+      Array.isArray(v) ? `assign a typed array (${name} = Float32Array.from(values)), or load values with loadStateDict` : undefined,
+    );
   if (lengthOf(v) !== numFeatures) throw rangeError(`${module}.${name}`, `a Float32Array or Float64Array of length ${numFeatures}, or null`, v);
 }
 
@@ -395,12 +444,16 @@ export function stateDictKeysError(module: string, missing: readonly string[], u
 
 /** PyTorch's words for a state-dict value of the wrong size (`want`: the model's length, or its shape). */
 export function sizeMismatchError(key: string, got: number, want: number | readonly number[]): RangeError {
-  return new RangeError(`size mismatch for ${key}: copying a param with shape [${got}] from checkpoint, the shape in current model is [${typeof want === 'number' ? want : want.join(', ')}].`);
+  return new RangeError(
+    `size mismatch for ${key}: copying a param with shape [${got}] from checkpoint, the shape in current model is [${typeof want === 'number' ? want : want.join(', ')}].`,
+  );
 }
 
 /** Keras' center and scale, which this package (as PyTorch's affine) has as one. */
 export function centerScaleError(center: boolean, scale: boolean): RangeError {
-  return new RangeError(`Expected center and scale to be equal (this package learns γ and β together, as PyTorch's affine) but received center ${center} and scale ${scale}`);
+  return new RangeError(
+    `Expected center and scale to be equal (this package learns γ and β together, as PyTorch's affine) but received center ${center} and scale ${scale}`,
+  );
 }
 
 export function busyError(module: string, method: string, pending: string): Error {
@@ -413,18 +466,24 @@ export function busyError(module: string, method: string, pending: string): Erro
 export function checkNormalizedShape(v: unknown): number[] {
   const shape = typeof v === 'number' ? [v] : v;
   if (!Array.isArray(shape) || shape.length === 0 || !shape.every((d) => typeof d === 'number' && Number.isSafeInteger(d) && d >= 1))
-    throw new TypeError(invalidParameterError('normalizedShape', 'a positive integer or a non-empty array of them', Array.isArray(v) ? shapeText(v) : describe(v)));
+    throw new TypeError(
+      invalidParameterError('normalizedShape', 'a positive integer or a non-empty array of them', Array.isArray(v) ? shapeText(v) : describe(v)),
+    );
   return [...(shape as number[])];
 }
 
 /** PyTorch's words: the input must end in normalizedShape. */
 export function normalizedShapeError(normalizedShape: readonly number[], shape: readonly number[]): RangeError {
-  return new RangeError(`Given normalized_shape=${shapeText(normalizedShape)}, expected input with shape [*, ${normalizedShape.join(', ')}], but got input of size${shapeText(shape)}`);
+  return new RangeError(
+    `Given normalized_shape=${shapeText(normalizedShape)}, expected input with shape [*, ${normalizedShape.join(', ')}], but got input of size${shapeText(shape)}`,
+  );
 }
 
 /** PyTorch's words (F.group_norm): the channels must divide into the groups. */
 export function groupsNotDividingError(shape: readonly number[], groups: number): RangeError {
-  return new RangeError(`Expected number of channels in input to be divisible by num_groups, but got input of shape ${shapeText(shape)} and num_groups=${groups}`);
+  return new RangeError(
+    `Expected number of channels in input to be divisible by num_groups, but got input of shape ${shapeText(shape)} and num_groups=${groups}`,
+  );
 }
 
 /** PyTorch's words (nn.GroupNorm). */
@@ -478,7 +537,12 @@ export function collectiveRejectedError(name: string, op: string, rank: number, 
 export function collectiveResultError(name: string, op: string, expected: number, what: string, result: unknown): TypeError | RangeError {
   const full = `${name}.${op}'s result`;
   if (typedArrayName(result) !== 'Float64Array') return typeError(full, `a Float64Array of ${expected} values (${what})`, result);
-  return rangeError(full, `a Float64Array of ${expected} values (${what})`, result, 'do all ranks pass the same lengths and call the same collectives in the same order?');
+  return rangeError(
+    full,
+    `a Float64Array of ${expected} values (${what})`,
+    result,
+    'do all ranks pass the same lengths and call the same collectives in the same order?',
+  );
 }
 
 /** What the ranks of a group called differently, as every rank sees it (WorkerCollective). */
@@ -547,5 +611,12 @@ export function contextOverwrittenError(module: string, method: string, which: s
 
 /** The saved input of a forward was detached (transferred) since. */
 export function contextDetachedError(module: string, method: string, whose: string): TypeError {
-  return new TypeError(invalidParameterError(`${module}.${method}()`, `${whose} input (input.data) still readable`, 'one whose buffer was detached (transferred) since', 'keep it until the backward, or run forward again'));
+  return new TypeError(
+    invalidParameterError(
+      `${module}.${method}()`,
+      `${whose} input (input.data) still readable`,
+      'one whose buffer was detached (transferred) since',
+      'keep it until the backward, or run forward again',
+    ),
+  );
 }

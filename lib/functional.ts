@@ -14,8 +14,28 @@ import { markAsUntransferable } from 'node:worker_threads';
 import type { FloatArray, Kernels } from './backend/kernels.js';
 import { kernels } from './backend/loader.js';
 import {
-  bufferOf, bufferOrNull, channelCountError, checkApart, checkArray, checkBothOrNeither, evalNeedsStatisticsError, gradientShapeError, checkBoolean, checkEps, checkFinite, checkInPlaceOrApart, checkMomentum, checkNotResizable, checkOneOf,
-  checkOptions, checkRank, checkValuesPerChannel, lengthOf, readTensor, typedArrayName, type ReadTensor,
+  bufferOf,
+  bufferOrNull,
+  channelCountError,
+  checkApart,
+  checkArray,
+  checkBothOrNeither,
+  evalNeedsStatisticsError,
+  gradientShapeError,
+  checkBoolean,
+  checkEps,
+  checkFinite,
+  checkInPlaceOrApart,
+  checkMomentum,
+  checkNotResizable,
+  checkOneOf,
+  checkOptions,
+  checkRank,
+  checkValuesPerChannel,
+  lengthOf,
+  readTensor,
+  typedArrayName,
+  type ReadTensor,
 } from './check.js';
 import { allocLike, dimsOf, isChannelsLast, LAYOUTS, sameShape, zerosLike, type Dims, type Layout, type Tensor } from './tensor.js';
 
@@ -98,8 +118,34 @@ export interface BatchNormGradients<A extends FloatArray = FloatArray> {
   gradResidual?: Tensor<A>;
 }
 
-const FORWARD_OPTIONS = ['weight', 'bias', 'training', 'momentum', 'eps', 'layout', 'out', 'saveMeanOut', 'saveInvstdOut', 'unbiasedRunningVar', 'checkFinite', 'activation', 'residual'] as const;
-const BACKWARD_OPTIONS = ['weight', 'saveMean', 'saveInvstd', 'training', 'layout', 'out', 'gradWeightOut', 'gradBiasOut', 'activation', 'output', 'residual'] as const;
+const FORWARD_OPTIONS = [
+  'weight',
+  'bias',
+  'training',
+  'momentum',
+  'eps',
+  'layout',
+  'out',
+  'saveMeanOut',
+  'saveInvstdOut',
+  'unbiasedRunningVar',
+  'checkFinite',
+  'activation',
+  'residual',
+] as const;
+const BACKWARD_OPTIONS = [
+  'weight',
+  'saveMean',
+  'saveInvstd',
+  'training',
+  'layout',
+  'out',
+  'gradWeightOut',
+  'gradBiasOut',
+  'activation',
+  'output',
+  'residual',
+] as const;
 
 /** An activation option: 'relu', or null/undefined for none. */
 export function checkActivation(v: unknown, name: string): boolean {
@@ -109,7 +155,7 @@ export function checkActivation(v: unknown, name: string): boolean {
 }
 /** Keras' and TF.js' names for this package's options. */
 export const OPTION_HINTS: Readonly<Record<string, string>> = {
-  epsilon: 'did you mean eps? (Keras\' epsilon; fromKeras converts a whole Keras config)',
+  epsilon: "did you mean eps? (Keras' epsilon; fromKeras converts a whole Keras config)",
   dataFormat: "did you mean layout? ('channelsLast' or 'channelsFirst')",
   axis: "did you mean layout? (axis -1 is layout 'channelsLast')",
   center: 'did you mean bias? (fromKeras converts a whole Keras config)',
@@ -199,7 +245,8 @@ function perChannel(x: FloatArray, c: number, given: unknown): FloatArray {
 /** Checks a forward and allocates its outputs; writes nothing. */
 export function planForward(sp: ForwardSpec): ForwardPlan {
   const { x, names } = sp;
-  const data = x.data, numel = lengthOf(data);
+  const data = x.data,
+    numel = lengthOf(data);
   checkRank(x.shape, 'input', 2);
   const dims = dimsOf(x.shape, sp.channelsLast);
   const { c } = dims;
@@ -219,15 +266,23 @@ export function planForward(sp: ForwardSpec): ForwardPlan {
     checkArray(sp.saveInvstdOut, 'saveInvstdOut', type, c, true);
   }
   checkArray(sp.out, names.out, type, numel, true);
-  const weight = (sp.weight ?? null) as FloatArray | null, bias = (sp.bias ?? null) as FloatArray | null;
-  const runningMean = (sp.runningMean ?? null) as FloatArray | null, runningVar = (sp.runningVar ?? null) as FloatArray | null;
+  const weight = (sp.weight ?? null) as FloatArray | null,
+    bias = (sp.bias ?? null) as FloatArray | null;
+  const runningMean = (sp.runningMean ?? null) as FloatArray | null,
+    runningVar = (sp.runningVar ?? null) as FloatArray | null;
   const out = (sp.out ?? null) as FloatArray | null;
-  const saveMeanOut = (sp.saveMeanOut ?? null) as FloatArray | null, saveInvstdOut = (sp.saveInvstdOut ?? null) as FloatArray | null;
+  const saveMeanOut = (sp.saveMeanOut ?? null) as FloatArray | null,
+    saveInvstdOut = (sp.saveInvstdOut ?? null) as FloatArray | null;
   // Overlaps under the user's names (the kernels check again under theirs).
   // A module checks `out` against its own arrays, and its saved statistics are private: `apart` false.
   const inPlace = out !== null && checkInPlaceOrApart(out, data, names.out, 'input.data');
   if (sp.apart && (out || saveMeanOut || saveInvstdOut)) {
-    const bx = bufferOf(data), bo = bufferOrNull(out), bw = bufferOrNull(weight), bb = bufferOrNull(bias), brm = bufferOrNull(runningMean), brv = bufferOrNull(runningVar);
+    const bx = bufferOf(data),
+      bo = bufferOrNull(out),
+      bw = bufferOrNull(weight),
+      bb = bufferOrNull(bias),
+      brm = bufferOrNull(runningMean),
+      brv = bufferOrNull(runningVar);
     if (out) {
       checkApart(out, bo!, weight, bw, names.out, names.weight);
       checkApart(out, bo!, bias, bb, names.out, names.bias);
@@ -237,7 +292,8 @@ export function planForward(sp: ForwardSpec): ForwardPlan {
     // saveMeanOut and saveInvstdOut are written (by the kernel in training, by
     // the finish in eval) while the others are read: nothing may share them.
     for (let k = 0; k < 2; k++) {
-      const a = k === 0 ? saveMeanOut : saveInvstdOut, name = k === 0 ? 'saveMeanOut' : 'saveInvstdOut';
+      const a = k === 0 ? saveMeanOut : saveInvstdOut,
+        name = k === 0 ? 'saveMeanOut' : 'saveInvstdOut';
       if (!a) continue;
       const ba = bufferOf(a);
       checkApart(a, ba, data, bx, name, 'input');
@@ -271,10 +327,28 @@ export function planForward(sp: ForwardSpec): ForwardPlan {
     if (saveInvstdOut) checkNotResizable(saveInvstdOut, 'saveInvstdOut');
   }
   const y = out ?? allocLike(data, numel);
-  const saveMean = perChannel(data, c, saveMeanOut), saveInvstd = perChannel(data, c, saveInvstdOut);
+  const saveMean = perChannel(data, c, saveMeanOut),
+    saveInvstd = perChannel(data, c, saveInvstdOut);
   return {
-    x: data, shape: x.shape, dims, y, inPlace, outGiven: out !== null, savesGiven: sp.apart && (saveMeanOut !== null || saveInvstdOut !== null), weight, bias, runningMean, runningVar, saveMean, saveInvstd,
-    batchStats: sp.batchStats, eps: sp.eps, momentum: sp.momentum, unbiased: sp.unbiased, relu: sp.relu === true, residual,
+    x: data,
+    shape: x.shape,
+    dims,
+    y,
+    inPlace,
+    outGiven: out !== null,
+    savesGiven: sp.apart && (saveMeanOut !== null || saveInvstdOut !== null),
+    weight,
+    bias,
+    runningMean,
+    runningVar,
+    saveMean,
+    saveInvstd,
+    batchStats: sp.batchStats,
+    eps: sp.eps,
+    momentum: sp.momentum,
+    unbiased: sp.unbiased,
+    relu: sp.relu === true,
+    residual,
   };
 }
 
@@ -334,9 +408,10 @@ export interface BackwardSpec {
 /** Checks a backward and allocates its outputs; writes nothing. */
 export function planBackward(sp: BackwardSpec): BackwardPlan {
   const { x, dy, dims, names } = sp;
-  const data = x.data, numel = lengthOf(data), c = dims.c;
-  if (!sameShape(dy.shape, x.shape))
-    throw gradientShapeError(sp.shapeName, x.shape, dy.shape);
+  const data = x.data,
+    numel = lengthOf(data),
+    c = dims.c;
+  if (!sameShape(dy.shape, x.shape)) throw gradientShapeError(sp.shapeName, x.shape, dy.shape);
   const type = typedArrayName(data)!;
   checkArray(dy.data, 'gradOutput.data', type, numel);
   if (sp.apart) {
@@ -353,19 +428,28 @@ export function planBackward(sp: BackwardSpec): BackwardPlan {
     checkInPlaceOrApart(out, dy.data, 'out', 'gradOutput.data');
     overwritesX = checkInPlaceOrApart(out, data, 'out', names.x);
   }
-  const weight = (sp.weight ?? null) as FloatArray | null, mean = sp.mean as FloatArray, invstd = sp.invstd as FloatArray;
-  const gwOut = (sp.gradWeightOut ?? null) as FloatArray | null, gbOut = (sp.gradBiasOut ?? null) as FloatArray | null;
+  const weight = (sp.weight ?? null) as FloatArray | null,
+    mean = sp.mean as FloatArray,
+    invstd = sp.invstd as FloatArray;
+  const gwOut = (sp.gradWeightOut ?? null) as FloatArray | null,
+    gbOut = (sp.gradBiasOut ?? null) as FloatArray | null;
   // The outputs share no memory with what the kernel reads, or with each other (dx may be dy or x itself, above).
   // A module's gradient scratch is private: it passes them as gradWeightOut/gradBiasOut with `apart` false.
   if (sp.apart && (out || gwOut || gbOut)) {
-    const bx = bufferOf(data), bdy = bufferOf(dy.data), bo = bufferOrNull(out), bw = bufferOrNull(weight), bm = bufferOf(mean), bi = bufferOf(invstd);
+    const bx = bufferOf(data),
+      bdy = bufferOf(dy.data),
+      bo = bufferOrNull(out),
+      bw = bufferOrNull(weight),
+      bm = bufferOf(mean),
+      bi = bufferOf(invstd);
     if (out) {
       checkApart(out, bo!, weight, bw, 'out', names.weight);
       checkApart(out, bo!, mean, bm, 'out', names.mean);
       checkApart(out, bo!, invstd, bi, 'out', names.invstd);
     }
     for (let k = 0; k < 2; k++) {
-      const a = k === 0 ? gwOut : gbOut, name = k === 0 ? 'gradWeightOut' : 'gradBiasOut';
+      const a = k === 0 ? gwOut : gbOut,
+        name = k === 0 ? 'gradWeightOut' : 'gradBiasOut';
       if (!a) continue;
       const ba = bufferOf(a);
       checkApart(a, ba, data, bx, name, names.x);
@@ -386,7 +470,8 @@ export function planBackward(sp: BackwardSpec): BackwardPlan {
     if (gwOut) checkNotResizable(gwOut, 'gradWeightOut');
     if (gbOut) checkNotResizable(gbOut, 'gradBiasOut');
   }
-  let output: FloatArray | null = null, masked: FloatArray | null = null;
+  let output: FloatArray | null = null,
+    masked: FloatArray | null = null;
   if (sp.relu) {
     checkArray(sp.output, sp.outputName ?? 'output', type, numel);
     output = sp.output as FloatArray;
@@ -395,9 +480,27 @@ export function planBackward(sp: BackwardSpec): BackwardPlan {
     masked = !sp.residual && scratch && typedArrayName(scratch) === type && lengthOf(scratch) === numel ? scratch : allocLike(data, numel);
   }
   const dx = out ?? allocLike(data, numel);
-  const gradWeight = sp.gradients ? perChannel(data, c, sp.gradWeightOut) : null, gradBias = sp.gradients ? perChannel(data, c, sp.gradBiasOut) : null;
+  const gradWeight = sp.gradients ? perChannel(data, c, sp.gradWeightOut) : null,
+    gradBias = sp.gradients ? perChannel(data, c, sp.gradBiasOut) : null;
   const gradResidual = sp.residual ? (masked ?? dy.data) : null;
-  return { x: data, dy: dy.data, output, masked, gradResidual, shape: x.shape, dims, dx, overwritesX, outGiven: out !== null, weight, mean, invstd, gradWeight, gradBias, batchStats: sp.batchStats };
+  return {
+    x: data,
+    dy: dy.data,
+    output,
+    masked,
+    gradResidual,
+    shape: x.shape,
+    dims,
+    dx,
+    overwritesX,
+    outGiven: out !== null,
+    weight,
+    mean,
+    invstd,
+    gradWeight,
+    gradBias,
+    batchStats: sp.batchStats,
+  };
 }
 
 // ------------------------------------------------------------ the runner
@@ -419,7 +522,9 @@ function statBuffers(p: ForwardPlan): ArrayBufferLike[] {
 function refuseWhileUpdating(p: ForwardPlan): void {
   if (updatingCalls === 0 || !p.runningMean || !p.runningVar) return;
   if (updating.has(bufferOf(p.runningMean)) || updating.has(bufferOf(p.runningVar)))
-    throw new Error('batchNorm() called with runningMean or runningVar that a batchNormAsync() (or forwardAsync()) training call is still updating; await it first (async calls sharing them run one after another)');
+    throw new Error(
+      'batchNorm() called with runningMean or runningVar that a batchNormAsync() (or forwardAsync()) training call is still updating; await it first (async calls sharing them run one after another)',
+    );
 }
 
 /**
@@ -444,7 +549,8 @@ function finishForward(p: ForwardPlan): void {
   if (lengthOf(p.x) === 0 && p.batchStats) zeroStats(p);
   else if (p.batchStats && p.eps === 0) constantChannels(p);
   else if (!p.batchStats) {
-    const rm = p.runningMean!, rv = p.runningVar!;
+    const rm = p.runningMean!,
+      rv = p.runningVar!;
     p.saveMean.set(rm);
     for (let c = 0; c < p.saveInvstd.length; c++) p.saveInvstd[c] = 1 / Math.sqrt(rv[c] + p.eps);
   }
@@ -475,7 +581,10 @@ function addAndActivate(y: FloatArray, residual: FloatArray | null, relu: boolea
  * a write in the forward; reading y costs one read in the backward.)
  */
 function maskGradient(p: BackwardPlan): void {
-  const y = p.output!, dy = p.dy, g = p.masked!, n = lengthOf(dy);
+  const y = p.output!,
+    dy = p.dy,
+    g = p.masked!,
+    n = lengthOf(dy);
   for (let i = 0; i < n; i++) g[i] = y[i] > 0 ? dy[i] : 0;
 }
 
@@ -487,7 +596,8 @@ function maskGradient(p: BackwardPlan): void {
  * rule on both backends, and costs a scan of C values only when eps is 0.
  */
 function constantChannels(p: ForwardPlan): void {
-  const { n, c, s, channelsLast } = p.dims, y = p.y;
+  const { n, c, s, channelsLast } = p.dims,
+    y = p.y;
   for (let ch = 0; ch < c; ch++) {
     if (p.saveInvstd[ch] !== Infinity) continue;
     p.saveInvstd[ch] = 0;
@@ -521,7 +631,8 @@ export function execute(plan: Plan, async: false): void;
 export function execute(plan: Plan, async: true): Promise<void>;
 export function execute(plan: Plan, async: boolean): void | Promise<void> {
   if ('forward' in plan) {
-    const p = plan.forward, empty = lengthOf(p.x) === 0;
+    const p = plan.forward,
+      empty = lengthOf(p.x) === 0;
     if (!async) {
       refuseWhileUpdating(p);
       if (!empty) p.batchStats ? kernels.forwardTraining(...forwardArgs(p)) : kernels.forwardEval(...evalArgs(p));
@@ -529,7 +640,16 @@ export function execute(plan: Plan, async: boolean): void | Promise<void> {
       return;
     }
     // Arrays this call allocated reach the caller only once it settles: no need to pin them.
-    pin([p.x, p.inPlace || p.outGiven ? p.y : null, p.weight, p.bias, p.runningMean, p.runningVar, p.savesGiven ? p.saveMean : null, p.savesGiven ? p.saveInvstd : null]);
+    pin([
+      p.x,
+      p.inPlace || p.outGiven ? p.y : null,
+      p.weight,
+      p.bias,
+      p.runningMean,
+      p.runningVar,
+      p.savesGiven ? p.saveMean : null,
+      p.savesGiven ? p.saveInvstd : null,
+    ]);
     const keys = statBuffers(p);
     const before = keys.map((k) => updating.get(k)).filter((w) => w !== undefined);
     const run = async (): Promise<void> => {
@@ -549,7 +669,8 @@ export function execute(plan: Plan, async: boolean): void | Promise<void> {
     }
     return done;
   }
-  const p = plan.backward, empty = lengthOf(p.x) === 0;
+  const p = plan.backward,
+    empty = lengthOf(p.x) === 0;
   if (p.masked) maskGradient(p);
   if (!async) {
     if (empty) zeroGradients(p);
@@ -584,7 +705,21 @@ function channelsLastNameFor(layout: Layout, rank: number): string | null {
 function planFunctionalForward(input: unknown, runningMean: unknown, runningVar: unknown, options: unknown, fn: string, async: boolean): ForwardPlan {
   checkOptions(options, fn, FORWARD_OPTIONS, OPTION_HINTS);
   const o = options as BatchNormOptions;
-  const { weight = null, bias = null, training = false, momentum = 0.1, eps = 1e-5, layout, out, saveMeanOut, saveInvstdOut, unbiasedRunningVar = true, checkFinite = false, activation, residual } = o;
+  const {
+    weight = null,
+    bias = null,
+    training = false,
+    momentum = 0.1,
+    eps = 1e-5,
+    layout,
+    out,
+    saveMeanOut,
+    saveInvstdOut,
+    unbiasedRunningVar = true,
+    checkFinite = false,
+    activation,
+    residual,
+  } = o;
   const relu = checkActivation(activation, 'activation');
   checkBoolean(training, 'training');
   checkBoolean(unbiasedRunningVar, 'unbiasedRunningVar');
@@ -594,9 +729,26 @@ function planFunctionalForward(input: unknown, runningMean: unknown, runningVar:
   const l = readLayout(layout);
   const x = readTensor(input, 'input', "'channelsLast'");
   return planForward({
-    x, channelsLast: isChannelsLast(l), channelsLastName: channelsLastNameFor(l, x.shape.length), out, weight, bias, runningMean, runningVar,
-    batchStats: training, eps, momentum, unbiased: unbiasedRunningVar, checkFinite, saveMeanOut, saveInvstdOut, names: FUNCTIONAL_NAMES, apart: true, async,
-    relu, residual: residual === undefined || residual === null ? null : readTensor(residual, 'residual'),
+    x,
+    channelsLast: isChannelsLast(l),
+    channelsLastName: channelsLastNameFor(l, x.shape.length),
+    out,
+    weight,
+    bias,
+    runningMean,
+    runningVar,
+    batchStats: training,
+    eps,
+    momentum,
+    unbiased: unbiasedRunningVar,
+    checkFinite,
+    saveMeanOut,
+    saveInvstdOut,
+    names: FUNCTIONAL_NAMES,
+    apart: true,
+    async,
+    relu,
+    residual: residual === undefined || residual === null ? null : readTensor(residual, 'residual'),
   });
 }
 
@@ -610,7 +762,10 @@ function result<A extends FloatArray>(p: ForwardPlan): BatchNormResult<A> {
  * runningVar are given, updates them in place. Eval: uses them.
  */
 export function batchNorm<A extends FloatArray>(
-  input: Tensor<A>, runningMean: A | null, runningVar: A | null, options: BatchNormOptions<A> = {},
+  input: Tensor<A>,
+  runningMean: A | null,
+  runningVar: A | null,
+  options: BatchNormOptions<A> = {},
 ): BatchNormResult<A> {
   const p = planFunctionalForward(input, runningMean, runningVar, options, 'batchNorm', false);
   execute({ forward: p }, false);
@@ -623,7 +778,10 @@ export function batchNorm<A extends FloatArray>(
  * calls that update the same running statistics run one after another.
  */
 export async function batchNormAsync<A extends FloatArray>(
-  input: Tensor<A>, runningMean: A | null, runningVar: A | null, options: BatchNormOptions<A> = {},
+  input: Tensor<A>,
+  runningMean: A | null,
+  runningVar: A | null,
+  options: BatchNormOptions<A> = {},
 ): Promise<BatchNormResult<A>> {
   const p = planFunctionalForward(input, runningMean, runningVar, options, 'batchNormAsync', true);
   await execute({ forward: p }, true);
@@ -642,9 +800,26 @@ function planFunctionalBackward(gradOutput: unknown, input: unknown, options: un
   checkRank(x.shape, 'input', 2);
   const dy = readTensor(gradOutput, 'gradOutput');
   return planBackward({
-    x, dy, dims: dimsOf(x.shape, isChannelsLast(l)), out, weight, mean: saveMean, invstd: saveInvstd, gradWeightOut, gradBiasOut,
-    gradients: true, batchStats: training, checkFinite: false, shapeName: "the input's shape", apart: true, names: { x: 'input.data', mean: 'saveMean', invstd: 'saveInvstd', weight: 'weight' }, async,
-    relu, output, outputName: 'output', residual,
+    x,
+    dy,
+    dims: dimsOf(x.shape, isChannelsLast(l)),
+    out,
+    weight,
+    mean: saveMean,
+    invstd: saveInvstd,
+    gradWeightOut,
+    gradBiasOut,
+    gradients: true,
+    batchStats: training,
+    checkFinite: false,
+    shapeName: "the input's shape",
+    apart: true,
+    names: { x: 'input.data', mean: 'saveMean', invstd: 'saveInvstd', weight: 'weight' },
+    async,
+    relu,
+    output,
+    outputName: 'output',
+    residual,
   });
 }
 
@@ -659,9 +834,7 @@ function gradients<A extends FloatArray>(p: BackwardPlan): BatchNormGradients<A>
  * statistics the forward returned (`saveMean`, `saveInvstd`). With
  * `training: false` the statistics are treated as constants (frozen BN).
  */
-export function batchNormBackward<A extends FloatArray>(
-  gradOutput: Tensor<A>, input: Tensor<A>, options: BatchNormBackwardOptions<A>,
-): BatchNormGradients<A> {
+export function batchNormBackward<A extends FloatArray>(gradOutput: Tensor<A>, input: Tensor<A>, options: BatchNormBackwardOptions<A>): BatchNormGradients<A> {
   const p = planFunctionalBackward(gradOutput, input, options, 'batchNormBackward', false);
   execute({ backward: p }, false);
   return gradients(p);
@@ -669,10 +842,11 @@ export function batchNormBackward<A extends FloatArray>(
 
 /** `batchNormBackward` off the event loop (native path); rejects on bad input. */
 export async function batchNormBackwardAsync<A extends FloatArray>(
-  gradOutput: Tensor<A>, input: Tensor<A>, options: BatchNormBackwardOptions<A>,
+  gradOutput: Tensor<A>,
+  input: Tensor<A>,
+  options: BatchNormBackwardOptions<A>,
 ): Promise<BatchNormGradients<A>> {
   const p = planFunctionalBackward(gradOutput, input, options, 'batchNormBackwardAsync', true);
   await execute({ backward: p }, true);
   return gradients(p);
 }
-

@@ -3,7 +3,16 @@
  * SIMD native kernels with a pure-JS fallback.
  */
 export { BatchNorm1d, BatchNorm2d, BatchNorm3d } from './batchnorm.js';
-export type { BackwardCallOptions, ForwardCallOptions, GradInput, BatchNormBase, BatchNormModuleOptions, CallOptions, Parameter, StateDict } from './batchnorm.js';
+export type {
+  BackwardCallOptions,
+  ForwardCallOptions,
+  GradInput,
+  BatchNormBase,
+  BatchNormModuleOptions,
+  CallOptions,
+  Parameter,
+  StateDict,
+} from './batchnorm.js';
 export { batchNorm, batchNormAsync, batchNormBackward, batchNormBackwardAsync } from './functional.js';
 export type { Activation, BatchNormBackwardOptions, BatchNormGradients, BatchNormOptions, BatchNormResult } from './functional.js';
 export { fromKeras } from './keras.js';
@@ -22,20 +31,48 @@ export { InstanceNorm1d, InstanceNorm2d, InstanceNorm3d } from './instancenorm.j
 export type { InstanceNormBase, InstanceNormModuleOptions } from './instancenorm.js';
 export type { NormModule, NormCallOptions, Dtype } from './norm-module.js';
 export {
-  layerNorm, layerNormAsync, layerNormBackward, layerNormBackwardAsync,
-  rmsNorm, rmsNormAsync, rmsNormBackward, rmsNormBackwardAsync,
-  groupNorm, groupNormAsync, groupNormBackward, groupNormBackwardAsync,
-  instanceNorm, instanceNormAsync, instanceNormBackward, instanceNormBackwardAsync,
+  layerNorm,
+  layerNormAsync,
+  layerNormBackward,
+  layerNormBackwardAsync,
+  rmsNorm,
+  rmsNormAsync,
+  rmsNormBackward,
+  rmsNormBackwardAsync,
+  groupNorm,
+  groupNormAsync,
+  groupNormBackward,
+  groupNormBackwardAsync,
+  instanceNorm,
+  instanceNormAsync,
+  instanceNormBackward,
+  instanceNormBackwardAsync,
 } from './norm-functional.js';
 export type {
-  LayerNormOptions, RMSNormOptions, GroupNormOptions, InstanceNormOptions, NormResult, RMSNormResult,
-  NormBackwardOptions, RMSNormBackwardOptions, InstanceNormBackwardOptions, NormGradients,
+  LayerNormOptions,
+  RMSNormOptions,
+  GroupNormOptions,
+  InstanceNormOptions,
+  NormResult,
+  RMSNormResult,
+  NormBackwardOptions,
+  RMSNormBackwardOptions,
+  InstanceNormBackwardOptions,
+  NormGradients,
 } from './norm-functional.js';
 export type { NormKernels } from './backend/norm-kernels.js';
 export { SyncBatchNorm } from './syncbatchnorm.js';
 export type { SyncBatchNormOptions } from './syncbatchnorm.js';
 export {
-  batchNormStats, batchNormGatherStats, batchNormElemt, batchNormBackwardReduce, batchNormBackwardElemt, packStats, unpackStats, invstdOf, updateRunningStats,
+  batchNormStats,
+  batchNormGatherStats,
+  batchNormElemt,
+  batchNormBackwardReduce,
+  batchNormBackwardElemt,
+  packStats,
+  unpackStats,
+  invstdOf,
+  updateRunningStats,
 } from './splitphase.js';
 export type { BatchNormStats, BackwardSums, ElemtOptions } from './splitphase.js';
 export { allReduceGradients, checkCollective, sumInRankOrder } from './collective/collective.js';

@@ -45,7 +45,11 @@ export interface Monitor {
 
 /** Mean, population std, min, max and Σv² of a, in one pass (Welford's update, float64). */
 function moments(a: ArrayLike<number>): { mean: number; std: number; min: number; max: number; sumSq: number } {
-  let mean = 0, m2 = 0, min = Infinity, max = -Infinity, sumSq = 0;
+  let mean = 0,
+    m2 = 0,
+    min = Infinity,
+    max = -Infinity,
+    sumSq = 0;
   const n = a.length;
   for (let i = 0; i < n; i++) {
     const v = a[i];
@@ -68,8 +72,10 @@ export function monitor(modules: readonly BatchNormBase[] | Readonly<Record<stri
   if (typeof modules !== 'object' || modules === null) throw typeError('modules', 'an array or an object of modules', modules);
   const entries = Object.entries(modules) as Array<[string, BatchNormBase]>;
   for (const [name, m] of entries)
-    if (typeof m?.registerForwardHook !== 'function') throw typeError(`modules[${JSON.stringify(name)}]`, 'a module (BatchNorm1d, BatchNorm2d, BatchNorm3d)', m);
-  const forward: ForwardRecord[] = [], backward: BackwardRecord[] = [];
+    if (typeof m?.registerForwardHook !== 'function')
+      throw typeError(`modules[${JSON.stringify(name)}]`, 'a module (BatchNorm1d, BatchNorm2d, BatchNorm3d)', m);
+  const forward: ForwardRecord[] = [],
+    backward: BackwardRecord[] = [];
   const counts = new Map<string, { f: number; b: number }>();
   const handles: RemovableHandle[] = [];
   for (const [name, m] of entries) {

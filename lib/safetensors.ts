@@ -15,12 +15,25 @@ interface Entry {
 }
 
 /** Bytes per element by dtype; a Map, so that a dtype such as "toString" is not found on Object.prototype. */
-const SIZES = new Map<unknown, number>([['F64', 8], ['F32', 4], ['F16', 2], ['BF16', 2], ['I64', 8], ['I32', 4], ['I16', 2], ['I8', 1], ['U8', 1], ['BOOL', 1]]);
+const SIZES = new Map<unknown, number>([
+  ['F64', 8],
+  ['F32', 4],
+  ['F16', 2],
+  ['BF16', 2],
+  ['I64', 8],
+  ['I32', 4],
+  ['I16', 2],
+  ['I8', 1],
+  ['U8', 1],
+  ['BOOL', 1],
+]);
 
 const isNonNegativeInteger = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 
 function halfToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, f = h & 0x3ff;
+  const s = h & 0x8000 ? -1 : 1,
+    e = (h >> 10) & 0x1f,
+    f = h & 0x3ff;
   if (e === 0) return s * f * 2 ** -24;
   if (e === 31) return f ? NaN : s * Infinity;
   return s * (1 + f / 1024) * 2 ** (e - 15);
@@ -47,14 +60,12 @@ export function readSafetensors(bytes: Uint8Array, options: { prefix?: string } 
   } catch (e) {
     throw fileError('the safetensors header', 'JSON', `text that does not parse (${(e as Error).message})`);
   }
-  if (typeof header !== 'object' || header === null || Array.isArray(header))
-    throw rangeError('the safetensors header', 'a JSON object', header);
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) throw rangeError('the safetensors header', 'a JSON object', header);
   const base = 8 + headerLength;
   const out: StateDict = {};
   for (const [name, raw] of Object.entries(header)) {
     if (name === '__metadata__' || !name.startsWith(prefix)) continue;
-    if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
-      throw fileError(name, 'an object { dtype, shape, data_offsets }', JSON.stringify(raw));
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw fileError(name, 'an object { dtype, shape, data_offsets }', JSON.stringify(raw));
     const entry = raw as Entry;
     const size = SIZES.get(entry.dtype);
     if (size === undefined) throw fileError(name, `a dtype of ${[...SIZES.keys()].join(', ')}`, JSON.stringify(entry.dtype));
@@ -69,20 +80,39 @@ export function readSafetensors(bytes: Uint8Array, options: { prefix?: string } 
     const at = (i: number) => base + begin + i * size;
     let value: StateDict[string];
     switch (entry.dtype) {
-      case 'F32': value = Float32Array.from({ length: numel }, (_, i) => view.getFloat32(at(i), true)); break;
-      case 'F64': value = Float64Array.from({ length: numel }, (_, i) => view.getFloat64(at(i), true)); break;
-      case 'F16': value = Float32Array.from({ length: numel }, (_, i) => halfToFloat(view.getUint16(at(i), true))); break;
-      case 'BF16': value = Float32Array.from({ length: numel }, (_, i) => new Float32Array(new Uint32Array([view.getUint16(at(i), true) << 16]).buffer)[0]); break;
-      case 'I64': value = Float64Array.from({ length: numel }, (_, i) => Number(view.getBigInt64(at(i), true))); break;
-      case 'I32': value = Float64Array.from({ length: numel }, (_, i) => view.getInt32(at(i), true)); break;
-      case 'I16': value = Float64Array.from({ length: numel }, (_, i) => view.getInt16(at(i), true)); break;
-      case 'I8': value = Float64Array.from({ length: numel }, (_, i) => view.getInt8(at(i))); break;
-      default: value = Float64Array.from({ length: numel }, (_, i) => view.getUint8(at(i)));  // U8, BOOL
+      case 'F32':
+        value = Float32Array.from({ length: numel }, (_, i) => view.getFloat32(at(i), true));
+        break;
+      case 'F64':
+        value = Float64Array.from({ length: numel }, (_, i) => view.getFloat64(at(i), true));
+        break;
+      case 'F16':
+        value = Float32Array.from({ length: numel }, (_, i) => halfToFloat(view.getUint16(at(i), true)));
+        break;
+      case 'BF16':
+        value = Float32Array.from({ length: numel }, (_, i) => new Float32Array(new Uint32Array([view.getUint16(at(i), true) << 16]).buffer)[0]);
+        break;
+      case 'I64':
+        value = Float64Array.from({ length: numel }, (_, i) => Number(view.getBigInt64(at(i), true)));
+        break;
+      case 'I32':
+        value = Float64Array.from({ length: numel }, (_, i) => view.getInt32(at(i), true));
+        break;
+      case 'I16':
+        value = Float64Array.from({ length: numel }, (_, i) => view.getInt16(at(i), true));
+        break;
+      case 'I8':
+        value = Float64Array.from({ length: numel }, (_, i) => view.getInt8(at(i)));
+        break;
+      default:
+        value = Float64Array.from({ length: numel }, (_, i) => view.getUint8(at(i))); // U8, BOOL
     }
     // defineProperty: a tensor named "__proto__" is a key like any other, not the result's prototype.
     Object.defineProperty(out, name.slice(prefix.length), {
       value: entry.shape.length === 0 && !entry.dtype.startsWith('F') && !entry.dtype.startsWith('BF') ? (value as Float64Array)[0] : value,
-      enumerable: true, writable: true, configurable: true,
+      enumerable: true,
+      writable: true,
+      configurable: true,
     });
   }
   return out;
@@ -123,7 +153,8 @@ export function writeSafetensors(stateDict: StateDict): Uint8Array {
     offset += bytes.length;
   }
   // The header is padded with spaces so that the data starts 8-byte aligned (counted in bytes: names may be UTF-8).
-  const json = JSON.stringify(header), bytesOfJson = new TextEncoder().encode(json).length;
+  const json = JSON.stringify(header),
+    bytesOfJson = new TextEncoder().encode(json).length;
   const head = new TextEncoder().encode(json + ' '.repeat((8 - ((8 + bytesOfJson) % 8)) % 8));
   const file = new Uint8Array(8 + head.length + offset);
   new DataView(file.buffer).setBigUint64(0, BigInt(head.length), true);

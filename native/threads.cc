@@ -100,7 +100,9 @@ class Pool {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       // A retired worker's Claim lives until the worker has seen it (exited).
-      retired_.erase(std::remove_if(retired_.begin(), retired_.end(), [](const std::unique_ptr<Claim>& c) { return c->exited; }), retired_.end());
+      retired_.erase(std::remove_if(retired_.begin(), retired_.end(),
+                                    [](const std::unique_ptr<Claim>& c) { return c->exited; }),
+                     retired_.end());
       if (int(claims_.size()) > n - 1) {
         for (size_t i = size_t(n - 1); i < claims_.size(); ++i) {
           claims_[i]->retired = true;
@@ -244,7 +246,8 @@ class Pool {
   std::atomic<bool> busy_{false};
   std::mutex mutex_;
   std::condition_variable wake_, done_;
-  std::vector<std::unique_ptr<Claim>> claims_;  // one per worker; grows only inside run(), shrinks in set_num_threads()
+  std::vector<std::unique_ptr<Claim>>
+      claims_;  // one per worker; grows only inside run(), shrinks in set_num_threads()
   std::vector<std::unique_ptr<Claim>> retired_;  // of workers told to end, until they have
   std::atomic<uint64_t> generation_{0};
   void (*fn_)(void*, int64_t, int64_t) = nullptr;

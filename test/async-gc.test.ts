@@ -17,7 +17,8 @@ import { expect, it } from 'vitest';
 // Tests here run Node child processes: seconds each on a quiet machine. Each
 // test states its limit, generous enough for every core being busy with other
 // work; a child is killed a little before, so that a hang fails with its output.
-const TEST_MS = 180_000, CHILD_MS = 150_000;
+const TEST_MS = 180_000,
+  CHILD_MS = 150_000;
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -42,8 +43,10 @@ function fill(a, seed) { let s = seed >>> 0; for (let i = 0; i < a.length; i++) 
 function same(a, b) { return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength)); }
 `;
 
-it('in-flight async calls keep dropped buffers alive under GC pressure, give the sync results, then release them', () => {
-  const script = `${PRELUDE}
+it(
+  'in-flight async calls keep dropped buffers alive under GC pressure, give the sync results, then release them',
+  () => {
+    const script = `${PRELUDE}
 const n = 4, c = 8, s = 3 << 15, numel = n * c * s;            // 3M values per array: x and y reach kStreamBytes (24 MB) in float32 too
 const CALLS = 12;
 const calls = [];
@@ -98,17 +101,21 @@ const alive = refs.filter((r) => r.deref() !== undefined).length;
 await tick();
 console.log(JSON.stringify({ gcs, checks, rejected, alive }));
 `;
-  // One libuv thread: the calls queue up behind each other, so GCs run while most are pending.
-  const r = node(script, { UV_THREADPOOL_SIZE: '1' });
-  expect(r.status, `exit ${r.status} ${r.signal ?? ''}\n${r.stderr}`).toBe(0);
-  const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
-  expect(out.checks, 'GCs ran while calls were in flight').toBeGreaterThanOrEqual(5);
-  expect(out.rejected).toBe(12);
-  expect(out.alive, 'inputs still referenced after every call settled').toBe(0);
-}, TEST_MS);
+    // One libuv thread: the calls queue up behind each other, so GCs run while most are pending.
+    const r = node(script, { UV_THREADPOOL_SIZE: '1' });
+    expect(r.status, `exit ${r.status} ${r.signal ?? ''}\n${r.stderr}`).toBe(0);
+    const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    expect(out.checks, 'GCs ran while calls were in flight').toBeGreaterThanOrEqual(5);
+    expect(out.rejected).toBe(12);
+    expect(out.alive, 'inputs still referenced after every call settled').toBe(0);
+  },
+  TEST_MS,
+);
 
-it('the public async API under GC pressure: the same results as sync', () => {
-  const script = `${PRELUDE}
+it(
+  'the public async API under GC pressure: the same results as sync',
+  () => {
+    const script = `${PRELUDE}
 const shape = [8, 16, 64, 64], numel = 8 * 16 * 64 * 64;
 const jobs = [];
 for (let i = 0; i < 6; i++) {
@@ -128,13 +135,17 @@ const all = Promise.all(jobs).finally(() => { settled = true; });
 while (!settled) { await tick(); globalThis.gc(); new Float32Array(numel).fill(NaN); }
 console.log(JSON.stringify({ ok: (await all).every(Boolean) }));
 `;
-  const r = node(script, { UV_THREADPOOL_SIZE: '2' });
-  expect(r.status, `exit ${r.status} ${r.signal ?? ''}\n${r.stderr}`).toBe(0);
-  expect(JSON.parse(r.stdout.trim().split('\n').pop()!).ok).toBe(true);
-}, TEST_MS);
+    const r = node(script, { UV_THREADPOOL_SIZE: '2' });
+    expect(r.status, `exit ${r.status} ${r.signal ?? ''}\n${r.stderr}`).toBe(0);
+    expect(JSON.parse(r.stdout.trim().split('\n').pop()!).ok).toBe(true);
+  },
+  TEST_MS,
+);
 
-it('terminating workers with calls in flight, a worker exiting itself, and the process exiting with calls in flight do not crash', () => {
-  const script = `${PRELUDE}
+it(
+  'terminating workers with calls in flight, a worker exiting itself, and the process exiting with calls in flight do not crash',
+  () => {
+    const script = `${PRELUDE}
 import { Worker } from 'node:worker_threads';
 const JOB = \`
 const { parentPort, workerData } = require('node:worker_threads');
@@ -168,16 +179,20 @@ for (let i = 0; i < 8; i++) bn.batchNormAsync({ data: big.data.slice(), shape: b
 console.log('ok');
 process.exit(0);
 `;
-  const r = node(script);
-  expect(r.status, `exit ${r.status} ${r.signal ?? ''}\n${r.stderr}`).toBe(0);
-  expect(r.stdout.trim()).toBe('ok');
-}, TEST_MS);
+    const r = node(script);
+    expect(r.status, `exit ${r.status} ${r.signal ?? ''}\n${r.stderr}`).toBe(0);
+    expect(r.stdout.trim()).toBe('ok');
+  },
+  TEST_MS,
+);
 
 // Node-API pins the typed-array objects of an in-flight call, not their memory,
 // so the async forms refuse what JS could shrink meanwhile: resizable buffers.
 // (Transferring a buffer away during an async call is documented as not allowed.)
-it('async forms refuse resizable buffers, on both paths, before anything runs', async () => {
-  const script = `${PRELUDE}
+it(
+  'async forms refuse resizable buffers, on both paths, before anything runs',
+  async () => {
+    const script = `${PRELUDE}
 const { jsKernels } = await import('./dist/backend/js.js');
 const n = 4, c = 8, s = 1 << 18, numel = n * c * s;
 const x = new Float32Array(new ArrayBuffer(numel * 4, { maxByteLength: numel * 4 })).fill(1);
@@ -193,10 +208,12 @@ for (const k of [addon, jsKernels]) {
 addon.forwardTraining(x, y, null, null, null, null, new Float32Array(c), new Float32Array(c), n, c, s, false, 1e-5, 0.1);
 console.log(JSON.stringify(out));
 `;
-  const r = node(script);
-  expect(r.status, `exit ${r.status} ${r.signal ?? ''}\n${r.stderr}`).toBe(0);
-  const [native, js] = JSON.parse(r.stdout.trim().split('\n').pop()!);
-  expect(native).toMatch(/^TypeError: Expected a Float32Array of length 8388608 for x but received one backed by a resizable ArrayBuffer/);
-  // The JS path checks when it runs (next turn), after the resize here: it sees the new length.
-  expect(js).toBe('RangeError: Expected a Float32Array of length 8388608 for x but received a Float32Array of length 0');
-}, TEST_MS);
+    const r = node(script);
+    expect(r.status, `exit ${r.status} ${r.signal ?? ''}\n${r.stderr}`).toBe(0);
+    const [native, js] = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    expect(native).toMatch(/^TypeError: Expected a Float32Array of length 8388608 for x but received one backed by a resizable ArrayBuffer/);
+    // The JS path checks when it runs (next turn), after the resize here: it sees the new length.
+    expect(js).toBe('RangeError: Expected a Float32Array of length 8388608 for x but received a Float32Array of length 0');
+  },
+  TEST_MS,
+);

@@ -13,7 +13,8 @@ import { randn } from './helpers.js';
 // processes: a second or two each on a quiet machine. Each states its limit,
 // generous enough for every core being busy with other work; a child is killed
 // a little before, so that a hang fails with its output.
-const TEST_MS = 180_000, CHILD_MS = 150_000;
+const TEST_MS = 180_000,
+  CHILD_MS = 150_000;
 
 const initial = getNumThreads();
 afterAll(() => setNumThreads(initial));
@@ -35,18 +36,30 @@ it.each([
   ['NCHW, one channel (split within the channel)', 4, 1, 70_000, false],
   ['channels-last', 4000, 40, 1, true],
   ['NHWC', 8, 24, 900, true],
-] as const)('%s: identical bits for 1, 2, 3 and 5 threads', (_l, n, c, s, channelsLast) => {
-  const numel = n * c * s, x = randn(numel, 1, 5, 3), dy = randn(numel, 2);
-  const results = [1, 2, 3, 5].map((t) => {
-    setNumThreads(t);
-    const y = new Float32Array(numel), rm = new Float32Array(c), rv = new Float32Array(c).fill(1), sm = new Float32Array(c), si = new Float32Array(c);
-    kernels.forwardTraining(x, y, null, null, rm, rv, sm, si, n, c, s, channelsLast, 1e-5, 0.1);
-    const dx = new Float32Array(numel), gw = new Float32Array(c), gb = new Float32Array(c);
-    kernels.backward(x, dy, dx, null, sm, si, gw, gb, n, c, s, channelsLast, true);
-    return Buffer.concat([y, rm, rv, sm, si, dx, gw, gb].map((a) => Buffer.from(a.buffer)));
-  });
-  for (const r of results.slice(1)) expect(r.equals(results[0])).toBe(true);
-}, TEST_MS);
+] as const)(
+  '%s: identical bits for 1, 2, 3 and 5 threads',
+  (_l, n, c, s, channelsLast) => {
+    const numel = n * c * s,
+      x = randn(numel, 1, 5, 3),
+      dy = randn(numel, 2);
+    const results = [1, 2, 3, 5].map((t) => {
+      setNumThreads(t);
+      const y = new Float32Array(numel),
+        rm = new Float32Array(c),
+        rv = new Float32Array(c).fill(1),
+        sm = new Float32Array(c),
+        si = new Float32Array(c);
+      kernels.forwardTraining(x, y, null, null, rm, rv, sm, si, n, c, s, channelsLast, 1e-5, 0.1);
+      const dx = new Float32Array(numel),
+        gw = new Float32Array(c),
+        gb = new Float32Array(c);
+      kernels.backward(x, dy, dx, null, sm, si, gw, gb, n, c, s, channelsLast, true);
+      return Buffer.concat([y, rm, rv, sm, si, dx, gw, gb].map((a) => Buffer.from(a.buffer)));
+    });
+    for (const r of results.slice(1)) expect(r.equals(results[0])).toBe(true);
+  },
+  TEST_MS,
+);
 
 // Workers poll for at most BATCHNORM_SPIN_US (50 us) after a region, then
 // block: a process that has made parallel calls and then waits uses no CPU.
@@ -54,8 +67,10 @@ it.each([
 it.each([
   ['the default poll window', {}],
   ['BATCHNORM_SPIN_US=0', { BATCHNORM_SPIN_US: '0' }],
-])('an idle pool sleeps (%s)', (_l, env) => {
-  const script = `
+])(
+  'an idle pool sleeps (%s)',
+  (_l, env) => {
+    const script = `
     import { createRequire } from 'node:module';
     import { resolve } from 'node:path';
     import { readFileSync } from 'node:fs';
@@ -76,17 +91,24 @@ it.each([
     const d = process.cpuUsage(idle);
     console.log(JSON.stringify({ idleMs: (d.user + d.system) / 1e3, busyMs: (used.user + used.system) / 1e3, wall, workers }));
   `;
-  const root = fileURLToPath(new URL('..', import.meta.url));
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: root, env: { ...process.env, ...env }, encoding: 'utf8', timeout: CHILD_MS });
-  expect(r.stderr).toBe('');
-  const m = JSON.parse(r.stdout);
-  // 400 ms of waiting: a polling worker would burn about 400 ms of CPU.
-  expect(m.idleMs).toBeLessThan(40);
-  // The calls did run, and on the pool: its 3 workers (the caller is the 4th thread) were started by
-  // them, so the idle figure is that of a pool that exists (Linux: /proc/self/status counts the threads).
-  expect(m.busyMs).toBeGreaterThan(0);
-  expect(m.workers).toBeGreaterThanOrEqual(3);
-}, TEST_MS);
+    const root = fileURLToPath(new URL('..', import.meta.url));
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      cwd: root,
+      env: { ...process.env, ...env },
+      encoding: 'utf8',
+      timeout: CHILD_MS,
+    });
+    expect(r.stderr).toBe('');
+    const m = JSON.parse(r.stdout);
+    // 400 ms of waiting: a polling worker would burn about 400 ms of CPU.
+    expect(m.idleMs).toBeLessThan(40);
+    // The calls did run, and on the pool: its 3 workers (the caller is the 4th thread) were started by
+    // them, so the idle figure is that of a pool that exists (Linux: /proc/self/status counts the threads).
+    expect(m.busyMs).toBeGreaterThan(0);
+    expect(m.workers).toBeGreaterThanOrEqual(3);
+  },
+  TEST_MS,
+);
 
 // A worker that has not woken when the caller finishes its own part leaves
 // that part to the caller. With BATCHNORM_SPIN_US=0 every worker sleeps
@@ -94,8 +116,10 @@ it.each([
 // every call: each part must run exactly once (a channel's running
 // statistics updated twice would show), and a worker that loses must not
 // run an ended region.
-it('a sleeping worker whose part the caller took: every part runs once, same bits', () => {
-  const script = `
+it(
+  'a sleeping worker whose part the caller took: every part runs once, same bits',
+  () => {
+    const script = `
     import { createRequire } from 'node:module';
     import { resolve } from 'node:path';
     const addon = createRequire(resolve('package.json'))(resolve(process.env.BATCHNORM_ADDON || 'build/Release/batchnorm.node'));
@@ -118,22 +142,29 @@ it('a sleeping worker whose part the caller took: every part runs once, same bit
     }
     console.log(JSON.stringify({ same }));
   `;
-  const root = fileURLToPath(new URL('..', import.meta.url));
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
-    cwd: root, env: { ...process.env, BATCHNORM_SPIN_US: '0' }, encoding: 'utf8', timeout: CHILD_MS,
-  });
-  expect(r.stderr).toBe('');
-  expect(r.status).toBe(0);
-  expect(JSON.parse(r.stdout).same).toBe(120);
-}, TEST_MS);
+    const root = fileURLToPath(new URL('..', import.meta.url));
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      cwd: root,
+      env: { ...process.env, BATCHNORM_SPIN_US: '0' },
+      encoding: 'utf8',
+      timeout: CHILD_MS,
+    });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.stdout).same).toBe(120);
+  },
+  TEST_MS,
+);
 
 // A worker thread that cannot be created (here: no address space left for
 // its stack) must not take the process down: the region runs on the threads
 // the pool has, with the same bits, and getNumThreads() then reports those.
 // In a child under `ulimit -v` (4 GB, as root's RLIMIT_NPROC does not bind):
 // 1023 workers at 8 MB of stack each need 8 GB, so creation fails every time.
-it('a thread that cannot be created: same bits on the threads there are, no crash', () => {
-  const script = `
+it(
+  'a thread that cannot be created: same bits on the threads there are, no crash',
+  () => {
+    const script = `
     import { createRequire } from 'node:module';
     import { resolve } from 'node:path';
     const addon = createRequire(resolve('package.json'))(resolve(process.env.BATCHNORM_ADDON || 'build/Release/batchnorm.node'));
@@ -153,25 +184,30 @@ it('a thread that cannot be created: same bits on the threads there are, no cras
     const asked = addon.getNumThreads(), async = (await run(true)).equals(expected);
     console.log(JSON.stringify({ sync, async, after, asked, again: addon.getNumThreads() }));
   `;
-  const root = fileURLToPath(new URL('..', import.meta.url));
-  // ASan reserves terabytes of shadow address space and cannot start under
-  // `ulimit -v`: in the sanitizer run (.ci/sanitize.sh preloads it), the child
-  // runs the plain addon, uninstrumented, with the same checks.
-  const env = { ...process.env };
-  if (env.LD_PRELOAD?.includes('libasan')) delete env.LD_PRELOAD, delete env.BATCHNORM_ADDON;
-  const r = spawnSync('sh', ['-c', 'ulimit -s 8192 && ulimit -v 4000000 && exec "$0" --input-type=module -e "$1"', process.execPath, script], {
-    cwd: root, env, encoding: 'utf8', timeout: CHILD_MS,
-  });
-  expect(r.stderr).toBe('');
-  expect(r.status).toBe(0);
-  const m = JSON.parse(r.stdout);
-  expect(m.sync).toBe(true);
-  expect(m.async).toBe(true);
-  expect(m.after).toBeGreaterThan(1);
-  expect(m.after).toBeLessThan(1024);
-  expect(m.asked).toBe(1024);  // setNumThreads is taken as asked; the next region tries again
-  expect(m.again).toBe(m.after);
-}, TEST_MS);
+    const root = fileURLToPath(new URL('..', import.meta.url));
+    // ASan reserves terabytes of shadow address space and cannot start under
+    // `ulimit -v`: in the sanitizer run (.ci/sanitize.sh preloads it), the child
+    // runs the plain addon, uninstrumented, with the same checks.
+    const env = { ...process.env };
+    if (env.LD_PRELOAD?.includes('libasan')) (delete env.LD_PRELOAD, delete env.BATCHNORM_ADDON);
+    const r = spawnSync('sh', ['-c', 'ulimit -s 8192 && ulimit -v 4000000 && exec "$0" --input-type=module -e "$1"', process.execPath, script], {
+      cwd: root,
+      env,
+      encoding: 'utf8',
+      timeout: CHILD_MS,
+    });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const m = JSON.parse(r.stdout);
+    expect(m.sync).toBe(true);
+    expect(m.async).toBe(true);
+    expect(m.after).toBeGreaterThan(1);
+    expect(m.after).toBeLessThan(1024);
+    expect(m.asked).toBe(1024); // setNumThreads is taken as asked; the next region tries again
+    expect(m.again).toBe(m.after);
+  },
+  TEST_MS,
+);
 
 // Issue 26: lowering the thread count ends the workers past it. Before, a
 // pool grown to 64 kept its 63 workers after setNumThreads(2) (74 OS

@@ -54,7 +54,10 @@ const { parentPort, workerData } = require('node:worker_threads');
 })().catch((e) => parentPort.postMessage({ error: String(e && e.stack || e) }));
 `;
 
-interface Result { info: { backend: string; isa: string }; digest: string }
+interface Result {
+  info: { backend: string; isa: string };
+  digest: string;
+}
 
 function run(seed: number, threads: number[]): Promise<Result> {
   return new Promise((resolve, reject) => {
@@ -74,7 +77,12 @@ it('the compiled package is there (npm test builds it first)', () => {
 });
 
 it('four workers training at once get bitwise the results of the same jobs run one after another', async () => {
-  const jobs = [[1, [1, 2]], [2, [2, 1, 3]], [3, [4]], [4, [1]]] as Array<[number, number[]]>;
+  const jobs = [
+    [1, [1, 2]],
+    [2, [2, 1, 3]],
+    [3, [4]],
+    [4, [1]],
+  ] as Array<[number, number[]]>;
   const serial: Result[] = [];
   for (const [seed, threads] of jobs) serial.push(await run(seed, threads));
   const concurrent = await Promise.all(jobs.map(([seed, threads]) => run(seed, threads)));
@@ -90,10 +98,13 @@ it('four workers training at once get bitwise the results of the same jobs run o
 it('loads in workers started and terminated one after another while another trains', async () => {
   const long = run(5, [2]);
   for (let i = 0; i < 6; i++) {
-    const w = new Worker(`const { parentPort, workerData } = require('node:worker_threads'); import(workerData.dist).then((bn) => parentPort.postMessage(bn.backendInfo().backend));`, {
-      eval: true,
-      workerData: { dist: dist.href },
-    });
+    const w = new Worker(
+      `const { parentPort, workerData } = require('node:worker_threads'); import(workerData.dist).then((bn) => parentPort.postMessage(bn.backendInfo().backend));`,
+      {
+        eval: true,
+        workerData: { dist: dist.href },
+      },
+    );
     const [backend] = await new Promise<unknown[]>((resolve, reject) => {
       w.once('message', (m) => resolve([m]));
       w.once('error', reject);

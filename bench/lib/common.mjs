@@ -147,7 +147,7 @@ export function makeEvictor(bytes = 128 << 20) {
     Atomics.store(ctl, 0, k);
     Atomics.notify(ctl, 0);
     for (let i = 0, end = Math.floor(lines / threads) * 16; i < end; i += 16) buf[i] += k;
-    for (let done; (done = Atomics.load(ctl, 2)) < threads - 1; ) Atomics.wait(ctl, 2, done, 100);
+    for (let done; (done = Atomics.load(ctl, 2)) < threads - 1;) Atomics.wait(ctl, 2, done, 100);
     return buf[k & 1023];
   };
 }
@@ -256,7 +256,8 @@ export function reference(x, dy, dims, layout, gamma, beta, eps) {
   const s = numel(sp);
   /** @type {(i: number, ch: number, j: number) => number} */
   const idx = layout === 'nhwc' ? (i, ch, j) => (i * s + j) * c + ch : (i, ch, j) => (i * c + ch) * s + j;
-  const y = new Float64Array(x.length), dx = new Float64Array(x.length);
+  const y = new Float64Array(x.length),
+    dx = new Float64Array(x.length);
   const m = n * s;
   for (let ch = 0; ch < c; ch++) {
     let sum = 0;
@@ -265,7 +266,8 @@ export function reference(x, dy, dims, layout, gamma, beta, eps) {
     let sq = 0;
     for (let i = 0; i < n; i++) for (let j = 0; j < s; j++) sq += (x[idx(i, ch, j)] - mean) ** 2;
     const invstd = 1 / Math.sqrt(sq / m + eps);
-    let sdy = 0, sdyx = 0;
+    let sdy = 0,
+      sdyx = 0;
     for (let i = 0; i < n; i++)
       for (let j = 0; j < s; j++) {
         const k = idx(i, ch, j);
@@ -342,7 +344,20 @@ export const ONEDNN_HARNESS = fileURLToPath(new URL('../peers/build/onednn_bench
  */
 export function harnessCommand(r, { iters, warmup, cold }) {
   const layout = r.layout === 'nc' ? 'nchw' : r.layout === 'nchw16c' ? 'blocked' : r.layout;
-  const argv = ['--shape', r.dims.join(','), '--op', r.op, '--threads', String(r.threads), '--layout', layout, '--iters', String(iters), '--warmup', String(warmup)];
+  const argv = [
+    '--shape',
+    r.dims.join(','),
+    '--op',
+    r.op,
+    '--threads',
+    String(r.threads),
+    '--layout',
+    layout,
+    '--iters',
+    String(iters),
+    '--warmup',
+    String(warmup),
+  ];
   if (cold) argv.push('--cold');
   return r.impl === 'pytorch' ? [PYTHON, [TORCH_HARNESS, ...argv]] : [ONEDNN_HARNESS, argv];
 }
@@ -353,7 +368,10 @@ export function harnessCommand(r, { iters, warmup, cold }) {
  * @returns {any}
  */
 export function lastJsonLine(stdout) {
-  const lines = stdout.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('{'));
+  const lines = stdout
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l.startsWith('{'));
   if (!lines.length) throw new Error('no JSON line in the output');
   return JSON.parse(lines[lines.length - 1]);
 }

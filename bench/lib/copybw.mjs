@@ -62,7 +62,7 @@ export async function copyBandwidth({ threads = 1, bytes = 128 << 20, reps = 15 
       const t0 = process.hrtime.bigint();
       Atomics.add(ctl, 0, 1);
       Atomics.notify(ctl, 0);
-      for (let done; (done = Atomics.load(ctl, 1)) < threads; ) Atomics.wait(ctl, 1, done, 1000);
+      for (let done; (done = Atomics.load(ctl, 1)) < threads;) Atomics.wait(ctl, 1, done, 1000);
       const t = Number(process.hrtime.bigint() - t0) / 1e6;
       if (r > 0) ms.push(t);
     }

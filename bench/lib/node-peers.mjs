@@ -9,7 +9,18 @@
 // against a float64 reference on small tensors (result in `check`).
 import { batchNormModel } from './onnx-model.mjs';
 import {
-  BYTES_PER_ELEMENT, fillUniform, makeEvictor, maxAbsDiff, median, numel, peerRows, physicalShape, reference, rowKey, timeCalls, timeCallsSync,
+  BYTES_PER_ELEMENT,
+  fillUniform,
+  makeEvictor,
+  maxAbsDiff,
+  median,
+  numel,
+  peerRows,
+  physicalShape,
+  reference,
+  rowKey,
+  timeCalls,
+  timeCallsSync,
 } from './common.mjs';
 
 /**
@@ -20,7 +31,8 @@ import {
 
 const cfg = JSON.parse(process.argv[2] ?? '{}');
 const impl = cfg.impl;
-const EPS = 1e-5, MOMENTUM = 0.1;
+const EPS = 1e-5,
+  MOMENTUM = 0.1;
 const evict = cfg.cold ? makeEvictor() : null;
 const filter = cfg.filter ? new RegExp(cfg.filter) : null;
 const log = (/** @type {string} */ s) => process.stderr.write(`  [${impl}] ${s}\n`);
@@ -47,7 +59,8 @@ async function tryImport(name) {
 
 /** @param {readonly number[]} dims */
 function testData(dims, seed = 7) {
-  const n = numel(dims), C = dims[1];
+  const n = numel(dims),
+    C = dims[1];
   return {
     x: fillUniform(new Float32Array(n), seed),
     dy: fillUniform(new Float32Array(n), seed + 1, -1, 1),
@@ -91,7 +104,8 @@ async function tfjs(backend) {
     const nchw = layout === 'nchw';
     const axes = nchw ? [0, 2, 3] : layout === 'nhwc' ? [0, 1, 2] : [0];
     const pshape = nchw ? [1, C, 1, 1] : [C];
-    const g = tf.tensor(gamma, pshape), b = tf.tensor(beta, pshape);
+    const g = tf.tensor(gamma, pshape),
+      b = tf.tensor(beta, pshape);
     /** @type {(x: TfTensor, mean: TfTensor, variance: TfTensor, g: TfTensor, b: TfTensor) => TfTensor} */
     const normalize = (x, mean, variance, g, b) => {
       if (!nchw) return tf.batchNorm(x, mean, variance, b, g, EPS);
@@ -108,7 +122,11 @@ async function tfjs(backend) {
     const gradFn = tf.grads((/** @type {TfTensor} */ x, /** @type {TfTensor} */ g, /** @type {TfTensor} */ b) => train(x, g, b).y);
     /** @type {{ g: TfTensor, b: TfTensor, train: typeof train, gradFn: any, state: typeof state } & Record<import('./common.mjs').Op, (x: TfTensor, dy?: TfTensor) => void>} */
     const o = {
-      g, b, train, gradFn, state,
+      g,
+      b,
+      train,
+      gradFn,
+      state,
       'forward-training': (x) => {
         const r = tf.tidy(() => {
           const { y, mean, variance } = train(x, g, b);
@@ -139,13 +157,18 @@ async function tfjs(backend) {
   /** @type {Record<string, { y: number, dx: number }>} */
   const check = {};
   /** @type {Array<[number[], Layout]>} */
-  const checkCases = [[[4, 3, 5, 5], 'nchw'], [[4, 3, 5, 5], 'nhwc'], [[8, 6], 'nc']];
+  const checkCases = [
+    [[4, 3, 5, 5], 'nchw'],
+    [[4, 3, 5, 5], 'nhwc'],
+    [[8, 6], 'nc'],
+  ];
   for (const [dims, layout] of checkCases) {
     const d = testData(dims);
     const ref = reference(d.x, d.dy, dims, layout, d.gamma, d.beta, EPS);
     const shape = physicalShape(dims, layout);
     const o = ops(dims, layout, d.gamma, d.beta);
-    const x = tf.tensor(d.x, shape), dy = tf.tensor(d.dy, shape);
+    const x = tf.tensor(d.x, shape),
+      dy = tf.tensor(d.dy, shape);
     const y = tf.tidy(() => o.train(x, o.g, o.b).y).dataSync();
     const dx = tf.tidy(() => o.gradFn([x, o.g, o.b], dy)[0]).dataSync();
     check[layout] = { y: maxAbsDiff(y, ref.y), dx: maxAbsDiff(dx, ref.dx) };
@@ -170,7 +193,12 @@ async function tfjs(backend) {
     const { x, dy } = cur;
     const fn = () => o[r.op](x, dy);
     const slow = backend === 'cpu';
-    const ms = timeCallsSync(fn, { iters: slow ? cfg.slowIters ?? 3 : cfg.iters, warmup: slow ? 1 : cfg.warmup, cold: cfg.cold, evict: () => /** @type {NonNullable<typeof evict>} */ (evict)(r.threads) });
+    const ms = timeCallsSync(fn, {
+      iters: slow ? (cfg.slowIters ?? 3) : cfg.iters,
+      warmup: slow ? 1 : cfg.warmup,
+      cold: cfg.cold,
+      evict: () => /** @type {NonNullable<typeof evict>} */ (evict)(r.threads),
+    });
     tf.dispose([o.g, o.b, o.state.rm, o.state.rv, ...o.state.out]);
     const notes = [
       r.layout === 'nchw' ? 'broadcasting ops, [1,C,1,1] parameters' : 'tf.moments + tf.batchNorm (fused kernel)',
@@ -205,7 +233,8 @@ async function onnxruntime() {
   }
   /** @type {(x: Float32Array, dims: number[], g: Float32Array, b: Float32Array, rm: Float32Array, rv: Float32Array) => Float64Array} */
   const evalRef = (x, dims, g, b, rm, rv) => {
-    const C = dims[1], s = numel(dims.slice(2));
+    const C = dims[1],
+      s = numel(dims.slice(2));
     return Float64Array.from(x, (v, i) => {
       const c = Math.floor(i / s) % C;
       return ((v - rm[c]) / Math.sqrt(rv[c] + EPS)) * g[c] + b[c];
@@ -214,9 +243,13 @@ async function onnxruntime() {
   // Self-check: eval forward against float64, with preallocated output.
   /** @type {Record<string, { y: number }>} */
   const check = {};
-  for (const dims of [[4, 3, 5, 5], [8, 6]]) {
+  for (const dims of [
+    [4, 3, 5, 5],
+    [8, 6],
+  ]) {
     const d = testData(dims);
-    const rm = fillUniform(new Float32Array(dims[1]), 11, -0.5, 0.5), rv = fillUniform(new Float32Array(dims[1]), 12, 0.5, 2);
+    const rm = fillUniform(new Float32Array(dims[1]), 11, -0.5, 0.5),
+      rv = fillUniform(new Float32Array(dims[1]), 12, 0.5, 2);
     const s = await session(dims, 'nchw', d, rm, rv, 1);
     const y = new Float32Array(d.x.length);
     await s.run({ X: new ort.Tensor('float32', d.x, dims) }, { Y: new ort.Tensor('float32', y, dims) });
@@ -231,17 +264,27 @@ async function onnxruntime() {
   const out = [];
   for (const r of rows) {
     const d = testData(r.dims, 1);
-    const rm = fillUniform(new Float32Array(r.dims[1]), 11, -0.5, 0.5), rv = fillUniform(new Float32Array(r.dims[1]), 12, 0.5, 2);
+    const rm = fillUniform(new Float32Array(r.dims[1]), 11, -0.5, 0.5),
+      rv = fillUniform(new Float32Array(r.dims[1]), 12, 0.5, 2);
     const s = await session(r.dims, r.layout, d, rm, rv, r.threads);
     const X = new ort.Tensor('float32', d.x, r.dims);
     const Y = new ort.Tensor('float32', new Float32Array(d.x.length), r.dims);
-    const ms = await timeCalls(() => s.run({ X }, { Y }), { iters: cfg.iters, warmup: cfg.warmup, cold: cfg.cold, evict: () => /** @type {NonNullable<typeof evict>} */ (evict)(r.threads) });
+    const ms = await timeCalls(() => s.run({ X }, { Y }), {
+      iters: cfg.iters,
+      warmup: cfg.warmup,
+      cold: cfg.cold,
+      evict: () => /** @type {NonNullable<typeof evict>} */ (evict)(r.threads),
+    });
     await s.release();
-    out.push(row(r, ms, {
-      version, isaDetail: 'MLAS (CPU EP)',
-      notes: 'InferenceSession.run (async: one setImmediate hop per call) with a preallocated output; one-node BatchNormalization model (opset 15, inference)',
-      check: checkOk ? 'ok' : `FAILED ${JSON.stringify(check)}`,
-    }));
+    out.push(
+      row(r, ms, {
+        version,
+        isaDetail: 'MLAS (CPU EP)',
+        notes:
+          'InferenceSession.run (async: one setImmediate hop per call) with a preallocated output; one-node BatchNormalization model (opset 15, inference)',
+        check: checkOk ? 'ok' : `FAILED ${JSON.stringify(check)}`,
+      }),
+    );
     log(`${rowKey(r)}  ${median(ms).toFixed(3)} ms`);
   }
   return { version, check, rows: out };
@@ -256,11 +299,28 @@ async function onnxruntime() {
 function row(r, ms, extra) {
   const { dims, ...rest } = r;
   return {
-    ...rest, key: rowKey(r), dims, elements: numel(dims), bytes: numel(dims) * BYTES_PER_ELEMENT[r.op], mode: cfg.cold ? 'cold' : 'hot',
-    medianMs: median(ms), minMs: Math.min(...ms), samples: ms.length, callsPerSample: 1, method: cfg.cold ? 'manual loop, caches evicted before each call' : 'manual loop, each call timed', ...extra,
+    ...rest,
+    key: rowKey(r),
+    dims,
+    elements: numel(dims),
+    bytes: numel(dims) * BYTES_PER_ELEMENT[r.op],
+    mode: cfg.cold ? 'cold' : 'hot',
+    medianMs: median(ms),
+    minMs: Math.min(...ms),
+    samples: ms.length,
+    callsPerSample: 1,
+    method: cfg.cold ? 'manual loop, caches evicted before each call' : 'manual loop, each call timed',
+    ...extra,
   };
 }
 
-const result = impl === 'tfjs-wasm' ? await tfjs('wasm') : impl === 'tfjs-cpu' ? await tfjs('cpu') : impl === 'onnxruntime' ? await onnxruntime() : { skipped: `unknown peer ${impl}` };
+const result =
+  impl === 'tfjs-wasm'
+    ? await tfjs('wasm')
+    : impl === 'tfjs-cpu'
+      ? await tfjs('cpu')
+      : impl === 'onnxruntime'
+        ? await onnxruntime()
+        : { skipped: `unknown peer ${impl}` };
 emit({ impl, ...result });
 process.exit(0);

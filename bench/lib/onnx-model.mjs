@@ -3,7 +3,9 @@
 // Inference mode (training_mode = 0); the four per-channel inputs are initializers.
 
 // Protobuf wire types.
-const VARINT = 0, I32 = 5, LEN = 2;
+const VARINT = 0,
+  I32 = 5,
+  LEN = 2;
 
 /**
  * @param {number} n
@@ -71,7 +73,10 @@ export function batchNormModel({ shape, scale, bias, mean, variance, eps = 1e-5,
   // NodeProto: input = 1, output = 2, name = 3, op_type = 4, attribute = 5.
   const node = [
     ...['X', 'scale', 'B', 'input_mean', 'input_var'].flatMap((s) => str(1, s)),
-    ...str(2, 'Y'), ...str(3, 'bn'), ...str(4, 'BatchNormalization'), ...bytes(5, epsilon),
+    ...str(2, 'Y'),
+    ...str(3, 'bn'),
+    ...str(4, 'BatchNormalization'),
+    ...bytes(5, epsilon),
   ];
   // GraphProto: node = 1, name = 2, initializer = 5, input = 11, output = 12.
   const graph = [

@@ -18,7 +18,16 @@ export function smallCnn(tfl, bn, options = {}) {
   const { height = 16, width = 16, channels = 3, filters = [16, 32], classes = 10, seed = 1 } = options;
   const init = (/** @type {number} */ k) => tfl.initializers.glorotUniform({ seed: seed + k });
   const model = tfl.sequential();
-  model.add(tfl.layers.conv2d({ inputShape: [height, width, channels], filters: filters[0], kernelSize: 3, padding: 'same', useBias: false, kernelInitializer: init(0) }));
+  model.add(
+    tfl.layers.conv2d({
+      inputShape: [height, width, channels],
+      filters: filters[0],
+      kernelSize: 3,
+      padding: 'same',
+      useBias: false,
+      kernelInitializer: init(0),
+    }),
+  );
   model.add(bn({}));
   model.add(tfl.layers.reLU());
   model.add(tfl.layers.conv2d({ filters: filters[1], kernelSize: 3, padding: 'same', useBias: false, kernelInitializer: init(1) }));
@@ -39,7 +48,8 @@ export function smallCnn(tfl, bn, options = {}) {
  */
 export function cnnData(tf, n, { height = 16, width = 16, channels = 3, classes = 10, seed = 7 } = {}) {
   const per = height * width * channels;
-  const x = fillUniform(new Float32Array(n * per), seed, -1, 1), labels = new Int32Array(n);
+  const x = fillUniform(new Float32Array(n * per), seed, -1, 1),
+    labels = new Int32Array(n);
   for (let i = 0; i < n; i++) {
     let s = 0;
     for (let j = 0; j < per; j++) s += x[i * per + j];

@@ -7,9 +7,7 @@
 //
 // Prints one JSON object on stdout ({ info, rows }); progress on stderr.
 import Benchmark from 'benchmark';
-import {
-  BatchNorm1d, BatchNorm2d, batchNorm, batchNormBackward, backendInfo, capabilities, setNumThreads, getNumThreads,
-} from 'batchnorm';
+import { BatchNorm1d, BatchNorm2d, batchNorm, batchNormBackward, backendInfo, capabilities, setNumThreads, getNumThreads } from 'batchnorm';
 import { BYTES_PER_ELEMENT, fillUniform, makeEvictor, median, numel, packageRows, physicalShape, rowKey, timeCallsSync } from './common.mjs';
 
 /**
@@ -35,7 +33,7 @@ if (impl === 'native' && wantedIsa && info.isa !== wantedIsa) {
   console.error(`worker: asked for BATCHNORM_ISA=${wantedIsa} but the addon runs ${info.isa}`);
   process.exit(3);
 }
-const threadCounts = impl === 'native' ? cfg.threads ?? [1] : [1]; // wasm and JS: one thread
+const threadCounts = impl === 'native' ? (cfg.threads ?? [1]) : [1]; // wasm and JS: one thread
 const filter = cfg.filter ? new RegExp(cfg.filter) : null;
 const rows = packageRows(impl, info.isa, threadCounts).filter((r) => !filter || filter.test(rowKey(r)));
 const evict = cfg.cold ? makeEvictor() : null;
@@ -97,18 +95,29 @@ function makeFn(r, d) {
       m.eval();
       return () => m.forward(d.X, call);
     }
-    const bcall = { out: d.dxOut, retainGraph: true };  // the same forward's backward, timed again and again
+    const bcall = { out: d.dxOut, retainGraph: true }; // the same forward's backward, timed again and again
     return () => m.backward(d.DY, bcall);
   }
-  const rm = new Float32Array(d.C), rv = new Float32Array(d.C).fill(1);
-  const saveMeanOut = new Float32Array(d.C), saveInvstdOut = new Float32Array(d.C);
+  const rm = new Float32Array(d.C),
+    rv = new Float32Array(d.C).fill(1);
+  const saveMeanOut = new Float32Array(d.C),
+    saveInvstdOut = new Float32Array(d.C);
   const fopts = { weight: d.gamma, bias: d.beta, training: r.op !== 'forward-eval', momentum: 0.1, eps: 1e-5, out: d.out, saveMeanOut, saveInvstdOut, layout };
   if (r.op !== 'backward') {
     if (r.op === 'forward-eval') batchNorm(d.X, rm, rv, { ...fopts, training: true }); // realistic running stats
     return () => batchNorm(d.X, rm, rv, fopts);
   }
   const f = batchNorm(d.X, rm, rv, fopts);
-  const bopts = { weight: d.gamma, saveMean: f.saveMean, saveInvstd: f.saveInvstd, training: true, out: d.dxOut, gradWeightOut: d.gw, gradBiasOut: d.gb, layout };
+  const bopts = {
+    weight: d.gamma,
+    saveMean: f.saveMean,
+    saveInvstd: f.saveInvstd,
+    training: true,
+    out: d.dxOut,
+    gradWeightOut: d.gw,
+    gradBiasOut: d.gb,
+    layout,
+  };
   return () => batchNormBackward(d.DY, d.X, bopts);
 }
 

@@ -24,7 +24,8 @@ export function channelMoments(x: FloatArray, n: number, c: number, s: number, c
         for (let i = (k * c + ch) * s, e = i + s; i < e; i++) sum += x[i];
       }
       const m = sum / count;
-      let sd = 0, q = 0;
+      let sd = 0,
+        q = 0;
       for (let k = 0; k < n; k++) {
         for (let i = (k * c + ch) * s, e = i + s; i < e; i++) {
           const d = x[i] - m;
@@ -32,7 +33,7 @@ export function channelMoments(x: FloatArray, n: number, c: number, s: number, c
           q += d * d;
         }
       }
-      mean[ch] = Number.isFinite(sd) ? m + sd / count : m;  // a non-finite channel keeps Σx/m, as PyTorch
+      mean[ch] = Number.isFinite(sd) ? m + sd / count : m; // a non-finite channel keeps Σx/m, as PyTorch
       m2[ch] = Math.max(q - (sd * sd) / count, 0);
     }
     return;
@@ -51,7 +52,7 @@ export function channelMoments(x: FloatArray, n: number, c: number, s: number, c
     }
   }
   for (let ch = 0; ch < c; ch++) {
-    if (Number.isFinite(sd[ch])) mean[ch] += sd[ch] / count;  // a non-finite channel keeps Σx/m, as PyTorch
+    if (Number.isFinite(sd[ch])) mean[ch] += sd[ch] / count; // a non-finite channel keeps Σx/m, as PyTorch
     m2[ch] = Math.max(m2[ch] - (sd[ch] * sd[ch]) / count, 0);
   }
 }
@@ -62,11 +63,23 @@ export function channelMoments(x: FloatArray, n: number, c: number, s: number, c
  * the mean is large beside the spread (a constant channel of 1e8 with bias 0.3
  * came out 0.2999992, one of 1e15 gave 0).
  */
-export function applyAffine(x: FloatArray, y: FloatArray, n: number, c: number, s: number, channelsLast: boolean, m: ArrayLike<number>, a: Float64Array, b: Float64Array): void {
+export function applyAffine(
+  x: FloatArray,
+  y: FloatArray,
+  n: number,
+  c: number,
+  s: number,
+  channelsLast: boolean,
+  m: ArrayLike<number>,
+  a: Float64Array,
+  b: Float64Array,
+): void {
   if (!channelsLast) {
     for (let k = 0; k < n; k++) {
       for (let ch = 0; ch < c; ch++) {
-        const mk = m[ch], ak = a[ch], bk = b[ch];
+        const mk = m[ch],
+          ak = a[ch],
+          bk = b[ch];
         for (let i = (k * c + ch) * s, e = i + s; i < e; i++) y[i] = (x[i] - mk) * ak + bk;
       }
     }
@@ -80,12 +93,21 @@ export function applyAffine(x: FloatArray, y: FloatArray, n: number, c: number, 
 
 /** Per channel, added into sdy and sdyx (zeroed by the caller): Σdy and Σdy·(x − mean). */
 export function gradSums(
-  x: FloatArray, dy: FloatArray, mean: ArrayLike<number>, sdy: Float64Array, sdyx: Float64Array, n: number, c: number, s: number, channelsLast: boolean,
+  x: FloatArray,
+  dy: FloatArray,
+  mean: ArrayLike<number>,
+  sdy: Float64Array,
+  sdyx: Float64Array,
+  n: number,
+  c: number,
+  s: number,
+  channelsLast: boolean,
 ): void {
   if (!channelsLast) {
     for (let ch = 0; ch < c; ch++) {
       const m = mean[ch];
-      let g = 0, h = 0;
+      let g = 0,
+        h = 0;
       for (let k = 0; k < n; k++) {
         for (let i = (k * c + ch) * s, e = i + s; i < e; i++) {
           const d = dy[i];
@@ -110,13 +132,25 @@ export function gradSums(
 
 /** dx = dy·k1 + (x − mean)·k2 + k3 per channel (the mean taken off x first, as in applyAffine). */
 export function gradInput(
-  x: FloatArray, dy: FloatArray, dx: FloatArray, mean: ArrayLike<number>, k1: Float64Array, k2: Float64Array, k3: Float64Array,
-  n: number, c: number, s: number, channelsLast: boolean,
+  x: FloatArray,
+  dy: FloatArray,
+  dx: FloatArray,
+  mean: ArrayLike<number>,
+  k1: Float64Array,
+  k2: Float64Array,
+  k3: Float64Array,
+  n: number,
+  c: number,
+  s: number,
+  channelsLast: boolean,
 ): void {
   if (!channelsLast) {
     for (let k = 0; k < n; k++) {
       for (let ch = 0; ch < c; ch++) {
-        const a = k1[ch], b = k2[ch], d = k3[ch], m = mean[ch];
+        const a = k1[ch],
+          b = k2[ch],
+          d = k3[ch],
+          m = mean[ch];
         for (let i = (k * c + ch) * s, e = i + s; i < e; i++) dx[i] = dy[i] * a + (x[i] - m) * b + d;
       }
     }
@@ -130,17 +164,33 @@ export function gradInput(
 
 function forwardTraining(
   async: boolean,
-  x: FloatArray, y: FloatArray, weight: FloatArray | null, bias: FloatArray | null,
-  runningMean: FloatArray | null, runningVar: FloatArray | null, saveMean: FloatArray, saveInvstd: FloatArray,
-  n: number, c: number, s: number, channelsLast: boolean, eps: number, momentum: number, unbiased = true,
+  x: FloatArray,
+  y: FloatArray,
+  weight: FloatArray | null,
+  bias: FloatArray | null,
+  runningMean: FloatArray | null,
+  runningVar: FloatArray | null,
+  saveMean: FloatArray,
+  saveInvstd: FloatArray,
+  n: number,
+  c: number,
+  s: number,
+  channelsLast: boolean,
+  eps: number,
+  momentum: number,
+  unbiased = true,
 ): void {
   checkForwardTrainingArgs(async, x, y, weight, bias, runningMean, runningVar, saveMean, saveInvstd, n, c, s, channelsLast, eps, momentum, unbiased);
 
   const count = n * s;
-  const mean = new Float64Array(c), m2 = new Float64Array(c), a = new Float64Array(c), b = new Float64Array(c);
+  const mean = new Float64Array(c),
+    m2 = new Float64Array(c),
+    a = new Float64Array(c),
+    b = new Float64Array(c);
   channelMoments(x, n, c, s, channelsLast, mean, m2);
   for (let ch = 0; ch < c; ch++) {
-    const v = m2[ch] / count, invstd = 1 / Math.sqrt(v + eps);
+    const v = m2[ch] / count,
+      invstd = 1 / Math.sqrt(v + eps);
     saveMean[ch] = mean[ch];
     saveInvstd[ch] = invstd;
     if (runningMean && runningVar) {
@@ -156,12 +206,22 @@ function forwardTraining(
 
 function forwardEval(
   async: boolean,
-  x: FloatArray, y: FloatArray, weight: FloatArray | null, bias: FloatArray | null,
-  mean: FloatArray, variance: FloatArray, n: number, c: number, s: number, channelsLast: boolean, eps: number,
+  x: FloatArray,
+  y: FloatArray,
+  weight: FloatArray | null,
+  bias: FloatArray | null,
+  mean: FloatArray,
+  variance: FloatArray,
+  n: number,
+  c: number,
+  s: number,
+  channelsLast: boolean,
+  eps: number,
 ): void {
   checkForwardEvalArgs(async, x, y, weight, bias, mean, variance, n, c, s, channelsLast, eps);
 
-  const a = new Float64Array(c), b = new Float64Array(c);
+  const a = new Float64Array(c),
+    b = new Float64Array(c);
   for (let ch = 0; ch < c; ch++) {
     a[ch] = (weight ? weight[ch] : 1) / Math.sqrt(variance[ch] + eps);
     b[ch] = bias ? bias[ch] : 0;
@@ -171,22 +231,36 @@ function forwardEval(
 
 function backward(
   async: boolean,
-  x: FloatArray, dy: FloatArray, dx: FloatArray | null, weight: FloatArray | null,
-  mean: FloatArray, invstd: FloatArray, gradWeight: FloatArray | null, gradBias: FloatArray | null,
-  n: number, c: number, s: number, channelsLast: boolean, useBatchStats: boolean,
+  x: FloatArray,
+  dy: FloatArray,
+  dx: FloatArray | null,
+  weight: FloatArray | null,
+  mean: FloatArray,
+  invstd: FloatArray,
+  gradWeight: FloatArray | null,
+  gradBias: FloatArray | null,
+  n: number,
+  c: number,
+  s: number,
+  channelsLast: boolean,
+  useBatchStats: boolean,
 ): void {
   checkBackwardArgs(async, x, dy, dx, weight, mean, invstd, gradWeight, gradBias, n, c, s, channelsLast, useBatchStats);
 
   // Per channel: sdy = Σdy, sdyx = Σdy·(x − mean).
-  const sdy = new Float64Array(c), sdyx = new Float64Array(c);
+  const sdy = new Float64Array(c),
+    sdyx = new Float64Array(c);
   gradSums(x, dy, mean, sdy, sdyx, n, c, s, channelsLast);
 
   // dx = dy·k1 + (x − mean)·k2 + k3, with k2 = k3 = 0 for frozen statistics
   // (the mean taken off x first, as in applyAffine).
   const count = n * s;
-  const k1 = new Float64Array(c), k2 = new Float64Array(c), k3 = new Float64Array(c);
+  const k1 = new Float64Array(c),
+    k2 = new Float64Array(c),
+    k3 = new Float64Array(c);
   for (let ch = 0; ch < c; ch++) {
-    const is = invstd[ch], gw = is * sdyx[ch];
+    const is = invstd[ch],
+      gw = is * sdyx[ch];
     if (gradWeight) gradWeight[ch] = gw;
     if (gradBias) gradBias[ch] = sdy[ch];
     k1[ch] = (weight ? weight[ch] : 1) * is;
@@ -197,7 +271,7 @@ function backward(
   }
   if (!dx) return;
   if (!useBatchStats) {
-    applyAffine(dy, dx, n, c, s, channelsLast, k2, k1, k3);  // k2 is all zeros here: dx = dy·k1
+    applyAffine(dy, dx, n, c, s, channelsLast, k2, k1, k3); // k2 is all zeros here: dx = dy·k1
     return;
   }
   gradInput(x, dy, dx, mean, k1, k2, k3, n, c, s, channelsLast);

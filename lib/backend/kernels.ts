@@ -29,16 +29,35 @@ export interface Kernels extends NormKernels {
    * weight/bias null mean 1 and 0. y may be x itself (in place).
    */
   forwardTraining(
-    x: FloatArray, y: FloatArray, weight: FloatArray | null, bias: FloatArray | null,
-    runningMean: FloatArray | null, runningVar: FloatArray | null,
-    saveMean: FloatArray, saveInvstd: FloatArray,
-    n: number, c: number, s: number, channelsLast: boolean, eps: number, momentum: number, unbiased?: boolean,
+    x: FloatArray,
+    y: FloatArray,
+    weight: FloatArray | null,
+    bias: FloatArray | null,
+    runningMean: FloatArray | null,
+    runningVar: FloatArray | null,
+    saveMean: FloatArray,
+    saveInvstd: FloatArray,
+    n: number,
+    c: number,
+    s: number,
+    channelsLast: boolean,
+    eps: number,
+    momentum: number,
+    unbiased?: boolean,
   ): void;
   /** Inference forward from given statistics, one pass: `y = (x − mean)·weight/√(var + eps) + bias`. */
   forwardEval(
-    x: FloatArray, y: FloatArray, weight: FloatArray | null, bias: FloatArray | null,
-    mean: FloatArray, variance: FloatArray,
-    n: number, c: number, s: number, channelsLast: boolean, eps: number,
+    x: FloatArray,
+    y: FloatArray,
+    weight: FloatArray | null,
+    bias: FloatArray | null,
+    mean: FloatArray,
+    variance: FloatArray,
+    n: number,
+    c: number,
+    s: number,
+    channelsLast: boolean,
+    eps: number,
   ): void;
   /**
    * Backward from the statistics the forward used, `x̂ = (x − mean)·invstd`:
@@ -48,9 +67,19 @@ export interface Kernels extends NormKernels {
    * dx may be dy or x itself.
    */
   backward(
-    x: FloatArray, dy: FloatArray, dx: FloatArray | null, weight: FloatArray | null,
-    mean: FloatArray, invstd: FloatArray, gradWeight: FloatArray | null, gradBias: FloatArray | null,
-    n: number, c: number, s: number, channelsLast: boolean, useBatchStats: boolean,
+    x: FloatArray,
+    dy: FloatArray,
+    dx: FloatArray | null,
+    weight: FloatArray | null,
+    mean: FloatArray,
+    invstd: FloatArray,
+    gradWeight: FloatArray | null,
+    gradBias: FloatArray | null,
+    n: number,
+    c: number,
+    s: number,
+    channelsLast: boolean,
+    useBatchStats: boolean,
   ): void;
 
   /**

@@ -45,7 +45,7 @@ function addonPaths(): string[] {
 }
 
 const HOW_TO_BUILD =
-  'build it with `npm rebuild batchnorm --build-from-source` (needs python3, make, a C++17 compiler and Node\'s headers: add --nodedir=/usr if they are in /usr/include/node), or set BATCHNORM_BACKEND=js to choose the pure-JS path';
+  "build it with `npm rebuild batchnorm --build-from-source` (needs python3, make, a C++17 compiler and Node's headers: add --nodedir=/usr if they are in /usr/include/node), or set BATCHNORM_BACKEND=js to choose the pure-JS path";
 // The addon refuses to load with a message that starts "BATCHNORM_ISA=" (dispatch.cc) when the forced ISA cannot run: rebuilding would not help.
 const HOW_TO_CHOOSE_ISA = 'unset BATCHNORM_ISA, or set it to an ISA this build and CPU can run (named above)';
 
@@ -84,7 +84,8 @@ function choose(): { kernels: Kernels; addon: Addon | null; backend: Backend } {
   if (wanted !== '' && wanted !== 'native' && wanted !== 'wasm' && wanted !== 'js')
     throw new Error(`Expected BATCHNORM_BACKEND to be "native", "wasm" or "js" (or unset) but received "${wanted}"`);
   if (wanted === 'js') return { kernels: jsKernels, addon: null, backend: 'js' };
-  let why = '', fix = '';
+  let why = '',
+    fix = '';
   if (wanted !== 'wasm') {
     const a = loadAddon();
     if (a.addon) return { kernels: nativeKernels(a.addon), addon: a.addon, backend: 'native' };
@@ -95,7 +96,9 @@ function choose(): { kernels: Kernels; addon: Addon | null; backend: Backend } {
   const wasm = loadWasm(process.env.BATCHNORM_WASM || join(root, 'wasm', 'batchnorm.wasm'));
   if (wasm.kernels) {
     if (wanted !== 'wasm')
-      process.emitWarning(`batchnorm: using the WebAssembly path (one thread, slower than native) because ${why}. To use the native path, ${fix}.`, { code: 'BATCHNORM_FALLBACK' });
+      process.emitWarning(`batchnorm: using the WebAssembly path (one thread, slower than native) because ${why}. To use the native path, ${fix}.`, {
+        code: 'BATCHNORM_FALLBACK',
+      });
     return { kernels: wasm.kernels, addon: null, backend: 'wasm' };
   }
   if (wanted === 'wasm') throw new Error(`BATCHNORM_BACKEND=wasm, but the WebAssembly kernels are unavailable: ${wasm.why}. To fix, ${HOW_TO_BUILD_WASM}.`);

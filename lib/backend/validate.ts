@@ -5,7 +5,23 @@
  * The words themselves are made in ../check.ts.
  */
 import type { FloatArray } from './kernels.js';
-import { checkBothOrNeither, checkNotResizable, describe, detachedError, groupsError, isDetached, kernelNumberError, kernelSizeError, lengthOf, overlapError, sharesMemory, sameMemory, typeError, rangeError, typedArrayName } from '../check.js';
+import {
+  checkBothOrNeither,
+  checkNotResizable,
+  describe,
+  detachedError,
+  groupsError,
+  isDetached,
+  kernelNumberError,
+  kernelSizeError,
+  lengthOf,
+  overlapError,
+  sharesMemory,
+  sameMemory,
+  typeError,
+  rangeError,
+  typedArrayName,
+} from '../check.js';
 
 export { describe, isDetached };
 
@@ -18,7 +34,11 @@ export const Arg = {
 } as const;
 export type ArgKind = (typeof Arg)[keyof typeof Arg];
 
-interface View { name: string; array: FloatArray; written: boolean }
+interface View {
+  name: string;
+  array: FloatArray;
+  written: boolean;
+}
 
 /**
  * One call's arguments, checked in the native binding's order. `async`: the
@@ -27,7 +47,10 @@ interface View { name: string; array: FloatArray; written: boolean }
  */
 export class ArgReader {
   private readonly views: View[] = [];
-  private constructor(private readonly type: 'Float32Array' | 'Float64Array', private readonly async: boolean) {}
+  private constructor(
+    private readonly type: 'Float32Array' | 'Float64Array',
+    private readonly async: boolean,
+  ) {}
 
   /** The element type is x's. */
   static forX(x: unknown, async: boolean): ArgReader {
@@ -45,8 +68,7 @@ export class ArgReader {
   /** A bounded number, in the binding's words. */
   number(v: unknown, name: string, lo: number, hi: number, openLo: boolean): number {
     if (typeof v !== 'number') throw typeError(name, 'a number', v);
-    if (!(openLo ? v > lo : v >= lo) || !(v <= hi))
-      throw kernelNumberError(name, lo, hi, openLo, v);
+    if (!(openLo ? v > lo : v >= lo) || !(v <= hi)) throw kernelNumberError(name, lo, hi, openLo, v);
     return v;
   }
 
@@ -57,7 +79,9 @@ export class ArgReader {
 
   /** n, c, s and channelsLast, with n · c · s checked. */
   shape(n: unknown, c: unknown, s: unknown, channelsLast: unknown): number {
-    const dn = this.dim(n, 'n'), dc = this.dim(c, 'c'), ds = this.dim(s, 's');
+    const dn = this.dim(n, 'n'),
+      dc = this.dim(c, 'c'),
+      ds = this.dim(s, 's');
     this.boolean(channelsLast, 'channelsLast');
     const numel = dn * dc * ds;
     if (numel > 2 ** 53) throw kernelSizeError(dn, dc, ds);
@@ -84,12 +108,12 @@ export class ArgReader {
     const vs = this.views;
     for (let i = 0; i < vs.length; i++) {
       for (let j = 0; j < vs.length; j++) {
-        const a = vs[i], b = vs[j];
+        const a = vs[i],
+          b = vs[j];
         if (i === j || !a.written || (b.written && j < i)) continue;
         if (!sharesMemory(a.array, b.array)) continue;
         const allowed = inPlace.some(([p, q]) => p === a.name && q === b.name);
-        if (!(allowed && sameMemory(a.array, b.array)))
-          throw overlapError(a.name, b.name, allowed);
+        if (!(allowed && sameMemory(a.array, b.array))) throw overlapError(a.name, b.name, allowed);
       }
     }
   }
@@ -102,9 +126,21 @@ export class ArgReader {
  */
 export function checkForwardTrainingArgs(
   async: boolean,
-  x: FloatArray, y: FloatArray, weight: FloatArray | null, bias: FloatArray | null,
-  runningMean: FloatArray | null, runningVar: FloatArray | null, saveMean: FloatArray, saveInvstd: FloatArray,
-  n: number, c: number, s: number, channelsLast: boolean, eps: number, momentum: number, unbiased: boolean,
+  x: FloatArray,
+  y: FloatArray,
+  weight: FloatArray | null,
+  bias: FloatArray | null,
+  runningMean: FloatArray | null,
+  runningVar: FloatArray | null,
+  saveMean: FloatArray,
+  saveInvstd: FloatArray,
+  n: number,
+  c: number,
+  s: number,
+  channelsLast: boolean,
+  eps: number,
+  momentum: number,
+  unbiased: boolean,
 ): number {
   const r = ArgReader.forX(x, async);
   const numel = r.shape(n, c, s, channelsLast);
@@ -126,8 +162,17 @@ export function checkForwardTrainingArgs(
 
 export function checkForwardEvalArgs(
   async: boolean,
-  x: FloatArray, y: FloatArray, weight: FloatArray | null, bias: FloatArray | null,
-  mean: FloatArray, variance: FloatArray, n: number, c: number, s: number, channelsLast: boolean, eps: number,
+  x: FloatArray,
+  y: FloatArray,
+  weight: FloatArray | null,
+  bias: FloatArray | null,
+  mean: FloatArray,
+  variance: FloatArray,
+  n: number,
+  c: number,
+  s: number,
+  channelsLast: boolean,
+  eps: number,
 ): number {
   const r = ArgReader.forX(x, async);
   const numel = r.shape(n, c, s, channelsLast);
@@ -144,9 +189,19 @@ export function checkForwardEvalArgs(
 
 export function checkBackwardArgs(
   async: boolean,
-  x: FloatArray, dy: FloatArray, dx: FloatArray | null, weight: FloatArray | null,
-  mean: FloatArray, invstd: FloatArray, gradWeight: FloatArray | null, gradBias: FloatArray | null,
-  n: number, c: number, s: number, channelsLast: boolean, useBatchStats: boolean,
+  x: FloatArray,
+  dy: FloatArray,
+  dx: FloatArray | null,
+  weight: FloatArray | null,
+  mean: FloatArray,
+  invstd: FloatArray,
+  gradWeight: FloatArray | null,
+  gradBias: FloatArray | null,
+  n: number,
+  c: number,
+  s: number,
+  channelsLast: boolean,
+  useBatchStats: boolean,
 ): number {
   const r = ArgReader.forX(x, async);
   const numel = r.shape(n, c, s, channelsLast);
@@ -159,7 +214,10 @@ export function checkBackwardArgs(
   r.array(invstd, 'invstd', c, Arg.input);
   r.array(gradWeight, 'gradWeight', c, Arg.optionalOutput);
   r.array(gradBias, 'gradBias', c, Arg.optionalOutput);
-  r.checkOverlaps([['dx', 'dy'], ['dx', 'x']]);
+  r.checkOverlaps([
+    ['dx', 'dy'],
+    ['dx', 'x'],
+  ]);
   return numel;
 }
 
@@ -177,8 +235,19 @@ function readGroupShape(r: ArgReader, n: number, c: number, s: number, groups: n
 
 export function checkGroupNormForwardArgs(
   async: boolean,
-  x: FloatArray, y: FloatArray, weight: FloatArray | null, bias: FloatArray | null, saveMean: FloatArray, saveInvstd: FloatArray,
-  n: number, c: number, s: number, groups: number, channelsLast: boolean, eps: number, rms: boolean,
+  x: FloatArray,
+  y: FloatArray,
+  weight: FloatArray | null,
+  bias: FloatArray | null,
+  saveMean: FloatArray,
+  saveInvstd: FloatArray,
+  n: number,
+  c: number,
+  s: number,
+  groups: number,
+  channelsLast: boolean,
+  eps: number,
+  rms: boolean,
 ): number {
   const r = ArgReader.forX(x, async);
   const numel = readGroupShape(r, n, c, s, groups, channelsLast);
@@ -197,9 +266,20 @@ export function checkGroupNormForwardArgs(
 
 export function checkGroupNormBackwardArgs(
   async: boolean,
-  x: FloatArray, dy: FloatArray, dx: FloatArray | null, weight: FloatArray | null, saveMean: FloatArray, saveInvstd: FloatArray,
-  gradWeight: FloatArray | null, gradBias: FloatArray | null,
-  n: number, c: number, s: number, groups: number, channelsLast: boolean, rms: boolean,
+  x: FloatArray,
+  dy: FloatArray,
+  dx: FloatArray | null,
+  weight: FloatArray | null,
+  saveMean: FloatArray,
+  saveInvstd: FloatArray,
+  gradWeight: FloatArray | null,
+  gradBias: FloatArray | null,
+  n: number,
+  c: number,
+  s: number,
+  groups: number,
+  channelsLast: boolean,
+  rms: boolean,
 ): number {
   const r = ArgReader.forX(x, async);
   const numel = readGroupShape(r, n, c, s, groups, channelsLast);
@@ -212,7 +292,10 @@ export function checkGroupNormBackwardArgs(
   r.array(saveInvstd, 'saveInvstd', n * groups, Arg.input);
   r.array(gradWeight, 'gradWeight', c, Arg.optionalOutput);
   r.array(gradBias, 'gradBias', c, Arg.optionalOutput);
-  r.checkOverlaps([['dx', 'dy'], ['dx', 'x']]);
+  r.checkOverlaps([
+    ['dx', 'dy'],
+    ['dx', 'x'],
+  ]);
   return numel;
 }
 

@@ -16,7 +16,15 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import type { FloatArray, Kernels } from './kernels.js';
-import { checkBackwardArgs, checkForwardEvalArgs, checkForwardTrainingArgs, checkGroupNormBackwardArgs, checkGroupNormForwardArgs, deferredForm, syncForm } from './validate.js';
+import {
+  checkBackwardArgs,
+  checkForwardEvalArgs,
+  checkForwardTrainingArgs,
+  checkGroupNormBackwardArgs,
+  checkGroupNormForwardArgs,
+  deferredForm,
+  syncForm,
+} from './validate.js';
 
 type Ptr = number;
 
@@ -37,16 +45,134 @@ const WA = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
 interface Exports {
   memory: { readonly buffer: ArrayBuffer };
   bn_reserve(bytes: number): Ptr;
-  forward_training_f32(x: Ptr, y: Ptr, w: Ptr, b: Ptr, rm: Ptr, rv: Ptr, sm: Ptr, si: Ptr, n: number, c: number, s: number, channelsLast: number, eps: number, momentum: number, unbiased: number): void;
-  forward_training_f64(x: Ptr, y: Ptr, w: Ptr, b: Ptr, rm: Ptr, rv: Ptr, sm: Ptr, si: Ptr, n: number, c: number, s: number, channelsLast: number, eps: number, momentum: number, unbiased: number): void;
+  forward_training_f32(
+    x: Ptr,
+    y: Ptr,
+    w: Ptr,
+    b: Ptr,
+    rm: Ptr,
+    rv: Ptr,
+    sm: Ptr,
+    si: Ptr,
+    n: number,
+    c: number,
+    s: number,
+    channelsLast: number,
+    eps: number,
+    momentum: number,
+    unbiased: number,
+  ): void;
+  forward_training_f64(
+    x: Ptr,
+    y: Ptr,
+    w: Ptr,
+    b: Ptr,
+    rm: Ptr,
+    rv: Ptr,
+    sm: Ptr,
+    si: Ptr,
+    n: number,
+    c: number,
+    s: number,
+    channelsLast: number,
+    eps: number,
+    momentum: number,
+    unbiased: number,
+  ): void;
   forward_eval_f32(x: Ptr, y: Ptr, w: Ptr, b: Ptr, mean: Ptr, variance: Ptr, n: number, c: number, s: number, channelsLast: number, eps: number): void;
   forward_eval_f64(x: Ptr, y: Ptr, w: Ptr, b: Ptr, mean: Ptr, variance: Ptr, n: number, c: number, s: number, channelsLast: number, eps: number): void;
-  backward_f32(x: Ptr, dy: Ptr, dx: Ptr, w: Ptr, mean: Ptr, invstd: Ptr, gw: Ptr, gb: Ptr, n: number, c: number, s: number, channelsLast: number, useBatchStats: number): void;
-  backward_f64(x: Ptr, dy: Ptr, dx: Ptr, w: Ptr, mean: Ptr, invstd: Ptr, gw: Ptr, gb: Ptr, n: number, c: number, s: number, channelsLast: number, useBatchStats: number): void;
-  group_norm_forward_f32(x: Ptr, y: Ptr, w: Ptr, b: Ptr, sm: Ptr, si: Ptr, n: number, c: number, s: number, groups: number, channelsLast: number, eps: number, rms: number): void;
-  group_norm_forward_f64(x: Ptr, y: Ptr, w: Ptr, b: Ptr, sm: Ptr, si: Ptr, n: number, c: number, s: number, groups: number, channelsLast: number, eps: number, rms: number): void;
-  group_norm_backward_f32(x: Ptr, dy: Ptr, dx: Ptr, w: Ptr, mean: Ptr, invstd: Ptr, gw: Ptr, gb: Ptr, n: number, c: number, s: number, groups: number, channelsLast: number, rms: number): void;
-  group_norm_backward_f64(x: Ptr, dy: Ptr, dx: Ptr, w: Ptr, mean: Ptr, invstd: Ptr, gw: Ptr, gb: Ptr, n: number, c: number, s: number, groups: number, channelsLast: number, rms: number): void;
+  backward_f32(
+    x: Ptr,
+    dy: Ptr,
+    dx: Ptr,
+    w: Ptr,
+    mean: Ptr,
+    invstd: Ptr,
+    gw: Ptr,
+    gb: Ptr,
+    n: number,
+    c: number,
+    s: number,
+    channelsLast: number,
+    useBatchStats: number,
+  ): void;
+  backward_f64(
+    x: Ptr,
+    dy: Ptr,
+    dx: Ptr,
+    w: Ptr,
+    mean: Ptr,
+    invstd: Ptr,
+    gw: Ptr,
+    gb: Ptr,
+    n: number,
+    c: number,
+    s: number,
+    channelsLast: number,
+    useBatchStats: number,
+  ): void;
+  group_norm_forward_f32(
+    x: Ptr,
+    y: Ptr,
+    w: Ptr,
+    b: Ptr,
+    sm: Ptr,
+    si: Ptr,
+    n: number,
+    c: number,
+    s: number,
+    groups: number,
+    channelsLast: number,
+    eps: number,
+    rms: number,
+  ): void;
+  group_norm_forward_f64(
+    x: Ptr,
+    y: Ptr,
+    w: Ptr,
+    b: Ptr,
+    sm: Ptr,
+    si: Ptr,
+    n: number,
+    c: number,
+    s: number,
+    groups: number,
+    channelsLast: number,
+    eps: number,
+    rms: number,
+  ): void;
+  group_norm_backward_f32(
+    x: Ptr,
+    dy: Ptr,
+    dx: Ptr,
+    w: Ptr,
+    mean: Ptr,
+    invstd: Ptr,
+    gw: Ptr,
+    gb: Ptr,
+    n: number,
+    c: number,
+    s: number,
+    groups: number,
+    channelsLast: number,
+    rms: number,
+  ): void;
+  group_norm_backward_f64(
+    x: Ptr,
+    dy: Ptr,
+    dx: Ptr,
+    w: Ptr,
+    mean: Ptr,
+    invstd: Ptr,
+    gw: Ptr,
+    gb: Ptr,
+    n: number,
+    c: number,
+    s: number,
+    groups: number,
+    channelsLast: number,
+    rms: number,
+  ): void;
 }
 
 type Ctor = Float32ArrayConstructor | Float64ArrayConstructor;
@@ -106,7 +232,9 @@ export class WasmKernels {
     const e = this.exports;
     const base = e.bn_reserve(frame.bytes + SCRATCH_BYTES);
     if (base === 0)
-      throw new RangeError(`batchnorm: out of memory: the WebAssembly kernels cannot hold this call's ${(frame.bytes / 2 ** 20).toFixed(0)} MiB (their memory ends at 4 GiB); the native addon has no such limit`);
+      throw new RangeError(
+        `batchnorm: out of memory: the WebAssembly kernels cannot hold this call's ${(frame.bytes / 2 ** 20).toFixed(0)} MiB (their memory ends at 4 GiB); the native addon has no such limit`,
+      );
     return { e, at: (offset) => (offset < 0 ? 0 : base + offset) };
   }
 
@@ -145,21 +273,63 @@ export class WasmKernels {
 
   forwardTraining(
     async: boolean,
-    x: FloatArray, y: FloatArray, weight: FloatArray | null, bias: FloatArray | null,
-    runningMean: FloatArray | null, runningVar: FloatArray | null, saveMean: FloatArray, saveInvstd: FloatArray,
-    n: number, c: number, s: number, channelsLast: boolean, eps: number, momentum: number, unbiased = true,
+    x: FloatArray,
+    y: FloatArray,
+    weight: FloatArray | null,
+    bias: FloatArray | null,
+    runningMean: FloatArray | null,
+    runningVar: FloatArray | null,
+    saveMean: FloatArray,
+    saveInvstd: FloatArray,
+    n: number,
+    c: number,
+    s: number,
+    channelsLast: boolean,
+    eps: number,
+    momentum: number,
+    unbiased = true,
   ): void {
-    const numel = checkForwardTrainingArgs(async, x, y, weight, bias, runningMean, runningVar, saveMean, saveInvstd, n, c, s, channelsLast, eps, momentum, unbiased);
+    const numel = checkForwardTrainingArgs(
+      async,
+      x,
+      y,
+      weight,
+      bias,
+      runningMean,
+      runningVar,
+      saveMean,
+      saveInvstd,
+      n,
+      c,
+      s,
+      channelsLast,
+      eps,
+      momentum,
+      unbiased,
+    );
 
     // y is computed over x's copy (in place), one channel at a time or all at once.
-    const bpe = x.BYTES_PER_ELEMENT, chunked = WasmKernels.byChannel(x, s, channelsLast);
+    const bpe = x.BYTES_PER_ELEMENT,
+      chunked = WasmKernels.byChannel(x, s, channelsLast);
     const f = new Frame();
-    const px = f.take(chunked ? n * s : numel, bpe), pw = f.place(weight), pb = f.place(bias), prm = f.place(runningMean), prv = f.place(runningVar);
-    const psm = f.place(saveMean), psi = f.place(saveInvstd);
+    const px = f.take(chunked ? n * s : numel, bpe),
+      pw = f.place(weight),
+      pb = f.place(bias),
+      prm = f.place(runningMean),
+      prv = f.place(runningVar);
+    const psm = f.place(saveMean),
+      psi = f.place(saveInvstd);
     const { e, at } = this.reserve(f);
     const run = bpe === 4 ? e.forward_training_f32 : e.forward_training_f64;
-    const cl = channelsLast ? 1 : 0, ub = unbiased ? 1 : 0;
-    for (const [p, a] of [[pw, weight], [pb, bias], [prm, runningMean], [prv, runningVar]] as const) WasmKernels.put(e, at(p), a);
+    const cl = channelsLast ? 1 : 0,
+      ub = unbiased ? 1 : 0;
+    for (const [p, a] of [
+      [pw, weight],
+      [pb, bias],
+      [prm, runningMean],
+      [prv, runningVar],
+    ] as const)
+      WasmKernels.put(e, at(p), a);
     this.guard(() => {
       if (!chunked) {
         WasmKernels.put(e, at(px), x);
@@ -175,27 +345,55 @@ export class WasmKernels {
         WasmKernels.channel(e, at(px), y, n, c, s, ch, true);
       }
     });
-    for (const [p, a] of [[prm, runningMean], [prv, runningVar], [psm, saveMean], [psi, saveInvstd]] as const) WasmKernels.get(e, at(p), a);
+    for (const [p, a] of [
+      [prm, runningMean],
+      [prv, runningVar],
+      [psm, saveMean],
+      [psi, saveInvstd],
+    ] as const)
+      WasmKernels.get(e, at(p), a);
   }
 
   forwardEval(
     async: boolean,
-    x: FloatArray, y: FloatArray, weight: FloatArray | null, bias: FloatArray | null,
-    mean: FloatArray, variance: FloatArray, n: number, c: number, s: number, channelsLast: boolean, eps: number,
+    x: FloatArray,
+    y: FloatArray,
+    weight: FloatArray | null,
+    bias: FloatArray | null,
+    mean: FloatArray,
+    variance: FloatArray,
+    n: number,
+    c: number,
+    s: number,
+    channelsLast: boolean,
+    eps: number,
   ): void {
     checkForwardEvalArgs(async, x, y, weight, bias, mean, variance, n, c, s, channelsLast, eps);
 
     // Elementwise: groups of whole samples (contiguous in either layout), each a tensor of its own.
-    const bpe = x.BYTES_PER_ELEMENT, sample = c * s;
+    const bpe = x.BYTES_PER_ELEMENT,
+      sample = c * s;
     const group = x.byteLength >= CHUNK_FROM ? Math.max(1, Math.floor(CHUNK_BYTES / (sample * bpe))) : n;
     const f = new Frame();
-    const px = f.take(Math.min(group, n) * sample, bpe), pw = f.place(weight), pb = f.place(bias), pm = f.place(mean), pv = f.place(variance);
+    const px = f.take(Math.min(group, n) * sample, bpe),
+      pw = f.place(weight),
+      pb = f.place(bias),
+      pm = f.place(mean),
+      pv = f.place(variance);
     const { e, at } = this.reserve(f);
     const run = bpe === 4 ? e.forward_eval_f32 : e.forward_eval_f64;
-    for (const [p, a] of [[pw, weight], [pb, bias], [pm, mean], [pv, variance]] as const) WasmKernels.put(e, at(p), a);
+    for (const [p, a] of [
+      [pw, weight],
+      [pb, bias],
+      [pm, mean],
+      [pv, variance],
+    ] as const)
+      WasmKernels.put(e, at(p), a);
     this.guard(() => {
       for (let i = 0; i < n; i += group) {
-        const k = Math.min(group, n - i), a = i * sample, b = a + k * sample;
+        const k = Math.min(group, n - i),
+          a = i * sample,
+          b = a + k * sample;
         WasmKernels.put(e, at(px), group < n ? x.subarray(a, b) : x);
         run(at(px), at(px), at(pw), at(pb), at(pm), at(pv), k, c, s, channelsLast ? 1 : 0, eps);
         if (group < n) y.set(new (ctorOf(x))(e.memory.buffer, at(px), k * sample), a);
@@ -206,21 +404,45 @@ export class WasmKernels {
 
   backward(
     async: boolean,
-    x: FloatArray, dy: FloatArray, dx: FloatArray | null, weight: FloatArray | null,
-    mean: FloatArray, invstd: FloatArray, gradWeight: FloatArray | null, gradBias: FloatArray | null,
-    n: number, c: number, s: number, channelsLast: boolean, useBatchStats: boolean,
+    x: FloatArray,
+    dy: FloatArray,
+    dx: FloatArray | null,
+    weight: FloatArray | null,
+    mean: FloatArray,
+    invstd: FloatArray,
+    gradWeight: FloatArray | null,
+    gradBias: FloatArray | null,
+    n: number,
+    c: number,
+    s: number,
+    channelsLast: boolean,
+    useBatchStats: boolean,
   ): void {
     const numel = checkBackwardArgs(async, x, dy, dx, weight, mean, invstd, gradWeight, gradBias, n, c, s, channelsLast, useBatchStats);
 
     // dx is computed over dy's copy (in place), one channel at a time or all at once.
-    const bpe = x.BYTES_PER_ELEMENT, chunked = WasmKernels.byChannel(x, s, channelsLast), len = chunked ? n * s : numel;
+    const bpe = x.BYTES_PER_ELEMENT,
+      chunked = WasmKernels.byChannel(x, s, channelsLast),
+      len = chunked ? n * s : numel;
     const f = new Frame();
-    const px = f.take(len, bpe), pdy = f.take(len, bpe), pw = f.place(weight), pm = f.place(mean), pi = f.place(invstd);
-    const pgw = f.place(gradWeight), pgb = f.place(gradBias), pdx = dx ? pdy : -1;
+    const px = f.take(len, bpe),
+      pdy = f.take(len, bpe),
+      pw = f.place(weight),
+      pm = f.place(mean),
+      pi = f.place(invstd);
+    const pgw = f.place(gradWeight),
+      pgb = f.place(gradBias),
+      pdx = dx ? pdy : -1;
     const { e, at } = this.reserve(f);
     const run = bpe === 4 ? e.backward_f32 : e.backward_f64;
-    const cl = channelsLast ? 1 : 0, ubs = useBatchStats ? 1 : 0;
-    for (const [p, a] of [[pw, weight], [pm, mean], [pi, invstd]] as const) WasmKernels.put(e, at(p), a);
+    const cl = channelsLast ? 1 : 0,
+      ubs = useBatchStats ? 1 : 0;
+    for (const [p, a] of [
+      [pw, weight],
+      [pm, mean],
+      [pi, invstd],
+    ] as const)
+      WasmKernels.put(e, at(p), a);
     this.guard(() => {
       if (!chunked) {
         WasmKernels.put(e, at(px), x);
@@ -237,7 +459,11 @@ export class WasmKernels {
         if (dx) WasmKernels.channel(e, at(pdy), dx, n, c, s, ch, true);
       }
     });
-    for (const [p, a] of [[pgw, gradWeight], [pgb, gradBias]] as const) WasmKernels.get(e, at(p), a);
+    for (const [p, a] of [
+      [pgw, gradWeight],
+      [pgb, gradBias],
+    ] as const)
+      WasmKernels.get(e, at(p), a);
   }
 
   /**
@@ -246,34 +472,90 @@ export class WasmKernels {
    */
   groupNormForward(
     async: boolean,
-    x: FloatArray, y: FloatArray, weight: FloatArray | null, bias: FloatArray | null, saveMean: FloatArray, saveInvstd: FloatArray,
-    n: number, c: number, s: number, groups: number, channelsLast: boolean, eps: number, rms: boolean,
+    x: FloatArray,
+    y: FloatArray,
+    weight: FloatArray | null,
+    bias: FloatArray | null,
+    saveMean: FloatArray,
+    saveInvstd: FloatArray,
+    n: number,
+    c: number,
+    s: number,
+    groups: number,
+    channelsLast: boolean,
+    eps: number,
+    rms: boolean,
   ): void {
     const numel = checkGroupNormForwardArgs(async, x, y, weight, bias, saveMean, saveInvstd, n, c, s, groups, channelsLast, eps, rms);
-    const bpe = x.BYTES_PER_ELEMENT, f = new Frame();
-    const px = f.take(numel, bpe), pw = f.place(weight), pb = f.place(bias), psm = f.place(saveMean), psi = f.place(saveInvstd);
+    const bpe = x.BYTES_PER_ELEMENT,
+      f = new Frame();
+    const px = f.take(numel, bpe),
+      pw = f.place(weight),
+      pb = f.place(bias),
+      psm = f.place(saveMean),
+      psi = f.place(saveInvstd);
     const { e, at } = this.reserve(f);
     const run = bpe === 4 ? e.group_norm_forward_f32 : e.group_norm_forward_f64;
-    for (const [p, a] of [[px, x], [pw, weight], [pb, bias]] as const) WasmKernels.put(e, at(p), a);
+    for (const [p, a] of [
+      [px, x],
+      [pw, weight],
+      [pb, bias],
+    ] as const)
+      WasmKernels.put(e, at(p), a);
     this.guard(() => run(at(px), at(px), at(pw), at(pb), at(psm), at(psi), n, c, s, groups, channelsLast ? 1 : 0, eps, rms ? 1 : 0));
-    for (const [p, a] of [[px, y], [psm, saveMean], [psi, saveInvstd]] as const) WasmKernels.get(e, at(p), a);
+    for (const [p, a] of [
+      [px, y],
+      [psm, saveMean],
+      [psi, saveInvstd],
+    ] as const)
+      WasmKernels.get(e, at(p), a);
   }
 
   groupNormBackward(
     async: boolean,
-    x: FloatArray, dy: FloatArray, dx: FloatArray | null, weight: FloatArray | null, saveMean: FloatArray, saveInvstd: FloatArray,
-    gradWeight: FloatArray | null, gradBias: FloatArray | null,
-    n: number, c: number, s: number, groups: number, channelsLast: boolean, rms: boolean,
+    x: FloatArray,
+    dy: FloatArray,
+    dx: FloatArray | null,
+    weight: FloatArray | null,
+    saveMean: FloatArray,
+    saveInvstd: FloatArray,
+    gradWeight: FloatArray | null,
+    gradBias: FloatArray | null,
+    n: number,
+    c: number,
+    s: number,
+    groups: number,
+    channelsLast: boolean,
+    rms: boolean,
   ): void {
     const numel = checkGroupNormBackwardArgs(async, x, dy, dx, weight, saveMean, saveInvstd, gradWeight, gradBias, n, c, s, groups, channelsLast, rms);
-    const bpe = x.BYTES_PER_ELEMENT, f = new Frame();
-    const px = f.take(numel, bpe), pdy = f.take(numel, bpe), pw = f.place(weight), pm = f.place(saveMean), pi = f.place(saveInvstd);
-    const pgw = f.place(gradWeight), pgb = f.place(gradBias), pdx = dx ? pdy : -1;
+    const bpe = x.BYTES_PER_ELEMENT,
+      f = new Frame();
+    const px = f.take(numel, bpe),
+      pdy = f.take(numel, bpe),
+      pw = f.place(weight),
+      pm = f.place(saveMean),
+      pi = f.place(saveInvstd);
+    const pgw = f.place(gradWeight),
+      pgb = f.place(gradBias),
+      pdx = dx ? pdy : -1;
     const { e, at } = this.reserve(f);
     const run = bpe === 4 ? e.group_norm_backward_f32 : e.group_norm_backward_f64;
-    for (const [p, a] of [[px, x], [pdy, dy], [pw, weight], [pm, saveMean], [pi, saveInvstd]] as const) WasmKernels.put(e, at(p), a);
+    for (const [p, a] of [
+      [px, x],
+      [pdy, dy],
+      [pw, weight],
+      [pm, saveMean],
+      [pi, saveInvstd],
+    ] as const)
+      WasmKernels.put(e, at(p), a);
     this.guard(() => run(at(px), at(pdy), at(pdx), at(pw), at(pm), at(pi), at(pgw), at(pgb), n, c, s, groups, channelsLast ? 1 : 0, rms ? 1 : 0));
-    for (const [p, a] of [[pdx, dx], [pgw, gradWeight], [pgb, gradBias]] as const) WasmKernels.get(e, at(p), a);
+    for (const [p, a] of [
+      [pdx, dx],
+      [pgw, gradWeight],
+      [pgb, gradBias],
+    ] as const)
+      WasmKernels.get(e, at(p), a);
   }
 }
 
@@ -291,8 +573,11 @@ export function loadWasm(path: string): { kernels: Kernels; why: '' } | { kernel
   } catch (e) {
     return { kernels: null, why: `${path} failed to load (it needs WebAssembly SIMD128): ${(e as Error).message}` };
   }
-  const forwardTraining = k.forwardTraining.bind(k), forwardEval = k.forwardEval.bind(k), backward = k.backward.bind(k);
-  const groupNormForward = k.groupNormForward.bind(k), groupNormBackward = k.groupNormBackward.bind(k);
+  const forwardTraining = k.forwardTraining.bind(k),
+    forwardEval = k.forwardEval.bind(k),
+    backward = k.backward.bind(k);
+  const groupNormForward = k.groupNormForward.bind(k),
+    groupNormBackward = k.groupNormBackward.bind(k);
   return {
     kernels: {
       forwardTraining: syncForm(forwardTraining),

@@ -18,7 +18,9 @@ export interface CpuBackend {
 export function asCpuBackend(backend: unknown, kernel: string): CpuBackend {
   const b = backend as Partial<CpuBackend> | null;
   if (typeof b?.data?.get !== 'function' || typeof b.makeTensorInfo !== 'function')
-    throw new TypeError(`${kernel}: expected TF.js' cpu backend (a MathBackendCPU) but received ${describe(backend)}; these kernels are registered on 'cpu' and 'cpu-bn' only`);
+    throw new TypeError(
+      `${kernel}: expected TF.js' cpu backend (a MathBackendCPU) but received ${describe(backend)}; these kernels are registered on 'cpu' and 'cpu-bn' only`,
+    );
   return b as CpuBackend;
 }
 
@@ -43,7 +45,8 @@ export function sizeOf(shape: readonly number[]): number {
  */
 export function dimsOnAxis(shape: readonly number[], axis: number): { n: number; c: number; s: number; channelsLast: boolean } {
   const c = shape[axis];
-  const before = sizeOf(shape.slice(0, axis)), after = sizeOf(shape.slice(axis + 1));
+  const before = sizeOf(shape.slice(0, axis)),
+    after = sizeOf(shape.slice(axis + 1));
   if (axis === shape.length - 1) return { n: shape.length > 1 ? shape[0] : 1, c, s: shape.length > 1 ? before / shape[0] : 1, channelsLast: true };
   return { n: before, c, s: after, channelsLast: false };
 }

@@ -56,7 +56,8 @@ function expand(values: Float32Array, shape: number[], xShape: readonly number[]
   // General broadcasting: walk x's index and the parameter's strides (0 where it is 1).
   const strides = new Array<number>(shape.length);
   for (let i = shape.length - 1, st = 1; i >= 0; st *= shape[i], i--) strides[i] = shape[i] === 1 ? 0 : st;
-  const out = new Float32Array(size), index = new Array<number>(xShape.length).fill(0);
+  const out = new Float32Array(size),
+    index = new Array<number>(xShape.length).fill(0);
   let at = 0;
   for (let k = 0; k < size; k++) {
     out[k] = values[at];
@@ -97,9 +98,14 @@ function fusedBatchNorm(backend: CpuBackend, x: TensorInfo, params: Partial<Reco
     // The stock kernel's reading of a parameter that does not broadcast but has x's size: element by element.
     if (shapes[p] === null && sizeOf(params[p]!.shape) === xValues.length) shapes[p] = [...x.shape];
     if (shapes[p] === null)
-      throw new RangeError(`${KERNEL}: expected ${p} of shape [${x.shape[x.shape.length - 1]}] (the last axis of x), x's shape [${x.shape.join(', ')}], or a shape that broadcasts against it, but received shape [${params[p]!.shape.join(', ')}]`);
+      throw new RangeError(
+        `${KERNEL}: expected ${p} of shape [${x.shape[x.shape.length - 1]}] (the last axis of x), x's shape [${x.shape.join(', ')}], or a shape that broadcasts against it, but received shape [${params[p]!.shape.join(', ')}]`,
+      );
   }
-  const axis = channelAxis(given.map((p) => shapes[p]!), x.shape);
+  const axis = channelAxis(
+    given.map((p) => shapes[p]!),
+    x.shape,
+  );
   const values = (p: Param): Float32Array | null =>
     params[p] ? expand(valuesOf(backend, params[p]!, p, KERNEL), shapes[p]!, x.shape, axis === -1 ? x.shape.length - 1 : axis) : null;
   const [mean, variance, scale, offset] = PARAMS.map(values);

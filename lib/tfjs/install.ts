@@ -52,14 +52,22 @@ function replaceKernel(config: tf.KernelConfig): void {
  * `@tensorflow/tfjs-backend-cpu` first.
  */
 export function installTfjsKernels(options: InstallOptions = {}): void {
-  if (typeof options !== 'object' || options === null) throw new TypeError(`Expected an options object for installTfjsKernels but received ${describe(options)}`);
+  if (typeof options !== 'object' || options === null)
+    throw new TypeError(`Expected an options object for installTfjsKernels but received ${describe(options)}`);
   const unknown = Object.keys(options).filter((k) => k !== 'backend');
-  if (unknown.length > 0) throw new TypeError(`installTfjsKernels: unknown option ${unknown.map((k) => JSON.stringify(k)).join(', ')}; the only option is backend ('cpu' or 'cpu-bn')`);
+  if (unknown.length > 0)
+    throw new TypeError(
+      `installTfjsKernels: unknown option ${unknown.map((k) => JSON.stringify(k)).join(', ')}; the only option is backend ('cpu' or 'cpu-bn')`,
+    );
   const backend = options.backend ?? 'cpu';
   if (!BACKENDS.includes(backend))
-    throw new RangeError(`installTfjsKernels: expected backend to be 'cpu' or 'cpu-bn' (the kernels read the cpu backend's arrays) but received ${typeof backend === 'string' ? JSON.stringify(backend) : describe(backend)}`);
+    throw new RangeError(
+      `installTfjsKernels: expected backend to be 'cpu' or 'cpu-bn' (the kernels read the cpu backend's arrays) but received ${typeof backend === 'string' ? JSON.stringify(backend) : describe(backend)}`,
+    );
   if (!tf.findBackendFactory('cpu'))
-    throw new Error("installTfjsKernels: TF.js' cpu backend is not registered. To fix, import '@tensorflow/tfjs' or '@tensorflow/tfjs-backend-cpu' before calling it.");
+    throw new Error(
+      "installTfjsKernels: TF.js' cpu backend is not registered. To fix, import '@tensorflow/tfjs' or '@tensorflow/tfjs-backend-cpu' before calling it.",
+    );
   if (backend === 'cpu-bn') registerCpuBn();
   if (!installedOn(backend)) {
     // The stock kernel still serves what the native one does not take (non-float32 tensors).

@@ -48,7 +48,10 @@ const DROP_IN = Symbol.for('batchnorm.tfjs.BatchNormalization');
 /** TF.js' class, as tf.layers registered it (past this package's, if a copy of it registered one already). */
 function stockClass(): StockClass {
   const entry = tf.serialization.SerializationMap.getMap().classNameMap['BatchNormalization'];
-  if (!entry) throw new Error("batchnorm/tfjs: tf.layers' BatchNormalization class is not registered; is @tensorflow/tfjs-layers (>= 4.22) installed once, with the same @tensorflow/tfjs-core?");
+  if (!entry)
+    throw new Error(
+      "batchnorm/tfjs: tf.layers' BatchNormalization class is not registered; is @tensorflow/tfjs-layers (>= 4.22) installed once, with the same @tensorflow/tfjs-core?",
+    );
   let cls = entry[0] as unknown as StockClass & { [DROP_IN]?: true };
   while (cls[DROP_IN]) cls = Object.getPrototypeOf(cls) as StockClass & { [DROP_IN]?: true };
   return cls;
@@ -108,7 +111,10 @@ export class BatchNormalization extends Stock {
     let y = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, f.epsilon)));
     if (f.gamma) y = tf.mul(y, tf.reshape(f.gamma.read(), shape));
     if (f.beta) y = tf.add(y, tf.reshape(f.beta.read(), shape));
-    for (const [v, batch] of [[f.movingMean, mean], [f.movingVariance, variance]] as const) {
+    for (const [v, batch] of [
+      [f.movingMean, mean],
+      [f.movingVariance, variance],
+    ] as const) {
       const old = v.read();
       v.write(tf.sub(old, tf.mul(tf.sub(old, tf.reshape(batch, old.shape)), 1 - f.momentum)));
     }

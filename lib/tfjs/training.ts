@@ -34,7 +34,9 @@ export function channelAxis(axis: unknown, rank: number, kernel: string): number
   // Keras writes a one-element list ([1]) in saved configs; TF.js keeps it as it came.
   const a = Array.isArray(axis) && axis.length === 1 ? (axis[0] as unknown) : axis;
   if (typeof a !== 'number' || !Number.isInteger(a) || a < -rank || a >= rank)
-    throw new RangeError(`${kernel}: expected axis to be an integer in [${-rank}, ${rank - 1}] for an input of rank ${rank} but received ${Array.isArray(axis) ? JSON.stringify(axis) : describe(axis)}`);
+    throw new RangeError(
+      `${kernel}: expected axis to be an integer in [${-rank}, ${rank - 1}] for an input of rank ${rank} but received ${Array.isArray(axis) ? JSON.stringify(axis) : describe(axis)}`,
+    );
   return a < 0 ? a + rank : a;
 }
 
@@ -57,10 +59,14 @@ function trainingForward(args: { inputs: NamedTensorInfoMap; backend: unknown; a
   if (typeof momentum !== 'number' || !(momentum >= 0 && momentum <= 1))
     throw new RangeError(`${BatchNormTraining}: expected momentum (Keras': the weight of the old moving value) in [0, 1] but received ${describe(momentum)}`);
   const { n, c, s, channelsLast } = dimsOnAxis(x.shape, axis);
-  const [scale, offset, movingMean, movingVariance] = ['scale', 'offset', 'movingMean', 'movingVariance'].map((p) => parameter(backend, inputs, p, c, BatchNormTraining));
+  const [scale, offset, movingMean, movingVariance] = ['scale', 'offset', 'movingMean', 'movingVariance'].map((p) =>
+    parameter(backend, inputs, p, c, BatchNormTraining),
+  );
   const y = new Float32Array(xValues.length);
-  const mean = new Float32Array(c), invstd = new Float32Array(c);
-  const newMean = movingMean.slice(), newVariance = movingVariance.slice();
+  const mean = new Float32Array(c),
+    invstd = new Float32Array(c);
+  const newMean = movingMean.slice(),
+    newVariance = movingVariance.slice();
   // An empty batch: nothing to normalize; the moving statistics stay as they are.
   if (xValues.length > 0)
     kernels.forwardTraining(xValues, y, scale, offset, newMean, newVariance, mean, invstd, n, c, s, channelsLast, eps, 1 - momentum, false);
@@ -71,14 +77,18 @@ function trainingForward(args: { inputs: NamedTensorInfoMap; backend: unknown; a
 function trainingBackward(args: { inputs: NamedTensorInfoMap; backend: unknown; attrs?: NamedAttrMap }): TensorInfo[] {
   const backend = asCpuBackend(args.backend, BatchNormTrainingGrad);
   const { inputs, attrs = {} } = args;
-  const x = inputs.x!, dy = inputs.dy!;
+  const x = inputs.x!,
+    dy = inputs.dy!;
   if (dy.shape.length !== x.shape.length || dy.shape.some((d, i) => d !== x.shape[i]))
     throw new RangeError(`${BatchNormTrainingGrad}: expected dy of x's shape [${x.shape.join(', ')}] but received shape [${dy.shape.join(', ')}]`);
-  const xValues = valuesOf(backend, x, 'x', BatchNormTrainingGrad), dyValues = valuesOf(backend, dy, 'dy', BatchNormTrainingGrad);
+  const xValues = valuesOf(backend, x, 'x', BatchNormTrainingGrad),
+    dyValues = valuesOf(backend, dy, 'dy', BatchNormTrainingGrad);
   const axis = channelAxis(attrs.axis, x.shape.length, BatchNormTrainingGrad);
   const { n, c, s, channelsLast } = dimsOnAxis(x.shape, axis);
   const [scale, mean, invstd] = ['scale', 'mean', 'invstd'].map((p) => parameter(backend, inputs, p, c, BatchNormTrainingGrad));
-  const dx = new Float32Array(xValues.length), dscale = new Float32Array(c), doffset = new Float32Array(c);
+  const dx = new Float32Array(xValues.length),
+    dscale = new Float32Array(c),
+    doffset = new Float32Array(c);
   if (xValues.length > 0) kernels.backward(xValues, dyValues, dx, scale, mean, invstd, dscale, doffset, n, c, s, channelsLast, true);
   return [backend.makeTensorInfo([...x.shape], 'float32', dx), backend.makeTensorInfo([c], 'float32', dscale), backend.makeTensorInfo([c], 'float32', doffset)];
 }

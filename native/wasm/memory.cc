@@ -47,7 +47,9 @@ void* bump(size_t bytes) {
 // memory cannot hold it); drops the previous call's scratch.
 extern "C" __attribute__((export_name("bn_reserve"))) uintptr_t bn_reserve(double bytes) {
   const uintptr_t start = heap_start();
-  if (!(bytes >= 0) || uint64_t(start) + uint64_t(bytes) > (uint64_t(1) << 32) - kPage || !ensure(uint64_t(start) + uint64_t(bytes))) return 0;
+  if (!(bytes >= 0) || uint64_t(start) + uint64_t(bytes) > (uint64_t(1) << 32) - kPage ||
+      !ensure(uint64_t(start) + uint64_t(bytes)))
+    return 0;
   g_data_end = g_top = align_up(start + uintptr_t(bytes));
   return start;
 }

@@ -4,24 +4,33 @@ import { BatchNorm2d, backendInfo, batchNorm, batchNormAsync, batchNormBackward,
 import { randn } from '../helpers.js';
 
 it('forwardAsync/backwardAsync give the sync results', async () => {
-  const x = { data: randn(4 * 3 * 25, 1) as Float32Array, shape: [4, 3, 5, 5] }, dy = { data: randn(300, 2) as Float32Array, shape: x.shape };
-  const a = new BatchNorm2d(3), b = new BatchNorm2d(3);
-  const ya = a.forward(x), yb = await b.forwardAsync(x);
+  const x = { data: randn(4 * 3 * 25, 1) as Float32Array, shape: [4, 3, 5, 5] },
+    dy = { data: randn(300, 2) as Float32Array, shape: x.shape };
+  const a = new BatchNorm2d(3),
+    b = new BatchNorm2d(3);
+  const ya = a.forward(x),
+    yb = await b.forwardAsync(x);
   expect(yb.data).toEqual(ya.data);
   expect((await b.backwardAsync(dy)).data).toEqual(a.backward(dy).data);
   expect(b.stateDict()).toEqual(a.stateDict());
   expect(b.weight!.grad).toEqual(a.weight!.grad);
   // The functional forms: every output bitwise the sync one's, training and eval.
-  const w = randn(3, 5) as Float32Array, bias = randn(3, 6) as Float32Array;
+  const w = randn(3, 5) as Float32Array,
+    bias = randn(3, 6) as Float32Array;
   for (const training of [true, false]) {
-    const rmS = Float32Array.of(0.5, -1, 2), rvS = Float32Array.of(1, 4, 0.5), rmA = rmS.slice(), rvA = rvS.slice();
+    const rmS = Float32Array.of(0.5, -1, 2),
+      rvS = Float32Array.of(1, 4, 0.5),
+      rmA = rmS.slice(),
+      rvA = rvS.slice();
     const opts = { weight: w, bias, training, momentum: 0.3 };
-    const s = batchNorm(x, rmS, rvS, opts), r = await batchNormAsync(x, rmA, rvA, opts);
+    const s = batchNorm(x, rmS, rvS, opts),
+      r = await batchNormAsync(x, rmA, rvA, opts);
     for (const key of ['data', 'saveMean', 'saveInvstd'] as const) expect(r[key], `batchNormAsync ${key} (training ${training})`).toEqual(s[key]);
     expect(rmA).toEqual(rmS);
     expect(rvA).toEqual(rvS);
     const bopts = { weight: w, saveMean: s.saveMean, saveInvstd: s.saveInvstd, training };
-    const gs = batchNormBackward(dy, x, bopts), g = await batchNormBackwardAsync(dy, x, bopts);
+    const gs = batchNormBackward(dy, x, bopts),
+      g = await batchNormBackwardAsync(dy, x, bopts);
     expect(g.gradInput.data, `batchNormBackwardAsync dx (training ${training})`).toEqual(gs.gradInput.data);
     expect(g.gradWeight).toEqual(gs.gradWeight);
     expect(g.gradBias).toEqual(gs.gradBias);
@@ -42,10 +51,13 @@ it('rejects on bad input, changes nothing, and refuses overlapping calls on one 
 });
 
 it('keeps the event loop ticking during one long call', async () => {
-  const shape = [64, 64, 64, 64], n = shape.reduce((a, b) => a * b, 1);
-  const x = { data: randn(n, 4) as Float32Array, shape }, out = new Float32Array(n);
+  const shape = [64, 64, 64, 64],
+    n = shape.reduce((a, b) => a * b, 1);
+  const x = { data: randn(n, 4) as Float32Array, shape },
+    out = new Float32Array(n);
   const bn = new BatchNorm2d(64);
-  let turns = 0, running = true;
+  let turns = 0,
+    running = true;
   const spin = () => {
     turns++;
     if (running) setImmediate(spin);

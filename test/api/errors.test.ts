@@ -5,20 +5,64 @@
  */
 import { describe, expect, it } from 'vitest';
 import { kernels } from '../../lib/backend/loader.js';
-import { BatchNorm1d, BatchNorm2d, batchNorm, batchNormAsync, batchNormBackward, batchNormBackwardAsync, fromKeras, readSafetensors, writeSafetensors, getNumThreads, setNumThreads } from '../../lib/index.js';
+import {
+  BatchNorm1d,
+  BatchNorm2d,
+  batchNorm,
+  batchNormAsync,
+  batchNormBackward,
+  batchNormBackwardAsync,
+  fromKeras,
+  readSafetensors,
+  writeSafetensors,
+  getNumThreads,
+  setNumThreads,
+} from '../../lib/index.js';
 import { expectClose, randn, refMoments, safetensorsFile } from '../helpers.js';
 
-const N = 2, C = 3, S = 5, NUMEL = N * C * S;
+const N = 2,
+  C = 3,
+  S = 5,
+  NUMEL = N * C * S;
 
 /** Fresh arguments of a valid forwardTraining call. */
 function ftArgs(): any[] {
-  return [randn(NUMEL, 1), new Float32Array(NUMEL).fill(7), new Float32Array(C).fill(1), new Float32Array(C), new Float32Array(C).fill(0.5), new Float32Array(C).fill(2), new Float32Array(C).fill(9), new Float32Array(C).fill(9), N, C, S, false, 1e-5, 0.1];
+  return [
+    randn(NUMEL, 1),
+    new Float32Array(NUMEL).fill(7),
+    new Float32Array(C).fill(1),
+    new Float32Array(C),
+    new Float32Array(C).fill(0.5),
+    new Float32Array(C).fill(2),
+    new Float32Array(C).fill(9),
+    new Float32Array(C).fill(9),
+    N,
+    C,
+    S,
+    false,
+    1e-5,
+    0.1,
+  ];
 }
 function feArgs(): any[] {
   return [randn(NUMEL, 2), new Float32Array(NUMEL).fill(7), null, null, new Float32Array(C), new Float32Array(C).fill(1), N, C, S, true, 1e-5];
 }
 function bwArgs(): any[] {
-  return [randn(NUMEL, 3), randn(NUMEL, 4), new Float32Array(NUMEL).fill(7), new Float32Array(C).fill(1), new Float32Array(C), new Float32Array(C).fill(1), new Float32Array(C).fill(9), new Float32Array(C).fill(9), N, C, S, false, true];
+  return [
+    randn(NUMEL, 3),
+    randn(NUMEL, 4),
+    new Float32Array(NUMEL).fill(7),
+    new Float32Array(C).fill(1),
+    new Float32Array(C),
+    new Float32Array(C).fill(1),
+    new Float32Array(C).fill(9),
+    new Float32Array(C).fill(9),
+    N,
+    C,
+    S,
+    false,
+    true,
+  ];
 }
 
 /** Deep copies of every typed array argument, to prove nothing changed. */
@@ -85,7 +129,14 @@ describe('kernel argument checks', () => {
       ['eval mean null', feArgs, 4, null, TypeError, /for mean but received null/],
       ['backward dy', bwArgs, 1, new Float64Array(NUMEL), TypeError, /for dy but received a Float64Array/],
       ['backward invstd', bwArgs, 5, null, TypeError, /for invstd but received null/],
-      ['backward gradWeight overlapping gradBias', bwArgs, 6, 'alias', RangeError, /gradBias not to share memory with gradWeight|gradWeight not to share memory with gradBias/],
+      [
+        'backward gradWeight overlapping gradBias',
+        bwArgs,
+        6,
+        'alias',
+        RangeError,
+        /gradBias not to share memory with gradWeight|gradWeight not to share memory with gradBias/,
+      ],
       ['backward useBatchStats', bwArgs, 12, 'yes', TypeError, /boolean for useBatchStats but received a string/],
     ] as const) {
       const args = (make as () => any[])();
@@ -104,13 +155,20 @@ describe('kernel argument checks', () => {
     (kernels.forwardTraining as any)(...plain);
     const { mean, variance } = refMoments(plain[0], { n: N, c: C, s: S, channelsLast: false });
     expectClose(plain[6], mean, 1e-5, 1e-6, 'saveMean');
-    expectClose(plain[7], Array.from(variance, (v) => 1 / Math.sqrt(v + 1e-5)), 1e-5, 1e-6, 'saveInvstd');
+    expectClose(
+      plain[7],
+      Array.from(variance, (v) => 1 / Math.sqrt(v + 1e-5)),
+      1e-5,
+      1e-6,
+      'saveInvstd',
+    );
     for (const shared of [true, false]) {
       // Every array a view 4 (x), 3 (y) or 1 (the rest) elements into a larger buffer whose other elements
       // hold 1000: a kernel that reads or writes at the wrong place shows in the results or in the padding.
       const inView = (src: Float32Array, off: number) => {
         const buf = shared ? new SharedArrayBuffer((src.length + off + 4) * 4) : new ArrayBuffer((src.length + off + 4) * 4);
-        const all = new Float32Array(buf).fill(1000), v = all.subarray(off, off + src.length);
+        const all = new Float32Array(buf).fill(1000),
+          v = all.subarray(off, off + src.length);
         v.set(src);
         return { v, all, off };
       };
@@ -121,7 +179,10 @@ describe('kernel argument checks', () => {
       for (const w of views) {
         if (!w) continue;
         const outside = [...w.all.subarray(0, w.off), ...w.all.subarray(w.off + w.v.length)];
-        expect(outside.every((e) => e === 1000), `${shared ? 'shared' : 'offset'}: padding unchanged`).toBe(true);
+        expect(
+          outside.every((e) => e === 1000),
+          `${shared ? 'shared' : 'offset'}: padding unchanged`,
+        ).toBe(true);
       }
     }
   });
@@ -133,7 +194,7 @@ describe('module and functional checks change nothing', () => {
     const x = { data: randn(NUMEL, 5) as Float32Array, shape: [N, C, 1, S] };
     bn.forward(x);
     bn.backward({ data: randn(NUMEL, 6) as Float32Array, shape: x.shape });
-    bn.forward(x);  // a forward waiting for its backward (each forward is differentiated once)
+    bn.forward(x); // a forward waiting for its backward (each forward is differentiated once)
     return bn;
   }
   function state(bn: BatchNorm2d): string {
@@ -141,14 +202,39 @@ describe('module and functional checks change nothing', () => {
   }
 
   it.each([
-    ['a wrong rank', { data: new Float32Array(NUMEL), shape: [N, C, S] }, RangeError, /BatchNorm2d expected 4D input \(got 3D input\): expected shape \[N, 3, H, W\] \(layout NCHW\)/],
+    [
+      'a wrong rank',
+      { data: new Float32Array(NUMEL), shape: [N, C, S] },
+      RangeError,
+      /BatchNorm2d expected 4D input \(got 3D input\): expected shape \[N, 3, H, W\] \(layout NCHW\)/,
+    ],
     ['a wrong channel count', { data: new Float32Array(NUMEL), shape: [N, 5, 3, 1] }, RangeError, /expected input with 3 channels/],
-    ['data shorter than the shape', { data: new Float32Array(NUMEL - 1), shape: [N, C, 1, S] }, RangeError, /Expected 30 elements for shape \[2, 3, 1, 5\] for input.data but received a Float32Array of length 29/],
-    ['a negative dimension', { data: new Float32Array(0), shape: [-2, C, 1, 1] }, RangeError, /Expected an array of non-negative integers for input.shape but received \[-2, 3, 1, 1\]/],
-    ['a shape with NaN', { data: new Float32Array(NUMEL), shape: [NaN, C, 1, S] }, RangeError, /non-negative integers for input.shape but received \[NaN, 3, 1, 5\]/],
+    [
+      'data shorter than the shape',
+      { data: new Float32Array(NUMEL - 1), shape: [N, C, 1, S] },
+      RangeError,
+      /Expected 30 elements for shape \[2, 3, 1, 5\] for input.data but received a Float32Array of length 29/,
+    ],
+    [
+      'a negative dimension',
+      { data: new Float32Array(0), shape: [-2, C, 1, 1] },
+      RangeError,
+      /Expected an array of non-negative integers for input.shape but received \[-2, 3, 1, 1\]/,
+    ],
+    [
+      'a shape with NaN',
+      { data: new Float32Array(NUMEL), shape: [NaN, C, 1, S] },
+      RangeError,
+      /non-negative integers for input.shape but received \[NaN, 3, 1, 5\]/,
+    ],
     ['an Array as data', { data: [1, 2], shape: [2, 1, 1, 1] }, TypeError, /Float32Array or Float64Array for input.data but received an Array/],
     ['no tensor', null, TypeError, /tensor \{ data, shape \} for input but received null/],
-    ['one value per channel', { data: new Float32Array(C), shape: [1, C, 1, 1] }, RangeError, /Expected more than 1 value per channel when training, got input size \[1, 3, 1, 1\]/],
+    [
+      'one value per channel',
+      { data: new Float32Array(C), shape: [1, C, 1, 1] },
+      RangeError,
+      /Expected more than 1 value per channel when training, got input size \[1, 3, 1, 1\]/,
+    ],
   ] as const)('forward with %s', (_label, input, Err, message) => {
     const bn = trained();
     const before = state(bn);
@@ -160,7 +246,9 @@ describe('module and functional checks change nothing', () => {
   it('a kernel-level failure (out of the wrong length) leaves running statistics and the counter alone', () => {
     const bn = trained();
     const before = state(bn);
-    expect(() => bn.forward({ data: randn(NUMEL, 7) as Float32Array, shape: [N, C, 1, S] }, { out: new Float32Array(3) })).toThrow(/length 30 for out but received a Float32Array of length 3/);
+    expect(() => bn.forward({ data: randn(NUMEL, 7) as Float32Array, shape: [N, C, 1, S] }, { out: new Float32Array(3) })).toThrow(
+      /length 30 for out but received a Float32Array of length 3/,
+    );
     expect(state(bn)).toBe(before);
   });
 
@@ -180,26 +268,31 @@ describe('module and functional checks change nothing', () => {
     expect(() => new BatchNorm2d(3, { eps: -1 })).toThrow(/Expected a number in \[0, 1\] for eps but received the number -1/);
     expect(() => new BatchNorm2d(3, { momentum: -0.1 })).toThrow(/Expected a number in \[0, 1\] or null for momentum but received the number -0.1/);
     expect(() => new BatchNorm2d(3, { affine: 1 as any })).toThrow(/boolean for affine/);
-    expect(() => new BatchNorm2d(3, { layout: 'NLC' })).toThrow('Expected one of NCHW, NHWC, channelsFirst, channelsLast for layout of BatchNorm2d but received the string "NLC"');
+    expect(() => new BatchNorm2d(3, { layout: 'NLC' })).toThrow(
+      'Expected one of NCHW, NHWC, channelsFirst, channelsLast for layout of BatchNorm2d but received the string "NLC"',
+    );
     expect(() => fromKeras({ center: false })).toThrow(/center and scale to be equal/);
   });
 
   it('functional: eval without running statistics and training with one value per channel throw', () => {
     const x = { data: new Float32Array(6), shape: [2, 3] };
     expect(() => batchNorm(x, null, null)).toThrow(/runningMean and runningVar when training is false/);
-    const rm = new Float32Array(3), rv = new Float32Array(3).fill(1);
+    const rm = new Float32Array(3),
+      rv = new Float32Array(3).fill(1);
     expect(() => batchNorm({ data: new Float32Array(3), shape: [1, 3] }, rm, rv, { training: true })).toThrow(/more than 1 value per channel/);
     expect(Array.from(rm)).toEqual([0, 0, 0]);
     const y = batchNorm(x, rm, rv, { training: true });
-    expect(() => batchNormBackward({ data: new Float32Array(3), shape: [1, 3] }, x, { saveMean: y.saveMean, saveInvstd: y.saveInvstd })).toThrow(/gradOutput of the input's shape \[2, 3\]/);
+    expect(() => batchNormBackward({ data: new Float32Array(3), shape: [1, 3] }, x, { saveMean: y.saveMean, saveInvstd: y.saveInvstd })).toThrow(
+      /gradOutput of the input's shape \[2, 3\]/,
+    );
   });
 });
 
 describe('checkFinite', () => {
   it('throws naming the first bad channel, and changes nothing; off by default', () => {
     const x = { data: randn(2 * 4 * 3, 8) as Float32Array, shape: [2, 4, 3, 1] };
-    x.data[1 * 12 + 3 * 3 + 2] = Infinity;  // n=1, channel 3
-    x.data[1 * 12 + 2 * 3 + 0] = NaN;       // n=1, channel 2: the first bad channel
+    x.data[1 * 12 + 3 * 3 + 2] = Infinity; // n=1, channel 3
+    x.data[1 * 12 + 2 * 3 + 0] = NaN; // n=1, channel 2: the first bad channel
     const bn = new BatchNorm2d(4, { checkFinite: true });
     const before = JSON.stringify(bn.stateDict());
     expect(() => bn.forward(x)).toThrow('Expected finite values in input (checkFinite) but channel 2 holds NaN at index [1, 2, 0, 0]');
@@ -220,7 +313,6 @@ describe('checkFinite', () => {
   });
 });
 
-
 describe('functional option checks', () => {
   const input = () => ({ data: randn(NUMEL, 10) as Float32Array, shape: [N, C, S] });
 
@@ -236,7 +328,9 @@ describe('functional option checks', () => {
     ['momentum NaN', { training: true, momentum: NaN }, RangeError, /Expected a number in \[0, 1\] for momentum but received the number NaN/],
     ['momentum a string', { training: true, momentum: '0.1' }, TypeError, /Expected a number in \[0, 1\] for momentum but received a string/],
   ] as const)('batchNorm with %s throws and changes nothing; batchNormAsync rejects', async (_label, options, Err, message) => {
-    const rm = new Float32Array(C).fill(0.5), rv = new Float32Array(C).fill(2), out = new Float32Array(NUMEL).fill(7);
+    const rm = new Float32Array(C).fill(0.5),
+      rv = new Float32Array(C).fill(2),
+      out = new Float32Array(NUMEL).fill(7);
     const state = () => JSON.stringify([rm, rv, out].map((a) => Array.from(a)));
     const before = state();
     expect(() => batchNorm(input(), rm, rv, { ...options, out } as any)).toThrow(Err);
@@ -246,7 +340,8 @@ describe('functional option checks', () => {
   });
 
   it('options must be an object, forward and backward alike', async () => {
-    const rm = new Float32Array(C), rv = new Float32Array(C).fill(1);
+    const rm = new Float32Array(C),
+      rv = new Float32Array(C).fill(1);
     expect(() => batchNorm(input(), rm, rv, null as any)).toThrow(TypeError);
     expect(() => batchNorm(input(), rm, rv, null as any)).toThrow(/Expected an options object for batchNorm but received null/);
     await expect(batchNormAsync(input(), rm, rv, 'training' as any)).rejects.toThrow(/Expected an options object for batchNormAsync but received a string/);
@@ -254,7 +349,8 @@ describe('functional option checks', () => {
   });
 
   it('batchNormBackward checks training under its own name', async () => {
-    const x = input(), y = batchNorm(x, null, null, { training: true });
+    const x = input(),
+      y = batchNorm(x, null, null, { training: true });
     const options = { saveMean: y.saveMean, saveInvstd: y.saveInvstd, training: 'yes' } as any;
     expect(() => batchNormBackward(input(), x, options)).toThrow(TypeError);
     expect(() => batchNormBackward(input(), x, options)).toThrow(/Expected a boolean for training but received a string/);
@@ -267,13 +363,33 @@ describe('functional array checks name the arguments the user passed', () => {
 
   it.each([
     ['eval: runningMean an Array', false, { runningMean: [0, 0, 0] }, TypeError, /Expected a Float32Array of length 3 for runningMean but received an Array/],
-    ['eval: runningVar too short', false, { runningVar: new Float32Array(2) }, RangeError, /Expected a Float32Array of length 3 for runningVar but received a Float32Array of length 2/],
-    ['training: runningVar of the other dtype', true, { runningVar: new Float64Array(C) }, TypeError, /Float32Array of length 3 or null for runningVar but received a Float64Array of length 3/],
-    ['out of the other dtype', true, { out: new Float64Array(NUMEL) }, TypeError, /Float32Array of length 30 or null for out but received a Float64Array of length 30/],
+    [
+      'eval: runningVar too short',
+      false,
+      { runningVar: new Float32Array(2) },
+      RangeError,
+      /Expected a Float32Array of length 3 for runningVar but received a Float32Array of length 2/,
+    ],
+    [
+      'training: runningVar of the other dtype',
+      true,
+      { runningVar: new Float64Array(C) },
+      TypeError,
+      /Float32Array of length 3 or null for runningVar but received a Float64Array of length 3/,
+    ],
+    [
+      'out of the other dtype',
+      true,
+      { out: new Float64Array(NUMEL) },
+      TypeError,
+      /Float32Array of length 30 or null for out but received a Float64Array of length 30/,
+    ],
     ['out too short', false, { out: new Float32Array(NUMEL - 1) }, RangeError, /Float32Array of length 30 for out but received a Float32Array of length 29/],
     ['weight too long', false, { weight: new Float32Array(C + 1) }, RangeError, /Float32Array of length 3 for weight but received a Float32Array of length 4/],
   ] as const)('batchNorm, %s', async (_label, training, args, Err, message) => {
-    const rm = new Float32Array(C).fill(0.5), rv = new Float32Array(C).fill(2), out = new Float32Array(NUMEL).fill(7);
+    const rm = new Float32Array(C).fill(0.5),
+      rv = new Float32Array(C).fill(2),
+      out = new Float32Array(NUMEL).fill(7);
     const a: any = { runningMean: rm, runningVar: rv, out, ...args };
     const state = () => JSON.stringify([rm, rv, out].map((v) => Array.from(v)));
     const before = state();
@@ -285,15 +401,55 @@ describe('functional array checks name the arguments the user passed', () => {
   });
 
   it.each([
-    ['saveMeanOut too short', true, () => ({ saveMeanOut: new Float32Array(C - 1) }), RangeError, /Float32Array of length 3 for saveMeanOut but received a Float32Array of length 2/],
-    ['saveInvstdOut of the other dtype', false, () => ({ saveInvstdOut: new Float64Array(C) }), TypeError, /Float32Array of length 3 or null for saveInvstdOut but received a Float64Array of length 3/],
-    ['saveMeanOut the runningVar, in eval', false, (a: any) => ({ saveMeanOut: a.runningVar }), RangeError, /Expected saveMeanOut not to share memory with runningVar, but it overlaps it/],
-    ['saveInvstdOut overlapping the weight', true, (a: any) => ({ saveInvstdOut: a.buf.subarray(1, 1 + C), weight: a.buf.subarray(0, C) }), RangeError, /Expected saveInvstdOut not to share memory with weight, but it overlaps it/],
-    ['saveInvstdOut the same array as saveMeanOut', true, (a: any) => ({ saveInvstdOut: a.saveMeanOut }), RangeError, /Expected saveInvstdOut not to share memory with saveMeanOut, but it overlaps it/],
-    ['saveMeanOut inside out', true, (a: any) => ({ saveMeanOut: a.out.subarray(4, 4 + C) }), RangeError, /Expected saveMeanOut not to share memory with out, but it overlaps it/],
+    [
+      'saveMeanOut too short',
+      true,
+      () => ({ saveMeanOut: new Float32Array(C - 1) }),
+      RangeError,
+      /Float32Array of length 3 for saveMeanOut but received a Float32Array of length 2/,
+    ],
+    [
+      'saveInvstdOut of the other dtype',
+      false,
+      () => ({ saveInvstdOut: new Float64Array(C) }),
+      TypeError,
+      /Float32Array of length 3 or null for saveInvstdOut but received a Float64Array of length 3/,
+    ],
+    [
+      'saveMeanOut the runningVar, in eval',
+      false,
+      (a: any) => ({ saveMeanOut: a.runningVar }),
+      RangeError,
+      /Expected saveMeanOut not to share memory with runningVar, but it overlaps it/,
+    ],
+    [
+      'saveInvstdOut overlapping the weight',
+      true,
+      (a: any) => ({ saveInvstdOut: a.buf.subarray(1, 1 + C), weight: a.buf.subarray(0, C) }),
+      RangeError,
+      /Expected saveInvstdOut not to share memory with weight, but it overlaps it/,
+    ],
+    [
+      'saveInvstdOut the same array as saveMeanOut',
+      true,
+      (a: any) => ({ saveInvstdOut: a.saveMeanOut }),
+      RangeError,
+      /Expected saveInvstdOut not to share memory with saveMeanOut, but it overlaps it/,
+    ],
+    [
+      'saveMeanOut inside out',
+      true,
+      (a: any) => ({ saveMeanOut: a.out.subarray(4, 4 + C) }),
+      RangeError,
+      /Expected saveMeanOut not to share memory with out, but it overlaps it/,
+    ],
   ] as const)('batchNorm, %s', async (_label, training, args, Err, message) => {
-    const rm = new Float32Array(C).fill(0.5), rv = new Float32Array(C).fill(2), out = new Float32Array(NUMEL).fill(7), buf = new Float32Array(C + 1).fill(1);
-    const saveMeanOut = new Float32Array(C).fill(3), saveInvstdOut = new Float32Array(C).fill(4);
+    const rm = new Float32Array(C).fill(0.5),
+      rv = new Float32Array(C).fill(2),
+      out = new Float32Array(NUMEL).fill(7),
+      buf = new Float32Array(C + 1).fill(1);
+    const saveMeanOut = new Float32Array(C).fill(3),
+      saveInvstdOut = new Float32Array(C).fill(4);
     const base: any = { runningMean: rm, runningVar: rv, out, buf, saveMeanOut, saveInvstdOut, weight: null };
     const a: any = { ...base, ...args(base) };
     const state = () => JSON.stringify([rm, rv, out, buf, saveMeanOut, saveInvstdOut].map((v) => Array.from(v)));
@@ -306,16 +462,42 @@ describe('functional array checks name the arguments the user passed', () => {
   });
 
   it.each([
-    ['gradOutput of the other dtype', { gradOutput: { data: new Float64Array(NUMEL), shape: [N, C, S] } }, TypeError, /Float32Array of length 30 for gradOutput.data but received a Float64Array of length 30/],
+    [
+      'gradOutput of the other dtype',
+      { gradOutput: { data: new Float64Array(NUMEL), shape: [N, C, S] } },
+      TypeError,
+      /Float32Array of length 30 for gradOutput.data but received a Float64Array of length 30/,
+    ],
     ['saveMean an Array', { saveMean: [0, 0, 0] }, TypeError, /Float32Array of length 3 for saveMean but received an Array/],
     ['saveInvstd missing', { saveInvstd: undefined }, TypeError, /Float32Array of length 3 for saveInvstd but received undefined/],
     ['out too short', { out: new Float32Array(NUMEL - 1) }, RangeError, /Float32Array of length 30 for out but received a Float32Array of length 29/],
-    ['gradWeightOut too short', { gradWeightOut: new Float32Array(C - 1) }, RangeError, /Float32Array of length 3 for gradWeightOut but received a Float32Array of length 2/],
-    ['gradBiasOut of the other dtype', { gradBiasOut: new Float64Array(C) }, TypeError, /Float32Array of length 3 or null for gradBiasOut but received a Float64Array of length 3/],
+    [
+      'gradWeightOut too short',
+      { gradWeightOut: new Float32Array(C - 1) },
+      RangeError,
+      /Float32Array of length 3 for gradWeightOut but received a Float32Array of length 2/,
+    ],
+    [
+      'gradBiasOut of the other dtype',
+      { gradBiasOut: new Float64Array(C) },
+      TypeError,
+      /Float32Array of length 3 or null for gradBiasOut but received a Float64Array of length 3/,
+    ],
   ] as const)('batchNormBackward, %s', async (_label, args, Err, message) => {
-    const x = input(), y = batchNorm(x, null, null, { training: true });
-    const out = new Float32Array(NUMEL).fill(7), gradWeightOut = new Float32Array(C).fill(8), gradBiasOut = new Float32Array(C).fill(9);
-    const a: any = { gradOutput: { data: randn(NUMEL, 12) as Float32Array, shape: [N, C, S] }, saveMean: y.saveMean, saveInvstd: y.saveInvstd, out, gradWeightOut, gradBiasOut, ...args };
+    const x = input(),
+      y = batchNorm(x, null, null, { training: true });
+    const out = new Float32Array(NUMEL).fill(7),
+      gradWeightOut = new Float32Array(C).fill(8),
+      gradBiasOut = new Float32Array(C).fill(9);
+    const a: any = {
+      gradOutput: { data: randn(NUMEL, 12) as Float32Array, shape: [N, C, S] },
+      saveMean: y.saveMean,
+      saveInvstd: y.saveInvstd,
+      out,
+      gradWeightOut,
+      gradBiasOut,
+      ...args,
+    };
     const state = () => JSON.stringify([out, gradWeightOut, gradBiasOut].map((v) => Array.from(v)));
     const before = state();
     const options = { training: true, saveMean: a.saveMean, saveInvstd: a.saveInvstd, out: a.out, gradWeightOut: a.gradWeightOut, gradBiasOut: a.gradBiasOut };
@@ -340,10 +522,22 @@ describe('readSafetensors checks the header', () => {
     ['negative dims', entry({ shape: [-2, -2] }), /Expected a shape of non-negative integers for w but the file has \[-2,-2\]/],
     ['a fractional dim', entry({ shape: [0.5, 8] }), /Expected a shape of non-negative integers for w but the file has \[0.5,8\]/],
     ['dims as strings', entry({ shape: ['2', '2'] }), /Expected a shape of non-negative integers for w but the file has \["2","2"\]/],
-    ['no data_offsets', entry({ data_offsets: undefined }), /Expected data_offsets of two non-negative integers \[begin, end\] for w but the file has undefined/],
+    [
+      'no data_offsets',
+      entry({ data_offsets: undefined }),
+      /Expected data_offsets of two non-negative integers \[begin, end\] for w but the file has undefined/,
+    ],
     ['data_offsets a number', entry({ data_offsets: 5 }), /Expected data_offsets of two non-negative integers \[begin, end\] for w but the file has 5/],
-    ['fractional data_offsets', entry({ data_offsets: [0.5, 16.5] }), /Expected data_offsets of two non-negative integers \[begin, end\] for w but the file has \[0.5,16.5\]/],
-    ['the dtype "toString"', entry({ dtype: 'toString' }), /Expected a dtype of F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL for w but the file has "toString"/],
+    [
+      'fractional data_offsets',
+      entry({ data_offsets: [0.5, 16.5] }),
+      /Expected data_offsets of two non-negative integers \[begin, end\] for w but the file has \[0.5,16.5\]/,
+    ],
+    [
+      'the dtype "toString"',
+      entry({ dtype: 'toString' }),
+      /Expected a dtype of F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL for w but the file has "toString"/,
+    ],
     ['the dtype "constructor"', entry({ dtype: 'constructor' }), /for w but the file has "constructor"/],
   ])('%s: a RangeError saying what the file has', (_label, header, message) => {
     expect(() => readSafetensors(file(header))).toThrow(RangeError);
@@ -365,7 +559,7 @@ describe('writeSafetensors checks what it writes', () => {
     expect(() => writeSafetensors({ w: 'abc' as any })).toThrow(TypeError);
     expect(() => writeSafetensors({ w: 'abc' as any })).toThrow(/for w but received a string/);
     expect(() => writeSafetensors({ w: [1, '2'] as any })).toThrow(TypeError);
-    expect(() => writeSafetensors({ n: 1.5 })).toThrow('Expected an integer in int64\'s range for n but received 1.5');
+    expect(() => writeSafetensors({ n: 1.5 })).toThrow("Expected an integer in int64's range for n but received 1.5");
     expect(() => writeSafetensors({ n: 2n ** 63n })).toThrow(RangeError);
   });
 

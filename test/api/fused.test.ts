@@ -9,16 +9,30 @@ import { describe, expect, it } from 'vitest';
 import { BatchNorm1d, BatchNorm2d, BatchNorm3d, batchNorm, batchNormBackward, type FloatArray } from '../../lib/index.js';
 
 interface Case {
-  shape: number[]; training: boolean; relu: boolean; residual: boolean; affine: boolean;
+  shape: number[];
+  training: boolean;
+  relu: boolean;
+  residual: boolean;
+  affine: boolean;
   init: { running_mean: number[]; running_var: number[]; weight: number[] | null; bias: number[] | null };
-  x: number[]; r: number[] | null; dy: number[]; y: number[]; dx: number[]; dr: number[] | null; dweight: number[] | null; dbias: number[] | null;
-  running_mean: number[]; running_var: number[];
+  x: number[];
+  r: number[] | null;
+  dy: number[];
+  y: number[];
+  dx: number[];
+  dr: number[] | null;
+  dweight: number[] | null;
+  dbias: number[] | null;
+  running_mean: number[];
+  running_var: number[];
 }
 const { cases } = JSON.parse(readFileSync(new URL('../fixtures/fused.json', import.meta.url), 'utf8')) as { cases: Case[] };
 
 /** Channels-first values to channels-last (N, …S, C), and the shape. */
 function toLast(v: number[], shape: number[]): { v: number[]; shape: number[] } {
-  const [N, C] = shape, S = shape.slice(2).reduce((a, b) => a * b, 1), out = new Array<number>(v.length);
+  const [N, C] = shape,
+    S = shape.slice(2).reduce((a, b) => a * b, 1),
+    out = new Array<number>(v.length);
   for (let n = 0; n < N; n++) for (let c = 0; c < C; c++) for (let s = 0; s < S; s++) out[(n * S + s) * C + c] = v[(n * C + c) * S + s];
   return { v: out, shape: [N, ...shape.slice(2), C] };
 }
@@ -39,14 +53,22 @@ const label = (c: Case) =>
 describe('fused ReLU and residual add: PyTorch autograd', () => {
   for (const c of cases)
     for (const last of [false, true])
-      for (const [T, tol] of [[Float64Array, 1e-12], [Float32Array, 2e-5]] as const)
+      for (const [T, tol] of [
+        [Float64Array, 1e-12],
+        [Float32Array, 2e-5],
+      ] as const)
         it(`${label(c)}${last ? ' channels-last' : ''} ${T.name}`, async () => {
           const rank = c.shape.length as 2 | 3 | 4 | 5;
           const lay = (v: number[]) => (last ? toLast(v, c.shape).v : v);
           const shape = last ? toLast(c.x, c.shape).shape : c.shape;
           const t = (v: number[]) => ({ data: T.from(lay(v)) as FloatArray, shape });
           const Module = MODULES[rank];
-          const bn = new Module(c.shape[1], { activation: c.relu ? 'relu' : null, affine: c.affine, dtype: T === Float64Array ? 'float64' : 'float32', layout: last ? LAST[rank] : undefined } as never);
+          const bn = new Module(c.shape[1], {
+            activation: c.relu ? 'relu' : null,
+            affine: c.affine,
+            dtype: T === Float64Array ? 'float64' : 'float32',
+            layout: last ? LAST[rank] : undefined,
+          } as never);
           bn.runningMean!.set(c.init.running_mean);
           bn.runningVar!.set(c.init.running_var);
           if (c.affine) {
@@ -54,7 +76,9 @@ describe('fused ReLU and residual add: PyTorch autograd', () => {
             bn.bias!.data.set(c.init.bias!);
           }
           bn.train(c.training);
-          const x = t(c.x), r = c.r ? t(c.r) : null, dy = t(c.dy);
+          const x = t(c.x),
+            r = c.r ? t(c.r) : null,
+            dy = t(c.dy);
           const y = rank === 4 && !last ? await bn.forwardAsync(x, { residual: r }) : bn.forward(x, { residual: r });
           close(y.data, lay(c.y), tol, 'y');
           close(bn.runningMean!, c.running_mean, tol, 'running_mean');
@@ -69,13 +93,22 @@ describe('fused ReLU and residual add: PyTorch autograd', () => {
           }
 
           // The functional forms.
-          const rm = T.from(c.init.running_mean), rv = T.from(c.init.running_var);
-          const w = c.affine ? T.from(c.init.weight!) : null, b = c.affine ? T.from(c.init.bias!) : null;
+          const rm = T.from(c.init.running_mean),
+            rv = T.from(c.init.running_var);
+          const w = c.affine ? T.from(c.init.weight!) : null,
+            b = c.affine ? T.from(c.init.bias!) : null;
           const layout = last ? 'channelsLast' : 'channelsFirst';
           const f = batchNorm(x, rm, rv, { weight: w, bias: b, training: c.training, layout, activation: c.relu ? 'relu' : null, residual: r });
           close(f.data, lay(c.y), tol, 'functional y');
           const fg = batchNormBackward(dy, x, {
-            weight: w, saveMean: f.saveMean, saveInvstd: f.saveInvstd, training: c.training, layout, activation: c.relu ? 'relu' : null, output: f.data, residual: c.residual,
+            weight: w,
+            saveMean: f.saveMean,
+            saveInvstd: f.saveInvstd,
+            training: c.training,
+            layout,
+            activation: c.relu ? 'relu' : null,
+            output: f.data,
+            residual: c.residual,
           });
           close(fg.gradInput.data, lay(c.dx), tol, 'functional dx');
           if (c.dr) close(fg.gradResidual!.data, lay(c.dr), tol, 'functional dr');
@@ -87,17 +120,22 @@ describe('fused ReLU and residual: arguments', () => {
   const x = { data: Float32Array.from({ length: 24 }, (_, i) => Math.sin(i)), shape: [4, 3, 2, 1] };
   it('a residual of another shape or type, or one that is the output, is refused; a call that throws changes nothing', () => {
     const bn = new BatchNorm2d(3, { activation: 'relu' });
-    expect(() => bn.forward(x, { residual: { data: new Float32Array(24), shape: [4, 3, 1, 2] } })).toThrow(/Expected residual of the input's shape \[4, 3, 2, 1\] but received shape \[4, 3, 1, 2\]/);
+    expect(() => bn.forward(x, { residual: { data: new Float32Array(24), shape: [4, 3, 1, 2] } })).toThrow(
+      /Expected residual of the input's shape \[4, 3, 2, 1\] but received shape \[4, 3, 1, 2\]/,
+    );
     expect(() => bn.forward(x, { residual: { data: new Float64Array(24) as unknown as Float32Array, shape: x.shape } })).toThrow(TypeError);
     const out = new Float32Array(24);
     expect(() => bn.forward(x, { out, residual: { data: out, shape: x.shape } })).toThrow(/not to share memory/);
     expect(bn.numBatchesTracked).toBe(0);
-    expect(() => new BatchNorm2d(3, { activation: 'gelu' as never })).toThrow(/Expected one of relu for activation of BatchNorm2d but received the string "gelu"/);
+    expect(() => new BatchNorm2d(3, { activation: 'gelu' as never })).toThrow(
+      /Expected one of relu for activation of BatchNorm2d but received the string "gelu"/,
+    );
     expect(() => batchNormBackward(x, x, { saveMean: new Float32Array(3), saveInvstd: new Float32Array(3), activation: 'relu' })).toThrow(/for output/);
   });
 
   it('the backward masks dy by the saved output: y written over in place by this package throws', () => {
-    const bn = new BatchNorm2d(3, { activation: 'relu' }), xi = { data: x.data.slice(), shape: x.shape };
+    const bn = new BatchNorm2d(3, { activation: 'relu' }),
+      xi = { data: x.data.slice(), shape: x.shape };
     bn.forward(xi, { out: xi.data });
     expect(() => bn.backward(x)).toThrow(/overwrote/);
   });

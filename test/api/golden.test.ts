@@ -16,9 +16,33 @@ const golden = JSON.parse(readFileSync(new URL('golden.json', dir), 'utf8'));
 const Modules = { BatchNorm1d, BatchNorm2d, BatchNorm3d } as const;
 
 type Arr = number[] | null;
-interface T { shape: number[]; data: number[] }
-interface Step { mode: 'train' | 'eval'; input: T; output: T; grad_output: T | null; grad_input: T | null; weight_grad: Arr; bias_grad: Arr; zero_grad_before: boolean; state_after: { running_mean: Arr; running_var: Arr; num_batches_tracked: number | null } }
-interface Case { name: string; module: keyof typeof Modules; num_features: number; eps: number; momentum: number | null; affine: boolean; track_running_stats: boolean; dtype: 'float32' | 'float64'; initial_state: Record<string, Arr | number | null>; steps: Step[] }
+interface T {
+  shape: number[];
+  data: number[];
+}
+interface Step {
+  mode: 'train' | 'eval';
+  input: T;
+  output: T;
+  grad_output: T | null;
+  grad_input: T | null;
+  weight_grad: Arr;
+  bias_grad: Arr;
+  zero_grad_before: boolean;
+  state_after: { running_mean: Arr; running_var: Arr; num_batches_tracked: number | null };
+}
+interface Case {
+  name: string;
+  module: keyof typeof Modules;
+  num_features: number;
+  eps: number;
+  momentum: number | null;
+  affine: boolean;
+  track_running_stats: boolean;
+  dtype: 'float32' | 'float64';
+  initial_state: Record<string, Arr | number | null>;
+  steps: Step[];
+}
 
 it('runs the backend this project forces', () => {
   expect(backendInfo().backend).toBe(process.env.BATCHNORM_BACKEND);
@@ -36,7 +60,8 @@ function pytorchError(tc: Case, step: Step, tol: number): number {
   const d = { n: step.input.shape[0], c: tc.num_features, s: step.input.data.length / step.input.shape[0] / tc.num_features, channelsLast: false };
   const { mean, variance } = refMoments(step.input.data, d);
   let worst = 0;
-  for (let c = 0; c < d.c; c++) worst = Math.max(worst, Math.abs(mean[c]) / Math.sqrt(variance[c] + tc.eps) * Math.abs(Number((tc.initial_state.weight as number[] | null)?.[c] ?? 1)));
+  for (let c = 0; c < d.c; c++)
+    worst = Math.max(worst, (Math.abs(mean[c]) / Math.sqrt(variance[c] + tc.eps)) * Math.abs(Number((tc.initial_state.weight as number[] | null)?.[c] ?? 1)));
   return Math.max(tol, 4 * 2 ** -24 * worst);
 }
 
@@ -48,7 +73,11 @@ describe.each(golden.cases as Case[])('$name', (tc) => {
   for (const channelsLast of [false, true]) {
     it(channelsLast ? 'matches PyTorch in channels-last' : 'matches PyTorch', () => {
       const bn = new Modules[tc.module](tc.num_features, {
-        eps: tc.eps, momentum: tc.momentum, affine: tc.affine, trackRunningStats: tc.track_running_stats, dtype: tc.dtype,
+        eps: tc.eps,
+        momentum: tc.momentum,
+        affine: tc.affine,
+        trackRunningStats: tc.track_running_stats,
+        dtype: tc.dtype,
         layout: channelsLast ? channelsLastOf[tc.module] : undefined,
       });
       const init = Object.fromEntries(Object.entries(tc.initial_state).filter(([, v]) => v !== null)) as Record<string, number[] | number>;
@@ -63,7 +92,9 @@ describe.each(golden.cases as Case[])('$name', (tc) => {
         expect(y.data).toBeInstanceOf(T);
         expectClose(cl ? fromChannelsLast(y.data, step.input.shape) : y.data, step.output.data, tol, pytorchError(tc, step, tol), `${at} output`);
         if (step.grad_output) {
-          const dy = cl ? toChannelsLast(step.grad_output.data, step.grad_output.shape, T) : { data: T.from(step.grad_output.data), shape: step.grad_output.shape };
+          const dy = cl
+            ? toChannelsLast(step.grad_output.data, step.grad_output.shape, T)
+            : { data: T.from(step.grad_output.data), shape: step.grad_output.shape };
           const dx = bn.backward(dy);
           expectClose(cl ? fromChannelsLast(dx.data, step.input.shape) : dx.data, step.grad_input!.data, tol, tol, `${at} grad_input`);
         }
@@ -81,14 +112,35 @@ describe.each(golden.cases as Case[])('$name', (tc) => {
   }
 });
 
-interface FCase { name: string; dtype: 'float32' | 'float64'; training: boolean; momentum: number; eps: number; input: T; running_mean: Arr; running_var: Arr; weight: Arr; bias: Arr; output: T; running_mean_after: Arr; running_var_after: Arr; grad_output: T; grad_input: T; grad_weight: Arr; grad_bias: Arr }
+interface FCase {
+  name: string;
+  dtype: 'float32' | 'float64';
+  training: boolean;
+  momentum: number;
+  eps: number;
+  input: T;
+  running_mean: Arr;
+  running_var: Arr;
+  weight: Arr;
+  bias: Arr;
+  output: T;
+  running_mean_after: Arr;
+  running_var_after: Arr;
+  grad_output: T;
+  grad_input: T;
+  grad_weight: Arr;
+  grad_bias: Arr;
+}
 
 describe.each(golden.functional as FCase[])('functional $name', (fc) => {
   it('matches torch.nn.functional.batch_norm and its gradients', () => {
     const T = fc.dtype === 'float64' ? Float64Array : Float32Array;
     const tol = fc.dtype === 'float64' ? 1e-10 : 1e-5;
     const arr = (a: Arr): FloatArray | null => (a ? T.from(a) : null);
-    const rm = arr(fc.running_mean), rv = arr(fc.running_var), weight = arr(fc.weight), bias = arr(fc.bias);
+    const rm = arr(fc.running_mean),
+      rv = arr(fc.running_var),
+      weight = arr(fc.weight),
+      bias = arr(fc.bias);
     const x = { data: T.from(fc.input.data), shape: fc.input.shape };
     const out = new T(x.data.length);
     const y = batchNorm(x, rm, rv, { weight, bias, training: fc.training, momentum: fc.momentum, eps: fc.eps, out });
@@ -97,7 +149,10 @@ describe.each(golden.functional as FCase[])('functional $name', (fc) => {
     if (fc.running_mean_after) expectClose(rm!, fc.running_mean_after, tol, tol, 'running_mean');
     if (fc.running_var_after) expectClose(rv!, fc.running_var_after, tol, tol, 'running_var');
     const g = batchNormBackward({ data: T.from(fc.grad_output.data), shape: fc.grad_output.shape }, x, {
-      weight, saveMean: y.saveMean, saveInvstd: y.saveInvstd, training: fc.training,
+      weight,
+      saveMean: y.saveMean,
+      saveInvstd: y.saveInvstd,
+      training: fc.training,
     });
     expectClose(g.gradInput.data, fc.grad_input.data, tol, tol, 'grad_input');
     if (fc.grad_weight) expectClose(g.gradWeight, fc.grad_weight, tol, tol, 'grad_weight');
@@ -105,7 +160,14 @@ describe.each(golden.functional as FCase[])('functional $name', (fc) => {
   });
 });
 
-interface ECase { name: string; module: keyof typeof Modules; num_features: number; input_shape: number[]; mode: 'train' | 'eval'; message: string }
+interface ECase {
+  name: string;
+  module: keyof typeof Modules;
+  num_features: number;
+  input_shape: number[];
+  mode: 'train' | 'eval';
+  message: string;
+}
 
 describe.each(golden.errors as ECase[])('error $name', (ec) => {
   it('throws what PyTorch throws, and changes nothing', () => {
@@ -117,7 +179,7 @@ describe.each(golden.errors as ECase[])('error $name', (ec) => {
     if (ec.message.startsWith('Expected more than 1 value per channel')) {
       expect(call).toThrow(ec.message.replace(/torch\.Size\((\[[^\]]*\])\)/, '$1'));
     } else if (ec.message.startsWith('expected')) {
-      expect(call).toThrow(ec.message);  // "expected 4D input (got 3D input)"
+      expect(call).toThrow(ec.message); // "expected 4D input (got 3D input)"
     } else {
       expect(call).toThrow(`expected input with ${ec.num_features} channels`);
     }
@@ -125,7 +187,7 @@ describe.each(golden.errors as ECase[])('error $name', (ec) => {
   });
 });
 
-it('loads a PyTorch state dict from safetensors and gives PyTorch\'s eval output', () => {
+it("loads a PyTorch state dict from safetensors and gives PyTorch's eval output", () => {
   const st = golden.safetensors;
   const sd = readSafetensors(readFileSync(new URL(st.file, dir)));
   expect(Object.keys(sd).sort()).toEqual(['bias', 'num_batches_tracked', 'running_mean', 'running_var', 'weight']);

@@ -9,7 +9,9 @@ describe('errors that say how to fix the mistake', () => {
     expect(() => new BatchNorm2d(3).forward(t as any)).toThrow(
       "Expected a tensor { data, shape } for input but received a tf.Tensor: pass { data: t.dataSync(), shape: t.shape }, and layout: 'NHWC', since TF.js is channels-last",
     );
-    expect(() => batchNorm(t as any, null, null, { training: true })).toThrow(/received a tf.Tensor: pass \{ data: t.dataSync\(\), shape: t.shape \}, and layout: 'channelsLast'/);
+    expect(() => batchNorm(t as any, null, null, { training: true })).toThrow(
+      /received a tf.Tensor: pass \{ data: t.dataSync\(\), shape: t.shape \}, and layout: 'channelsLast'/,
+    );
   });
 
   it('a tensor without shape says the shape is missing', () => {
@@ -27,14 +29,16 @@ describe('errors that say how to fix the mistake', () => {
     // No hint when the last dimension is not C either.
     expect(() => new BatchNorm2d(3).forward({ data: new Float32Array(2 * 4 * 4 * 5), shape: [2, 4, 4, 5] })).toThrow(/received \[2, 4, 4, 5\]$/);
     // Functional: the per-channel arrays' length is the last dimension.
-    const rm = new Float32Array(3), rv = new Float32Array(3).fill(1);
+    const rm = new Float32Array(3),
+      rv = new Float32Array(3).fill(1);
     expect(() => batchNorm({ data: randn(96, 1) as Float32Array, shape: [2, 4, 4, 3] }, rm, rv, { training: true })).toThrow(
       "Expected a Float32Array of length 4 for runningMean but received a Float32Array of length 3: the input's last dimension is 3; if the input is channels-last (as TF.js'), pass layout: 'NHWC'",
     );
   });
 
   it('weight: bn.weight (a parameter object) in the functional form suggests bn.weight.data', () => {
-    const bn = new BatchNorm2d(3), x = { data: randn(48, 2) as Float32Array, shape: [4, 3, 2, 2] };
+    const bn = new BatchNorm2d(3),
+      x = { data: randn(48, 2) as Float32Array, shape: [4, 3, 2, 2] };
     expect(() => batchNorm(x, null, null, { training: true, weight: bn.weight as any })).toThrow(
       "Expected a Float32Array of length 3 or null for weight but received a Parameter { data, grad }: pass the parameter's array, weight.data (e.g. bn.weight.data)",
     );
@@ -43,6 +47,8 @@ describe('errors that say how to fix the mistake', () => {
 
   it('a bad dtype or layout echoes the value', () => {
     expect(() => new BatchNorm2d(3, { dtype: 'float16' as any })).toThrow(`Expected 'float32' or 'float64' for dtype but received the string "float16"`);
-    expect(() => batchNorm({ data: new Float32Array(6), shape: [2, 3] }, null, null, { training: true, layout: 'nhwc' as any })).toThrow(/for layout but received the string "nhwc"/);
+    expect(() => batchNorm({ data: new Float32Array(6), shape: [2, 3] }, null, null, { training: true, layout: 'nhwc' as any })).toThrow(
+      /for layout but received the string "nhwc"/,
+    );
   });
 });

@@ -49,24 +49,35 @@ function linear(T: Ctor, a: F, rows: number, W: F, bias: F, outF: number, inF: n
 function runLstm(T: Ctor) {
   const { input: I, hidden: H, steps: S, batch: B } = golden.shape;
   const G4 = 4 * H;
-  const Wx = fill(T, G4 * I, 1, 0.3), bx = fill(T, G4, 2, 0.1), Wh = fill(T, G4 * H, 3, 0.2), bh = fill(T, G4, 4, 0.1);
+  const Wx = fill(T, G4 * I, 1, 0.3),
+    bx = fill(T, G4, 2, 0.1),
+    Wh = fill(T, G4 * H, 3, 0.2),
+    bh = fill(T, G4, 4, 0.1);
   const dtype = T === Float64Array ? 'float64' : 'float32';
-  const bnX = new BatchNorm1d(G4, { dtype }), bnH = new BatchNorm1d(G4, { dtype });
+  const bnX = new BatchNorm1d(G4, { dtype }),
+    bnH = new BatchNorm1d(G4, { dtype });
   bnX.weight.data.set(fill(T, G4, 5, 0.25, 1));
   bnX.bias.data.set(fill(T, G4, 6, 0.1));
   bnH.weight.data.set(fill(T, G4, 7, 0.25, 1));
   bnH.bias.data.set(fill(T, G4, 8, 0.1));
-  const x = fill(T, B * S * I, 9, 1), g = fill(T, B * S * H, 10, 1);
+  const x = fill(T, B * S * I, 9, 1),
+    g = fill(T, B * S * H, 10, 1);
 
   // Forward through the 15 steps, keeping what the backward needs.
   const steps: Array<{ xt: F; hPrev: F; cPrev: F; c: F; i: F; f: F; gg: F; o: F; rx: Tensor; rh: Tensor }> = [];
-  let h: F = new T(B * H), c: F = new T(B * H);
+  let h: F = new T(B * H),
+    c: F = new T(B * H);
   for (let t = 0; t < S; t++) {
     const xt = new T(B * I);
     for (let b = 0; b < B; b++) for (let k = 0; k < I; k++) xt[b * I + k] = x[(b * S + t) * I + k];
     const rx = bnX.forward({ data: linear(T, xt, B, Wx, bx, G4, I), shape: [B, G4] });
     const rh = bnH.forward({ data: linear(T, h, B, Wh, bh, G4, H), shape: [B, G4] });
-    const i = new T(B * H), f = new T(B * H), gg = new T(B * H), o = new T(B * H), cNew = new T(B * H), hNew = new T(B * H);
+    const i = new T(B * H),
+      f = new T(B * H),
+      gg = new T(B * H),
+      o = new T(B * H),
+      cNew = new T(B * H),
+      hNew = new T(B * H);
     for (let b = 0; b < B; b++)
       for (let j = 0; j < H; j++) {
         const at = (q: number) => rx.data[b * G4 + q * H + j] + rh.data[b * G4 + q * H + j];
@@ -84,11 +95,16 @@ function runLstm(T: Ctor) {
   }
 
   // Backward through time of loss = Σ outputs·G: the steps last-in first-out.
-  const dWx = new Float64Array(G4 * I), dbx = new Float64Array(G4), dWh = new Float64Array(G4 * H), dbh = new Float64Array(G4);
-  let dhNext = new Float64Array(B * H), dcNext = new Float64Array(B * H);
+  const dWx = new Float64Array(G4 * I),
+    dbx = new Float64Array(G4),
+    dWh = new Float64Array(G4 * H),
+    dbh = new Float64Array(G4);
+  let dhNext = new Float64Array(B * H),
+    dcNext = new Float64Array(B * H);
   for (let t = S - 1; t >= 0; t--) {
     const st = steps[t];
-    const dGates = new T(B * G4), dc = new Float64Array(B * H);
+    const dGates = new T(B * G4),
+      dc = new Float64Array(B * H);
     for (let b = 0; b < B; b++)
       for (let j = 0; j < H; j++) {
         const k = b * H + j;
@@ -101,13 +117,15 @@ function runLstm(T: Ctor) {
         dGates[b * G4 + 3 * H + j] = dh * tc * st.o[k] * (1 - st.o[k]);
       }
     const dy = { data: dGates, shape: [B, G4] };
-    const dax = bnX.backward(dy, { of: st.rx }).data, dah = bnH.backward(dy, { of: st.rh }).data;
+    const dax = bnX.backward(dy, { of: st.rx }).data,
+      dah = bnH.backward(dy, { of: st.rh }).data;
     dhNext = new Float64Array(B * H);
     dcNext = new Float64Array(B * H);
     for (let k = 0; k < B * H; k++) dcNext[k] = dc[k] * st.f[k];
     for (let b = 0; b < B; b++)
       for (let q = 0; q < G4; q++) {
-        const ax = dax[b * G4 + q], ah = dah[b * G4 + q];
+        const ax = dax[b * G4 + q],
+          ah = dah[b * G4 + q];
         dbx[q] += ax;
         dbh[q] += ah;
         for (let k = 0; k < I; k++) dWx[q * I + k] += ax * st.xt[b * I + k];
@@ -119,12 +137,22 @@ function runLstm(T: Ctor) {
   }
   return {
     grad: {
-      'wx.weight': dWx, 'wx.bias': dbx, 'wh.weight': dWh, 'wh.bias': dbh,
-      'bn_x.weight': bnX.weight.grad!, 'bn_x.bias': bnX.bias.grad!, 'bn_h.weight': bnH.weight.grad!, 'bn_h.bias': bnH.bias.grad!,
+      'wx.weight': dWx,
+      'wx.bias': dbx,
+      'wh.weight': dWh,
+      'wh.bias': dbh,
+      'bn_x.weight': bnX.weight.grad!,
+      'bn_x.bias': bnX.bias.grad!,
+      'bn_h.weight': bnH.weight.grad!,
+      'bn_h.bias': bnH.bias.grad!,
     } as Record<string, ArrayLike<number>>,
     buffers: {
-      'bn_x.running_mean': bnX.runningMean!, 'bn_x.running_var': bnX.runningVar!, 'bn_x.num_batches_tracked': bnX.numBatchesTracked!,
-      'bn_h.running_mean': bnH.runningMean!, 'bn_h.running_var': bnH.runningVar!, 'bn_h.num_batches_tracked': bnH.numBatchesTracked!,
+      'bn_x.running_mean': bnX.runningMean!,
+      'bn_x.running_var': bnX.runningVar!,
+      'bn_x.num_batches_tracked': bnX.numBatchesTracked!,
+      'bn_h.running_mean': bnH.runningMean!,
+      'bn_h.running_var': bnH.runningVar!,
+      'bn_h.num_batches_tracked': bnH.numBatchesTracked!,
     } as Record<string, ArrayLike<number> | number>,
     modules: [bnX, bnH],
     steps,
@@ -138,7 +166,8 @@ function runLstm(T: Ctor) {
  */
 function relErr(got: ArrayLike<number>, want: number[]): number {
   expect(got.length).toBe(want.length);
-  let err = 0, scale = 0;
+  let err = 0,
+    scale = 0;
   for (let i = 0; i < want.length; i++) {
     err = Math.max(err, Math.abs(got[i] - want[i]));
     scale = Math.max(scale, Math.abs(want[i]));
@@ -147,7 +176,10 @@ function relErr(got: ArrayLike<number>, want: number[]): number {
 }
 
 describe("seed 004's BatchNorm-LSTM, backpropagated through 15 time steps", () => {
-  for (const [T, tol] of [[Float64Array, 1e-10], [Float32Array, 2e-4]] as const) {
+  for (const [T, tol] of [
+    [Float64Array, 1e-10],
+    [Float32Array, 2e-4],
+  ] as const) {
     it(`gives PyTorch's gradients and running statistics (${T.name})`, () => {
       const run = runLstm(T);
       // The biases before a BatchNorm: their exact gradient is 0, and in
@@ -156,7 +188,8 @@ describe("seed 004's BatchNorm-LSTM, backpropagated through 15 time steps", () =
       // scaled by 1/√eps ≈ 316: the float32 sum keeps about 1e-3 of noise
       // (PyTorch's float32 does the same); the weights' gradients are 65–75.
       const biasTol = T === Float32Array ? 5e-3 : tol;
-      for (const [name, want] of Object.entries(golden.grad)) expect(relErr(run.grad[name], want), name).toBeLessThan(name.startsWith('w') && name.endsWith('.bias') ? biasTol : tol);
+      for (const [name, want] of Object.entries(golden.grad))
+        expect(relErr(run.grad[name], want), name).toBeLessThan(name.startsWith('w') && name.endsWith('.bias') ? biasTol : tol);
       for (const [name, want] of Object.entries(golden.buffers)) {
         if (typeof want === 'number') expect(run.buffers[name]).toBe(want);
         else expect(relErr(run.buffers[name] as ArrayLike<number>, want), name).toBeLessThan(tol);

@@ -10,7 +10,11 @@ type F = Float32Array | Float64Array;
 
 /** Conv2d, stride 1, no padding: x [N, Cin, H, W], w [Cout, Cin/g, kh, kw]. */
 function conv2d(x: Tensor<F>, w: Tensor<F>, b: F | null, groups: number): Tensor<Float64Array> {
-  const [N, Cin, H, W] = x.shape, [Cout, cpg, kh, kw] = w.shape, OH = H - kh + 1, OW = W - kw + 1, opg = Cout / groups;
+  const [N, Cin, H, W] = x.shape,
+    [Cout, cpg, kh, kw] = w.shape,
+    OH = H - kh + 1,
+    OW = W - kw + 1,
+    opg = Cout / groups;
   const y = new Float64Array(N * Cout * OH * OW);
   for (let n = 0; n < N; n++)
     for (let o = 0; o < Cout; o++)
@@ -19,7 +23,8 @@ function conv2d(x: Tensor<F>, w: Tensor<F>, b: F | null, groups: number): Tensor
           let s = b ? b[o] : 0;
           for (let c = 0; c < cpg; c++)
             for (let p = 0; p < kh; p++)
-              for (let q = 0; q < kw; q++) s += w.data[((o * cpg + c) * kh + p) * kw + q] * x.data[((n * Cin + Math.floor(o / opg) * cpg + c) * H + i + p) * W + j + q];
+              for (let q = 0; q < kw; q++)
+                s += w.data[((o * cpg + c) * kh + p) * kw + q] * x.data[((n * Cin + Math.floor(o / opg) * cpg + c) * H + i + p) * W + j + q];
           y[((n * Cout + o) * OH + i) * OW + j] = s;
         }
   return { data: y, shape: [N, Cout, OH, OW] };
@@ -27,10 +32,14 @@ function conv2d(x: Tensor<F>, w: Tensor<F>, b: F | null, groups: number): Tensor
 
 /** ConvTranspose2d, stride 1, no padding: x [N, Cin, H, W], w [Cin, Cout/g, kh, kw]. */
 function convTranspose2d(x: Tensor<F>, w: Tensor<F>, b: F | null, groups: number): Tensor<Float64Array> {
-  const [N, Cin, H, W] = x.shape, [, opg, kh, kw] = w.shape, Cout = opg * groups, OH = H + kh - 1, OW = W + kw - 1, ipg = Cin / groups;
+  const [N, Cin, H, W] = x.shape,
+    [, opg, kh, kw] = w.shape,
+    Cout = opg * groups,
+    OH = H + kh - 1,
+    OW = W + kw - 1,
+    ipg = Cin / groups;
   const y = new Float64Array(N * Cout * OH * OW);
-  for (let n = 0; n < N; n++)
-    for (let o = 0; o < Cout; o++) for (let k = 0; k < OH * OW; k++) y[(n * Cout + o) * OH * OW + k] = b ? b[o] : 0;
+  for (let n = 0; n < N; n++) for (let o = 0; o < Cout; o++) for (let k = 0; k < OH * OW; k++) y[(n * Cout + o) * OH * OW + k] = b ? b[o] : 0;
   for (let n = 0; n < N; n++)
     for (let c = 0; c < Cin; c++)
       for (let jo = 0; jo < opg; jo++) {
@@ -38,14 +47,17 @@ function convTranspose2d(x: Tensor<F>, w: Tensor<F>, b: F | null, groups: number
         for (let i = 0; i < H; i++)
           for (let j = 0; j < W; j++)
             for (let p = 0; p < kh; p++)
-              for (let q = 0; q < kw; q++) y[((n * Cout + o) * OH + i + p) * OW + j + q] += x.data[((n * Cin + c) * H + i) * W + j] * w.data[((c * opg + jo) * kh + p) * kw + q];
+              for (let q = 0; q < kw; q++)
+                y[((n * Cout + o) * OH + i + p) * OW + j + q] += x.data[((n * Cin + c) * H + i) * W + j] * w.data[((c * opg + jo) * kh + p) * kw + q];
       }
   return { data: y, shape: [N, Cout, OH, OW] };
 }
 
 /** x [N, in] · w[out, in]ᵀ + b. */
 function linear(x: Tensor<F>, w: Tensor<F>, b: F | null): Tensor<Float64Array> {
-  const [N, I] = x.shape, [O] = w.shape, y = new Float64Array(N * O);
+  const [N, I] = x.shape,
+    [O] = w.shape,
+    y = new Float64Array(N * O);
   for (let n = 0; n < N; n++)
     for (let o = 0; o < O; o++) {
       let s = b ? b[o] : 0;
@@ -68,7 +80,8 @@ function trainedBn<M extends BatchNorm1d<boolean> | BatchNorm2d<boolean>>(bn: M,
 
 function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, tol: number): void {
   expect(got.length).toBe(want.length);
-  let err = 0, scale = 1;
+  let err = 0,
+    scale = 1;
   for (let i = 0; i < want.length; i++) {
     err = Math.max(err, Math.abs(got[i] - want[i]));
     scale = Math.max(scale, Math.abs(want[i]));
@@ -85,7 +98,8 @@ describe('foldBatchNorm: the folded layer gives layer → BatchNorm(eval)', () =
   ];
   for (const c of cases)
     it(c.name, () => {
-      const x = { data: randn(5 * 6, 1) as Float32Array, shape: [5, 6] }, w = { data: randn(4 * 6, 2) as Float32Array, shape: [4, 6] };
+      const x = { data: randn(5 * 6, 1) as Float32Array, shape: [5, 6] },
+        w = { data: randn(4 * 6, 2) as Float32Array, shape: [4, 6] };
       const b = c.bias ? (randn(4, 3) as Float32Array) : null;
       const bn = trainedBn(new BatchNorm1d(4, { affine: c.affine }), 10);
       const want = bn.forward(f32(linear(x, w, b)));
@@ -99,9 +113,17 @@ describe('foldBatchNorm: the folded layer gives layer → BatchNorm(eval)', () =
   for (const groups of [1, 2])
     for (const transpose of [false, true])
       it(`${transpose ? 'ConvTranspose2d' : 'Conv2d'}, groups ${groups}${groups === 2 ? ', no bias' : ''}`, () => {
-        const Cin = 4, Cout = 6, x = { data: randn(2 * Cin * 5 * 4, 4) as Float32Array, shape: [2, Cin, 5, 4] };
+        const Cin = 4,
+          Cout = 6,
+          x = { data: randn(2 * Cin * 5 * 4, 4) as Float32Array, shape: [2, Cin, 5, 4] };
         const shape = transpose ? [Cin, Cout / groups, 3, 2] : [Cout, Cin / groups, 3, 2];
-        const w = { data: randn(shape.reduce((a, b) => a * b), 5) as Float32Array, shape };
+        const w = {
+          data: randn(
+            shape.reduce((a, b) => a * b),
+            5,
+          ) as Float32Array,
+          shape,
+        };
         const b = groups === 1 ? (randn(Cout, 6) as Float32Array) : null;
         const run = (wt: Tensor<F>, bb: F | null) => (transpose ? convTranspose2d(x, wt, bb, groups) : conv2d(x, wt, bb, groups));
         const bn = trainedBn(new BatchNorm2d(Cout), 20);
@@ -116,7 +138,9 @@ describe('foldBatchNorm: the folded layer gives layer → BatchNorm(eval)', () =
     const f = foldBatchNorm({ weight: w }, bn);
     expect(f.weight.data).toBeInstanceOf(Float64Array);
     expect(f.bias).toBeInstanceOf(Float64Array);
-    expect(() => foldBatchNorm({ weight: w }, new BatchNorm1d(4))).toThrow(/layer's 3 output channels \(weight.shape\[0\]\) to equal the numFeatures of BatchNorm1d \(4\); a transposed convolution needs \{ transpose: true \}/);
+    expect(() => foldBatchNorm({ weight: w }, new BatchNorm1d(4))).toThrow(
+      /layer's 3 output channels \(weight.shape\[0\]\) to equal the numFeatures of BatchNorm1d \(4\); a transposed convolution needs \{ transpose: true \}/,
+    );
     expect(() => foldBatchNorm({ weight: w }, new BatchNorm1d(3, { trackRunningStats: false }))).toThrow(/Expected running statistics/);
     expect(() => foldBatchNorm({ weight: w, bias: new Float64Array(2) }, bn)).toThrow(/layer.bias/);
     expect(() => foldBatchNorm({ weight: w }, bn, { transpose: true, groups: 2 })).toThrow(/Expected a divisor of layer.weight.shape\[0\]/);
@@ -126,7 +150,9 @@ describe('foldBatchNorm: the folded layer gives layer → BatchNorm(eval)', () =
 
 describe('hooks', () => {
   it('forward and backward hooks see (module, input, output) and (module, dx, dy); remove() unregisters', async () => {
-    const bn = new BatchNorm1d(3), x = { data: randn(12, 1) as Float32Array, shape: [4, 3] }, dy = { data: randn(12, 2) as Float32Array, shape: [4, 3] };
+    const bn = new BatchNorm1d(3),
+      x = { data: randn(12, 1) as Float32Array, shape: [4, 3] },
+      dy = { data: randn(12, 2) as Float32Array, shape: [4, 3] };
     const seen: string[] = [];
     const h1 = bn.registerForwardHook((m, input, output) => {
       expect(m).toBe(bn);
@@ -162,15 +188,22 @@ describe('hooks', () => {
 
 describe('monitor', () => {
   it('records the output and gradient statistics of each call, as plain data', () => {
-    const a = new BatchNorm1d(3), b = new BatchNorm1d(3);
+    const a = new BatchNorm1d(3),
+      b = new BatchNorm1d(3);
     const mon = monitor({ a, b });
-    const x = { data: randn(12, 1, 2, 3) as Float32Array, shape: [4, 3] }, dy = { data: randn(12, 2) as Float32Array, shape: [4, 3] };
+    const x = { data: randn(12, 1, 2, 3) as Float32Array, shape: [4, 3] },
+      dy = { data: randn(12, 2) as Float32Array, shape: [4, 3] };
     const y = a.forward(x);
     b.forward(x);
     a.backward(dy, { of: y });
     const d = mon.data();
-    expect(d.forward.map((r) => [r.module, r.call])).toEqual([['a', 0], ['b', 0]]);
-    const vals = Array.from(y.data), n = vals.length, mean = vals.reduce((s, v) => s + v, 0) / n;
+    expect(d.forward.map((r) => [r.module, r.call])).toEqual([
+      ['a', 0],
+      ['b', 0],
+    ]);
+    const vals = Array.from(y.data),
+      n = vals.length,
+      mean = vals.reduce((s, v) => s + v, 0) / n;
     expect(d.forward[0].mean).toBeCloseTo(mean, 6);
     expect(d.forward[0].std).toBeCloseTo(Math.sqrt(vals.reduce((s, v) => s + (v - mean) ** 2, 0) / n), 6);
     expect(d.forward[0].min).toBe(Math.min(...vals));
@@ -193,7 +226,10 @@ describe('monitor', () => {
 describe('module basics', () => {
   it('namedParameters, resetParameters, resetRunningStats', () => {
     const bn = new BatchNorm1d(2);
-    expect(bn.namedParameters()).toEqual([['weight', bn.weight], ['bias', bn.bias]]);
+    expect(bn.namedParameters()).toEqual([
+      ['weight', bn.weight],
+      ['bias', bn.bias],
+    ]);
     expect(new BatchNorm1d(2, { affine: false }).namedParameters()).toEqual([]);
     bn.forward({ data: Float32Array.from([1, 2, 3, 5]), shape: [2, 2] });
     bn.weight.data.set([3, 4]);
@@ -209,13 +245,16 @@ describe('module basics', () => {
   });
 
   it('requiresGrad false leaves .grad untouched, in training and in eval; the input gradient is the same', () => {
-    const x = { data: randn(12, 1) as Float32Array, shape: [4, 3] }, dy = { data: randn(12, 2) as Float32Array, shape: [4, 3] };
+    const x = { data: randn(12, 1) as Float32Array, shape: [4, 3] },
+      dy = { data: randn(12, 2) as Float32Array, shape: [4, 3] };
     for (const training of [true, false]) {
-      const free = new BatchNorm1d(3).train(training), frozen = new BatchNorm1d(3).train(training);
+      const free = new BatchNorm1d(3).train(training),
+        frozen = new BatchNorm1d(3).train(training);
       frozen.weight.requiresGrad = false;
       free.forward(x);
       frozen.forward(x);
-      const want = free.backward(dy), got = frozen.backward(dy);
+      const want = free.backward(dy),
+        got = frozen.backward(dy);
       expect(Array.from(got.data)).toEqual(Array.from(want.data));
       expect(frozen.weight.grad).toBeNull();
       expect(Array.from(frozen.bias.grad!)).toEqual(Array.from(free.bias.grad!));

@@ -19,18 +19,32 @@ it(`runs on the ${process.env.BATCHNORM_BACKEND} path`, () => {
   expect(backendInfo().backend).toBe(process.env.BATCHNORM_BACKEND);
 });
 
-const C = 4, BAD_CH = 2, OTHER_CH = 1;
+const C = 4,
+  BAD_CH = 2,
+  OTHER_CH = 1;
 /** [N, H, W]: 10 values per channel (one block), and 3·240·100 = 72 000 per channel (288 000 elements ≥ 2¹⁸: blocks, units, threads). */
-const SIZES = [[2, 1, 5], [3, 240, 100]] as const;
+const SIZES = [
+  [2, 1, 5],
+  [3, 240, 100],
+] as const;
 
-interface Setup { T: Ctor; channelsLast: boolean; n: number; s: number; shape: number[] }
+interface Setup {
+  T: Ctor;
+  channelsLast: boolean;
+  n: number;
+  s: number;
+  shape: number[];
+}
 
 function setups(): Array<[string, Setup]> {
   const out: Array<[string, Setup]> = [];
   for (const T of [Float32Array, Float64Array])
     for (const channelsLast of [false, true])
       for (const [n, h, w] of SIZES)
-        out.push([`${T.name} ${channelsLast ? 'NHWC' : 'NCHW'} ${n}x${C}x${h}x${w}`, { T, channelsLast, n, s: h * w, shape: channelsLast ? [n, h, w, C] : [n, C, h, w] }]);
+        out.push([
+          `${T.name} ${channelsLast ? 'NHWC' : 'NCHW'} ${n}x${C}x${h}x${w}`,
+          { T, channelsLast, n, s: h * w, shape: channelsLast ? [n, h, w, C] : [n, C, h, w] },
+        ]);
   return out;
 }
 
@@ -86,7 +100,6 @@ function expectEntry(a: ArrayLike<number>, ch: number, bad: (v: number) => boole
   }
 }
 
-
 describe.each(setups())('%s', (_label, u) => {
   const layout = u.channelsLast ? 'NHWC' : 'NCHW';
 
@@ -120,7 +133,8 @@ describe.each(setups())('%s', (_label, u) => {
     bn.runningMean!.set([0.5, -1, 2, 0.25]);
     bn.runningVar!.set([1, 4, 0.5, 2]);
     bn.eval();
-    const x = data(u, 4), at = spot(u, BAD_CH);
+    const x = data(u, 4),
+      at = spot(u, BAD_CH);
     x[at] = bad;
     const y = bn.forward({ data: x, shape: u.shape });
     expectOnlyAt(y.data, at, bad, 'y'); // weight 1 > 0: the sign of an infinity survives
@@ -133,7 +147,8 @@ describe.each(setups())('%s', (_label, u) => {
 
   it.each([NaN, Infinity])('%s in one element of dy: training and frozen backward', (bad) => {
     const x = { data: data(u, 6), shape: u.shape };
-    const dyData = data(u, 7), at = spot(u, OTHER_CH);
+    const dyData = data(u, 7),
+      at = spot(u, OTHER_CH);
     dyData[at] = bad;
     const dy = { data: dyData, shape: u.shape };
     // Training: Σdy and Σdy·x̂ of the channel go bad, and with them its whole dx
@@ -152,7 +167,8 @@ describe.each(setups())('%s', (_label, u) => {
   it('NaN in the functional forward: saveMean and saveInvstd of that channel, running statistics updated to NaN', () => {
     const x = data(u, 8);
     x[spot(u, BAD_CH)] = NaN;
-    const rm = new u.T(C), rv = new u.T(C).fill(1);
+    const rm = new u.T(C),
+      rv = new u.T(C).fill(1);
     const r = batchNorm({ data: x, shape: u.shape }, rm, rv, { training: true, layout, momentum: 0.1 });
     expectChannelNaN(u, r.data, BAD_CH, 'y');
     expectEntry(r.saveMean, BAD_CH, isNaN_, 'saveMean');

@@ -4,12 +4,14 @@ import { describe, expect, it } from 'vitest';
 import { BatchNorm1d, BatchNorm2d, BatchNorm3d, fromKeras } from '../../lib/index.js';
 
 describe('module repr', () => {
-  it('String(bn) and util.inspect(bn) are PyTorch\'s repr', () => {
+  it("String(bn) and util.inspect(bn) are PyTorch's repr", () => {
     const bn = new BatchNorm2d(64);
     expect(String(bn)).toBe('BatchNorm2d(64, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)');
     expect(inspect(bn)).toBe(String(bn));
     expect(`${bn}`).toBe(String(bn));
-    expect(inspect({ layer: bn }, { breakLength: Infinity })).toBe('{ layer: BatchNorm2d(64, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True) }');
+    expect(inspect({ layer: bn }, { breakLength: Infinity })).toBe(
+      '{ layer: BatchNorm2d(64, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True) }',
+    );
     // PyTorch 1.13: repr(nn.BatchNorm1d(3, eps=1e-3, momentum=None, affine=False, track_running_stats=False))
     expect(String(new BatchNorm1d(3, { eps: 1e-3, momentum: null, affine: false, trackRunningStats: false }))).toBe(
       'BatchNorm1d(3, eps=0.001, momentum=None, affine=False, track_running_stats=False)',

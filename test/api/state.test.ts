@@ -1,6 +1,17 @@
 /** State dicts (PyTorch keys, strict/non-strict, JSON round trip, safetensors), modes, options, Keras settings. */
 import { describe, expect, it } from 'vitest';
-import { BatchNorm1d, BatchNorm2d, BatchNorm3d, batchNorm, batchNormAsync, batchNormBackward, batchNormBackwardAsync, fromKeras, readSafetensors, writeSafetensors } from '../../lib/index.js';
+import {
+  BatchNorm1d,
+  BatchNorm2d,
+  BatchNorm3d,
+  batchNorm,
+  batchNormAsync,
+  batchNormBackward,
+  batchNormBackwardAsync,
+  fromKeras,
+  readSafetensors,
+  writeSafetensors,
+} from '../../lib/index.js';
 import { expectClose, randn, refBackward, refMoments, refNormalize, safetensorsFile } from '../helpers.js';
 
 function trainedBn(): BatchNorm2d {
@@ -10,24 +21,28 @@ function trainedBn(): BatchNorm2d {
 }
 
 describe('stateDict / loadStateDict', () => {
-  it('uses exactly PyTorch\'s keys, in PyTorch\'s order', () => {
+  it("uses exactly PyTorch's keys, in PyTorch's order", () => {
     expect(Object.keys(new BatchNorm2d(3).stateDict())).toEqual(['weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked']);
     expect(Object.keys(new BatchNorm1d(3, { trackRunningStats: false }).stateDict())).toEqual(['weight', 'bias']);
     expect(Object.keys(new BatchNorm3d(3, { affine: false }).stateDict())).toEqual(['running_mean', 'running_var', 'num_batches_tracked']);
   });
 
   it('round-trips through JSON', () => {
-    const a = trainedBn(), b = new BatchNorm2d(4);
+    const a = trainedBn(),
+      b = new BatchNorm2d(4);
     b.loadStateDict(JSON.parse(JSON.stringify(a.stateDict())));
     expect(b.stateDict()).toEqual(a.stateDict());
     expect(b.numBatchesTracked).toBe(3);
   });
 
-  it('strict: missing and unexpected keys throw PyTorch\'s message and change nothing', () => {
-    const bn = trainedBn(), before = JSON.stringify(bn.stateDict());
+  it("strict: missing and unexpected keys throw PyTorch's message and change nothing", () => {
+    const bn = trainedBn(),
+      before = JSON.stringify(bn.stateDict());
     const sd = { ...bn.stateDict(), extra: [1] } as Record<string, unknown>;
     delete sd.running_var;
-    expect(() => bn.loadStateDict(sd as any)).toThrow('Error(s) in loading state_dict for BatchNorm2d: Missing key(s) in state_dict: "running_var". Unexpected key(s) in state_dict: "extra".');
+    expect(() => bn.loadStateDict(sd as any)).toThrow(
+      'Error(s) in loading state_dict for BatchNorm2d: Missing key(s) in state_dict: "running_var". Unexpected key(s) in state_dict: "extra".',
+    );
     expect(JSON.stringify(bn.stateDict())).toBe(before);
     // A dict without num_batches_tracked sets it to 0, as PyTorch does for a plain dict (no version metadata).
     const r = bn.loadStateDict({ weight: [5, 5, 5, 5] }, { strict: false });
@@ -37,7 +52,8 @@ describe('stateDict / loadStateDict', () => {
   });
 
   it('checks sizes even when not strict, before changing anything', () => {
-    const bn = trainedBn(), before = JSON.stringify(bn.stateDict());
+    const bn = trainedBn(),
+      before = JSON.stringify(bn.stateDict());
     expect(() => bn.loadStateDict({ weight: [1, 2, 3, 4], running_mean: [1, 2, 3] }, { strict: false })).toThrow(
       'size mismatch for running_mean: copying a param with shape [3] from checkpoint, the shape in current model is [4].',
     );
@@ -68,7 +84,8 @@ describe('stateDict / loadStateDict', () => {
   });
 
   it('stateDict returns copies, and loadStateDict copies in: later writes to either side change nothing on the other', () => {
-    const bn = trainedBn(), before = JSON.stringify(bn.stateDict());
+    const bn = trainedBn(),
+      before = JSON.stringify(bn.stateDict());
     const sd = bn.stateDict();
     for (const v of Object.values(sd)) if (ArrayBuffer.isView(v)) (v as Float32Array).fill(42);
     expect(JSON.stringify(bn.stateDict())).toBe(before);
@@ -139,21 +156,35 @@ describe('modes and options', () => {
     expectClose(yTrain, [-1.2247, -1.2247, 0, 0, 1.2247, 1.2247], 1e-4, 1e-4, 'train');
     bn.eval();
     const yEval = bn.forward(x).data;
-    const rm = bn.runningMean!, rv = bn.runningVar!;
-    expectClose(yEval, Array.from(x.data, (v, i) => (v - rm[i % 2]) / Math.sqrt(rv[i % 2] + 1e-5)), 1e-5, 1e-5, 'eval');
+    const rm = bn.runningMean!,
+      rv = bn.runningVar!;
+    expectClose(
+      yEval,
+      Array.from(x.data, (v, i) => (v - rm[i % 2]) / Math.sqrt(rv[i % 2] + 1e-5)),
+      1e-5,
+      1e-5,
+      'eval',
+    );
     expect(bn.numBatchesTracked).toBe(1);
   });
 
   it('zeroGrad keeps the arrays; gradients accumulate until then', () => {
     const bn = new BatchNorm1d(2);
     expect(bn.weight!.grad).toBeNull();
-    const x = { data: randn(8, 1) as Float32Array, shape: [4, 2] }, dy = { data: randn(8, 2) as Float32Array, shape: [4, 2] };
+    const x = { data: randn(8, 1) as Float32Array, shape: [4, 2] },
+      dy = { data: randn(8, 2) as Float32Array, shape: [4, 2] };
     bn.forward(x);
     bn.backward(dy);
     const g1 = Array.from(bn.bias!.grad!);
     bn.forward(x);
     bn.backward(dy);
-    expectClose(bn.bias!.grad!, g1.map((v) => 2 * v), 1e-6, 1e-6, 'accumulated');
+    expectClose(
+      bn.bias!.grad!,
+      g1.map((v) => 2 * v),
+      1e-6,
+      1e-6,
+      'accumulated',
+    );
     const arr = bn.bias!.grad;
     bn.zeroGrad();
     expect(bn.bias!.grad).toBe(arr);
@@ -163,7 +194,9 @@ describe('modes and options', () => {
 
   it('out buffers are written and returned, so a loop does not allocate', () => {
     const bn = new BatchNorm2d(3);
-    const x = { data: randn(2 * 3 * 4, 3) as Float32Array, shape: [2, 3, 2, 2] }, out = new Float32Array(24), dxOut = new Float32Array(24);
+    const x = { data: randn(2 * 3 * 4, 3) as Float32Array, shape: [2, 3, 2, 2] },
+      out = new Float32Array(24),
+      dxOut = new Float32Array(24);
     expect(bn.forward(x, { out }).data).toBe(out);
     expect(bn.backward({ data: randn(24, 4) as Float32Array, shape: x.shape }, { out: dxOut }).data).toBe(dxOut);
   });
@@ -171,22 +204,33 @@ describe('modes and options', () => {
   it('a module reuses its per-channel arrays between calls, with the results of fresh ones', async () => {
     // One module through forward/backward pairs (float32, float64, an empty batch, eval, async) against a
     // fresh module per pair given the same state: every dx and every .grad increment must match.
-    const C = 3, shape = [4, C, 2, 2], numel = 48;
+    const C = 3,
+      shape = [4, C, 2, 2],
+      numel = 48;
     const data = (seed: number, T: typeof Float32Array | typeof Float64Array) => T.from(randn(numel, seed));
     const steps: Array<{ T: typeof Float32Array | typeof Float64Array; empty?: boolean; eval?: boolean; async?: boolean }> = [
-      { T: Float32Array }, { T: Float32Array }, { T: Float64Array }, { T: Float32Array }, { T: Float32Array, empty: true }, { T: Float32Array, eval: true }, { T: Float32Array, async: true },
+      { T: Float32Array },
+      { T: Float32Array },
+      { T: Float64Array },
+      { T: Float32Array },
+      { T: Float32Array, empty: true },
+      { T: Float32Array, eval: true },
+      { T: Float32Array, async: true },
     ];
     const bn = new BatchNorm2d(C);
     for (const [i, st] of steps.entries()) {
       const sh = st.empty ? [0, C, 2, 2] : shape;
-      const x = { data: st.empty ? new st.T(0) : data(20 + i, st.T), shape: sh }, dy = { data: st.empty ? new st.T(0) : data(40 + i, st.T), shape: sh };
+      const x = { data: st.empty ? new st.T(0) : data(20 + i, st.T), shape: sh },
+        dy = { data: st.empty ? new st.T(0) : data(40 + i, st.T), shape: sh };
       const fresh = new BatchNorm2d(C);
       fresh.loadStateDict(bn.stateDict());
       fresh.weight!.data.set(bn.weight!.data);
-      bn.train(!st.eval), fresh.train(!st.eval);
+      (bn.train(!st.eval), fresh.train(!st.eval));
       const before = Array.from(bn.weight!.grad ?? new Float32Array(C)).concat(Array.from(bn.bias!.grad ?? new Float32Array(C)));
-      const y = st.async ? await bn.forwardAsync(x) : bn.forward(x), yFresh = fresh.forward(x);
-      const dx = st.async ? await bn.backwardAsync(dy) : bn.backward(dy), dxFresh = fresh.backward(dy);
+      const y = st.async ? await bn.forwardAsync(x) : bn.forward(x),
+        yFresh = fresh.forward(x);
+      const dx = st.async ? await bn.backwardAsync(dy) : bn.backward(dy),
+        dxFresh = fresh.backward(dy);
       expect(Array.from(y.data), `step ${i}: y`).toEqual(Array.from(yFresh.data));
       expect(Array.from(dx.data), `step ${i}: dx`).toEqual(Array.from(dxFresh.data));
       const added = [...Array.from(bn.weight!.grad!), ...Array.from(bn.bias!.grad!)].map((v, k) => v - before[k]);
@@ -202,12 +246,25 @@ describe('modes and options', () => {
     expect(y.data).toBeInstanceOf(Float64Array);
     expect(bn.runningMean).toBeInstanceOf(Float32Array);
     // The kernel works on float64 copies of the module's float32 arrays: the update must come back.
-    const d = { n: 2, c: 2, s: 5, channelsLast: false }, m = 10;
+    const d = { n: 2, c: 2, s: 5, channelsLast: false },
+      m = 10;
     const { mean, variance } = refMoments(x.data, d);
     const invstd = Float64Array.from(variance, (v) => 1 / Math.sqrt(v + 1e-5));
     expectClose(y.data, refNormalize(x.data, d, mean, variance, 1e-5, null, null), 1e-6, 1e-6, 'y');
-    expectClose(bn.runningMean!, Array.from(mean, (v) => 0.1 * v), 1e-6, 1e-6, 'runningMean');
-    expectClose(bn.runningVar!, Array.from(variance, (v) => 0.9 + (0.1 * v * m) / (m - 1)), 1e-6, 1e-6, 'runningVar');
+    expectClose(
+      bn.runningMean!,
+      Array.from(mean, (v) => 0.1 * v),
+      1e-6,
+      1e-6,
+      'runningMean',
+    );
+    expectClose(
+      bn.runningVar!,
+      Array.from(variance, (v) => 0.9 + (0.1 * v * m) / (m - 1)),
+      1e-6,
+      1e-6,
+      'runningVar',
+    );
     const dy = { data: randn(20, 6, 0, 1, Float64Array) as Float64Array, shape: x.shape };
     const dx = bn.backward(dy);
     expect(dx.data).toBeInstanceOf(Float64Array);
@@ -217,17 +274,34 @@ describe('modes and options', () => {
     expectClose(bn.weight!.grad!, ref.gw, 1e-6, 1e-6, 'weight.grad');
     expectClose(bn.bias!.grad!, ref.gb, 1e-6, 1e-6, 'bias.grad');
     // The other way round: a float64 module and float32 input.
-    const b64 = new BatchNorm2d(2, { dtype: 'float64', momentum: 0.5 }), x32 = Float32Array.from(x.data);
+    const b64 = new BatchNorm2d(2, { dtype: 'float64', momentum: 0.5 }),
+      x32 = Float32Array.from(x.data);
     b64.forward({ data: x32, shape: x.shape });
     const s32 = refMoments(x32, d);
     expect(b64.runningMean).toBeInstanceOf(Float64Array);
-    expectClose(b64.runningMean!, Array.from(s32.mean, (v) => 0.5 * v), 1e-6, 1e-6, 'float64 module runningMean');
-    expectClose(b64.runningVar!, Array.from(s32.variance, (v) => 0.5 + (0.5 * v * m) / (m - 1)), 1e-6, 1e-6, 'float64 module runningVar');
+    expectClose(
+      b64.runningMean!,
+      Array.from(s32.mean, (v) => 0.5 * v),
+      1e-6,
+      1e-6,
+      'float64 module runningMean',
+    );
+    expectClose(
+      b64.runningVar!,
+      Array.from(s32.variance, (v) => 0.5 + (0.5 * v * m) / (m - 1)),
+      1e-6,
+      1e-6,
+      'float64 module runningVar',
+    );
   });
 
   it('momentum null is a cumulative average; Keras settings keep the biased variance', () => {
     const bn = new BatchNorm1d(1, { momentum: null });
-    const batches = [[1, 3], [5, 9], [0, 4]];
+    const batches = [
+      [1, 3],
+      [5, 9],
+      [0, 4],
+    ];
     for (const b of batches) bn.forward({ data: Float32Array.from(b), shape: [2, 1] });
     expectClose(bn.runningMean!, [(2 + 7 + 2) / 3], 1e-6, 1e-6, 'cumulative mean');
     const k = new BatchNorm2d(1, fromKeras({ momentum: 0.9 }));
@@ -255,21 +329,25 @@ describe('modes and options', () => {
     expect(bn.runningMean).toBeNull();
     expect(bn.numBatchesTracked).toBeNull();
     // Batch statistics need two values per channel in eval too (PyTorch passes training=True to F.batch_norm then).
-    expect(() => bn.forward({ data: Float32Array.from([1, 10]), shape: [1, 2] })).toThrow('Expected more than 1 value per channel when training, got input size [1, 2]');
+    expect(() => bn.forward({ data: Float32Array.from([1, 10]), shape: [1, 2] })).toThrow(
+      'Expected more than 1 value per channel when training, got input size [1, 2]',
+    );
   });
 
   it('functional batchNorm updates running statistics in training and returns the saved ones', () => {
     // Channels [1, 3] and [10, 30]: means 2 and 20, biased variances 1 and 100, unbiased 2 and 200.
     // Momentum 0.25 (not 0.5, where both conventions agree) is the weight of the batch: running = 0.75·running + 0.25·batch.
     const x = { data: Float32Array.from([1, 10, 3, 30]), shape: [2, 2] };
-    const rm = new Float32Array(2), rv = new Float32Array(2).fill(1);
+    const rm = new Float32Array(2),
+      rv = new Float32Array(2).fill(1);
     const r = batchNorm(x, rm, rv, { training: true, momentum: 0.25 });
     expectClose(rm, [0.5, 5], 1e-6, 1e-6, 'running mean');
     expectClose(rv, [0.75 + 0.25 * 2, 0.75 + 0.25 * 200], 1e-6, 1e-6, 'running var (unbiased)');
     expectClose(r.saveMean, [2, 20], 1e-6, 1e-6, 'saved mean');
     expectClose(r.saveInvstd, [1 / Math.sqrt(1 + 1e-5), 1 / Math.sqrt(100 + 1e-5)], 1e-6, 1e-6, 'saved invstd (biased)');
     // unbiasedRunningVar: false keeps the biased variance (Keras, TF.js).
-    const rmB = new Float32Array(2), rvB = new Float32Array(2).fill(1);
+    const rmB = new Float32Array(2),
+      rvB = new Float32Array(2).fill(1);
     batchNorm(x, rmB, rvB, { training: true, momentum: 0.25, unbiasedRunningVar: false });
     expectClose(rvB, [0.75 + 0.25 * 1, 0.75 + 0.25 * 100], 1e-6, 1e-6, 'running var (biased)');
   });
@@ -277,10 +355,13 @@ describe('modes and options', () => {
   it('functional batchNorm writes saveMean and saveInvstd into saveMeanOut and saveInvstdOut, as it would allocate them', async () => {
     const x = { data: randn(3 * 4 * 5, 8) as Float32Array, shape: [3, 4, 5] };
     for (const training of [true, false]) {
-      const rm = Float32Array.from([0.5, -1, 2, 0]), rv = Float32Array.from([1, 2, 0.5, 3]);
+      const rm = Float32Array.from([0.5, -1, 2, 0]),
+        rv = Float32Array.from([1, 2, 0.5, 3]);
       const want = batchNorm(x, rm.slice(), rv.slice(), { training });
       for (const form of ['sync', 'async']) {
-        const saveMeanOut = new Float32Array(4).fill(9), saveInvstdOut = new Float32Array(4).fill(9), out = new Float32Array(60);
+        const saveMeanOut = new Float32Array(4).fill(9),
+          saveInvstdOut = new Float32Array(4).fill(9),
+          out = new Float32Array(60);
         const opts = { training, out, saveMeanOut, saveInvstdOut };
         const r = form === 'sync' ? batchNorm(x, rm.slice(), rv.slice(), opts) : await batchNormAsync(x, rm.slice(), rv.slice(), opts);
         expect(r.saveMean, `${form}, training ${training}`).toBe(saveMeanOut);
@@ -291,7 +372,8 @@ describe('modes and options', () => {
       }
     }
     // An empty batch in training writes zeros, as allocated arrays hold.
-    const saveMeanOut = new Float32Array(4).fill(9), saveInvstdOut = new Float32Array(4).fill(9);
+    const saveMeanOut = new Float32Array(4).fill(9),
+      saveInvstdOut = new Float32Array(4).fill(9);
     batchNorm({ data: new Float32Array(0), shape: [0, 4] }, null, null, { training: true, saveMeanOut, saveInvstdOut });
     expect(Array.from(saveMeanOut).concat(Array.from(saveInvstdOut))).toEqual(new Array(8).fill(0));
   });
@@ -300,28 +382,35 @@ describe('modes and options', () => {
 describe('module state: in place, aliasing, null buffers, async', () => {
   const x4 = () => ({ data: randn(4 * 3 * 2, 11, 0.5, 2) as Float32Array, shape: [4, 3, 2, 1] });
   const dy4 = () => ({ data: randn(4 * 3 * 2, 12) as Float32Array, shape: [4, 3, 2, 1] });
-  const snapshot = (bn: BatchNorm2d) => JSON.stringify({ sd: bn.stateDict(), gw: bn.weight!.grad && Array.from(bn.weight!.grad), gb: bn.bias!.grad && Array.from(bn.bias!.grad) });
+  const snapshot = (bn: BatchNorm2d) =>
+    JSON.stringify({ sd: bn.stateDict(), gw: bn.weight!.grad && Array.from(bn.weight!.grad), gb: bn.bias!.grad && Array.from(bn.bias!.grad) });
 
   it('a forward in place (out: input.data) makes a backward that needs x throw, changing nothing', () => {
-    const bn = new BatchNorm2d(3), x = x4();
+    const bn = new BatchNorm2d(3),
+      x = x4();
     bn.forward(x, { out: x.data });
     const before = snapshot(bn);
     expect(() => bn.backward(dy4())).toThrow(/needs the input of the last forward, which a forward overwrote in place/);
     expect(snapshot(bn)).toBe(before);
     // Eval: the weight gradient still needs x ...
-    const e = new BatchNorm2d(3).eval(), xe = x4();
+    const e = new BatchNorm2d(3).eval(),
+      xe = x4();
     e.forward(xe, { out: xe.data });
     expect(() => e.backward(dy4())).toThrow(/overwrote/);
     // ... but without affine parameters the frozen backward reads only dy, so in place gives the same dx.
-    const a = new BatchNorm2d(3, { affine: false }).eval(), b = new BatchNorm2d(3, { affine: false }).eval(), xa = x4(), xb = x4();
+    const a = new BatchNorm2d(3, { affine: false }).eval(),
+      b = new BatchNorm2d(3, { affine: false }).eval(),
+      xa = x4(),
+      xb = x4();
     a.forward(xa, { out: xa.data });
     b.forward(xb);
     expect(Array.from(a.backward(dy4()).data)).toEqual(Array.from(b.backward(dy4()).data));
   });
 
-  it('out may not share memory with the module\'s parameters, gradients or running statistics', () => {
+  it("out may not share memory with the module's parameters, gradients or running statistics", () => {
     const bn = new BatchNorm1d(3);
-    const x = { data: randn(3, 13) as Float32Array, shape: [1, 3] }, xs = { data: randn(6, 14) as Float32Array, shape: [2, 3] };
+    const x = { data: randn(3, 13) as Float32Array, shape: [1, 3] },
+      xs = { data: randn(6, 14) as Float32Array, shape: [2, 3] };
     bn.forward(xs);
     bn.backward(xs);
     const before = JSON.stringify({ sd: bn.stateDict(), g: Array.from(bn.weight!.grad!) });
@@ -340,19 +429,24 @@ describe('module state: in place, aliasing, null buffers, async', () => {
     expect(Array.from(m.runningMean!)).toEqual([0, 0, 0, 0]);
   });
 
-  it('out overlapping the input (not in place) is refused under the user\'s names', () => {
-    const bn = new BatchNorm1d(2), buf = new Float32Array(8).fill(1);
+  it("out overlapping the input (not in place) is refused under the user's names", () => {
+    const bn = new BatchNorm1d(2),
+      buf = new Float32Array(8).fill(1);
     const x = { data: buf.subarray(0, 6), shape: [3, 2] };
-    expect(() => bn.forward(x, { out: buf.subarray(2, 8) })).toThrow('Expected out not to share memory with input.data unless it is the same array (in place), but it overlaps it');
+    expect(() => bn.forward(x, { out: buf.subarray(2, 8) })).toThrow(
+      'Expected out not to share memory with input.data unless it is the same array (in place), but it overlaps it',
+    );
     bn.forward(x, { out: new Float32Array(6) });
-    const g = new Float32Array(8).fill(1), dy = { data: g.subarray(0, 6), shape: [3, 2] };
+    const g = new Float32Array(8).fill(1),
+      dy = { data: g.subarray(0, 6), shape: [3, 2] };
     expect(() => bn.backward(dy, { out: g.subarray(2, 8) })).toThrow(/Expected out not to share memory with gradOutput.data unless/);
     expect(() => bn.backward(dy, { out: buf.subarray(1, 7) })).toThrow(/with the last forward's input unless/);
     expect(bn.backward(dy, { out: dy.data }).data).toBe(dy.data);
   });
 
   it('a detached out, or one of the other float type, is named as such', () => {
-    const bn = new BatchNorm1d(2), out = new Float32Array(4);
+    const bn = new BatchNorm1d(2),
+      out = new Float32Array(4);
     structuredClone(out.buffer, { transfer: [out.buffer] });
     expect(() => bn.forward({ data: Float32Array.from([1, 2, 3, 4]), shape: [2, 2] }, { out })).toThrow(/for out but received one whose buffer is detached/);
     // The other float type is a TypeError, as in the functional forms.
@@ -361,8 +455,10 @@ describe('module state: in place, aliasing, null buffers, async', () => {
     );
   });
 
-  it('running statistics set to null: batch statistics in eval too, as PyTorch\'s running_mean = None', () => {
-    const bn = new BatchNorm2d(3), ref = new BatchNorm2d(3, { trackRunningStats: false }).eval(), x = x4();
+  it("running statistics set to null: batch statistics in eval too, as PyTorch's running_mean = None", () => {
+    const bn = new BatchNorm2d(3),
+      ref = new BatchNorm2d(3, { trackRunningStats: false }).eval(),
+      x = x4();
     bn.runningMean = null;
     bn.runningVar = null;
     bn.eval();
@@ -380,7 +476,8 @@ describe('module state: in place, aliasing, null buffers, async', () => {
   });
 
   it('loadStateDict reads each value once: a getter or Proxy cannot change it between the check and the copy', () => {
-    const bn = trainedBn(), before = JSON.stringify(bn.stateDict());
+    const bn = trainedBn(),
+      before = JSON.stringify(bn.stateDict());
     let reads = 0;
     const once = new Proxy([1, 2, 3, 4], {
       get(t, p, r) {
@@ -392,7 +489,12 @@ describe('module state: in place, aliasing, null buffers, async', () => {
     expect(Array.from(bn.runningVar!)).toEqual([1, 2, 3, 4]);
     // A value that throws when read leaves every key as it was.
     const bad = { ...JSON.parse(before), weight: [9, 9, 9, 9] };
-    Object.defineProperty(bad, 'running_mean', { enumerable: true, get: () => { throw new Error('unreadable'); } });
+    Object.defineProperty(bad, 'running_mean', {
+      enumerable: true,
+      get: () => {
+        throw new Error('unreadable');
+      },
+    });
     bn.loadStateDict(JSON.parse(before));
     expect(() => bn.loadStateDict(bad)).toThrow('unreadable');
     expect(JSON.stringify(bn.stateDict())).toBe(before);
@@ -405,7 +507,8 @@ describe('module state: in place, aliasing, null buffers, async', () => {
   });
 
   it('stateDict and loadStateDict refuse while an async forward is running, so the state stays consistent', async () => {
-    const bn = trainedBn(), sd = bn.stateDict();
+    const bn = trainedBn(),
+      sd = bn.stateDict();
     const pending = bn.forwardAsync({ data: randn(2 * 4 * 9, 16, 3) as Float32Array, shape: [2, 4, 3, 3] });
     expect(() => bn.loadStateDict(sd)).toThrow('BatchNorm2d.loadStateDict() called while forwardAsync() is still running; await it first');
     expect(() => bn.stateDict()).toThrow(/stateDict\(\) called while forwardAsync\(\)/);
@@ -429,7 +532,9 @@ describe('empty batches (a dimension 0), as in PyTorch', () => {
     const bn = new BatchNorm2d(3);
     bn.forward({ data: randn(2 * 3 * 4, 21, 1, 2) as Float32Array, shape: [2, 3, 2, 2] });
     bn.backward({ data: randn(2 * 3 * 4, 22) as Float32Array, shape: [2, 3, 2, 2] });
-    const rm = Array.from(bn.runningMean!), rv = Array.from(bn.runningVar!), gw = Array.from(bn.weight!.grad!);
+    const rm = Array.from(bn.runningMean!),
+      rv = Array.from(bn.runningVar!),
+      gw = Array.from(bn.weight!.grad!);
     const empty = { data: new Float32Array(0), shape: [0, 3, 2, 2] };
     const y = bn.forward(empty);
     expect(y.data.length).toBe(0);
@@ -459,14 +564,16 @@ describe('empty batches (a dimension 0), as in PyTorch', () => {
   });
 
   it('functional forms: running statistics untouched, gradients zero (written into gradWeightOut too)', async () => {
-    const rm = Float32Array.from([1, 2]), rv = Float32Array.from([3, 4]);
+    const rm = Float32Array.from([1, 2]),
+      rv = Float32Array.from([3, 4]);
     const x = { data: new Float32Array(0), shape: [0, 2] };
     const r = batchNorm(x, rm, rv, { training: true, momentum: 0.5 });
     expect(r.data.length).toBe(0);
     expect(Array.from(rm)).toEqual([1, 2]);
     expect(Array.from(rv)).toEqual([3, 4]);
     expect((await batchNormAsync(x, rm, rv, { training: false })).data.length).toBe(0);
-    const gradWeightOut = Float32Array.from([7, 7]), gradBiasOut = Float32Array.from([7, 7]);
+    const gradWeightOut = Float32Array.from([7, 7]),
+      gradBiasOut = Float32Array.from([7, 7]);
     const g = batchNormBackward(x, x, { saveMean: r.saveMean, saveInvstd: r.saveInvstd, training: true, gradWeightOut, gradBiasOut });
     expect(g.gradInput.data.length).toBe(0);
     expect(Array.from(gradWeightOut)).toEqual([0, 0]);

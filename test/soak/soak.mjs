@@ -20,10 +20,12 @@ const bn = await import(pathToFileURL(join(root, 'dist', 'index.js')).href);
 const { values } = parseArgs({
   options: { calls: { type: 'string', default: '100000' }, every: { type: 'string', default: '10000' }, 'max-growth': { type: 'string', default: '16' } },
 });
-const CALLS = Number(values.calls), EVERY = Number(values.every), MAX_GROWTH = Number(values['max-growth']);
+const CALLS = Number(values.calls),
+  EVERY = Number(values.every),
+  MAX_GROWTH = Number(values['max-growth']);
 
 let seed = 12345;
-const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296);
+const rand = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296;
 /** @type {<T>(a: readonly T[]) => T} */
 const pick = (a) => a[Math.floor(rand() * a.length)];
 
@@ -47,7 +49,10 @@ const channelsOf = (/** @type {Shape} */ s) => (/^N.*C$/.test(s.layout) && s.lay
 const numelOf = (/** @type {Shape} */ s) => s.shape.reduce((a, b) => a * b, 1);
 
 // Long-lived modules (as in a training loop) and fresh arrays per call (as in a data pipeline).
-const modules = SHAPES.map((s) => ({ s, m: { float32: new bn[s.cls](channelsOf(s), { layout: s.layout }), float64: new bn[s.cls](channelsOf(s), { layout: s.layout, dtype: 'float64' }) } }));
+const modules = SHAPES.map((s) => ({
+  s,
+  m: { float32: new bn[s.cls](channelsOf(s), { layout: s.layout }), float64: new bn[s.cls](channelsOf(s), { layout: s.layout, dtype: 'float64' }) },
+}));
 
 /**
  * @param {Shape} s
@@ -79,11 +84,13 @@ function report(calls, t0) {
 console.log(`soak: ${CALLS} calls, backend ${JSON.stringify(bn.backendInfo())}, gc ${gc ? 'forced before each report' : 'not exposed (run with --expose-gc)'}`);
 const t0 = performance.now();
 report(0, t0);
-let threw = 0, done = 0;
+let threw = 0,
+  done = 0;
 while (done < CALLS) {
   let { s, m } = pick(modules);
   if (s.big && rand() < 0.8) ({ s, m } = pick(modules.filter((e) => !e.s.big)));
-  const dtype = rand() < 0.25 ? 'float64' : 'float32', T = dtype === 'float64' ? Float64Array : Float32Array;
+  const dtype = rand() < 0.25 ? 'float64' : 'float32',
+    T = dtype === 'float64' ? Float64Array : Float32Array;
   const mod = m[dtype];
   const x = tensor(s, T);
   const kind = rand();
@@ -102,8 +109,10 @@ while (done < CALLS) {
       if (rand() < 0.05) mod.zeroGrad();
     } else if (kind < 0.9) {
       // Functional: forward then backward.
-      const c = channelsOf(s), layout = /^N.*C$/.test(s.layout) && s.layout !== 'NC' ? 'channelsLast' : 'channelsFirst';
-      const rm = new T(c), rv = new T(c).fill(1);
+      const c = channelsOf(s),
+        layout = /^N.*C$/.test(s.layout) && s.layout !== 'NC' ? 'channelsLast' : 'channelsFirst';
+      const rm = new T(c),
+        rv = new T(c).fill(1);
       const training = rand() < 0.7;
       const async = rand() < 0.3;
       const opts = { training, layout, weight: new T(c).fill(1.5), bias: new T(c) };
@@ -119,7 +128,11 @@ while (done < CALLS) {
         () => mod.forward(x, { out: new T(3) }),
         () => bn.batchNorm(x, null, null, { training: true, momentum: 2 }),
         () => bn.batchNormAsync(x, new T(1), new T(1), { training: true }),
-        () => { const d = new T(8); structuredClone(d.buffer, { transfer: [d.buffer] }); return bn.batchNorm({ data: d, shape: [2, 4] }, null, null, { training: true }); },
+        () => {
+          const d = new T(8);
+          structuredClone(d.buffer, { transfer: [d.buffer] });
+          return bn.batchNorm({ data: d, shape: [2, 4] }, null, null, { training: true });
+        },
       ]);
       try {
         await bad();
@@ -140,9 +153,12 @@ while (done < CALLS) {
 const after = reports.filter((r) => r.calls >= 2 * EVERY);
 const half = after.length >> 1;
 const max = (/** @type {typeof reports} */ rs) => Math.max(...rs.map((r) => r.rss));
-const first = max(after.slice(0, Math.max(1, half))), second = max(after.slice(half));
+const first = max(after.slice(0, Math.max(1, half))),
+  second = max(after.slice(half));
 const growth = (second - first) / 1048576;
-console.log(`${done} calls (${threw} threw as they should) in ${((performance.now() - t0) / 1000).toFixed(1)} s; peak RSS after warm-up: ${mib(first)} MiB in the first half, ${mib(second)} MiB in the second: ${growth >= 0 ? '+' : ''}${growth.toFixed(1)} MiB (limit ${MAX_GROWTH})`);
+console.log(
+  `${done} calls (${threw} threw as they should) in ${((performance.now() - t0) / 1000).toFixed(1)} s; peak RSS after warm-up: ${mib(first)} MiB in the first half, ${mib(second)} MiB in the second: ${growth >= 0 ? '+' : ''}${growth.toFixed(1)} MiB (limit ${MAX_GROWTH})`,
+);
 if (growth > MAX_GROWTH) {
   console.error('RSS grew after warm-up: a leak?');
   process.exit(1);

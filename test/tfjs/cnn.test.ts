@@ -20,7 +20,12 @@ describe('a small CNN trains as with stock TF.js', { timeout: 300_000 }, () => {
         model.compile({ loss: 'categoricalCrossentropy', optimizer: optimizer === 'sgd' ? tf.train.sgd(0.1) : tf.train.adam(0.01) });
         const { xs, ys } = cnnData(tf, 48, { height: 8, width: 8, classes: 4 });
         const { result: h, kernelNames } = await kernelsRun(() => model.fit(xs, ys, { epochs: 4, batchSize: 12, shuffle: false, verbose: 0 }));
-        return { loss: h.history.loss as number[], kernelNames, bnWeights: [1, 4].flatMap((i) => model.layers[i].getWeights()), predictions: model.predict(xs) as tf.Tensor };
+        return {
+          loss: h.history.loss as number[],
+          kernelNames,
+          bnWeights: [1, 4].flatMap((i) => model.layers[i].getWeights()),
+          predictions: model.predict(xs) as tf.Tensor,
+        };
       };
       const stock = await run('cpu', (args) => tfl.layers.batchNormalization(args));
       const ours = await run('cpu-bn', batchNormalization);

@@ -22,11 +22,15 @@ describe('the batchnorm/tfjs entry', { timeout: 120_000 }, () => {
   if (existsSync(join(root, 'build'))) symlinkSync(join(root, 'build'), join(bare, 'build'));
 
   it("imports 'batchnorm' without TF.js installed", () => {
-    const r = node(bare, "const m = await import('./dist/index.js'); const y = m.batchNorm({ data: new Float32Array([1, 2, 3, 4]), shape: [2, 2] }, null, null, { training: true }); console.log(Array.from(y.data).join(','));");
+    const r = node(
+      bare,
+      "const m = await import('./dist/index.js'); const y = m.batchNorm({ data: new Float32Array([1, 2, 3, 4]), shape: [2, 2] }, null, null, { training: true }); console.log(Array.from(y.data).join(','));",
+    );
     expect(r.stderr).not.toMatch(/tensorflow/i);
     expect(r.status).toBe(0);
     // Channels [1, 3] and [2, 4]: mean 2 and 3, variance 1, y = ±1/√(1 + 1e-5).
-    const y = r.stdout.trim().split(',').map(Number), a = 1 / Math.sqrt(1 + 1e-5);
+    const y = r.stdout.trim().split(',').map(Number),
+      a = 1 / Math.sqrt(1 + 1e-5);
     [-a, -a, a, a].forEach((v, i) => expect(y[i]).toBeCloseTo(v, 6));
   });
 
@@ -44,7 +48,15 @@ describe('the batchnorm/tfjs entry', { timeout: 120_000 }, () => {
       expect(pkg.peerDependenciesMeta[peer]).toEqual({ optional: true });
       expect(pkg.dependencies?.[peer]).toBeUndefined();
     }
-    const out = execFileSync(process.execPath, ['--input-type=module', '-e', "import '@tensorflow/tfjs-backend-cpu'; const m = await import('batchnorm/tfjs'); console.log(Object.keys(m).sort().join(','))"], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+    const out = execFileSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        "import '@tensorflow/tfjs-backend-cpu'; const m = await import('batchnorm/tfjs'); console.log(Object.keys(m).sort().join(','))",
+      ],
+      { cwd: root, encoding: 'utf8', timeout: 60_000 },
+    );
     expect(out.trim()).toBe('BatchNormTraining,BatchNormTrainingGrad,BatchNormalization,batchNormalization,installTfjsKernels');
   });
 });

@@ -14,14 +14,18 @@ const T = { timeout: 120_000 };
 
 /** y = offset + (x − mean)·scale/√(var + eps) with numpy broadcasting, in float64. */
 function reference(x: tf.Tensor, mean: tf.Tensor, variance: tf.Tensor, offset: tf.Tensor | null, scale: tf.Tensor | null, eps: number): Float64Array {
-  const xs = x.shape, rank = xs.length;
+  const xs = x.shape,
+    rank = xs.length;
   const read = (t: tf.Tensor | null, fallback: number) => {
     if (!t) return () => fallback;
-    const v = t.dataSync(), shape = [...new Array<number>(rank - t.rank).fill(1), ...t.shape];
+    const v = t.dataSync(),
+      shape = [...new Array<number>(rank - t.rank).fill(1), ...t.shape];
     return (idx: number[]) => v[idx.reduce((at, i, d) => at * shape[d] + (shape[d] === 1 ? 0 : i), 0)];
   };
   const [m, va, o, s] = [read(mean, 0), read(variance, 1), read(offset, 0), read(scale, 1)];
-  const xv = x.dataSync(), out = new Float64Array(xv.length), idx = new Array<number>(rank).fill(0);
+  const xv = x.dataSync(),
+    out = new Float64Array(xv.length),
+    idx = new Array<number>(rank).fill(0);
   for (let k = 0; k < xv.length; k++) {
     out[k] = o(idx) + ((xv[k] - m(idx)) * s(idx)) / Math.sqrt(va(idx) + eps);
     for (let d = rank - 1; d >= 0 && ++idx[d] === xs[d]; d--) idx[d] = 0;
@@ -39,7 +43,11 @@ async function nativeBatchNorm(...args: Parameters<typeof tf.batchNorm>): Promis
 let stockNchw: Float32Array;
 const nchw = () => {
   const x = tf.tensor4d(randn(2 * 3 * 4 * 5, 1), [2, 3, 4, 5]);
-  const p = (seed: number, lo = 0) => tf.tensor4d(randn(3, seed).map((v) => lo + Math.abs(v)), [1, 3, 1, 1]);
+  const p = (seed: number, lo = 0) =>
+    tf.tensor4d(
+      randn(3, seed).map((v) => lo + Math.abs(v)),
+      [1, 3, 1, 1],
+    );
   return { x, mean: p(2), variance: p(3, 0.5), offset: p(4), scale: p(5) };
 };
 
@@ -52,48 +60,390 @@ beforeAll(async () => {
 
 describe("FusedBatchNorm on 'cpu': TF.js' semantics (tfjs-layers batchNormalization tests)", T, () => {
   it('2D, no broadcast, no gamma, no beta (epsilon 0)', async () => {
-    const x = tf.tensor2d([[10, 20], [30, 40]]), mean = tf.tensor2d([[5, 5], [5, 5]]), variance = tf.tensor2d([[4, 16], [4, 16]]);
-    expectClose(await nativeBatchNorm(x, mean, variance, undefined, undefined, 0), tf.tensor2d([[2.5, 3.75], [12.5, 8.75]]));
+    const x = tf.tensor2d([
+        [10, 20],
+        [30, 40],
+      ]),
+      mean = tf.tensor2d([
+        [5, 5],
+        [5, 5],
+      ]),
+      variance = tf.tensor2d([
+        [4, 16],
+        [4, 16],
+      ]);
+    expectClose(
+      await nativeBatchNorm(x, mean, variance, undefined, undefined, 0),
+      tf.tensor2d([
+        [2.5, 3.75],
+        [12.5, 8.75],
+      ]),
+    );
   });
   it('2D, no broadcast, custom epsilon', async () => {
-    const x = tf.tensor2d([[30, 30], [60, 60]]), mean = tf.tensor2d([[0, 0], [0, 0]]), variance = tf.tensor2d([[7, 7], [7, 7]]);
-    expectClose(await nativeBatchNorm(x, mean, variance, undefined, undefined, 2), tf.tensor2d([[10, 10], [20, 20]]));
+    const x = tf.tensor2d([
+        [30, 30],
+        [60, 60],
+      ]),
+      mean = tf.tensor2d([
+        [0, 0],
+        [0, 0],
+      ]),
+      variance = tf.tensor2d([
+        [7, 7],
+        [7, 7],
+      ]);
+    expectClose(
+      await nativeBatchNorm(x, mean, variance, undefined, undefined, 2),
+      tf.tensor2d([
+        [10, 10],
+        [20, 20],
+      ]),
+    );
   });
   it('2D, no broadcast, gamma, no beta', async () => {
-    const x = tf.tensor2d([[10, 20], [30, 40]]), mean = tf.tensor2d([[5, 5], [5, 5]]), variance = tf.tensor2d([[4, 16], [4, 16]]);
-    expectClose(await nativeBatchNorm(x, mean, variance, undefined, tf.tensor2d([[1, 2], [3, 4]]), 0), tf.tensor2d([[2.5, 7.5], [37.5, 35]]));
+    const x = tf.tensor2d([
+        [10, 20],
+        [30, 40],
+      ]),
+      mean = tf.tensor2d([
+        [5, 5],
+        [5, 5],
+      ]),
+      variance = tf.tensor2d([
+        [4, 16],
+        [4, 16],
+      ]);
+    expectClose(
+      await nativeBatchNorm(
+        x,
+        mean,
+        variance,
+        undefined,
+        tf.tensor2d([
+          [1, 2],
+          [3, 4],
+        ]),
+        0,
+      ),
+      tf.tensor2d([
+        [2.5, 7.5],
+        [37.5, 35],
+      ]),
+    );
   });
   it('2D, no broadcast, gamma, beta', async () => {
-    const x = tf.tensor2d([[10, 20], [30, 40]]), mean = tf.tensor2d([[5, 5], [5, 5]]), variance = tf.tensor2d([[4, 16], [4, 16]]);
-    expectClose(await nativeBatchNorm(x, mean, variance, tf.tensor2d([[-1, -1], [-2, -2]]), tf.tensor2d([[1, 2], [3, 4]]), 0), tf.tensor2d([[1.5, 6.5], [35.5, 33]]));
+    const x = tf.tensor2d([
+        [10, 20],
+        [30, 40],
+      ]),
+      mean = tf.tensor2d([
+        [5, 5],
+        [5, 5],
+      ]),
+      variance = tf.tensor2d([
+        [4, 16],
+        [4, 16],
+      ]);
+    expectClose(
+      await nativeBatchNorm(
+        x,
+        mean,
+        variance,
+        tf.tensor2d([
+          [-1, -1],
+          [-2, -2],
+        ]),
+        tf.tensor2d([
+          [1, 2],
+          [3, 4],
+        ]),
+        0,
+      ),
+      tf.tensor2d([
+        [1.5, 6.5],
+        [35.5, 33],
+      ]),
+    );
   });
   it('2D, broadcast, gamma, beta', async () => {
-    const x = tf.tensor2d([[10, 20], [30, 40]]);
-    expectClose(await nativeBatchNorm(x, tf.tensor1d([2, 5]), tf.tensor1d([1, 4]), tf.tensor1d([-1, -2]), tf.tensor1d([3, 4]), 0), tf.tensor2d([[23, 28], [83, 68]]));
+    const x = tf.tensor2d([
+      [10, 20],
+      [30, 40],
+    ]);
+    expectClose(
+      await nativeBatchNorm(x, tf.tensor1d([2, 5]), tf.tensor1d([1, 4]), tf.tensor1d([-1, -2]), tf.tensor1d([3, 4]), 0),
+      tf.tensor2d([
+        [23, 28],
+        [83, 68],
+      ]),
+    );
   });
   it('3D, no broadcast, gamma, beta', async () => {
-    const x = tf.tensor3d([[[10, 20], [30, 40]], [[10, 20], [30, 40]]]);
-    const mean = tf.tensor3d([[[5, 5], [5, 5]], [[5, 5], [5, 5]]]), variance = tf.tensor3d([[[4, 16], [4, 16]], [[16, 25], [16, 25]]]);
-    const gamma = tf.tensor3d([[[2, 2], [2, 2]], [[4, 4], [4, 4]]]), beta = tf.tensor3d([[[-1, -1], [-2, -2]], [[-1, -1], [-2, -2]]]);
-    expectClose(await nativeBatchNorm(x, mean, variance, beta, gamma, 0), tf.tensor3d([[[4, 6.5], [23, 15.5]], [[4, 11], [23, 26]]]));
+    const x = tf.tensor3d([
+      [
+        [10, 20],
+        [30, 40],
+      ],
+      [
+        [10, 20],
+        [30, 40],
+      ],
+    ]);
+    const mean = tf.tensor3d([
+        [
+          [5, 5],
+          [5, 5],
+        ],
+        [
+          [5, 5],
+          [5, 5],
+        ],
+      ]),
+      variance = tf.tensor3d([
+        [
+          [4, 16],
+          [4, 16],
+        ],
+        [
+          [16, 25],
+          [16, 25],
+        ],
+      ]);
+    const gamma = tf.tensor3d([
+        [
+          [2, 2],
+          [2, 2],
+        ],
+        [
+          [4, 4],
+          [4, 4],
+        ],
+      ]),
+      beta = tf.tensor3d([
+        [
+          [-1, -1],
+          [-2, -2],
+        ],
+        [
+          [-1, -1],
+          [-2, -2],
+        ],
+      ]);
+    expectClose(
+      await nativeBatchNorm(x, mean, variance, beta, gamma, 0),
+      tf.tensor3d([
+        [
+          [4, 6.5],
+          [23, 15.5],
+        ],
+        [
+          [4, 11],
+          [23, 26],
+        ],
+      ]),
+    );
   });
   it('3D, broadcast, gamma, beta', async () => {
-    const x = tf.tensor3d([[[10, 20], [30, 40]], [[10, 20], [30, 40]]]);
-    expectClose(await nativeBatchNorm(x, tf.tensor1d([5, 5]), tf.tensor1d([4, 16]), tf.tensor1d([-1, -2]), tf.tensor1d([2, 4]), 0), tf.tensor3d([[[4, 13], [24, 33]], [[4, 13], [24, 33]]]));
+    const x = tf.tensor3d([
+      [
+        [10, 20],
+        [30, 40],
+      ],
+      [
+        [10, 20],
+        [30, 40],
+      ],
+    ]);
+    expectClose(
+      await nativeBatchNorm(x, tf.tensor1d([5, 5]), tf.tensor1d([4, 16]), tf.tensor1d([-1, -2]), tf.tensor1d([2, 4]), 0),
+      tf.tensor3d([
+        [
+          [4, 13],
+          [24, 33],
+        ],
+        [
+          [4, 13],
+          [24, 33],
+        ],
+      ]),
+    );
   });
   it('4D, no broadcast, gamma, beta', async () => {
-    const x = tf.tensor4d([[[[10, 20], [30, 40]], [[10, 20], [30, 40]]], [[[-10, -20], [-30, -40]], [[-10, -20], [-30, -40]]]]);
-    const mean = tf.tensor4d([[[[5, 5], [5, 5]], [[5, 5], [5, 5]]], [[[-5, -5], [-5, -5]], [[-5, -5], [-5, -5]]]]);
-    const variance = tf.tensor4d([[[[4, 16], [4, 16]], [[16, 25], [16, 25]]], [[[4, 16], [4, 16]], [[16, 25], [16, 25]]]]);
-    const gamma = tf.tensor4d([[[[2, 2], [2, 2]], [[4, 4], [4, 4]]], [[[2, 2], [2, 2]], [[4, 4], [4, 4]]]]);
-    const beta = tf.tensor4d([[[[-1, -1], [-2, -2]], [[-1, -1], [-2, -2]]], [[[1, 1], [2, 2]], [[1, 1], [2, 2]]]]);
-    expectClose(await nativeBatchNorm(x, mean, variance, beta, gamma, 0),
-      tf.tensor4d([[[[4, 6.5], [23, 15.5]], [[4, 11], [23, 26]]], [[[-4, -6.5], [-23, -15.5]], [[-4, -11], [-23, -26]]]]));
+    const x = tf.tensor4d([
+      [
+        [
+          [10, 20],
+          [30, 40],
+        ],
+        [
+          [10, 20],
+          [30, 40],
+        ],
+      ],
+      [
+        [
+          [-10, -20],
+          [-30, -40],
+        ],
+        [
+          [-10, -20],
+          [-30, -40],
+        ],
+      ],
+    ]);
+    const mean = tf.tensor4d([
+      [
+        [
+          [5, 5],
+          [5, 5],
+        ],
+        [
+          [5, 5],
+          [5, 5],
+        ],
+      ],
+      [
+        [
+          [-5, -5],
+          [-5, -5],
+        ],
+        [
+          [-5, -5],
+          [-5, -5],
+        ],
+      ],
+    ]);
+    const variance = tf.tensor4d([
+      [
+        [
+          [4, 16],
+          [4, 16],
+        ],
+        [
+          [16, 25],
+          [16, 25],
+        ],
+      ],
+      [
+        [
+          [4, 16],
+          [4, 16],
+        ],
+        [
+          [16, 25],
+          [16, 25],
+        ],
+      ],
+    ]);
+    const gamma = tf.tensor4d([
+      [
+        [
+          [2, 2],
+          [2, 2],
+        ],
+        [
+          [4, 4],
+          [4, 4],
+        ],
+      ],
+      [
+        [
+          [2, 2],
+          [2, 2],
+        ],
+        [
+          [4, 4],
+          [4, 4],
+        ],
+      ],
+    ]);
+    const beta = tf.tensor4d([
+      [
+        [
+          [-1, -1],
+          [-2, -2],
+        ],
+        [
+          [-1, -1],
+          [-2, -2],
+        ],
+      ],
+      [
+        [
+          [1, 1],
+          [2, 2],
+        ],
+        [
+          [1, 1],
+          [2, 2],
+        ],
+      ],
+    ]);
+    expectClose(
+      await nativeBatchNorm(x, mean, variance, beta, gamma, 0),
+      tf.tensor4d([
+        [
+          [
+            [4, 6.5],
+            [23, 15.5],
+          ],
+          [
+            [4, 11],
+            [23, 26],
+          ],
+        ],
+        [
+          [
+            [-4, -6.5],
+            [-23, -15.5],
+          ],
+          [
+            [-4, -11],
+            [-23, -26],
+          ],
+        ],
+      ]),
+    );
   });
   it('4D, broadcast, gamma, beta', async () => {
-    const x = tf.tensor4d([[[[10, 20], [30, 40]]], [[[10, 20], [30, 40]]]], [2, 1, 2, 2]);
-    expectClose(await nativeBatchNorm(x, tf.tensor1d([5, 5]), tf.tensor1d([4, 16]), tf.tensor1d([-1, -2]), tf.tensor1d([2, 4]), 0),
-      tf.tensor4d([[[[4, 13], [24, 33]]], [[[4, 13], [24, 33]]]], [2, 1, 2, 2]));
+    const x = tf.tensor4d(
+      [
+        [
+          [
+            [10, 20],
+            [30, 40],
+          ],
+        ],
+        [
+          [
+            [10, 20],
+            [30, 40],
+          ],
+        ],
+      ],
+      [2, 1, 2, 2],
+    );
+    expectClose(
+      await nativeBatchNorm(x, tf.tensor1d([5, 5]), tf.tensor1d([4, 16]), tf.tensor1d([-1, -2]), tf.tensor1d([2, 4]), 0),
+      tf.tensor4d(
+        [
+          [
+            [
+              [4, 13],
+              [24, 33],
+            ],
+          ],
+          [
+            [
+              [4, 13],
+              [24, 33],
+            ],
+          ],
+        ],
+        [2, 1, 2, 2],
+      ),
+    );
   });
 });
 
@@ -120,7 +470,11 @@ describe("FusedBatchNorm on 'cpu': broadcasting against a float64 reference", T,
     it(name, async () => {
       const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
       const x = tf.tensor(randn(size(xShape), 11, 3, 2), xShape);
-      const p = (seed: number, lo: number, abs: boolean) => tf.tensor(randn(size(pShape), seed).map((v) => lo + (abs ? Math.abs(v) : v)), pShape);
+      const p = (seed: number, lo: number, abs: boolean) =>
+        tf.tensor(
+          randn(size(pShape), seed).map((v) => lo + (abs ? Math.abs(v) : v)),
+          pShape,
+        );
       const [mean, variance, offset, scale] = [p(12, 0, false), p(13, 0.1, true), p(14, 0, false), p(15, 0, false)];
       expectClose(await nativeBatchNorm(x, mean, variance, offset, scale, 1e-3), reference(x, mean, variance, offset, scale, 1e-3), 1e-4);
       expectClose(await nativeBatchNorm(x, mean, variance, undefined, undefined, 1e-2), reference(x, mean, variance, null, null, 1e-2), 1e-4);
@@ -137,12 +491,28 @@ describe("FusedBatchNorm on 'cpu': broadcasting against a float64 reference", T,
   });
 
   it('int32 tensors run the stock kernel (the native one takes float32)', () => {
-    const y = tf.batchNorm(tf.tensor2d([[1, 2], [3, 4]], [2, 2], 'int32'), tf.tensor1d([1, 2], 'int32'), tf.tensor1d([4, 4], 'int32'), undefined, undefined, 0);
+    const y = tf.batchNorm(
+      tf.tensor2d(
+        [
+          [1, 2],
+          [3, 4],
+        ],
+        [2, 2],
+        'int32',
+      ),
+      tf.tensor1d([1, 2], 'int32'),
+      tf.tensor1d([4, 4], 'int32'),
+      undefined,
+      undefined,
+      0,
+    );
     expectClose(y, [0, 0, 1, 1]);
   });
 
   it('a parameter that does not broadcast is a RangeError naming it', () => {
-    expect(() => tf.batchNorm(tf.zeros([2, 3, 4, 5]), tf.zeros([3]), tf.ones([3]))).toThrow(/FusedBatchNorm: expected mean of shape \[5\].*received shape \[3\]/);
+    expect(() => tf.batchNorm(tf.zeros([2, 3, 4, 5]), tf.zeros([3]), tf.ones([3]))).toThrow(
+      /FusedBatchNorm: expected mean of shape \[5\].*received shape \[3\]/,
+    );
   });
 
   it("tf.layers' stock inference of a channels-first (axis 1) layer is right on the installed cpu", () => {

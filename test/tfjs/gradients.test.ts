@@ -39,7 +39,13 @@ function stockTraining(axis: number) {
 function nativeTraining(axis: number) {
   return (x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor): tf.Tensor => {
     const c = x.shape[axis];
-    const out = tf.engine().runKernel(BatchNormTraining, { x, scale: gamma, offset: beta, movingMean: tf.zeros([c]), movingVariance: tf.ones([c]) }, { axis, epsilon: EPS, momentum: 0.99 }) as tf.Tensor[];
+    const out = tf
+      .engine()
+      .runKernel(
+        BatchNormTraining,
+        { x, scale: gamma, offset: beta, movingMean: tf.zeros([c]), movingVariance: tf.ones([c]) },
+        { axis, epsilon: EPS, momentum: 0.99 },
+      ) as tf.Tensor[];
     return out[0];
   };
 }
@@ -54,9 +60,12 @@ describe('BatchNormTraining gradient vs stock tf.grads', T, () => {
   ];
   for (const [name, shape, axis] of cases)
     it(name, async () => {
-      const size = shape.reduce((a, b) => a * b, 1), c = shape[axis];
-      const x = tf.tensor(randn(size, 1, 2, 3), shape), dy = tf.tensor(randn(size, 2), shape);
-      const gamma = tf.tensor1d(randn(c, 3)), beta = tf.tensor1d(randn(c, 4));
+      const size = shape.reduce((a, b) => a * b, 1),
+        c = shape[axis];
+      const x = tf.tensor(randn(size, 1, 2, 3), shape),
+        dy = tf.tensor(randn(size, 2), shape);
+      const gamma = tf.tensor1d(randn(c, 3)),
+        beta = tf.tensor1d(randn(c, 4));
       expect(Math.min(...gamma.dataSync())).toBeLessThan(0);
       await useBackend('cpu');
       const stockY = stockTraining(axis)(x, gamma, beta);
@@ -90,11 +99,11 @@ describe('the layer in training: gradients and moving statistics as the stock la
   it('with gamma and beta', async () => {
     await useBackend('cpu');
     const stock = tfl.layers.batchNormalization({ momentum: 0.9 });
-    stock.build(x.shape), stock.setWeights(weights());
+    (stock.build(x.shape), stock.setWeights(weights()));
     const expected = layerGrads(stock, x, w);
     await useBackend('cpu-bn');
     const ours = batchNormalization({ momentum: 0.9 });
-    ours.build(x.shape), ours.setWeights(weights());
+    (ours.build(x.shape), ours.setWeights(weights()));
     const { result: got, kernelNames } = await kernelsRun(() => layerGrads(ours, x, w));
     expect(kernelNames).toContain('BatchNormTrainingGrad');
     expect(got.length).toBe(3);
@@ -112,12 +121,13 @@ describe('the layer in training: gradients and moving statistics as the stock la
   for (const [name, args] of variants)
     it(`${name}: native and the fallback in TF.js ops agree`, async () => {
       const { center, scale, axis } = args;
-      const xs = axis === 1 ? tf.transpose(x, [0, 3, 1, 2]) : x, ws = axis === 1 ? tf.transpose(w, [0, 3, 1, 2]) : w;
+      const xs = axis === 1 ? tf.transpose(x, [0, 3, 1, 2]) : x,
+        ws = axis === 1 ? tf.transpose(w, [0, 3, 1, 2]) : w;
       const pick = (all: tf.Tensor[]) => all.filter((_, i) => (i === 0 ? scale : i === 1 ? center : true));
       const run = async (backend: string) => {
         await useBackend(backend);
         const layer = batchNormalization({ ...args, momentum: 0.9 });
-        layer.build(xs.shape), layer.setWeights(pick(weights()));
+        (layer.build(xs.shape), layer.setWeights(pick(weights())));
         const { result, kernelNames } = await kernelsRun(() => layerGrads(layer, xs, ws));
         expect(kernelNames.includes('BatchNormTraining')).toBe(backend === 'cpu-bn');
         return { grads: result, moving: layer.getWeights().slice(-2) };

@@ -27,7 +27,11 @@ async function fitNatively(model: tfl.LayersModel, xs: tf.Tensor, ys: tf.Tensor,
 }
 
 describe('BatchNormalization layer: symbolic (tfjs-layers normalization_test)', T, () => {
-  for (const inputShape of [[4, 6], [2, 3, 4], [2, 3, 4, 5]]) {
+  for (const inputShape of [
+    [4, 6],
+    [2, 3, 4],
+    [2, 3, 4, 5],
+  ]) {
     it(`shape=${JSON.stringify(inputShape)}`, () => {
       const x = new tfl.SymbolicTensor('float32', inputShape, null as never, [], null as never);
       const y = batchNormalization({}).apply(x) as tfl.SymbolicTensor;
@@ -54,7 +58,7 @@ describe('BatchNormalization layer: symbolic (tfjs-layers normalization_test)', 
     const { name: _b, ...stockConfig } = stock.getConfig();
     expect(oursConfig).toEqual(stockConfig);
     const x = tf.zeros([2, 3, 4]);
-    ours.apply(x), stock.apply(x);
+    (ours.apply(x), stock.apply(x));
     expect(ours.weights.map((w) => w.originalName.split('/').pop())).toEqual(['gamma', 'beta', 'moving_mean', 'moving_variance']);
     expect(ours.weights.map((w) => w.shape)).toEqual(stock.weights.map((w) => w.shape));
   });
@@ -65,16 +69,66 @@ describe('BatchNormalization layer: tensors (tfjs-layers normalization_test)', T
     for (const axis of [0, -1]) {
       it(`inference, ${dim}D, axis=${axis}`, () => {
         const x =
-          dim === 2 ? tf.tensor2d([[1, 2], [3, 4]], [2, 2])
-          : dim === 3 ? tf.tensor3d([[[1, 2], [3, 4]], [[-1, -2], [-3, -4]]], [2, 2, 2])
-          : tf.tensor4d([[[[1, 2], [3, 4]], [[-1, -2], [-3, -4]]], [[[-1, -2], [-3, -4]], [[1, 2], [3, 4]]]], [2, 2, 2, 2]);
+          dim === 2
+            ? tf.tensor2d(
+                [
+                  [1, 2],
+                  [3, 4],
+                ],
+                [2, 2],
+              )
+            : dim === 3
+              ? tf.tensor3d(
+                  [
+                    [
+                      [1, 2],
+                      [3, 4],
+                    ],
+                    [
+                      [-1, -2],
+                      [-3, -4],
+                    ],
+                  ],
+                  [2, 2, 2],
+                )
+              : tf.tensor4d(
+                  [
+                    [
+                      [
+                        [1, 2],
+                        [3, 4],
+                      ],
+                      [
+                        [-1, -2],
+                        [-3, -4],
+                      ],
+                    ],
+                    [
+                      [
+                        [-1, -2],
+                        [-3, -4],
+                      ],
+                      [
+                        [1, 2],
+                        [3, 4],
+                      ],
+                    ],
+                  ],
+                  [2, 2, 2, 2],
+                );
         expectClose(batchNormalization({ axis }).apply(x, { training: false }) as tf.Tensor, x, 0.01);
       });
     }
 
   it('no center', () => {
     const layer = batchNormalization({ center: false, axis: 0 });
-    const x = tf.tensor2d([[1, 2], [3, 4]], [2, 2]);
+    const x = tf.tensor2d(
+      [
+        [1, 2],
+        [3, 4],
+      ],
+      [2, 2],
+    );
     expectClose(layer.apply(x) as tf.Tensor, x, 0.01);
     const w = layer.getWeights();
     expect(w.length).toBe(3);
@@ -85,7 +139,13 @@ describe('BatchNormalization layer: tensors (tfjs-layers normalization_test)', T
 
   it('no scale', () => {
     const layer = batchNormalization({ scale: false, axis: 0 });
-    const x = tf.tensor2d([[1, 2], [3, 4]], [2, 2]);
+    const x = tf.tensor2d(
+      [
+        [1, 2],
+        [3, 4],
+      ],
+      [2, 2],
+    );
     expectClose(layer.apply(x) as tf.Tensor, x, 0.01);
     const w = layer.getWeights();
     expect(w.length).toBe(3);
@@ -96,7 +156,13 @@ describe('BatchNormalization layer: tensors (tfjs-layers normalization_test)', T
 
   it('no center, no scale', () => {
     const layer = batchNormalization({ scale: false, center: false });
-    const x = tf.tensor2d([[1, 2], [3, 4]], [2, 2]);
+    const x = tf.tensor2d(
+      [
+        [1, 2],
+        [3, 4],
+      ],
+      [2, 2],
+    );
     expectClose(layer.apply(x) as tf.Tensor, x, 0.01);
     const w = layer.getWeights();
     expect(w.length).toBe(2);
@@ -108,7 +174,14 @@ describe('BatchNormalization layer: tensors (tfjs-layers normalization_test)', T
     const layer1 = batchNormalization({ inputShape: [4] });
     const model = tfl.sequential({ layers: [layer1] });
     model.compile({ loss: 'meanSquaredError', optimizer: 'sgd' });
-    const xs = tf.tensor2d([[1, 2, 3, 4], [2, 4, 6, 8], [12, 11, 10, 9]], [3, 4]);
+    const xs = tf.tensor2d(
+      [
+        [1, 2, 3, 4],
+        [2, 4, 6, 8],
+        [12, 11, 10, 9],
+      ],
+      [3, 4],
+    );
     const history = await fitNatively(model, xs, tf.zeros([3, 4]), { epochs: 2, batchSize: 3 });
     expect(history.history.loss[0]).toBeCloseTo(0.9998891353607178);
     expect(history.history.loss[1]).toBeCloseTo(0.9899163246154785);
@@ -125,17 +198,30 @@ describe('BatchNormalization layer: tensors (tfjs-layers normalization_test)', T
     const layer3 = tfl.layers.dense({ units: 1, kernelInitializer: 'ones', useBias: false });
     const model = tfl.sequential({ layers: [layer1, layer2, layer3] });
     model.compile({ loss: 'meanSquaredError', optimizer: tf.train.sgd(0.1) });
-    const xs = tf.tensor2d([[1, 2, 3, 4], [2, 4, 6, 8], [12, 11, 10, 9]], [3, 4]);
+    const xs = tf.tensor2d(
+      [
+        [1, 2, 3, 4],
+        [2, 4, 6, 8],
+        [12, 11, 10, 9],
+      ],
+      [3, 4],
+    );
     const history = await fitNatively(model, xs, tf.zeros([3, 1]), { epochs: 3, batchSize: 3 });
     expect(history.history.loss[0]).toBeCloseTo(15.999907493591309);
     expect(history.history.loss[1]).toBeCloseTo(0.025602197274565697);
     expect(history.history.loss[2]).toBeCloseTo(0.022478966042399406);
-    expectClose(layer1.getWeights()[0], tf.tensor2d([
-      [0.99999833, 0.99999833, 0.99999833, 0.99999833],
-      [0.9999987, 0.9999987, 0.9999987, 0.9999987],
-      [0.999999, 0.999999, 0.999999, 0.999999],
-      [0.99999934, 0.99999934, 0.99999934, 0.99999934],
-    ], [4, 4]));
+    expectClose(
+      layer1.getWeights()[0],
+      tf.tensor2d(
+        [
+          [0.99999833, 0.99999833, 0.99999833, 0.99999833],
+          [0.9999987, 0.9999987, 0.9999987, 0.9999987],
+          [0.999999, 0.999999, 0.999999, 0.999999],
+          [0.99999934, 0.99999934, 0.99999934, 0.99999934],
+        ],
+        [4, 4],
+      ),
+    );
     const [gamma, beta, movingMean, movingVariance] = layer2.getWeights();
     expectClose(gamma, [0.18779878, 0.18779878, 0.18779878, 0.18779878]);
     expectClose(beta, [5.5367128e-8, 5.5367128e-8, 5.5367128e-8, 5.5367128e-8]);
@@ -179,7 +265,23 @@ describe('BatchNormalization layer: tensors (tfjs-layers normalization_test)', T
     const layer1 = batchNormalization({ inputShape: [2, 2] });
     const model = tfl.sequential({ layers: [layer1] });
     model.compile({ loss: 'meanSquaredError', optimizer: 'sgd' });
-    const xs = tf.tensor3d([[[1, 2], [3, 4]], [[2, 4], [6, 8]], [[12, 11], [10, 9]]], [3, 2, 2]);
+    const xs = tf.tensor3d(
+      [
+        [
+          [1, 2],
+          [3, 4],
+        ],
+        [
+          [2, 4],
+          [6, 8],
+        ],
+        [
+          [12, 11],
+          [10, 9],
+        ],
+      ],
+      [3, 2, 2],
+    );
     const history = await fitNatively(model, xs, tf.zeros([3, 2, 2]), { epochs: 2, batchSize: 3 });
     expect(history.history.loss[0]).toBeCloseTo(0.9999215006828308);
     expect(history.history.loss[1]).toBeCloseTo(0.980024516582489);
@@ -192,11 +294,74 @@ describe('BatchNormalization layer: tensors (tfjs-layers normalization_test)', T
 
   it('deserializes a Keras model with a BatchNormalization layer (axis [1]) into this class', async () => {
     installTfjsKernels({ backend: 'cpu-bn' }); // registers the class (again: harmless)
-    const json = { class_name: 'Sequential', config: { name: 'sequential', layers: [
-      { class_name: 'Dense', config: { name: 'dense', trainable: true, batch_input_shape: [null, 5], dtype: 'float32', units: 10, activation: 'linear', use_bias: true, kernel_initializer: { class_name: 'GlorotUniform', config: { seed: null } }, bias_initializer: { class_name: 'Zeros', config: {} }, kernel_regularizer: null, bias_regularizer: null, activity_regularizer: null, kernel_constraint: null, bias_constraint: null } },
-      { class_name: 'BatchNormalization', config: { name: 'batch_normalization', trainable: true, dtype: 'float32', axis: [1], momentum: 0.99, epsilon: 0.001, center: true, scale: true, beta_initializer: { class_name: 'Zeros', config: {} }, gamma_initializer: { class_name: 'Ones', config: {} }, moving_mean_initializer: { class_name: 'Zeros', config: {} }, moving_variance_initializer: { class_name: 'Ones', config: {} }, beta_regularizer: null, gamma_regularizer: null, beta_constraint: null, gamma_constraint: null } },
-      { class_name: 'Dense', config: { name: 'dense_1', trainable: true, dtype: 'float32', units: 1, activation: 'sigmoid', use_bias: true, kernel_initializer: { class_name: 'GlorotUniform', config: { seed: null } }, bias_initializer: { class_name: 'Zeros', config: {} }, kernel_regularizer: null, bias_regularizer: null, activity_regularizer: null, kernel_constraint: null, bias_constraint: null } },
-    ] }, keras_version: '2.2.4-tf', backend: 'tensorflow' };
+    const json = {
+      class_name: 'Sequential',
+      config: {
+        name: 'sequential',
+        layers: [
+          {
+            class_name: 'Dense',
+            config: {
+              name: 'dense',
+              trainable: true,
+              batch_input_shape: [null, 5],
+              dtype: 'float32',
+              units: 10,
+              activation: 'linear',
+              use_bias: true,
+              kernel_initializer: { class_name: 'GlorotUniform', config: { seed: null } },
+              bias_initializer: { class_name: 'Zeros', config: {} },
+              kernel_regularizer: null,
+              bias_regularizer: null,
+              activity_regularizer: null,
+              kernel_constraint: null,
+              bias_constraint: null,
+            },
+          },
+          {
+            class_name: 'BatchNormalization',
+            config: {
+              name: 'batch_normalization',
+              trainable: true,
+              dtype: 'float32',
+              axis: [1],
+              momentum: 0.99,
+              epsilon: 0.001,
+              center: true,
+              scale: true,
+              beta_initializer: { class_name: 'Zeros', config: {} },
+              gamma_initializer: { class_name: 'Ones', config: {} },
+              moving_mean_initializer: { class_name: 'Zeros', config: {} },
+              moving_variance_initializer: { class_name: 'Ones', config: {} },
+              beta_regularizer: null,
+              gamma_regularizer: null,
+              beta_constraint: null,
+              gamma_constraint: null,
+            },
+          },
+          {
+            class_name: 'Dense',
+            config: {
+              name: 'dense_1',
+              trainable: true,
+              dtype: 'float32',
+              units: 1,
+              activation: 'sigmoid',
+              use_bias: true,
+              kernel_initializer: { class_name: 'GlorotUniform', config: { seed: null } },
+              bias_initializer: { class_name: 'Zeros', config: {} },
+              kernel_regularizer: null,
+              bias_regularizer: null,
+              activity_regularizer: null,
+              kernel_constraint: null,
+              bias_constraint: null,
+            },
+          },
+        ],
+      },
+      keras_version: '2.2.4-tf',
+      backend: 'tensorflow',
+    };
     const model = await tfl.models.modelFromJSON(json as never);
     expect(model.layers[1]).toBeInstanceOf(BatchNormalization);
     const ys = model.predict(tf.zeros([3, 5])) as tf.Tensor;

@@ -21,7 +21,14 @@ function fileSaver(path: string): tf.io.IOHandler {
     const weightData = artifacts.weightData as ArrayBuffer;
     writeFileSync(join(path, 'weights.bin'), new Uint8Array(weightData));
     const { modelTopology, format, generatedBy, convertedBy, trainingConfig } = artifacts;
-    const json = { modelTopology, format, generatedBy, convertedBy, trainingConfig, weightsManifest: [{ paths: ['weights.bin'], weights: artifacts.weightSpecs }] };
+    const json = {
+      modelTopology,
+      format,
+      generatedBy,
+      convertedBy,
+      trainingConfig,
+      weightsManifest: [{ paths: ['weights.bin'], weights: artifacts.weightSpecs }],
+    };
     writeFileSync(join(path, 'model.json'), JSON.stringify(json));
     return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
   });
@@ -76,7 +83,9 @@ describe('a model saved with stock TF.js', { timeout: 300_000 }, () => {
       const { result, kernelNames } = await kernelsRun(() => model.fit(xs, ys, { epochs: 2, batchSize: 8, shuffle: false, verbose: 0 }));
       expect(kernelNames.includes('BatchNormTraining')).toBe(backend === 'cpu-bn');
       losses.push(result.history.loss as number[]);
-      await model.save(tf.io.withSaveHandler(async (a) => (topologies.push(a.modelTopology), { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } })));
+      await model.save(
+        tf.io.withSaveHandler(async (a) => (topologies.push(a.modelTopology), { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } })),
+      );
     }
     expectRelClose(losses[1], losses[0], 1e-3);
     const saved = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8')) as tf.io.ModelJSON;

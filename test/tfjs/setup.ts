@@ -30,10 +30,14 @@ function valuesOf(t: tf.Tensor | ArrayLike<number>): number[] {
 /** |actual − expected| ≤ eps element by element (TF.js' expectTensorsClose, default 1e-3), and equal shapes for tensors. */
 export function expectClose(actual: tf.Tensor | ArrayLike<number>, expected: tf.Tensor | ArrayLike<number>, eps = 1e-3): void {
   if (actual instanceof tf.Tensor && expected instanceof tf.Tensor) expect(actual.shape).toEqual(expected.shape);
-  const a = valuesOf(actual), e = valuesOf(expected);
+  const a = valuesOf(actual),
+    e = valuesOf(expected);
   expect(a.length).toBe(e.length);
   const bad = a.findIndex((v, i) => !(Math.abs(v - e[i]) <= eps));
-  if (bad !== -1) expect.fail(`element ${bad}: ${a[bad]} is not within ${eps} of ${e[bad]} (actual ${JSON.stringify(a.slice(0, 8))}…, expected ${JSON.stringify(e.slice(0, 8))}…)`);
+  if (bad !== -1)
+    expect.fail(
+      `element ${bad}: ${a[bad]} is not within ${eps} of ${e[bad]} (actual ${JSON.stringify(a.slice(0, 8))}…, expected ${JSON.stringify(e.slice(0, 8))}…)`,
+    );
 }
 
 /** Like expectClose with a tolerance relative to the expected values' largest magnitude. */
