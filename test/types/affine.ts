@@ -1,4 +1,4 @@
-// Compiled by test/api/types.test.ts under the project's strict options:
+// Compiled by test/types.test.ts under the project's strict options:
 // issue 19 item 10, an affine module's parameters need no non-null assertion.
 import { BatchNorm1d, BatchNorm2d, fromKeras, type Parameter } from '../../lib/index.js';
 
