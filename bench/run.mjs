@@ -518,11 +518,12 @@ const trainLoop = spawnSync(process.execPath, [join(HERE, 'train-loop.mjs'), '--
   encoding: 'utf8',
   timeout: 900_000,
 });
-/** @type {{ ways: Record<string, { p50: number, p99: number }>, moduleOverOut: number } | null} */
+/** @type {{ ways: Record<string, { p50: number, p99: number, faultsPerStep: number }>, moduleOverOut: number } | null} */
 const trainLoopRow = trainLoop.status === 0 ? lastJsonLine(trainLoop.stdout) : null;
 if (trainLoopRow) {
   console.log('training loop (64,16,8,8), 1 thread, per step (forward, a sum over y, backward, a sum over dx), median of rounds:');
-  for (const [way, r] of Object.entries(trainLoopRow.ways)) console.log(`  ${way.padEnd(7)} p50 ${r.p50.toFixed(1)} us  p99 ${r.p99.toFixed(1)} us`);
+  for (const [way, r] of Object.entries(trainLoopRow.ways))
+    console.log(`  ${way.padEnd(7)} p50 ${r.p50.toFixed(1)} us  p99 ${r.p99.toFixed(1)} us  page faults/step ${r.faultsPerStep.toFixed(1)}`);
   console.log(`  module ÷ out at p50: ${trainLoopRow.moduleOverOut.toFixed(2)}`);
   console.log();
 } else skipped.push({ impl: 'train-loop', reason: `bench/train-loop.mjs failed: ${trainLoop.stderr.slice(-300)}` });

@@ -8,10 +8,11 @@
 //   reuse    the module with `out`: the step's y and dx arrays passed back in
 //   out      the functional form with every output given (out, saveMeanOut,
 //            saveInvstdOut, gradWeightOut, gradBiasOut): the kernels' cost
-// Prints p50 and p99 per step (µs) per way and module ÷ out.
+// Prints p50 and p99 per step (µs) per way, minor page faults per step, and module ÷ out.
 //
 //   node bench/train-loop.mjs [--shape 64,16,8,8] [--threads 1] [--steps 3000] [--rounds 5] [--json]
 // --json: one last line of JSON ({ shape, threads, ways: { way: { p50, p99 } }, moduleOverOut }) for bench/run.mjs.
+import { readFileSync } from 'node:fs';
 import { batchNorm, batchNormBackward, BatchNorm2d, setNumThreads } from 'batchnorm';
 import { fillUniform, median, parseCommandLine } from './lib/common.mjs';
 
@@ -86,6 +87,17 @@ function outWay() {
 const ways = { module: moduleWay(), reuse: reuseWay(), out: outWay() };
 /** @type {Record<string, Float64Array[]>} */
 const times = Object.fromEntries(Object.keys(ways).map((k) => [k, []]));
+// Minor page faults of this process so far (Linux; NaN elsewhere): a step that
+// writes into memory the allocator has just taken from the kernel faults it in.
+const minorFaults = () => {
+  try {
+    return Number(readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ')[7]);
+  } catch {
+    return NaN;
+  }
+};
+/** @type {Record<string, number>} */
+const faults = Object.fromEntries(Object.keys(ways).map((k) => [k, 0]));
 const steps = Number(args.steps),
   rounds = Number(args.rounds);
 for (const f of Object.values(ways)) for (let i = 0; i < 200; i++) f(); // warm-up
@@ -95,11 +107,13 @@ for (let r = 0; r < rounds; r++) {
   for (const k of order) {
     const f = ways[k],
       t = new Float64Array(steps);
+    const f0 = minorFaults();
     for (let i = 0; i < steps; i++) {
       const t0 = process.hrtime.bigint();
       f();
       t[i] = Number(process.hrtime.bigint() - t0) / 1e3;
     }
+    faults[k] += minorFaults() - f0;
     times[k].push(t);
   }
 }
@@ -112,13 +126,17 @@ const per = {};
 for (const [k, ts] of Object.entries(times)) {
   per[k] = { p50: ts.map((t) => pct(t, 0.5)), p99: ts.map((t) => pct(t, 0.99)) };
   const f = (/** @type {number[]} */ xs) => `${median(xs).toFixed(1)} (${Math.min(...xs).toFixed(1)}–${Math.max(...xs).toFixed(1)})`;
-  console.log(`${k.padEnd(7)} p50 ${f(per[k].p50)} µs  p99 ${f(per[k].p99)} µs  p99/p50 ${(median(per[k].p99) / median(per[k].p50)).toFixed(2)}`);
+  console.log(
+    `${k.padEnd(7)} p50 ${f(per[k].p50)} µs  p99 ${f(per[k].p99)} µs  p99/p50 ${(median(per[k].p99) / median(per[k].p50)).toFixed(2)}  page faults/step ${(faults[k] / (rounds * steps)).toFixed(1)}`,
+  );
 }
 const ratio = (/** @type {string} */ a, /** @type {string} */ b) => median(per[a].p50.map((v, i) => v / per[b].p50[i]));
 console.log(
   `${shape.join(',')} threads ${args.threads}, ${rounds} rounds of ${steps} steps: module/out p50 ${ratio('module', 'out').toFixed(2)}, reuse/out ${ratio('reuse', 'out').toFixed(2)}${sink === 1 ? ' ' : ''}`,
 );
 if (args.json) {
-  const ways = Object.fromEntries(Object.entries(per).map(([k, v]) => [k, { p50: median(v.p50), p99: median(v.p99) }]));
+  const ways = Object.fromEntries(
+    Object.entries(per).map(([k, v]) => [k, { p50: median(v.p50), p99: median(v.p99), faultsPerStep: faults[k] / (rounds * steps) }]),
+  );
   console.log(JSON.stringify({ shape, threads: Number(args.threads), rounds, steps, ways, moduleOverOut: ratio('module', 'out') }));
 }
