@@ -513,6 +513,20 @@ if (parallel.rows.length) {
   console.log(formatParallel(parallel.rows));
   console.log();
 }
+// The training-loop row (bench/train-loop.mjs): a step as users write it, module API with default options vs the functional form with `out`.
+const trainLoop = spawnSync(process.execPath, [join(HERE, 'train-loop.mjs'), '--json', ...(quick ? ['--steps', '500', '--rounds', '3'] : [])], {
+  encoding: 'utf8',
+  timeout: 900_000,
+});
+/** @type {{ ways: Record<string, { p50: number, p99: number, faultsPerStep: number }>, moduleOverOut: number } | null} */
+const trainLoopRow = trainLoop.status === 0 ? lastJsonLine(trainLoop.stdout) : null;
+if (trainLoopRow) {
+  console.log('training loop (64,16,8,8), 1 thread, per step (forward, a sum over y, backward, a sum over dx), median of rounds:');
+  for (const [way, r] of Object.entries(trainLoopRow.ways))
+    console.log(`  ${way.padEnd(7)} p50 ${r.p50.toFixed(1)} us  p99 ${r.p99.toFixed(1)} us  page faults/step ${r.faultsPerStep.toFixed(1)}`);
+  console.log(`  module ÷ out at p50: ${trainLoopRow.moduleOverOut.toFixed(2)}`);
+  console.log();
+} else skipped.push({ impl: 'train-loop', reason: `bench/train-loop.mjs failed: ${trainLoop.stderr.slice(-300)}` });
 console.log(
   `copy bandwidth (Float32Array.prototype.set, 128 MiB, read+write counted): ${threadCounts.map((t) => `${t} thread${t > 1 ? 's' : ''} ${copy[t].gbps.toFixed(1)} GB/s`).join(', ')}`,
 );
@@ -532,6 +546,9 @@ console.log(`${rows.length} rows in ${seconds.toFixed(0)} s`);
 if (args.json) {
   const file = resolve(process.cwd(), args.json);
   mkdirSync(dirname(file), { recursive: true });
-  writeFileSync(file, JSON.stringify({ meta: { ...meta, seconds }, copy, skipped, rows, dataParallel: parallel.rows }, null, 1) + '\n');
+  writeFileSync(
+    file,
+    JSON.stringify({ meta: { ...meta, seconds }, copy, skipped, rows, dataParallel: parallel.rows, trainLoop: trainLoopRow }, null, 1) + '\n',
+  );
   note(`wrote ${file}`);
 }

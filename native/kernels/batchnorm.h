@@ -86,7 +86,7 @@ struct BatchNorm {
   // cache. Large: prefetch the next channel and stream y.
   template <bool Large>
   static void forward_training_by_channel(const ForwardTrainingArgs<T>& a) {
-    constexpr bool NT = Large;
+    constexpr bool NT = stores_stream(Large);
     const Shape& sh = a.shape;
     const typename NchwUnits<V>::Units us = NchwUnits<V>::units_of(sh);
     parallel(sh.c, 1, [&](int64_t c0, int64_t c1) {
@@ -130,7 +130,7 @@ struct BatchNorm {
   // Sums and dx of one channel while its x and dy are still in cache, the sums
   // prefetching the next sample's run; dx with streaming stores.
   static void backward_by_channel(const BackwardArgs<T>& a) {
-    constexpr bool NT = true;
+    constexpr bool NT = stores_stream(true);
     const Shape& sh = a.shape;
     const typename NchwUnits<V>::Units us = NchwUnits<V>::units_of(sh);
     parallel(sh.c, 1, [&](int64_t c0, int64_t c1) {

@@ -20,10 +20,20 @@ template <class T>
 bool bytes_at_least(const Shape& sh, int64_t arrays, int64_t bytes) {
   return arrays * sh.numel() * int64_t(sizeof(T)) >= bytes;
 }
+// The store policy, a build switch for the A/B of bench/ab.mjs --consumer
+// only (CPPFLAGS=-DBATCHNORM_STORES=1 or 2 when building the addon): 0 (the
+// default, every shipped build) chooses by size, as below; 1 writes with plain
+// stores everywhere, 2 streams wherever a pass can. Stores never change a
+// value: the outputs are the same bits under every policy.
+#ifndef BATCHNORM_STORES
+#define BATCHNORM_STORES 0
+#endif
+constexpr bool stores_stream(bool by_size) { return BATCHNORM_STORES == 0 ? by_size : BATCHNORM_STORES == 2; }
+
 // Whether a pass over whole planes or rows writes with streaming stores (kStreamBytes).
 template <class T>
 bool streaming(const Shape& sh, int64_t arrays) {
-  return bytes_at_least<T>(sh, arrays, kStreamBytes);
+  return stores_stream(bytes_at_least<T>(sh, arrays, kStreamBytes));
 }
 
 // Stores of vectors of V. NT: they bypass the caches (outputs larger than
