@@ -38,8 +38,7 @@ function rowsOf(x: TensorInfo, normalizedSize: unknown, kernel: string): { rows:
 function parameter(backend: CpuBackend, inputs: NamedTensorInfoMap, name: string, d: number, kernel: string): Float32Array {
   const t = inputs[name];
   if (t == null) throw new TypeError(`${kernel}: expected a float32 tensor of shape [${d}] for ${name} but received none`);
-  if (sizeOf(t.shape) !== d)
-    throw new RangeError(`${kernel}: expected ${name} of ${d} values (normalizedSize) but received shape [${t.shape.join(', ')}]`);
+  if (sizeOf(t.shape) !== d) throw new RangeError(`${kernel}: expected ${name} of ${d} values (normalizedSize) but received shape [${t.shape.join(', ')}]`);
   return valuesOf(backend, t, name, kernel);
 }
 

@@ -86,7 +86,12 @@ function resolveAxes(axis: number | number[], shape: readonly (number | null)[])
   const undefinedDim = axes.find((a) => shape[a] == null);
   if (undefinedDim !== undefined)
     throw new RangeError(
-      invalidParameterError(`${LAYER}'s axis`, 'axes whose sizes the input shape defines (gamma and beta have those sizes)', text, `axis ${undefinedDim} is null`),
+      invalidParameterError(
+        `${LAYER}'s axis`,
+        'axes whose sizes the input shape defines (gamma and beta have those sizes)',
+        text,
+        `axis ${undefinedDim} is null`,
+      ),
     );
   return axes;
 }
