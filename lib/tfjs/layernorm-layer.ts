@@ -18,7 +18,9 @@
  * kernel (the package's `layerNorm`) and moves them back; its gradient is one
  * `LayerNormRowsGrad` (`layerNormBackward`). Training and inference are the
  * same computation. Elsewhere, and for an input that is not float32, it runs
- * TF.js' code.
+ * TF.js' code, except where that one cannot be differentiated: without gamma
+ * or beta (`scale`/`center` false) tf.batchNorm's gradient meets the missing
+ * input and throws, and the same computation runs in elementwise TF.js ops.
  *
  * The arguments are checked when the layer is made, and `axis` against the
  * input's rank when it is built, with this package's messages (TF.js' own
@@ -112,13 +114,25 @@ export class LayerNormalization extends Stock {
 
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor | tf.Tensor[] {
     const x = oneTensor(inputs, LAYER);
-    if (x.dtype !== 'float32' || !layerNormInstalledOn(tf.getBackend())) return super.call(inputs, kwargs);
+    if (x.dtype !== 'float32') return super.call(inputs, kwargs);
     const f = this as unknown as Fields;
     const axes = resolveAxes(f.axis, x.shape).sort((a, b) => a - b);
     const d = axes.reduce((p, a) => p * x.shape[a], 1);
-    // No values to normalize over: TF.js' code says what that gives.
-    if (d === 0) return super.call(inputs, kwargs);
-    return tf.tidy(() => this.normalizeNatively(x, axes, d, f));
+    if (d > 0 && layerNormInstalledOn(tf.getBackend())) return tf.tidy(() => this.normalizeNatively(x, axes, d, f));
+    // TF.js' code, but where its gradient fails (no gamma or no beta: tf.batchNorm's gradient meets the missing input).
+    if (d > 0 && (!f.gamma || !f.beta)) return tf.tidy(() => this.normalizeWithOps(x, axes, f));
+    return super.call(inputs, kwargs);
+  }
+
+  /** TF.js' computation in elementwise ops, which differentiate without gamma or beta. */
+  private normalizeWithOps(x: tf.Tensor, axes: number[], f: Fields): tf.Tensor {
+    const { mean, variance } = tf.moments(x, axes, true);
+    let y = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, f.epsilon)));
+    // TF.js' broadcast of gamma and beta: reshaped (not transposed) to the input's rank.
+    const shape = x.shape.map((n, i) => (axes.includes(i) ? n : 1));
+    if (f.gamma) y = tf.mul(y, tf.reshape(f.gamma.read(), shape));
+    if (f.beta) y = tf.add(y, tf.reshape(f.beta.read(), shape));
+    return y;
   }
 
   private normalizeNatively(x: tf.Tensor, axes: number[], d: number, f: Fields): tf.Tensor {

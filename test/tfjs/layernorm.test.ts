@@ -126,6 +126,23 @@ describe('LayerNormalization: gradients vs tf.grads of the stock layer', T, () =
     await useBackend('cpu-bn');
   });
 
+  it("without center or scale on a backend without the kernels (stock 'cpu'), the drop-in differentiates in TF.js ops", async () => {
+    await useBackend('cpu');
+    const shape = [3, 4, 5];
+    const x = tf.tensor(randn(60, 4), shape),
+      dy = tf.tensor(randn(60, 5), shape);
+    for (const args of [{ center: false, axis: [1, 2] }, { scale: false }, { center: false, scale: false }] as Args[]) {
+      const reference = layerWith(stock, args, shape, 30, args);
+      const present = reference.weights.map((w) => args[w.originalName.endsWith('gamma') ? 'scale' : 'center'] !== false);
+      const expected = grads(reference, x, dy).filter((_, i) => i === 0 || present[i - 1]);
+      const { result, kernelNames } = await kernelsRun(() => grads(layerWith(layerNormalization, args, shape, 30), x, dy));
+      expect(kernelNames).not.toContain(LayerNormRows);
+      expect(result.length).toBe(expected.length);
+      result.forEach((g, i) => expectRelClose(g, expected[i], 1e-5));
+    }
+    await useBackend('cpu-bn');
+  });
+
   for (const [name, shape, args] of CASES)
     it(name, async () => {
       const x = inputFor(name, shape, 2),
