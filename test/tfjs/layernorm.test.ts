@@ -38,15 +38,16 @@ function layerWith(make: Make, args: Args, shape: number[], seed: number, absent
   layer.setWeights(
     layer.weights.map((w) => {
       const gamma = w.originalName.endsWith('gamma');
-      if (absent?.[gamma ? 'scale' : 'center'] === false) return gamma ? tf.ones(w.shape) : tf.zeros(w.shape);
+      const shape = w.shape as number[]; // a built layer's weights have defined sizes
+      if (absent?.[gamma ? 'scale' : 'center'] === false) return gamma ? tf.ones(shape) : tf.zeros(shape);
       return tf.tensor(
         randn(
-          w.shape.reduce((a, b) => a * b, 1),
+          shape.reduce((a, b) => a * b, 1),
           gamma ? seed : seed + 1,
           gamma ? 0.5 : 0,
           1,
         ),
-        w.shape,
+        shape,
       );
     }),
   );
