@@ -10,7 +10,7 @@
 // one per Node peer (bench/lib/node-peers.mjs); one per row for the PyTorch and
 // oneDNN harnesses of bench/peers/.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,12 +50,13 @@ const HELP = `usage: node bench/run.mjs [options]
   --repeat K         K passes over everything; each row keeps its best pass (least disturbed)
   --wait-idle [S]    first wait (up to S seconds, default 900) until other processes use < 0.2 CPUs
   --no-parallel      skip the data-parallel rows (SyncBatchNorm training on 1 and 2 worker threads / MPI processes)
+  --no-tfjs-dropin   skip the TF.js drop-in rows (bench/tfjs.mjs: tf.layers models on stock cpu vs batchnorm/tfjs vs wasm)
   --help`;
 
 const args = parseCommandLine(
   {
-    defaults: { quick: false, cold: false, peers: undefined, parallel: true, help: false },
-    flags: ['quick', 'cold', 'peers', 'parallel', 'help'],
+    defaults: { quick: false, cold: false, peers: undefined, parallel: true, 'tfjs-dropin': true, help: false },
+    flags: ['quick', 'cold', 'peers', 'parallel', 'tfjs-dropin', 'help'],
     options: ['json', 'filter', 'isa', 'threads', 'repeat'],
     optionalValue: ['wait-idle'],
   },
@@ -527,6 +528,23 @@ if (trainLoopRow) {
   console.log(`  module ÷ out at p50: ${trainLoopRow.moduleOverOut.toFixed(2)}`);
   console.log();
 } else skipped.push({ impl: 'train-loop', reason: `bench/train-loop.mjs failed: ${trainLoop.stderr.slice(-300)}` });
+// The TF.js drop-in (batchnorm/tfjs): bench/tfjs.mjs in a child, its table as it prints it. With
+// --quick only the layer rows: a training step of the CNN takes seconds per batch on stock TF.js cpu.
+/** @type {unknown} */
+let tfjsDropIn = null;
+if (args['tfjs-dropin']) {
+  const json = join(os.tmpdir(), `batchnorm-bench-tfjs-${process.pid}.json`);
+  const tfjsArgs = [join(HERE, 'tfjs.mjs'), '--json', json, ...(quick ? ['--quick', '--rows', 'bn-train,bn-infer,ln-train,ln-infer'] : [])];
+  note(`TF.js drop-in: bench/tfjs.mjs ${tfjsArgs.slice(3).join(' ')}`);
+  waitIdle();
+  const r = run(process.execPath, tfjsArgs);
+  if (r.status !== 0) skipped.push({ impl: 'tfjs-dropin', reason: `bench/tfjs.mjs exited with ${r.status}` });
+  else {
+    console.log(`TF.js drop-in (batchnorm/tfjs; bench/tfjs.mjs${quick ? ' --quick' : ''}):${r.stdout.trimEnd()}\n`);
+    tfjsDropIn = existsSync(json) ? JSON.parse(readFileSync(json, 'utf8')) : null;
+  }
+  if (existsSync(json)) rmSync(json);
+} else skipped.push({ impl: 'tfjs-dropin', reason: 'not run (--no-tfjs-dropin)' });
 console.log(
   `copy bandwidth (Float32Array.prototype.set, 128 MiB, read+write counted): ${threadCounts.map((t) => `${t} thread${t > 1 ? 's' : ''} ${copy[t].gbps.toFixed(1)} GB/s`).join(', ')}`,
 );
@@ -548,7 +566,7 @@ if (args.json) {
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(
     file,
-    JSON.stringify({ meta: { ...meta, seconds }, copy, skipped, rows, dataParallel: parallel.rows, trainLoop: trainLoopRow }, null, 1) + '\n',
+    JSON.stringify({ meta: { ...meta, seconds }, copy, skipped, rows, dataParallel: parallel.rows, trainLoop: trainLoopRow, tfjsDropIn }, null, 1) + '\n',
   );
   note(`wrote ${file}`);
 }

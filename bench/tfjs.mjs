@@ -19,7 +19,12 @@
 //   - bn-train: the BatchNormalization layer alone in training, forward and
 //     backward from a given dy to dx, dgamma and dbeta (tf.engine().gradients),
 //     on the input of the CNN's second normalization (batch × 16 × 16 × 32, NHWC);
-//   - bn-infer: the same layer in inference (model.predict's path).
+//   - bn-infer: the same layer in inference (model.predict's path);
+//   - ln-train: the LayerNormalization layer (default axis −1) forward and
+//     backward, from a given dy to dx, dgamma and dbeta, on a transformer-like
+//     batch × 64 × 256 (tokens × features);
+//   - ln-infer: the same layer forward only (training and inference are the
+//     same computation for a layer norm).
 // The implementations run in alternating rounds in one process (the order
 // turns every round), so that the host's other tenants weigh on all of them;
 // a row's figure is the median of every timed call. Imports the compiled
@@ -31,16 +36,17 @@ import { cnnData, smallCnn } from './lib/tfjs-cnn.mjs';
 
 /**
  * @typedef {import('@tensorflow/tfjs-core').Tensor} Tensor
- * @typedef {'cnn-step' | 'mlp-step' | 'bn-train' | 'bn-infer'} Row
- * @typedef {{ id: string, backend: string, bn: (args: import('batchnorm/tfjs').BatchNormalizationLayerArgs) => import('@tensorflow/tfjs-layers').layers.Layer, label: string }} Impl
- *   One implementation: a TF.js backend and the normalization layers' factory.
+ * @typedef {'cnn-step' | 'mlp-step' | 'bn-train' | 'bn-infer' | 'ln-train' | 'ln-infer'} Row
+ * @typedef {import('@tensorflow/tfjs-layers').layers.Layer} Layer
+ * @typedef {{ id: string, backend: string, bn: (args: import('batchnorm/tfjs').BatchNormalizationLayerArgs) => Layer, ln: (args: import('batchnorm/tfjs').LayerNormalizationLayerArgs) => Layer, label: string }} Impl
+ *   One implementation: a TF.js backend and the normalization layers' factories.
  */
 
 const HELP = `usage: node bench/tfjs.mjs [options]
   --quick          2 rounds, batch 4 (default: 3 rounds, batch 8)
   --rounds K       rounds (each: every implementation, every row)
   --batch N        images per batch (default 8)
-  --rows LIST      some of cnn-step,mlp-step,bn-train,bn-infer (default: all)
+  --rows LIST      some of cnn-step,mlp-step,bn-train,bn-infer,ln-train,ln-infer (default: all)
   --profile        print the kernels taking most of one CNN step, per implementation
   --threads T      the package's threads (default: os.availableParallelism())
   --no-wasm        leave out TF.js wasm
@@ -85,20 +91,27 @@ const tf = tfCore,
   tfl = tfLayers;
 const wasm = args.wasm ? await tryImport(() => import('@tensorflow/tfjs-backend-wasm')) : null;
 const { backendInfo, setNumThreads } = await import('batchnorm');
-const { installTfjsKernels, batchNormalization } = await import('batchnorm/tfjs');
+const { installTfjsKernels, batchNormalization, layerNormalization } = await import('batchnorm/tfjs');
 setNumThreads(threads);
 installTfjsKernels({ backend: 'cpu-bn' });
 
 /** @type {Impl[]} */
 const IMPLS = [
-  { id: 'tfjs-cpu', backend: 'cpu', bn: (a) => tfl.layers.batchNormalization(a), label: 'TF.js cpu (stock, pure JS)' },
-  { id: 'batchnorm', backend: 'cpu-bn', bn: batchNormalization, label: 'batchnorm/tfjs (cpu-bn)' },
+  {
+    id: 'tfjs-cpu',
+    backend: 'cpu',
+    bn: (a) => tfl.layers.batchNormalization(a),
+    ln: (a) => tfl.layers.layerNormalization(a),
+    label: 'TF.js cpu (stock, pure JS)',
+  },
+  { id: 'batchnorm', backend: 'cpu-bn', bn: batchNormalization, ln: layerNormalization, label: 'batchnorm/tfjs (cpu-bn)' },
   ...(wasm
     ? [
         {
           id: 'tfjs-wasm',
           backend: 'wasm',
           bn: (/** @type {import('batchnorm/tfjs').BatchNormalizationLayerArgs} */ a) => tfl.layers.batchNormalization(a),
+          ln: (/** @type {import('batchnorm/tfjs').LayerNormalizationLayerArgs} */ a) => tfl.layers.layerNormalization(a),
           label: 'TF.js wasm (stock)',
         },
       ]
@@ -122,7 +135,7 @@ async function use(backend) {
  * Timed calls per row and round.
  * @type {Record<Row, number>}
  */
-const CALLS = { 'cnn-step': 1, 'mlp-step': 3, 'bn-train': 3, 'bn-infer': 5 };
+const CALLS = { 'cnn-step': 1, 'mlp-step': 3, 'bn-train': 3, 'bn-infer': 5, 'ln-train': 3, 'ln-infer': 5 };
 /** @type {string[]} */
 const rowNames = args.rows ? args.rows.split(',') : Object.keys(CALLS);
 const isRow = /** @type {(r: string) => r is Row} */ ((r) => r in CALLS);
@@ -134,7 +147,9 @@ if (!rowNames.every(isRow)) {
 const ROWS = rowNames;
 const now = () => Number(process.hrtime.bigint()) / 1e6;
 const HW = 16,
-  C2 = 32;
+  C2 = 32,
+  TOKENS = 64,
+  FEATURES = 256;
 
 /**
  * Each implementation's models and tensors, made on its own backend.
@@ -152,6 +167,12 @@ async function setUp(impl) {
   const x = tf.variable(tf.randomNormal(shape, 0, 1, 'float32', 1)),
     dy = tf.randomNormal(shape, 0, 1, 'float32', 2);
   const wrt = [x, ...layer.trainableWeights.map((v) => v.read())];
+  const lnShape = [batch, TOKENS, FEATURES];
+  const ln = impl.ln({});
+  ln.build(lnShape);
+  const lnX = tf.variable(tf.randomNormal(lnShape, 0, 1, 'float32', 5)),
+    lnDy = tf.randomNormal(lnShape, 0, 1, 'float32', 6);
+  const lnWrt = [lnX, ...ln.trainableWeights.map((v) => v.read())];
   const mlp = tfl.sequential({
     layers: [
       tfl.layers.dense({ inputShape: [784], units: 256, useBias: false }),
@@ -174,6 +195,11 @@ async function setUp(impl) {
       tf.dispose([value, ...grads]);
     },
     'bn-infer': () => tf.dispose(/** @type {Tensor} */ (layer.apply(x, { training: false }))),
+    'ln-train': () => {
+      const { value, grads } = tf.engine().gradients(() => /** @type {Tensor} */ (ln.apply(lnX, { training: true })), lnWrt, lnDy);
+      tf.dispose([value, ...grads]);
+    },
+    'ln-infer': () => tf.dispose(/** @type {Tensor} */ (ln.apply(lnX))),
   };
   // Warm-up (kernels, allocations); a row the backend cannot run is left out, with the reason.
   for (const [row, f] of /** @type {Array<[Row, () => unknown]>} */ (Object.entries(rows)))
@@ -246,6 +272,8 @@ const WHAT = {
   'mlp-step': `MLP training step (trainOnBatch, ${8 * batch}×784)`,
   'bn-train': `BatchNormalization training, forward + backward (${batch}×${HW}×${HW}×${C2})`,
   'bn-infer': `BatchNormalization inference (${batch}×${HW}×${HW}×${C2})`,
+  'ln-train': `LayerNormalization forward + backward (${batch}×${TOKENS}×${FEATURES}, axis −1)`,
+  'ln-infer': `LayerNormalization forward (${batch}×${TOKENS}×${FEATURES}, axis −1)`,
 };
 for (const row of ROWS)
   console.log(`| ${WHAT[row]} | ${IMPLS.map((i) => fmt(med(i.id, row))).join(' | ')} | ${(med('tfjs-cpu', row) / med('batchnorm', row)).toFixed(1)}× |`);

@@ -7,7 +7,7 @@
  * first). The approach of test/readme.test.ts, shared with test/docs.test.ts.
  */
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -40,6 +40,9 @@ export function sandbox(prefix: string): { dir: string; remove: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   mkdirSync(join(dir, 'node_modules'));
   symlinkSync(root, join(dir, 'node_modules', 'batchnorm'), 'dir');
+  // batchnorm/tfjs' optional peers (TF.js), installed beside it as a user would.
+  if (existsSync(join(root, 'node_modules', '@tensorflow')))
+    symlinkSync(join(root, 'node_modules', '@tensorflow'), join(dir, 'node_modules', '@tensorflow'), 'dir');
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: prefix.replace(/\W+$/, ''), type: 'module', private: true }));
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }

@@ -2,22 +2,25 @@
  * `installTfjsKernels()`: puts this package's kernels into TF.js' registries.
  *
  * - `backend: 'cpu'` (default) replaces `FusedBatchNorm` on TF.js' own cpu
- *   backend and adds the training kernels there: every model on `cpu` uses
- *   them.
+ *   backend and adds the training and layer-norm kernels there: every model
+ *   on `cpu` uses them.
  * - `backend: 'cpu-bn'` registers a backend of that name instead — a copy of
  *   `cpu` (the same backend class and every kernel registered for `cpu`) with
  *   this package's kernels — and leaves `cpu` as it was; `tf.setBackend('cpu-bn')`
  *   opts in.
  *
- * Either way the gradient of the training kernel is registered and the
- * `BatchNormalization` layer class replaces tf.layers' in the serialization
- * registry, so models loaded from JSON use it. Calling it again is harmless.
+ * Either way the gradients of the training and layer-norm kernels are
+ * registered and the `BatchNormalization` and `LayerNormalization` layer
+ * classes replace tf.layers' in the serialization registry, so models loaded
+ * from JSON use them. Calling it again is harmless.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { describe } from '../backend/validate.js';
 import { fusedBatchNormConfig } from './fused.js';
-import { batchNormTrainingGradConfig } from './gradients.js';
+import { batchNormTrainingGradConfig, layerNormRowsGradConfig } from './gradients.js';
 import { registerLayerClass } from './layer.js';
+import { layerNormKernelConfigs, LayerNormRows } from './layernorm-kernels.js';
+import { registerLayerNormalizationClass } from './layernorm-layer.js';
 import { BatchNormTraining, installedOn, trainingKernelConfigs } from './training.js';
 
 export interface InstallOptions {
@@ -46,7 +49,8 @@ function replaceKernel(config: tf.KernelConfig): void {
 
 /**
  * Runs TF.js' batch normalization — `tf.batchNorm`, and tf.layers'
- * `BatchNormalization` in inference and training — on this package's
+ * `BatchNormalization` in inference and training — and tf.layers'
+ * `LayerNormalization` on this package's
  * kernels, on the `cpu` backend or on an opt-in copy of it, `cpu-bn`.
  * Needs TF.js' cpu backend to be registered: import `@tensorflow/tfjs` or
  * `@tensorflow/tfjs-backend-cpu` first.
@@ -73,8 +77,10 @@ export function installTfjsKernels(options: InstallOptions = {}): void {
     // The stock kernel still serves what the native one does not take (non-float32 tensors).
     const stock = tf.getKernel('FusedBatchNorm', backend)?.kernelFunc ?? null;
     replaceKernel(fusedBatchNormConfig(backend, stock));
-    for (const config of trainingKernelConfigs(backend)) replaceKernel(config);
+    for (const config of [...trainingKernelConfigs(backend), ...layerNormKernelConfigs(backend)]) replaceKernel(config);
   }
   if (!tf.getGradient(BatchNormTraining)) tf.registerGradient(batchNormTrainingGradConfig);
+  if (!tf.getGradient(LayerNormRows)) tf.registerGradient(layerNormRowsGradConfig);
   registerLayerClass();
+  registerLayerNormalizationClass();
 }

@@ -21,9 +21,8 @@
  * an installed backend.
  */
 import * as tf from '@tensorflow/tfjs-core';
-// Loaded for its side effect too: tf.layers registers the stock class this one extends.
-import '@tensorflow/tfjs-layers';
 import type { LayerVariable, layers } from '@tensorflow/tfjs-layers';
+import { oneTensor, registerLayer, stockClass } from './stock.js';
 import { BatchNormTraining, channelAxis, installedOn } from './training.js';
 
 type StockBatchNormalization = ReturnType<typeof layers.batchNormalization>;
@@ -43,34 +42,16 @@ interface Fields {
 }
 
 type StockClass = new (args?: BatchNormalizationLayerArgs) => StockBatchNormalization;
-const DROP_IN = Symbol.for('batchnorm.tfjs.BatchNormalization');
-
-/** TF.js' class, as tf.layers registered it (past this package's, if a copy of it registered one already). */
-function stockClass(): StockClass {
-  const entry = tf.serialization.SerializationMap.getMap().classNameMap['BatchNormalization'];
-  if (!entry)
-    throw new Error(
-      "batchnorm/tfjs: tf.layers' BatchNormalization class is not registered; is @tensorflow/tfjs-layers (>= 4.22) installed once, with the same @tensorflow/tfjs-core?",
-    );
-  let cls = entry[0] as unknown as StockClass & { [DROP_IN]?: true };
-  while (cls[DROP_IN]) cls = Object.getPrototypeOf(cls) as StockClass & { [DROP_IN]?: true };
-  return cls;
-}
-
-const Stock = stockClass();
-
-function oneTensor(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
-  if (!Array.isArray(inputs)) return inputs;
-  if (inputs.length !== 1) throw new RangeError(`BatchNormalization: expected exactly one input tensor but received ${inputs.length}`);
-  return inputs[0];
-}
+/** Marks this class for stockClass (./stock.ts), which looks past it. */
+const DROP_IN: unique symbol = Symbol.for('batchnorm.tfjs.BatchNormalization');
+const Stock = stockClass<StockClass>('BatchNormalization');
 
 export class BatchNormalization extends Stock {
   static readonly [DROP_IN] = true;
 
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor | tf.Tensor[] {
     const training = (kwargs['training'] as boolean | undefined) ?? false;
-    const x = oneTensor(inputs);
+    const x = oneTensor(inputs, 'BatchNormalization');
     if (!training || x.dtype !== 'float32') return super.call(inputs, kwargs);
     const f = this as unknown as Fields;
     if (installedOn(tf.getBackend())) return tf.tidy(() => this.trainNative(x, f));
@@ -129,5 +110,5 @@ export function batchNormalization(args?: BatchNormalizationLayerArgs): BatchNor
 
 /** Makes `tf.loadLayersModel` and `tf.models.modelFromJSON` build this class for "BatchNormalization". */
 export function registerLayerClass(): void {
-  tf.serialization.registerClass(BatchNormalization as unknown as tf.serialization.SerializableConstructor<tf.serialization.Serializable>);
+  registerLayer(BatchNormalization);
 }

@@ -57,6 +57,8 @@ describe('the batchnorm/tfjs entry', { timeout: 120_000 }, () => {
       ],
       { cwd: root, encoding: 'utf8', timeout: 60_000 },
     );
-    expect(out.trim()).toBe('BatchNormTraining,BatchNormTrainingGrad,BatchNormalization,batchNormalization,installTfjsKernels');
+    expect(out.trim()).toBe(
+      'BatchNormTraining,BatchNormTrainingGrad,BatchNormalization,LayerNormRows,LayerNormRowsGrad,LayerNormalization,batchNormalization,installTfjsKernels,layerNormalization',
+    );
   });
 });
