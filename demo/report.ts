@@ -5,6 +5,10 @@
 import type { BackendTiming, TimingResult } from './timing.js';
 import type { Pitfall, RunResult, Watch } from './experiments.js';
 import type { Shift, StartScale } from './lessons.js';
+import type { Dashboard } from './monitoring.js';
+import type { LstmExperiment } from './lstm.js';
+import type { NormKey } from './norms.js';
+import * as normsReport from './norms-report.js';
 import * as lessonsReport from './lessons-report.js';
 import { EXPERIMENTS } from './catalog.js';
 import { COLORS, esc, ms, num, pct } from './format.js';
@@ -68,6 +72,12 @@ export interface LessonsSummary {
   placement: { before: RunSummary; after: RunSummary; plain: RunSummary } | null;
   /** Experiment 12: BatchNorm, dropout, both, neither. */
   dropout: Array<{ name: string; batchNorm: boolean; dropout: number; trainAccuracy: number; run: RunSummary }> | null;
+  /** Experiment 13: BatchNorm, GroupNorm and LayerNorm at each batch size. */
+  norms: { batchSizes: number[]; epochs: number; trainSize: number; lr: number; runs: Array<{ norm: NormKey; batchSize: number; lr: number; run: RunSummary }> } | null;
+  /** Experiment 14: the row-by-row LSTM with per-step BatchNorm, LayerNorm, and none. */
+  lstm: LstmExperiment | null;
+  /** Experiment 15: the monitor's records of the BatchNorm layers of experiment 1's run. */
+  monitor: (Dashboard & { stepsPerEpoch: number }) | null;
 }
 
 export interface ReportInput {
@@ -262,12 +272,17 @@ function renderPanel(p: Panel, x0: number, y0: number, w: number, h: number): st
 
 const STYLE = `<style>.pt{font:600 13px system-ui,sans-serif;fill:#111}.tick{font:11px system-ui,sans-serif;fill:#555}.axis{font:12px system-ui,sans-serif;fill:#333}.legend{font:12px system-ui,sans-serif;fill:#333}.note{font:600 11px system-ui,sans-serif}.frame{fill:#fff;stroke:#ccc}.grid{stroke:#eee}</style>`;
 
-/** An SVG with the panels side by side; `experiment` tags it for tests and readers. */
-export function lineChart(panels: Panel[], o: { experiment: number; title: string; width?: number; height?: number }): string {
+/**
+ * An SVG with the panels side by side (or in rows of `columns`, each row
+ * `height` high); `experiment` tags it for tests and readers.
+ */
+export function lineChart(panels: Panel[], o: { experiment: number; title: string; width?: number; height?: number; columns?: number }): string {
   const width = o.width ?? 1000,
-    height = o.height ?? 360;
-  const pw = width / panels.length;
-  const body = panels.map((p, i) => renderPanel(p, i * pw, 0, pw, height)).join('\n');
+    rowH = o.height ?? 360;
+  const columns = o.columns ?? panels.length;
+  const pw = width / columns;
+  const height = rowH * Math.ceil(panels.length / columns);
+  const body = panels.map((p, i) => renderPanel(p, (i % columns) * pw, Math.floor(i / columns) * rowH, pw, rowH)).join('\n');
   return `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${width} ${height}" width="100%" role="img" aria-label="${esc(o.title)}" data-experiment="${o.experiment}">${STYLE}\n${body}\n</svg>`;
 }
 
@@ -601,6 +616,9 @@ export function renderHtml(input: ReportInput): string {
   if (L.depth && s.config.only.includes(10)) sections.push([10, lessonsReport.gradients(L.depth, s)]);
   if (L.placement) sections.push([11, lessonsReport.placement(L.placement, s)]);
   if (L.dropout) sections.push([12, lessonsReport.dropout(L.dropout, s)]);
+  if (L.norms) sections.push([13, normsReport.norms(L.norms, s)]);
+  if (L.lstm) sections.push([14, normsReport.lstm(L.lstm)]);
+  if (L.monitor) sections.push([15, normsReport.dashboard(L.monitor, s)]);
   const toc = `<nav class="toc"><b>Contents</b><ol>${sections.map(([n]) => `<li value="${n}"><a href="#experiment-${n}">${esc(EXPERIMENTS[n - 1].title)}</a></li>`).join('')}<li value="${EXPERIMENTS.length + 1}"><a href="#summary">Summary table</a></li></ol></nav>`;
   return `<!doctype html>
 <html lang="en">
@@ -698,7 +716,7 @@ export function terminalSummary(s: Summary): string {
         `${pct(r.plain.finalAccuracy)}${r.plain.diverged ? ' ✗' : ''}`,
         'Conv → BatchNorm2d → ReLU',
       ]);
-  rows.push(...lessonsReport.summaryRows(s));
+  rows.push(...lessonsReport.summaryRows(s), ...normsReport.summaryRows(s));
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   const rule = widths.map((w) => '─'.repeat(w + 2)).join('┼');
   rows.forEach((r, i) => {
