@@ -274,6 +274,8 @@ export interface LstmRun {
   description: string;
   /** Test accuracy (eval mode) after each epoch. */
   epochAccuracy: number[];
+  /** [epoch, test accuracy] every half epoch. */
+  curve: Array<[number, number]>;
   /** Test accuracy in training mode (batch statistics, batches of 256) at the end: what eval mode costs BatchNorm here. */
   trainModeAccuracy: number;
   finalAccuracy: number;
@@ -343,7 +345,16 @@ export function lstmExperiment(
       y = new Uint8Array(B),
       dlogits = new Float32Array(B * data.classes);
     const stepLoss: number[] = [],
-      epochAccuracy: number[] = [];
+      epochAccuracy: number[] = [],
+      curve: Array<[number, number]> = [];
+    const half = Math.max(1, Math.floor(stepsPerEpoch / 2));
+    const evaluate = (): number => {
+      model.train(false);
+      const a = lstmAccuracy(model, test);
+      curve.push([step / stepsPerEpoch, a]);
+      model.train(true);
+      return a;
+    };
     let step = 0;
     for (let e = 0; e < epochs; e++) {
       model.train();
@@ -361,16 +372,16 @@ export function lstmExperiment(
         opt.step();
         stepLoss.push(loss);
         progress.update(++step, { epoch: e + 1, loss });
+        if (step % half === 0 && step % stepsPerEpoch !== 0) evaluate();
       }
-      model.train(false);
-      epochAccuracy.push(lstmAccuracy(model, test));
+      epochAccuracy.push(evaluate());
     }
     const finalAccuracy = epochAccuracy[epochAccuracy.length - 1];
     const trainModeAccuracy = norm === 'batch' ? withSavedStats(model, () => lstmAccuracy(model.train(true), test)) : finalAccuracy;
     model.train(false);
     const ms = performance.now() - t0;
     progress.done({ accuracy: finalAccuracy, diverged: false, ms });
-    return { norm, description: model.description, epochAccuracy, trainModeAccuracy, finalAccuracy, stepLoss, stepsPerEpoch, ms };
+    return { norm, description: model.description, epochAccuracy, curve, trainModeAccuracy, finalAccuracy, stepLoss, stepsPerEpoch, ms };
   });
   return { hidden, trainSize: n, testSize: test.n, epochs, batchSize: B, lr, runs };
 }

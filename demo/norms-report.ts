@@ -79,17 +79,17 @@ export function lstm(x: Lessons['lstm']): string {
     series: x.runs.map((r) => ({ name: LSTM_NAMES[r.norm], color: LSTM_COLORS[r.norm], points: smoothCurve(r.stepLoss, spe, window) })),
   };
   const acc: Panel = {
-    title: 'Test accuracy after each epoch (eval mode)',
+    title: 'Test accuracy every half epoch (eval mode)',
     xLabel: 'epoch',
     yLabel: 'test accuracy',
     xDomain: [0, x.epochs],
-    xTicks: Array.from({ length: x.epochs + 1 }, (_, i) => i),
+    xTicks: Array.from({ length: 2 * x.epochs + 1 }, (_, i) => i / 2),
     ...percentAxis,
     series: x.runs.map((r) => ({
       name: LSTM_NAMES[r.norm],
       color: LSTM_COLORS[r.norm],
       markers: true,
-      points: [[0, 0.1] as [number, number], ...r.epochAccuracy.map((a, i) => [i + 1, a] as [number, number])],
+      points: r.curve,
     })),
   };
   const evalGap = bn.trainModeAccuracy - bn.finalAccuracy;
