@@ -89,7 +89,8 @@ export class RowLstm {
   }
 
   get description(): string {
-    const n = this.norm === 'batch' ? ' with BatchNorm1d on Wx·x and on Wh·h at every step' : this.norm === 'layer' ? ' with LayerNorm on Wx·x and on Wh·h' : '';
+    const n =
+      this.norm === 'batch' ? ' with BatchNorm1d on Wx·x and on Wh·h at every step' : this.norm === 'layer' ? ' with LayerNorm on Wx·x and on Wh·h' : '';
     return `LSTM ${this.input}→${this.hidden} over ${this.seqLen} rows${n}, Linear ${this.hidden}→${this.classes} on the last hidden state`;
   }
 
@@ -307,7 +308,9 @@ function lstmAccuracy(model: RowLstm, ds: Dataset): number {
 
 /** Saves and restores the running statistics of a model's BatchNorms (a train-mode test changes them). */
 function withSavedStats<T>(model: RowLstm, f: () => T): T {
-  const saved = [model.bnX, model.bnH].map((bn) => bn && { m: Float32Array.from(bn.runningMean!), v: Float32Array.from(bn.runningVar!), n: bn.numBatchesTracked });
+  const saved = [model.bnX, model.bnH].map(
+    (bn) => bn && { m: Float32Array.from(bn.runningMean!), v: Float32Array.from(bn.runningVar!), n: bn.numBatchesTracked },
+  );
   try {
     return f();
   } finally {

@@ -287,8 +287,12 @@ function runLessons(cfg: Config, data: Data, main: Pair | null, cnnMain: Pair | 
     const placement = on(11) ? lessons.placement({ ...base }, cnnMain ? { before: cnnMain.batchNorm, plain: cnnMain.plain } : {}) : null;
     const dropout = on(12) ? lessons.dropout(base, 0.3, main ?? {}) : null;
     const size = cfg.quick ? 'quick' : 'full';
-    const norms = on(13) ? smallBatches(base, { batchSizes: DEFAULTS.norms.batchSizes, trainSize: DEFAULTS.norms[size].trainSize, epochs: DEFAULTS.norms[size].epochs }) : null;
-    const lstm = on(14) ? lstmExperiment(data, { ...DEFAULTS.lstm[size], batchSize: cfg.batchSize, lr: DEFAULTS.lstm.lr, seed: cfg.seed, progress: progress.sink }) : null;
+    const norms = on(13)
+      ? smallBatches(base, { batchSizes: DEFAULTS.norms.batchSizes, trainSize: DEFAULTS.norms[size].trainSize, epochs: DEFAULTS.norms[size].epochs })
+      : null;
+    const lstm = on(14)
+      ? lstmExperiment(data, { ...DEFAULTS.lstm[size], batchSize: cfg.batchSize, lr: DEFAULTS.lstm.lr, seed: cfg.seed, progress: progress.sink })
+      : null;
     return {
       init: init && { scales: init.scales, runs: init.runs.map((r) => ({ scale: r.scale, batchNorm: s(r.batchNorm), plain: s(r.plain) })) },
       depth: depth && {
@@ -304,7 +308,13 @@ function runLessons(cfg: Config, data: Data, main: Pair | null, cnnMain: Pair | 
       },
       placement: placement && { before: s(placement.before), after: s(placement.after), plain: s(placement.plain) },
       dropout: dropout && dropout.map((d) => ({ name: d.name, batchNorm: d.batchNorm, dropout: d.dropout, trainAccuracy: d.trainAccuracy, run: s(d.run) })),
-      norms: norms && { batchSizes: norms.batchSizes, epochs: norms.epochs, trainSize: norms.trainSize, lr: norms.lr, runs: norms.runs.map((r) => ({ norm: r.norm, batchSize: r.batchSize, lr: r.lr, run: s(r.run) })) },
+      norms: norms && {
+        batchSizes: norms.batchSizes,
+        epochs: norms.epochs,
+        trainSize: norms.trainSize,
+        lr: norms.lr,
+        runs: norms.runs.map((r) => ({ norm: r.norm, batchSize: r.batchSize, lr: r.lr, run: s(r.run) })),
+      },
       lstm,
     };
   } finally {

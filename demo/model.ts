@@ -112,7 +112,6 @@ export class RowNormLayer implements Layer {
   }
 }
 
-
 /** A stack of layers ending in logits. */
 export class Net {
   readonly batchNorms: Array<BatchNorm1d | BatchNorm2d>;

@@ -120,13 +120,24 @@ export function dashboard(d: Lessons['monitor'], s: Summary): string {
       yLabel: m.log ? `${m.title.split(' ')[0]} (log)` : m.title.split(' ')[1],
       yLog: m.log,
       xDomain: [0, epochs] as [number, number],
-      series: [{ name: m.title, hideLegend: true, color: COLORS.channels[i % COLORS.channels.length], width: 1.6, points: d.steps.map((st, j) => [st / d.stepsPerEpoch, d[m.key][i][j]] as [number, number]) }],
+      series: [
+        {
+          name: m.title,
+          hideLegend: true,
+          color: COLORS.channels[i % COLORS.channels.length],
+          width: 1.6,
+          points: d.steps.map((st, j) => [st / d.stepsPerEpoch, d[m.key][i][j]] as [number, number]),
+        },
+      ],
     })),
   );
   const first = (k: (typeof metrics)[number]['key'], i: number): number => d[k][i][0];
   const last = (k: (typeof metrics)[number]['key'], i: number): number => d[k][i][d[k][i].length - 1];
   const words = d.layers
-    .map((l, i) => `${esc(l)}: output std ${num(first('outStd', i))} → ${num(last('outStd', i))}, mean ${num(first('outMean', i))} → ${num(last('outMean', i))}, gradient norm ${num(first('gradNorm', i))} → ${num(last('gradNorm', i))}`)
+    .map(
+      (l, i) =>
+        `${esc(l)}: output std ${num(first('outStd', i))} → ${num(last('outStd', i))}, mean ${num(first('outMean', i))} → ${num(last('outMean', i))}, gradient norm ${num(first('gradNorm', i))} → ${num(last('gradNorm', i))}`,
+    )
     .join('; ');
   return `${h2(15)}
 <p>What a training dashboard would show for the BatchNorm model of experiment 1: the package's <code>monitor(modules)</code> puts a forward hook and a backward hook on each BatchNorm1d and records, at every call, the mean and std of the module's output and the norm and std of the gradient that comes back into it (one pass, float64). The demo keeps one training step's record about ${d.steps.length} times over the run. ${words}. How to read it: right after BatchNorm each feature has mean 0 and std 1 before γ and β, so the output's mean and std over all features are the average β and (about) the root-mean-square γ — they move only as γ and β learn, slowly and smoothly; a jump there, or a std collapsing toward 0, is the first sign of a dead layer or a too-high learning rate. The gradient norm falls as the loss falls (each batch is better fitted); a gradient norm that grows by orders of magnitude, or becomes NaN, is a divergence on its way.</p>
@@ -145,7 +156,12 @@ export function summaryRows(s: Summary): string[][] {
     }
   if (L.lstm) {
     const r = (n: 'none' | 'batch' | 'layer') => L.lstm!.runs.find((x) => x.norm === n)!;
-    rows.push([`14. LSTM, rows`, pct(r('batch').finalAccuracy), pct(r('none').finalAccuracy), `LayerNorm ${pct(r('layer').finalAccuracy)}; BN in train mode ${pct(r('batch').trainModeAccuracy)}`]);
+    rows.push([
+      `14. LSTM, rows`,
+      pct(r('batch').finalAccuracy),
+      pct(r('none').finalAccuracy),
+      `LayerNorm ${pct(r('layer').finalAccuracy)}; BN in train mode ${pct(r('batch').trainModeAccuracy)}`,
+    ]);
   }
   if (L.monitor)
     L.monitor.layers.forEach((l, i) => {

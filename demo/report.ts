@@ -73,7 +73,13 @@ export interface LessonsSummary {
   /** Experiment 12: BatchNorm, dropout, both, neither. */
   dropout: Array<{ name: string; batchNorm: boolean; dropout: number; trainAccuracy: number; run: RunSummary }> | null;
   /** Experiment 13: BatchNorm, GroupNorm and LayerNorm at each batch size. */
-  norms: { batchSizes: number[]; epochs: number; trainSize: number; lr: number; runs: Array<{ norm: NormKey; batchSize: number; lr: number; run: RunSummary }> } | null;
+  norms: {
+    batchSizes: number[];
+    epochs: number;
+    trainSize: number;
+    lr: number;
+    runs: Array<{ norm: NormKey; batchSize: number; lr: number; run: RunSummary }>;
+  } | null;
   /** Experiment 14: the row-by-row LSTM with per-step BatchNorm, LayerNorm, and none. */
   lstm: LstmExperiment | null;
   /** Experiment 15: the monitor's records of the BatchNorm layers of experiment 1's run. */
