@@ -61,7 +61,7 @@ const DEFAULTS = {
   full: { trainSize: 8000, testSize: 2000, epochs: 6 },
   quick: { trainSize: 2000, testSize: 500, epochs: 2 },
   /** Experiment 13: training images and epochs of each of its 15 runs (batches of 2 make many steps). */
-  norms: { full: { trainSize: 2000, epochs: 2 }, quick: { trainSize: 500, epochs: 1 }, batchSizes: [2, 4, 8, 32, 64] },
+  norms: { full: { trainSize: 1200, epochs: 2 }, quick: { trainSize: 500, epochs: 1 }, batchSizes: [2, 4, 8, 32, 64] },
   /** Experiment 14: the LSTM's size, data and Adam's rate (the recurrent loops are the demo's slowest code). */
   lstm: {
     full: { hidden: 32, trainSize: 2000, testSize: 500, epochs: 2 },

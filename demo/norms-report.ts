@@ -28,8 +28,12 @@ export function norms(x: Lessons['norms'], s: Summary): string {
   };
   const [gLo, gHi] = range('group'),
     [lLo, lHi] = range('layer');
-  const bnDrop = at('batch', hi) - at('batch', lo);
+  const bnBest = Math.max(...sizes.map((b) => at('batch', b)));
+  const others = (b: number): number => Math.max(at('group', b), at('layer', b));
   const smallBn = sizes.filter((b) => b < 8);
+  const large = sizes.filter((b) => b >= 32);
+  const bnLeadsLarge = large.length > 0 && large.every((b) => at('batch', b) >= others(b));
+  const bnWorstSmall = at('batch', lo) < Math.min(at('group', lo), at('layer', lo)) - 0.05;
   const panel: Panel = {
     title: `Test accuracy after ${x.epochs} epoch${x.epochs === 1 ? '' : 's'} on ${x.trainSize.toLocaleString('en-US')} images, by training batch size`,
     xLabel: 'training batch size (log scale)',
@@ -54,7 +58,11 @@ export function norms(x: Lessons['norms'], s: Summary): string {
     )
     .join('');
   return `${h2(13)}
-<p>The MLP of experiment 1 with each of the package's three norms in its hidden blocks (Linear → norm → ReLU): ${span('batch', 'BatchNorm1d')}, ${span('group', 'GroupNorm')} (32 groups of 8 and of 4 features) and ${span('layer', 'LayerNorm')}, trained on the first ${x.trainSize.toLocaleString('en-US')} training images for ${x.epochs} epoch${x.epochs === 1 ? '' : 's'} with mini-batches of ${sizes.join(', ')}, from the same weights and image order. The learning rate follows the batch (${x.lr}·B/64, the linear scaling rule), so every run moves the weights about as far per epoch. BatchNorm goes from ${pct(at('batch', hi))} at batches of ${hi} to <span class="bn">${pct(at('batch', lo))}</span> at ${lo} (${(100 * bnDrop).toFixed(1)} points); GroupNorm stays between ${pct(gLo)} and ${pct(gHi)}, LayerNorm between ${pct(lLo)} and ${pct(lHi)}. Why: BatchNorm normalizes each feature with the mean and variance of the batch, and a batch of ${smallBn.join(' or ')} gives estimates so noisy that training sees a different normalization at every step (with 2, every feature becomes exactly −1 or +1, see experiment 3); at test time eval mode uses running averages of those noisy statistics, which do not match what the layers were trained on. GroupNorm and LayerNorm compute their statistics over the features of each image alone: the batch size does not enter, and train and eval mode compute the same thing. The lessons' rule — below about 8, use GroupNorm or LayerNorm — is what the blue line does.</p>
+<p>The MLP of experiment 1 with each of the package's three norms in its hidden blocks (Linear → norm → ReLU): ${span('batch', 'BatchNorm1d')}, ${span('group', 'GroupNorm')} (32 groups of 8 and of 4 features) and ${span('layer', 'LayerNorm')}, trained on the first ${x.trainSize.toLocaleString('en-US')} training images for ${x.epochs} epoch${x.epochs === 1 ? '' : 's'} with mini-batches of ${sizes.join(', ')}, from the same weights and image order. The learning rate follows the batch (${x.lr}·B/64, the linear scaling rule), so every run moves the weights about as far per epoch. BatchNorm reaches ${pct(bnBest)} at its best and <span class="bn">${pct(at('batch', lo))}</span> at batches of ${lo} (${(100 * (bnBest - at('batch', lo))).toFixed(1)} points lower); GroupNorm stays between ${pct(gLo)} and ${pct(gHi)} at every batch size, LayerNorm between ${pct(lLo)} and ${pct(lHi)}. Why: BatchNorm normalizes each feature with the mean and variance of the batch, and a batch of ${smallBn.join(' or ')} gives estimates so noisy that training sees a different normalization at every step (with 2, every feature becomes exactly −1 or +1, see experiment 3); at test time eval mode uses running averages of those noisy statistics, which do not match what the layers were trained on. GroupNorm and LayerNorm compute their statistics over the features of each image alone: the batch size does not enter, and train and eval mode compute the same thing. ${
+    bnWorstSmall
+      ? `${bnLeadsLarge ? `BatchNorm is the best of the three at batches of ${large.join(' and ')} and the worst at ${lo}` : `BatchNorm is the worst of the three at batches of ${lo}`}: the lessons' rule — below about 8, use GroupNorm or LayerNorm — is what the blue line does. Between (${sizes.filter((b) => b > lo && b < 32).join(', ')}) the three are within a few points of each other here; with one seed, differences of a point or two are noise.`
+      : `Here BatchNorm held up even at batches of ${lo}: with this few steps the effect is weaker than the lessons' rule (below about 8, use GroupNorm or LayerNorm) suggests.`
+  }</p>
 ${lineChart([panel], { experiment: 13, title: titleOf(13), height: 380 })}
 <table><thead><tr><th>batch size</th><th>lr</th>${NORMS.map(({ key, name }) => `<th style="color:${NORM_COLORS[key]}">${name}</th>`).join('')}</tr></thead><tbody>${rows}</tbody></table>`;
 }
