@@ -1,6 +1,6 @@
 /**
  * `npm run demo`: trains an MLP on MNIST with and without BatchNorm and shows
- * what BatchNorm does, in the twelve experiments of catalog.ts, on the terminal and in
+ * what BatchNorm does, in the fifteen experiments of catalog.ts, on the terminal and in
  * demo-report/index.html. `node demo/dist/main.js --help` lists the options.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -60,6 +60,8 @@ export interface DemoOptions {
 const DEFAULTS = {
   full: { trainSize: 8000, testSize: 2000, epochs: 6 },
   quick: { trainSize: 2000, testSize: 500, epochs: 2 },
+  /** Experiment 1: the pair is also trained from this many other seeds, for the band of its accuracy chart. */
+  bandSeeds: { full: 2, quick: 2 },
   /** Experiment 13: training images and epochs of each of its 15 runs (batches of 2 make many steps). */
   norms: { full: { trainSize: 1200, epochs: 2 }, quick: { trainSize: 500, epochs: 1 }, batchSizes: [2, 4, 8, 32, 64] },
   /** Experiment 14: the LSTM's size, data and Adam's rate (the recurrent loops are the demo's slowest code). */
@@ -223,6 +225,22 @@ function trainSweep(
   return { runs, shift: recorders && { batchNorm: recorders.batchNorm.shift, plain: recorders.plain.shift }, dashboard: dash?.dashboard ?? null };
 }
 
+/** Experiment 1's band: the pair at the main rate from other seeds (weights, batch order; the same data). */
+function otherSeeds(cfg: Config, data: Data): Array<{ seed: number; batchNorm: number[]; plain: number[] }> {
+  const progress = makeProgress(cfg.showProgress, cfg.log);
+  try {
+    return Array.from({ length: DEFAULTS.bandSeeds[cfg.quick ? 'quick' : 'full'] }, (_, i) => {
+      const seed = cfg.seed + 1 + i;
+      const common = { data, lr: cfg.lr, optimizer: cfg.optimizer, epochs: cfg.epochs, batchSize: cfg.batchSize, seed, progress: progress.sink };
+      const bn = train({ ...common, label: `seed ${seed} with BatchNorm`, batchNorm: true });
+      const plain = train({ ...common, label: `seed ${seed} without`, batchNorm: false });
+      return { seed, batchNorm: bn.epochAccuracy, plain: plain.epochAccuracy };
+    });
+  } finally {
+    progress.stop();
+  }
+}
+
 /** Experiment 3: the BatchNorm model of experiment 1 tested in train mode with small batches vs in eval mode. */
 function trainModePitfall(cfg: Config, data: Data, main: Pair): Pitfall {
   return pitfall(
@@ -357,7 +375,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<Summary> {
       only: [...cfg.only].sort((a, b) => a - b),
     },
     backend: info,
-    comparison: main && on(1) ? { lr: cfg.lr, batchNorm: summarizeRun(main.batchNorm), plain: summarizeRun(main.plain) } : null,
+    comparison: main && on(1) ? { lr: cfg.lr, batchNorm: summarizeRun(main.batchNorm), plain: summarizeRun(main.plain), seeds: otherSeeds(cfg, data) } : null,
     sweep: runs && on(2) ? runs.map(summarizePair) : null,
     pitfall: pit,
     runningStats:

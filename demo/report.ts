@@ -34,7 +34,13 @@ export interface Summary {
   config: { seed: number; epochs: number; batchSize: number; optimizer: 'sgd' | 'adam'; lr: number; sweep: number[]; quick: boolean; only: number[] };
   backend: { backend: string; isa: string; threads: number; version: string };
   /** Experiment 1: the same learning rate (config.lr) with and without BatchNorm (null when not run, as every experiment). */
-  comparison: { lr: number; batchNorm: RunSummary; plain: RunSummary } | null;
+  comparison: {
+    lr: number;
+    batchNorm: RunSummary;
+    plain: RunSummary;
+    /** Test accuracy after each epoch of the same pair trained from other seeds (the band); [] when none. */
+    seeds: Array<{ seed: number; batchNorm: number[]; plain: number[] }>;
+  } | null;
   /** Experiment 2: the learning-rate sweep. */
   sweep: Array<{ lr: number; batchNorm: RunSummary; plain: RunSummary }> | null;
   /** Experiment 3: train mode vs eval mode at test time. */
@@ -137,6 +143,8 @@ export interface Panel {
   yFormat?: (v: number) => string;
   /** Text placed at data coordinates. */
   notes?: Array<{ x: number; y: number; text: string; color: string; anchor?: 'start' | 'middle' | 'end'; dy?: number }>;
+  /** Shaded areas between lo and hi at each x, drawn under the lines (e.g. the range over seeds). */
+  bands?: Array<{ color: string; points: Array<[number, number, number]> }>;
   /** Crosses drawn at data coordinates (e.g. diverged runs). */
   crosses?: Array<{ x: number; y: number; color: string; label: string }>;
 }
@@ -232,6 +240,13 @@ function renderPanel(p: Panel, x0: number, y0: number, w: number, h: number): st
   }
   out.push(`<text x="${f(x0 + m.left + pw / 2)}" y="${f(y0 + m.top + ph + 34)}" class="axis" text-anchor="middle">${esc(p.xLabel)}</text>`);
   out.push(`<text transform="translate(${f(x0 + 14)} ${f(y0 + m.top + ph / 2)}) rotate(-90)" class="axis" text-anchor="middle">${esc(p.yLabel)}</text>`);
+  for (const b of p.bands ?? []) {
+    const pts = b.points.filter(([x, lo, hi]) => [x, lo, hi].every(Number.isFinite));
+    if (pts.length < 2) continue;
+    const upper = pts.map(([x, , hi]) => `${f(X(x))} ${f(Y(hi))}`);
+    const lower = pts.map(([x, lo]) => `${f(X(x))} ${f(Y(lo))}`).reverse();
+    out.push(`<path d="M${[...upper, ...lower].join('L')}Z" fill="${b.color}" fill-opacity="0.15" stroke="none"/>`);
+  }
   for (const s of p.series) {
     let d = '';
     let pen = false;
@@ -407,8 +422,20 @@ export function comparisonChart(input: ReportInput): string {
       { name: 'without BatchNorm', color: COLORS.plain, points: smoothCurve(plain.stepLoss, spe, window) },
     ],
   };
+  const seeds = input.summary.comparison?.seeds ?? [];
+  const band = (key: 'batchNorm' | 'plain', own: number[]): Array<[number, number, number]> =>
+    own.map((a, i) => {
+      const all = [a, ...seeds.map((r) => r[key][i])];
+      return [i + 1, Math.min(...all), Math.max(...all)];
+    });
   const acc: Panel = {
-    title: 'Test accuracy after each epoch (eval mode; zoomed axis)',
+    title: `Test accuracy after each epoch (eval mode; zoomed axis)${seeds.length ? `; bands: min–max over ${seeds.length + 1} seeds` : ''}`,
+    bands: seeds.length
+      ? [
+          { color: COLORS.bn, points: band('batchNorm', bn.epochAccuracy) },
+          { color: COLORS.plain, points: band('plain', plain.epochAccuracy) },
+        ]
+      : undefined,
     xLabel: 'epoch',
     yLabel: 'accuracy',
     xDomain: [1, Math.max(2, epochs)],

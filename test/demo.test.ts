@@ -150,6 +150,17 @@ describe('npm run demo (quick, on a small subset)', () => {
     for (const r of [bn, drop, both]) expect(r.run.finalAccuracy).toBeGreaterThan(0.8);
   });
 
+  it('1: the main pair is also trained from two other seeds, for the band', () => {
+    const c = summary.comparison!;
+    expect(c.seeds.map((r) => r.seed)).toEqual([8, 9]);
+    for (const r of c.seeds) {
+      expect(r.batchNorm).toHaveLength(2);
+      expect(r.plain).toHaveLength(2);
+      expect(r.batchNorm).not.toEqual(c.batchNorm.epochAccuracy);
+    }
+    expect(readFileSync(summary.reportPath, 'utf8')).toContain('min–max over 3 seeds');
+  });
+
   it('13: at batches of 2 BatchNorm falls well behind GroupNorm and LayerNorm, which do not degrade', () => {
     const n = summary.lessons.norms!;
     expect(n.batchSizes).toEqual([2, 4, 8, 32, 64]);
