@@ -101,6 +101,11 @@ Options:
   --only LIST         run only these experiments, by number or name: --only 1,3,init
   --no-timing         skip experiment 5 (the child processes that time each backend)
   --no-cnn            skip experiments 6 and 11 (the CNN)
+
+Sizes of their own: experiment 1 also trains its pair from ${DEFAULTS.bandSeeds.full} more seeds (the band);
+13 trains 15 MLPs on the first ${DEFAULTS.norms.full.trainSize} training images for ${DEFAULTS.norms.full.epochs} epochs (--quick: ${DEFAULTS.norms.quick.trainSize}, ${DEFAULTS.norms.quick.epochs});
+14 trains three LSTMs of ${DEFAULTS.lstm.full.hidden} units on ${DEFAULTS.lstm.full.trainSize} images for ${DEFAULTS.lstm.full.epochs} epochs with Adam ${DEFAULTS.lstm.lr}
+(--quick: ${DEFAULTS.lstm.quick.hidden} units, ${DEFAULTS.lstm.quick.trainSize} images, ${DEFAULTS.lstm.quick.epochs} epoch).
   --no-progress       no progress bars
   -h, --help          this text
 
