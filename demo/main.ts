@@ -102,12 +102,13 @@ Options:
   --no-timing         skip experiment 5 (the child processes that time each backend)
   --no-cnn            skip experiments 6 and 11 (the CNN)
 
+  --no-progress       no progress bars
+  -h, --help          this text
+
 Sizes of their own: experiment 1 also trains its pair from ${DEFAULTS.bandSeeds.full} more seeds (the band);
 13 trains 15 MLPs on the first ${DEFAULTS.norms.full.trainSize} training images for ${DEFAULTS.norms.full.epochs} epochs (--quick: ${DEFAULTS.norms.quick.trainSize}, ${DEFAULTS.norms.quick.epochs});
 14 trains three LSTMs of ${DEFAULTS.lstm.full.hidden} units on ${DEFAULTS.lstm.full.trainSize} images for ${DEFAULTS.lstm.full.epochs} epochs with Adam ${DEFAULTS.lstm.lr}
 (--quick: ${DEFAULTS.lstm.quick.hidden} units, ${DEFAULTS.lstm.quick.trainSize} images, ${DEFAULTS.lstm.quick.epochs} epoch).
-  --no-progress       no progress bars
-  -h, --help          this text
 
 Environment: BATCHNORM_BACKEND=native|wasm|js chooses the backend of the training runs.`;
 
