@@ -115,17 +115,17 @@ ${lineChart([loss, acc], { experiment: 14, title: titleOf(14) })}`;
 
 export function dashboard(d: Lessons['monitor'], s: Summary): string {
   const metrics = [
-    { key: 'outMean', title: 'output mean', log: false },
-    { key: 'outStd', title: 'output std', log: false },
-    { key: 'gradNorm', title: 'gradient norm ‖∂L/∂y‖', log: true },
-    { key: 'gradStd', title: 'gradient std', log: true },
+    { key: 'outMean', title: 'output mean', y: 'mean', log: false },
+    { key: 'outStd', title: 'output std', y: 'std', log: false },
+    { key: 'gradNorm', title: 'gradient norm', y: '‖∂L/∂y‖ (log)', log: true },
+    { key: 'gradStd', title: 'gradient std', y: 'std of ∂L/∂y (log)', log: true },
   ] as const;
   const epochs = s.config.epochs;
   const panels: Panel[] = d.layers.flatMap((layer, i) =>
     metrics.map((m) => ({
-      title: `${layer}: ${m.title}`.replace(/ \(\d+ channels\)/, ''),
+      title: `BN ${i + 1}: ${m.title}`,
       xLabel: 'epoch',
-      yLabel: m.log ? `${m.title.split(' ')[0]} (log)` : m.title.split(' ')[1],
+      yLabel: m.y,
       yLog: m.log,
       xDomain: [0, epochs] as [number, number],
       series: [
