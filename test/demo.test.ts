@@ -23,7 +23,7 @@ describe('npm run demo (quick, on a small subset)', () => {
   beforeAll(async () => {
     // The sweep keeps the two rates asserted below (the demo's default adds 0.01 and 0.5).
     summary = await runDemo({ quick: true, trainSize: 2000, testSize: 500, epochs: 2, seed: 7, sweep: [0.1, 1], outDir, log: null, progress: false });
-  }, 900_000); // trains every experiment's models and times an epoch in child processes: the heaviest test by far
+  }, 1_800_000); // trains every experiment's models (fifteen experiments, a seed band, an LSTM) and times an epoch in child processes: the heaviest test by far; minutes on a loaded machine
 
   afterAll(() => rmSync(outDir, { recursive: true, force: true }));
 
