@@ -197,7 +197,11 @@ function renderPanel(p: Panel, x0: number, y0: number, w: number, h: number): st
   const m = { left: 58, right: 14, top: 34, bottom: 70 };
   const pw = w - m.left - m.right,
     ph = h - m.top - m.bottom;
-  const all = p.series.flatMap((s) => s.points);
+  // The bands count too: a band wider than its line must not be clipped.
+  const all = [
+    ...p.series.flatMap((s) => s.points),
+    ...(p.bands ?? []).flatMap((b) => b.points.flatMap(([x, lo, hi]) => [[x, lo] as [number, number], [x, hi] as [number, number]])),
+  ];
   const [xl, xh] =
     p.xDomain ??
     extent(
@@ -429,7 +433,7 @@ export function comparisonChart(input: ReportInput): string {
       return [i + 1, Math.min(...all), Math.max(...all)];
     });
   const acc: Panel = {
-    title: `Test accuracy after each epoch (eval mode; zoomed axis)${seeds.length ? `; bands: min–max over ${seeds.length + 1} seeds` : ''}`,
+    title: seeds.length ? `Test accuracy, zoomed; bands: min–max of ${seeds.length + 1} seeds` : 'Test accuracy after each epoch (eval mode; zoomed axis)',
     bands: seeds.length
       ? [
           { color: COLORS.bn, points: band('batchNorm', bn.epochAccuracy) },

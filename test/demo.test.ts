@@ -158,7 +158,7 @@ describe('npm run demo (quick, on a small subset)', () => {
       expect(r.plain).toHaveLength(2);
       expect(r.batchNorm).not.toEqual(c.batchNorm.epochAccuracy);
     }
-    expect(readFileSync(summary.reportPath, 'utf8')).toContain('min–max over 3 seeds');
+    expect(readFileSync(summary.reportPath, 'utf8')).toContain('bands: min–max of 3 seeds');
   });
 
   it('13: at batches of 2 BatchNorm falls well behind GroupNorm and LayerNorm, which do not degrade', () => {
