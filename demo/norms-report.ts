@@ -103,7 +103,11 @@ export function lstm(x: Lessons['lstm']): string {
   const evalGap = bn.trainModeAccuracy - bn.finalAccuracy;
   const ranking = [...x.runs].sort((a, b) => b.finalAccuracy - a.finalAccuracy).map((r) => `${LSTM_NAMES[r.norm]} ${pct(r.finalAccuracy)}`);
   return `${h2(14)}
-<p>Seed 004's <code>BatchNormLSTM</code>: each image is a sequence of 28 rows of 28 pixels, read by an LSTM with ${x.hidden} hidden units; a Linear layer classifies the last hidden state. The BatchNorm variant normalizes the input's gate pre-activations (W<sub>x</sub>·x<sub>t</sub>) and the recurrent ones (W<sub>h</sub>·h<sub>t−1</sub>) with two BatchNorm1d modules called once per time step; backpropagation through time takes the 28 steps last-in first-out, each through the context its own forward returned (<code>bn.backward(dy, { of: y })</code>). LayerNorm normalizes the same two pre-activations of each image alone. ${x.trainSize.toLocaleString('en-US')} training images, ${x.epochs} epoch${x.epochs === 1 ? '' : 's'} of batches of ${x.batchSize}, Adam at ${x.lr}, the same initial weights; tested on ${x.testSize} images. After training: ${ranking.join(', ')}. ${
+<p>Seed 004's <code>BatchNormLSTM</code>: each image is a sequence of 28 rows of 28 pixels, read by an LSTM with ${x.hidden} hidden units; a Linear layer classifies the last hidden state. The BatchNorm variant normalizes the input's gate pre-activations (W<sub>x</sub>·x<sub>t</sub>) and the recurrent ones (W<sub>h</sub>·h<sub>t−1</sub>) with two BatchNorm1d modules called once per time step; backpropagation through time takes the 28 steps last-in first-out, each through the context its own forward returned (<code>bn.backward(dy, { of: y })</code>). LayerNorm normalizes the same two pre-activations of each image alone. ${x.trainSize.toLocaleString('en-US')} training images, ${x.epochs} epoch${x.epochs === 1 ? '' : 's'} of batches of ${x.batchSize}, Adam at ${x.lr}, the same initial weights; tested on ${x.testSize} images. After training: ${ranking.join(', ')}.${
+    Math.max(...x.runs.map((r) => r.finalAccuracy)) < 0.5
+      ? ' (This run is too short for an LSTM to learn much — an LSTM reading rows needs a few thousand images before its accuracy takes off — so these numbers are close to chance and say little; the default run trains 2,000 images for 2 epochs.)'
+      : ''
+  } ${
     ln.finalAccuracy > none.finalAccuracy
       ? 'Normalizing the gates keeps them out of the flat ends of the sigmoid and tanh whatever the scale of the weights, which speeds up early training. '
       : ''
