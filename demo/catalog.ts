@@ -12,6 +12,9 @@ export const EXPERIMENTS = [
   { n: 10, name: 'gradients', title: 'Gradient flow: the gradient norm of every layer' },
   { n: 11, name: 'placement', title: 'Placement: Conv → BN → ReLU vs Conv → ReLU → BN' },
   { n: 12, name: 'dropout', title: 'BatchNorm with dropout, and each alone' },
+  { n: 13, name: 'norms', title: 'Small batches: BatchNorm vs GroupNorm vs LayerNorm' },
+  { n: 14, name: 'lstm', title: 'BatchNorm in a recurrent network: an LSTM reading MNIST row by row' },
+  { n: 15, name: 'monitor', title: 'Monitoring: each BatchNorm layer’s output and gradient over training' },
 ] as const;
 
 export type ExperimentName = (typeof EXPERIMENTS)[number]['name'];

@@ -36,6 +36,8 @@ export interface TrainConfig {
   arch?: 'mlp' | 'cnn';
   /** Hidden layer sizes of the MLP; default [256, 128]. */
   hidden?: number[];
+  /** MLP with batchNorm: GroupNorm or LayerNorm instead of BatchNorm1d. */
+  norm?: 'group' | 'layer';
   /** Multiplies the initial weights' He standard deviation (MLP; default 1). */
   initScale?: number;
   /** Dropout probability after each ReLU (MLP; default 0). */
@@ -44,6 +46,8 @@ export interface TrainConfig {
   bnAfterRelu?: boolean;
   /** Record the running statistics of these channels of the first BatchNorm at every step. */
   watchChannels?: number[];
+  /** Called with the model before its first step. */
+  onModel?: (model: Net) => void;
   /** Called after every optimizer step (the gradients of the step are still there). */
   onStep?: (step: number, model: Net) => void;
   progress?: ProgressSink;
@@ -149,7 +153,9 @@ export function train(cfg: TrainConfig): RunResult {
           rng: rng.fork(),
           initScale: cfg.initScale,
           dropout: cfg.dropout,
+          norm: cfg.norm,
         });
+  cfg.onModel?.(model);
   const order = new Uint32Array(ds.n).map((_, i) => i);
   const shuffleRng = rng.fork();
   const opt = makeOptimizer(model, cfg.optimizer, cfg.lr, cfg.momentum);

@@ -1,6 +1,6 @@
 /**
  * `npm run demo`: trains an MLP on MNIST with and without BatchNorm and shows
- * what BatchNorm does, in the twelve experiments of catalog.ts, on the terminal and in
+ * what BatchNorm does, in the fifteen experiments of catalog.ts, on the terminal and in
  * demo-report/index.html. `node demo/dist/main.js --help` lists the options.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -12,7 +12,11 @@ import { loadData, type Data } from './data.js';
 import { EXPERIMENTS, parseOnly } from './catalog.js';
 import { pitfall, train, type OptimizerName, type Pitfall, type RunResult } from './experiments.js';
 import * as lessons from './lessons.js';
+import type { Net } from './model.js';
 import { makeProgress } from './progress.js';
+import { dashboardRecorder, type Dashboard } from './monitoring.js';
+import { lstmExperiment } from './lstm.js';
+import { smallBatches } from './norms.js';
 import { renderHtml, summarizeRun, terminalSummary, type LessonsSummary, type Summary } from './report.js';
 import { timeBackend, type TimingOptions } from './timing.js';
 
@@ -56,6 +60,16 @@ export interface DemoOptions {
 const DEFAULTS = {
   full: { trainSize: 8000, testSize: 2000, epochs: 6 },
   quick: { trainSize: 2000, testSize: 500, epochs: 2 },
+  /** Experiment 1: the pair is also trained from this many other seeds, for the band of its accuracy chart. */
+  bandSeeds: { full: 2, quick: 2 },
+  /** Experiment 13: training images and epochs of each of its 15 runs (batches of 2 make many steps). */
+  norms: { full: { trainSize: 1200, epochs: 2 }, quick: { trainSize: 500, epochs: 1 }, batchSizes: [2, 4, 8, 32, 64] },
+  /** Experiment 14: the LSTM's size, data and Adam's rate (the recurrent loops are the demo's slowest code). */
+  lstm: {
+    full: { hidden: 32, trainSize: 2000, testSize: 500, epochs: 2 },
+    quick: { hidden: 16, trainSize: 384, testSize: 200, epochs: 1 },
+    lr: 0.01,
+  },
   sgd: { lr: 0.1, sweep: [0.01, 0.1, 0.5, 1.0], quickSweep: [0.1, 1.0] },
   adam: { lr: 0.001, sweep: [0.0003, 0.001, 0.01, 0.1], quickSweep: [0.001, 0.1] },
 };
@@ -87,8 +101,14 @@ Options:
   --only LIST         run only these experiments, by number or name: --only 1,3,init
   --no-timing         skip experiment 5 (the child processes that time each backend)
   --no-cnn            skip experiments 6 and 11 (the CNN)
+
   --no-progress       no progress bars
   -h, --help          this text
+
+Sizes of their own: experiment 1 also trains its pair from ${DEFAULTS.bandSeeds.full} more seeds (the band);
+13 trains 15 MLPs on the first ${DEFAULTS.norms.full.trainSize} training images for ${DEFAULTS.norms.full.epochs} epochs (--quick: ${DEFAULTS.norms.quick.trainSize}, ${DEFAULTS.norms.quick.epochs});
+14 trains three LSTMs of ${DEFAULTS.lstm.full.hidden} units on ${DEFAULTS.lstm.full.trainSize} images for ${DEFAULTS.lstm.full.epochs} epochs with Adam ${DEFAULTS.lstm.lr}
+(--quick: ${DEFAULTS.lstm.quick.hidden} units, ${DEFAULTS.lstm.quick.trainSize} images, ${DEFAULTS.lstm.quick.epochs} epoch).
 
 Environment: BATCHNORM_BACKEND=native|wasm|js chooses the backend of the training runs.`;
 
@@ -167,7 +187,8 @@ function trainSweep(
   data: Data,
   rates: number[],
   withShift: boolean,
-): { runs: Pair[]; shift: { batchNorm: lessons.Shift; plain: lessons.Shift } | null } {
+  withMonitor: boolean,
+): { runs: Pair[]; shift: { batchNorm: lessons.Shift; plain: lessons.Shift } | null; dashboard: Dashboard | null } {
   const progress = makeProgress(cfg.showProgress, cfg.log);
   const runs: Pair[] = [];
   // Experiment 9 follows one unit of the second hidden layer of the main pair, about 40 times a run
@@ -175,6 +196,12 @@ function trainSweep(
   const every = lessons.recordEvery(data, cfg.batchSize, cfg.epochs, 40);
   const probe = lessons.probeOf(data);
   const recorders = withShift ? { batchNorm: lessons.shiftRecorder(probe, 1, 0, every), plain: lessons.shiftRecorder(probe, 1, 0, every) } : null;
+  // Experiment 15 reads the package's monitor on the BatchNorms of the main BatchNorm run, about 60 times.
+  const dash = withMonitor ? dashboardRecorder(lessons.recordEvery(data, cfg.batchSize, cfg.epochs, 60)) : null;
+  const bnOnStep = (step: number, model: Net): void => {
+    dash?.onStep(step);
+    recorders?.batchNorm.onStep(step, model);
+  };
   try {
     for (const r of rates) {
       const common = { data, lr: r, optimizer: cfg.optimizer, epochs: cfg.epochs, batchSize: cfg.batchSize, seed: cfg.seed };
@@ -184,7 +211,8 @@ function trainSweep(
         label: `lr ${fmt(r)} with BatchNorm`,
         batchNorm: true,
         watchChannels: main ? [0, 1, 2, 3] : undefined,
-        onStep: main ? recorders?.batchNorm.onStep : undefined,
+        onModel: main && dash ? (m) => dash.attach(m) : undefined,
+        onStep: main ? bnOnStep : undefined,
         progress: progress.sink,
       });
       const plain = train({
@@ -197,9 +225,26 @@ function trainSweep(
       runs.push({ lr: r, batchNorm: bn, plain });
     }
   } finally {
+    dash?.remove();
     progress.stop();
   }
-  return { runs, shift: recorders && { batchNorm: recorders.batchNorm.shift, plain: recorders.plain.shift } };
+  return { runs, shift: recorders && { batchNorm: recorders.batchNorm.shift, plain: recorders.plain.shift }, dashboard: dash?.dashboard ?? null };
+}
+
+/** Experiment 1's band: the pair at the main rate from other seeds (weights, batch order; the same data). */
+function otherSeeds(cfg: Config, data: Data): Array<{ seed: number; batchNorm: number[]; plain: number[] }> {
+  const progress = makeProgress(cfg.showProgress, cfg.log);
+  try {
+    return Array.from({ length: DEFAULTS.bandSeeds[cfg.quick ? 'quick' : 'full'] }, (_, i) => {
+      const seed = cfg.seed + 1 + i;
+      const common = { data, lr: cfg.lr, optimizer: cfg.optimizer, epochs: cfg.epochs, batchSize: cfg.batchSize, seed, progress: progress.sink };
+      const bn = train({ ...common, label: `seed ${seed} with BatchNorm`, batchNorm: true });
+      const plain = train({ ...common, label: `seed ${seed} without`, batchNorm: false });
+      return { seed, batchNorm: bn.epochAccuracy, plain: plain.epochAccuracy };
+    });
+  } finally {
+    progress.stop();
+  }
 }
 
 /** Experiment 3: the BatchNorm model of experiment 1 tested in train mode with small batches vs in eval mode. */
@@ -246,8 +291,8 @@ function trainCnn(cfg: Config, data: Data, rates: number[]): Pair[] {
 
 const summarizePair = (r: Pair) => ({ lr: r.lr, batchNorm: summarizeRun(r.batchNorm), plain: summarizeRun(r.plain) });
 
-/** Experiments 7, 8, 10, 11 and 12 (lessons.ts); `main` and `cnnMain` are the runs at the main rate, reused where they fit. */
-function runLessons(cfg: Config, data: Data, main: Pair | null, cnnMain: Pair | null): Omit<LessonsSummary, 'shift'> {
+/** Experiments 7, 8, 10, 11, 12, 13 and 14; `main` and `cnnMain` are the runs at the main rate, reused where they fit. */
+function runLessons(cfg: Config, data: Data, main: Pair | null, cnnMain: Pair | null): Omit<LessonsSummary, 'shift' | 'monitor'> {
   const on = (n: number): boolean => cfg.only.has(n);
   const progress = makeProgress(cfg.showProgress, cfg.log);
   const base: lessons.Base = {
@@ -265,6 +310,13 @@ function runLessons(cfg: Config, data: Data, main: Pair | null, cnnMain: Pair | 
     const depth = on(8) || on(10) ? lessons.depth(base) : null;
     const placement = on(11) ? lessons.placement({ ...base }, cnnMain ? { before: cnnMain.batchNorm, plain: cnnMain.plain } : {}) : null;
     const dropout = on(12) ? lessons.dropout(base, 0.3, main ?? {}) : null;
+    const size = cfg.quick ? 'quick' : 'full';
+    const norms = on(13)
+      ? smallBatches(base, { batchSizes: DEFAULTS.norms.batchSizes, trainSize: DEFAULTS.norms[size].trainSize, epochs: DEFAULTS.norms[size].epochs })
+      : null;
+    const lstm = on(14)
+      ? lstmExperiment(data, { ...DEFAULTS.lstm[size], batchSize: cfg.batchSize, lr: DEFAULTS.lstm.lr, seed: cfg.seed, progress: progress.sink })
+      : null;
     return {
       init: init && { scales: init.scales, runs: init.runs.map((r) => ({ scale: r.scale, batchNorm: s(r.batchNorm), plain: s(r.plain) })) },
       depth: depth && {
@@ -280,6 +332,14 @@ function runLessons(cfg: Config, data: Data, main: Pair | null, cnnMain: Pair | 
       },
       placement: placement && { before: s(placement.before), after: s(placement.after), plain: s(placement.plain) },
       dropout: dropout && dropout.map((d) => ({ name: d.name, batchNorm: d.batchNorm, dropout: d.dropout, trainAccuracy: d.trainAccuracy, run: s(d.run) })),
+      norms: norms && {
+        batchSizes: norms.batchSizes,
+        epochs: norms.epochs,
+        trainSize: norms.trainSize,
+        lr: norms.lr,
+        runs: norms.runs.map((r) => ({ norm: r.norm, batchSize: r.batchSize, lr: r.lr, run: s(r.run) })),
+      },
+      lstm,
     };
   } finally {
     progress.stop();
@@ -297,8 +357,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<Summary> {
   );
 
   const on = (n: number): boolean => cfg.only.has(n);
-  // Experiments 1-4, 9 and 12 share the MLP pair at the main rate; the sweep adds the other rates.
-  const sweep = [1, 2, 3, 4, 9, 12].some(on) ? trainSweep(cfg, data, on(2) ? cfg.sweep : [cfg.lr], on(9)) : null;
+  // Experiments 1-4, 9, 12 and 15 share the MLP pair at the main rate; the sweep adds the other rates.
+  const sweep = [1, 2, 3, 4, 9, 12, 15].some(on) ? trainSweep(cfg, data, on(2) ? cfg.sweep : [cfg.lr], on(9), on(15)) : null;
   const runs = sweep?.runs ?? null;
   const main = runs?.find((r) => r.lr === cfg.lr) ?? null;
   // Experiment 6 trains the CNN at the main rate and the sweep's highest; experiment 11 reuses the first.
@@ -321,7 +381,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<Summary> {
       only: [...cfg.only].sort((a, b) => a - b),
     },
     backend: info,
-    comparison: main && on(1) ? { lr: cfg.lr, batchNorm: summarizeRun(main.batchNorm), plain: summarizeRun(main.plain) } : null,
+    comparison: main && on(1) ? { lr: cfg.lr, batchNorm: summarizeRun(main.batchNorm), plain: summarizeRun(main.plain), seeds: otherSeeds(cfg, data) } : null,
     sweep: runs && on(2) ? runs.map(summarizePair) : null,
     pitfall: pit,
     runningStats:
@@ -335,7 +395,11 @@ export async function runDemo(options: DemoOptions = {}): Promise<Summary> {
         : null,
     timing,
     cnn: cnnRuns && on(6) ? { description: cnnRuns[0].batchNorm.model.description, runs: cnnRuns.map(summarizePair) } : null,
-    lessons: { ...rest, shift: sweep?.shift ? { ...sweep.shift, stepsPerEpoch: main!.batchNorm.stepsPerEpoch } : null },
+    lessons: {
+      ...rest,
+      shift: sweep?.shift ? { ...sweep.shift, stepsPerEpoch: main!.batchNorm.stepsPerEpoch } : null,
+      monitor: sweep?.dashboard ? { ...sweep.dashboard, stepsPerEpoch: main!.batchNorm.stepsPerEpoch } : null,
+    },
     reportPath: join(cfg.outDir, 'index.html'),
     seconds: 0,
   };

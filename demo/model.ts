@@ -3,7 +3,7 @@
  * blocks, a small CNN of Conv → BatchNorm2d → ReLU blocks, and the same
  * without BatchNorm.
  */
-import { BatchNorm1d, BatchNorm2d } from 'batchnorm';
+import { BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm } from 'batchnorm';
 import { Conv2d, Dropout, Linear, ReLU, RowBuffer, type Layer, type Param } from './nn.js';
 import type { Rng } from './rng.js';
 
@@ -61,6 +61,54 @@ export class BatchNormLayer implements Layer {
   }
   train(mode: boolean): void {
     this.bn.train(mode);
+  }
+}
+
+/**
+ * The package's GroupNorm or LayerNorm over [n, C] rows, as a layer: each row
+ * normalized with its own statistics (over the C features for LayerNorm, over
+ * each group of C/groups features for GroupNorm), so nothing depends on the
+ * rest of the batch and train and eval mode compute the same.
+ */
+export class RowNormLayer implements Layer {
+  readonly norm: GroupNorm | LayerNorm;
+  private readonly shape: number[];
+  private readonly y: RowBuffer;
+  private readonly dx: RowBuffer;
+
+  constructor(
+    readonly channels: number,
+    readonly kind: 'group' | 'layer',
+    readonly groups = 32,
+  ) {
+    this.norm = kind === 'group' ? new GroupNorm(Math.min(groups, channels), channels) : new LayerNorm(channels);
+    this.shape = [0, channels];
+    this.y = new RowBuffer(channels);
+    this.dx = new RowBuffer(channels);
+  }
+  get inFeatures(): number {
+    return this.channels;
+  }
+  get outFeatures(): number {
+    return this.channels;
+  }
+  forward(x: Float32Array, n: number): Float32Array {
+    this.shape[0] = n;
+    const out = this.y.rows(n);
+    this.norm.forward({ data: x, shape: this.shape }, { out });
+    return out;
+  }
+  backward(dy: Float32Array, n: number): Float32Array {
+    this.shape[0] = n;
+    const out = this.dx.rows(n);
+    this.norm.backward({ data: dy, shape: this.shape }, { out });
+    return out;
+  }
+  parameters(): Param[] {
+    return this.norm.parameters();
+  }
+  train(mode: boolean): void {
+    this.norm.train(mode);
   }
 }
 
@@ -129,6 +177,8 @@ export class Net {
 
 export interface MlpOptions {
   batchNorm: boolean;
+  /** GroupNorm (32 groups) or LayerNorm in place of BatchNorm1d (default: BatchNorm1d when batchNorm). */
+  norm?: 'group' | 'layer';
   rng: Rng;
   /** Multiplies the He standard deviation of every Linear's initial weights (default 1). */
   initScale?: number;
@@ -142,7 +192,7 @@ export interface MlpOptions {
  * and its own β takes that role (as PyTorch code writes bias=False).
  */
 export function mlp(sizes: number[], options: MlpOptions): Net {
-  const { batchNorm, rng, initScale = 1, dropout = 0 } = options;
+  const { batchNorm, rng, initScale = 1, dropout = 0, norm } = options;
   // Dropout draws from its own generator, made after the weights: a model with
   // dropout starts from the same weights as one without.
   const linears = sizes.slice(1).map((out, l) => new Linear(sizes[l], out, rng, { bias: l + 2 === sizes.length || !batchNorm, initScale }));
@@ -151,11 +201,12 @@ export function mlp(sizes: number[], options: MlpOptions): Net {
   linears.forEach((linear, l) => {
     layers.push(linear);
     if (l + 1 === linears.length) return;
-    if (batchNorm) layers.push(new BatchNormLayer(linear.outFeatures));
+    if (batchNorm) layers.push(norm ? new RowNormLayer(linear.outFeatures, norm) : new BatchNormLayer(linear.outFeatures));
     layers.push(new ReLU(linear.outFeatures));
     if (dropRng) layers.push(new Dropout(linear.outFeatures, dropout, dropRng));
   });
-  const block = [batchNorm ? 'Linear → BatchNorm1d → ReLU' : 'Linear → ReLU', dropout > 0 ? ` → Dropout(${dropout})` : ''].join('');
+  const normName = norm === 'group' ? 'GroupNorm(32)' : norm === 'layer' ? 'LayerNorm' : 'BatchNorm1d';
+  const block = [batchNorm ? `Linear → ${normName} → ReLU` : 'Linear → ReLU', dropout > 0 ? ` → Dropout(${dropout})` : ''].join('');
   const desc = `MLP ${sizes.join('-')}: ${block} blocks${initScale !== 1 ? `, initial weights ×${Number(initScale.toPrecision(3))}` : ''}`;
   return new Net(layers, sizes[sizes.length - 1], desc);
 }

@@ -17,7 +17,7 @@ export function intro(s: Summary): string {
 export function comparison(s: Summary): string {
   const c = s.comparison!;
   return `<h2>1. With vs without BatchNorm at the same learning rate (${c.lr})</h2>
-<p>Both models start from the same Linear weights and see the same batches. With BatchNorm each hidden layer's pre-activations are re-centred and re-scaled on every batch${lastLoss(c.batchNorm) < lastLoss(c.plain) ? `, and the training loss falls faster (last epoch: ${num(lastLoss(c.batchNorm))} vs ${num(lastLoss(c.plain))})` : ` (last epoch's training loss: ${num(lastLoss(c.batchNorm))} with, ${num(lastLoss(c.plain))} without)`}. After ${s.config.epochs} epoch${s.config.epochs === 1 ? '' : 's'} the test accuracy is <span class="bn">${pct(c.batchNorm.finalAccuracy)}</span> with BatchNorm and <span class="plain">${pct(c.plain.finalAccuracy)}</span> without.${crosses(c.batchNorm, c.plain) ? ' The accuracy lines cross: one run per model, and at a gentle rate both models end within a point or two of each other, which is about the noise between two seeds (initial weights, batch order) — the sweep below is where the difference is not noise.' : ''}</p>`;
+<p>Both models start from the same Linear weights and see the same batches. With BatchNorm each hidden layer's pre-activations are re-centred and re-scaled on every batch${lastLoss(c.batchNorm) < lastLoss(c.plain) ? `, and the training loss falls faster (last epoch: ${num(lastLoss(c.batchNorm))} vs ${num(lastLoss(c.plain))})` : ` (last epoch's training loss: ${num(lastLoss(c.batchNorm))} with, ${num(lastLoss(c.plain))} without)`}. After ${s.config.epochs} epoch${s.config.epochs === 1 ? '' : 's'} the test accuracy is <span class="bn">${pct(c.batchNorm.finalAccuracy)}</span> with BatchNorm and <span class="plain">${pct(c.plain.finalAccuracy)}</span> without.${crosses(c.batchNorm, c.plain) ? ' The accuracy lines cross: at a gentle rate both models end within a point or two of each other, which is about the noise between two seeds (initial weights, batch order) — the sweep below is where the difference is not noise.' : ''}${seedsText(c)}</p>`;
 }
 
 /** Experiment 2: the learning-rate sweep. */
@@ -81,6 +81,17 @@ export function cnn(c: NonNullable<Summary['cnn']>): string {
         `At lr ${r.lr}: <span class="bn">${pct(r.batchNorm.finalAccuracy)}</span> with BatchNorm${r.batchNorm.diverged ? ' (diverged)' : ''}, <span class="plain">${pct(r.plain.finalAccuracy)}</span> without${r.plain.diverged ? ' (diverged)' : ''}.`,
     )
     .join(' ')} BatchNorm2d normalizes each channel over the batch and all its pixels, with the same running statistics and the same train/eval switch.</p>`;
+}
+
+/** The band of experiment 1: the final accuracies over every seed. */
+function seedsText(c: NonNullable<Summary['comparison']>): string {
+  if (!c.seeds.length) return '';
+  const finals = (own: number, key: 'batchNorm' | 'plain'): number[] => [own, ...c.seeds.map((r) => r[key][r[key].length - 1])];
+  const bn = finals(c.batchNorm.finalAccuracy, 'batchNorm'),
+    plain = finals(c.plain.finalAccuracy, 'plain');
+  const range = (v: number[]): string => `${pct(Math.min(...v))}–${pct(Math.max(...v))}`;
+  const mean = (v: number[]): number => v.reduce((a, b) => a + b, 0) / v.length;
+  return ` The shaded bands are the range over ${bn.length} seeds (${[c.seeds.length ? 'this one and ' : '', c.seeds.map((r) => r.seed).join(', ')].join('')}): final accuracy <span class="bn">${range(bn)}</span> with BatchNorm (mean ${pct(mean(bn))}) and <span class="plain">${range(plain)}</span> without (mean ${pct(mean(plain))})${Math.min(...bn) > Math.max(...plain) ? ' — the bands do not overlap at the end' : ' — where the bands overlap, one seed cannot tell the two models apart'}.`;
 }
 
 // ---------------------------------------------------------------- shared phrases

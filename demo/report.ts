@@ -5,6 +5,10 @@
 import type { BackendTiming, TimingResult } from './timing.js';
 import type { Pitfall, RunResult, Watch } from './experiments.js';
 import type { Shift, StartScale } from './lessons.js';
+import type { Dashboard } from './monitoring.js';
+import type { LstmExperiment } from './lstm.js';
+import type { NormKey } from './norms.js';
+import * as normsReport from './norms-report.js';
 import * as lessonsReport from './lessons-report.js';
 import { EXPERIMENTS } from './catalog.js';
 import { COLORS, esc, ms, num, pct } from './format.js';
@@ -30,7 +34,13 @@ export interface Summary {
   config: { seed: number; epochs: number; batchSize: number; optimizer: 'sgd' | 'adam'; lr: number; sweep: number[]; quick: boolean; only: number[] };
   backend: { backend: string; isa: string; threads: number; version: string };
   /** Experiment 1: the same learning rate (config.lr) with and without BatchNorm (null when not run, as every experiment). */
-  comparison: { lr: number; batchNorm: RunSummary; plain: RunSummary } | null;
+  comparison: {
+    lr: number;
+    batchNorm: RunSummary;
+    plain: RunSummary;
+    /** Test accuracy after each epoch of the same pair trained from other seeds (the band); [] when none. */
+    seeds: Array<{ seed: number; batchNorm: number[]; plain: number[] }>;
+  } | null;
   /** Experiment 2: the learning-rate sweep. */
   sweep: Array<{ lr: number; batchNorm: RunSummary; plain: RunSummary }> | null;
   /** Experiment 3: train mode vs eval mode at test time. */
@@ -68,6 +78,18 @@ export interface LessonsSummary {
   placement: { before: RunSummary; after: RunSummary; plain: RunSummary } | null;
   /** Experiment 12: BatchNorm, dropout, both, neither. */
   dropout: Array<{ name: string; batchNorm: boolean; dropout: number; trainAccuracy: number; run: RunSummary }> | null;
+  /** Experiment 13: BatchNorm, GroupNorm and LayerNorm at each batch size. */
+  norms: {
+    batchSizes: number[];
+    epochs: number;
+    trainSize: number;
+    lr: number;
+    runs: Array<{ norm: NormKey; batchSize: number; lr: number; run: RunSummary }>;
+  } | null;
+  /** Experiment 14: the row-by-row LSTM with per-step BatchNorm, LayerNorm, and none. */
+  lstm: LstmExperiment | null;
+  /** Experiment 15: the monitor's records of the BatchNorm layers of experiment 1's run. */
+  monitor: (Dashboard & { stepsPerEpoch: number }) | null;
 }
 
 export interface ReportInput {
@@ -121,6 +143,8 @@ export interface Panel {
   yFormat?: (v: number) => string;
   /** Text placed at data coordinates. */
   notes?: Array<{ x: number; y: number; text: string; color: string; anchor?: 'start' | 'middle' | 'end'; dy?: number }>;
+  /** Shaded areas between lo and hi at each x, drawn under the lines (e.g. the range over seeds). */
+  bands?: Array<{ color: string; points: Array<[number, number, number]> }>;
   /** Crosses drawn at data coordinates (e.g. diverged runs). */
   crosses?: Array<{ x: number; y: number; color: string; label: string }>;
 }
@@ -173,7 +197,11 @@ function renderPanel(p: Panel, x0: number, y0: number, w: number, h: number): st
   const m = { left: 58, right: 14, top: 34, bottom: 70 };
   const pw = w - m.left - m.right,
     ph = h - m.top - m.bottom;
-  const all = p.series.flatMap((s) => s.points);
+  // The bands count too: a band wider than its line must not be clipped.
+  const all = [
+    ...p.series.flatMap((s) => s.points),
+    ...(p.bands ?? []).flatMap((b) => b.points.flatMap(([x, lo, hi]) => [[x, lo] as [number, number], [x, hi] as [number, number]])),
+  ];
   const [xl, xh] =
     p.xDomain ??
     extent(
@@ -216,6 +244,13 @@ function renderPanel(p: Panel, x0: number, y0: number, w: number, h: number): st
   }
   out.push(`<text x="${f(x0 + m.left + pw / 2)}" y="${f(y0 + m.top + ph + 34)}" class="axis" text-anchor="middle">${esc(p.xLabel)}</text>`);
   out.push(`<text transform="translate(${f(x0 + 14)} ${f(y0 + m.top + ph / 2)}) rotate(-90)" class="axis" text-anchor="middle">${esc(p.yLabel)}</text>`);
+  for (const b of p.bands ?? []) {
+    const pts = b.points.filter(([x, lo, hi]) => [x, lo, hi].every(Number.isFinite));
+    if (pts.length < 2) continue;
+    const upper = pts.map(([x, , hi]) => `${f(X(x))} ${f(Y(hi))}`);
+    const lower = pts.map(([x, lo]) => `${f(X(x))} ${f(Y(lo))}`).reverse();
+    out.push(`<path d="M${[...upper, ...lower].join('L')}Z" fill="${b.color}" fill-opacity="0.15" stroke="none"/>`);
+  }
   for (const s of p.series) {
     let d = '';
     let pen = false;
@@ -262,12 +297,17 @@ function renderPanel(p: Panel, x0: number, y0: number, w: number, h: number): st
 
 const STYLE = `<style>.pt{font:600 13px system-ui,sans-serif;fill:#111}.tick{font:11px system-ui,sans-serif;fill:#555}.axis{font:12px system-ui,sans-serif;fill:#333}.legend{font:12px system-ui,sans-serif;fill:#333}.note{font:600 11px system-ui,sans-serif}.frame{fill:#fff;stroke:#ccc}.grid{stroke:#eee}</style>`;
 
-/** An SVG with the panels side by side; `experiment` tags it for tests and readers. */
-export function lineChart(panels: Panel[], o: { experiment: number; title: string; width?: number; height?: number }): string {
+/**
+ * An SVG with the panels side by side (or in rows of `columns`, each row
+ * `height` high); `experiment` tags it for tests and readers.
+ */
+export function lineChart(panels: Panel[], o: { experiment: number; title: string; width?: number; height?: number; columns?: number }): string {
   const width = o.width ?? 1000,
-    height = o.height ?? 360;
-  const pw = width / panels.length;
-  const body = panels.map((p, i) => renderPanel(p, i * pw, 0, pw, height)).join('\n');
+    rowH = o.height ?? 360;
+  const columns = o.columns ?? panels.length;
+  const pw = width / columns;
+  const height = rowH * Math.ceil(panels.length / columns);
+  const body = panels.map((p, i) => renderPanel(p, (i % columns) * pw, Math.floor(i / columns) * rowH, pw, rowH)).join('\n');
   return `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${width} ${height}" width="100%" role="img" aria-label="${esc(o.title)}" data-experiment="${o.experiment}">${STYLE}\n${body}\n</svg>`;
 }
 
@@ -386,8 +426,20 @@ export function comparisonChart(input: ReportInput): string {
       { name: 'without BatchNorm', color: COLORS.plain, points: smoothCurve(plain.stepLoss, spe, window) },
     ],
   };
+  const seeds = input.summary.comparison?.seeds ?? [];
+  const band = (key: 'batchNorm' | 'plain', own: number[]): Array<[number, number, number]> =>
+    own.map((a, i) => {
+      const all = [a, ...seeds.map((r) => r[key][i])];
+      return [i + 1, Math.min(...all), Math.max(...all)];
+    });
   const acc: Panel = {
-    title: 'Test accuracy after each epoch (eval mode; zoomed axis)',
+    title: seeds.length ? `Test accuracy, zoomed; bands: min–max of ${seeds.length + 1} seeds` : 'Test accuracy after each epoch (eval mode; zoomed axis)',
+    bands: seeds.length
+      ? [
+          { color: COLORS.bn, points: band('batchNorm', bn.epochAccuracy) },
+          { color: COLORS.plain, points: band('plain', plain.epochAccuracy) },
+        ]
+      : undefined,
     xLabel: 'epoch',
     yLabel: 'accuracy',
     xDomain: [1, Math.max(2, epochs)],
@@ -601,6 +653,9 @@ export function renderHtml(input: ReportInput): string {
   if (L.depth && s.config.only.includes(10)) sections.push([10, lessonsReport.gradients(L.depth, s)]);
   if (L.placement) sections.push([11, lessonsReport.placement(L.placement, s)]);
   if (L.dropout) sections.push([12, lessonsReport.dropout(L.dropout, s)]);
+  if (L.norms) sections.push([13, normsReport.norms(L.norms, s)]);
+  if (L.lstm) sections.push([14, normsReport.lstm(L.lstm)]);
+  if (L.monitor) sections.push([15, normsReport.dashboard(L.monitor, s)]);
   const toc = `<nav class="toc"><b>Contents</b><ol>${sections.map(([n]) => `<li value="${n}"><a href="#experiment-${n}">${esc(EXPERIMENTS[n - 1].title)}</a></li>`).join('')}<li value="${EXPERIMENTS.length + 1}"><a href="#summary">Summary table</a></li></ol></nav>`;
   return `<!doctype html>
 <html lang="en">
@@ -698,7 +753,7 @@ export function terminalSummary(s: Summary): string {
         `${pct(r.plain.finalAccuracy)}${r.plain.diverged ? ' ✗' : ''}`,
         'Conv → BatchNorm2d → ReLU',
       ]);
-  rows.push(...lessonsReport.summaryRows(s));
+  rows.push(...lessonsReport.summaryRows(s), ...normsReport.summaryRows(s));
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   const rule = widths.map((w) => '─'.repeat(w + 2)).join('┼');
   rows.forEach((r, i) => {

@@ -11,7 +11,8 @@ import { EXPERIMENTS, parseOnly } from '../demo/catalog.js';
 import { loadData } from '../demo/data.js';
 import { train } from '../demo/experiments.js';
 import { timingScript } from '../demo/timing.js';
-import { Conv2d, Linear, type Layer } from '../demo/nn.js';
+import { Conv2d, Linear, softmaxCrossEntropy, type Layer } from '../demo/nn.js';
+import { RowLstm } from '../demo/lstm.js';
 import { Rng } from '../demo/rng.js';
 import { backendInfo } from '../lib/index.js';
 
@@ -22,7 +23,7 @@ describe('npm run demo (quick, on a small subset)', () => {
   beforeAll(async () => {
     // The sweep keeps the two rates asserted below (the demo's default adds 0.01 and 0.5).
     summary = await runDemo({ quick: true, trainSize: 2000, testSize: 500, epochs: 2, seed: 7, sweep: [0.1, 1], outDir, log: null, progress: false });
-  }, 900_000); // trains every experiment's models and times an epoch in child processes: the heaviest test by far
+  }, 1_800_000); // trains every experiment's models (fifteen experiments, a seed band, an LSTM) and times an epoch in child processes: the heaviest test by far; minutes on a loaded machine
 
   afterAll(() => rmSync(outDir, { recursive: true, force: true }));
 
@@ -148,6 +149,52 @@ describe('npm run demo (quick, on a small subset)', () => {
     expect(gap(drop)).toBeLessThan(gap(bn));
     for (const r of [bn, drop, both]) expect(r.run.finalAccuracy).toBeGreaterThan(0.8);
   });
+
+  it('1: the main pair is also trained from two other seeds, for the band', () => {
+    const c = summary.comparison!;
+    expect(c.seeds.map((r) => r.seed)).toEqual([8, 9]);
+    for (const r of c.seeds) {
+      expect(r.batchNorm).toHaveLength(2);
+      expect(r.plain).toHaveLength(2);
+      expect(r.batchNorm).not.toEqual(c.batchNorm.epochAccuracy);
+    }
+    expect(readFileSync(summary.reportPath, 'utf8')).toContain('bands: min–max of 3 seeds');
+  });
+
+  it('13: at batches of 2 BatchNorm falls well behind GroupNorm and LayerNorm, which do not degrade', () => {
+    const n = summary.lessons.norms!;
+    expect(n.batchSizes).toEqual([2, 4, 8, 32, 64]);
+    const at = (norm: string, b: number): number => n.runs.find((r) => r.norm === norm && r.batchSize === b)!.run.finalAccuracy;
+    const best = (norm: string): number => Math.max(...n.batchSizes.map((b) => at(norm, b)));
+    expect(at('batch', 2)).toBeLessThan(best('batch') - 0.1);
+    expect(at('batch', 2)).toBeLessThan(Math.min(at('group', 2), at('layer', 2)) - 0.05);
+    for (const norm of ['group', 'layer']) expect(at(norm, 2)).toBeGreaterThan(best(norm) - 0.1);
+  });
+
+  it('14: the three LSTMs train from the same weights, and BatchNorm is tested in both modes', () => {
+    const l = summary.lessons.lstm!;
+    expect(l.runs.map((r) => r.norm)).toEqual(['none', 'batch', 'layer']);
+    for (const r of l.runs) {
+      expect(r.curve.length).toBeGreaterThanOrEqual(l.epochs);
+      expect(r.stepLoss.every(Number.isFinite)).toBe(true);
+      expect(r.finalAccuracy).toBeGreaterThan(0);
+    }
+    // From the same initial weights and batches, the first loss differs only by the norms (≈ ln 10 for all).
+    for (const r of l.runs) expect(r.stepLoss[0]).toBeCloseTo(Math.log(10), 0);
+    expect(l.runs[1].trainModeAccuracy).toBeGreaterThan(0);
+  });
+
+  it("15: the monitor recorded each BatchNorm layer's output and gradient over training", () => {
+    const m = summary.lessons.monitor!;
+    expect(m.layers).toHaveLength(2);
+    expect(m.steps.length).toBeGreaterThan(10);
+    for (let i = 0; i < 2; i++) {
+      // Right after BatchNorm (γ ≈ 1, β ≈ 0 early on) the output's std over all features is about 1.
+      expect(m.outStd[i][0]).toBeCloseTo(1, 1);
+      expect(Math.abs(m.outMean[i][0])).toBeLessThan(0.05);
+      for (const k of ['outStd', 'gradNorm', 'gradStd'] as const) expect(m[k][i].every((v) => v > 0 && Number.isFinite(v))).toBe(true);
+    }
+  });
 });
 
 describe('demo training', () => {
@@ -186,6 +233,39 @@ describe("the demo's own layers", () => {
     return worst;
   }
 
+  it("the row-by-row LSTM's backpropagation through time is right with every norm (BatchNorm's per-step contexts included)", () => {
+    for (const norm of ['none', 'batch', 'layer'] as const) {
+      const rng = new Rng(5);
+      const model = new RowLstm(3, 4, 5, 3, norm, rng);
+      const B = 6;
+      const x = new Float32Array(B * 15).map(() => rng.normal());
+      const y = Uint8Array.from({ length: B }, (_, i) => i % 3);
+      const saved = [model.bnX, model.bnH].map((bn) => bn && Float32Array.from(bn.runningMean!));
+      const loss = (): number => softmaxCrossEntropy(model.forward(x, B), y, B, 3, null).loss;
+      const dlogits = new Float32Array(B * 3);
+      softmaxCrossEntropy(model.forward(x, B), y, B, 3, dlogits);
+      for (const p of model.parameters()) p.grad?.fill(0);
+      model.backward(dlogits, B);
+      const params = model.parameters();
+      let worst = 0,
+        scale = 0;
+      for (const p of params)
+        for (let i = 0; i < p.data.length; i++) {
+          const o = p.data[i];
+          p.data[i] = o + 1e-2;
+          const up = loss();
+          p.data[i] = o - 1e-2;
+          const down = loss();
+          p.data[i] = o;
+          worst = Math.max(worst, Math.abs((up - down) / 2e-2 - p.grad![i]));
+          scale = Math.max(scale, Math.abs(p.grad![i]));
+        }
+      expect(scale, norm).toBeGreaterThan(0.01);
+      expect(worst, norm).toBeLessThan(2e-3);
+      if (saved[0]) expect(model.bnX!.runningMean).not.toEqual(saved[0]); // trained in training mode: the statistics moved
+    }
+  });
+
   it('Linear and Conv2d (stride, padding) have correct gradients', () => {
     const rng = new Rng(11);
     expect(gradCheck(new Linear(7, 5, rng), 3, rng)).toBeLessThan(1e-3);
@@ -201,7 +281,7 @@ describe("the demo's own layers", () => {
 describe('--only', () => {
   it('takes numbers and names, and refuses the others', () => {
     expect([...parseOnly('1,init, 9')].sort((a, b) => a - b)).toEqual([1, 7, 9]);
-    expect(() => parseOnly('13')).toThrow(/--only expects experiment numbers 1-12 or names/);
+    expect(() => parseOnly('16')).toThrow(/--only expects experiment numbers 1-15 or names/);
     expect(() => parseOnly('speedy')).toThrow(/got "speedy"/);
   });
 
@@ -210,7 +290,7 @@ describe('--only', () => {
     try {
       const s = await runDemo({ only: [3], trainSize: 500, testSize: 200, epochs: 1, seed: 1, outDir, log: null, progress: false });
       expect(s.pitfall).not.toBeNull();
-      expect([s.comparison, s.sweep, s.runningStats, s.timing, s.cnn, ...Object.values(s.lessons)]).toEqual(Array(10).fill(null));
+      expect([s.comparison, s.sweep, s.runningStats, s.timing, s.cnn, ...Object.values(s.lessons)]).toEqual(Array(13).fill(null));
       const html = readFileSync(s.reportPath, 'utf8');
       expect(html.match(/<section id="experiment-\d+">/g)).toEqual(['<section id="experiment-3">']);
     } finally {
