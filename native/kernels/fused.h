@@ -18,7 +18,6 @@
 // for instruction, and its results are the same bits.
 #pragma once
 #include <cstdint>
-#include <type_traits>
 
 #include "isa_ns.h"
 
@@ -90,11 +89,17 @@ struct Fused {
   }
 };
 
-// Calls fn(std::integral_constant<int, Op>{}) for the Op among Ops that
-// equals `op` (a pass instantiated only for the combinations it can meet).
+// An Op as a type (<type_traits> is not in the freestanding wasm build).
+template <int Op>
+struct OpTag {
+  static constexpr int value = Op;
+};
+
+// Calls fn(OpTag<Op>{}) for the Op among Ops that equals `op` (a pass
+// instantiated only for the combinations it can meet).
 template <int... Ops, class F>
 void with_op(int op, F&& fn) {
-  const bool found = ((op == Ops ? (fn(std::integral_constant<int, Ops>{}), true) : false) || ...);
+  const bool found = ((op == Ops ? (fn(OpTag<Ops>{}), true) : false) || ...);
   (void)found;
 }
 
