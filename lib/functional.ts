@@ -590,7 +590,25 @@ function constantChannels(p: ForwardPlan): void {
 
 function forwardArgs(p: ForwardPlan): Parameters<Kernels['forwardTraining']> {
   const { n, c, s, channelsLast } = p.dims;
-  return [p.x, p.y, p.weight, p.bias, p.runningMean, p.runningVar, p.saveMean, p.saveInvstd, n, c, s, channelsLast, p.eps, p.momentum, p.unbiased, p.residual, p.relu];
+  return [
+    p.x,
+    p.y,
+    p.weight,
+    p.bias,
+    p.runningMean,
+    p.runningVar,
+    p.saveMean,
+    p.saveInvstd,
+    n,
+    c,
+    s,
+    channelsLast,
+    p.eps,
+    p.momentum,
+    p.unbiased,
+    p.residual,
+    p.relu,
+  ];
 }
 function evalArgs(p: ForwardPlan): Parameters<Kernels['forwardEval']> {
   const { n, c, s, channelsLast } = p.dims;
@@ -599,7 +617,23 @@ function evalArgs(p: ForwardPlan): Parameters<Kernels['forwardEval']> {
 function backwardArgs(p: BackwardPlan): Parameters<Kernels['backward']> {
   const { n, c, s, channelsLast } = p.dims;
   // With relu, the residual's gradient is the masked dy the kernel writes; without, dy's own array (nothing to write).
-  return [p.x, p.dy, p.dx, p.weight, p.mean, p.invstd, p.gradWeight, p.gradBias, n, c, s, channelsLast, p.batchStats, p.output, p.output ? p.gradResidual : null];
+  return [
+    p.x,
+    p.dy,
+    p.dx,
+    p.weight,
+    p.mean,
+    p.invstd,
+    p.gradWeight,
+    p.gradBias,
+    n,
+    c,
+    s,
+    channelsLast,
+    p.batchStats,
+    p.output,
+    p.output ? p.gradResidual : null,
+  ];
 }
 
 export type Plan = { forward: ForwardPlan } | { backward: BackwardPlan };

@@ -349,7 +349,26 @@ function forwardTraining(
   residual: FloatArray | null = null,
   relu = false,
 ): void {
-  checkForwardTrainingArgs(async, x, y, weight, bias, runningMean, runningVar, saveMean, saveInvstd, n, c, s, channelsLast, eps, momentum, unbiased, residual, relu);
+  checkForwardTrainingArgs(
+    async,
+    x,
+    y,
+    weight,
+    bias,
+    runningMean,
+    runningVar,
+    saveMean,
+    saveInvstd,
+    n,
+    c,
+    s,
+    channelsLast,
+    eps,
+    momentum,
+    unbiased,
+    residual,
+    relu,
+  );
 
   const count = n * s;
   const mean = new Float64Array(c),

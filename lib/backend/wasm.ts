@@ -83,8 +83,36 @@ interface Exports {
     residual: Ptr,
     relu: number,
   ): void;
-  forward_eval_f32(x: Ptr, y: Ptr, w: Ptr, b: Ptr, mean: Ptr, variance: Ptr, n: number, c: number, s: number, channelsLast: number, eps: number, residual: Ptr, relu: number): void;
-  forward_eval_f64(x: Ptr, y: Ptr, w: Ptr, b: Ptr, mean: Ptr, variance: Ptr, n: number, c: number, s: number, channelsLast: number, eps: number, residual: Ptr, relu: number): void;
+  forward_eval_f32(
+    x: Ptr,
+    y: Ptr,
+    w: Ptr,
+    b: Ptr,
+    mean: Ptr,
+    variance: Ptr,
+    n: number,
+    c: number,
+    s: number,
+    channelsLast: number,
+    eps: number,
+    residual: Ptr,
+    relu: number,
+  ): void;
+  forward_eval_f64(
+    x: Ptr,
+    y: Ptr,
+    w: Ptr,
+    b: Ptr,
+    mean: Ptr,
+    variance: Ptr,
+    n: number,
+    c: number,
+    s: number,
+    channelsLast: number,
+    eps: number,
+    residual: Ptr,
+    relu: number,
+  ): void;
   backward_f32(
     x: Ptr,
     dy: Ptr,

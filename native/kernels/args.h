@@ -80,7 +80,7 @@ struct BackwardArgs {
   T* grad_weight;  // nullable; written, not accumulated
   T* grad_bias;    // nullable; written, not accumulated
   bool use_batch_stats;
-  const T* output = nullptr;  // nullable: no ReLU to differentiate
+  const T* output = nullptr;   // nullable: no ReLU to differentiate
   T* grad_residual = nullptr;  // nullable: needs `output`
 };
 

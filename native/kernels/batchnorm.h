@@ -188,7 +188,8 @@ struct BatchNorm {
     const Path path = backward_path(a);
     const Fuse<T> f = gate_ops(a);
     if (path == Path::by_channel_large) {
-      with_op<0, kGate, kGate | kGateOut>(f.op(), [&](auto op) { backward_by_channel<decltype(op)::value>(a); });
+      with_op<0, kGate, kGate | kGateOut>(f.op(),
+                                          [&](auto op) { backward_by_channel<decltype(op)::value>(a); });
       if (!a.dx && a.grad_residual && a.output) gate_only(a);
       return;
     }

@@ -75,12 +75,14 @@ struct NchwReduce {
   // Op kGate: dy gated by f.gate > 0 (fused.h), f indexed as x.
   template <int Op = 0>
   static void unit_grad_sums(const Shape& sh, const Units& us, const T* x, const T* dy, T mean, int64_t c,
-                             int64_t u, double& g, double& h, bool prefetch_next, const Fuse<T>& f = Fuse<T>{}) {
+                             int64_t u, double& g, double& h, bool prefetch_next,
+                             const Fuse<T>& f = Fuse<T>{}) {
     g = 0, h = 0;
     U::unit_blocks(sh, us, c, u, [&](int64_t off, int64_t runs, int64_t len) {
       const int64_t next = sh.c * sh.s;  // the same place in the next sample
       Runs::template grad_sums<Op>(x + off, dy + off, next, runs, len, mean, g, h,
-                                   prefetch_next && runs == 1 && off + next < sh.numel() ? next : 0, f.at(off));
+                                   prefetch_next && runs == 1 && off + next < sh.numel() ? next : 0,
+                                   f.at(off));
     });
   }
 

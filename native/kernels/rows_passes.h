@@ -158,7 +158,8 @@ struct RowsPasses {
         });
       } else {
         for (int64_t r = r0; r < r1; ++r)
-          grad_input_row<NT, Op>(xs + r * C, dys + r * C, dxs + r * C, C, m.p, k1.p, k2.p, k3.p, fs.at(r * C));
+          grad_input_row<NT, Op>(xs + r * C, dys + r * C, dxs + r * C, C, m.p, k1.p, k2.p, k3.p,
+                                 fs.at(r * C));
       }
       if (NT) V::fence();
     });

@@ -24,8 +24,8 @@ Shape shape(double n, double c, double s, int channels_last) {
 template <class T>
 void forward_training(uintptr_t x, uintptr_t y, uintptr_t weight, uintptr_t bias, uintptr_t running_mean,
                       uintptr_t running_var, uintptr_t save_mean, uintptr_t save_invstd, double n, double c,
-                      double s, int channels_last, double eps, double momentum, int unbiased, uintptr_t residual,
-                      int relu) {
+                      double s, int channels_last, double eps, double momentum, int unbiased,
+                      uintptr_t residual, int relu) {
   ForwardTrainingArgs<T> a;
   a.shape = shape(n, c, s, channels_last);
   a.x = reinterpret_cast<const T*>(x), a.y = reinterpret_cast<T*>(y);

@@ -79,7 +79,8 @@ struct Check {
   void expect(bool c, const std::string& what, int64_t at = -1) {
     if (c || !ok) return;
     ok = false;
-    printf("FAIL %s: %s%s\n", name.c_str(), what.c_str(), at >= 0 ? (" at " + std::to_string(at)).c_str() : "");
+    printf("FAIL %s: %s%s\n", name.c_str(), what.c_str(),
+           at >= 0 ? (" at " + std::to_string(at)).c_str() : "");
   }
   ~Check() {
     if (ok) printf("ok %s\n", name.c_str());
@@ -144,8 +145,11 @@ Results<T> run(const KernelTable& t, const Case& k, Check& g, const std::vector<
   Rng rng(uint64_t(N * 7 + C));
   std::vector<T> x(N), r(N), dy(N), w(C), b(C), rm(C), rv(C);
   for (int64_t i = 0; i < N; ++i) x[i] = T(1.5 * rng.sym() + 0.3), r[i] = T(rng.sym()), dy[i] = T(rng.sym());
-  for (int64_t c = 0; c < C; ++c) w[c] = T(1 + 0.5 * rng.sym()), b[c] = T(0.2 * rng.sym()), rm[c] = T(0.1 * rng.sym()), rv[c] = T(1 + 0.5 * rng.sym());
-  if (C > 1) x[k.channels_last ? 1 : sh.s] = T(NAN);  // channel 1 is all NaN: relu keeps it, the mask drops it
+  for (int64_t c = 0; c < C; ++c)
+    w[c] = T(1 + 0.5 * rng.sym()), b[c] = T(0.2 * rng.sym()), rm[c] = T(0.1 * rng.sym()),
+    rv[c] = T(1 + 0.5 * rng.sym());
+  if (C > 1)
+    x[k.channels_last ? 1 : sh.s] = T(NAN);  // channel 1 is all NaN: relu keeps it, the mask drops it
   Buf<T> yp(N, k.off), yf(N, k.off), ye(N, k.off), yef(N, k.off), dxp(N, k.off), dxf(N, k.off), gr(N, k.off);
   std::vector<T> sm(C), si(C), smf(C), sif(C), gw(C), gb(C), gwf(C), gbf(C);
   int64_t at = -1;
@@ -227,14 +231,14 @@ void run_case(const std::vector<const KernelTable*>& tables, const Case& k) {
     Results<T> ref;
     {
       Check g;
-      g.name = std::string("scalar ") + (sizeof(T) == 4 ? "float " : "double ") + k.name + (relu ? " relu" : "") +
-               (residual ? " residual" : "");
+      g.name = std::string("scalar ") + (sizeof(T) == 4 ? "float " : "double ") + k.name +
+               (relu ? " relu" : "") + (residual ? " residual" : "");
       ref = run<T>(*tables[0], k, g, nullptr, residual, relu);
     }
     for (const KernelTable* t : tables) {
       Check g;
-      g.name = std::string(t->isa) + (sizeof(T) == 4 ? " float " : " double ") + k.name + (relu ? " relu" : "") +
-               (residual ? " residual" : "") + ", threads 1 2 3 4, against scalar";
+      g.name = std::string(t->isa) + (sizeof(T) == 4 ? " float " : " double ") + k.name +
+               (relu ? " relu" : "") + (residual ? " residual" : "") + ", threads 1 2 3 4, against scalar";
       const Shape sh{k.n, k.c, k.s, k.channels_last};
       const int64_t N = sh.numel();
       Results<T> first;
@@ -252,7 +256,8 @@ void run_case(const std::vector<const KernelTable*>& tables, const Case& k) {
           continue;
         }
         g.expect(same(got.y.data(), first.y.data(), N, &at) && same(got.ye.data(), first.ye.data(), N, &at) &&
-                     same(got.dx.data(), first.dx.data(), N, &at) && same(got.dxf.data(), first.dxf.data(), N, &at),
+                     same(got.dx.data(), first.dx.data(), N, &at) &&
+                     same(got.dxf.data(), first.dxf.data(), N, &at),
                  "threads=" + std::to_string(th) + " not bitwise equal to threads=1", at);
       }
     }
