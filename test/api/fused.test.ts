@@ -176,13 +176,19 @@ describe('fused ReLU and residual add: the plain kernels followed by the separat
       for (const T of [Float32Array, Float64Array])
         it(`[${shape}] ${layout} ${T.name}`, () => {
           const numel = shape.reduce((a, b) => a * b, 1);
+          const make = (n: number, f: (i: number) => number): FloatArray => {
+            const a = new T(n);
+            for (let i = 0; i < n; i++) a[i] = f(i);
+            return a;
+          };
+          const map = (src: FloatArray, f: (v: number, i: number) => number) => make(src.length, (i) => f(src[i], i));
           const C = layout === 'channelsLast' ? shape[shape.length - 1] : shape[1];
-          const v = (seed: number) => T.from({ length: numel }, (_, i) => Math.sin(i * 0.37 + seed) * (1 + (i % 5)));
+          const v = (seed: number) => make(numel, (i) => Math.sin(i * 0.37 + seed) * (1 + (i % 5)));
           const x = { data: v(1), shape },
             r = { data: v(2), shape },
             dy = { data: v(3), shape };
-          const weight = T.from({ length: C }, (_, c) => 1 + 0.1 * c),
-            bias = T.from({ length: C }, (_, c) => 0.05 * c - 0.3);
+          const weight = make(C, (c) => 1 + 0.1 * c),
+            bias = make(C, (c) => 0.05 * c - 0.3);
           const round = (a: number) => (T === Float32Array ? Math.fround(a) : a);
           const eq = (got: ArrayLike<number>, want: ArrayLike<number>, what: string) => {
             if (exact) expect(Buffer.from((got as FloatArray).buffer).equals(Buffer.from((want as FloatArray).buffer)), what).toBe(true);
@@ -191,13 +197,13 @@ describe('fused ReLU and residual add: the plain kernels followed by the separat
           for (const threads of [1, 2]) {
             setNumThreads(threads);
             for (const training of [true, false]) {
-              const rm = () => T.from({ length: C }, (_, c) => 0.01 * c),
-                rv = () => T.from({ length: C }, (_, c) => 1 + 0.02 * c);
+              const rm = () => make(C, (c) => 0.01 * c),
+                rv = () => make(C, (c) => 1 + 0.02 * c);
               const plain = batchNorm(x, rm(), rv(), { weight, bias, training, layout });
-              const want = T.from(plain.data, (y, i) => Math.max(round(y + r.data[i]), 0));
+              const want = map(plain.data, (y, i) => Math.max(round(y + r.data[i]), 0));
               const fused = batchNorm(x, rm(), rv(), { weight, bias, training, layout, activation: 'relu', residual: r });
               eq(fused.data, want, `y, threads ${threads}, training ${training}`);
-              const masked = { data: T.from(dy.data, (d, i) => (fused.data[i] > 0 ? d : 0)), shape };
+              const masked = { data: map(dy.data, (d, i) => (fused.data[i] > 0 ? d : 0)), shape };
               const common = { weight, saveMean: plain.saveMean, saveInvstd: plain.saveInvstd, training, layout };
               const pg = batchNormBackward(masked, x, common);
               const fg = batchNormBackward(dy, x, { ...common, activation: 'relu', output: fused.data, residual: true });
