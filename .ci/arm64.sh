@@ -172,6 +172,9 @@ done
 # The LayerNorm / RMSNorm / GroupNorm kernels (test/native/norms_test.cc), NEON under qemu's default CPU.
 KT_MAIN=test/native/norms_test.cc step build_kernel_test arm64 "$OUT/norms_test"
 bg "norms_test QEMU_CPU=max" "$OUT/norms_test.max.txt" env QEMU_CPU=max qemu-aarch64 "$OUT/norms_test" --small
+# BatchNorm's fused ReLU and residual add (test/native/fused_test.cc), NEON against scalar.
+KT_MAIN=test/native/fused_test.cc step build_kernel_test arm64 "$OUT/fused_test"
+bg "fused_test QEMU_CPU=max" "$OUT/fused_test.max.txt" env QEMU_CPU=max qemu-aarch64 "$OUT/fused_test" --small
 step build_kernel_test arm64 "$OUT/kernels_test.asan" "${KT_SANITIZE[@]}"
 # LeakSanitizer cannot run under qemu. Threads 1 and 4 reach both branches of
 # every thread-dependent path; the other counts add nothing for ASan.

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // BatchNorm followed by a ReLU, three ways, in alternating bursts (ab.mjs's
 // method: the host's noise falls on all three alike; each ratio is the median
-// over bursts of the per-burst ratios):
+// over bursts of the per-burst ratios, with their range):
 //   plain     BatchNorm2d forward-training / backward, the baseline
 //   fused     BatchNorm2d({ activation: 'relu' }): relu(bn(x)) and its backward
 //   separate  plain BatchNorm, then a ReLU pass of its own (forward: y = max(y, 0)
@@ -90,6 +90,13 @@ for (const [op, fns] of Object.entries(variants)) {
       times[j].push(us(t0) / per);
     }
   }
-  const ratio = (/** @type {number} */ j) => median(times[j].map((t, i) => t / times[0][i]));
-  console.log(`${op}: ` + names.map((name, j) => `${name} ${(median(times[j]) / 1e3).toFixed(3)} ms${j ? ` (${ratio(j).toFixed(3)}x plain)` : ''}`).join(', '));
+  // Per burst, each variant's time over plain's: the median, and the range over the bursts.
+  const ratios = (/** @type {number} */ j) => times[j].map((t, i) => t / times[0][i]);
+  const range = (/** @type {number[]} */ r) => `${Math.min(...r).toFixed(2)}-${Math.max(...r).toFixed(2)}`;
+  console.log(
+    `${op}: ` +
+      names
+        .map((name, j) => `${name} ${(median(times[j]) / 1e3).toFixed(3)} ms${j ? ` (${median(ratios(j)).toFixed(3)}x plain, range ${range(ratios(j))})` : ''}`)
+        .join(', '),
+  );
 }

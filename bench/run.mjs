@@ -545,6 +545,18 @@ if (args['tfjs-dropin']) {
   }
   if (existsSync(json)) rmSync(json);
 } else skipped.push({ impl: 'tfjs-dropin', reason: 'not run (--no-tfjs-dropin)' });
+// BatchNorm2d + ReLU (issue 21): plain BN, BN with the fused ReLU, and BN then a ReLU pass of its own,
+// in alternating bursts (bench/fused.mjs), native and pure JS. Not with --filter (its rows are its own).
+const fused = filterRe
+  ? []
+  : ['native', 'js'].map((backend) => {
+      const r = run(process.execPath, [join(HERE, 'fused.mjs'), '--bursts', quick ? '5' : '15', '--threads', String(N)], {
+        env: { BATCHNORM_BACKEND: backend },
+      });
+      if (r.status !== 0) skipped.push({ impl: `fused/${backend}`, reason: `bench/fused.mjs exited with ${r.status}` });
+      return { backend, lines: r.stdout.trim().split('\n') };
+    });
+for (const f of fused) if (f.lines[0]) console.log(`BatchNorm2d + ReLU, fused vs plain vs a separate ReLU pass (bench/fused.mjs):\n${f.lines.join('\n')}\n`);
 console.log(
   `copy bandwidth (Float32Array.prototype.set, 128 MiB, read+write counted): ${threadCounts.map((t) => `${t} thread${t > 1 ? 's' : ''} ${copy[t].gbps.toFixed(1)} GB/s`).join(', ')}`,
 );
@@ -566,7 +578,8 @@ if (args.json) {
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(
     file,
-    JSON.stringify({ meta: { ...meta, seconds }, copy, skipped, rows, dataParallel: parallel.rows, trainLoop: trainLoopRow, tfjsDropIn }, null, 1) + '\n',
+    JSON.stringify({ meta: { ...meta, seconds }, copy, skipped, rows, dataParallel: parallel.rows, trainLoop: trainLoopRow, tfjsDropIn, fused }, null, 1) +
+      '\n',
   );
   note(`wrote ${file}`);
 }

@@ -240,8 +240,6 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
    * deep) allocates none once warm.
    */
   #pool: FloatArray[] = [];
-  /** dy·(y > 0) of the last backward with an activation and no residual (reused when the size fits). */
-  #mask: FloatArray | null = null;
   /** The weight and bias gradients of the last backward, before they were added into .grad. */
   #gradWeight: FloatArray | null = null;
   #gradBias: FloatArray | null = null;
@@ -741,9 +739,7 @@ abstract class BatchNormBase<Affine extends boolean = boolean> {
         output: saved.y,
         outputName: "the forward's output",
         residual: saved.residual,
-        maskScratch: this.#mask,
       });
-      if (plan.masked && !saved.residual) this.#mask = plan.masked;
       const commit = (): Tensor => {
         const C = this.numFeatures;
         if (this.weight && gw && wantW) {

@@ -186,7 +186,7 @@ export interface ForwardPlan {
   eps: number;
   momentum: number;
   unbiased: boolean;
-  /** After the kernel: y = max(y + residual, 0) (relu), y + residual, or nothing. */
+  /** Fused into the kernel's pass that writes y: y = max(y + residual, 0) (relu), y + residual, or nothing. */
   relu: boolean;
   residual: FloatArray | null;
 }
@@ -305,7 +305,7 @@ export function planForward(sp: ForwardSpec): ForwardPlan {
       if (k === 1) checkApart(a, ba, saveMeanOut, bufferOrNull(saveMeanOut), name, 'saveMeanOut');
     }
   }
-  // The residual is read after the kernel wrote y: y must not be it (not even in place).
+  // The kernel reads the residual while it writes y: y must not be it (not even in place).
   const residual = sp.residual ? sp.residual.data : null;
   if (sp.residual && residual) {
     if (!sameShape(sp.residual.shape, x.shape)) throw gradientShapeError("the input's shape", x.shape, sp.residual.shape, 'residual');
@@ -356,10 +356,9 @@ export function planForward(sp: ForwardSpec): ForwardPlan {
 export interface BackwardPlan {
   x: FloatArray;
   dy: FloatArray;
-  /** With relu: the forward's y (the mask is y > 0) and where dy·(y > 0) goes, the gradient the kernel takes. */
+  /** With relu: the forward's y; the kernel masks dy by y > 0 in every pass that reads it. */
   output: FloatArray | null;
-  masked: FloatArray | null;
-  /** The residual's gradient: masked, or dy itself without an activation; null without a residual. */
+  /** The residual's gradient: dy·(y > 0), which the kernel's dx pass writes (relu), or dy itself without an activation; null without a residual. */
   gradResidual: FloatArray | null;
   shape: number[];
   dims: Dims;
@@ -401,8 +400,6 @@ export interface BackwardSpec {
   output?: unknown;
   outputName?: string;
   residual?: boolean;
-  /** With relu and no residual: an array of x's type and length for dy·(y > 0) (a module's reused scratch), else allocated. */
-  maskScratch?: FloatArray | null;
 }
 
 /** Checks a backward and allocates its outputs; writes nothing. */
@@ -470,24 +467,20 @@ export function planBackward(sp: BackwardSpec): BackwardPlan {
     if (gwOut) checkNotResizable(gwOut, 'gradWeightOut');
     if (gbOut) checkNotResizable(gbOut, 'gradBiasOut');
   }
-  let output: FloatArray | null = null,
-    masked: FloatArray | null = null;
+  let output: FloatArray | null = null;
   if (sp.relu) {
     checkArray(sp.output, sp.outputName ?? 'output', type, numel);
     output = sp.output as FloatArray;
     if (sp.async) checkNotResizable(output, sp.outputName ?? 'output');
-    const scratch = sp.maskScratch;
-    masked = !sp.residual && scratch && typedArrayName(scratch) === type && lengthOf(scratch) === numel ? scratch : allocLike(data, numel);
   }
   const dx = out ?? allocLike(data, numel);
   const gradWeight = sp.gradients ? perChannel(data, c, sp.gradWeightOut) : null,
     gradBias = sp.gradients ? perChannel(data, c, sp.gradBiasOut) : null;
-  const gradResidual = sp.residual ? (masked ?? dy.data) : null;
+  const gradResidual = sp.residual ? (output ? allocLike(data, numel) : dy.data) : null;
   return {
     x: data,
     dy: dy.data,
     output,
-    masked,
     gradResidual,
     shape: x.shape,
     dims,
@@ -554,38 +547,23 @@ function finishForward(p: ForwardPlan): void {
     p.saveMean.set(rm);
     for (let c = 0; c < p.saveInvstd.length; c++) p.saveInvstd[c] = 1 / Math.sqrt(rv[c] + p.eps);
   }
-  if (p.relu || p.residual) addAndActivate(p.y, p.residual, p.relu);
 }
 
 /**
- * y = max(y + residual, 0), y + residual, or max(y, 0): PyTorch's
- * relu(bn(x) + r). A NaN stays NaN, as torch.relu keeps it. A pass of its
- * own after the kernel's (issue 21 asks for it inside the kernels' affine
- * pass; not done yet).
+ * The fused ReLU and residual add (relu(bn(x) + r), PyTorch's) run inside the
+ * kernels' pass that writes y, on every backend; the backward's ReLU gradient
+ * dy·(y > 0) inside every pass that reads dy, from the saved output: y > 0
+ * exactly where relu's input was > 0, so no mask is kept (oneDNN's
+ * fuse_norm_relu keeps a bit-mask workspace instead, which costs memory until
+ * the backward and a write in the forward; reading y costs one read in the
+ * backward). native/kernels/fused.h has the details.
+ *
+ * Here, only the value of one element the kernel's y is overwritten with
+ * (constantChannels): v, then + residual[i], then max(·, 0) (a NaN stays NaN).
  */
-function addAndActivate(y: FloatArray, residual: FloatArray | null, relu: boolean): void {
-  const n = lengthOf(y);
-  if (residual && relu)
-    for (let i = 0; i < n; i++) {
-      const v = y[i] + residual[i];
-      y[i] = v < 0 ? 0 : v;
-    }
-  else if (residual) for (let i = 0; i < n; i++) y[i] += residual[i];
-  else for (let i = 0; i < n; i++) if (y[i] < 0) y[i] = 0;
-}
-
-/**
- * The ReLU's gradient from the saved output: dy where y > 0, else 0. (y > 0
- * exactly where relu's input was > 0, so no mask is kept: oneDNN's
- * fuse_norm_relu keeps a bit-mask workspace instead, which costs memory and
- * a write in the forward; reading y costs one read in the backward.)
- */
-function maskGradient(p: BackwardPlan): void {
-  const y = p.output!,
-    dy = p.dy,
-    g = p.masked!,
-    n = lengthOf(dy);
-  for (let i = 0; i < n; i++) g[i] = y[i] > 0 ? dy[i] : 0;
+function postOp(v: number, residual: FloatArray | null, relu: boolean, i: number): number {
+  const t = residual ? v + residual[i] : v;
+  return relu && t < 0 ? 0 : t;
 }
 
 /**
@@ -602,22 +580,60 @@ function constantChannels(p: ForwardPlan): void {
     if (p.saveInvstd[ch] !== Infinity) continue;
     p.saveInvstd[ch] = 0;
     const v = p.bias ? p.bias[ch] : 0;
-    if (channelsLast) for (let i = ch; i < n * s * c; i += c) y[i] = v;
+    if (p.residual || p.relu) {
+      if (channelsLast) for (let i = ch; i < n * s * c; i += c) y[i] = postOp(v, p.residual, p.relu, i);
+      else for (let k = 0; k < n; k++) for (let i = (k * c + ch) * s, e = i + s; i < e; i++) y[i] = postOp(v, p.residual, p.relu, i);
+    } else if (channelsLast) for (let i = ch; i < n * s * c; i += c) y[i] = v;
     else for (let k = 0; k < n; k++) y.fill(v, (k * c + ch) * s, (k * c + ch + 1) * s);
   }
 }
 
 function forwardArgs(p: ForwardPlan): Parameters<Kernels['forwardTraining']> {
   const { n, c, s, channelsLast } = p.dims;
-  return [p.x, p.y, p.weight, p.bias, p.runningMean, p.runningVar, p.saveMean, p.saveInvstd, n, c, s, channelsLast, p.eps, p.momentum, p.unbiased];
+  return [
+    p.x,
+    p.y,
+    p.weight,
+    p.bias,
+    p.runningMean,
+    p.runningVar,
+    p.saveMean,
+    p.saveInvstd,
+    n,
+    c,
+    s,
+    channelsLast,
+    p.eps,
+    p.momentum,
+    p.unbiased,
+    p.residual,
+    p.relu,
+  ];
 }
 function evalArgs(p: ForwardPlan): Parameters<Kernels['forwardEval']> {
   const { n, c, s, channelsLast } = p.dims;
-  return [p.x, p.y, p.weight, p.bias, p.runningMean!, p.runningVar!, n, c, s, channelsLast, p.eps];
+  return [p.x, p.y, p.weight, p.bias, p.runningMean!, p.runningVar!, n, c, s, channelsLast, p.eps, p.residual, p.relu];
 }
 function backwardArgs(p: BackwardPlan): Parameters<Kernels['backward']> {
   const { n, c, s, channelsLast } = p.dims;
-  return [p.x, p.masked ?? p.dy, p.dx, p.weight, p.mean, p.invstd, p.gradWeight, p.gradBias, n, c, s, channelsLast, p.batchStats];
+  // With relu, the residual's gradient is the masked dy the kernel writes; without, dy's own array (nothing to write).
+  return [
+    p.x,
+    p.dy,
+    p.dx,
+    p.weight,
+    p.mean,
+    p.invstd,
+    p.gradWeight,
+    p.gradBias,
+    n,
+    c,
+    s,
+    channelsLast,
+    p.batchStats,
+    p.output,
+    p.output ? p.gradResidual : null,
+  ];
 }
 
 export type Plan = { forward: ForwardPlan } | { backward: BackwardPlan };
@@ -671,13 +687,12 @@ export function execute(plan: Plan, async: boolean): void | Promise<void> {
   }
   const p = plan.backward,
     empty = lengthOf(p.x) === 0;
-  if (p.masked) maskGradient(p);
   if (!async) {
     if (empty) zeroGradients(p);
     else kernels.backward(...backwardArgs(p));
     return;
   }
-  pin([p.x, p.dy, p.outGiven ? p.dx : null, p.weight, p.mean, p.invstd, p.gradWeight, p.gradBias, p.masked]);
+  pin([p.x, p.dy, p.outGiven ? p.dx : null, p.weight, p.mean, p.invstd, p.gradWeight, p.gradBias, p.output]);
   return (async () => {
     if (empty) zeroGradients(p);
     else await kernels.backwardAsync(...backwardArgs(p));

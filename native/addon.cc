@@ -219,7 +219,7 @@ class Reader {
   const Napi::CallbackInfo& info_;
   Napi::Env env_;
   bool async_;
-  static constexpr int kMaxViews = 9;  // the most arrays an op takes (backwardElemt)
+  static constexpr int kMaxViews = 10;  // the most arrays an op takes (backward with its fused ReLU)
   View views_[kMaxViews];
   int views_n_ = 0;
   std::vector<Napi::ObjectReference> refs_;
@@ -255,8 +255,16 @@ void expect_args(const Napi::CallbackInfo& info, size_t n, const char* op) {
                                " but received " + std::to_string(info.Length()));
 }
 
+// The fused post-op of a forward (args.h): residual (null: none) and relu, at
+// positions i and i + 1, both optional.
+template <class T, class A>
+void post_ops(const Napi::CallbackInfo& info, Reader<T>& r, size_t i, int64_t numel, A& a) {
+  a.residual = info.Length() > i ? r.array(i, "residual", numel, Arg::optional_input) : nullptr;
+  a.relu = info.Length() > i + 1 && !info[i + 1].IsUndefined() ? r.boolean(i + 1, "relu") : false;
+}
+
 // forwardTraining(x, y, weight, bias, runningMean, runningVar, saveMean, saveInvstd,
-//                 n, c, s, channelsLast, eps, momentum[, unbiased = true])
+//                 n, c, s, channelsLast, eps, momentum[, unbiased = true[, residual = null[, relu = false]]])
 template <class T>
 Job parse_forward_training(const Napi::CallbackInfo& info, const KernelTable& kt, bool async) {
   Napi::Env env = info.Env();
@@ -281,6 +289,7 @@ Job parse_forward_training(const Napi::CallbackInfo& info, const KernelTable& kt
                  (a.running_mean ? "an array and null" : "null and an array"));
   a.save_mean = r.array(6, "saveMean", C, Arg::output);
   a.save_invstd = r.array(7, "saveInvstd", C, Arg::output);
+  post_ops(info, r, 15, numel, a);
   r.check_overlaps({{"y", "x"}});
   void (*fn)(const ForwardTrainingArgs<T>&);
   if constexpr (std::is_same_v<T, float>)
@@ -290,7 +299,7 @@ Job parse_forward_training(const Napi::CallbackInfo& info, const KernelTable& kt
   return Job{[fn, a] { fn(a); }, r.take_refs()};
 }
 
-// forwardEval(x, y, weight, bias, mean, var, n, c, s, channelsLast, eps)
+// forwardEval(x, y, weight, bias, mean, var, n, c, s, channelsLast, eps[, residual = null[, relu = false]])
 template <class T>
 Job parse_forward_eval(const Napi::CallbackInfo& info, const KernelTable& kt, bool async) {
   expect_args(info, 11, "forwardEval");
@@ -306,6 +315,7 @@ Job parse_forward_eval(const Napi::CallbackInfo& info, const KernelTable& kt, bo
   a.bias = r.array(3, "bias", C, Arg::optional_input);
   a.mean = r.array(4, "mean", C, Arg::input);
   a.var = r.array(5, "var", C, Arg::input);
+  post_ops(info, r, 11, numel, a);
   r.check_overlaps({{"y", "x"}});
   void (*fn)(const ForwardEvalArgs<T>&);
   if constexpr (std::is_same_v<T, float>)
@@ -316,7 +326,10 @@ Job parse_forward_eval(const Napi::CallbackInfo& info, const KernelTable& kt, bo
 }
 
 // backward(x, dy, dx, weight, mean, invstd, gradWeight, gradBias, n, c, s,
-//          channelsLast, useBatchStats)
+//          channelsLast, useBatchStats[, output = null[, gradResidual = null]])
+// output: the forward's y under a fused ReLU (dy masked by output > 0);
+// gradResidual: written with the masked dy, needs output. dx may be output
+// itself: every pass reads a value's x, dy and output before it writes its dx.
 template <class T>
 Job parse_backward(const Napi::CallbackInfo& info, const KernelTable& kt, bool async) {
   expect_args(info, 13, "backward");
@@ -334,7 +347,12 @@ Job parse_backward(const Napi::CallbackInfo& info, const KernelTable& kt, bool a
   a.invstd = r.array(5, "invstd", C, Arg::input);
   a.grad_weight = r.array(6, "gradWeight", C, Arg::optional_output);
   a.grad_bias = r.array(7, "gradBias", C, Arg::optional_output);
-  r.check_overlaps({{"dx", "dy"}, {"dx", "x"}});
+  a.output = info.Length() > 13 ? r.array(13, "output", numel, Arg::optional_input) : nullptr;
+  a.grad_residual = info.Length() > 14 ? r.array(14, "gradResidual", numel, Arg::optional_output) : nullptr;
+  if (a.grad_residual && !a.output)
+    type_error(info.Env(), "Expected output (the forward's y under a ReLU) with gradResidual but received " +
+                               describe(info[13]));
+  r.check_overlaps({{"dx", "dy"}, {"dx", "x"}, {"dx", "output"}});
   void (*fn)(const BackwardArgs<T>&);
   if constexpr (std::is_same_v<T, float>)
     fn = kt.backward_f32;

@@ -27,6 +27,8 @@ export interface Kernels extends NormKernels {
    * `running_var ← (1−momentum)·running_var + momentum·var·m/(m−1)` with m = n·s.
    * (`unbiased: false`: `momentum·var`, Keras' and TF.js' convention).
    * weight/bias null mean 1 and 0. y may be x itself (in place).
+   * Fused in the pass that writes y (issue 21): `residual` (null: none; not
+   * sharing memory with y) is added, then `relu` takes max(·, 0) (a NaN stays NaN).
    */
   forwardTraining(
     x: FloatArray,
@@ -44,8 +46,10 @@ export interface Kernels extends NormKernels {
     eps: number,
     momentum: number,
     unbiased?: boolean,
+    residual?: FloatArray | null,
+    relu?: boolean,
   ): void;
-  /** Inference forward from given statistics, one pass: `y = (x − mean)·weight/√(var + eps) + bias`. */
+  /** Inference forward from given statistics, one pass: `y = (x − mean)·weight/√(var + eps) + bias`; residual and relu as forwardTraining. */
   forwardEval(
     x: FloatArray,
     y: FloatArray,
@@ -58,6 +62,8 @@ export interface Kernels extends NormKernels {
     s: number,
     channelsLast: boolean,
     eps: number,
+    residual?: FloatArray | null,
+    relu?: boolean,
   ): void;
   /**
    * Backward from the statistics the forward used, `x̂ = (x − mean)·invstd`:
@@ -65,6 +71,9 @@ export interface Kernels extends NormKernels {
    * useBatchStats: `dx = weight·invstd·(dy − gradBias/m − x̂·gradWeight/m)`;
    * otherwise (frozen statistics, eval): `dx = dy·weight·invstd`. dx null to skip;
    * dx may be dy or x itself.
+   * With `output` (the forward's y under a fused ReLU), every dy above is
+   * `dy' = output > 0 ? dy : 0` (the mask recomputed from y: no workspace),
+   * and `gradResidual`, if given (it needs output), receives dy'. dx may be output itself.
    */
   backward(
     x: FloatArray,
@@ -80,6 +89,8 @@ export interface Kernels extends NormKernels {
     s: number,
     channelsLast: boolean,
     useBatchStats: boolean,
+    output?: FloatArray | null,
+    gradResidual?: FloatArray | null,
   ): void;
 
   /**

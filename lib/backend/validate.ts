@@ -141,6 +141,8 @@ export function checkForwardTrainingArgs(
   eps: number,
   momentum: number,
   unbiased: boolean,
+  residual: FloatArray | null = null,
+  relu = false,
 ): number {
   const r = ArgReader.forX(x, async);
   const numel = r.shape(n, c, s, channelsLast);
@@ -156,6 +158,8 @@ export function checkForwardTrainingArgs(
   checkBothOrNeither(runningMean, runningVar, 'runningMean', 'runningVar');
   r.array(saveMean, 'saveMean', c, Arg.output);
   r.array(saveInvstd, 'saveInvstd', c, Arg.output);
+  r.array(residual, 'residual', numel, Arg.optionalInput);
+  r.boolean(relu, 'relu');
   r.checkOverlaps([['y', 'x']]);
   return numel;
 }
@@ -173,6 +177,8 @@ export function checkForwardEvalArgs(
   s: number,
   channelsLast: boolean,
   eps: number,
+  residual: FloatArray | null = null,
+  relu = false,
 ): number {
   const r = ArgReader.forX(x, async);
   const numel = r.shape(n, c, s, channelsLast);
@@ -183,6 +189,8 @@ export function checkForwardEvalArgs(
   r.array(bias, 'bias', c, Arg.optionalInput);
   r.array(mean, 'mean', c, Arg.input);
   r.array(variance, 'var', c, Arg.input);
+  r.array(residual, 'residual', numel, Arg.optionalInput);
+  r.boolean(relu, 'relu');
   r.checkOverlaps([['y', 'x']]);
   return numel;
 }
@@ -202,6 +210,8 @@ export function checkBackwardArgs(
   s: number,
   channelsLast: boolean,
   useBatchStats: boolean,
+  output: FloatArray | null = null,
+  gradResidual: FloatArray | null = null,
 ): number {
   const r = ArgReader.forX(x, async);
   const numel = r.shape(n, c, s, channelsLast);
@@ -214,9 +224,13 @@ export function checkBackwardArgs(
   r.array(invstd, 'invstd', c, Arg.input);
   r.array(gradWeight, 'gradWeight', c, Arg.optionalOutput);
   r.array(gradBias, 'gradBias', c, Arg.optionalOutput);
+  r.array(output, 'output', numel, Arg.optionalInput);
+  r.array(gradResidual, 'gradResidual', numel, Arg.optionalOutput);
+  if (gradResidual && !output) throw new TypeError(`Expected output (the forward's y under a ReLU) with gradResidual but received ${describe(output)}`);
   r.checkOverlaps([
     ['dx', 'dy'],
     ['dx', 'x'],
+    ['dx', 'output'],
   ]);
   return numel;
 }

@@ -61,6 +61,8 @@ interface Exports {
     eps: number,
     momentum: number,
     unbiased: number,
+    residual: Ptr,
+    relu: number,
   ): void;
   forward_training_f64(
     x: Ptr,
@@ -78,9 +80,39 @@ interface Exports {
     eps: number,
     momentum: number,
     unbiased: number,
+    residual: Ptr,
+    relu: number,
   ): void;
-  forward_eval_f32(x: Ptr, y: Ptr, w: Ptr, b: Ptr, mean: Ptr, variance: Ptr, n: number, c: number, s: number, channelsLast: number, eps: number): void;
-  forward_eval_f64(x: Ptr, y: Ptr, w: Ptr, b: Ptr, mean: Ptr, variance: Ptr, n: number, c: number, s: number, channelsLast: number, eps: number): void;
+  forward_eval_f32(
+    x: Ptr,
+    y: Ptr,
+    w: Ptr,
+    b: Ptr,
+    mean: Ptr,
+    variance: Ptr,
+    n: number,
+    c: number,
+    s: number,
+    channelsLast: number,
+    eps: number,
+    residual: Ptr,
+    relu: number,
+  ): void;
+  forward_eval_f64(
+    x: Ptr,
+    y: Ptr,
+    w: Ptr,
+    b: Ptr,
+    mean: Ptr,
+    variance: Ptr,
+    n: number,
+    c: number,
+    s: number,
+    channelsLast: number,
+    eps: number,
+    residual: Ptr,
+    relu: number,
+  ): void;
   backward_f32(
     x: Ptr,
     dy: Ptr,
@@ -95,6 +127,8 @@ interface Exports {
     s: number,
     channelsLast: number,
     useBatchStats: number,
+    output: Ptr,
+    gradResidual: Ptr,
   ): void;
   backward_f64(
     x: Ptr,
@@ -110,6 +144,8 @@ interface Exports {
     s: number,
     channelsLast: number,
     useBatchStats: number,
+    output: Ptr,
+    gradResidual: Ptr,
   ): void;
   group_norm_forward_f32(
     x: Ptr,
@@ -288,6 +324,8 @@ export class WasmKernels {
     eps: number,
     momentum: number,
     unbiased = true,
+    residual: FloatArray | null = null,
+    relu = false,
   ): void {
     const numel = checkForwardTrainingArgs(
       async,
@@ -306,13 +344,16 @@ export class WasmKernels {
       eps,
       momentum,
       unbiased,
+      residual,
+      relu,
     );
 
-    // y is computed over x's copy (in place), one channel at a time or all at once.
+    // y is computed over x's copy (in place), one channel at a time or all at once; the residual beside it.
     const bpe = x.BYTES_PER_ELEMENT,
       chunked = WasmKernels.byChannel(x, s, channelsLast);
     const f = new Frame();
     const px = f.take(chunked ? n * s : numel, bpe),
+      pr = residual ? f.take(chunked ? n * s : numel, bpe) : -1,
       pw = f.place(weight),
       pb = f.place(bias),
       prm = f.place(runningMean),
@@ -322,7 +363,8 @@ export class WasmKernels {
     const { e, at } = this.reserve(f);
     const run = bpe === 4 ? e.forward_training_f32 : e.forward_training_f64;
     const cl = channelsLast ? 1 : 0,
-      ub = unbiased ? 1 : 0;
+      ub = unbiased ? 1 : 0,
+      rl = relu ? 1 : 0;
     for (const [p, a] of [
       [pw, weight],
       [pb, bias],
@@ -333,7 +375,8 @@ export class WasmKernels {
     this.guard(() => {
       if (!chunked) {
         WasmKernels.put(e, at(px), x);
-        run(at(px), at(px), at(pw), at(pb), at(prm), at(prv), at(psm), at(psi), n, c, s, cl, eps, momentum, ub);
+        WasmKernels.put(e, at(pr), residual);
+        run(at(px), at(px), at(pw), at(pb), at(prm), at(prv), at(psm), at(psi), n, c, s, cl, eps, momentum, ub, at(pr), rl);
         WasmKernels.get(e, at(px), y);
         return;
       }
@@ -341,7 +384,8 @@ export class WasmKernels {
       const k = (p: number, ch: number) => (p < 0 ? 0 : at(p) + ch * bpe);
       for (let ch = 0; ch < c; ch++) {
         WasmKernels.channel(e, at(px), x, n, c, s, ch, false);
-        run(at(px), at(px), k(pw, ch), k(pb, ch), k(prm, ch), k(prv, ch), k(psm, ch), k(psi, ch), n, 1, s, 0, eps, momentum, ub);
+        if (residual) WasmKernels.channel(e, at(pr), residual, n, c, s, ch, false);
+        run(at(px), at(px), k(pw, ch), k(pb, ch), k(prm, ch), k(prv, ch), k(psm, ch), k(psi, ch), n, 1, s, 0, eps, momentum, ub, at(pr), rl);
         WasmKernels.channel(e, at(px), y, n, c, s, ch, true);
       }
     });
@@ -367,8 +411,10 @@ export class WasmKernels {
     s: number,
     channelsLast: boolean,
     eps: number,
+    residual: FloatArray | null = null,
+    relu = false,
   ): void {
-    checkForwardEvalArgs(async, x, y, weight, bias, mean, variance, n, c, s, channelsLast, eps);
+    checkForwardEvalArgs(async, x, y, weight, bias, mean, variance, n, c, s, channelsLast, eps, residual, relu);
 
     // Elementwise: groups of whole samples (contiguous in either layout), each a tensor of its own.
     const bpe = x.BYTES_PER_ELEMENT,
@@ -376,6 +422,7 @@ export class WasmKernels {
     const group = x.byteLength >= CHUNK_FROM ? Math.max(1, Math.floor(CHUNK_BYTES / (sample * bpe))) : n;
     const f = new Frame();
     const px = f.take(Math.min(group, n) * sample, bpe),
+      pr = residual ? f.take(Math.min(group, n) * sample, bpe) : -1,
       pw = f.place(weight),
       pb = f.place(bias),
       pm = f.place(mean),
@@ -395,7 +442,8 @@ export class WasmKernels {
           a = i * sample,
           b = a + k * sample;
         WasmKernels.put(e, at(px), group < n ? x.subarray(a, b) : x);
-        run(at(px), at(px), at(pw), at(pb), at(pm), at(pv), k, c, s, channelsLast ? 1 : 0, eps);
+        if (residual) WasmKernels.put(e, at(pr), group < n ? residual.subarray(a, b) : residual);
+        run(at(px), at(px), at(pw), at(pb), at(pm), at(pv), k, c, s, channelsLast ? 1 : 0, eps, at(pr), relu ? 1 : 0);
         if (group < n) y.set(new (ctorOf(x))(e.memory.buffer, at(px), k * sample), a);
         else WasmKernels.get(e, at(px), y);
       }
@@ -417,16 +465,21 @@ export class WasmKernels {
     s: number,
     channelsLast: boolean,
     useBatchStats: boolean,
+    output: FloatArray | null = null,
+    gradResidual: FloatArray | null = null,
   ): void {
-    const numel = checkBackwardArgs(async, x, dy, dx, weight, mean, invstd, gradWeight, gradBias, n, c, s, channelsLast, useBatchStats);
+    const numel = checkBackwardArgs(async, x, dy, dx, weight, mean, invstd, gradWeight, gradBias, n, c, s, channelsLast, useBatchStats, output, gradResidual);
 
-    // dx is computed over dy's copy (in place), one channel at a time or all at once.
+    // dx is computed over dy's copy (in place), one channel at a time or all at once; a fused ReLU's output and
+    // the residual's gradient beside them.
     const bpe = x.BYTES_PER_ELEMENT,
       chunked = WasmKernels.byChannel(x, s, channelsLast),
       len = chunked ? n * s : numel;
     const f = new Frame();
     const px = f.take(len, bpe),
       pdy = f.take(len, bpe),
+      pout = output ? f.take(len, bpe) : -1,
+      pgr = gradResidual ? f.take(len, bpe) : -1,
       pw = f.place(weight),
       pm = f.place(mean),
       pi = f.place(invstd);
@@ -447,16 +500,20 @@ export class WasmKernels {
       if (!chunked) {
         WasmKernels.put(e, at(px), x);
         WasmKernels.put(e, at(pdy), dy);
-        run(at(px), at(pdy), at(pdx), at(pw), at(pm), at(pi), at(pgw), at(pgb), n, c, s, cl, ubs);
+        WasmKernels.put(e, at(pout), output);
+        run(at(px), at(pdy), at(pdx), at(pw), at(pm), at(pi), at(pgw), at(pgb), n, c, s, cl, ubs, at(pout), at(pgr));
         WasmKernels.get(e, at(pdx), dx);
+        WasmKernels.get(e, at(pgr), gradResidual);
         return;
       }
       const k = (p: number, ch: number) => (p < 0 ? 0 : at(p) + ch * bpe);
       for (let ch = 0; ch < c; ch++) {
         WasmKernels.channel(e, at(px), x, n, c, s, ch, false);
         WasmKernels.channel(e, at(pdy), dy, n, c, s, ch, false);
-        run(at(px), at(pdy), at(pdx), k(pw, ch), k(pm, ch), k(pi, ch), k(pgw, ch), k(pgb, ch), n, 1, s, 0, ubs);
+        if (output) WasmKernels.channel(e, at(pout), output, n, c, s, ch, false);
+        run(at(px), at(pdy), at(pdx), k(pw, ch), k(pm, ch), k(pi, ch), k(pgw, ch), k(pgb, ch), n, 1, s, 0, ubs, at(pout), at(pgr));
         if (dx) WasmKernels.channel(e, at(pdy), dx, n, c, s, ch, true);
+        if (gradResidual) WasmKernels.channel(e, at(pgr), gradResidual, n, c, s, ch, true);
       }
     });
     for (const [p, a] of [

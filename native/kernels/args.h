@@ -38,6 +38,10 @@ struct ForwardTrainingArgs {
   double eps;
   double momentum;
   bool unbiased = true;
+  // Fused after the normalization (issue 21), in the pass that writes y:
+  // y = relu(y + residual), y + residual, or relu(y).
+  const T* residual = nullptr;  // nullable: none; may not overlap y
+  bool relu = false;
 };
 
 // Inference forward from given statistics, one pass: y = (x - mean) * a + bias,
@@ -52,6 +56,8 @@ struct ForwardEvalArgs {
   const T* mean;
   const T* var;
   double eps;
+  const T* residual = nullptr;  // as ForwardTrainingArgs
+  bool relu = false;
 };
 
 // Backward from the statistics the forward used (mean, invstd), with
@@ -59,6 +65,9 @@ struct ForwardEvalArgs {
 //   grad_bias   = sum(dy)             grad_weight = sum(dy * xhat)
 //   use_batch_stats:  dx = weight * invstd * (dy - grad_bias / n - xhat * grad_weight / n)
 //   otherwise (frozen statistics): dx = dy * weight * invstd
+// With `output` (the forward's y, which a fused ReLU wrote), every dy above
+// is dy' = output > 0 ? dy : 0, the ReLU's gradient (the mask recomputed from
+// y, no workspace: kernels/fused.h), and grad_residual, if given, gets dy'.
 template <class T>
 struct BackwardArgs {
   Shape shape;
@@ -71,6 +80,8 @@ struct BackwardArgs {
   T* grad_weight;  // nullable; written, not accumulated
   T* grad_bias;    // nullable; written, not accumulated
   bool use_batch_stats;
+  const T* output = nullptr;   // nullable: no ReLU to differentiate
+  T* grad_residual = nullptr;  // nullable: needs `output`
 };
 
 struct SplitTable;  // split_args.h: the split-phase kernels (SyncBatchNorm)

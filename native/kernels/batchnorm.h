@@ -9,6 +9,7 @@
 #pragma once
 #include "batchnorm_finish.h"
 #include "coeffs.h"
+#include "fused.h"
 #include "isa_ns.h"
 #include "memory.h"
 #include "moments.h"
@@ -71,29 +72,48 @@ struct BatchNorm {
     return Path::planes;
   }
 
+  // The fused ops of a forward (residual add, ReLU) and of a backward (the
+  // ReLU's gradient from the saved output, and the residual's gradient).
+  template <class A>
+  static Fuse<T> post_ops(const A& a) {
+    Fuse<T> f;
+    f.residual = a.residual, f.relu = a.relu;
+    return f;
+  }
+  static Fuse<T> gate_ops(const BackwardArgs<T>& a) {
+    Fuse<T> f;
+    f.gate = a.output, f.gate_out = a.output ? a.grad_residual : nullptr;
+    return f;
+  }
+
   // y from per-channel coefficients over the whole tensor, streaming from
-  // kStreamBytes (x and y).
-  static void affine(const Shape& sh, const T* x, T* y, const Coeffs<T>* k) {
-    if (!sh.channels_last) {
-      if (streaming<T>(sh, 2)) return NchwPass::template affine<true>(sh, x, y, k);
-      return NchwPass::template affine<false>(sh, x, y, k);
-    }
-    if (RowsPass::stream(sh, 2)) return RowsPass::template affine<true>(sh, x, y, k);
-    RowsPass::template affine<false>(sh, x, y, k);
+  // kStreamBytes (x and y), with the fused ops of f (fused.h): a forward's
+  // post-ops, or the frozen backward's gate (x is then dy).
+  static void affine(const Shape& sh, const T* x, T* y, const Coeffs<T>* k, const Fuse<T>& f = Fuse<T>{}) {
+    with_op<0, kAdd, kRelu, kAdd | kRelu, kGate, kGate | kGateOut>(f.op(), [&](auto op) {
+      constexpr int Op = decltype(op)::value;
+      if (!sh.channels_last) {
+        if (streaming<T>(sh, 2)) return NchwPass::template affine<true, Op>(sh, x, y, k, f);
+        return NchwPass::template affine<false, Op>(sh, x, y, k, f);
+      }
+      if (RowsPass::stream(sh, 2)) return RowsPass::template affine<true, Op>(sh, x, y, k, f);
+      RowsPass::template affine<false, Op>(sh, x, y, k, f);
+    });
   }
 
   // Whole channels per thread: statistics, then y while the channel is in
   // cache. Large: prefetch the next channel and stream y.
-  template <bool Large>
+  template <bool Large, int Op>
   static void forward_training_by_channel(const ForwardTrainingArgs<T>& a) {
     constexpr bool NT = stores_stream(Large);
     const Shape& sh = a.shape;
+    const Fuse<T> f = post_ops(a);
     const typename NchwUnits<V>::Units us = NchwUnits<V>::units_of(sh);
     parallel(sh.c, 1, [&](int64_t c0, int64_t c1) {
       for (int64_t c = c0; c < c1; ++c) {
         const Moments m = Nchw::channel_moments(sh, us, a.x, c);
-        NchwPass::template affine_channel<NT>(sh, a.x, a.y, c, Fin::finish_channel(a, c, m),
-                                              Large && c + 1 < c1);
+        NchwPass::template affine_channel<NT, Op>(sh, a.x, a.y, c, Fin::finish_channel(a, c, m),
+                                                  Large && c + 1 < c1, f);
       }
       if (NT) V::fence();
     });
@@ -102,8 +122,14 @@ struct BatchNorm {
   static void forward_training(const ForwardTrainingArgs<T>& a) {
     const Shape& sh = a.shape;
     const Path path = training_path(sh);
-    if (path == Path::by_channel_large) return forward_training_by_channel<true>(a);
-    if (path == Path::by_channel) return forward_training_by_channel<false>(a);
+    if (path == Path::by_channel_large || path == Path::by_channel) {
+      with_op<0, kAdd, kRelu, kAdd | kRelu>(post_ops(a).op(), [&](auto op) {
+        constexpr int Op = decltype(op)::value;
+        if (path == Path::by_channel_large) return forward_training_by_channel<true, Op>(a);
+        forward_training_by_channel<false, Op>(a);
+      });
+      return;
+    }
     Scratch<Coeffs<T>> k(sh.c);
     auto finish_one = [&](int64_t c, const Moments& m) { k[c] = Fin::finish_channel(a, c, m); };
     auto finish_range = [&](const RowStats<T>& rs, int64_t c0, int64_t c1) {
@@ -118,29 +144,41 @@ struct BatchNorm {
       Nchw::moments(sh, a.x, m.p);
       each_channel(sh, [&](int64_t c) { finish_one(c, m[c]); });
     }
-    affine(sh, a.x, a.y, k.p);
+    affine(sh, a.x, a.y, k.p, post_ops(a));
   }
 
   static void forward_eval(const ForwardEvalArgs<T>& a) {
     Scratch<Coeffs<T>> k(a.shape.c);
     channel_ranges(a.shape, [&](int64_t c0, int64_t c1) { Fin::eval_coeffs(a, c0, c1, k.p); });
-    affine(a.shape, a.x, a.y, k.p);
+    affine(a.shape, a.x, a.y, k.p, post_ops(a));
   }
 
   // Sums and dx of one channel while its x and dy are still in cache, the sums
-  // prefetching the next sample's run; dx with streaming stores.
+  // prefetching the next sample's run; dx with streaming stores. Op: the
+  // backward's fused ops (gate_ops).
+  template <int Op>
   static void backward_by_channel(const BackwardArgs<T>& a) {
     constexpr bool NT = stores_stream(true);
     const Shape& sh = a.shape;
+    const Fuse<T> f = gate_ops(a);
     const typename NchwUnits<V>::Units us = NchwUnits<V>::units_of(sh);
     parallel(sh.c, 1, [&](int64_t c0, int64_t c1) {
       for (int64_t c = c0; c < c1; ++c) {
         double sdy, sdyx;
-        Nchw::channel_grad_sums(sh, us, a.x, a.dy, a.mean[c], c, sdy, sdyx);
+        Nchw::template channel_grad_sums<Op & kGate>(sh, us, a.x, a.dy, a.mean[c], c, sdy, sdyx, f);
         const GradCoeffs<T> k = Fin::finish_grad(a, c, sdy, sdyx);
-        if (a.dx) NchwPass::template grad_input_channel<NT>(sh, a.x, a.dy, a.dx, c, k);
+        if (a.dx) NchwPass::template grad_input_channel<NT, Op>(sh, a.x, a.dy, a.dx, c, k, f);
       }
       if (NT) V::fence();
+    });
+  }
+
+  // The residual's gradient without an input gradient (no dx pass to write
+  // it): dy' = output > 0 ? dy : 0, a pass of its own.
+  static void gate_only(const BackwardArgs<T>& a) {
+    const int64_t n = a.shape.numel();
+    parallel(n, serial(a.shape) ? n : kUnit, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) a.grad_residual[i] = a.output[i] > 0 ? a.dy[i] : T(0);
     });
   }
 
@@ -148,15 +186,24 @@ struct BatchNorm {
     const Shape& sh = a.shape;
     const int64_t C = sh.c;
     const Path path = backward_path(a);
-    if (path == Path::by_channel_large) return backward_by_channel(a);
-    Scratch<double> sdy(C), sdyx(C);
-    if (path == Path::rows) {
-      Rows::grad_sums(sh, a.x, a.dy, a.mean, sdy.p, sdyx.p);
-    } else if (path == Path::short_planes) {
-      Short::grad_sums(sh, a.x, a.dy, a.mean, sdy.p, sdyx.p);
-    } else {
-      Nchw::grad_sums(sh, a.x, a.dy, a.mean, sdy.p, sdyx.p);
+    const Fuse<T> f = gate_ops(a);
+    if (path == Path::by_channel_large) {
+      with_op<0, kGate, kGate | kGateOut>(f.op(),
+                                          [&](auto op) { backward_by_channel<decltype(op)::value>(a); });
+      if (!a.dx && a.grad_residual && a.output) gate_only(a);
+      return;
     }
+    Scratch<double> sdy(C), sdyx(C);
+    with_op<0, kGate>(f.op() & kGate, [&](auto op) {
+      constexpr int Op = decltype(op)::value;
+      if (path == Path::rows) {
+        Rows::template grad_sums<Op>(sh, a.x, a.dy, a.mean, sdy.p, sdyx.p, f);
+      } else if (path == Path::short_planes) {
+        Short::template grad_sums<Op>(sh, a.x, a.dy, a.mean, sdy.p, sdyx.p, f);
+      } else {
+        Nchw::template grad_sums<Op>(sh, a.x, a.dy, a.mean, sdy.p, sdyx.p, f);
+      }
+    });
     // Serial: the backward's per-channel math (no square root) measured no
     // faster shared among the threads.
     Scratch<GradCoeffs<T>> k(C);
@@ -165,15 +212,22 @@ struct BatchNorm {
       k[c] = Fin::finish_grad(a, c, sdy[c], sdyx[c]);
       frozen[c] = Coeffs<T>{T(0), k[c].k1, T(0)};
     }
-    if (!a.dx) return;
-    // Frozen statistics: dx = dy * weight * invstd, an elementwise pass on dy.
-    if (!a.use_batch_stats) return affine(sh, a.dy, a.dx, frozen.p);
-    if (sh.channels_last) {
-      if (RowsPass::stream(sh, 3)) return RowsPass::template grad_input<true>(sh, a.x, a.dy, a.dx, k.p);
-      return RowsPass::template grad_input<false>(sh, a.x, a.dy, a.dx, k.p);
+    if (!a.dx) {
+      if (a.grad_residual && a.output) gate_only(a);
+      return;
     }
-    if (streaming<T>(sh, 3)) return NchwPass::template grad_input<true>(sh, a.x, a.dy, a.dx, k.p);
-    NchwPass::template grad_input<false>(sh, a.x, a.dy, a.dx, k.p);
+    // Frozen statistics: dx = dy * weight * invstd, an elementwise pass on dy.
+    if (!a.use_batch_stats) return affine(sh, a.dy, a.dx, frozen.p, f);
+    with_op<0, kGate, kGate | kGateOut>(f.op(), [&](auto op) {
+      constexpr int Op = decltype(op)::value;
+      if (sh.channels_last) {
+        if (RowsPass::stream(sh, 3))
+          return RowsPass::template grad_input<true, Op>(sh, a.x, a.dy, a.dx, k.p, f);
+        return RowsPass::template grad_input<false, Op>(sh, a.x, a.dy, a.dx, k.p, f);
+      }
+      if (streaming<T>(sh, 3)) return NchwPass::template grad_input<true, Op>(sh, a.x, a.dy, a.dx, k.p, f);
+      NchwPass::template grad_input<false, Op>(sh, a.x, a.dy, a.dx, k.p, f);
+    });
   }
 };
 

@@ -72,37 +72,44 @@ struct NchwReduce {
   // sum(dy * (x - mean)). `prefetch_next`: for a tensor larger than the
   // caches, each run's block prefetches the same block of the next sample (on
   // a cached tensor it only costs).
+  // Op kGate: dy gated by f.gate > 0 (fused.h), f indexed as x.
+  template <int Op = 0>
   static void unit_grad_sums(const Shape& sh, const Units& us, const T* x, const T* dy, T mean, int64_t c,
-                             int64_t u, double& g, double& h, bool prefetch_next) {
+                             int64_t u, double& g, double& h, bool prefetch_next,
+                             const Fuse<T>& f = Fuse<T>{}) {
     g = 0, h = 0;
     U::unit_blocks(sh, us, c, u, [&](int64_t off, int64_t runs, int64_t len) {
       const int64_t next = sh.c * sh.s;  // the same place in the next sample
-      Runs::grad_sums(x + off, dy + off, next, runs, len, mean, g, h,
-                      prefetch_next && runs == 1 && off + next < sh.numel() ? next : 0);
+      Runs::template grad_sums<Op>(x + off, dy + off, next, runs, len, mean, g, h,
+                                   prefetch_next && runs == 1 && off + next < sh.numel() ? next : 0,
+                                   f.at(off));
     });
   }
 
   // The gradient sums of channel c, its units in order (prefetching as above).
+  template <int Op = 0>
   static void channel_grad_sums(const Shape& sh, const Units& us, const T* x, const T* dy, T mean, int64_t c,
-                                double& sdy, double& sdyx) {
+                                double& sdy, double& sdyx, const Fuse<T>& f = Fuse<T>{}) {
     sdy = 0, sdyx = 0;
     for (int64_t u = 0; u < us.per_channel; ++u) {
       double g, h;
-      unit_grad_sums(sh, us, x, dy, mean, c, u, g, h, true);
+      unit_grad_sums<Op>(sh, us, x, dy, mean, c, u, g, h, true, f);
       sdy += g, sdyx += h;
     }
   }
 
   // Per channel: sdy = sum(dy), sdyx = sum(dy * (x - mean[c])), all units of
   // all channels in parallel, then each channel's added up in order.
-  static void grad_sums(const Shape& sh, const T* x, const T* dy, const T* mean, double* sdy, double* sdyx) {
+  template <int Op = 0>
+  static void grad_sums(const Shape& sh, const T* x, const T* dy, const T* mean, double* sdy, double* sdyx,
+                        const Fuse<T>& f = Fuse<T>{}) {
     const int64_t C = sh.c;
     const Units us = U::units_of(sh);
     const int64_t units = us.per_channel;
     Scratch<double> pg(C * units), ph(C * units);
     parallel(C * units, serial(sh) ? C * units : 1, [&](int64_t b, int64_t e) {
       for (int64_t k = b; k < e; ++k)
-        unit_grad_sums(sh, us, x, dy, mean[k / units], k / units, k % units, pg[k], ph[k], false);
+        unit_grad_sums<Op>(sh, us, x, dy, mean[k / units], k / units, k % units, pg[k], ph[k], false, f);
     });
     for (int64_t c = 0; c < C; ++c) {
       double g = 0, h = 0;

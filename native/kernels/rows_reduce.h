@@ -5,6 +5,7 @@
 // gradient sums of dy and dy * (x - mean): a per-feature weight gradient of
 // any norm over rows is the same sum.
 #pragma once
+#include "fused.h"
 #include "isa_ns.h"
 #include "moments.h"
 #include "parallel.h"
@@ -127,9 +128,11 @@ struct RowsReduce {
   // Gradient sums for channels c0 .. c0 + G * VV::W over `rows` rows, added into sdy, sdyx.
   // Scalar math: sdy[c] += dy[r][c]; sdyx[c] += dy[r][c] * (x[r][c] - mean[c])
   // The rows in stretches of kRowStretch, as sums.
-  template <class VV, int G>
+  // Op kGate (fused.h): dy gated by f.gate > 0, f indexed as x.
+  template <class VV, int G, int Op = 0>
   static void sweep_grad_sums(const T* x, const T* dy, int64_t C, int64_t c0, int64_t rows, const T* mean,
-                              double* sdy, double* sdyx) {
+                              double* sdy, double* sdyx, const Fuse<T>& f = Fuse<T>{}) {
+    using F = Fused<Op & kGate>;
     constexpr int L = VV::W;
     VV m[G], g[G], h[G], tg[G], th[G];
     for (int k = 0; k < G; ++k) m[k] = VV::load(mean + c0 + k * L), tg[k] = VV::zero(), th[k] = VV::zero();
@@ -138,7 +141,7 @@ struct RowsReduce {
       for (int k = 0; k < G; ++k) g[k] = VV::zero(), h[k] = VV::zero();
       for (int64_t r = r0; r < r1; ++r)
         for (int k = 0; k < G; ++k) {
-          const VV e = VV::load(dy + r * C + c0 + k * L);
+          const VV e = F::template input<VV>(dy, f, r * C + c0 + k * L);
           g[k] = VV::add(g[k], e);
           h[k] = VV::fmadd(e, VV::sub(VV::load(x + r * C + c0 + k * L), m[k]), h[k]);
         }
@@ -150,12 +153,15 @@ struct RowsReduce {
   }
 
   // Per channel: sdy = sum(dy), sdyx = sum(dy * (x - mean[c])), over blocks of rows.
-  static void grad_sums(const Shape& sh, const T* x, const T* dy, const T* mean, double* sdy, double* sdyx) {
+  template <int Op = 0>
+  static void grad_sums(const Shape& sh, const T* x, const T* dy, const T* mean, double* sdy, double* sdyx,
+                        const Fuse<T>& f = Fuse<T>{}) {
     const int64_t C = sh.c;
     auto unit = [&](int64_t r0, int64_t nr, double* g, double* h) {
       Sw::for_each_sweep(C, [&](auto sweep, int64_t c0) {
         using VV = typename decltype(sweep)::vec;
-        sweep_grad_sums<VV, decltype(sweep)::groups>(x + r0 * C, dy + r0 * C, C, c0, nr, mean, g, h);
+        sweep_grad_sums<VV, decltype(sweep)::groups, Op>(x + r0 * C, dy + r0 * C, C, c0, nr, mean, g, h,
+                                                         f.at(r0 * C));
       });
     };
     row_block_grad_sums(sh, sh.n * sh.s, rows_per_block(C), unit, sdy, sdyx);

@@ -3,6 +3,7 @@
 // at its end. Shared by every layout: an NCHW plane is a run, a short plane a
 // run among samples, a (LayerNorm) row would be one too.
 #pragma once
+#include "fused.h"
 #include "isa_ns.h"
 #include "memory.h"
 #include "moments.h"
@@ -74,33 +75,38 @@ struct RunSums {
   // Scalar math: sdy += dy; sdyx += dy * (x - mean)
   // `ahead` (0: none): also prefetches the values that far ahead (the same
   // stretch of the next sample), so that memory never waits for a new run.
+  // Op kGate (fused.h): dy gated by f.gate > 0, f indexed as x.
+  template <int Op = 0>
   static void grad_sums(const T* x, const T* dy, int64_t stride, int64_t runs, int64_t len, T mean,
-                        double& sdy, double& sdyx, int64_t ahead = 0) {
+                        double& sdy, double& sdyx, int64_t ahead = 0, const Fuse<T>& f = Fuse<T>{}) {
+    using F = Fused<Op & kGate>;
     constexpr int64_t kLine = 64 / sizeof(T);
     const V vm = V::set1(mean);
     V g0 = V::zero(), g1 = V::zero(), h0 = V::zero(), h1 = V::zero();
     double s = 0, t = 0;
     for (int64_t r = 0; r < runs; ++r) {
       const T *px = x + r * stride, *pd = dy + r * stride;
+      const Fuse<T> fr = f.at(r * stride);
       int64_t i = 0;
       for (; i + 2 * W <= len; i += 2 * W) {
         if (ahead && i % kLine < 2 * W)
           for (int64_t j = 0; j < 2 * W; j += kLine)
             prefetch(px + ahead + i + j), prefetch(pd + ahead + i + j);
-        const V e0 = V::load(pd + i), e1 = V::load(pd + i + W);
+        const V e0 = F::template input<V>(pd, fr, i), e1 = F::template input<V>(pd, fr, i + W);
         g0 = V::add(g0, e0);
         g1 = V::add(g1, e1);
         h0 = V::fmadd(e0, V::sub(V::load(px + i), vm), h0);
         h1 = V::fmadd(e1, V::sub(V::load(px + i + W), vm), h1);
       }
       for (; i + W <= len; i += W) {
-        const V e0 = V::load(pd + i);
+        const V e0 = F::template input<V>(pd, fr, i);
         g0 = V::add(g0, e0);
         h0 = V::fmadd(e0, V::sub(V::load(px + i), vm), h0);
       }
       for (; i < len; ++i) {
-        s += double(pd[i]);
-        t += double(pd[i]) * double(T(px[i] - mean));
+        const double e = double(F::input1(pd, fr, i));
+        s += e;
+        t += e * double(T(px[i] - mean));
       }
     }
     sdy += s + V::hsum(V::add(g0, g1));

@@ -6,6 +6,7 @@
 // plane would be a run too short to stream, C * HW values after the last, in
 // the same cache sets.
 #pragma once
+#include "fused.h"
 #include "isa_ns.h"
 #include "moments.h"
 #include "parallel.h"
@@ -107,9 +108,11 @@ struct ShortPlanes {
 
   // Gradient sums of channels c0 .. c0 + G over `rows` samples, their sums in registers.
   // Scalar math: sdy[c] += dy[n][c][s]; sdyx[c] += dy[n][c][s] * (x[n][c][s] - mean[c])
-  template <int G>
+  // Op kGate (fused.h): dy gated by gate > 0 (the forward's y, indexed as x).
+  template <int G, int Op>
   static void group_grad_sums(const T* x, const T* dy, int64_t C, int64_t HW, int64_t rows, int64_t c0,
-                              const T* mean, double* sdy, double* sdyx) {
+                              const T* mean, double* sdy, double* sdyx, const T* gate) {
+    constexpr bool gated = (Op & kGate) != 0;
     V vm[G], g[G], h[G];
     for (int j = 0; j < G; ++j) vm[j] = V::set1(mean[j]), g[j] = V::zero(), h[j] = V::zero();
     for (int64_t n = 0; n < rows; ++n)
@@ -117,12 +120,14 @@ struct ShortPlanes {
         const int64_t o = (n * C + c0 + j) * HW;
         int64_t i = 0;
         for (; i + W <= HW; i += W) {
-          const V e = V::load(dy + o + i);
+          V e = V::load(dy + o + i);
+          if constexpr (gated) e = V::if_positive(e, V::load(gate + o + i));
           g[j] = V::add(g[j], e);
           h[j] = V::fmadd(e, V::sub(V::load(x + o + i), vm[j]), h[j]);
         }
         if (i < HW) {  // the lanes past HW: dy = 0 and x = mean
-          const V e = V::load_partial(dy + o + i, HW - i, T(0));
+          V e = V::load_partial(dy + o + i, HW - i, T(0));
+          if constexpr (gated) e = V::if_positive(e, V::load_partial(gate + o + i, HW - i, T(0)));
           g[j] = V::add(g[j], e);
           h[j] = V::fmadd(e, V::sub(V::load_partial(x + o + i, HW - i, mean[j]), vm[j]), h[j]);
         }
@@ -131,13 +136,16 @@ struct ShortPlanes {
   }
 
   // Per channel: sdy = sum(dy), sdyx = sum(dy * (x - mean[c])), over blocks of samples.
-  static void grad_sums(const Shape& sh, const T* x, const T* dy, const T* mean, double* sdy, double* sdyx) {
+  // Op kGate: dy gated by f.gate > 0 (fused.h), f indexed as x.
+  template <int Op = 0>
+  static void grad_sums(const Shape& sh, const T* x, const T* dy, const T* mean, double* sdy, double* sdyx,
+                        const Fuse<T>& f = Fuse<T>{}) {
     const int64_t C = sh.c, HW = sh.s, row = C * HW;
     auto unit = [&](int64_t r0, int64_t nr, double* g, double* h) {
-      const T *xu = x + r0 * row, *du = dy + r0 * row;
+      const T *xu = x + r0 * row, *du = dy + r0 * row, *gu = f.gate ? f.gate + r0 * row : nullptr;
       int64_t c = 0;
-      for (; c + 4 <= C; c += 4) group_grad_sums<4>(xu, du, C, HW, nr, c, mean + c, g + c, h + c);
-      for (; c < C; ++c) group_grad_sums<1>(xu, du, C, HW, nr, c, mean + c, g + c, h + c);
+      for (; c + 4 <= C; c += 4) group_grad_sums<4, Op>(xu, du, C, HW, nr, c, mean + c, g + c, h + c, gu);
+      for (; c < C; ++c) group_grad_sums<1, Op>(xu, du, C, HW, nr, c, mean + c, g + c, h + c, gu);
     };
     row_block_grad_sums(sh, sh.n, samples_per_block(sh), unit, sdy, sdyx);
   }

@@ -23,6 +23,12 @@ struct Avx2F32 {
   static Avx2F32 sub(Avx2F32 a, Avx2F32 b) { return {_mm256_sub_ps(a.v, b.v)}; }
   static Avx2F32 mul(Avx2F32 a, Avx2F32 b) { return {_mm256_mul_ps(a.v, b.v)}; }
   static Avx2F32 fmadd(Avx2F32 a, Avx2F32 b, Avx2F32 c) { return {_mm256_fmadd_ps(a.v, b.v, c.v)}; }
+  static Avx2F32 nonneg(Avx2F32 a) {
+    return {_mm256_blendv_ps(a.v, _mm256_setzero_ps(), _mm256_cmp_ps(a.v, _mm256_setzero_ps(), _CMP_LT_OQ))};
+  }
+  static Avx2F32 if_positive(Avx2F32 a, Avx2F32 g) {
+    return {_mm256_and_ps(a.v, _mm256_cmp_ps(g.v, _mm256_setzero_ps(), _CMP_GT_OQ))};
+  }
   static Avx2F32 load_partial(const float* p, int64_t n, float fill) {
     const __m256i first =
         _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
@@ -53,6 +59,9 @@ struct Avx2F64 {
   static Avx2F64 sub(Avx2F64 a, Avx2F64 b) { return {_mm256_sub_pd(a.v, b.v)}; }
   static Avx2F64 mul(Avx2F64 a, Avx2F64 b) { return {_mm256_mul_pd(a.v, b.v)}; }
   static Avx2F64 fmadd(Avx2F64 a, Avx2F64 b, Avx2F64 c) { return {_mm256_fmadd_pd(a.v, b.v, c.v)}; }
+  static Avx2F64 if_positive(Avx2F64 a, Avx2F64 g) {
+    return {_mm256_and_pd(a.v, _mm256_cmp_pd(g.v, _mm256_setzero_pd(), _CMP_GT_OQ))};
+  }
   static Avx2F64 load_partial(const double* p, int64_t n, double fill) {
     const __m256i first = _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3));
     return {_mm256_blendv_pd(_mm256_set1_pd(fill), _mm256_maskload_pd(p, first), _mm256_castsi256_pd(first))};

@@ -23,6 +23,13 @@ struct Avx512F32 {
   static Avx512F32 sub(Avx512F32 a, Avx512F32 b) { return {_mm512_sub_ps(a.v, b.v)}; }
   static Avx512F32 mul(Avx512F32 a, Avx512F32 b) { return {_mm512_mul_ps(a.v, b.v)}; }
   static Avx512F32 fmadd(Avx512F32 a, Avx512F32 b, Avx512F32 c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }
+  static Avx512F32 nonneg(Avx512F32 a) {
+    return {_mm512_mask_blend_ps(_mm512_cmp_ps_mask(a.v, _mm512_setzero_ps(), _CMP_LT_OQ), a.v,
+                                 _mm512_setzero_ps())};
+  }
+  static Avx512F32 if_positive(Avx512F32 a, Avx512F32 g) {
+    return {_mm512_maskz_mov_ps(_mm512_cmp_ps_mask(g.v, _mm512_setzero_ps(), _CMP_GT_OQ), a.v)};
+  }
   static Avx512F32 load_partial(const float* p, int64_t n, float fill) {
     return {_mm512_mask_loadu_ps(_mm512_set1_ps(fill), __mmask16((1u << n) - 1), p)};
   }
@@ -49,6 +56,9 @@ struct Avx512F64 {
   static Avx512F64 sub(Avx512F64 a, Avx512F64 b) { return {_mm512_sub_pd(a.v, b.v)}; }
   static Avx512F64 mul(Avx512F64 a, Avx512F64 b) { return {_mm512_mul_pd(a.v, b.v)}; }
   static Avx512F64 fmadd(Avx512F64 a, Avx512F64 b, Avx512F64 c) { return {_mm512_fmadd_pd(a.v, b.v, c.v)}; }
+  static Avx512F64 if_positive(Avx512F64 a, Avx512F64 g) {
+    return {_mm512_maskz_mov_pd(_mm512_cmp_pd_mask(g.v, _mm512_setzero_pd(), _CMP_GT_OQ), a.v)};
+  }
   static Avx512F64 load_partial(const double* p, int64_t n, double fill) {
     return {_mm512_mask_loadu_pd(_mm512_set1_pd(fill), __mmask8((1u << n) - 1), p)};
   }

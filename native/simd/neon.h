@@ -23,6 +23,10 @@ struct NeonF32 {
   static NeonF32 sub(NeonF32 a, NeonF32 b) { return {vsubq_f32(a.v, b.v)}; }
   static NeonF32 mul(NeonF32 a, NeonF32 b) { return {vmulq_f32(a.v, b.v)}; }
   static NeonF32 fmadd(NeonF32 a, NeonF32 b, NeonF32 c) { return {vfmaq_f32(c.v, a.v, b.v)}; }
+  static NeonF32 nonneg(NeonF32 a) { return {vbslq_f32(vcltzq_f32(a.v), vdupq_n_f32(0.f), a.v)}; }
+  static NeonF32 if_positive(NeonF32 a, NeonF32 g) {
+    return {vreinterpretq_f32_u32(vandq_u32(vcgtzq_f32(g.v), vreinterpretq_u32_f32(a.v)))};
+  }
   static NeonF32 load_partial(const float* p, int64_t n, float fill) {
     float t[W] = {fill, fill, fill, fill};
     for (int64_t i = 0; i < n; ++i) t[i] = p[i];
@@ -58,6 +62,9 @@ struct NeonF64 {
   static NeonF64 div(NeonF64 a, NeonF64 b) { return {vdivq_f64(a.v, b.v)}; }
   static NeonF64 sqrt(NeonF64 a) { return {vsqrtq_f64(a.v)}; }
   static NeonF64 nonneg(NeonF64 a) { return {vbslq_f64(vcltzq_f64(a.v), vdupq_n_f64(0.0), a.v)}; }
+  static NeonF64 if_positive(NeonF64 a, NeonF64 g) {
+    return {vreinterpretq_f64_u64(vandq_u64(vcgtzq_f64(g.v), vreinterpretq_u64_f64(a.v)))};
+  }
   static double hsum(NeonF64 a) { return vgetq_lane_f64(a.v, 0) + vgetq_lane_f64(a.v, 1); }
 };
 

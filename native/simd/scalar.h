@@ -8,9 +8,10 @@
 //   load_partial(p, n, fill) lanes [0, n) from p (0 <= n < W; nothing past them is read), the rest fill
 //   hsum                     sum of the lanes, in double, in a fixed order
 //   f64                      the ISA's vector of doubles, for the per-channel math
+//   nonneg                   a < 0 ? 0 : a, lane by lane (NaN and -0 kept): ReLU as torch.relu
+//   if_positive(a, g)        g > 0 ? a : 0, lane by lane (a NaN g gives 0): ReLU's gradient from its output
 // and the double types (whose f64 is themselves) also:
 //   div, sqrt                correctly rounded, as the scalar operators: the same bits on every ISA
-//   nonneg                   a < 0 ? 0 : a, lane by lane (NaN and -0 kept)
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -37,6 +38,7 @@ struct ScalarVec {
   static ScalarVec div(ScalarVec a, ScalarVec b) { return {a.v / b.v}; }
   static ScalarVec sqrt(ScalarVec a) { return {std::sqrt(a.v)}; }
   static ScalarVec nonneg(ScalarVec a) { return {a.v < 0 ? T(0) : a.v}; }
+  static ScalarVec if_positive(ScalarVec a, ScalarVec g) { return {g.v > 0 ? a.v : T(0)}; }
   static double hsum(ScalarVec a) { return double(a.v); }
 };
 

@@ -28,6 +28,12 @@ struct WasmF32 {
   static WasmF32 fmadd(WasmF32 a, WasmF32 b, WasmF32 c) {
     return {wasm_f32x4_add(wasm_f32x4_mul(a.v, b.v), c.v)};
   }
+  static WasmF32 nonneg(WasmF32 a) {
+    return {wasm_v128_bitselect(wasm_f32x4_splat(0.f), a.v, wasm_f32x4_lt(a.v, wasm_f32x4_splat(0.f)))};
+  }
+  static WasmF32 if_positive(WasmF32 a, WasmF32 g) {
+    return {wasm_v128_and(a.v, wasm_f32x4_gt(g.v, wasm_f32x4_splat(0.f)))};
+  }
   static WasmF32 load_partial(const float* p, int64_t n, float fill) {
     float t[W] = {fill, fill, fill, fill};
     for (int64_t i = 0; i < n; ++i) t[i] = p[i];
@@ -68,6 +74,9 @@ struct WasmF64 {
   // a < 0 ? 0 : a (NaN and -0 fail the test: kept).
   static WasmF64 nonneg(WasmF64 a) {
     return {wasm_v128_bitselect(wasm_f64x2_splat(0.0), a.v, wasm_f64x2_lt(a.v, wasm_f64x2_splat(0.0)))};
+  }
+  static WasmF64 if_positive(WasmF64 a, WasmF64 g) {
+    return {wasm_v128_and(a.v, wasm_f64x2_gt(g.v, wasm_f64x2_splat(0.0)))};
   }
   static double hsum(WasmF64 a) { return wasm_f64x2_extract_lane(a.v, 0) + wasm_f64x2_extract_lane(a.v, 1); }
 };

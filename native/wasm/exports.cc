@@ -24,7 +24,8 @@ Shape shape(double n, double c, double s, int channels_last) {
 template <class T>
 void forward_training(uintptr_t x, uintptr_t y, uintptr_t weight, uintptr_t bias, uintptr_t running_mean,
                       uintptr_t running_var, uintptr_t save_mean, uintptr_t save_invstd, double n, double c,
-                      double s, int channels_last, double eps, double momentum, int unbiased) {
+                      double s, int channels_last, double eps, double momentum, int unbiased,
+                      uintptr_t residual, int relu) {
   ForwardTrainingArgs<T> a;
   a.shape = shape(n, c, s, channels_last);
   a.x = reinterpret_cast<const T*>(x), a.y = reinterpret_cast<T*>(y);
@@ -32,6 +33,7 @@ void forward_training(uintptr_t x, uintptr_t y, uintptr_t weight, uintptr_t bias
   a.running_mean = reinterpret_cast<T*>(running_mean), a.running_var = reinterpret_cast<T*>(running_var);
   a.save_mean = reinterpret_cast<T*>(save_mean), a.save_invstd = reinterpret_cast<T*>(save_invstd);
   a.eps = eps, a.momentum = momentum, a.unbiased = unbiased != 0;
+  a.residual = reinterpret_cast<const T*>(residual), a.relu = relu != 0;
   drop_scratch();
   if constexpr (sizeof(T) == 4)
     wasm_kernels()->forward_training_f32(a);
@@ -41,13 +43,14 @@ void forward_training(uintptr_t x, uintptr_t y, uintptr_t weight, uintptr_t bias
 
 template <class T>
 void forward_eval(uintptr_t x, uintptr_t y, uintptr_t weight, uintptr_t bias, uintptr_t mean, uintptr_t var,
-                  double n, double c, double s, int channels_last, double eps) {
+                  double n, double c, double s, int channels_last, double eps, uintptr_t residual, int relu) {
   ForwardEvalArgs<T> a;
   a.shape = shape(n, c, s, channels_last);
   a.x = reinterpret_cast<const T*>(x), a.y = reinterpret_cast<T*>(y);
   a.weight = reinterpret_cast<const T*>(weight), a.bias = reinterpret_cast<const T*>(bias);
   a.mean = reinterpret_cast<const T*>(mean), a.var = reinterpret_cast<const T*>(var);
   a.eps = eps;
+  a.residual = reinterpret_cast<const T*>(residual), a.relu = relu != 0;
   drop_scratch();
   if constexpr (sizeof(T) == 4)
     wasm_kernels()->forward_eval_f32(a);
@@ -58,7 +61,7 @@ void forward_eval(uintptr_t x, uintptr_t y, uintptr_t weight, uintptr_t bias, ui
 template <class T>
 void backward(uintptr_t x, uintptr_t dy, uintptr_t dx, uintptr_t weight, uintptr_t mean, uintptr_t invstd,
               uintptr_t grad_weight, uintptr_t grad_bias, double n, double c, double s, int channels_last,
-              int use_batch_stats) {
+              int use_batch_stats, uintptr_t output, uintptr_t grad_residual) {
   BackwardArgs<T> a;
   a.shape = shape(n, c, s, channels_last);
   a.x = reinterpret_cast<const T*>(x), a.dy = reinterpret_cast<const T*>(dy), a.dx = reinterpret_cast<T*>(dx);
@@ -66,6 +69,7 @@ void backward(uintptr_t x, uintptr_t dy, uintptr_t dx, uintptr_t weight, uintptr
   a.invstd = reinterpret_cast<const T*>(invstd);
   a.grad_weight = reinterpret_cast<T*>(grad_weight), a.grad_bias = reinterpret_cast<T*>(grad_bias);
   a.use_batch_stats = use_batch_stats != 0;
+  a.output = reinterpret_cast<const T*>(output), a.grad_residual = reinterpret_cast<T*>(grad_residual);
   drop_scratch();
   if constexpr (sizeof(T) == 4)
     wasm_kernels()->backward_f32(a);
@@ -127,33 +131,33 @@ using batchnorm::group_norm_forward;
 
 BN_EXPORT(forward_training_f32)
 (uintptr_t x, uintptr_t y, uintptr_t w, uintptr_t b, uintptr_t rm, uintptr_t rv, uintptr_t sm, uintptr_t si,
- double n, double c, double s, int cl, double eps, double momentum, int unbiased) {
-  forward_training<float>(x, y, w, b, rm, rv, sm, si, n, c, s, cl, eps, momentum, unbiased);
+ double n, double c, double s, int cl, double eps, double momentum, int unbiased, uintptr_t r, int relu) {
+  forward_training<float>(x, y, w, b, rm, rv, sm, si, n, c, s, cl, eps, momentum, unbiased, r, relu);
 }
 BN_EXPORT(forward_training_f64)
 (uintptr_t x, uintptr_t y, uintptr_t w, uintptr_t b, uintptr_t rm, uintptr_t rv, uintptr_t sm, uintptr_t si,
- double n, double c, double s, int cl, double eps, double momentum, int unbiased) {
-  forward_training<double>(x, y, w, b, rm, rv, sm, si, n, c, s, cl, eps, momentum, unbiased);
+ double n, double c, double s, int cl, double eps, double momentum, int unbiased, uintptr_t r, int relu) {
+  forward_training<double>(x, y, w, b, rm, rv, sm, si, n, c, s, cl, eps, momentum, unbiased, r, relu);
 }
 BN_EXPORT(forward_eval_f32)
 (uintptr_t x, uintptr_t y, uintptr_t w, uintptr_t b, uintptr_t mean, uintptr_t var, double n, double c,
- double s, int cl, double eps) {
-  forward_eval<float>(x, y, w, b, mean, var, n, c, s, cl, eps);
+ double s, int cl, double eps, uintptr_t r, int relu) {
+  forward_eval<float>(x, y, w, b, mean, var, n, c, s, cl, eps, r, relu);
 }
 BN_EXPORT(forward_eval_f64)
 (uintptr_t x, uintptr_t y, uintptr_t w, uintptr_t b, uintptr_t mean, uintptr_t var, double n, double c,
- double s, int cl, double eps) {
-  forward_eval<double>(x, y, w, b, mean, var, n, c, s, cl, eps);
+ double s, int cl, double eps, uintptr_t r, int relu) {
+  forward_eval<double>(x, y, w, b, mean, var, n, c, s, cl, eps, r, relu);
 }
 BN_EXPORT(backward_f32)
 (uintptr_t x, uintptr_t dy, uintptr_t dx, uintptr_t w, uintptr_t mean, uintptr_t invstd, uintptr_t gw,
- uintptr_t gb, double n, double c, double s, int cl, int use_batch_stats) {
-  backward<float>(x, dy, dx, w, mean, invstd, gw, gb, n, c, s, cl, use_batch_stats);
+ uintptr_t gb, double n, double c, double s, int cl, int use_batch_stats, uintptr_t out, uintptr_t gr) {
+  backward<float>(x, dy, dx, w, mean, invstd, gw, gb, n, c, s, cl, use_batch_stats, out, gr);
 }
 BN_EXPORT(backward_f64)
 (uintptr_t x, uintptr_t dy, uintptr_t dx, uintptr_t w, uintptr_t mean, uintptr_t invstd, uintptr_t gw,
- uintptr_t gb, double n, double c, double s, int cl, int use_batch_stats) {
-  backward<double>(x, dy, dx, w, mean, invstd, gw, gb, n, c, s, cl, use_batch_stats);
+ uintptr_t gb, double n, double c, double s, int cl, int use_batch_stats, uintptr_t out, uintptr_t gr) {
+  backward<double>(x, dy, dx, w, mean, invstd, gw, gb, n, c, s, cl, use_batch_stats, out, gr);
 }
 BN_EXPORT(group_norm_forward_f32)
 (uintptr_t x, uintptr_t y, uintptr_t w, uintptr_t b, uintptr_t sm, uintptr_t si, double n, double c, double s,

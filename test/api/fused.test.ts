@@ -6,7 +6,17 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { BatchNorm1d, BatchNorm2d, BatchNorm3d, batchNorm, batchNormBackward, type FloatArray } from '../../lib/index.js';
+import {
+  BatchNorm1d,
+  BatchNorm2d,
+  BatchNorm3d,
+  backendInfo,
+  batchNorm,
+  batchNormBackward,
+  getNumThreads,
+  setNumThreads,
+  type FloatArray,
+} from '../../lib/index.js';
 
 interface Case {
   shape: number[];
@@ -139,4 +149,70 @@ describe('fused ReLU and residual: arguments', () => {
     bn.forward(xi, { out: xi.data });
     expect(() => bn.backward(x)).toThrow(/overwrote/);
   });
+});
+
+/**
+ * The fused ops run inside the kernels' passes: on the native and WebAssembly
+ * paths the fused forward is bitwise the plain forward's y followed by
+ * max(y + r, 0) in the dtype, and the fused backward bitwise the plain
+ * backward of dy·(y > 0) (whose mask is also the residual's gradient), on
+ * shapes reaching each kernel path, for 1 and 2 threads (test/native/fused_test.cc
+ * checks every ISA table). The pure-JS path computes y + r before rounding:
+ * there, within float tolerance.
+ */
+describe('fused ReLU and residual add: the plain kernels followed by the separate passes', () => {
+  const exact = backendInfo().backend !== 'js';
+  const threadsBefore = getNumThreads();
+  const shapes = [
+    [37, 21],
+    [6, 40, 5, 7],
+    [40, 12, 3, 3],
+    [3, 5, 37],
+    [16, 8, 56, 56],
+  ];
+  const layouts = ['channelsFirst', 'channelsLast'] as const;
+  for (const shape of shapes)
+    for (const layout of layouts)
+      for (const T of [Float32Array, Float64Array])
+        it(`[${shape}] ${layout} ${T.name}`, () => {
+          const numel = shape.reduce((a, b) => a * b, 1);
+          const make = (n: number, f: (i: number) => number): FloatArray => {
+            const a = new T(n);
+            for (let i = 0; i < n; i++) a[i] = f(i);
+            return a;
+          };
+          const map = (src: FloatArray, f: (v: number, i: number) => number) => make(src.length, (i) => f(src[i], i));
+          const C = layout === 'channelsLast' ? shape[shape.length - 1] : shape[1];
+          const v = (seed: number) => make(numel, (i) => Math.sin(i * 0.37 + seed) * (1 + (i % 5)));
+          const x = { data: v(1), shape },
+            r = { data: v(2), shape },
+            dy = { data: v(3), shape };
+          const weight = make(C, (c) => 1 + 0.1 * c),
+            bias = make(C, (c) => 0.05 * c - 0.3);
+          const round = (a: number) => (T === Float32Array ? Math.fround(a) : a);
+          const eq = (got: ArrayLike<number>, want: ArrayLike<number>, what: string) => {
+            if (exact) expect(Buffer.from((got as FloatArray).buffer).equals(Buffer.from((want as FloatArray).buffer)), what).toBe(true);
+            else close(got, Array.from(want), T === Float32Array ? 1e-5 : 1e-12, what);
+          };
+          for (const threads of [1, 2]) {
+            setNumThreads(threads);
+            for (const training of [true, false]) {
+              const rm = () => make(C, (c) => 0.01 * c),
+                rv = () => make(C, (c) => 1 + 0.02 * c);
+              const plain = batchNorm(x, rm(), rv(), { weight, bias, training, layout });
+              const want = map(plain.data, (y, i) => Math.max(round(y + r.data[i]), 0));
+              const fused = batchNorm(x, rm(), rv(), { weight, bias, training, layout, activation: 'relu', residual: r });
+              eq(fused.data, want, `y, threads ${threads}, training ${training}`);
+              const masked = { data: map(dy.data, (d, i) => (fused.data[i] > 0 ? d : 0)), shape };
+              const common = { weight, saveMean: plain.saveMean, saveInvstd: plain.saveInvstd, training, layout };
+              const pg = batchNormBackward(masked, x, common);
+              const fg = batchNormBackward(dy, x, { ...common, activation: 'relu', output: fused.data, residual: true });
+              eq(fg.gradInput.data, pg.gradInput.data, `dx, threads ${threads}, training ${training}`);
+              eq(fg.gradWeight!, pg.gradWeight!, 'gradWeight');
+              // The mask is exact on every path (dy or 0).
+              expect(Buffer.from(fg.gradResidual!.data.buffer).equals(Buffer.from(masked.data.buffer)), 'gradResidual').toBe(true);
+            }
+          }
+          setNumThreads(threadsBefore);
+        }, 180_000);
 });

@@ -29,6 +29,11 @@ build() {
   build_kernel_test x86 "$OUT/kernels_test.asan" "${KT_SANITIZE[@]}"
   wait "$a"
   KT_MAIN=test/native/norms_test.cc build_kernel_test x86 "$OUT/norms_test"
+  KT_MAIN=test/native/fused_test.cc build_kernel_test x86 "$OUT/fused_test"
+}
+run_fused() {  # BatchNorm's fused ReLU and residual add (issue 21)
+  "$OUT/fused_test" > "$OUT/fused_test.txt" || { grep -v '^ok ' "$OUT/fused_test.txt"; return 1; }
+  echo "fused_test: $(tail -1 "$OUT/fused_test.txt")"
 }
 run_norms() {  # the LayerNorm / RMSNorm / GroupNorm kernels
   "$OUT/norms_test" > "$OUT/norms_test.txt" || { grep -v '^ok ' "$OUT/norms_test.txt"; return 1; }
@@ -64,4 +69,5 @@ rc=0
 step run "$@" || rc=1
 step run_asan "$@" || rc=1   # runs even when the plain run failed: its findings are different
 step run_norms || rc=1
+step run_fused || rc=1
 exit $rc
