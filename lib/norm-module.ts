@@ -87,6 +87,11 @@ export function pyFloat(v: number): string {
   return Number.isInteger(v) ? `${v}.0` : String(v);
 }
 
+/** Python's tuple repr: (768,) for one element, (4, 5) for more. */
+export function pyTuple(v: readonly number[]): string {
+  return v.length === 1 ? `(${v[0]},)` : `(${v.join(', ')})`;
+}
+
 export function pyBool(v: boolean): string {
   return v ? 'True' : 'False';
 }
