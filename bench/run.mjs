@@ -16,6 +16,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { copyBandwidth } from './lib/copybw.mjs';
 import { dataParallelRows, formatParallel } from './lib/parallel.mjs';
+import { deriveNormColumns, formatNormRows, normRows } from './lib/norm-rows.mjs';
 /**
  * @typedef {import('./lib/common.mjs').Row} Row
  * @typedef {{ gbps: number, bestGbps: number, medianMs: number, threads: number, bytesCopied: number, reps: number }} Copy
@@ -50,12 +51,13 @@ const HELP = `usage: node bench/run.mjs [options]
   --repeat K         K passes over everything; each row keeps its best pass (least disturbed)
   --wait-idle [S]    first wait (up to S seconds, default 900) until other processes use < 0.2 CPUs
   --no-parallel      skip the data-parallel rows (SyncBatchNorm training on 1 and 2 worker threads / MPI processes)
+  --no-norms         skip the LayerNorm / RMSNorm / GroupNorm / InstanceNorm rows (bench/norms.mjs runs them alone)
   --help`;
 
 const args = parseCommandLine(
   {
-    defaults: { quick: false, cold: false, peers: undefined, parallel: true, help: false },
-    flags: ['quick', 'cold', 'peers', 'parallel', 'help'],
+    defaults: { quick: false, cold: false, peers: undefined, parallel: true, norms: true, help: false },
+    flags: ['quick', 'cold', 'peers', 'parallel', 'norms', 'help'],
     options: ['json', 'filter', 'isa', 'threads', 'repeat'],
     optionalValue: ['wait-idle'],
   },
@@ -513,6 +515,15 @@ if (parallel.rows.length) {
   console.log(formatParallel(parallel.rows));
   console.log();
 }
+// The norms beside BatchNorm (bench/lib/norm-rows.mjs): their passes alternate as BatchNorm's do, against the same copy bandwidth.
+const norms = args.norms
+  ? normRows({ cold, filter: args.filter, threads: threadCounts, iters: quick ? 5 : 15, rounds: repeat, peers: peersOn })
+  : { rows: [], skipped: [{ impl: 'norms', reason: 'not run (--no-norms)' }] };
+skipped.push(...norms.skipped);
+if (norms.rows.length) {
+  console.log(formatNormRows(deriveNormColumns(norms.rows, copy)));
+  console.log();
+}
 console.log(
   `copy bandwidth (Float32Array.prototype.set, 128 MiB, read+write counted): ${threadCounts.map((t) => `${t} thread${t > 1 ? 's' : ''} ${copy[t].gbps.toFixed(1)} GB/s`).join(', ')}`,
 );
@@ -532,6 +543,6 @@ console.log(`${rows.length} rows in ${seconds.toFixed(0)} s`);
 if (args.json) {
   const file = resolve(process.cwd(), args.json);
   mkdirSync(dirname(file), { recursive: true });
-  writeFileSync(file, JSON.stringify({ meta: { ...meta, seconds }, copy, skipped, rows, dataParallel: parallel.rows }, null, 1) + '\n');
+  writeFileSync(file, JSON.stringify({ meta: { ...meta, seconds }, copy, skipped, rows, dataParallel: parallel.rows, norms: norms.rows }, null, 1) + '\n');
   note(`wrote ${file}`);
 }
