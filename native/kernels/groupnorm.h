@@ -15,7 +15,6 @@
 // Units of work (rows, blocks of rows, samples) are fixed by the shape and
 // merged in order: results are bitwise the same for any thread count.
 #pragma once
-#include <algorithm>
 #include <cmath>
 #include <cstdint>
 
@@ -271,6 +270,9 @@ struct Norms {
   // run over the same tasks and are elementwise. So a split row has exactly
   // the bits of forward_rows and backward_rows, on any thread count.
   static constexpr int64_t kSplitBlocks = 32;
+  // (No <algorithm>: the WebAssembly build has no C++ library.)
+  static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+  static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
   static bool split(const GroupShape& sh, int64_t block) {
     return sh.rows() < 2 * int64_t(get_num_threads()) && sh.row_length() >= 2 * kSplitBlocks * block;
@@ -301,10 +303,10 @@ struct Norms {
     const auto sums = [&] {
       parallel(R * per, 1, [&](int64_t t0, int64_t t1) {
         for (int64_t t = t0; t < t1; ++t) {
-          const int64_t r = t / per, j1 = std::min((t % per + 1) * kSplitBlocks, nb);
+          const int64_t r = t / per, j1 = min64((t % per + 1) * kSplitBlocks, nb);
           if (!todo[r]) continue;
           for (int64_t j = t % per * kSplitBlocks; j < j1; ++j) {
-            const int64_t b = j * kRowBlock, len = std::min(kRowBlock, m - b);
+            const int64_t b = j * kRowBlock, len = min64(kRowBlock, m - b);
             Runs::shifted_sums(a.x + r * m + b, len, 1, len, shift[r], bs[r * nb + j], bs2[r * nb + j]);
           }
         }
@@ -344,7 +346,7 @@ struct Norms {
     parallel(R * per, 1, [&](int64_t t0, int64_t t1) {
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t r = t / per, c0 = t % per * kSplitBlocks * kRowBlock,
-                      c1 = std::min(c0 + kSplitBlocks * kRowBlock, m), ch0 = (r % G) * cg;
+                      c1 = min64(c0 + kSplitBlocks * kRowBlock, m), ch0 = (r % G) * cg;
         const T* x = a.x + r * m;
         T* y = a.y + r * m;
         if (s == 1) {
@@ -353,7 +355,7 @@ struct Norms {
           continue;
         }
         for (int64_t k = c0 / s; k * s < c1; ++k) {
-          const int64_t lo = std::max(c0, k * s), hi = std::min(c1, (k + 1) * s), ch = ch0 + k;
+          const int64_t lo = max64(c0, k * s), hi = min64(c1, (k + 1) * s), ch = ch0 + k;
           const double scale = invstd[r] * (a.weight ? double(a.weight[ch]) : 1.0),
                        sh_ = a.bias ? double(a.bias[ch]) : 0.0;
           affine_run(x + lo, y + lo, hi - lo, make_coeffs<T>(mean[r], scale, sh_));
@@ -373,7 +375,7 @@ struct Norms {
     const T* w = kWeight ? a.weight : nullptr;
     parallel(per, 1, [&](int64_t t0, int64_t t1) {
       for (int64_t t = t0; t < t1; ++t) {
-        const int64_t c0 = t * kSplitBlocks * kBlock, c1 = std::min(c0 + kSplitBlocks * kBlock, m);
+        const int64_t c0 = t * kSplitBlocks * kBlock, c1 = min64(c0 + kSplitBlocks * kBlock, m);
         Scratch<T> ca(c1 - c0), cb(c1 - c0);
         for (int64_t r = 0; r < R; ++r) {
           const T* x = a.x + r * m;
@@ -432,7 +434,7 @@ struct Norms {
     parallel(R * per, 1, [&](int64_t t0, int64_t t1) {
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t r = t / per, c0 = t % per * kSplitBlocks * kBlock,
-                      c1 = std::min(c0 + kSplitBlocks * kBlock, m);
+                      c1 = min64(c0 + kSplitBlocks * kBlock, m);
         const T* x = a.x + r * m;
         const T* dy = a.dy + r * m;
         T* dx = a.dx + r * m;
@@ -645,7 +647,10 @@ struct Norms {
   }
 
   static void backward(const GroupNormBackwardArgs<T>& a) {
-    if (a.shape.s == 1 && a.shape.groups == 1 && a.shape.rows() <= kGradRows && split(a.shape, kBlock))
+    // (Split whatever the thread count: backward_rows gives one unit of long rows a
+    // column-sum scratch as long as a row, zeroed and walked once per row.)
+    if (a.shape.s == 1 && a.shape.groups == 1 && a.shape.rows() <= kGradRows &&
+        a.shape.row_length() >= 2 * kSplitBlocks * kBlock)
       return a.weight ? backward_split<true>(a) : backward_split<false>(a);
     if (a.shape.s == 1) return backward_rows(a);
     if (a.shape.channels_last) return backward_channels_last(a);
