@@ -286,7 +286,7 @@ describe('calls of 4 MiB and more (the WebAssembly path goes a group of samples 
       const n = shape.reduce((a, b) => a * b, 1),
         C = shape[1],
         k = 3;
-      const x = { data: randn(n, 31, 1.5, 2) as Float32Array, shape: [...shape] },
+      const x: { data: Float32Array; shape: number[] } = { data: randn(n, 31, 1.5, 2) as Float32Array, shape: [...shape] },
         dy = { data: randn(n, 32) as Float32Array, shape: [...shape] };
       const weight = randn(C, 33) as Float32Array,
         bias = randn(C, 34) as Float32Array;
