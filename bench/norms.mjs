@@ -31,6 +31,8 @@ export const NORM_ROWS = [
   { norm: 'layerNorm', shape: [4096, 768], arg: 768 },
   { norm: 'layerNorm', shape: [4096, 4096], arg: 4096 },
   { norm: 'layerNorm', shape: [64, 64], arg: 64 },
+  // Two long rows: fewer rows than threads, each split across the pool (groupnorm.h's forward_split, backward_split).
+  { norm: 'layerNorm', shape: [2, 1 << 22], arg: 1 << 22 },
   { norm: 'rmsNorm', shape: [4096, 4096], arg: 4096 },
   { norm: 'groupNorm', shape: [32, 64, 56, 56], arg: 32 },
   { norm: 'groupNorm', shape: [8, 256, 28, 28], arg: 32 },

@@ -374,9 +374,12 @@ struct Norms {
     Scratch<double> h1(R * nb), h2(R * nb);
     const T* w = kWeight ? a.weight : nullptr;
     parallel(per, 1, [&](int64_t t0, int64_t t1) {
+      // One pair of column-sum arrays per range, zeroed per task (the WebAssembly
+      // heap frees nothing until the next call: not one pair per task).
+      Scratch<T> ca(kSplitBlocks * kBlock), cb(kSplitBlocks * kBlock);
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t c0 = t * kSplitBlocks * kBlock, c1 = min64(c0 + kSplitBlocks * kBlock, m);
-        Scratch<T> ca(c1 - c0), cb(c1 - c0);
+        for (int64_t k = 0; k < c1 - c0; ++k) ca[k] = cb[k] = T(0);
         for (int64_t r = 0; r < R; ++r) {
           const T* x = a.x + r * m;
           const T* dy = a.dy + r * m;
