@@ -4,20 +4,21 @@
 // thread count vs the pure-JS path, hot or --cold (caches evicted before each
 // timed call), against this machine's copy bandwidth.
 //
-//   node bench/norms.mjs [--cold] [--json FILE] [--filter REGEX] [--threads 1,2] [--iters N] [--no-js] [--peers]
+//   node bench/norms.mjs [--cold] [--json FILE] [--filter REGEX] [--threads 1,2] [--iters N] [--rounds R] [--no-js] [--no-wasm] [--peers]
 //
 // One child process per backend (the package chooses it once per process):
-// `BATCHNORM_BACKEND=native|js node bench/norms.mjs --worker '{...}'`. Each
+// `BATCHNORM_BACKEND=native|wasm|js node bench/norms.mjs --worker '{...}'`;
+// --rounds R alternates them R times and reports the median of the rounds
+// (bench/lib/norm-rows.mjs, which `npm run bench` uses too). Each
 // row times the functional form with `out` (no allocation of the output):
 // the median of N calls after 2 warm-ups. Needs dist/ (npx tsc -p tsconfig.json).
 // --peers adds PyTorch 1.13 (bench/peers/torch_norms.py, Debian's python3-torch;
 // hot caches only) per thread count.
-import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { copyBandwidth } from './lib/copybw.mjs';
-import { PYTHON, fillUniform, makeEvictor, median, parseCommandLine, timeCallsSync } from './lib/common.mjs';
+import { fillUniform, makeEvictor, median, parseCommandLine, timeCallsSync } from './lib/common.mjs';
+import { deriveNormColumns, formatNormRows, normRows } from './lib/norm-rows.mjs';
 
 /**
  * @typedef {{ norm: 'layerNorm' | 'rmsNorm' | 'groupNorm' | 'instanceNorm', shape: number[], arg: number }} NormRow
@@ -30,6 +31,8 @@ export const NORM_ROWS = [
   { norm: 'layerNorm', shape: [4096, 768], arg: 768 },
   { norm: 'layerNorm', shape: [4096, 4096], arg: 4096 },
   { norm: 'layerNorm', shape: [64, 64], arg: 64 },
+  // Two long rows: fewer rows than threads, each split across the pool (groupnorm.h's forward_split, backward_split).
+  { norm: 'layerNorm', shape: [2, 1 << 22], arg: 1 << 22 },
   { norm: 'rmsNorm', shape: [4096, 4096], arg: 4096 },
   { norm: 'groupNorm', shape: [32, 64, 56, 56], arg: 32 },
   { norm: 'groupNorm', shape: [8, 256, 28, 28], arg: 32 },
@@ -39,7 +42,7 @@ export const NORM_ROWS = [
 /** @param {string} op */
 const bytesPerElement = (op) => (op === 'forward' ? 8 : 12);
 
-const HELP = `usage: node bench/norms.mjs [--cold] [--json FILE] [--filter REGEX] [--threads 1,2] [--iters N] [--no-js] [--peers]`;
+const HELP = `usage: node bench/norms.mjs [--cold] [--json FILE] [--filter REGEX] [--threads 1,2] [--iters N] [--rounds R] [--no-js] [--no-wasm] [--peers]`;
 
 /**
  * The forward and backward calls of one row, on fixed tensors, through the functional forms with `out`.
@@ -128,7 +131,11 @@ async function worker(cfg) {
 
 async function main() {
   const args = parseCommandLine(
-    { defaults: { cold: false, js: true, peers: false, help: false }, flags: ['cold', 'js', 'peers', 'help'], options: ['json', 'filter', 'threads', 'iters'] },
+    {
+      defaults: { cold: false, js: true, wasm: true, peers: false, help: false },
+      flags: ['cold', 'js', 'wasm', 'peers', 'help'],
+      options: ['json', 'filter', 'threads', 'iters', 'rounds'],
+    },
     HELP,
   );
   const N = os.availableParallelism();
@@ -137,56 +144,22 @@ async function main() {
     filter: args.filter,
     threads: args.threads ? args.threads.split(',').map(Number) : [...new Set([1, N])],
     iters: Number(args.iters ?? 15),
+    rounds: Math.max(1, Number(args.rounds ?? 1) | 0),
+    peers: args.peers,
+    backends: ['native', ...(args.wasm ? ['wasm'] : []), ...(args.js ? ['js'] : [])],
   };
-  /** @type {Row[]} */
-  const rows = [];
-  for (const backend of args.js ? ['native', 'js'] : ['native']) {
-    const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--worker', JSON.stringify(cfg)], {
-      env: { ...process.env, BATCHNORM_BACKEND: backend },
-      stdio: ['ignore', 'pipe', 'inherit'],
-      encoding: 'utf8',
-      maxBuffer: 64 << 20,
-    });
-    if (r.status !== 0) throw new Error(`the ${backend} worker failed (status ${r.status})`);
-    rows.push(...JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '[]'));
-  }
-  if (args.peers)
-    for (const t of cfg.threads) {
-      const torchFilter = cfg.filter ? ['--filter', cfg.filter.replace(/^(native|js)\//, '')] : [];
-      const r = spawnSync(
-        PYTHON,
-        [fileURLToPath(new URL('./peers/torch_norms.py', import.meta.url)), '--threads', String(t), '--iters', String(cfg.iters), ...torchFilter],
-        {
-          cwd: '/tmp',
-          stdio: ['ignore', 'pipe', 'inherit'],
-          encoding: 'utf8',
-          maxBuffer: 64 << 20,
-        },
-      );
-      if (r.status !== 0) process.stderr.write(`PyTorch harness failed (status ${r.status}); is python3-torch installed?\n`);
-      else rows.push(...JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '{"rows":[]}').rows);
-    }
   /** @type {Record<number, { gbps: number }>} */
   const copy = {};
   for (const t of cfg.threads) copy[t] = await copyBandwidth({ threads: t });
-  const js = new Map(rows.filter((r) => r.impl === 'js').map((r) => [`${r.norm}/${r.op}/${r.shape.join('x')}`, r]));
-  const torch = new Map(rows.filter((r) => r.impl === 'pytorch').map((r) => [`${r.norm}/${r.op}/${r.shape.join('x')}/${r.threads}`, r]));
-  const lines = [
-    '| norm | op | shape | threads | native ms | GB/s | % of copy | JS ms | native / JS speed-up | PyTorch ms |',
-    '|---|---|---|---|---|---|---|---|---|---|',
-  ];
-  for (const r of rows.filter((x) => x.impl === 'native')) {
-    const j = js.get(`${r.norm}/${r.op}/${r.shape.join('x')}`),
-      p = torch.get(`${r.norm}/${r.op}/${r.shape.join('x')}/${r.threads}`);
-    const cbw = copy[r.threads]?.gbps,
-      gbps = r.gbps ?? 0;
-    lines.push(
-      `| ${r.norm} | ${r.op} | ${r.shape.join('×')} | ${r.threads} | ${r.medianMs.toFixed(3)} | ${gbps.toFixed(1)} | ${cbw ? ((100 * gbps) / cbw).toFixed(0) + '%' : '?'} | ${j ? j.medianMs.toFixed(2) : '–'} | ${j ? (j.medianMs / r.medianMs).toFixed(1) + '×' : '–'} | ${p ? p.medianMs.toFixed(3) + (p.note ? ' *' : '') : '–'} |`,
-    );
-  }
-  if (torch.size) lines.push('', "\\* PyTorch's backward of RMSNorm (composed) and InstanceNorm goes through autograd, its forward included.");
-  process.stdout.write(`${lines.join('\n')}\n\ncopy bandwidth: ${JSON.stringify(copy)} (${cfg.cold ? 'cold' : 'hot'} caches)\n`);
-  if (args.json) writeFileSync(args.json, JSON.stringify({ when: new Date().toISOString(), cfg, copy, rows }, null, 1));
+  const { rows, skipped } = normRows(cfg);
+  deriveNormColumns(rows, copy);
+  process.stdout.write(
+    `${formatNormRows(rows)}\n\ncopy bandwidth: ${Object.entries(copy)
+      .map(([t, c]) => `${t} thread${t === '1' ? '' : 's'} ${c.gbps.toFixed(1)} GB/s`)
+      .join(', ')} (${cfg.cold ? 'cold' : 'hot'} caches, ${cfg.rounds} round${cfg.rounds > 1 ? 's' : ''})\n`,
+  );
+  for (const s of skipped) process.stdout.write(`skipped ${s.impl}: ${s.reason}\n`);
+  if (args.json) writeFileSync(args.json, JSON.stringify({ when: new Date().toISOString(), cfg, copy, skipped, rows }, null, 1));
 }
 
 if (process.argv[2] === '--worker') await worker(JSON.parse(process.argv[3]));

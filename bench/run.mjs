@@ -16,6 +16,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { copyBandwidth } from './lib/copybw.mjs';
 import { dataParallelRows, formatParallel } from './lib/parallel.mjs';
+import { deriveNormColumns, formatNormRows, normRows } from './lib/norm-rows.mjs';
 /**
  * @typedef {import('./lib/common.mjs').Row} Row
  * @typedef {{ gbps: number, bestGbps: number, medianMs: number, threads: number, bytesCopied: number, reps: number }} Copy
@@ -51,12 +52,13 @@ const HELP = `usage: node bench/run.mjs [options]
   --wait-idle [S]    first wait (up to S seconds, default 900) until other processes use < 0.2 CPUs
   --no-parallel      skip the data-parallel rows (SyncBatchNorm training on 1 and 2 worker threads / MPI processes)
   --no-tfjs-dropin   skip the TF.js drop-in rows (bench/tfjs.mjs: tf.layers models on stock cpu vs batchnorm/tfjs vs wasm)
+  --no-norms         skip the LayerNorm / RMSNorm / GroupNorm / InstanceNorm rows (bench/norms.mjs runs them alone)
   --help`;
 
 const args = parseCommandLine(
   {
-    defaults: { quick: false, cold: false, peers: undefined, parallel: true, 'tfjs-dropin': true, help: false },
-    flags: ['quick', 'cold', 'peers', 'parallel', 'tfjs-dropin', 'help'],
+    defaults: { quick: false, cold: false, peers: undefined, parallel: true, 'tfjs-dropin': true, norms: true, help: false },
+    flags: ['quick', 'cold', 'peers', 'parallel', 'tfjs-dropin', 'norms', 'help'],
     options: ['json', 'filter', 'isa', 'threads', 'repeat'],
     optionalValue: ['wait-idle'],
   },
@@ -557,6 +559,15 @@ const fused = filterRe
       return { backend, lines: r.stdout.trim().split('\n') };
     });
 for (const f of fused) if (f.lines[0]) console.log(`BatchNorm2d + ReLU, fused vs plain vs a separate ReLU pass (bench/fused.mjs):\n${f.lines.join('\n')}\n`);
+// The norms beside BatchNorm (bench/lib/norm-rows.mjs): their passes alternate as BatchNorm's do, against the same copy bandwidth.
+const norms = args.norms
+  ? normRows({ cold, filter: args.filter, threads: threadCounts, iters: quick ? 5 : 15, rounds: repeat, peers: peersOn })
+  : { rows: [], skipped: [{ impl: 'norms', reason: 'not run (--no-norms)' }] };
+skipped.push(...norms.skipped);
+if (norms.rows.length) {
+  console.log(formatNormRows(deriveNormColumns(norms.rows, copy)));
+  console.log();
+}
 console.log(
   `copy bandwidth (Float32Array.prototype.set, 128 MiB, read+write counted): ${threadCounts.map((t) => `${t} thread${t > 1 ? 's' : ''} ${copy[t].gbps.toFixed(1)} GB/s`).join(', ')}`,
 );
@@ -578,8 +589,11 @@ if (args.json) {
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(
     file,
-    JSON.stringify({ meta: { ...meta, seconds }, copy, skipped, rows, dataParallel: parallel.rows, trainLoop: trainLoopRow, tfjsDropIn, fused }, null, 1) +
-      '\n',
+    JSON.stringify(
+      { meta: { ...meta, seconds }, copy, skipped, rows, dataParallel: parallel.rows, trainLoop: trainLoopRow, tfjsDropIn, fused, norms: norms.rows },
+      null,
+      1,
+    ) + '\n',
   );
   note(`wrote ${file}`);
 }

@@ -443,9 +443,9 @@ export function stateDictKeysError(module: string, missing: readonly string[], u
 }
 
 /** PyTorch's words for a state-dict value of the wrong size (`want`: the model's length, or its shape). */
-export function sizeMismatchError(key: string, got: number, want: number | readonly number[]): RangeError {
+export function sizeMismatchError(key: string, got: number | readonly number[], want: number | readonly number[]): RangeError {
   return new RangeError(
-    `size mismatch for ${key}: copying a param with shape [${got}] from checkpoint, the shape in current model is [${typeof want === 'number' ? want : want.join(', ')}].`,
+    `size mismatch for ${key}: copying a param with shape [${typeof got === 'number' ? got : got.join(', ')}] from checkpoint, the shape in current model is [${typeof want === 'number' ? want : want.join(', ')}].`,
   );
 }
 

@@ -9,6 +9,7 @@ import {
   checkModuleOptions,
   convert,
   pyBool,
+  pyTuple,
   pyFloat,
   type DtypeOption,
   type Saved,
@@ -70,6 +71,6 @@ export class LayerNorm extends NormModule {
   }
 
   protected extraRepr(): string {
-    return `(${this.normalizedShape.join(', ')},), eps=${pyFloat(this.eps)}, elementwise_affine=${pyBool(this.elementwiseAffine)}`;
+    return `${pyTuple(this.normalizedShape)}, eps=${pyFloat(this.eps)}, elementwise_affine=${pyBool(this.elementwiseAffine)}`;
   }
 }

@@ -23,6 +23,7 @@ import {
   rangeError,
 } from './check.js';
 import { runAsync, runSync, type NormGradients, type Plan } from './norm-functional.js';
+import { shapeOf, withShape } from './safetensors.js';
 import type { Tensor } from './tensor.js';
 
 export type Dtype = 'float32' | 'float64';
@@ -84,6 +85,11 @@ export function checkFlag(v: unknown, name: string): boolean {
 export function pyFloat(v: number): string {
   if (v !== 0 && (Math.abs(v) < 1e-4 || Math.abs(v) >= 1e16)) return v.toExponential().replace(/e([+-])(\d)$/, 'e$10$2');
   return Number.isInteger(v) ? `${v}.0` : String(v);
+}
+
+/** Python's tuple repr: (768,) for one element, (4, 5) for more. */
+export function pyTuple(v: readonly number[]): string {
+  return v.length === 1 ? `(${v[0]},)` : `(${v.join(', ')})`;
 }
 
 export function pyBool(v: boolean): string {
@@ -242,11 +248,15 @@ export abstract class NormModule {
     return null;
   }
 
-  /** Copies of the parameters and buffers under PyTorch's keys. */
+  /**
+   * Copies of the parameters and buffers under PyTorch's keys. Each array
+   * carries its PyTorch shape in a non-enumerable `shape` (a LayerNorm([4, 5])
+   * weight: [4, 5]), which `writeSafetensors` writes.
+   */
   stateDict(): StateDict {
     this.checkIdle('stateDict');
     const sd: StateDict = {};
-    for (const e of this.stateEntries()) sd[e.key] = e.array.slice();
+    for (const e of this.stateEntries()) sd[e.key] = withShape(e.array.slice(), e.shape);
     const k = this.counter();
     if (k) sd[k.key] = k.get();
     Object.defineProperty(sd, 'toJSON', {
@@ -259,7 +269,9 @@ export abstract class NormModule {
   /**
    * Loads a state dict (PyTorch's keys; typed or plain arrays). `strict`
    * (default true): the keys must be exactly this module's. Sizes are always
-   * checked. Nothing changes when it throws.
+   * checked; an array that carries a shape (from `readSafetensors`) must have
+   * PyTorch's shape or be flat (as files written before shapes were kept).
+   * Nothing changes when it throws.
    */
   loadStateDict(stateDict: StateDict, options: { strict?: boolean } = {}): { missingKeys: string[]; unexpectedKeys: string[] } {
     const name = this.constructor.name;
@@ -282,7 +294,10 @@ export abstract class NormModule {
         v instanceof Float32Array || v instanceof Float64Array ? v : Array.isArray(v) && v.every((x) => typeof x === 'number') ? (v as number[]) : null;
       if (!values) throw typeError(e.key, 'a Float32Array, Float64Array or array of numbers', v);
       const copy = this.ctor.from(values);
-      if (copy.length !== e.array.length) throw sizeMismatchError(e.key, copy.length, e.shape);
+      const shape = shapeOf(v);
+      if (copy.length !== e.array.length) throw sizeMismatchError(e.key, shape ?? copy.length, e.shape);
+      if (shape && shape.length !== 1 && !(shape.length === e.shape.length && shape.every((d, i) => d === e.shape[i])))
+        throw sizeMismatchError(e.key, shape, e.shape);
       updates.push(() => e.array.set(copy));
     }
     if (counter && counter.key in stateDict) {

@@ -12,6 +12,7 @@ import {
   checkModuleOptions,
   convert,
   pyBool,
+  pyTuple,
   pyFloat,
   type DtypeOption,
   type Saved,
@@ -61,6 +62,6 @@ export class RMSNorm extends NormModule {
   }
 
   protected extraRepr(): string {
-    return `(${this.normalizedShape.join(', ')},), eps=${this.eps === null ? 'None' : pyFloat(this.eps)}, elementwise_affine=${pyBool(this.elementwiseAffine)}`;
+    return `${pyTuple(this.normalizedShape)}, eps=${this.eps === null ? 'None' : pyFloat(this.eps)}, elementwise_affine=${pyBool(this.elementwiseAffine)}`;
   }
 }

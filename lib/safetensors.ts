@@ -30,6 +30,23 @@ const SIZES = new Map<unknown, number>([
 
 const isNonNegativeInteger = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 
+/**
+ * The shape a state-dict array carries: a non-enumerable `shape` property,
+ * which modules' `stateDict()` and `readSafetensors` set (a LayerNorm([4, 5])
+ * weight is [4, 5] in PyTorch's state dict, not [20]), or undefined.
+ */
+export function shapeOf(v: unknown): readonly number[] | undefined {
+  if (typeof v !== 'object' || v === null) return undefined;
+  const shape = (v as { shape?: unknown }).shape;
+  return Array.isArray(shape) && shape.every(isNonNegativeInteger) ? shape : undefined;
+}
+
+/** Gives `array` its PyTorch shape (non-enumerable: JSON, keys and equality see the array as before). Returns `array`. */
+export function withShape<A extends object>(array: A, shape: readonly number[]): A {
+  Object.defineProperty(array, 'shape', { value: Object.freeze([...shape]), enumerable: false, writable: true, configurable: true });
+  return array;
+}
+
 function halfToFloat(h: number): number {
   const s = h & 0x8000 ? -1 : 1,
     e = (h >> 10) & 0x1f,
@@ -43,6 +60,8 @@ function halfToFloat(h: number): number {
  * Reads the tensors of a safetensors file. Floating tensors come back as
  * Float32Array (F32, F16, BF16) or Float64Array (F64); integer scalars
  * (like num_batches_tracked) as numbers; other integer tensors as Float64Array.
+ * Each array keeps the file's shape in a non-enumerable `shape` property, so
+ * that `writeSafetensors(readSafetensors(bytes))` writes the same shapes.
  * `prefix` keeps only the keys that start with it, and strips it.
  */
 export function readSafetensors(bytes: Uint8Array, options: { prefix?: string } = {}): StateDict {
@@ -109,7 +128,8 @@ export function readSafetensors(bytes: Uint8Array, options: { prefix?: string } 
     }
     // defineProperty: a tensor named "__proto__" is a key like any other, not the result's prototype.
     Object.defineProperty(out, name.slice(prefix.length), {
-      value: entry.shape.length === 0 && !entry.dtype.startsWith('F') && !entry.dtype.startsWith('BF') ? (value as Float64Array)[0] : value,
+      value:
+        entry.shape.length === 0 && !entry.dtype.startsWith('F') && !entry.dtype.startsWith('BF') ? (value as Float64Array)[0] : withShape(value, entry.shape),
       enumerable: true,
       writable: true,
       configurable: true,
@@ -118,10 +138,35 @@ export function readSafetensors(bytes: Uint8Array, options: { prefix?: string } 
   return out;
 }
 
-/** Writes a state dict as a safetensors file (F32/F64 arrays, I64 scalars), readable by PyTorch's `safetensors.torch.load_file`. */
-export function writeSafetensors(stateDict: StateDict): Uint8Array {
+/**
+ * Writes a state dict as a safetensors file (F32/F64 arrays, I64 scalars),
+ * readable by PyTorch's `safetensors.torch.load_file`. Each array is written
+ * with its PyTorch shape: `shapes[name]` when given, else the shape the array
+ * carries (modules' `stateDict()` and `readSafetensors` set it: a
+ * LayerNorm([4, 5]) weight is [4, 5]), else one-dimensional.
+ */
+export function writeSafetensors(stateDict: StateDict, options: { shapes?: Record<string, readonly number[]> } = {}): Uint8Array {
   if (typeof stateDict !== 'object' || stateDict === null || Array.isArray(stateDict)) throw typeError('the state dict', 'an object', stateDict);
+  checkOptions(options, 'writeSafetensors', ['shapes']);
+  const { shapes = {} } = options;
+  if (typeof shapes !== 'object' || shapes === null || Array.isArray(shapes)) throw typeError('shapes', 'an object { name: shape }', shapes);
   const names = Object.keys(stateDict).sort();
+  for (const name of Object.keys(shapes))
+    if (!Object.prototype.hasOwnProperty.call(stateDict, name))
+      throw new RangeError(invalidParameterError(`shapes.${name}`, 'the name of an array of the state dict', `a name the state dict does not have`));
+  /** The shape to write for an array of `length` elements, checked against the length. */
+  const shapeFor = (name: string, v: unknown, length: number): number[] => {
+    const given = Object.prototype.hasOwnProperty.call(shapes, name) ? (shapes[name] as unknown) : undefined;
+    if (given !== undefined && !(Array.isArray(given) && given.every(isNonNegativeInteger)))
+      throw typeError(`shapes.${name}`, 'an array of non-negative integers', given);
+    const shape = (given as readonly number[] | undefined) ?? shapeOf(v) ?? [length];
+    const numel = shape.reduce((a, b) => a * b, 1);
+    if (numel !== length)
+      throw new RangeError(
+        invalidParameterError(`the shape of ${name}`, `a shape of ${length} elements (the array's length)`, `[${shape.join(', ')}] (${numel} elements)`),
+      );
+    return [...shape];
+  };
   // No prototype: a key "__proto__" is then an own property like any other.
   const header: Record<string, unknown> = Object.assign(Object.create(null), { __metadata__: { format: 'pt' } });
   const chunks: Uint8Array[] = [];
@@ -139,14 +184,14 @@ export function writeSafetensors(stateDict: StateDict): Uint8Array {
     } else if (v instanceof Float64Array) {
       bytes = new Uint8Array(v.slice().buffer);
       dtype = 'F64';
-      shape = [v.length];
+      shape = shapeFor(name, v, v.length);
     } else {
       if (!(v instanceof Float32Array) && !(Array.isArray(v) && v.every((e) => typeof e === 'number')))
         throw typeError(name, 'a Float32Array, Float64Array, array of numbers or integer', v);
       const f = Float32Array.from(v as ArrayLike<number>);
       bytes = new Uint8Array(f.buffer);
       dtype = 'F32';
-      shape = [f.length];
+      shape = shapeFor(name, v, f.length);
     }
     header[name] = { dtype, shape, data_offsets: [offset, offset + bytes.length] };
     chunks.push(bytes);

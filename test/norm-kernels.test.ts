@@ -29,6 +29,15 @@ const cases: Case[] = [
   ['GroupNorm channels-last, groups = channels, parallel', 4, 20, 1000, 20, true, false],
   ['GroupNorm (N, C), two groups', 17, 10, 1, 2, true, false],
   ['RMS over NCHW groups', 2, 6, 20, 2, false, true],
+  // Fewer rows than twice the threads, each long: a row's blocks split across the pool (groupnorm.h's
+  // forward_split, backward_split); at 1 thread these two-row forwards take the row-parallel path, so
+  // the thread-count test below also checks that both paths give the same bits.
+  ['LayerNorm, two long rows split across the pool (D = 70001)', 2, 70001, 1, 1, false, false],
+  ['RMSNorm, two long rows split across the pool (D = 40003)', 2, 40003, 1, 1, false, true],
+  ['GroupNorm NCHW, two long groups split across the pool', 2, 2, 35001, 1, false, false],
+  // From 4 MiB the WebAssembly path goes a group of samples at a time (wasm.ts): its gradients add up in float64.
+  ['LayerNorm (1100, 1000), 4.4 MB: in groups of samples on the WebAssembly path', 1100, 1000, 1, 1, false, false],
+  ['GroupNorm NCHW (37, 32, 900), 4.3 MB: in groups of samples on the WebAssembly path', 37, 32, 900, 8, false, false],
 ];
 
 /** The float64 reference of norm-kernels.ts' formulas. */
@@ -138,6 +147,26 @@ describe.each(cases)('%s', (...tc) => {
     expect(bits[2]).toBe(bits[0]);
   });
 });
+
+it('a long row alone (split across the pool) gives the bits it has among other rows', () => {
+  const D = 70001;
+  const one: Case = ['one row', 1, D, 1, 1, false, false],
+    many: Case = ['17 rows', 17, D, 1, 1, false, false];
+  const a = inputs(one, 5),
+    b = inputs(many, 6);
+  // Row 0 of the 17-row call (more rows than kGradRows: the row-parallel paths) is the one-row call's
+  // row; dy of the other rows is 0, so the weight gradients agree too.
+  (b.x.set(a.x), b.dy.fill(0), b.dy.set(a.dy), b.w.set(a.w), b.b.set(a.b));
+  setNumThreads(1);
+  for (const T of [Float32Array, Float64Array]) {
+    const r1 = run(T, one, a, 1e-5),
+      r2 = run(T, many, b, 1e-5);
+    for (const key of ['y', 'dx'] as const) expect(Buffer.from(r1[key].buffer).equals(Buffer.from(r2[key].buffer, 0, D * T.BYTES_PER_ELEMENT))).toBe(true);
+    for (const key of ['gw', 'gb'] as const) expect(Buffer.from(r1[key].buffer).equals(Buffer.from(r2[key].buffer))).toBe(true);
+    expect([r1.sm[0], r1.si[0]]).toEqual([r2.sm[0], r2.si[0]]);
+  }
+  setNumThreads(initial);
+}, 60_000);
 
 /** The child runs dist/ with an ISA forced and prints every output of every case, both dtypes. */
 const script = `

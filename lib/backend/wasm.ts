@@ -524,9 +524,18 @@ export class WasmKernels {
   }
 
   /**
-   * LayerNorm, RMSNorm and GroupNorm (norm-kernels.ts): every array copied in
-   * whole, the kernel run (y over x, dx over dy), the outputs copied out.
+   * LayerNorm, RMSNorm and GroupNorm (norm-kernels.ts). Their statistics are
+   * per sample (a LayerNorm row, a GroupNorm sample), so from CHUNK_FROM
+   * bytes the calls go a group of whole samples at a time (about
+   * CHUNK_BYTES), as forwardEval: what is copied in is still in cache when
+   * the kernel reads it. y, dx and the statistics are bitwise those of one
+   * whole call; the weight and bias gradients of a chunked backward are the
+   * groups' sums added up in float64, in order.
    */
+  private static samplesPerGroup(x: FloatArray, n: number, sample: number): number {
+    return x.byteLength >= CHUNK_FROM ? Math.min(n, Math.max(1, Math.floor(CHUNK_BYTES / (sample * x.BYTES_PER_ELEMENT)))) : n;
+  }
+
   groupNormForward(
     async: boolean,
     x: FloatArray,
@@ -543,29 +552,31 @@ export class WasmKernels {
     eps: number,
     rms: boolean,
   ): void {
-    const numel = checkGroupNormForwardArgs(async, x, y, weight, bias, saveMean, saveInvstd, n, c, s, groups, channelsLast, eps, rms);
+    checkGroupNormForwardArgs(async, x, y, weight, bias, saveMean, saveInvstd, n, c, s, groups, channelsLast, eps, rms);
     const bpe = x.BYTES_PER_ELEMENT,
+      sample = c * s,
+      group = WasmKernels.samplesPerGroup(x, n, sample),
+      T = ctorOf(x),
       f = new Frame();
-    const px = f.take(numel, bpe),
+    const px = f.take(group * sample, bpe),
       pw = f.place(weight),
       pb = f.place(bias),
-      psm = f.place(saveMean),
-      psi = f.place(saveInvstd);
+      psm = f.take(group * groups, bpe),
+      psi = f.take(group * groups, bpe);
     const { e, at } = this.reserve(f);
     const run = bpe === 4 ? e.group_norm_forward_f32 : e.group_norm_forward_f64;
-    for (const [p, a] of [
-      [px, x],
-      [pw, weight],
-      [pb, bias],
-    ] as const)
-      WasmKernels.put(e, at(p), a);
-    this.guard(() => run(at(px), at(px), at(pw), at(pb), at(psm), at(psi), n, c, s, groups, channelsLast ? 1 : 0, eps, rms ? 1 : 0));
-    for (const [p, a] of [
-      [px, y],
-      [psm, saveMean],
-      [psi, saveInvstd],
-    ] as const)
-      WasmKernels.get(e, at(p), a);
+    WasmKernels.put(e, at(pw), weight);
+    WasmKernels.put(e, at(pb), bias);
+    this.guard(() => {
+      for (let i = 0; i < n; i += group) {
+        const k = Math.min(group, n - i);
+        WasmKernels.put(e, at(px), group < n ? x.subarray(i * sample, (i + k) * sample) : x);
+        run(at(px), at(px), at(pw), at(pb), at(psm), at(psi), k, c, s, groups, channelsLast ? 1 : 0, eps, rms ? 1 : 0);
+        y.set(new T(e.memory.buffer, at(px), k * sample), i * sample);
+        saveMean.set(new T(e.memory.buffer, at(psm), k * groups), i * groups);
+        saveInvstd.set(new T(e.memory.buffer, at(psi), k * groups), i * groups);
+      }
+    });
   }
 
   groupNormBackward(
@@ -585,34 +596,54 @@ export class WasmKernels {
     channelsLast: boolean,
     rms: boolean,
   ): void {
-    const numel = checkGroupNormBackwardArgs(async, x, dy, dx, weight, saveMean, saveInvstd, gradWeight, gradBias, n, c, s, groups, channelsLast, rms);
+    checkGroupNormBackwardArgs(async, x, dy, dx, weight, saveMean, saveInvstd, gradWeight, gradBias, n, c, s, groups, channelsLast, rms);
     const bpe = x.BYTES_PER_ELEMENT,
+      sample = c * s,
+      group = WasmKernels.samplesPerGroup(x, n, sample),
+      T = ctorOf(x),
       f = new Frame();
-    const px = f.take(numel, bpe),
-      pdy = f.take(numel, bpe),
+    const px = f.take(group * sample, bpe),
+      pdy = f.take(group * sample, bpe),
       pw = f.place(weight),
-      pm = f.place(saveMean),
-      pi = f.place(saveInvstd);
+      pm = f.take(group * groups, bpe),
+      pi = f.take(group * groups, bpe);
     const pgw = f.place(gradWeight),
       pgb = f.place(gradBias),
       pdx = dx ? pdy : -1;
     const { e, at } = this.reserve(f);
     const run = bpe === 4 ? e.group_norm_backward_f32 : e.group_norm_backward_f64;
-    for (const [p, a] of [
-      [px, x],
-      [pdy, dy],
-      [pw, weight],
-      [pm, saveMean],
-      [pi, saveInvstd],
-    ] as const)
-      WasmKernels.put(e, at(p), a);
-    this.guard(() => run(at(px), at(pdy), at(pdx), at(pw), at(pm), at(pi), at(pgw), at(pgb), n, c, s, groups, channelsLast ? 1 : 0, rms ? 1 : 0));
-    for (const [p, a] of [
-      [pdx, dx],
-      [pgw, gradWeight],
-      [pgb, gradBias],
-    ] as const)
-      WasmKernels.get(e, at(p), a);
+    WasmKernels.put(e, at(pw), weight);
+    // Chunked: each group's parameter gradients, added up here in float64.
+    const sums = group < n ? [gradWeight ? new Float64Array(c) : null, gradBias ? new Float64Array(c) : null] : null;
+    this.guard(() => {
+      for (let i = 0; i < n; i += group) {
+        const k = Math.min(group, n - i),
+          a = i * sample,
+          b = (i + k) * sample;
+        WasmKernels.put(e, at(px), group < n ? x.subarray(a, b) : x);
+        WasmKernels.put(e, at(pdy), group < n ? dy.subarray(a, b) : dy);
+        WasmKernels.put(e, at(pm), group < n ? saveMean.subarray(i * groups, (i + k) * groups) : saveMean);
+        WasmKernels.put(e, at(pi), group < n ? saveInvstd.subarray(i * groups, (i + k) * groups) : saveInvstd);
+        run(at(px), at(pdy), at(pdx), at(pw), at(pm), at(pi), at(pgw), at(pgb), k, c, s, groups, channelsLast ? 1 : 0, rms ? 1 : 0);
+        if (dx) dx.set(new T(e.memory.buffer, at(pdx), k * sample), a);
+        if (sums)
+          for (const [p, acc] of [
+            [pgw, sums[0]],
+            [pgb, sums[1]],
+          ] as const) {
+            if (!acc) continue;
+            const g = new T(e.memory.buffer, at(p), c);
+            for (let ch = 0; ch < c; ch++) acc[ch] += g[ch];
+          }
+      }
+    });
+    if (sums) {
+      if (gradWeight) gradWeight.set(sums[0]!);
+      if (gradBias) gradBias.set(sums[1]!);
+      return;
+    }
+    WasmKernels.get(e, at(pgw), gradWeight);
+    WasmKernels.get(e, at(pgb), gradBias);
   }
 }
 

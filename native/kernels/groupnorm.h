@@ -255,7 +255,206 @@ struct Norms {
 
   static void forward(const GroupNormForwardArgs<T>& a) {
     if (a.shape.channels_last && a.shape.s > 1) return forward_channels_last(a);
+    if (split(a.shape, kRowBlock)) return forward_split(a);
     forward_rows(a);
+  }
+
+  // ------------------------------------------------------------ few long rows
+
+  // Few rows, each long (LayerNorm over (1, 1 << 20) or (2, 4M)): rows in
+  // parallel would leave threads idle, so each row's work is split into
+  // tasks of kSplitBlocks whole blocks. The forward's tasks sum their blocks
+  // into scratch, added up per row in block order as shifted_sums adds them;
+  // the backward's tasks keep each block's vector sums, added up per row in
+  // block order with the scalar tail where backward_row adds it. The passes
+  // run over the same tasks and are elementwise. So a split row has exactly
+  // the bits of forward_rows and backward_rows, on any thread count.
+  static constexpr int64_t kSplitBlocks = 32;
+  // (No <algorithm>: the WebAssembly build has no C++ library.)
+  static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+  static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+  static bool split(const GroupShape& sh, int64_t block) {
+    return sh.rows() < 2 * int64_t(get_num_threads()) && sh.row_length() >= 2 * kSplitBlocks * block;
+  }
+
+  // Blocks of a row and tasks of a row (of kSplitBlocks blocks each).
+  static int64_t blocks_of(int64_t m, int64_t block) { return (m + block - 1) / block; }
+  static int64_t tasks_of(int64_t m, int64_t block) {
+    return (blocks_of(m, block) + kSplitBlocks - 1) / kSplitBlocks;
+  }
+
+  static void forward_split(const GroupNormForwardArgs<T>& a) {
+    const GroupShape& sh = a.shape;
+    const int64_t m = sh.row_length(), R = sh.rows(), cg = sh.per_group(), s = sh.s, G = sh.groups;
+    const int64_t nb = blocks_of(m, kRowBlock), per = tasks_of(m, kRowBlock);
+    Scratch<double> bs(R * nb), bs2(R * nb), mean(R), invstd(R);
+    Scratch<T> shift(R);
+    Scratch<char> todo(R);
+    for (int64_t r = 0; r < R; ++r) {
+      double rough = 0;
+      const int64_t k = m < kShiftValues ? m : kShiftValues;
+      for (int64_t i = 0; i < k; ++i) rough += double(a.x[r * m + i]);
+      shift[r] = a.rms ? T(0) : T(rough / double(k));
+      todo[r] = 1;
+    }
+    // Each todo row's block sums around shift[r], then (sd, sd2) in block order.
+    Scratch<double> sd(R), sd2(R);
+    const auto sums = [&] {
+      parallel(R * per, 1, [&](int64_t t0, int64_t t1) {
+        for (int64_t t = t0; t < t1; ++t) {
+          const int64_t r = t / per, j1 = min64((t % per + 1) * kSplitBlocks, nb);
+          if (!todo[r]) continue;
+          for (int64_t j = t % per * kSplitBlocks; j < j1; ++j) {
+            const int64_t b = j * kRowBlock, len = min64(kRowBlock, m - b);
+            Runs::shifted_sums(a.x + r * m + b, len, 1, len, shift[r], bs[r * nb + j], bs2[r * nb + j]);
+          }
+        }
+      });
+      for (int64_t r = 0; r < R; ++r) {
+        if (!todo[r]) continue;
+        sd[r] = sd2[r] = 0;
+        for (int64_t j = 0; j < nb; ++j) sd[r] += bs[r * nb + j], sd2[r] += bs2[r * nb + j];
+      }
+    };
+    sums();
+    // row_moments' second pass, for the rows whose rough mean lay far off.
+    bool again = false;
+    for (int64_t r = 0; r < R; ++r) {
+      todo[r] = !a.rms && std::isfinite(sd2[r]) && far_from_shift(double(m), sd[r], sd2[r]);
+      if (todo[r])
+        shift[r] = T(moments_from_shifted(double(m), double(shift[r]), sd[r], sd2[r]).mean), again = true;
+    }
+    if (again) sums();
+    for (int64_t r = 0; r < R; ++r) {
+      const T* x = a.x + r * m;
+      if (a.rms) {
+        double q = sd2[r];
+        if (!std::isfinite(q)) {
+          q = 0;
+          for (int64_t i = 0; i < m; ++i) q += double(x[i]) * double(x[i]);
+        }
+        mean[r] = 0, invstd[r] = 1 / std::sqrt(q / double(m) + a.eps);
+      } else {
+        const Moments mo = !std::isfinite(sd[r]) || !std::isfinite(sd2[r])
+                               ? plain_moments(x, m)
+                               : moments_from_shifted(double(m), double(shift[r]), sd[r], sd2[r]);
+        mean[r] = mo.mean, invstd[r] = 1 / std::sqrt(mo.m2 / double(m) + a.eps);
+      }
+      a.save_mean[r] = T(mean[r]), a.save_invstd[r] = T(invstd[r]);
+    }
+    parallel(R * per, 1, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t r = t / per, c0 = t % per * kSplitBlocks * kRowBlock,
+                      c1 = min64(c0 + kSplitBlocks * kRowBlock, m), ch0 = (r % G) * cg;
+        const T* x = a.x + r * m;
+        T* y = a.y + r * m;
+        if (s == 1) {
+          affine_row(x + c0, y + c0, c1 - c0, a.weight ? a.weight + ch0 + c0 : nullptr,
+                     a.bias ? a.bias + ch0 + c0 : nullptr, mean[r], invstd[r]);
+          continue;
+        }
+        for (int64_t k = c0 / s; k * s < c1; ++k) {
+          const int64_t lo = max64(c0, k * s), hi = min64(c1, (k + 1) * s), ch = ch0 + k;
+          const double scale = invstd[r] * (a.weight ? double(a.weight[ch]) : 1.0),
+                       sh_ = a.bias ? double(a.bias[ch]) : 0.0;
+          affine_run(x + lo, y + lo, hi - lo, make_coeffs<T>(mean[r], scale, sh_));
+        }
+      }
+    });
+  }
+
+  // backward_rows for one unit of long rows (rows <= kGradRows, one group):
+  // tasks of columns; per row, per block, the vector sums' horizontal sums
+  // kept in scratch; per column, the rows' dy and dy * xhat summed in row order.
+  template <bool kWeight>
+  static void backward_split(const GroupNormBackwardArgs<T>& a) {
+    const int64_t m = a.shape.c, R = a.shape.rows(), nb = blocks_of(m, kBlock), per = tasks_of(m, kBlock);
+    const bool grads = a.grad_weight || a.grad_bias;
+    Scratch<double> h1(R * nb), h2(R * nb);
+    const T* w = kWeight ? a.weight : nullptr;
+    parallel(per, 1, [&](int64_t t0, int64_t t1) {
+      // One pair of column-sum arrays per range, zeroed per task (the WebAssembly
+      // heap frees nothing until the next call: not one pair per task).
+      Scratch<T> ca(kSplitBlocks * kBlock), cb(kSplitBlocks * kBlock);
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t c0 = t * kSplitBlocks * kBlock, c1 = min64(c0 + kSplitBlocks * kBlock, m);
+        for (int64_t k = 0; k < c1 - c0; ++k) ca[k] = cb[k] = T(0);
+        for (int64_t r = 0; r < R; ++r) {
+          const T* x = a.x + r * m;
+          const T* dy = a.dy + r * m;
+          const double mean = double(a.mean[r]), invstd = double(a.invstd[r]);
+          const T mh = T(mean), inv = T(invstd), nml = T(-(mean - double(mh)) * invstd);
+          const V vmh = V::set1(mh), vinv = V::set1(inv), vnml = V::set1(nml);
+          // Scalar math: as backward_row's
+          for (int64_t k0 = c0; k0 < c1; k0 += kBlock) {
+            const int64_t e = k0 + kBlock < m ? k0 + kBlock : m;
+            V s1 = V::zero(), s2 = V::zero();
+            int64_t k = k0;
+            for (; k + W <= e; k += W) {
+              const V d = V::load(dy + k), xc = V::sub(V::load(x + k), vmh);
+              const V xhat = V::fmadd(xc, vinv, vnml);
+              V wd = d;
+              if constexpr (kWeight) wd = V::mul(d, V::load(w + k));
+              V::store(ca.p + k - c0, V::add(V::load(ca.p + k - c0), d));
+              V::store(cb.p + k - c0, V::fmadd(d, xhat, V::load(cb.p + k - c0)));
+              s1 = V::add(s1, wd), s2 = V::fmadd(wd, xc, s2);
+            }
+            for (; k < e; ++k) {
+              const T d = dy[k], xc = x[k] - mh;
+              ca[k - c0] += d, cb[k - c0] += d * (xc * inv + nml);
+            }
+            h1[r * nb + k0 / kBlock] = V::hsum(s1), h2[r * nb + k0 / kBlock] = V::hsum(s2);
+          }
+        }
+        if (grads)
+          for (int64_t k = c0; k < c1; ++k) {
+            if (a.grad_bias) a.grad_bias[k] = T(0.0 + double(ca[k - c0]));
+            if (a.grad_weight) a.grad_weight[k] = T(0.0 + double(cb[k - c0]));
+          }
+      }
+    });
+    if (!a.dx) return;
+    Scratch<T> k2(R), k3(R);
+    for (int64_t r = 0; r < R; ++r) {
+      const T* x = a.x + r * m;
+      const T* dy = a.dy + r * m;
+      const double mean = double(a.mean[r]), invstd = double(a.invstd[r]);
+      const T mh = T(mean);
+      const double ml = mean - double(mh);
+      double g1 = 0, g2 = 0;
+      for (int64_t j = 0; j < nb; ++j) {
+        if (j == nb - 1)
+          for (int64_t k = m - m % W; k < m; ++k) {
+            const T d = dy[k], xc = x[k] - mh, wd = kWeight ? d * w[k] : d;
+            g1 += double(wd), g2 += double(wd) * double(xc);
+          }
+        g1 += h1[r * nb + j], g2 += h2[r * nb + j];
+      }
+      g2 -= ml * g1;
+      group_coeffs(invstd, g1, g2, double(m), ml, a.rms, k2[r], k3[r]);
+    }
+    parallel(R * per, 1, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t r = t / per, c0 = t % per * kSplitBlocks * kBlock,
+                      c1 = min64(c0 + kSplitBlocks * kBlock, m);
+        const T* x = a.x + r * m;
+        const T* dy = a.dy + r * m;
+        T* dx = a.dx + r * m;
+        const T mh = T(double(a.mean[r])), inv = T(double(a.invstd[r]));
+        if constexpr (!kWeight) {
+          grad_run(x + c0, dy + c0, dx + c0, c1 - c0, mh, inv, k2[r], k3[r]);
+        } else {
+          // Scalar math: dx = dy * (inv * w[k]) + (x - mh) * k2 + k3
+          const V vmh = V::set1(mh), vinv = V::set1(inv), vk2 = V::set1(k2[r]), vk3 = V::set1(k3[r]);
+          int64_t k = c0;
+          for (; k + W <= c1; k += W)
+            V::store(dx + k, V::fmadd(V::load(dy + k), V::mul(vinv, V::load(w + k)),
+                                      V::fmadd(V::sub(V::load(x + k), vmh), vk2, vk3)));
+          for (; k < c1; ++k) dx[k] = dy[k] * (inv * w[k]) + (x[k] - mh) * k2[r] + k3[r];
+        }
+      }
+    });
   }
 
   // ------------------------------------------------------------ backward
@@ -451,6 +650,11 @@ struct Norms {
   }
 
   static void backward(const GroupNormBackwardArgs<T>& a) {
+    // (Split whatever the thread count: backward_rows gives one unit of long rows a
+    // column-sum scratch as long as a row, zeroed and walked once per row.)
+    if (a.shape.s == 1 && a.shape.groups == 1 && a.shape.rows() <= kGradRows &&
+        a.shape.row_length() >= 2 * kSplitBlocks * kBlock)
+      return a.weight ? backward_split<true>(a) : backward_split<false>(a);
     if (a.shape.s == 1) return backward_rows(a);
     if (a.shape.channels_last) return backward_channels_last(a);
     backward_planes(a);

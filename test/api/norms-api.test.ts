@@ -222,7 +222,7 @@ describe('state dicts, safetensors, repr', () => {
 
   it('prints as PyTorch does', () => {
     expect(String(new LayerNorm(768))).toBe('LayerNorm((768,), eps=1e-05, elementwise_affine=True)');
-    expect(String(new LayerNorm([4, 5], { eps: 1e-6 }))).toBe('LayerNorm((4, 5,), eps=1e-06, elementwise_affine=True)');
+    expect(String(new LayerNorm([4, 5], { eps: 1e-6 }))).toBe('LayerNorm((4, 5), eps=1e-06, elementwise_affine=True)'); // str(torch.nn.LayerNorm((4, 5), eps=1e-6)) in PyTorch 1.13
     expect(String(new RMSNorm(4096))).toBe('RMSNorm((4096,), eps=None, elementwise_affine=True)');
     expect(String(new GroupNorm(32, 64))).toBe('GroupNorm(32, 64, eps=1e-05, affine=True)');
     expect(inspect(new InstanceNorm2d(32))).toBe('InstanceNorm2d(32, eps=1e-05, momentum=0.1, affine=False, track_running_stats=False)');

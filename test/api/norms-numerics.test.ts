@@ -268,3 +268,60 @@ describe('gradients with random, negative weights match finite differences', () 
     );
   });
 });
+
+describe('calls of 4 MiB and more (the WebAssembly path goes a group of samples at a time)', () => {
+  /** The first `k` samples of a tensor, as a tensor of its own. */
+  const head = (t: { data: Float32Array; shape: number[] }, k: number) => {
+    const per = t.data.length / t.shape[0];
+    return { data: t.data.slice(0, k * per), shape: [k, ...t.shape.slice(1)] };
+  };
+  const bits = (a: ArrayLike<number>, n: number) => Buffer.from(Float32Array.from(Array.prototype.slice.call(a, 0, n)).buffer).toString('base64');
+
+  it.each([
+    ['LayerNorm (1100, 1000)', [1100, 1000], 0],
+    ['GroupNorm NCHW (37, 32, 30, 30), 8 groups', [37, 32, 30, 30], 8],
+  ] as const)(
+    '%s: y, dx and the statistics of each sample are those of a small call; the parameter gradients the float64 sums',
+    (_, shape, groups) => {
+      const n = shape.reduce((a, b) => a * b, 1),
+        C = shape[1],
+        k = 3;
+      const x: { data: Float32Array; shape: number[] } = { data: randn(n, 31, 1.5, 2) as Float32Array, shape: [...shape] },
+        dy = { data: randn(n, 32) as Float32Array, shape: [...shape] };
+      const weight = randn(C, 33) as Float32Array,
+        bias = randn(C, 34) as Float32Array;
+      const forward = (t: typeof x) => (groups ? groupNorm(t, groups, { weight, bias }) : layerNorm(t, C, { weight, bias }));
+      const backward = (g: typeof x, t: typeof x, f: ReturnType<typeof forward>) =>
+        groups
+          ? groupNormBackward(g, t, groups, { weight, saveMean: f.saveMean, saveInvstd: f.saveInvstd })
+          : layerNormBackward(g, t, C, { weight, saveMean: f.saveMean, saveInvstd: f.saveInvstd });
+      const big = forward(x),
+        small = forward(head(x, k));
+      const per = n / shape[0];
+      expect(bits(big.data, k * per)).toBe(bits(small.data, k * per));
+      expect(bits(big.saveInvstd, small.saveInvstd.length)).toBe(bits(small.saveInvstd, small.saveInvstd.length));
+      const gBig = backward(dy, x, big),
+        gSmall = backward(head(dy, k), head(x, k), small);
+      expect(bits(gBig.gradInput.data, k * per)).toBe(bits(gSmall.gradInput.data, k * per));
+      // The weight and bias gradients against float64 sums over every sample.
+      const gw = new Float64Array(C),
+        gb = new Float64Array(C);
+      const s = groups ? per / C : 1,
+        rows = groups ? shape[0] * groups : shape[0],
+        m = n / rows;
+      for (let r = 0; r < rows; r++) {
+        const mean = big.saveMean[r],
+          inv = big.saveInvstd[r];
+        for (let j = 0; j < m; j++) {
+          const i = r * m + j,
+            ch = groups ? (((r % groups) * m + j) / s) | 0 : j;
+          gw[ch] += dy.data[i] * (x.data[i] - mean) * inv;
+          gb[ch] += dy.data[i];
+        }
+      }
+      expectClose(gBig.gradWeight!, gw, 1e-4, 1e-3, 'gradWeight');
+      expectClose(gBig.gradBias!, gb, 1e-4, 1e-3, 'gradBias');
+    },
+    120_000,
+  );
+});

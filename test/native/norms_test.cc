@@ -193,7 +193,8 @@ template <class T>
 void run_extremes(const std::vector<const NormKernelTable*>& tables) {
   const Case cases[] = {{"rows", 4, 300, 1, 1, false, false},
                         {"NCHW", 4, 6, 50, 3, false, false},
-                        {"channels-last", 4, 6, 50, 3, true, false}};
+                        {"channels-last", 4, 6, 50, 3, true, false},
+                        {"one long row (split)", 1, 70001, 1, 1, false, false}};
   for (const NormKernelTable* t : tables)
     for (const Case& k : cases) {
       Group g;
@@ -250,6 +251,11 @@ int main(int argc, char** argv) {
       {"GroupNorm channels-last (4, 20, 1000) 20 groups", 4, 20, 1000, 20, true, false},
       {"GroupNorm (N, C) (17, 10) 2 groups", 17, 10, 1, 2, true, false},
       {"RMS over NCHW groups (2, 6, 20)", 2, 6, 20, 2, false, true},
+      // Fewer rows than twice the threads, each long: split across the pool
+      // (forward_split, backward_split); the forward's rows path at 1 thread.
+      {"LayerNorm, two long rows split (2, 70001)", 2, 70001, 1, 1, false, false},
+      {"RMSNorm, two long rows split (2, 40003)", 2, 40003, 1, 1, false, true},
+      {"GroupNorm NCHW, two long groups split (2, 2, 35001) 1 group", 2, 2, 35001, 1, false, false},
   };
   uint64_t seed = 1;
   for (const Case& k : cases) {
