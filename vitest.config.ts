@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { defineConfig } from 'vitest/config';
 
 // Three runs of the public-API tests, one per backend, each forced so that a
@@ -12,8 +13,12 @@ import { defineConfig } from 'vitest/config';
 // The default below is for the rest (milliseconds each); `extends: true` makes
 // the projects inherit it (an inline project does not otherwise, and would get
 // vitest's 5 s).
+// Workers: one per core. vitest's default for a run is cores − 1 (a core kept
+// for the main process, which here only collects results): one worker on a
+// 2-core machine, so the whole suite ran file after file.
 export default defineConfig({
   test: {
+    maxWorkers: availableParallelism(),
     testTimeout: 60_000,
     hookTimeout: 60_000,
     projects: [
